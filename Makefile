@@ -1,0 +1,43 @@
+# ASR Hub. `make run` and `make test` bootstrap .venv themselves on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TSTAMP  := $(VENV)/.installed-test
+EXTRAS  ?= default
+TEST_EXTRAS ?= default,test
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint typecheck screenshots clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh | $(BIN)/python
+	bash scripts/bootstrap-test.sh "$(TEST_EXTRAS)"
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/asrhub serve $(ARGS)
+
+test: $(TSTAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(TSTAMP)
+	$(BIN)/python -m bench.run_all
+
+lint: $(TSTAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(TSTAMP)
+	$(BIN)/mypy src
+
+clean:
+	rm -rf $(VENV) build *.egg-info

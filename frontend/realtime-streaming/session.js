@@ -1,0 +1,267 @@
+// One streaming session over any transport, with reconnect + resume.
+//
+// States (reported through onState, mirrored on #status[data-state]):
+//   connecting → open → (reconnecting → open)* → closed | error
+//
+// Reconnect: when the connection drops before session.ended (and without a
+// fatal error), wait with exponential backoff + jitter (0.5 s, 1 s, 2 s, 4 s,
+// then 5 s) and re-open the transport with the original StartSession plus
+// `resume: {session_id, last_seq}`, last_seq being the highest event `seq`
+// seen. Events are de-duplicated by seq, so a replay that overlaps is
+// harmless. Audio produced while disconnected is buffered (up to
+// MAX_PENDING_MS) and sent once the session is back. After `giveUpMs`
+// without success the session fails ("reconnect_failed"). If the server says
+// the session is gone (session_not_found) the controller either starts a
+// fresh session (option restartOnResumeFailure, used for the live
+// microphone) or fails with "resume_failed".
+
+const MAX_PENDING_MS = 30000;
+const BYTES_PER_MS = 32; // pcm_s16le mono @ 16 kHz
+const STOP_TIMEOUT_MS = 30000;
+
+export class SessionController {
+  /**
+   * @param {object} o
+   * @param {object} o.transport        a transport from transports.js
+   * @param {object} o.start            StartSession body (without "type")
+   * @param {number} [o.giveUpMs=30000] stop trying to reconnect after this long
+   * @param {boolean} [o.restartOnResumeFailure=false]
+   * @param {(ev:object)=>void} o.onEvent
+   * @param {(state:string, detail:object)=>void} o.onState
+   * @param {(code:string|null, message?:string)=>void} o.onError   null clears
+   * @param {(text:string)=>void} o.onNotice
+   */
+  constructor(o) {
+    this.transport = o.transport;
+    this.start = o.start;
+    this.giveUpMs = o.giveUpMs || 30000;
+    this.restartOnResumeFailure = !!o.restartOnResumeFailure;
+    this.cb = o;
+    this.state = "idle";
+    this.sessionId = null;
+    this.lastSeq = 0;
+    this.ended = false;
+    this.stopping = false;
+    this.fatal = null;
+    this.disposed = false;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.awaitingResume = false;
+    this.resumeRejected = false;
+    this.reconnectAttempt = 0;
+    this.stopTimer = null;
+
+    this.transport.onEvent = (ev) => this.handleEvent(ev);
+    this.transport.onClose = (info) => this.handleClose(info);
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.cb.onState(state, { transport: this.transport.label, attempt: this.reconnectAttempt, ...detail });
+  }
+
+  /** Connect and send start. Rejects (after reporting) when the session cannot open. */
+  async open() {
+    this.setState("connecting");
+    try {
+      const r = await this.transport.connect(this.start);
+      if (this.disposed) return;
+      if (r && r.sessionId) this.adoptSession(r.sessionId);
+      this.setState("open");
+      this.drainPending();
+    } catch (err) {
+      if (this.disposed) return;
+      this.transport.close();
+      this.fail(err.code || "server_unreachable", err.message);
+      throw err;
+    }
+  }
+
+  adoptSession(id) {
+    if (id && id !== this.sessionId) {
+      this.sessionId = id;
+      this.lastSeq = 0;
+    }
+  }
+
+  /** Queue or send one audio frame. */
+  sendAudio(buf) {
+    if (this.disposed || this.ended || this.stopping) return;
+    if (this.state === "open") {
+      this.transport.sendAudio(buf);
+      return;
+    }
+    if (this.state !== "connecting" && this.state !== "reconnecting") return;
+    this.pending.push(buf);
+    this.pendingBytes += buf.byteLength;
+    while (this.pendingBytes > MAX_PENDING_MS * BYTES_PER_MS && this.pending.length) {
+      this.pendingBytes -= this.pending.shift().byteLength; // drop the oldest audio
+    }
+  }
+
+  drainPending() {
+    const queued = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const buf of queued) this.transport.sendAudio(buf);
+  }
+
+  flush() {
+    if (this.state === "open" && !this.stopping) this.transport.flush();
+  }
+
+  /** End of audio: the hub finalises and answers with session.ended. */
+  stop() {
+    if (this.disposed || this.ended || this.stopping) return;
+    this.stopping = true;
+    if (this.state === "open") {
+      this.drainPending();
+      this.transport.stop();
+    } else if (this.state !== "reconnecting") {
+      this.dispose("closed");
+      return;
+    }
+    // Never hang in "finishing" if the hub does not answer.
+    this.stopTimer = setTimeout(() => {
+      if (!this.ended && !this.disposed) {
+        this.cb.onError("timeout", "no session.ended after stop");
+        this.dispose("closed");
+      }
+    }, STOP_TIMEOUT_MS);
+  }
+
+  /** Drop everything now (no finalisation). */
+  abort() {
+    if (this.disposed) return;
+    this.transport.abort();
+    this.dispose("closed");
+  }
+
+  dispose(finalState, detail) {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.stopTimer);
+    this.transport.onEvent = () => {};
+    this.transport.onClose = () => {};
+    this.transport.close();
+    this.pending = [];
+    this.setState(finalState, detail);
+  }
+
+  fail(code, message) {
+    this.cb.onError(code, message);
+    this.dispose("error", { code });
+  }
+
+  handleEvent(ev) {
+    if (this.disposed || !ev || typeof ev !== "object") return;
+    if (ev.session_id && ev.session_id !== this.sessionId) {
+      if (this.sessionId && ev.type !== "session.started") {
+        // Events from a session we are not following (should not happen).
+        if (!this.awaitingResume) return;
+      }
+      this.adoptSession(ev.session_id);
+    }
+    if (typeof ev.seq === "number") {
+      if (ev.seq <= this.lastSeq) return; // replayed duplicate
+      this.lastSeq = ev.seq;
+      if (ev.type !== "error") this.awaitingResume = false;
+    }
+    if (ev.type === "error") {
+      if (this.awaitingResume && ev.code === "session_not_found") this.resumeRejected = true;
+      if (ev.fatal) this.fatal = ev;
+    }
+    this.cb.onEvent(ev);
+    if (ev.type === "session.ended") {
+      this.ended = true;
+      this.dispose(ev.reason === "error" || this.fatal ? "error" : "closed", { reason: ev.reason });
+    }
+  }
+
+  handleClose(info) {
+    if (this.disposed) return;
+    if (this.ended) {
+      this.dispose("closed");
+      return;
+    }
+    if (this.resumeRejected || (info && info.code === "session_not_found" && this.sessionId)) {
+      this.resumeFailed();
+      return;
+    }
+    if (this.fatal) {
+      this.dispose("error", { code: this.fatal.code });
+      return;
+    }
+    if (info && info.retryable === false) {
+      this.fail(info.code || "closed_by_server", info.message);
+      return;
+    }
+    this.reconnect();
+  }
+
+  async resumeFailed() {
+    if (this.restartOnResumeFailure && !this.stopping) {
+      this.cb.onNotice("The previous session had expired on the server, so a new session was started.");
+      this.sessionId = null;
+      this.lastSeq = 0;
+      this.resumeRejected = false;
+      this.awaitingResume = false;
+      this.fatal = null;
+      this.reconnect({ fresh: true });
+      return;
+    }
+    this.fail("resume_failed");
+  }
+
+  async reconnect({ fresh = false } = {}) {
+    if (this.reconnecting || this.disposed) return;
+    this.reconnecting = true;
+    const lostAt = performance.now();
+    this.reconnectAttempt = 0;
+    this.setState("reconnecting");
+    this.cb.onError("connection_lost");
+    while (!this.disposed) {
+      this.reconnectAttempt += 1;
+      const base = Math.min(5000, 500 * 2 ** (this.reconnectAttempt - 1));
+      const delay = base * (0.8 + 0.4 * Math.random());
+      if (performance.now() - lostAt + delay > this.giveUpMs) {
+        this.reconnecting = false;
+        this.fail("reconnect_failed");
+        return;
+      }
+      this.setState("reconnecting");
+      await sleep(delay);
+      if (this.disposed) return;
+      const body = { ...this.start };
+      if (!fresh && this.sessionId) body.resume = { session_id: this.sessionId, last_seq: this.lastSeq };
+      try {
+        this.awaitingResume = !!body.resume;
+        const r = await this.transport.connect(body);
+        if (this.disposed) return;
+        if (r && r.sessionId) this.adoptSession(r.sessionId);
+        this.reconnecting = false;
+        this.cb.onError(null);
+        this.setState("open");
+        this.cb.onNotice(body.resume ? "Reconnected — session resumed." : "Reconnected.");
+        if (this.stopping) this.transport.stop();
+        else this.drainPending();
+        return;
+      } catch (err) {
+        if (this.disposed) return;
+        if (err && err.retryable) continue;
+        this.reconnecting = false;
+        if (err && err.code === "session_not_found" && body.resume) {
+          this.resumeFailed();
+          return;
+        }
+        this.transport.close();
+        this.fail((err && err.code) || "reconnect_failed", err && err.message);
+        return;
+      }
+    }
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}

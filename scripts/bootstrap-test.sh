@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything `make test` needs on a fresh machine: the package with its test extras, and the
+# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech).
+set -euo pipefail
+extras="${1:-default,test}"
+VENV=.venv
+"$VENV/bin/pip" install -q -e ".[${extras}]"
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "bootstrap-test: missing ${need_apt[*]}; run as root or install them" >&2
+    exit 1
+  fi
+fi

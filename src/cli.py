@@ -1,0 +1,137 @@
+"""`asrhub serve | transcribe | providers`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .core.config import ConfigError, HubConfig, load_config
+
+
+def _load(path: str | None) -> HubConfig:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"asrhub: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+
+    cfg = _load(args.config)
+    if args.host:
+        cfg.server.host = args.host
+    if args.port is not None:
+        cfg.server.port = args.port
+    if args.grpc_port is not None:
+        cfg.server.grpc_port = args.grpc_port
+    logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(cfg)
+    uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=cfg.logging.level.lower(),
+                ws_max_size=16 * 1024 * 1024, timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1)
+    return 0
+
+
+def _fmt_ts(ms: int, sep: str) -> str:
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def format_segments(segments: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "srt":
+        return "\n".join(f"{i}\n{_fmt_ts(s['start_ms'], ',')} --> {_fmt_ts(s['end_ms'], ',')}\n{s['text']}\n"
+                         for i, s in enumerate(segments, 1))
+    if fmt == "vtt":
+        return "WEBVTT\n\n" + "\n".join(f"{_fmt_ts(s['start_ms'], '.')} --> {_fmt_ts(s['end_ms'], '.')}\n{s['text']}\n"
+                                         for s in segments)
+    return " ".join(s["text"] for s in segments).strip() + "\n"
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from .core.transcribe import transcribe_files
+
+    cfg = _load(args.config)
+    logging.basicConfig(level=logging.WARNING)
+    results = asyncio.run(transcribe_files(cfg, [Path(f) for f in args.files], args.provider, args.language,
+                                           progress=not args.quiet))
+    status = 0
+    for path, res in results:
+        if isinstance(res, Exception):
+            print(f"asrhub: {path}: {res}", file=sys.stderr)
+            status = 1
+            continue
+        if args.format == "json":
+            print(json.dumps({"file": str(path), **res}, ensure_ascii=False))
+        else:
+            if len(results) > 1 and args.format == "text":
+                print(f"# {path}")
+            sys.stdout.write(format_segments(res["segments"], args.format))
+    return status
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from .core.scheduler import Scheduler
+    from .providers.registry import ProviderSet
+
+    cfg = _load(args.config)
+
+    async def run() -> list[dict[str, Any]]:
+        sched = Scheduler(1)
+        await sched.start()
+        ps = ProviderSet(cfg.providers, sched)
+        await ps.load()
+        out = ps.describe()
+        await ps.close()
+        await sched.stop()
+        return out
+
+    rows = asyncio.run(run())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            caps = r["capabilities"] or {}
+            flag = "*" if r["default"] else " "
+            print(f"{flag} {r['name']:<16} {r['status']:<12} type={r['type']} model={r['model'] or '-'} "
+                  f"streaming={caps.get('streaming')} languages={','.join(caps.get('languages', []))}"
+                  + (f"  ({r['reason']})" if r["reason"] else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="asrhub", description="ASR Hub: one server, many speech recognisers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the hub")
+    s.add_argument("--config", help="YAML config file (default: the embedded config/config.yaml)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--grpc-port", type=int)
+    s.set_defaults(fn=cmd_serve)
+    t = sub.add_parser("transcribe", help="transcribe audio files")
+    t.add_argument("files", nargs="+")
+    t.add_argument("--config")
+    t.add_argument("--provider")
+    t.add_argument("--language")
+    t.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_transcribe)
+    pr = sub.add_parser("providers", help="list providers and their status")
+    pr.add_argument("--config")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=cmd_providers)
+    args = p.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Client -> hub commands (DESIGN §3.1). Unknown fields are rejected, not ignored."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .audio import Encoding
+from .errors import ErrorCode, HubError
+
+
+class _Cmd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AudioSpec(_Cmd):
+    encoding: Encoding = "pcm_s16le"
+    sample_rate: int = 16000
+    channels: int = 1
+
+
+class VadOptions(_Cmd):
+    enabled: bool = True
+    silence_ms: int | None = Field(None, ge=50, le=10_000)
+    threshold: float | None = Field(None, gt=0, lt=1)
+    min_speech_ms: int | None = Field(None, ge=0, le=5_000)
+    pre_roll_ms: int | None = Field(None, ge=0, le=2_000)
+    max_utterance_s: float | None = Field(None, gt=1, le=120)
+    kind: Literal["webrtc", "silero"] | None = None
+
+
+class ResumeSpec(_Cmd):
+    session_id: str = Field(min_length=1, max_length=128)
+    last_seq: int = Field(ge=0)
+
+
+class StartSession(_Cmd):
+    provider: str | None = Field(None, max_length=128)
+    language: str | None = Field(None, max_length=16)
+    audio: AudioSpec = Field(default_factory=AudioSpec)
+    interim_results: bool = True
+    word_timestamps: bool = False
+    vad: VadOptions = Field(default_factory=VadOptions)
+    resume: ResumeSpec | None = None
+
+
+class StartCommand(StartSession):
+    type: Literal["start"]
+
+
+class FlushCommand(_Cmd):
+    type: Literal["flush"]
+
+
+class StopCommand(_Cmd):
+    type: Literal["stop"]
+
+
+Command = Annotated[StartCommand | FlushCommand | StopCommand, Field(discriminator="type")]
+_command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+def describe_validation(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("start", "flush", "stop")) or "command"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown field '{loc}'")
+        elif e["type"] == "union_tag_invalid":
+            parts.append(f"unknown command type {e.get('input', {}).get('type')!r}" if isinstance(
+                e.get("input"), dict) else "unknown command type")
+        elif e["type"] == "union_tag_not_found":
+            parts.append("missing field 'type'")
+        else:
+            parts.append(f"'{loc}': {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_command(text: str | bytes) -> StartCommand | FlushCommand | StopCommand:
+    """Parse one JSON command; any problem is a HubError(invalid_command) naming it."""
+    if len(text) > MAX_COMMAND_BYTES:
+        raise HubError(ErrorCode.payload_too_large, f"command is {len(text)} bytes; the limit is {MAX_COMMAND_BYTES}")
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise HubError(ErrorCode.invalid_command, f"command is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise HubError(ErrorCode.invalid_command, "command must be a JSON object with a 'type' field")
+    try:
+        return _command_adapter.validate_python(data)
+    except ValidationError as e:
+        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
+
+
+def parse_start(data: Any) -> StartSession:
+    """Validate a StartSession body (HTTP/Socket.IO: no 'type' field)."""
+    if not isinstance(data, dict):
+        raise HubError(ErrorCode.invalid_command, "start body must be a JSON object")
+    try:
+        return StartSession.model_validate(data)
+    except ValidationError as e:
+        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None

@@ -1,0 +1,230 @@
+"""Configuration: YAML -> validated pydantic models.
+
+`${ENV}` / `${ENV:default}` are substituted in the YAML text; `ASRHUB_SECTION__KEY=value`
+environment variables override single keys (double underscore = nesting, value parsed as YAML).
+Unknown keys are errors naming the key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config" / "config.yaml"
+ENV_PREFIX = "ASRHUB_"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ApiKey(Strict):
+    key: str
+    name: str = ""
+    max_sessions: int | None = None
+    requests_per_minute: int | None = None
+
+
+class AuthConfig(Strict):
+    api_keys: list[ApiKey] = Field(default_factory=list)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_enabled: bool = True
+    allowed_origins: list[str] = Field(default_factory=lambda: ["*"])
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    frontend_dir: str | None = None
+    shutdown_grace_s: float = Field(10.0, ge=0)
+
+
+class LimitsConfig(Strict):
+    max_sessions: int = Field(64, ge=1)
+    max_sessions_per_key: int = Field(32, ge=1)
+    max_message_bytes: int = Field(1_048_576, ge=1024)
+    max_session_buffer_s: float = Field(60.0, gt=0)
+    max_session_s: float = Field(4 * 3600.0, gt=0)
+    idle_timeout_s: float = Field(30.0, gt=0)
+    resume_window_s: float = Field(30.0, ge=0)
+    max_events_buffered: int = Field(4096, ge=64)
+    max_sample_rate: int = Field(192_000, ge=8000)
+    max_channels: int = Field(8, ge=1)
+
+
+class AudioConfig(Strict):
+    sample_rate: Literal[16000] = 16000
+
+
+class VadConfig(Strict):
+    enabled: bool = True
+    kind: Literal["webrtc", "silero"] = "webrtc"
+    aggressiveness: int = Field(2, ge=0, le=3)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    frame_ms: Literal[10, 20, 30] = 30
+    min_speech_ms: int = Field(150, ge=0)
+    silence_ms: int = Field(350, ge=50)
+    pre_roll_ms: int = Field(300, ge=0)
+    max_utterance_s: float = Field(25.0, gt=1)
+
+
+class WakewordConfig(Strict):
+    enabled: bool = False
+    kind: Literal["pocketsphinx", "openwakeword"] = "pocketsphinx"
+    phrase: str = "hey hub"
+    threshold: float = 1e-20
+    window_s: float = Field(8.0, gt=0)
+    model_paths: list[str] = Field(default_factory=list)
+
+
+class RecorderConfig(Strict):
+    enabled: bool = False
+    folder: str = "recordings"
+    per: Literal["session", "utterance"] = "session"
+    max_total_mb: float = Field(500.0, gt=0)
+
+
+class PipelineConfig(Strict):
+    vad: VadConfig = Field(default_factory=VadConfig)
+    wakeword: WakewordConfig = Field(default_factory=WakewordConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+
+
+class ProviderConfig(BaseModel):
+    """One provider block. `type` picks the implementation; other keys are that provider's options."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    enabled: bool = True
+    language: str | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ProvidersConfig(Strict):
+    default: str = "faster_whisper"
+    fallback: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(20.0, gt=0)
+    instances: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+    @field_validator("instances", mode="before")
+    @classmethod
+    def _type_defaults(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            out = {}
+            for name, block in value.items():
+                block = dict(block or {})
+                block.setdefault("type", name)
+                out[name] = block
+            return out
+        return value
+
+
+class SchedulerConfig(Strict):
+    workers: int = Field(0, ge=0)  # 0 = number of cores
+    interim_interval_ms: int = Field(500, ge=100)
+    min_partial_audio_ms: int = Field(300, ge=0)
+    max_queue: int = Field(256, ge=1)
+
+
+class LoggingConfig(Strict):
+    level: str = "INFO"
+    json_format: bool = Field(False, alias="json")
+
+
+class HubConfig(Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+class ConfigError(Exception):
+    """A config file that does not validate; the message names each bad key."""
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+def substitute_env(text: str, env: Mapping[str, str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set and has no default")
+
+    return _ENV_RE.sub(repl, text)
+
+
+def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = data
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return data
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"'{key}': {e['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Mapping[str, Any]) -> HubConfig:
+    try:
+        cfg = HubConfig.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(f"invalid config: {_describe(e)}") from None
+    if cfg.providers.instances and cfg.providers.default not in cfg.providers.instances:
+        raise ConfigError(f"invalid config: 'providers.default' names '{cfg.providers.default}', "
+                          f"which is not a configured provider ({', '.join(cfg.providers.instances)})")
+    for name in cfg.providers.fallback:
+        if name not in cfg.providers.instances:
+            raise ConfigError(f"invalid config: 'providers.fallback' names unknown provider '{name}'")
+    return cfg
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> HubConfig:
+    """Read, substitute, override and validate. `path=None` means the embedded default."""
+    env = os.environ if env is None else env
+    p = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(substitute_env(text, env)) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must be a mapping at the top level")
+    return parse_config(apply_env_overrides(data, env))

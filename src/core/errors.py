@@ -1,0 +1,54 @@
+"""Typed errors. Every failure a client can see carries a stable snake_case code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    invalid_command = "invalid_command"
+    unsupported_encoding = "unsupported_encoding"
+    invalid_audio = "invalid_audio"
+    unknown_provider = "unknown_provider"
+    provider_unavailable = "provider_unavailable"
+    provider_error = "provider_error"
+    too_many_sessions = "too_many_sessions"
+    payload_too_large = "payload_too_large"
+    rate_limited = "rate_limited"
+    unauthorized = "unauthorized"
+    session_not_found = "session_not_found"
+    internal = "internal"
+
+
+#: HTTP status for each code (REST/SSE transports).
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.invalid_command: 400,
+    ErrorCode.unsupported_encoding: 415,
+    ErrorCode.invalid_audio: 400,
+    ErrorCode.unknown_provider: 404,
+    ErrorCode.provider_unavailable: 503,
+    ErrorCode.provider_error: 502,
+    ErrorCode.too_many_sessions: 503,
+    ErrorCode.payload_too_large: 413,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.session_not_found: 404,
+    ErrorCode.internal: 500,
+}
+
+
+class HubError(Exception):
+    """An error with a contract code. `fatal` means the session cannot continue."""
+
+    def __init__(self, code: ErrorCode | str, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.fatal = fatal
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def __repr__(self) -> str:
+        return f"HubError({self.code.value!r}, {self.message!r}, fatal={self.fatal})"

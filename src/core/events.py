@@ -1,0 +1,110 @@
+"""Hub -> client events (DESIGN §3.2). Every event: type, session_id, seq, ts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    session_id: str
+    seq: int = 0
+    ts: float = 0.0
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class SessionStarted(Event):
+    type: Literal["session.started"] = "session.started"
+    provider: str
+    language: str | None = None
+    audio: dict[str, Any]
+    config: dict[str, Any]
+    resumed: bool = False
+
+
+class SpeechStarted(Event):
+    type: Literal["speech.started"] = "speech.started"
+    offset_ms: int
+
+
+class SpeechEnded(Event):
+    type: Literal["speech.ended"] = "speech.ended"
+    offset_ms: int
+
+
+class Word(BaseModel):
+    word: str
+    start_ms: int
+    end_ms: int
+    confidence: float
+
+
+class TranscriptPartial(Event):
+    type: Literal["transcript.partial"] = "transcript.partial"
+    utterance_id: str
+    text: str
+    stable_text: str
+    start_ms: int
+    end_ms: int
+
+
+class TranscriptFinal(Event):
+    type: Literal["transcript.final"] = "transcript.final"
+    utterance_id: str
+    text: str
+    start_ms: int
+    end_ms: int
+    words: list[Word] | None = None
+    language: str | None = None
+    provider: str
+    latency_ms: int
+    lag_ms: int | None = None
+    recording: str | None = None
+
+
+class ProviderSwitched(Event):
+    type: Literal["provider.switched"] = "provider.switched"
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    reason: str
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True, by_alias=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, by_alias=True)
+
+
+class WakewordDetected(Event):
+    type: Literal["wakeword.detected"] = "wakeword.detected"
+    phrase: str
+    offset_ms: int
+
+
+class ErrorEvent(Event):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    fatal: bool = False
+
+
+class SessionEnded(Event):
+    type: Literal["session.ended"] = "session.ended"
+    reason: Literal["stop", "idle", "error", "client_gone", "shutdown"]
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_TYPES = (
+    "session.started", "speech.started", "speech.ended", "transcript.partial", "transcript.final",
+    "provider.switched", "wakeword.detected", "error", "session.ended",
+)

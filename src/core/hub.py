@@ -1,0 +1,42 @@
+"""Hub: scheduler + providers + session service, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+
+from ..providers.registry import ProviderSet
+from ..store.hub import actions as HA
+from ..store.hub.selectors import select_ready
+from ..store.providers import actions as PA
+from .config import HubConfig
+from .scheduler import Scheduler
+from .service import SessionService
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue)
+        self.providers = ProviderSet(config.providers, self.scheduler)
+        self.service = SessionService(config, self.providers)
+
+    @property
+    def ready(self) -> bool:
+        return select_ready(self.service.state)
+
+    async def start(self) -> None:
+        await self.scheduler.start()
+        await self.providers.load()
+        for p in self.providers.providers.values():
+            h = p.health()
+            self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+        await self.service.start()
+        self.service.dispatch(HA.ready_changed(HA.Flag(True)))
+
+    async def stop(self) -> None:
+        self.service.dispatch(HA.draining_started(HA.Flag(True)))
+        await self.service.close()
+        await self.providers.close()
+        await self.scheduler.stop()

@@ -1,0 +1,327 @@
+"""SessionService: the one facade every transport calls (DESIGN §2).
+
+create/start, push audio, flush, stop, abort, detach/resume and the event stream of a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from pystorex import Action
+
+from ..operators.base import SpeechEnd, SpeechStart
+from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
+from ..providers.base import StreamOptions, StreamResult, StreamSink
+from ..providers.registry import ProviderSet
+from ..store import base as store_base
+from ..store.hub.selectors import select_draining
+from ..store.providers import actions as PA
+from ..store.root import build_store
+from ..store.sessions import actions as A
+from ..store.sessions.selectors import select_live_count, select_session
+from .audio import samples_to_ms
+from .channel import ChannelOverflow, EventChannel
+from .commands import StartSession
+from .config import HubConfig
+from .errors import ErrorCode, HubError
+from .events import ErrorEvent, Event, SessionEnded, SessionStarted, SpeechEnded, SpeechStarted
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+class SessionService:
+    def __init__(self, config: HubConfig, providers: ProviderSet) -> None:
+        self.config = config
+        self.providers = providers
+        self.sessions: dict[str, Session] = {}
+        self.store = build_store(self)
+        self._reaper: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- lifecycle of the service ----------------------------------------------------------
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_idle(), name="idle-reaper")
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for s in list(self.sessions.values()):
+            self.end(s.id, "shutdown")
+        for t in self._timers.values():
+            t.cancel()
+
+    def dispatch(self, action: Action[Any]) -> None:
+        self.store.dispatch(action)
+
+    @property
+    def state(self) -> Any:
+        return self.store.state
+
+    def live_count(self, api_key: str | None = None) -> int:
+        return select_live_count(self.state, api_key)
+
+    # -- commands --------------------------------------------------------------------------
+    def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None) -> Session:
+        if cmd.resume is not None:
+            return self.resume(cmd.resume.session_id, cmd.resume.last_seq)
+        limits = self.config.limits
+        if select_draining(self.state):
+            raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
+        if self.live_count() >= limits.max_sessions:
+            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions")
+        if api_key is not None and self.live_count(api_key) >= limits.max_sessions_per_key:
+            raise HubError(ErrorCode.too_many_sessions,
+                           f"this API key is at its limit of {limits.max_sessions_per_key} sessions")
+        validate_audio_spec(cmd.audio, limits)
+        provider = self.providers.get(cmd.provider)
+        language = cmd.language or provider.language
+        if language and provider.capabilities.languages not in (("auto",),) and language != "auto" \
+                and language not in provider.capabilities.languages:
+            raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
+                           f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline))
+        sid = uuid.uuid4().hex
+        session = Session(sid, cmd, transport, api_key, provider, pipeline,
+                          EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
+        self.sessions[sid] = session
+        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
+        return session
+
+    def get(self, session_id: str) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise HubError(ErrorCode.session_not_found, f"no session '{session_id}'")
+        return s
+
+    def _live(self, session_id: str) -> Session:
+        s = self.get(session_id)
+        if s.ended:
+            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has ended")
+        if s.stopping:
+            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' is stopping; no more audio or commands")
+        return s
+
+    def push_audio(self, session_id: str, data: bytes) -> None:
+        s = self._live(session_id)
+        if len(data) > self.config.limits.max_message_bytes:
+            raise HubError(ErrorCode.payload_too_large, f"audio message of {len(data)} bytes exceeds the limit of "
+                           f"{self.config.limits.max_message_bytes}")
+        if not data:
+            return
+        s.last_activity = time.monotonic()
+        s.audio_bytes += len(data)
+        assert s.pipeline is not None
+        items = s.pipeline.push(data)  # HubError(invalid_audio) propagates to the transport
+        self._feed(s, items)
+        if s.audio_samples > self.config.limits.max_session_s * 16000:
+            self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
+                                      f"of {self.config.limits.max_session_s:.0f} s", fatal=True))
+
+    def flush(self, session_id: str) -> None:
+        s = self._live(session_id)
+        s.last_activity = time.monotonic()
+        assert s.pipeline is not None
+        self._feed(s, s.pipeline.flush())
+
+    def stop(self, session_id: str) -> None:
+        s = self._live(session_id)
+        s.stopping = True
+        self.dispatch(A.stop_requested(A.SessionRef(s.id)))
+        assert s.pipeline is not None
+        try:
+            items = s.pipeline.close()
+        except HubError as e:
+            self.error(s.id, e)
+            items = s.pipeline.flush()
+        self._feed(s, items)
+        self._spawn(s, self._finish(s, "stop"))
+
+    def abort(self, session_id: str) -> None:
+        """DELETE: end now, no finalisation."""
+        s = self.get(session_id)
+        self.end(s.id, "client_gone")
+
+    async def _finish(self, s: Session, reason: str) -> None:
+        if s.stream is not None:
+            try:
+                await asyncio.wait_for(s.stream.drain(), self.config.providers.timeout_s)
+            except TimeoutError:
+                self.error(s.id, HubError(ErrorCode.provider_error, "provider did not deliver the last final in "
+                                          f"{self.config.providers.timeout_s:.0f} s"))
+        self.end(s.id, reason)
+
+    # -- detach / resume -------------------------------------------------------------------
+    def detach(self, session_id: str) -> None:
+        s = self.sessions.get(session_id)
+        if s is None or s.ended:
+            return
+        self.dispatch(A.detached(A.SessionRef(session_id)))
+        window = self.config.limits.resume_window_s
+        if window <= 0 or s.stopping:
+            if not s.stopping:
+                self.end(session_id, "client_gone")
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[session_id] = loop.call_later(window, self._detach_expired, session_id)
+
+    def _detach_expired(self, session_id: str) -> None:
+        self._timers.pop(session_id, None)
+        rec = select_session(self.state, session_id)
+        if rec is not None and not rec.attached:
+            self.end(session_id, "client_gone")
+
+    def resume(self, session_id: str, last_seq: int) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            raise HubError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
+        if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
+            raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
+                           f"up to {s.channel.last_seq}")
+        t = self._timers.pop(session_id, None)
+        if t:
+            t.cancel()
+        if not s.ended:
+            self.dispatch(A.attached(A.SessionRef(session_id)))
+            s.last_activity = time.monotonic()
+        return s
+
+    def events(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        return self.get(session_id).channel.subscribe(after_seq)
+
+    # -- data plane -> control plane -------------------------------------------------------
+    def _feed(self, s: Session, items: list[Any]) -> None:
+        def marker(item: SpeechStart | SpeechEnd, uid: str) -> None:
+            if isinstance(item, SpeechStart):
+                ev: Event = SpeechStarted(session_id=s.id, offset_ms=samples_to_ms(item.offset))
+                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True)))
+            else:
+                ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset))
+                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False)))
+
+        s.feed(items, marker)
+
+    def _on_result(self, s: Session, r: StreamResult) -> None:
+        if s.ended:
+            return
+        if not r.is_final:
+            self._emit_direct(s, s.partial_event(r))
+            return
+        s.pending.pop(r.utterance_id, None)
+        if r.text.strip():
+            ev = s.final_event(r, s.provider.name)
+            self.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
+
+    def _on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
+        if s.ended:
+            return
+        if utterance_id is not None:
+            s.pending.pop(utterance_id, None)
+        self.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, str(exc))))
+        self.error(s.id, HubError(ErrorCode.provider_error, f"provider '{s.provider.name}' failed: {exc}"))
+
+    def _emit_direct(self, s: Session, ev: Event) -> None:
+        try:
+            s.channel.emit(ev)
+        except ChannelOverflow as e:
+            self.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))
+
+    def error(self, session_id: str, err: HubError) -> None:
+        s = self.sessions.get(session_id)
+        if s is None or s.ended:
+            return
+        ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
+        self.dispatch(A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal)))
+
+    # -- SessionRuntime (called by store effects) --------------------------------------------
+    def open_stream(self, session_id: str) -> Action[Any]:
+        s = self.get(session_id)
+        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
+                             interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
+                             interim_interval_ms=self.config.scheduler.interim_interval_ms,
+                             min_partial_ms=self.config.scheduler.min_partial_audio_ms)
+        sink = StreamSink(on_result=lambda r: self._on_result(s, r),
+                          on_error=lambda e, u: self._on_stream_error(s, e, u))
+        s.stream = s.provider.open_stream(opts, sink, s.ring)
+        self.dispatch(PA.stream_opened(PA.StreamRef(s.provider.name, s.id)))
+        a = s.start.audio
+        ev = SessionStarted(session_id=s.id, provider=s.provider.name, language=opts.language,
+                            audio={"encoding": a.encoding, "sample_rate": a.sample_rate, "channels": a.channels},
+                            config=self._effective(s))
+        return A.started(A.Started(s.id, ev, s.provider.name))
+
+    def _effective(self, s: Session) -> dict[str, Any]:
+        assert s.pipeline is not None
+        v = s.pipeline.spec.vad
+        return {"interim_results": s.start.interim_results, "word_timestamps": s.start.word_timestamps,
+                "vad": {"enabled": v.enabled, "kind": s.pipeline.spec.vad_kind, "silence_ms": v.silence_ms,
+                        "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
+                        "max_utterance_s": v.max_utterance_s},
+                "hub_sample_rate": 16000, "interim_interval_ms": self.config.scheduler.interim_interval_ms}
+
+    def failure(self, session_id: str, error: Exception) -> Action[Any] | None:
+        err = error if isinstance(error, HubError) else HubError(ErrorCode.internal, str(error))
+        err.fatal = True
+        ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=True)
+        return A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, True))
+
+    def close_stream(self, session_id: str) -> Action[Any] | None:
+        s = self.sessions.get(session_id)
+        if s is None or s.stream is None:
+            return None
+        stream, s.stream = s.stream, None
+        self._spawn(s, stream.close())
+        return PA.stream_closed(PA.StreamRef(s.provider.name, s.id))
+
+    def deliver(self, payload: store_base.EventPayload) -> None:
+        s = self.sessions.get(payload.session_id)
+        if s is not None:
+            self._emit_direct(s, payload.event)
+
+    def end(self, session_id: str, reason: str) -> None:
+        s = self.sessions.get(session_id)
+        if s is None or s.ended:
+            return
+        stats = s.stats()
+        ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
+        self.dispatch(A.ended(A.Ended(s.id, ev, reason, stats)))
+        s.ended = True
+        s.release()
+        t = self._timers.pop(session_id, None)
+        if t:
+            t.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[session_id] = loop.call_later(max(self.config.limits.resume_window_s, 1.0),
+                                                   self._remove, session_id)
+
+    def _remove(self, session_id: str) -> None:
+        self._timers.pop(session_id, None)
+        s = self.sessions.pop(session_id, None)
+        if s is not None:
+            for t in list(s.tasks):
+                t.cancel()
+        self.dispatch(A.removed(A.SessionRef(session_id)))
+
+    def _spawn(self, s: Session, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        s.tasks.add(task)
+        task.add_done_callback(s.tasks.discard)
+
+    async def _reap_idle(self) -> None:
+        timeout = self.config.limits.idle_timeout_s
+        while True:
+            now = time.monotonic()
+            deadline = now + timeout
+            for s in list(self.sessions.values()):
+                if s.ended or s.stopping:
+                    continue
+                if now - s.last_activity >= timeout:
+                    self.dispatch(A.idle_detected(A.SessionRef(s.id)))
+                else:
+                    deadline = min(deadline, s.last_activity + timeout)
+            await asyncio.sleep(max(0.05, deadline - time.monotonic()))

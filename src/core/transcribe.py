@@ -1,0 +1,128 @@
+"""Whole-file transcription (CLI `transcribe`, REST uploads): decode, split long audio at pauses,
+decode each piece with the chosen provider."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..operators.endpoint import Endpointer, EndpointOptions
+from ..operators.resample import Resampler, downmix
+from ..operators.vad_webrtc import WebRtcVad
+from ..providers.base import Provider, TranscribeOptions
+from .audio import HUB_RATE, AudioChunk, float_to_int16, samples_to_ms
+from .errors import ErrorCode, HubError
+
+MAX_PIECE_S = 28.0
+
+
+def load_audio(data: bytes) -> np.ndarray:
+    """Any container/codec PyAV knows -> int16 mono at the hub rate."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise HubError(ErrorCode.invalid_audio, "the file has no audio stream")
+            parts = []
+            rate = stream.codec_context.sample_rate or HUB_RATE
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                if arr.dtype.kind == "i":
+                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+                arr = arr.astype(np.float32)
+                if frame.format.is_planar:
+                    arr = arr.T  # (channels, n) -> (n, channels)
+                else:
+                    arr = arr.reshape(-1, len(frame.layout.channels))
+                parts.append(arr)
+    except HubError:
+        raise
+    except (av.error.FFmpegError, StopIteration, ValueError, IndexError) as e:
+        raise HubError(ErrorCode.invalid_audio, f"cannot decode the audio file: {e}") from None
+    if not parts:
+        raise HubError(ErrorCode.invalid_audio, "the file holds no audio samples")
+    mono = downmix(np.concatenate(parts))
+    return float_to_int16(Resampler(rate).process(mono, last=True))
+
+
+def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple[int, int]]:
+    """Pieces of at most `max_s`, cut in pauses found by the WebRTC VAD."""
+    if len(audio) <= max_s * HUB_RATE:
+        return [(0, len(audio))]
+    ep = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 500, 200, max_s))
+    pieces: list[tuple[int, int]] = []
+    start: int | None = None
+    from ..operators.base import SpeechEnd, SpeechStart
+    items = ep.push(AudioChunk(audio, 0)) + ep.flush(len(audio))
+    for it in items:
+        if isinstance(it, SpeechStart):
+            start = it.audio_start
+        elif isinstance(it, SpeechEnd) and start is not None:
+            pieces.append((start, min(len(audio), it.offset + HUB_RATE // 5)))
+            start = None
+    return pieces
+
+
+async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
+                           word_timestamps: bool = True, prompt: str | None = None,
+                           progress: Any = None) -> dict[str, Any]:
+    segments: list[dict[str, Any]] = []
+    words: list[dict[str, Any]] = []
+    lang = None
+    for a, b in split_at_pauses(audio):
+        res = await provider.transcribe(audio[a:b], TranscribeOptions(language=language, word_timestamps=word_timestamps,
+                                                                      prompt=prompt))
+        base = samples_to_ms(a)
+        lang = res.language or lang
+        if res.segments:
+            for s in res.segments:
+                segments.append({"start_ms": base + int(s["start"] * 1000), "end_ms": base + int(s["end"] * 1000),
+                                 "text": s["text"]})
+        elif res.text:
+            segments.append({"start_ms": base, "end_ms": samples_to_ms(b), "text": res.text})
+        words.extend({"word": w.word, "start_ms": base + w.start_ms, "end_ms": base + w.end_ms,
+                      "confidence": round(w.confidence, 4)} for w in res.words)
+        if progress is not None:
+            progress.update((b - a) / HUB_RATE)
+    return {"text": " ".join(s["text"] for s in segments).strip(), "segments": segments, "words": words,
+            "language": lang or language, "duration_ms": samples_to_ms(len(audio)), "provider": provider.name}
+
+
+async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,
+                           progress: bool = True) -> list[tuple[Path, Any]]:
+    from tqdm import tqdm
+
+    from ..providers.registry import ProviderSet
+    from .scheduler import Scheduler
+
+    sched = Scheduler(cfg.scheduler.workers, cfg.scheduler.max_queue)
+    await sched.start()
+    providers = ProviderSet(cfg.providers, sched)
+    out: list[tuple[Path, Any]] = []
+    try:
+        await providers.load()
+        provider = providers.get(provider_name)
+        audios: list[tuple[Path, Any]] = []
+        for f in files:
+            try:
+                audios.append((f, load_audio(f.read_bytes())))
+            except (OSError, HubError) as e:
+                audios.append((f, e if isinstance(e, HubError) else HubError(ErrorCode.invalid_audio, str(e))))
+        total = sum(len(a) for _, a in audios if isinstance(a, np.ndarray)) / HUB_RATE
+        bar = tqdm(total=round(total, 1), unit="s", desc="transcribing", disable=not progress or total < 30,
+                   file=__import__("sys").stderr)
+        for f, a in audios:
+            if isinstance(a, Exception):
+                out.append((f, a))
+                continue
+            out.append((f, await transcribe_audio(provider, a, language, progress=bar)))
+        bar.close()
+    finally:
+        await providers.close()
+        await sched.stop()
+    return out

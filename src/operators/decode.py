@@ -1,0 +1,55 @@
+"""Decoders: bytes as the client sends them -> float32 frames (n, channels) at the source rate."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..core.errors import ErrorCode, HubError
+
+
+class Decoder(Protocol):
+    sample_rate: int
+    channels: int
+
+    def feed(self, data: bytes) -> np.ndarray: ...
+
+    def close(self) -> np.ndarray: ...
+
+
+class PcmDecoder:
+    """Raw little-endian PCM; each message must hold whole frames (all channels of a sample)."""
+
+    def __init__(self, encoding: str, sample_rate: int, channels: int) -> None:
+        self.encoding = encoding
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._dtype = np.dtype("<i2") if encoding == "pcm_s16le" else np.dtype("<f4")
+        self._frame_bytes = self._dtype.itemsize * channels
+
+    def feed(self, data: bytes) -> np.ndarray:
+        if len(data) % self._frame_bytes:
+            raise HubError(ErrorCode.invalid_audio,
+                           f"{self.encoding} audio with {self.channels} channel(s) comes in {self._frame_bytes}-byte "
+                           f"frames; got a message of {len(data)} bytes")
+        x = np.frombuffer(data, dtype=self._dtype).reshape(-1, self.channels)
+        if self._dtype.kind == "i":
+            return x.astype(np.float32) / 32768.0
+        x = x.astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise HubError(ErrorCode.invalid_audio, "pcm_f32le audio contains NaN or infinite samples")
+        return np.clip(x, -1.0, 1.0)
+
+    def close(self) -> np.ndarray:
+        return np.zeros((0, self.channels), dtype=np.float32)
+
+
+def make_decoder(encoding: str, sample_rate: int, channels: int) -> Decoder:
+    if encoding in ("pcm_s16le", "pcm_f32le"):
+        return PcmDecoder(encoding, sample_rate, channels)
+    try:
+        from .decode_stream import StreamDecoder
+    except ImportError:
+        raise HubError(ErrorCode.unsupported_encoding, f"encoding '{encoding}' is not supported by this hub") from None
+    return StreamDecoder(encoding, sample_rate, channels)

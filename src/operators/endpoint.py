@@ -1,0 +1,125 @@
+"""Endpointing: frame-level VAD decisions -> utterance markers, with hysteresis.
+
+- speech starts when `min_speech_ms` of (mostly) voiced frames arrive; the utterance audio begins
+  `pre_roll_ms` before the onset so the first phoneme is not cut;
+- speech ends after `silence_ms` of unvoiced frames (the marker's offset is the end of the last
+  voiced frame, the moment the hub learns of it is `silence_ms` later);
+- an utterance longer than `max_utterance_s` is cut at the quietest recent frame.
+With `enabled=False` every audio chunk is speech: utterances are bounded by flush/stop/max length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.audio import AudioChunk, ms_to_samples
+from .base import FrameClassifier, Item, SpeechEnd, SpeechStart
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    enabled: bool = True
+    min_speech_ms: int = 150
+    silence_ms: int = 350
+    pre_roll_ms: int = 300
+    max_utterance_s: float = 25.0
+
+
+class Endpointer:
+    def __init__(self, classifier: FrameClassifier | None, opts: EndpointOptions) -> None:
+        self.vad = classifier
+        self.opts = opts
+        fs = classifier.frame_samples if classifier else 480
+        self.frame = fs
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_offset = 0
+        self._onset_frames = max(1, ms_to_samples(opts.min_speech_ms) // fs)
+        self._silence_frames = max(1, ms_to_samples(opts.silence_ms) // fs)
+        self._window: deque[tuple[int, bool]] = deque(maxlen=self._onset_frames)
+        self._energy: deque[tuple[int, float]] = deque(maxlen=max(1, ms_to_samples(1500) // fs))
+        self.speaking = False
+        self._utt_start = 0
+        self._last_voiced_end = 0
+        self._silent_run = 0
+        self._last_end = 0  # end of the previous utterance (pre-roll never reaches back before it)
+        self._max_len = int(opts.max_utterance_s * 16000)
+
+    def push(self, chunk: AudioChunk) -> list[Item]:
+        out: list[Item] = []
+        if not self.opts.enabled or self.vad is None:
+            if not self.speaking and len(chunk.samples):
+                self.speaking = True
+                self._utt_start = chunk.offset
+                out.append(SpeechStart(chunk.offset, chunk.offset))
+            out.append(chunk)
+            self._last_voiced_end = chunk.end
+            if self.speaking and chunk.end - self._utt_start >= self._max_len:
+                out.extend(self._end(chunk.end, forced=True))
+            return out
+        out.append(chunk)
+        if len(self._pending) == 0:
+            self._pending_offset = chunk.offset
+            buf = chunk.samples
+        else:
+            buf = np.concatenate([self._pending, chunk.samples])
+        n = len(buf) // self.frame
+        base = self._pending_offset
+        for i in range(n):
+            frame = buf[i * self.frame:(i + 1) * self.frame]
+            out.extend(self._frame(frame, base + i * self.frame))
+        self._pending = buf[n * self.frame:].copy()
+        self._pending_offset = base + n * self.frame
+        return out
+
+    def _frame(self, frame: np.ndarray, offset: int) -> list[Item]:
+        assert self.vad is not None
+        voiced = self.vad.is_speech(frame)
+        end = offset + self.frame
+        if not self.speaking:
+            self._window.append((offset, voiced))
+            voiced_count = sum(1 for _, v in self._window if v)
+            if voiced and len(self._window) == self._onset_frames and voiced_count >= max(1, int(0.75 * self._onset_frames)):
+                onset = next(o for o, v in self._window if v)
+                self.speaking = True
+                self._utt_start = max(self._last_end, onset - ms_to_samples(self.opts.pre_roll_ms))
+                self._last_voiced_end = end
+                self._silent_run = 0
+                self._energy.clear()
+                self._window.clear()
+                return [SpeechStart(onset, self._utt_start)]
+            return []
+        self._energy.append((end, float(np.mean(np.abs(frame.astype(np.float32))))))
+        if voiced:
+            self._last_voiced_end = end
+            self._silent_run = 0
+        else:
+            self._silent_run += 1
+            if self._silent_run >= self._silence_frames:
+                return self._end(self._last_voiced_end)
+        if end - self._utt_start >= self._max_len:
+            cut = min(self._energy, key=lambda e: e[1])[0] if self._energy else end
+            items = self._end(cut, forced=True)
+            # the audio after the cut still belongs to speech: open the next utterance right there
+            self.speaking = True
+            self._utt_start = cut
+            self._last_voiced_end = end
+            self._energy.clear()
+            return [*items, SpeechStart(cut, cut)]
+        return []
+
+    def _end(self, offset: int, forced: bool = False) -> list[Item]:
+        self.speaking = False
+        self._last_end = offset
+        self._silent_run = 0
+        self._window.clear()
+        return [SpeechEnd(offset, forced)]
+
+    def flush(self, at: int) -> list[Item]:
+        """Finalise the open utterance now (flush/stop). `at` is the end of the audio so far."""
+        if not self.speaking:
+            return []
+        end = at if (not self.opts.enabled or self.vad is None) else max(self._last_voiced_end, min(at, self._last_voiced_end + ms_to_samples(self.opts.silence_ms)))
+        return self._end(end, forced=True)

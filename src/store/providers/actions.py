@@ -1,0 +1,34 @@
+"""Providers slice actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..base import ActionType
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    name: str
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StreamRef:
+    name: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    name: str
+    session_id: str | None
+    utterance_id: str | None
+    message: str
+
+
+status_changed = ActionType[StatusChanged]("[Provider] Status Changed")
+stream_opened = ActionType[StreamRef]("[Provider] Stream Opened")
+stream_closed = ActionType[StreamRef]("[Provider] Stream Closed")
+failed = ActionType[Failed]("[Provider] Failed")

@@ -1,0 +1,203 @@
+"""Shared test helpers: the speech manifest, WER scoring, a real hub process, a WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "data" / "speech"
+
+
+@dataclass(frozen=True)
+class Clip:
+    file: str
+    seconds: float
+    rate: int
+    channels: int
+    language: str
+    transcript: str
+
+    @property
+    def path(self) -> Path:
+        return SPEECH / self.file
+
+
+def manifest() -> list[Clip]:
+    with open(SPEECH / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [Clip(r["file"], float(r["seconds"]), int(r["sample_rate"]), int(r["channels"]), r["language"],
+                 r["transcript"]) for r in rows]
+
+
+def english() -> list[Clip]:
+    return [c for c in manifest() if c.language == "en" and c.transcript]
+
+
+def clip(name: str) -> Clip:
+    return next(c for c in manifest() if c.file.startswith(name))
+
+
+_NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
+            "8": "eight", "9": "nine", "10": "ten"}
+
+
+def normalise(text: str) -> str:
+    t = text.lower().replace("-", " ")
+    t = re.sub(r"[^\w' ]+", " ", t)
+    t = re.sub(r"'(?!\w)|(?<!\w)'", " ", t)
+    words = [_NUMBERS.get(w, w) for w in t.split()]
+    return " ".join(words)
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    r = [normalise(x) for x in refs]
+    h = [normalise(x) for x in hyps]
+    return float(jiwer.wer(r, h))
+
+
+def load_pcm16(path: Path) -> np.ndarray:
+    from asrhub.core.transcribe import load_audio
+    return load_audio(path.read_bytes())
+
+
+def load_native(path: Path) -> tuple[np.ndarray, int]:
+    """Float32 (n, channels) at the file's own rate."""
+    import av
+    with av.open(str(path)) as c:
+        st = c.streams.audio[0]
+        rate = st.codec_context.sample_rate
+        parts = []
+        for fr in c.decode(st):
+            a = fr.to_ndarray()
+            if a.dtype.kind == "i":
+                a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
+            a = a.astype(np.float32)
+            a = a.T if fr.format.is_planar else a.reshape(-1, len(fr.layout.channels))
+            parts.append(a)
+    return np.concatenate(parts), rate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HubProcess:
+    """A real `asrhub serve` process on loopback."""
+
+    def __init__(self, config_text: str, tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.config = tmp / f"hub-{self.port}.yaml"
+        self.config.write_text(config_text)
+        self.log = tmp / f"hub-{self.port}.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/ws"
+
+    def start(self, timeout: float = 120.0) -> HubProcess:
+        import httpx
+        self._logf = open(self.log, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "asrhub.cli", "serve", "--config", str(self.config), "--port", str(self.port),
+             "--grpc-port", str(self.grpc_port)], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"hub not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_logf"):
+            self._logf.close()
+
+
+def base_config(**sections: str) -> str:
+    """The embedded default plus test-friendly limits; extra YAML sections may be appended."""
+    text = (REPO / "config" / "config.yaml").read_text()
+    text += "\nlimits:\n  idle_timeout_s: 20\n  resume_window_s: 5\n"
+    for body in sections.values():
+        text += "\n" + body
+    return text
+
+
+async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
+                    realtime: float = 1.0, bytes_per_s: int = 32000, stop: bool = True,
+                    timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Stream audio over WebSocket at `realtime` pace, then stop; returns every event received."""
+    import websockets
+
+    events: list[dict[str, Any]] = []
+    cmd = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
+    cmd.update(start or {})
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps(cmd))
+
+        async def reader() -> None:
+            async for msg in ws:
+                events.append(json.loads(msg))
+
+        rtask = asyncio.create_task(reader())
+        t0 = time.perf_counter()
+        sent = 0
+        for i in range(0, len(pcm), chunk_bytes):
+            piece = pcm[i:i + chunk_bytes]
+            await ws.send(piece)
+            sent += len(piece)
+            if realtime:
+                due = t0 + sent / bytes_per_s / realtime
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        if stop:
+            await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(rtask, timeout)
+    return events
+
+
+def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "transcript.final"]
+
+
+def final_text(events: list[dict[str, Any]]) -> str:
+    return " ".join(e["text"] for e in finals(events)).strip()
