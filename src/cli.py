@@ -34,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.grpc_port is not None:
         cfg.server.grpc_port = args.grpc_port
     logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     app = create_app(cfg)
     uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=cfg.logging.level.lower(),
                 ws_max_size=16 * 1024 * 1024, timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1)

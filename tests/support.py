@@ -163,7 +163,7 @@ def base_config(**sections: str) -> str:
 
 async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
                     realtime: float = 1.0, bytes_per_s: int = 32000, stop: bool = True,
-                    timeout: float = 120.0) -> list[dict[str, Any]]:
+                    timeout: float = 120.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
     """Stream audio over WebSocket at `realtime` pace, then stop; returns every event received."""
     import websockets
 

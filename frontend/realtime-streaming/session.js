@@ -18,6 +18,9 @@
 const MAX_PENDING_MS = 30000;
 const BYTES_PER_MS = 32; // pcm_s16le mono @ 16 kHz
 const STOP_TIMEOUT_MS = 30000;
+// Answers to a resume request meaning "that session cannot be resumed"
+// (gone, or its events are no longer held).
+const RESUME_REFUSED = new Set(["session_not_found", "invalid_command"]);
 
 export class SessionController {
   /**
@@ -46,8 +49,8 @@ export class SessionController {
     this.disposed = false;
     this.pending = [];
     this.pendingBytes = 0;
-    this.awaitingResume = false;
-    this.resumeRejected = false;
+    this.startPending = false; // start sent, not yet confirmed by the hub
+    this.resumeAttempt = false; // the pending start carries `resume`
     this.reconnectAttempt = 0;
     this.stopTimer = null;
 
@@ -66,9 +69,9 @@ export class SessionController {
     try {
       const r = await this.transport.connect(this.start);
       if (this.disposed) return;
-      if (r && r.sessionId) this.adoptSession(r.sessionId);
+      this.startSent(r, false);
+      this.afterConnect();
       this.setState("open");
-      this.drainPending();
     } catch (err) {
       if (this.disposed) return;
       this.transport.close();
@@ -99,6 +102,12 @@ export class SessionController {
     }
   }
 
+  /** Send what queued up while (re)connecting, in order, before any new audio. */
+  afterConnect() {
+    this.drainPending();
+    if (this.stopping) this.transport.stop();
+  }
+
   drainPending() {
     const queued = this.pending;
     this.pending = [];
@@ -117,10 +126,11 @@ export class SessionController {
     if (this.state === "open") {
       this.drainPending();
       this.transport.stop();
-    } else if (this.state !== "reconnecting") {
+    } else if (this.state !== "reconnecting" && this.state !== "connecting") {
       this.dispose("closed");
       return;
     }
+    // connecting / reconnecting: stop is sent as soon as the session is back.
     // Never hang in "finishing" if the hub does not answer.
     this.stopTimer = setTimeout(() => {
       if (!this.ended && !this.disposed) {
@@ -153,24 +163,40 @@ export class SessionController {
     this.dispose("error", { code });
   }
 
+  /** The transport connected and sent start; returns what connect() returned. */
+  startSent(r, resume) {
+    this.resumeAttempt = resume;
+    this.startPending = true;
+    if (r && r.sessionId) {
+      // SSE and Socket.IO answer start directly (HTTP status / ack): confirmed.
+      this.adoptSession(r.sessionId);
+      this.startPending = false;
+    }
+  }
+
   handleEvent(ev) {
     if (this.disposed || !ev || typeof ev !== "object") return;
+    // An error outside any session (session_id "", seq 0) right after start
+    // means the hub refused the start (WebSocket keeps the socket open then).
+    if (ev.type === "error" && !ev.session_id && this.startPending) {
+      this.startPending = false;
+      this.transport.close();
+      if (this.resumeAttempt && RESUME_REFUSED.has(ev.code)) this.resumeFailed();
+      else this.fail(ev.code || "internal", ev.message);
+      return;
+    }
     if (ev.session_id && ev.session_id !== this.sessionId) {
-      if (this.sessionId && ev.type !== "session.started") {
-        // Events from a session we are not following (should not happen).
-        if (!this.awaitingResume) return;
-      }
+      // Follow a new session id only when the hub announces one.
+      if (this.sessionId && ev.type !== "session.started") return;
       this.adoptSession(ev.session_id);
     }
-    if (typeof ev.seq === "number") {
+    if (ev.session_id && ev.seq > 0) this.startPending = false;
+    // De-duplicate replayed events by seq (an error outside a session has seq 0).
+    if (typeof ev.seq === "number" && ev.seq > 0 && ev.session_id === this.sessionId) {
       if (ev.seq <= this.lastSeq) return; // replayed duplicate
       this.lastSeq = ev.seq;
-      if (ev.type !== "error") this.awaitingResume = false;
     }
-    if (ev.type === "error") {
-      if (this.awaitingResume && ev.code === "session_not_found") this.resumeRejected = true;
-      if (ev.fatal) this.fatal = ev;
-    }
+    if (ev.type === "error" && ev.fatal) this.fatal = ev;
     this.cb.onEvent(ev);
     if (ev.type === "session.ended") {
       this.ended = true;
@@ -184,7 +210,7 @@ export class SessionController {
       this.dispose("closed");
       return;
     }
-    if (this.resumeRejected || (info && info.code === "session_not_found" && this.sessionId)) {
+    if (info && info.code === "session_not_found" && this.sessionId) {
       this.resumeFailed();
       return;
     }
@@ -199,13 +225,12 @@ export class SessionController {
     this.reconnect();
   }
 
-  async resumeFailed() {
+  /** The hub no longer has our session: start a fresh one (live mic) or give up. */
+  resumeFailed() {
+    this.transport.close();
     if (this.restartOnResumeFailure && !this.stopping) {
-      this.cb.onNotice("The previous session had expired on the server, so a new session was started.");
       this.sessionId = null;
       this.lastSeq = 0;
-      this.resumeRejected = false;
-      this.awaitingResume = false;
       this.fatal = null;
       this.reconnect({ fresh: true });
       return;
@@ -235,22 +260,24 @@ export class SessionController {
       const body = { ...this.start };
       if (!fresh && this.sessionId) body.resume = { session_id: this.sessionId, last_seq: this.lastSeq };
       try {
-        this.awaitingResume = !!body.resume;
         const r = await this.transport.connect(body);
         if (this.disposed) return;
-        if (r && r.sessionId) this.adoptSession(r.sessionId);
+        this.startSent(r, !!body.resume);
         this.reconnecting = false;
         this.cb.onError(null);
+        this.afterConnect();
         this.setState("open");
-        this.cb.onNotice(body.resume ? "Reconnected — session resumed." : "Reconnected.");
-        if (this.stopping) this.transport.stop();
-        else this.drainPending();
+        this.cb.onNotice(
+          body.resume
+            ? "Reconnected — session resumed."
+            : "Reconnected. The previous session had expired on the server, so a new session was started.",
+        );
         return;
       } catch (err) {
         if (this.disposed) return;
         if (err && err.retryable) continue;
         this.reconnecting = false;
-        if (err && err.code === "session_not_found" && body.resume) {
+        if (body.resume && err && RESUME_REFUSED.has(err.code)) {
           this.resumeFailed();
           return;
         }

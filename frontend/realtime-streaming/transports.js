@@ -260,15 +260,10 @@ export class SseTransport extends BaseTransport {
       this.eventsUrl = eventsUrl;
     } else {
       const err = await readHttpError(res, resuming);
-      const fallBack = resuming && this.eventsUrl && res.status < 500 && ![401, 403, 404].includes(res.status);
-      if (!fallBack) {
-        throw new TransportError(err.code, err.message, {
-          retryable: resuming && (res.status >= 500 || res.status === 408 || res.status === 429),
-          status: res.status,
-        });
-      }
-      // The server would not take the resume request on this route: carry on
-      // with the session's known URLs and let the events stream replay.
+      throw new TransportError(err.code, err.message, {
+        retryable: resuming && (res.status >= 500 || res.status === 408 || res.status === 429),
+        status: res.status,
+      });
     }
     this.checkGen(gen);
     await this.openEvents(resuming ? start.resume.last_seq : null);

@@ -14,7 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..core.config import HubConfig
 from ..core.hub import Hub
-from . import rest, websocket
+from . import openai_compat, rest, sse, websocket
+from .grpc import GrpcServer
+from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +25,19 @@ FRONTEND_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "rea
 
 def create_app(config: HubConfig) -> FastAPI:
     hub = Hub(config)
+    grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        if grpc_server is not None:
+            await grpc_server.start()  # same loop as uvicorn and Socket.IO
         try:
             yield
         finally:
-            await hub.stop()
+            await hub.stop()  # sessions end with reason "shutdown" while gRPC can still deliver that
+            if grpc_server is not None:
+                await grpc_server.stop(grace=2.0)
 
     app = FastAPI(title="ASR Hub", version=__version__, lifespan=lifespan)
     app.state.hub = hub
@@ -39,6 +46,11 @@ def create_app(config: HubConfig) -> FastAPI:
                        allow_headers=["*"])
     app.include_router(rest.router)
     app.include_router(websocket.router)
+    app.include_router(sse.router)
+    app.include_router(openai_compat.router)
+    app.state.grpc = grpc_server
+    app.state.sio, sio_app = create_socketio_app(hub.service, config)
+    app.mount("/socket.io", sio_app, name="socketio")
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
     vendor = frontend / "node_modules" / "socket.io-client" / "dist"
     if vendor.is_dir():

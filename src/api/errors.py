@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-from ..core.errors import HubError
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from ..core.errors import ErrorCode, HubError
 from ..core.events import ErrorEvent
 
 
@@ -16,3 +23,46 @@ def error_event(err: HubError, session_id: str = "") -> ErrorEvent:
 def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": err.code.value, "message": err.message}},
                         status_code=err.http_status, headers=headers)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error answer of every HTTP route: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+#: OpenAPI `responses=` for routes that answer errors as ErrorBody.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 404, 413, 415, 500, 503)}
+
+
+class HubRoute(APIRoute):
+    """An APIRoute whose request-validation failures answer like every other hub error:
+    400 `{"error": {"code": "invalid_command", "message": ...}}` instead of FastAPI's 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as e:
+                return error_response(HubError(ErrorCode.invalid_command, describe_request_errors(e.errors())))
+
+        return route_handler
+
+
+def describe_request_errors(errors: Sequence[Any]) -> str:
+    parts = []
+    for e in list(errors)[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "header", "path")) or "body"
+        if e.get("type") == "missing":
+            parts.append(f"missing field '{loc}'")
+        else:
+            parts.append(f"'{loc}': {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"

@@ -93,7 +93,7 @@ def parse_command(text: str | bytes) -> StartCommand | FlushCommand | StopComman
     try:
         return _command_adapter.validate_python(data)
     except ValidationError as e:
-        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
+        raise _validation_error(e) from None
 
 
 def parse_start(data: Any) -> StartSession:
@@ -103,4 +103,13 @@ def parse_start(data: Any) -> StartSession:
     try:
         return StartSession.model_validate(data)
     except ValidationError as e:
-        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
+        raise _validation_error(e) from None
+
+
+def _validation_error(err: ValidationError) -> HubError:
+    for e in err.errors():
+        if e["loc"] and e["loc"][-1] == "encoding" and e["type"] == "literal_error":
+            return HubError(ErrorCode.unsupported_encoding,
+                            f"audio.encoding {e.get('input')!r} is not supported; use one of pcm_s16le, pcm_f32le, "
+                            "wav, flac, mp3, ogg, webm, opus")
+    return HubError(ErrorCode.invalid_command, describe_validation(err))

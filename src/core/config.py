@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config" / "config.yaml"
 ENV_PREFIX = "ASRHUB_"
@@ -44,6 +44,7 @@ class ServerConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     frontend_dir: str | None = None
     shutdown_grace_s: float = Field(10.0, ge=0)
+    watch_config: bool = True  # reload providers and pipeline defaults when the config file changes
 
 
 class LimitsConfig(Strict):
@@ -114,6 +115,7 @@ class ProvidersConfig(Strict):
     default: str = "faster_whisper"
     fallback: list[str] = Field(default_factory=list)
     timeout_s: float = Field(20.0, gt=0)
+    probe_interval_s: float = Field(5.0, gt=0)  # how often a failed provider is re-tried
     instances: dict[str, ProviderConfig] = Field(default_factory=dict)
 
     @field_validator("instances", mode="before")
@@ -149,6 +151,11 @@ class HubConfig(Strict):
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    _source: Path | None = PrivateAttr(None)  # the file it was read from (watched for hot reload)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
 
 
 class ConfigError(Exception):
@@ -168,6 +175,24 @@ def substitute_env(text: str, env: Mapping[str, str]) -> str:
         raise ConfigError(f"environment variable {name} is not set and has no default")
 
     return _ENV_RE.sub(repl, text)
+
+
+def substitute_tree(node: Any, env: Mapping[str, str]) -> Any:
+    """Substitute `${VAR}` in every string value of a parsed YAML tree (comments are never touched).
+    A value that is exactly one `${VAR}` takes the YAML type of what it expands to."""
+    if isinstance(node, dict):
+        return {k: substitute_tree(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute_tree(v, env) for v in node]
+    if isinstance(node, str) and "${" in node:
+        out = substitute_env(node, env)
+        if _ENV_RE.fullmatch(node.strip()):
+            try:
+                return yaml.safe_load(out) if out.strip() else out
+            except yaml.YAMLError:
+                return out
+        return out
+    return node
 
 
 def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -222,9 +247,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
     try:
-        data = yaml.safe_load(substitute_env(text, env)) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must be a mapping at the top level")
-    return parse_config(apply_env_overrides(data, env))
+    cfg = parse_config(apply_env_overrides(substitute_tree(data, env), env))
+    cfg._source = p.resolve()
+    return cfg

@@ -9,6 +9,7 @@ from ..store.hub import actions as HA
 from ..store.hub.selectors import select_ready
 from ..store.providers import actions as PA
 from .config import HubConfig
+from .reload import ConfigReloader
 from .scheduler import Scheduler
 from .service import SessionService
 
@@ -21,6 +22,7 @@ class Hub:
         self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue)
         self.providers = ProviderSet(config.providers, self.scheduler)
         self.service = SessionService(config, self.providers)
+        self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
 
     @property
     def ready(self) -> bool:
@@ -33,10 +35,14 @@ class Hub:
             h = p.health()
             self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
         await self.service.start()
+        if self.reloader is not None:
+            await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
 
     async def stop(self) -> None:
         self.service.dispatch(HA.draining_started(HA.Flag(True)))
+        if self.reloader is not None:
+            await self.reloader.close()
         await self.service.close()
         await self.providers.close()
         await self.scheduler.stop()

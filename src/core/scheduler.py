@@ -86,16 +86,21 @@ class Scheduler:
         if not self._tasks or self._wake is None:
             raise RuntimeError("scheduler is not started")
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
         if not final:
             if self.overloaded() or len(self._heap) >= self.max_queue:
                 self.dropped_partials += 1
                 return None
-            if key is not None and (old := self._pending_partial.pop(key, None)) is not None:
+            old = self._pending_partial.get(key) if key is not None else None
+            if old is not None:
+                # supersede in place: the newer partial keeps the older one's place in the queue, so a
+                # session that keeps talking is not starved by sessions queued behind it
                 if not old.future.done():
                     old.future.set_exception(Superseded())
                     old.future.exception()  # mark retrieved
+                old.fn, old.future = fn, fut
                 self.dropped_partials += 1
-        fut: asyncio.Future[T] = loop.create_future()
+                return fut
         job = _Job(FINAL if final else PARTIAL, next(self._counter), fn, fut, key, time.monotonic())
         if final:
             self.finals_waiting += 1

@@ -16,7 +16,7 @@ from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
-from ..providers.base import StreamOptions, StreamResult, StreamSink
+from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.registry import ProviderSet
 from ..store import base as store_base
 from ..store.hub.selectors import select_draining
@@ -30,6 +30,7 @@ from .commands import StartSession
 from .config import HubConfig
 from .errors import ErrorCode, HubError
 from .events import ErrorEvent, Event, SessionEnded, SessionStarted, SpeechEnded, SpeechStarted
+from .failover import Failover
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,12 @@ class SessionService:
         self.store = build_store(self)
         self._reaper: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.failover = Failover(self)
 
     # -- lifecycle of the service ----------------------------------------------------------
     async def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap_idle(), name="idle-reaper")
+        await self.failover.start()
 
     async def close(self) -> None:
         if self._reaper:
@@ -55,6 +58,7 @@ class SessionService:
             self.end(s.id, "shutdown")
         for t in self._timers.values():
             t.cancel()
+        await self.failover.close()
 
     def dispatch(self, action: Action[Any]) -> None:
         self.store.dispatch(action)
@@ -148,12 +152,9 @@ class SessionService:
         self.end(s.id, "client_gone")
 
     async def _finish(self, s: Session, reason: str) -> None:
-        if s.stream is not None:
-            try:
-                await asyncio.wait_for(s.stream.drain(), self.config.providers.timeout_s)
-            except TimeoutError:
-                self.error(s.id, HubError(ErrorCode.provider_error, "provider did not deliver the last final in "
-                                          f"{self.config.providers.timeout_s:.0f} s"))
+        if not await self.failover.drain(s):  # follows the session across provider switches
+            self.error(s.id, HubError(ErrorCode.provider_error, "provider did not deliver the last final in "
+                                      f"{self.config.providers.timeout_s:.0f} s"))
         self.end(s.id, reason)
 
     # -- detach / resume -------------------------------------------------------------------
@@ -218,8 +219,8 @@ class SessionService:
             self.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
 
     def _on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
-        if s.ended:
-            return
+        if s.ended or self.failover.on_stream_error(s, exc, utterance_id):
+            return  # ended, or moved to a fallback provider that re-decodes the utterance
         if utterance_id is not None:
             s.pending.pop(utterance_id, None)
         self.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, str(exc))))
@@ -239,18 +240,29 @@ class SessionService:
         self.dispatch(A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal)))
 
     # -- SessionRuntime (called by store effects) --------------------------------------------
-    def open_stream(self, session_id: str) -> Action[Any]:
-        s = self.get(session_id)
+    def new_stream(self, s: Session) -> ProviderStream:
+        """A stream on the session's current provider; results of a replaced stream are dropped."""
         opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
                              interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
                              interim_interval_ms=self.config.scheduler.interim_interval_ms,
                              min_partial_ms=self.config.scheduler.min_partial_audio_ms)
-        sink = StreamSink(on_result=lambda r: self._on_result(s, r),
-                          on_error=lambda e, u: self._on_stream_error(s, e, u))
-        s.stream = s.provider.open_stream(opts, sink, s.ring)
+        own: list[ProviderStream] = []
+
+        def current() -> bool:
+            return not own or s.stream is own[0]
+
+        sink = StreamSink(on_result=lambda r: self._on_result(s, r) if current() else None,
+                          on_error=lambda e, u: self._on_stream_error(s, e, u) if current() else None)
+        own.append(s.provider.open_stream(opts, sink, s.ring))
+        return own[0]
+
+    def open_stream(self, session_id: str) -> Action[Any]:
+        s = self.get(session_id)
+        s.stream = self.new_stream(s)
         self.dispatch(PA.stream_opened(PA.StreamRef(s.provider.name, s.id)))
         a = s.start.audio
-        ev = SessionStarted(session_id=s.id, provider=s.provider.name, language=opts.language,
+        ev = SessionStarted(session_id=s.id, provider=s.provider.name,
+                            language=s.start.language or s.provider.language,
                             audio={"encoding": a.encoding, "sample_rate": a.sample_rate, "channels": a.channels},
                             config=self._effective(s))
         return A.started(A.Started(s.id, ev, s.provider.name))

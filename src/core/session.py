@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..operators.base import SpeechEnd, SpeechStart
+from ..operators.base import PauseHint, SpeechEnd, SpeechStart
 from ..providers.base import Provider, ProviderStream, StreamResult
 from .audio import HUB_RATE, AudioChunk, RingBuffer, ms_to_samples, samples_to_ms
 from .channel import EventChannel
@@ -76,6 +76,9 @@ class Session:
                 if self.stream is not None:
                     self.stream.start_utterance(uid, item.audio_start)
                 on_marker(item, uid)
+            elif isinstance(item, PauseHint):
+                if self.stream is not None and self.open_utterance is not None:
+                    self.stream.pause_hint(self.open_utterance[0], item.offset)
             elif isinstance(item, SpeechEnd) and self.open_utterance is not None:
                 uid, start = self.open_utterance
                 self.open_utterance = None

@@ -70,13 +70,13 @@ def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple
 
 async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
                            word_timestamps: bool = True, prompt: str | None = None,
-                           progress: Any = None) -> dict[str, Any]:
+                           progress: Any = None, temperature: float | None = None) -> dict[str, Any]:
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
     lang = None
     for a, b in split_at_pauses(audio):
         res = await provider.transcribe(audio[a:b], TranscribeOptions(language=language, word_timestamps=word_timestamps,
-                                                                      prompt=prompt))
+                                                                      prompt=prompt, temperature=temperature))
         base = samples_to_ms(a)
         lang = res.language or lang
         if res.segments:

@@ -22,7 +22,15 @@ class SpeechEnd:
     forced: bool = False  # flush, stop or max_utterance_s rather than silence
 
 
-Item = AudioChunk | SpeechStart | SpeechEnd
+@dataclass(frozen=True, slots=True)
+class PauseHint:
+    """Speech has paused for a while at `offset` (end of the last voiced audio); the utterance may end
+    there. Lets a provider start the final's decode before the endpoint is certain."""
+
+    offset: int
+
+
+Item = AudioChunk | SpeechStart | SpeechEnd | PauseHint
 
 
 class FrameClassifier(Protocol):

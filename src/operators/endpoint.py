@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.audio import AudioChunk, ms_to_samples
-from .base import FrameClassifier, Item, SpeechEnd, SpeechStart
+from .base import FrameClassifier, Item, PauseHint, SpeechEnd, SpeechStart
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Endpointer:
         self._pending_offset = 0
         self._onset_frames = max(1, ms_to_samples(opts.min_speech_ms) // fs)
         self._silence_frames = max(1, ms_to_samples(opts.silence_ms) // fs)
+        self._hint_frames = max(1, min(self._silence_frames - 1, ms_to_samples(opts.silence_ms * 0.4) // fs))
         self._window: deque[tuple[int, bool]] = deque(maxlen=self._onset_frames)
         self._energy: deque[tuple[int, float]] = deque(maxlen=max(1, ms_to_samples(1500) // fs))
         self.speaking = False
@@ -99,6 +100,8 @@ class Endpointer:
             self._silent_run += 1
             if self._silent_run >= self._silence_frames:
                 return self._end(self._last_voiced_end)
+            if self._silent_run == self._hint_frames:
+                return [PauseHint(self._last_voiced_end)]
         if end - self._utt_start >= self._max_len:
             cut = min(self._energy, key=lambda e: e[1])[0] if self._energy else end
             items = self._end(cut, forced=True)

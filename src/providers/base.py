@@ -113,6 +113,10 @@ class ProviderStream(abc.ABC):
     @abc.abstractmethod
     def end_utterance(self, utterance_id: str, offset: int) -> None: ...
 
+    def pause_hint(self, utterance_id: str, offset: int) -> None:
+        """Speech paused at `offset`; the utterance may end there (optional speculation)."""
+        return None
+
     @abc.abstractmethod
     async def drain(self) -> None:
         """Wait until every final already asked for has been delivered (or failed)."""

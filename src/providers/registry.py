@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 #: type name -> "module:Class". Modules import their libraries inside load(), never at import time.
 BUILTIN: dict[str, str] = {
     "faster_whisper": "asrhub.providers.faster_whisper:FasterWhisperProvider",
+    "openai_whisper": "asrhub.providers.openai_whisper:OpenAIWhisperProvider",
+    "vosk": "asrhub.providers.vosk:VoskProvider",
+    "funasr": "asrhub.providers.funasr:FunASRProvider",
+    "google": "asrhub.providers.google:GoogleProvider",
+    "openai": "asrhub.providers.openai_api:OpenAIProvider",
 }
 
 _extra: dict[str, type[Provider]] = {}
@@ -28,13 +33,21 @@ def register(kind: str, cls: type[Provider]) -> None:
 
 
 def provider_class(kind: str) -> type[Provider]:
+    """A registered or built-in type name, or "package.module:Class" naming a Provider subclass (plugins)."""
     if kind in _extra:
         return _extra[kind]
     target = BUILTIN.get(kind)
-    if target is None:
-        raise HubError(ErrorCode.unknown_provider, f"unknown provider type '{kind}'")
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    if target is None and ":" not in kind:
+        raise HubError(ErrorCode.unknown_provider, f"unknown provider type '{kind}' "
+                       f"(built in: {', '.join(BUILTIN)}; or 'package.module:Class')")
+    module, _, name = (target or kind).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise HubError(ErrorCode.unknown_provider, f"cannot import provider type '{kind}': {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise HubError(ErrorCode.unknown_provider, f"provider type '{kind}' is not a Provider class")
+    return cls
 
 
 class ProviderSet:
@@ -43,14 +56,27 @@ class ProviderSet:
     def __init__(self, config: ProvidersConfig, scheduler: Scheduler, interim: dict[str, Any] | None = None):
         self.config = config
         self.scheduler = scheduler
-        self.providers: dict[str, Provider] = {}
+        self.providers: dict[str, Provider] = self.instantiate(config)
+
+    def instantiate(self, config: ProvidersConfig, reuse: dict[str, Provider] | None = None) -> dict[str, Provider]:
+        """Provider objects for `config`'s enabled blocks; `reuse` maps names to already loaded ones."""
+        out: dict[str, Provider] = {}
         for name, block in config.instances.items():
             if not block.enabled:
                 continue
+            if reuse and name in reuse:
+                out[name] = reuse[name]
+                continue
             cls = provider_class(block.type)
-            self.providers[name] = cls(name, block.options, scheduler, language=block.language)
+            out[name] = cls(name, block.options, self.scheduler, language=block.language)
+        return out
 
-    async def load(self) -> None:
+    def replace(self, config: ProvidersConfig, providers: dict[str, Provider]) -> None:
+        """Swap in a reloaded configuration (its providers already loaded); live sessions keep theirs."""
+        self.config = config
+        self.providers = providers
+
+    async def load(self, only: list[Provider] | None = None) -> None:
         async def one(p: Provider) -> None:
             try:
                 await p.load()
@@ -60,18 +86,25 @@ class ProviderSet:
             log.info("provider %s: %s%s", p.name, p.health().status,
                      f" ({p.health().reason})" if p.health().reason else "")
 
-        await asyncio.gather(*(one(p) for p in self.providers.values()))
+        await asyncio.gather(*(one(p) for p in (self.providers.values() if only is None else only)))
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.providers.values()), return_exceptions=True)
 
     def get(self, name: str | None) -> Provider:
+        """The named provider, or the default; when the default is down, the first healthy fallback."""
+        asked = name
         name = name or self.config.default
         p = self.providers.get(name)
         if p is None:
             raise HubError(ErrorCode.unknown_provider, f"unknown provider '{name}'; configured: "
                            f"{', '.join(self.providers) or 'none'}")
         h = p.health()
+        if h.status != "available" and asked is None:
+            for alt in self.config.fallback:
+                q = self.providers.get(alt)
+                if q is not None and q.health().status == "available":
+                    return q
         if h.status != "available":
             raise HubError(ErrorCode.provider_unavailable, f"provider '{name}' is {h.status}: {h.reason or ''}".strip())
         return p

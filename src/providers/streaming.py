@@ -59,6 +59,7 @@ class _Utterance:
     previous: list[str] = field(default_factory=list)
     last_partial_end: int = 0
     done: bool = False
+    speculative: tuple[int, asyncio.Future[Result]] | None = None  # (end offset, decode started at a pause)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class StreamAdapter(ProviderStream):
         self._finals: deque[_PendingFinal] = deque()
         self._context = ""
         self._closed = False
+        self.speculation_hits = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -100,6 +102,31 @@ class StreamAdapter(ProviderStream):
     def start_utterance(self, utterance_id: str, offset: int) -> None:
         self._utt = _Utterance(utterance_id, offset, last_partial_end=offset)
 
+    def pause_hint(self, utterance_id: str, offset: int) -> None:
+        """Start the final's decode at a pause; if the endpoint lands on the same offset, the final is
+        (nearly) ready when it is declared. Speech that resumes makes the speculation stale."""
+        u = self._utt
+        if u is None or u.id != utterance_id or offset - u.start < ms_to_samples(self.min_final_ms):
+            return
+        self._drop_speculation(u)
+        u.speculative = (offset, self._submit_final(u, offset))
+
+    def _drop_speculation(self, u: _Utterance) -> None:
+        if u.speculative is not None:
+            fut = u.speculative[1]
+            if not fut.done():
+                fut.cancel()  # dropped by the scheduler if not started; a running decode is ignored
+            u.speculative = None
+
+    def _submit_final(self, u: _Utterance, offset: int) -> asyncio.Future[Result]:
+        end = min(offset + ms_to_samples(self.tail_ms), max(self._audio_end, offset))
+        audio = int16_to_float(self.ring.read(u.start, end))
+        opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
+                                 prompt=self._context or None if self.use_context else None)
+        fut = self.provider.scheduler.submit(lambda: self.provider.decode(audio, opts), final=True)
+        assert fut is not None
+        return fut
+
     def end_utterance(self, utterance_id: str, offset: int) -> None:
         u = self._utt
         if u is None or u.id != utterance_id:
@@ -108,13 +135,15 @@ class StreamAdapter(ProviderStream):
         u.end = offset
         u.done = True
         if offset - u.start < ms_to_samples(self.min_final_ms):
+            self._drop_speculation(u)
             return
-        end = min(offset + ms_to_samples(self.tail_ms), max(self._audio_end, offset))
-        audio = int16_to_float(self.ring.read(u.start, end))
-        opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
-                                 prompt=self._context or None if self.use_context else None)
-        fut = self.provider.scheduler.submit(lambda: self.provider.decode(audio, opts), final=True)
-        assert fut is not None
+        if u.speculative is not None and u.speculative[0] == offset and not u.speculative[1].cancelled():
+            fut = u.speculative[1]
+            self.speculation_hits += 1
+        else:
+            self._drop_speculation(u)
+            fut = self._submit_final(u, offset)
+        u.speculative = None
         self._finals.append(_PendingFinal(u, fut, offset))
         self._idle.clear()
         fut.add_done_callback(lambda _f: self._deliver_finals())

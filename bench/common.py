@@ -1,0 +1,88 @@
+"""Shared bench helpers: stream a file to a hub at real-time pace and time every event client-side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+
+@dataclass
+class Timed:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    recv: list[float] = field(default_factory=list)       # perf_counter at arrival, per event
+    sent: list[tuple[int, float]] = field(default_factory=list)  # (audio ms sent so far, perf_counter)
+    stop_at: float = 0.0
+
+    def sent_time(self, offset_ms: float) -> float:
+        for ms, t in self.sent:
+            if ms >= offset_ms:
+                return t
+        return self.sent[-1][1]
+
+
+async def stream_timed(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_ms: int = 20,
+                       realtime: float = 1.0, trailing_silence_ms: int = 0) -> Timed:
+    out = Timed()
+    cmd = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
+    cmd.update(start or {})
+    pcm = pcm + b"\x00\x00" * (16 * trailing_silence_ms)
+    step = 32 * chunk_ms
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps(cmd))
+
+        async def reader() -> None:
+            async for msg in ws:
+                out.recv.append(time.perf_counter())
+                out.events.append(json.loads(msg))
+
+        task = asyncio.create_task(reader())
+        t0 = time.perf_counter()
+        for i in range(0, len(pcm), step):
+            await ws.send(pcm[i:i + step])
+            sent_ms = (i + len(pcm[i:i + step])) / 32
+            out.sent.append((int(sent_ms), time.perf_counter()))
+            delay = t0 + sent_ms / 1000 / realtime - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        out.stop_at = time.perf_counter()
+        await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(task, 300)
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def p50_p95(values: list[float]) -> str:
+    return f"{pct(values, 50):.0f} / {pct(values, 95):.0f}" if values else "n/a"
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{nproc} cores ({cpu}), Python {platform.python_version()}"
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")

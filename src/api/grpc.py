@@ -1,0 +1,314 @@
+"""gRPC transport (DESIGN §3.6): asrhub.v1.AsrHub on server.grpc_port, on the app's own event loop.
+
+StreamingRecognize maps a bidi stream onto one session: the first request is `start`, then `audio`,
+`flush`, `stop`; every session event goes back as an `Event` (type strings of §3.2). Errors are `error`
+events (outside a session: session_id "" and seq 0), as on every other streaming transport; closing the
+request stream without `stop` counts as `stop`; a dropped call detaches the session (resume with
+`start.resume`). Recognize is whole-file (core.transcribe). The standard health service and server
+reflection are served too. Generated code comes from grpc_gen (built from the .proto on first use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from ..core.commands import parse_start
+from ..core.errors import ErrorCode, HubError
+from ..core.events import Event
+from ..core.hub import Hub
+from ..core.session import Session
+from ..core.transcribe import load_audio, transcribe_audio
+from . import grpc_gen
+from .errors import error_event
+from .openai_compat import MAX_UPLOAD_BYTES
+
+log = logging.getLogger(__name__)
+
+SERVICE = "asrhub.v1.AsrHub"
+_END = object()
+
+STATUS: dict[ErrorCode, grpc.StatusCode] = {
+    ErrorCode.invalid_command: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.unsupported_encoding: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.invalid_audio: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.unknown_provider: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.provider_unavailable: grpc.StatusCode.UNAVAILABLE,
+    ErrorCode.provider_error: grpc.StatusCode.INTERNAL,
+    ErrorCode.too_many_sessions: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.payload_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.rate_limited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.session_not_found: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.internal: grpc.StatusCode.INTERNAL,
+}
+
+
+def api_key_from_metadata(context: grpc.aio.ServicerContext) -> str | None:
+    """Auth hook (issue 7): validate `authorization: Bearer <key>` metadata here and return the key's
+    identity, or abort with UNAUTHENTICATED. Until then every caller is anonymous, as on the other wires."""
+    return None
+
+
+class BadRequest:
+    """A StreamingRequest that could not be taken: undecodable bytes or unknown fields."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _unknown_fields(msg: Any, path: str = "") -> list[str]:
+    """Field numbers the contract does not define, anywhere in the message."""
+    found = [f"{path}#{f.field_number}" for f in UnknownFieldSet(msg)]
+    for field, value in msg.ListFields():
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        if field.message_type is not None and not repeated:
+            found += _unknown_fields(value, f"{path}{field.name}.")
+    return found
+
+
+def _request_deserializer(pb: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            msg = pb.StreamingRequest.FromString(data)
+        except DecodeError as e:
+            return BadRequest(f"request is not a valid StreamingRequest message: {e}")
+        unknown = _unknown_fields(msg)
+        if unknown:
+            return BadRequest(f"unknown field(s) {', '.join(unknown)}")
+        return msg
+    return parse
+
+
+def start_to_dict(start: Any) -> dict[str, Any]:
+    """StartSession message -> the StartSession JSON shape (only the fields that are set)."""
+    return json_format.MessageToDict(start, preserving_proto_field_name=True)
+
+
+def event_to_proto(pb: Any, ev: Event) -> Any:
+    d = ev.to_dict()
+    msg = pb.Event(type=ev.type, session_id=ev.session_id, seq=ev.seq, ts=ev.ts)
+    t = ev.type
+    if t == "session.started":
+        config = struct_pb2.Struct()
+        config.update(d.get("config") or {})
+        msg.session_started.CopyFrom(pb.SessionStarted(provider=d["provider"], language=d.get("language") or "",
+                                                       audio=pb.AudioSpec(**d["audio"]), config=config,
+                                                       resumed=d.get("resumed", False)))
+    elif t in ("speech.started", "speech.ended"):
+        msg.speech.offset_ms = d["offset_ms"]
+    elif t in ("transcript.partial", "transcript.final"):
+        final = t == "transcript.final"
+        msg.transcript.CopyFrom(pb.Transcript(
+            utterance_id=d["utterance_id"], text=d["text"], stable_text=d.get("stable_text", d["text"]),
+            is_final=final, start_ms=d["start_ms"], end_ms=d["end_ms"],
+            words=[pb.Word(**w) for w in d.get("words") or []], language=d.get("language") or "",
+            provider=d.get("provider", ""), latency_ms=d.get("latency_ms", 0), lag_ms=d.get("lag_ms"),
+            recording=d.get("recording")))
+    elif t == "provider.switched":
+        msg.provider_switched.CopyFrom(pb.ProviderSwitched(**{"from": d["from"], "to": d["to"], "reason": d["reason"]}))
+    elif t == "wakeword.detected":
+        msg.wakeword.CopyFrom(pb.WakewordDetected(phrase=d["phrase"], offset_ms=d["offset_ms"]))
+    elif t == "error":
+        msg.error.CopyFrom(pb.Error(code=d["code"], message=d["message"], fatal=d.get("fatal", False)))
+    elif t == "session.ended":
+        fields = pb.SessionStats.DESCRIPTOR.fields_by_name
+        stats = {k: int(v) for k, v in (d.get("stats") or {}).items() if k in fields}
+        msg.session_ended.CopyFrom(pb.SessionEnded(reason=d["reason"], stats=pb.SessionStats(**stats)))
+    return msg
+
+
+class GrpcStream:
+    """One StreamingRecognize call: requests -> session service; session events -> responses."""
+
+    def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
+        self.service = hub.service
+        self.pb = pb
+        self.api_key = api_key
+        self.session: Session | None = None
+        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        self.pump_task: asyncio.Task[None] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.session is not None and not self.session.ended
+
+    def send_error(self, err: HubError) -> None:
+        if self.live:
+            assert self.session is not None
+            self.service.error(self.session.id, err)  # through the channel, in seq order
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self.out.put_nowait(error_event(err))
+
+    async def pump(self, session: Session, after_seq: int) -> None:
+        async for ev in self.service.events(session.id, after_seq):
+            await self.out.put(ev)
+        await self.out.put(_END)
+
+    def handle(self, req: Any) -> None:
+        if isinstance(req, BadRequest):
+            raise HubError(ErrorCode.invalid_command, req.message)
+        kind = req.WhichOneof("request")
+        if kind == "start":
+            if self.live:
+                raise HubError(ErrorCode.invalid_command, "a session is already running on this stream")
+            cmd = parse_start(start_to_dict(req.start))
+            session = self.service.start_session(cmd, "grpc", self.api_key)
+            self.session = session
+            self.pump_task = asyncio.create_task(self.pump(session, cmd.resume.last_seq if cmd.resume else 0))
+        elif kind is None:
+            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
+        elif self.session is None:
+            what = "audio arrived" if kind == "audio" else f"'{kind}'"
+            raise HubError(ErrorCode.invalid_command, f"{what} before 'start'; send start first")
+        elif kind == "audio":
+            self.service.push_audio(self.session.id, req.audio)
+        elif kind == "flush":
+            self.service.flush(self.session.id)
+        else:
+            self.service.stop(self.session.id)
+
+    async def read(self, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for req in requests:
+                try:
+                    self.handle(req)
+                except HubError as e:
+                    self.send_error(e)
+                except Exception as e:
+                    log.exception("gRPC request failed")
+                    self.send_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+        except Exception:  # the request stream broke: same as a dropped connection
+            log.warning("gRPC request stream failed", exc_info=True)
+            await self.out.put(_END)
+            return
+        # the client half-closed: that is the end of its audio
+        if self.live and self.session is not None and not self.session.stopping:
+            try:
+                self.service.stop(self.session.id)
+            except HubError as e:
+                self.send_error(e)
+        elif self.session is None:
+            await self.out.put(_END)
+
+    async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        reader = asyncio.create_task(self.read(requests))
+        try:
+            while True:
+                item = await self.out.get()
+                if item is _END:
+                    return
+                yield event_to_proto(self.pb, item)
+        finally:
+            for task in (reader, self.pump_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if self.live:
+                assert self.session is not None
+                self.service.detach(self.session.id)
+
+
+class AsrHubServicer:
+    def __init__(self, hub: Hub, pb: Any) -> None:
+        self.hub = hub
+        self.pb = pb
+
+    async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
+                                 context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        stream = GrpcStream(self.hub, self.pb, api_key_from_metadata(context))
+        async for msg in stream.run(requests):
+            yield msg
+
+    async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        api_key_from_metadata(context)
+        try:
+            provider = self.hub.providers.get(request.provider if request.HasField("provider") else None)
+            if not request.audio:
+                raise HubError(ErrorCode.invalid_audio, "no audio in the request")
+            audio = await asyncio.to_thread(load_audio, request.audio)
+            language = request.language if request.HasField("language") and request.language != "auto" else None
+            words = request.word_timestamps if request.HasField("word_timestamps") else True
+            res = await transcribe_audio(provider, audio, language, words,
+                                         prompt=request.prompt if request.HasField("prompt") else None)
+        except HubError as e:
+            await context.abort(STATUS[e.code], e.message, trailing_metadata=(("asrhub-error-code", e.code.value),))
+        pb = self.pb
+        return pb.RecognizeResponse(
+            text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
+            words=[pb.Word(**w) for w in res["words"]], language=res.get("language") or "",
+            duration_ms=res["duration_ms"], provider=res["provider"])
+
+    async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        api_key_from_metadata(context)
+        pb = self.pb
+        out = []
+        for p in self.hub.providers.describe():
+            caps = p.get("capabilities") or {}
+            out.append(pb.ProviderInfo(name=p["name"], type=p.get("type") or "", status=p["status"],
+                                       reason=p.get("reason") or "", model=p.get("model") or "",
+                                       is_default=bool(p.get("default")), capabilities=pb.Capabilities(**caps)))
+        return pb.ListProvidersResponse(providers=out)
+
+
+class GrpcServer:
+    """The grpc.aio server of one hub, started and stopped by the app's lifespan."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.server: grpc.aio.Server | None = None
+        self.health: Any = None
+        self.port = 0
+
+    async def start(self) -> int:
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        from grpc_reflection.v1alpha import reflection
+
+        pb, _ = grpc_gen.load()
+        cfg = self.hub.config
+        limit = max(MAX_UPLOAD_BYTES, cfg.limits.max_message_bytes) + 1024 * 1024
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)])
+        servicer = AsrHubServicer(self.hub, pb)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+            "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
+                servicer.StreamingRecognize, request_deserializer=_request_deserializer(pb),
+                response_serializer=pb.Event.SerializeToString),
+            "Recognize": grpc.unary_unary_rpc_method_handler(
+                servicer.Recognize, request_deserializer=pb.RecognizeRequest.FromString,
+                response_serializer=pb.RecognizeResponse.SerializeToString),
+            "ListProviders": grpc.unary_unary_rpc_method_handler(
+                servicer.ListProviders, request_deserializer=pb.ListProvidersRequest.FromString,
+                response_serializer=pb.ListProvidersResponse.SerializeToString),
+        }),))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        address = f"{cfg.server.host}:{cfg.server.grpc_port}"
+        self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise RuntimeError(f"gRPC cannot listen on {address}")
+        await server.start()
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.server = server
+        log.info("gRPC listening on %s:%d", cfg.server.host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self.server is None:
+            return
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.server = None

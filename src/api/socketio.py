@@ -1,0 +1,159 @@
+"""Socket.IO transport, namespace `/asr` (DESIGN §3.5), mounted in the same app and port at /socket.io.
+
+Client emits `start` (StartSession; the ack answers `{session_id}` or `{error: {code, message}}`),
+`audio` (binary), `flush`, `stop`. The hub emits every session event under its `type` as the event name,
+with the event as payload, to that client's sid only (each sid is its own room). A disconnect detaches
+the session (resume with `start` + `resume` within the resume window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from ..core.commands import parse_start
+from ..core.config import HubConfig
+from ..core.errors import ErrorCode, HubError
+from ..core.service import SessionService
+from ..core.session import Session
+from .errors import error_event
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/asr"
+
+
+@dataclass
+class SioConnection:
+    api_key: str | None
+    session: Session | None = None
+    pump: asyncio.Task[None] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.session is not None and not self.session.ended
+
+
+class AsrNamespace:
+    """Handlers of the `/asr` namespace; one SioConnection per connected sid."""
+
+    def __init__(self, sio: socketio.AsyncServer, service: SessionService) -> None:
+        self.sio = sio
+        self.service = service
+        self.conns: dict[str, SioConnection] = {}
+        for name, fn in (("connect", self.on_connect), ("disconnect", self.on_disconnect), ("start", self.on_start),
+                         ("audio", self.on_audio), ("flush", self.on_flush), ("stop", self.on_stop),
+                         ("*", self.on_unknown)):
+            sio.on(name, fn, namespace=NAMESPACE)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        scope = environ.get("asgi.scope") or {}
+        self.conns[sid] = SioConnection(api_key=scope.get("asrhub.api_key"))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.conns.pop(sid, None)
+        if conn is None:
+            return
+        if conn.live:
+            assert conn.session is not None
+            self.service.detach(conn.session.id)
+        if conn.pump is not None and not conn.pump.done():
+            conn.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await conn.pump
+
+    async def pump(self, sid: str, session: Session, after_seq: int) -> None:
+        try:
+            async for ev in self.service.events(session.id, after_seq):
+                await self.sio.emit(ev.type, ev.to_dict(), to=sid, namespace=NAMESPACE)
+        except Exception:  # the client went away mid-emit; disconnect handling detaches
+            log.debug("socket.io pump for %s ended", sid, exc_info=True)
+
+    async def send_error(self, sid: str, err: HubError) -> None:
+        conn = self.conns.get(sid)
+        if conn is not None and conn.live:
+            assert conn.session is not None
+            self.service.error(conn.session.id, err)  # through the session's channel, in seq order
+        else:
+            await self.sio.emit("error", error_event(err).to_dict(), to=sid, namespace=NAMESPACE)
+
+    async def on_start(self, sid: str, data: Any = None) -> dict[str, Any]:
+        conn = self.conns.get(sid)
+        if conn is None:
+            return _ack_error(HubError(ErrorCode.invalid_command, "not connected to /asr"))
+        try:
+            cmd = parse_start(data if data is not None else {})
+            if conn.live:
+                raise HubError(ErrorCode.invalid_command, "a session is already running on this connection")
+            session = self.service.start_session(cmd, "socketio", conn.api_key)
+        except HubError as e:
+            return _ack_error(e)
+        except Exception as e:
+            log.exception("socket.io start failed")
+            return _ack_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+        if conn.pump is not None and not conn.pump.done():
+            conn.pump.cancel()
+        conn.session = session
+        conn.pump = asyncio.create_task(self.pump(sid, session, cmd.resume.last_seq if cmd.resume else 0))
+        return {"session_id": session.id}
+
+    async def _command(self, sid: str, name: str, data: Any = None) -> dict[str, Any]:
+        """audio / flush / stop. Errors go out as `error` events (and in the ack, when one was asked)."""
+        conn = self.conns.get(sid)
+        try:
+            if conn is None or conn.session is None:
+                what = "audio arrived" if name == "audio" else f"'{name}'"
+                raise HubError(ErrorCode.invalid_command, f"{what} before 'start'; emit start first")
+            session_id = conn.session.id
+            if name == "audio":
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    raise HubError(ErrorCode.invalid_audio, "audio must be sent as binary data")
+                self.service.push_audio(session_id, bytes(data))
+            elif name == "flush":
+                self.service.flush(session_id)
+            else:
+                self.service.stop(session_id)
+        except HubError as e:
+            await self.send_error(sid, e)
+            return _ack_error(e)
+        except Exception as e:
+            log.exception("socket.io %s failed", name)
+            err = HubError(ErrorCode.internal, f"internal error: {type(e).__name__}")
+            await self.send_error(sid, err)
+            return _ack_error(err)
+        return {"ok": True}
+
+    async def on_audio(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._command(sid, "audio", data)
+
+    async def on_flush(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._command(sid, "flush")
+
+    async def on_stop(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._command(sid, "stop")
+
+    async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        err = HubError(ErrorCode.invalid_command, f"unknown command {event!r} (expected start, audio, flush, stop)")
+        await self.send_error(sid, err)
+        return _ack_error(err)
+
+
+def _ack_error(err: HubError) -> dict[str, Any]:
+    return {"error": {"code": err.code.value, "message": err.message}}
+
+
+def create_socketio_app(service: SessionService, config: HubConfig) -> tuple[socketio.AsyncServer, Any]:
+    """The Socket.IO server and its ASGI app, to be mounted at /socket.io of the main app.
+
+    CORS for the HTTP long-polling transport is left to the main app's CORS middleware (one policy for
+    every route), so Engine.IO's own CORS handling is off.
+    """
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[], async_handlers=False,
+                               max_http_buffer_size=config.limits.max_message_bytes + 64 * 1024)
+    AsrNamespace(sio, service)
+    return sio, socketio.ASGIApp(sio, socketio_path="socket.io")

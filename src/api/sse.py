@@ -1,0 +1,211 @@
+"""HTTP + Server-Sent Events transport (DESIGN §3.4).
+
+POST /v1/sessions (StartSession JSON) opens a session; its events stream from
+GET /v1/sessions/{id}/events (`id: <seq>`, `event: <type>`, `data: <json>`, keep-alive comments,
+Last-Event-ID replay); audio, flush and stop are POSTs; DELETE aborts. Errors are HTTP status +
+`{"error": {"code", "message"}}`. A reader that goes away detaches the session (only when it was the
+last reader), so a reconnect within the resume window replays what it missed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from ..core.commands import StartSession, parse_start
+from ..core.errors import ErrorCode, HubError
+from ..core.service import SessionService
+from ..core.session import Session
+from .errors import ERROR_RESPONSES, error_response
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["sessions (HTTP + SSE)"])
+
+PING_S = 15.0
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    events_url: str
+    audio_url: str
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its $defs inlined (an OpenAPI requestBody cannot use local $defs)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.split("/")[-1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
+def _service(request: Request) -> SessionService:
+    return request.app.state.hub.service  # type: ignore[no-any-return]
+
+
+def _api_key(request: Request) -> str | None:
+    return request.scope.get("asrhub.api_key")
+
+
+def _internal(e: Exception, what: str) -> JSONResponse:
+    log.exception("%s failed", what)
+    return error_response(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+
+
+async def _read_start(request: Request) -> StartSession:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/octet-stream" or ctype.startswith("audio/"):
+        raise HubError(ErrorCode.invalid_command, "POST /v1/sessions takes a StartSession JSON body; send audio "
+                       "to the session's audio_url after it has started")
+    body = await request.body()
+    if not body.strip():
+        return parse_start({})
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise HubError(ErrorCode.invalid_command, f"body is not valid JSON: {e}") from None
+    return parse_start(data)
+
+
+@router.post("/v1/sessions", status_code=201, response_model=SessionCreated, responses=ERROR_RESPONSES,
+             summary="Open a session (or resume one with `resume`)",
+             openapi_extra={"requestBody": {"required": False, "content": {
+                 "application/json": {"schema": _inline_schema(StartSession)}}}})
+async def create_session(request: Request) -> Response:
+    try:
+        cmd = await _read_start(request)
+        session = _service(request).start_session(cmd, "sse", _api_key(request))
+    except HubError as e:
+        return error_response(e)
+    except Exception as e:
+        return _internal(e, "POST /v1/sessions")
+    body = SessionCreated(session_id=session.id,
+                          events_url=str(request.url_for("sse_events", session_id=session.id)),
+                          audio_url=str(request.url_for("sse_audio", session_id=session.id)))
+    return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
+
+
+async def _stream(service: SessionService, session: Session, after: int) -> AsyncIterator[ServerSentEvent]:
+    sub = service.events(session.id, after)
+    try:
+        async for ev in sub:
+            yield ServerSentEvent(data=ev.to_json(), event=ev.type, id=str(ev.seq))
+    finally:
+        aclose = getattr(sub, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if not session.ended and session.channel.readers == 0:
+            service.detach(session.id)
+
+
+def _last_event_id(header: str | None, query: str | None) -> int:
+    raw = header if header not in (None, "") else query  # the header (EventSource's own reconnect) wins
+    if raw in (None, ""):
+        return 0
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise HubError(ErrorCode.invalid_command, f"Last-Event-ID must be an event seq, got {raw!r}") from None
+    if value < 0:
+        raise HubError(ErrorCode.invalid_command, "Last-Event-ID must not be negative")
+    return value
+
+
+@router.get("/v1/sessions/{session_id}/events", name="sse_events", responses={
+    200: {"content": {"text/event-stream": {}}, "description": "`id: <seq>`, `event: <type>`, `data: <event JSON>`"},
+    204: {"description": "the session has ended and every event was delivered"}, **ERROR_RESPONSES})
+async def session_events(request: Request, session_id: str,
+                         last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
+                         last_event_id: str | None = Query(None, description="same as the Last-Event-ID header "
+                                                           "(for a new EventSource, which cannot set headers)")
+                         ) -> Response:
+    service = _service(request)
+    try:
+        after = _last_event_id(last_event_id_header, last_event_id)
+        session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
+    except HubError as e:
+        return error_response(e)
+    if session.ended and after >= session.channel.last_seq:
+        return Response(status_code=204)  # tells EventSource not to reconnect
+    return EventSourceResponse(_stream(service, session, after), ping=PING_S)
+
+
+@router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, responses={
+    **ERROR_RESPONSES, 202: {"description": "accepted"}}, openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def session_audio(request: Request, session_id: str) -> Response:
+    service = _service(request)
+    try:
+        service.get(session_id)
+        limit = service.config.limits.max_message_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HubError(ErrorCode.payload_too_large, f"audio message of {declared} bytes exceeds the limit of {limit}")
+        service.push_audio(session_id, await request.body())
+    except HubError as e:
+        return error_response(e)
+    except Exception as e:
+        return _internal(e, "POST audio")
+    return Response(status_code=202)
+
+
+@router.post("/v1/sessions/{session_id}/flush", status_code=202, responses=ERROR_RESPONSES)
+async def session_flush(request: Request, session_id: str) -> Response:
+    return _command(request, session_id, "flush")
+
+
+@router.post("/v1/sessions/{session_id}/stop", status_code=202, responses=ERROR_RESPONSES)
+async def session_stop(request: Request, session_id: str) -> Response:
+    return _command(request, session_id, "stop")
+
+
+@router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,
+             include_in_schema=False)
+async def session_unknown(request: Request, session_id: str, command: str) -> Response:
+    return _command(request, session_id, command)
+
+
+def _command(request: Request, session_id: str, command: str) -> Response:
+    service = _service(request)
+    try:
+        session = service.get(session_id)
+        if command == "flush":
+            service.flush(session_id)
+        elif command == "stop":
+            service.stop(session_id)
+        elif command == "start":
+            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
+                           + (" and ended" if session.ended else "") + "; POST /v1/sessions opens another")
+        else:
+            raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop)")
+    except HubError as e:
+        return error_response(e)
+    except Exception as e:
+        return _internal(e, f"POST {command}")
+    return Response(status_code=202)
+
+
+@router.delete("/v1/sessions/{session_id}", status_code=204, responses=ERROR_RESPONSES,
+               summary="Abort the session now (no finalisation)")
+async def delete_session(request: Request, session_id: str) -> Response:
+    try:
+        _service(request).abort(session_id)
+    except HubError as e:
+        return error_response(e)
+    return Response(status_code=204)

@@ -1,0 +1,140 @@
+"""Hot reload (DESIGN §5): watch the config file; on change re-validate it and apply provider settings and
+pipeline defaults to NEW sessions without a restart. Live sessions keep the providers they run on.
+
+A bad edit (invalid YAML, an unknown key, an unknown provider type) is logged and the running config
+stays. Providers whose block is unchanged are kept as they are (no reload of their model); changed or new
+ones are built and loaded before the swap; retired ones are closed once no live session uses them.
+Settings bound at start (server, scheduler workers/queue) need a restart: a change there is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..providers.base import Provider
+from ..store.providers import actions as PA
+from .config import ConfigError, HubConfig, load_config
+from .errors import HubError
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class ConfigReloader:
+    debounce_ms = 200
+    retire_poll_s = 1.0
+
+    def __init__(self, hub: Hub, path: Path) -> None:
+        self.hub = hub
+        self.path = path
+        self._digest = self._read_digest()
+        self._task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self.reloads = 0
+        self.rejected = 0
+
+    def _read_digest(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="config-watch")
+        log.info("watching %s for config changes", self.path)
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._task, *self._retiring) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        name = self.path.name
+        # the folder, not the file: editors replace files by rename, which ends a watch on the file itself
+        async for _changes in awatch(self.path.parent, debounce=self.debounce_ms, recursive=False,
+                                     watch_filter=lambda _c, p: Path(p).name == name):
+            digest = self._read_digest()
+            if digest is None or digest == self._digest:
+                continue
+            self._digest = digest
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("config reload failed; the running config stays")
+
+    async def reload(self) -> bool:
+        """Re-read the file and apply it. False (and the old config stays) when it does not validate."""
+        async with self._lock:
+            try:
+                new = load_config(self.path)
+            except ConfigError as e:
+                self.rejected += 1
+                log.error("config %s rejected, keeping the running config: %s", self.path, e)
+                return False
+            hub = self.hub
+            old = hub.config
+            ps = hub.providers
+            keep = {n: p for n, p in ps.providers.items()
+                    if n in new.providers.instances and new.providers.instances[n] == ps.config.instances.get(n)}
+            try:
+                providers = ps.instantiate(new.providers, reuse=keep)
+            except HubError as e:
+                self.rejected += 1
+                log.error("config %s rejected, keeping the running config: %s", self.path, e.message)
+                return False
+            fresh = [p for n, p in providers.items() if n not in keep]
+            if fresh:
+                await ps.load(fresh)
+            applied = self._merge(old, new)
+            retired = [p for p in ps.providers.values() if p not in providers.values()]
+            ps.replace(applied.providers, providers)
+            hub.config = applied
+            hub.service.config = applied
+            for p in fresh:
+                h = p.health()
+                hub.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+            for p in retired:
+                t = asyncio.create_task(self._retire(p), name=f"retire-{p.name}")
+                self._retiring.add(t)
+                t.add_done_callback(self._retiring.discard)
+            self.reloads += 1
+            log.warning("config %s reloaded: default provider %s; new/changed providers: %s; retired: %s",
+                        self.path, applied.providers.default, ", ".join(p.name for p in fresh) or "none",
+                        ", ".join(p.name for p in retired) or "none")
+            return True
+
+    @staticmethod
+    def _merge(old: HubConfig, new: HubConfig) -> HubConfig:
+        """The new config, less what only a restart can change (those keep their running values)."""
+        if new.server != old.server:
+            log.warning("config: 'server' settings changed; they take effect after a restart")
+        sched = new.scheduler
+        if (sched.workers, sched.max_queue) != (old.scheduler.workers, old.scheduler.max_queue):
+            log.warning("config: 'scheduler.workers'/'max_queue' changed; they take effect after a restart")
+            sched = sched.model_copy(update={"workers": old.scheduler.workers, "max_queue": old.scheduler.max_queue})
+        if new.logging.level != old.logging.level:
+            logging.getLogger().setLevel(new.logging.level)
+        merged = new.model_copy(update={"server": old.server, "scheduler": sched})
+        merged._source = new.source
+        return merged
+
+    async def _retire(self, p: Provider) -> None:
+        """Close a provider that a reload removed or replaced, once its last session has ended."""
+        while True:
+            if not any(s.provider is p and not s.ended for s in self.hub.service.sessions.values()):
+                break
+            await asyncio.sleep(self.retire_poll_s)
+        try:
+            await p.close()
+        except Exception:
+            log.exception("closing retired provider %s failed", p.name)

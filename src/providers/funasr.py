@@ -1,0 +1,228 @@
+"""FunASR provider, two ways:
+
+- local (`model:` a FunASR model directory, e.g. Paraformer or SenseVoice with its config.yaml and
+  model.pt): `funasr.AutoModel` decodes whole utterances; streaming comes from StreamAdapter. Models
+  are never downloaded: a directory that is missing or incomplete makes the provider unavailable.
+- runtime client (`url: ws://host:10095`): a FunASR runtime server does the work over its WebSocket
+  protocol (see funasr_runtime.py), natively streaming; `mode: online | offline | 2pass`.
+
+Options: hotwords ({word: weight}, a list, or a string), itn, chunk_size, chunk_interval, mode,
+final_wait_s / final_idle_s (how long to wait for the server's last message), vad_model / punc_model
+(local), languages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.audio import HUB_RATE, RingBuffer
+from .base import (
+    BatchProvider,
+    Capabilities,
+    ProviderStream,
+    Result,
+    StreamOptions,
+    StreamSink,
+    TranscribeOptions,
+    WordTiming,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = ("online", "offline", "2pass")
+
+
+def check_model_dir(spec: str) -> Path:
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise RuntimeError(f"no FunASR model directory at '{spec}'; models are never downloaded "
+                           "(give a local model directory, or 'url' of a FunASR runtime server)")
+    if not (path / "config.yaml").is_file():
+        raise RuntimeError(f"'{spec}' is not a FunASR model directory (no config.yaml)")
+    if not any((path / n).is_file() for n in ("model.pt", "model.pb", "model.safetensors", "model.onnx")):
+        raise RuntimeError(f"FunASR model directory '{spec}' holds no weights (model.pt); models are never downloaded")
+    return path
+
+
+class FunASRProvider(BatchProvider):
+    kind = "funasr"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        self.url = str(o["url"]) if o.get("url") else None
+        self.mode = str(o.get("mode", "2pass"))
+        langs = tuple(str(x) for x in o.get("languages", ())) or ((self.language,) if self.language else ("auto",))
+        remote = self.url is not None
+        self.capabilities = Capabilities(streaming=True, interim=not remote or self.mode != "offline",
+                                         word_timestamps=True, languages=langs,
+                                         max_concurrency=int(o.get("max_concurrency", 64)) if remote else 1)
+        chunk = o.get("chunk_size", [5, 10, 5])
+        self.chunk_size = [int(x) for x in (chunk.split(",") if isinstance(chunk, str) else chunk)]
+        self.chunk_interval = int(o.get("chunk_interval", 10))
+        self.final_wait_s = float(o.get("final_wait_s", 2.0))
+        self.final_idle_s = float(o.get("final_idle_s", 0.5))
+        self._model: Any = None
+
+    @property
+    def model(self) -> str:
+        return self.url or str(self.options.get("model", ""))
+
+    # -- runtime protocol --------------------------------------------------------------------
+    @property
+    def stride_bytes(self) -> int:
+        """Audio per message, as the reference client sends it: chunk_size[1] * 60 ms / chunk_interval."""
+        return max(2, int(60 * self.chunk_size[1] / self.chunk_interval / 1000 * HUB_RATE) * 2)
+
+    def hotwords(self) -> str:
+        hw = self.options.get("hotwords")
+        if not hw:
+            return ""
+        if isinstance(hw, str):
+            return hw
+        if isinstance(hw, list):
+            hw = {str(w): 20 for w in hw}
+        return json.dumps({str(k): int(v) for k, v in dict(hw).items()}, ensure_ascii=False)
+
+    def runtime_config(self, wav_name: str, language: str | None, mode: str) -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "mode": mode, "chunk_size": self.chunk_size, "chunk_interval": self.chunk_interval,
+            "encoder_chunk_look_back": int(self.options.get("encoder_chunk_look_back", 4)),
+            "decoder_chunk_look_back": int(self.options.get("decoder_chunk_look_back", 0)),
+            "wav_name": wav_name, "wav_format": "pcm", "audio_fs": HUB_RATE, "is_speaking": True,
+            "hotwords": self.hotwords(), "itn": bool(self.options.get("itn", True)),
+        }
+        lang = language or self.language
+        if lang and lang != "auto":
+            msg["svs_lang"] = lang  # SenseVoice runtimes read the language here; others ignore it
+        return msg
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Any]:
+        import websockets
+
+        assert self.url is not None
+        ctx = None
+        if self.url.startswith("wss://"):
+            ctx = ssl.create_default_context()
+            if not self.options.get("verify_tls", True):  # the runtime's docker images ship a self-signed cert
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        async with websockets.connect(self.url, subprotocols=["binary"],  # type: ignore[list-item]
+                                      max_size=None, ping_interval=None, ssl=ctx,
+                                      open_timeout=float(self.options.get("connect_timeout_s", 5.0))) as ws:
+            yield ws
+
+    # -- Provider ------------------------------------------------------------------------------
+    async def load(self) -> None:
+        if self.mode not in MODES:
+            self.set_health("unavailable", f"funasr 'mode' must be one of {', '.join(MODES)}, not '{self.mode}'")
+            return
+        if self.url is not None:
+            try:
+                import websockets  # noqa: F401  (a core dependency; checked for a clear message)
+            except ImportError:
+                self.set_health("unavailable", "the 'websockets' package is not installed")
+                return
+            self.set_health("available")
+            return
+        try:
+            from funasr import AutoModel
+        except ImportError:
+            self.set_health("unavailable", "the 'funasr' extra is not installed (pip install 'asrhub[funasr]'), "
+                            "or give 'url' of a FunASR runtime server")
+            return
+        try:
+            if not self.options.get("model"):
+                raise RuntimeError("no 'model' (a local FunASR model directory) and no 'url' given")
+            path = await asyncio.to_thread(check_model_dir, str(self.options["model"]))
+            kwargs: dict[str, Any] = {"model": str(path), "device": "cpu", "disable_update": True,
+                                      "disable_pbar": True, "disable_log": True,
+                                      "ncpu": int(self.options.get("cpu_threads", 1))}
+            for key in ("vad_model", "punc_model"):
+                if self.options.get(key):
+                    kwargs[key] = str(await asyncio.to_thread(check_model_dir, str(self.options[key])))
+            self._model = await asyncio.to_thread(AutoModel, **kwargs)
+        except Exception as e:
+            self.set_health("unavailable", f"FunASR model failed to load: {e}")
+            return
+        self.set_health("available")
+
+    def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        if self._model is None:
+            raise RuntimeError(f"provider {self.name} is not loaded (local FunASR model)")
+        kwargs: dict[str, Any] = {"input": audio.astype(np.float32), "use_itn": bool(self.options.get("itn", True))}
+        lang = opts.language or self.language
+        if lang:
+            kwargs["language"] = lang
+        hw = self.options.get("hotwords")
+        if hw:
+            kwargs["hotword"] = " ".join(hw) if isinstance(hw, list | dict) else str(hw)
+        out = self._model.generate(**kwargs)
+        item = out[0] if out else {}
+        text = str(item.get("text", ""))
+        try:
+            from funasr.utils.postprocess_utils import rich_transcription_postprocess
+            text = rich_transcription_postprocess(text)  # SenseVoice's <|lang|><|emotion|> tags
+        except ImportError:
+            pass
+        words: list[WordTiming] = []
+        if opts.word_timestamps and item.get("timestamp"):
+            from .funasr_runtime import words_of
+            words = words_of({"timestamp": item["timestamp"]}, text)
+        return Result(text.strip(), words, language=lang, duration_ms=int(len(audio) * 1000 / HUB_RATE))
+
+    async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        if self.url is None:
+            return await super().transcribe(audio, opts)
+        from .funasr_runtime import join_text, words_of
+
+        pcm = audio if audio.dtype == np.int16 else (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        texts: list[str] = []
+        words: list[WordTiming] = []
+        async with self.connect() as ws:
+            await ws.send(json.dumps(self.runtime_config("transcribe", opts.language, "offline")))
+            data = pcm.tobytes()
+            step = HUB_RATE * 2 * 10  # offline: 10 s per message
+            for i in range(0, len(data), step):
+                await ws.send(data[i:i + step])
+            await ws.send(json.dumps({"is_speaking": False}))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + float(self.options.get("transcribe_timeout_s", 120.0))
+            while True:
+                wait = self.final_idle_s if texts else deadline - loop.time()
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.01, wait))
+                except TimeoutError:
+                    if texts:
+                        break
+                    raise RuntimeError("the FunASR runtime sent no result in time") from None
+                except Exception:  # the server closed the connection: what came is the answer
+                    break
+                if isinstance(raw, bytes):
+                    continue
+                m = json.loads(raw)
+                if m.get("error"):
+                    raise RuntimeError(f"funasr runtime error: {m['error']}")
+                if m.get("mode") in ("offline", "2pass-offline") and str(m.get("text", "")).strip():
+                    texts.append(str(m["text"]))
+                    words += words_of(m, str(m["text"]))
+                if m.get("is_final") is True or m.get("is_end") is True:
+                    break
+        return Result(join_text(texts), words if opts.word_timestamps else [], language=opts.language or self.language,
+                      duration_ms=int(len(pcm) * 1000 / HUB_RATE))
+
+    def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
+        if self.url is None:
+            return super().open_stream(opts, sink, ring)
+        from .funasr_runtime import FunASRRuntimeStream
+        return FunASRRuntimeStream(self, opts, sink, ring)

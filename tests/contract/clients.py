@@ -1,0 +1,513 @@
+"""One transport-neutral client interface, implemented once per streaming transport.
+
+The conformance suite (test_conformance.py) and the transport bench are written against `Client` only.
+Every client collects the events of its connection as JSON-shaped dicts (`events`, with the arrival
+time of each in `arrivals`) and every error it is told about, whether it came as an `error` event or as
+an HTTP error answer (`errors`, an asyncio.Queue of {"code", "message", ...}).
+
+Where a wire cannot express a bad input literally, the client sends that wire's nearest equivalent
+(documented on each method) and the hub must answer it with the same error code.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
+
+
+class Client(abc.ABC):
+    name = "?"
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.session_id: str | None = None
+        self.events: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.errors: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._got = asyncio.Event()
+
+    # -- collected events ------------------------------------------------------------------
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        self.arrivals.append(time.time())
+        self.events.append(ev)
+        if ev.get("type") == "error":
+            self.errors.put_nowait({"code": ev.get("code"), "message": ev.get("message"), "event": ev})
+        if ev.get("type") == "session.ended":
+            self._ended.set()
+        self._got.set()
+
+    def _on_http_error(self, status: int, body: Any) -> None:
+        err = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(err, dict):
+            err = {"code": f"http_{status}", "message": str(body)}
+        self.errors.put_nowait({"code": err.get("code"), "message": err.get("message"), "status": status})
+
+    async def next_error(self, wait_s: float = 10.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.errors.get(), wait_s)
+
+    async def wait_ended(self, wait_s: float = 120.0) -> list[dict[str, Any]]:
+        await asyncio.wait_for(self._ended.wait(), wait_s)
+        return self.session_events()
+
+    async def wait_for(self, pred: Any, wait_s: float = 30.0) -> dict[str, Any]:
+        """The first received event matching pred (waiting for it if needed)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for ev in self.events:
+                if pred(ev):
+                    return ev
+            self._got.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.name}: no matching event in {wait_s} s; got {self.types()}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._got.wait(), left)
+
+    def session_events(self) -> list[dict[str, Any]]:
+        """Events of this client's session (errors outside a session have session_id "")."""
+        return [e for e in self.events if e.get("session_id") and e.get("session_id") == self.session_id]
+
+    def types(self) -> list[str]:
+        return [e.get("type", "?") for e in self.events]
+
+    def _start_waiter(self, body: dict[str, Any]) -> Any:
+        """For wires where `start` has no direct answer: wait for session.started (new session), the first
+        replayed event or a quiet second (resume), or an error."""
+        n_err = self.errors.qsize()
+        n_ev = len(self.events)
+        resume = body.get("resume")
+        self.session_id = resume["session_id"] if resume else None
+
+        async def wait() -> str | None:
+            deadline = time.monotonic() + (2.0 if resume else 30.0)
+            while time.monotonic() < deadline:
+                if self.errors.qsize() > n_err:
+                    if not resume:
+                        self.session_id = None
+                    return None
+                if resume and any(e.get("session_id") == self.session_id for e in self.events[n_ev:]):
+                    return self.session_id
+                if not resume and self.session_id:
+                    return self.session_id
+                self._got.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._got.wait(), 0.1)
+            return self.session_id if resume else None
+
+        return wait()
+
+    # -- commands --------------------------------------------------------------------------
+    async def connect(self) -> None:  # noqa: B027 (HTTP has nothing to open)
+        """Open the connection (no-op for HTTP)."""
+
+    @abc.abstractmethod
+    async def start(self, body: dict[str, Any]) -> str | None:
+        """Open (or resume) a session; its id, or None when the hub refused (the error is queued)."""
+
+    @abc.abstractmethod
+    async def start_again(self, body: dict[str, Any]) -> None:
+        """A second `start` while this client's session is live (its answer is an error)."""
+
+    @abc.abstractmethod
+    async def send_audio(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def flush(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def send_malformed(self) -> None:
+        """A command that is not even parseable (non-JSON text)."""
+
+    @abc.abstractmethod
+    async def send_unknown_command(self) -> None:
+        """A well-formed command the contract does not define (after start)."""
+
+    async def audio_to_unknown_session(self, session_id: str, data: bytes) -> None:
+        """Connection-bound wires address a session only through `start` + `resume`."""
+        await self.start({"resume": {"session_id": session_id, "last_seq": 0}})
+
+    @abc.abstractmethod
+    async def drop(self) -> None:
+        """Lose the connection without stopping (the session is detached, resumable)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def stream(self, pcm: bytes, chunk_bytes: int = 1280, realtime: float = 2.0,
+                     bytes_per_s: int = 32000) -> None:
+        """Send audio in chunks at `realtime` x real-time pace (0 = as fast as possible)."""
+        t0 = time.perf_counter()
+        sent = 0
+        for i in range(0, len(pcm), chunk_bytes):
+            piece = pcm[i:i + chunk_bytes]
+            await self.send_audio(piece)
+            sent += len(piece)
+            if realtime:
+                delay = t0 + sent / bytes_per_s / realtime - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+
+# ---------------------------------------------------------------------------------------------
+class WsClient(Client):
+    name = "websocket"
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__(hub)
+        self.ws: Any = None
+        self.reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        import websockets
+        self.ws = await websockets.connect(self.hub.ws, max_size=None)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for msg in self.ws:
+                ev = json.loads(msg)
+                if ev.get("type") == "session.started" and not self.session_id:
+                    self.session_id = ev["session_id"]
+                self._on_event(ev)
+
+    async def start(self, body: dict[str, Any]) -> str | None:
+        waiter = self._start_waiter(body)
+        await self.start_again(body)
+        return await waiter
+
+    async def start_again(self, body: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps({"type": "start", **body}))
+
+    async def send_audio(self, data: bytes) -> None:
+        await self.ws.send(data)
+
+    async def flush(self) -> None:
+        await self.ws.send(json.dumps({"type": "flush"}))
+
+    async def stop(self) -> None:
+        await self.ws.send(json.dumps({"type": "stop"}))
+
+    async def send_malformed(self) -> None:
+        await self.ws.send("this is not json")
+
+    async def send_unknown_command(self) -> None:
+        await self.ws.send(json.dumps({"type": "rewind"}))
+
+    async def drop(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self.reader is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.reader, 5)
+
+
+# ---------------------------------------------------------------------------------------------
+class SseClient(Client):
+    """HTTP + SSE: commands are requests; their errors are HTTP answers; events come over SSE."""
+
+    name = "sse"
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__(hub)
+        import httpx
+        self.http = httpx.AsyncClient(base_url=hub.http, timeout=httpx.Timeout(30.0, read=None))
+        self.reader: asyncio.Task[None] | None = None
+        self.last_id = 0
+        self.audio_url = ""
+
+    async def _post(self, url: str, **kw: Any) -> Any:
+        r = await self.http.post(url, **kw)
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = r.text
+            self._on_http_error(r.status_code, body)
+        return r
+
+    async def start(self, body: dict[str, Any]) -> str | None:
+        r = await self._post("/v1/sessions", json=body)
+        if r.status_code >= 400:
+            return None
+        info = r.json()
+        self.session_id = info["session_id"]
+        self.audio_url = info["audio_url"]
+        after = body["resume"]["last_seq"] if body.get("resume") else 0
+        await self.open_events(after)
+        return self.session_id
+
+    async def open_events(self, last_event_id: int = 0, wait: bool = True) -> None:
+        opened = asyncio.Event()
+        self.reader = asyncio.create_task(self._read(last_event_id, opened))
+        if wait:
+            await asyncio.wait_for(opened.wait(), 10)
+
+    async def _read(self, last_event_id: int, opened: asyncio.Event) -> None:
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id else {}
+        async with self.http.stream("GET", f"/v1/sessions/{self.session_id}/events", headers=headers) as r:
+            opened.set()
+            if r.status_code != 200:
+                return
+            fields: dict[str, str] = {}
+            async for line in r.aiter_lines():
+                if line == "":
+                    if "data" in fields:
+                        ev = json.loads(fields["data"])
+                        assert fields.get("event") == ev["type"] and fields.get("id") == str(ev["seq"]), fields
+                        self.last_id = ev["seq"]
+                        self._on_event(ev)
+                    fields = {}
+                elif line.startswith(":"):
+                    continue  # keep-alive comment
+                else:
+                    key, _, value = line.partition(":")
+                    fields[key] = value[1:] if value.startswith(" ") else value
+
+    async def start_again(self, body: dict[str, Any]) -> None:
+        """HTTP has no connection to start twice on: `start` addressed to the live session."""
+        await self._post(f"/v1/sessions/{self.session_id}/start", json=body)
+
+    async def send_audio(self, data: bytes) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/audio", content=data,
+                         headers={"content-type": "application/octet-stream"})
+
+    async def flush(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/flush")
+
+    async def stop(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/stop")
+
+    async def send_malformed(self) -> None:
+        await self._post("/v1/sessions", content=b"this is not json", headers={"content-type": "application/json"})
+
+    async def send_audio_before_start(self, data: bytes) -> None:
+        """No session yet: the audio goes to the only URL there is, the session-creating one."""
+        await self._post("/v1/sessions", content=data, headers={"content-type": "application/octet-stream"})
+
+    async def send_unknown_command(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/rewind")
+
+    async def audio_to_unknown_session(self, session_id: str, data: bytes) -> None:
+        await self._post(f"/v1/sessions/{session_id}/audio", content=data,
+                         headers={"content-type": "application/octet-stream"})
+
+    async def drop(self) -> None:
+        await self.drop_events()
+
+    async def drop_events(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.reader
+            self.reader = None
+
+    async def close(self) -> None:
+        if self.reader is not None and not self._ended.is_set():
+            await self.drop_events()
+        elif self.reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reader, 5)
+        await self.http.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+class SioClient(Client):
+    name = "socketio"
+    NS = "/asr"
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__(hub)
+        import socketio
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("*", self._any, namespace=self.NS)
+
+    async def _any(self, event: str, data: Any = None) -> None:
+        ev = dict(data) if isinstance(data, dict) else {"type": event, "payload": data}
+        assert ev.get("type") == event, (event, ev)
+        self._on_event(ev)
+
+    async def connect(self) -> None:
+        await self.sio.connect(self.hub.http, namespaces=[self.NS], transports=["websocket"], wait_timeout=10)
+
+    async def _ack(self, event: str, data: Any = None) -> Any:
+        ack = await self.sio.call(event, data, namespace=self.NS, timeout=30)
+        if isinstance(ack, dict) and isinstance(ack.get("error"), dict) and event == "start":
+            self.errors.put_nowait({"code": ack["error"].get("code"), "message": ack["error"].get("message"),
+                                    "ack": True})
+        return ack
+
+    async def start_again(self, body: dict[str, Any]) -> None:
+        await self._ack("start", body)
+
+    async def start(self, body: dict[str, Any]) -> str | None:
+        ack = await self._ack("start", body)
+        if isinstance(ack, dict) and ack.get("session_id"):
+            self.session_id = ack["session_id"]
+            return self.session_id
+        return None
+
+    async def send_audio(self, data: bytes) -> None:
+        await self.sio.emit("audio", data, namespace=self.NS)
+
+    async def flush(self) -> None:
+        await self.sio.emit("flush", namespace=self.NS)
+
+    async def stop(self) -> None:
+        await self.sio.emit("stop", namespace=self.NS)
+
+    async def send_malformed(self) -> None:
+        """Socket.IO frames JSON itself; the nearest thing is a start whose payload is a bare string."""
+        await self._ack("start", "this is not json")
+
+    async def send_unknown_command(self) -> None:
+        await self.sio.emit("rewind", {}, namespace=self.NS)
+
+    async def drop(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()
+
+
+# ---------------------------------------------------------------------------------------------
+_END = object()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class GrpcClient(Client):
+    """StreamingRecognize; requests go out as raw bytes so that malformed ones can be sent too."""
+
+    name = "grpc"
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__(hub)
+        from asrhub.api import grpc_gen
+        self.pb, _ = grpc_gen.load()
+        self.channel: Any = None
+        self.call: Any = None
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        import grpc
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.hub.grpc_port}")
+        method = self.channel.stream_stream("/asrhub.v1.AsrHub/StreamingRecognize",
+                                            request_serializer=lambda b: b,
+                                            response_deserializer=self.pb.Event.FromString)
+        self.call = method(self._requests())
+        self.reader = asyncio.create_task(self._read())
+
+    async def _requests(self) -> AsyncIterator[bytes]:
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                return
+            yield item
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for msg in self.call:
+                ev = event_to_dict(msg)
+                if ev["type"] == "session.started" and not self.session_id:
+                    self.session_id = ev["session_id"]
+                self._on_event(ev)
+
+    def _send(self, **kw: Any) -> None:
+        self.queue.put_nowait(self.pb.StreamingRequest(**kw).SerializeToString())
+
+    async def start(self, body: dict[str, Any]) -> str | None:
+        waiter = self._start_waiter(body)
+        await self.start_again(body)
+        return await waiter
+
+    async def start_again(self, body: dict[str, Any]) -> None:
+        from google.protobuf import json_format
+        fields = self.pb.StartSession.DESCRIPTOR.fields_by_name
+        start = json_format.ParseDict({k: v for k, v in body.items() if k in fields}, self.pb.StartSession())
+        raw = start.SerializeToString()
+        for i, _ in enumerate(k for k in body if k not in fields):
+            raw += _varint((99 + i) << 3) + b"\x01"  # a field number StartSession does not define
+        self.queue.put_nowait(b"\x0a" + _varint(len(raw)) + raw)  # StreamingRequest.start (field 1)
+
+    async def send_audio(self, data: bytes) -> None:
+        self._send(audio=data)
+        await asyncio.sleep(0)
+
+    async def flush(self) -> None:
+        self._send(flush=self.pb.Flush())
+
+    async def stop(self) -> None:
+        self._send(stop=self.pb.Stop())
+
+    async def send_malformed(self) -> None:
+        """Bytes that are not a StreamingRequest message at all."""
+        self.queue.put_nowait(b"this is not json")
+
+    async def send_unknown_command(self) -> None:
+        """A StreamingRequest with no command the contract defines (an empty oneof)."""
+        self.queue.put_nowait(b"")
+
+    async def drop(self) -> None:
+        if self.call is not None:
+            self.call.cancel()
+        await self.close()
+
+    async def close(self) -> None:
+        self.queue.put_nowait(_END)
+        if self.reader is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.reader, 10)
+        if self.channel is not None:
+            await self.channel.close()
+
+
+def event_to_dict(msg: Any) -> dict[str, Any]:
+    """A gRPC Event -> the JSON shape the other wires carry."""
+    from google.protobuf import json_format
+    ev: dict[str, Any] = {"type": msg.type, "session_id": msg.session_id, "seq": msg.seq, "ts": msg.ts}
+    kind = msg.WhichOneof("payload")
+    if kind is None:
+        return ev
+    payload = json_format.MessageToDict(getattr(msg, kind), preserving_proto_field_name=True,
+                                        always_print_fields_with_no_presence=True)
+    if kind == "transcript":
+        final = payload.pop("is_final")
+        if final:
+            payload.pop("stable_text", None)
+        else:
+            for k in ("words", "language", "provider", "latency_ms"):
+                payload.pop(k, None)
+        if not payload.get("words"):
+            payload.pop("words", None)
+    if kind == "session_ended":
+        payload["stats"] = {k: int(v) for k, v in payload.get("stats", {}).items()}
+    ev.update(payload)
+    return ev
+
+
+CLIENTS: dict[str, type[Client]] = {c.name: c for c in (WsClient, SseClient, SioClient, GrpcClient)}

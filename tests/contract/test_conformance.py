@@ -1,0 +1,287 @@
+"""Issue 3: one session contract, four streaming transports (WebSocket, HTTP+SSE, Socket.IO, gRPC).
+
+Written once against tests/contract/clients.py; every test runs over every transport, against the real
+hub process of the `hub` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+
+from tests.contract.clients import CLIENTS, PCM16, Client
+from tests.contract.conftest import MakeClient
+from tests.support import HubProcess, clip, final_text, load_pcm16, wer
+
+TRANSPORTS = list(CLIENTS)
+JFK = clip("en_jfk")
+
+
+def _pcm(name: str) -> bytes:
+    return load_pcm16(clip(name).path).tobytes()
+
+
+def canonical(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The non-partial events in audio-timeline order.
+
+    Speech edges are emitted as the audio arrives, finals when the decoder is done, so whether the
+    final of utterance 1 comes before or after `speech.started` of utterance 2 depends on machine load,
+    not on the transport. Ordering by audio position (edge offset, final end) removes that timing
+    noise and keeps everything the contract fixes.
+    """
+    def key(e: dict[str, Any]) -> tuple[float, int]:
+        t = e["type"]
+        if t == "session.started":
+            return (-1, 0)
+        if t == "session.ended":
+            return (math.inf, 0)
+        if t == "speech.started":
+            return (e["offset_ms"], 0)
+        if t == "speech.ended":
+            return (e["offset_ms"], 1)
+        if t == "transcript.final":
+            return (e["end_ms"], 2)
+        return (math.inf, -1)
+
+    out = []
+    for e in sorted((e for e in events if e["type"] != "transcript.partial"), key=key):
+        if e["type"] == "transcript.final":
+            out.append((e["type"], e["utterance_id"], e["text"]))
+        elif e["type"].startswith("speech."):
+            out.append((e["type"], str(e["offset_ms"])))
+        else:
+            out.append((e["type"],))
+    return out
+
+
+def check_session_stream(events: list[dict[str, Any]], session_id: str) -> None:
+    assert events, "no events"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), [e["seq"] for e in events]
+    assert {e["session_id"] for e in events} == {session_id}
+    assert all(isinstance(e["ts"], float) and e["ts"] > 0 for e in events)
+    assert events[0]["type"] == "session.started"
+    assert events[-1]["type"] == "session.ended"
+
+
+async def stream_file(c: Client, pcm: bytes, start: dict[str, Any] | None = None,
+                      realtime: float = 2.0) -> list[dict[str, Any]]:
+    sid = await c.start({"audio": PCM16, **(start or {})})
+    assert sid, f"{c.name}: start refused: {c.events[-1:]}"
+    await c.stream(pcm, chunk_bytes=1280, realtime=realtime)
+    await c.stop()
+    return await c.wait_ended(180)
+
+
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+async def jfk_runs(hub: HubProcess) -> dict[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """en_jfk.flac as 16 kHz PCM in 40 ms chunks at 2x real time, over all four transports at once.
+
+    -> transport: (session id, session events, every event the connection received)"""
+    pcm = _pcm("en_jfk")
+
+    async def one(name: str) -> tuple[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+        c = CLIENTS[name](hub)
+        await c.connect()
+        try:
+            events = await stream_file(c, pcm)
+            assert c.session_id is not None
+            return name, (c.session_id, events, list(c.events))
+        finally:
+            await c.close()
+
+    return dict(await asyncio.gather(*(one(n) for n in TRANSPORTS)))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_real_speech_session(jfk_runs: dict[str, Any], transport: str) -> None:
+    sid, events, everything = jfk_runs[transport]
+    check_session_stream(events, sid)
+    assert everything == events, "the connection received events that are not its session's"
+    assert events[-1]["reason"] == "stop"
+    started = events[0]
+    assert started["provider"] == "faster_whisper" and started["audio"] == PCM16
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    assert finals and all(f["latency_ms"] >= 0 and f["provider"] == "faster_whisper" for f in finals)
+    assert wer([JFK.transcript], [final_text(events)]) < 0.25, final_text(events)
+    # causality: each final comes after the end of its own utterance
+    ends = [(i, e["offset_ms"]) for i, e in enumerate(events) if e["type"] == "speech.ended"]
+    for f in finals:
+        i, _ = min(ends, key=lambda x: abs(x[1] - f["end_ms"]))
+        assert i < events.index(f), f
+
+
+def test_every_transport_gives_the_same_session(jfk_runs: dict[str, Any]) -> None:
+    seqs = {name: canonical(run[1]) for name, run in jfk_runs.items()}
+    texts = {name: final_text(run[1]) for name, run in jfk_runs.items()}
+    reference = seqs["websocket"]
+    for name in TRANSPORTS:
+        assert seqs[name] == reference, f"{name} differs from websocket:\n{seqs[name]}\n{reference}"
+        assert texts[name] == texts["websocket"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs: the same error code on every wire.
+
+async def _started(c: Client) -> str:
+    sid = await c.start({"audio": PCM16})
+    assert sid
+    return sid
+
+
+async def case_non_json(c: Client) -> None:
+    await c.send_malformed()
+
+
+async def case_unknown_command(c: Client) -> None:
+    await _started(c)
+    await c.send_unknown_command()
+
+
+async def case_unknown_field(c: Client) -> None:
+    assert await c.start({"audio": PCM16, "speed": 2}) is None
+
+
+async def case_unknown_provider(c: Client) -> None:
+    assert await c.start({"audio": PCM16, "provider": "no_such_provider"}) is None
+
+
+async def case_audio_before_start(c: Client) -> None:
+    send = getattr(c, "send_audio_before_start", c.send_audio)
+    await send(b"\x00\x00" * 320)
+
+
+async def case_odd_byte_count(c: Client) -> None:
+    await _started(c)
+    await c.send_audio(b"\x00\x01\x02")
+
+
+async def case_sample_rate_0(c: Client) -> None:
+    assert await c.start({"audio": {**PCM16, "sample_rate": 0}}) is None
+
+
+async def case_sample_rate_10mhz(c: Client) -> None:
+    assert await c.start({"audio": {**PCM16, "sample_rate": 10_000_000}}) is None
+
+
+async def case_unknown_session(c: Client) -> None:
+    await c.audio_to_unknown_session("0" * 32, b"\x00\x00" * 320)
+
+
+async def case_second_start(c: Client) -> None:
+    await _started(c)
+    await c.start_again({"audio": PCM16})
+
+
+async def case_stop_twice(c: Client) -> None:
+    await _started(c)
+    await c.send_audio(_pcm("en_jfk")[:32000 * 2])  # 2 s of speech: the last final takes a while
+    await c.stop()
+    await c.stop()
+
+
+CASES = {
+    "non_json": (case_non_json, "invalid_command", False),
+    "unknown_command": (case_unknown_command, "invalid_command", True),
+    "unknown_field": (case_unknown_field, "invalid_command", False),
+    "unknown_provider": (case_unknown_provider, "unknown_provider", False),
+    "audio_before_start": (case_audio_before_start, "invalid_command", False),
+    "odd_byte_count": (case_odd_byte_count, "invalid_audio", True),
+    "sample_rate_0": (case_sample_rate_0, "invalid_command", False),
+    "sample_rate_10mhz": (case_sample_rate_10mhz, "invalid_command", False),
+    "unknown_session": (case_unknown_session, "session_not_found", False),
+    "second_start": (case_second_start, "invalid_command", True),
+    "stop_twice": (case_stop_twice, "invalid_command", True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_bad_input_same_error_code(make_client: MakeClient, transport: str, case: str) -> None:
+    run, code, in_session = CASES[case]
+    c = await make_client(transport)
+    await run(c)
+    err = await c.next_error(15)
+    assert err["code"] == code, err
+    assert err["message"]
+    ev = err.get("event")
+    if ev is not None:  # streaming wires: an error event
+        assert ev["fatal"] is False
+        if in_session:
+            assert ev["session_id"] == c.session_id and ev["seq"] > 0
+        else:
+            assert ev["session_id"] == "" and ev["seq"] == 0
+    if case == "stop_twice":
+        events = await c.wait_ended(120)
+        assert events[-1]["reason"] == "stop"
+        check_session_stream(events, c.session_id or "")
+        return
+    if in_session:
+        # a non-fatal error leaves the session usable
+        await c.send_audio(b"\x00\x00" * 320)
+        await c.stop()
+        events = await c.wait_ended(60)
+        check_session_stream(events, c.session_id or "")
+        assert events[-1]["reason"] == "stop"
+    else:
+        assert await c.start({"audio": PCM16}), "the connection is unusable after the error"
+    assert c.errors.empty(), [c.errors.get_nowait() for _ in range(c.errors.qsize())]
+
+
+# ---------------------------------------------------------------------------------------------
+RESUME_PAIRS = [("websocket", "websocket"), ("socketio", "socketio"), ("grpc", "grpc"), ("grpc", "socketio")]
+
+
+@pytest.mark.parametrize(("first", "second"), RESUME_PAIRS, ids=[f"{a}-{b}" for a, b in RESUME_PAIRS])
+async def test_resume_replays_missed_events(make_client: MakeClient, first: str, second: str) -> None:
+    c1 = await make_client(first)
+    sid = await _started(c1)
+    await c1.stream(_pcm("en_libri_1221"), realtime=0)
+    await c1.flush()  # the final of the utterance is computed while the client is away
+    last_seq = (await c1.wait_for(lambda e: e["type"] == "speech.started"))["seq"]
+    await c1.drop()
+    seen = [e for e in c1.session_events() if e["seq"] <= last_seq]
+    await asyncio.sleep(0.3)
+
+    c2 = await make_client(second)
+    assert await c2.start({"resume": {"session_id": sid, "last_seq": last_seq}}) == sid
+    await c2.wait_for(lambda e: e["type"] == "transcript.final", 60)
+    await c2.stop()
+    rest = await c2.wait_ended(60)
+    assert rest[0]["seq"] == last_seq + 1, (last_seq, rest[0])
+    check_session_stream(seen + rest, sid)
+    assert rest[-1]["reason"] == "stop"
+    assert wer([clip("en_libri_1221").transcript], [final_text(rest)]) < 0.3
+
+
+async def test_resume_unknown_or_future_seq_is_refused(make_client: MakeClient) -> None:
+    c = await make_client("websocket")
+    sid = await _started(c)
+    other = await make_client("grpc")
+    assert await other.start({"resume": {"session_id": sid, "last_seq": 999}}) is None
+    assert (await other.next_error())["code"] == "invalid_command"
+
+
+# ---------------------------------------------------------------------------------------------
+async def test_sessions_never_see_each_others_events(hub: HubProcess) -> None:
+    """Five sessions at once (two over Socket.IO, one per other wire), two different files."""
+    names = ["socketio", "socketio", "websocket", "sse", "grpc"]
+    files = ["en_libri_1221", "en_libri_1089-134691", "en_libri_1089-134691", "en_libri_1221", "en_libri_1221"]
+    clients = [CLIENTS[n](hub) for n in names]
+    try:
+        for c in clients:
+            await c.connect()
+        runs = await asyncio.gather(*(stream_file(c, _pcm(f), realtime=2.0) for c, f in zip(clients, files,
+                                                                                           strict=True)))
+    finally:
+        for c in clients:
+            await c.close()
+    ids = {c.session_id for c in clients}
+    assert len(ids) == len(clients)
+    for c, f, events in zip(clients, files, runs, strict=True):
+        assert all(e["session_id"] == c.session_id for e in c.events), f"{c.name} saw another session's events"
+        check_session_stream(events, c.session_id or "")
+        assert wer([clip(f).transcript], [final_text(events)]) < 0.3, (c.name, f, final_text(events))
