@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .core.auth import check_bind
 from .core.config import ConfigError, HubConfig, load_config
+from .core.errors import HubError
 
 
 def _load(path: str | None) -> HubConfig:
@@ -35,10 +37,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.server.grpc_port = args.grpc_port
     logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    try:
+        check_bind(cfg.server)
+    except HubError as e:
+        print(f"asrhub: {e.message}", file=sys.stderr)
+        return 2
     app = create_app(cfg)
-    uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level=cfg.logging.level.lower(),
-                ws_max_size=16 * 1024 * 1024, timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1)
+    server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port,
+                                           log_level=cfg.logging.level.lower(), ws_max_size=16 * 1024 * 1024,
+                                           timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1))
+    server.run()
     return 0
+
+
+def _draining_server_class() -> type:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """On the first SIGTERM/SIGINT: drain the hub (finalise utterances, send session.ended with
+        reason shutdown) while connections are still open, then let uvicorn shut down. A second signal
+        forces the exit."""
+
+        _draining = False
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            hub = getattr(self.config.app.state, "hub", None) if hasattr(self.config.app, "state") else None
+            loop = getattr(self, "_loop", None)
+            if self._draining or hub is None or loop is None or not self.started:
+                super().handle_exit(sig, frame)
+                return
+            self._draining = True
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then_exit(hub, sig, frame)))
+
+        async def _drain_then_exit(self, hub: Any, sig: int, frame: Any) -> None:
+            try:
+                await hub.drain()
+                await asyncio.sleep(0.3)  # let transports flush session.ended
+            finally:
+                super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: Any = None) -> None:
+            self._loop = asyncio.get_running_loop()
+            await super().startup(sockets)
+
+    return DrainingServer
+
+
+def DrainingServer(config: Any) -> Any:  # noqa: N802
+    return _draining_server_class()(config)
 
 
 def _fmt_ts(ms: int, sep: str) -> str:

@@ -10,7 +10,9 @@
 import { startMicrophone, decodeFileTo16k, FileStreamer, levelToMeter, pcm16Rms } from "./audio.js";
 import { createTransport } from "./transports.js";
 import { SessionController } from "./session.js";
-import { Transcript, clockTime, splitPartial } from "./transcript.js";
+import { Transcript, clockTime } from "./transcript.js";
+import { TranscriptView } from "./transcript-view.js";
+import { fetchProviders, fillProviderSelect, describeCapabilities } from "./providers.js";
 import { describeError, describeEnded } from "./errors.js";
 
 const $ = (id) => document.getElementById(id);
@@ -58,8 +60,15 @@ if (params.get("token")) el.apiKey.value = params.get("token");
 if (["ws", "sse", "sio"].includes(params.get("transport"))) el.transport.value = params.get("transport");
 
 const transcript = new Transcript();
+const view = new TranscriptView(transcript, el, {
+  exportMeta: () => ({ hub: hubBase }),
+  onClear: () => {
+    el.sessionInfo.textContent = "";
+    if (run.phase === "idle") view.clearPartial();
+  },
+});
 /** @type {Map<string, object>} provider name → entry of GET /v1/providers */
-const providers = new Map();
+let providers = new Map();
 
 // The one running session (or none).
 const run = {
@@ -68,7 +77,6 @@ const run = {
   controller: null,
   mic: null,
   streamer: null,
-  partialKey: null,
   meter: 0,
   conn: "idle", // last session state
 };
@@ -115,76 +123,20 @@ function showNotice(text, sticky = false) {
 // Providers
 
 async function loadProviders() {
-  const headers = {};
-  const token = el.apiKey.value.trim();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let list = null;
-  try {
-    const res = await fetch(new URL("/v1/providers", hubBase), { headers });
-    if (res.ok) list = await res.json();
-    if (list && !Array.isArray(list)) list = list.providers || list.data || null;
-  } catch {
-    list = null;
-  }
-  el.provider.replaceChildren();
-  providers.clear();
-  if (!Array.isArray(list) || list.length === 0) {
-    el.provider.append(new Option("Server default", ""));
-    if (list === null) showNotice(describeError("providers_unavailable"), true);
-    updateProviderInfo();
-    return;
-  }
-  const wanted = params.get("provider");
-  let firstAvailable = null;
-  let preferred = null;
-  for (const p of list) {
-    if (!p || !p.name) continue;
-    providers.set(p.name, p);
-    const available = p.status === "available";
-    const model = p.model ? ` · ${p.model}` : "";
-    const label = available ? `${p.name}${model}` : `${p.name} — unavailable${p.reason ? `: ${p.reason}` : ""}`;
-    const opt = new Option(label, p.name);
-    opt.disabled = !available;
-    opt.dataset.status = p.status || "unknown";
-    if (!available) {
-      opt.className = "unavailable";
-      opt.title = p.reason || "not available";
-    }
-    el.provider.append(opt);
-    if (available && !firstAvailable) firstAvailable = p.name;
-    if (available && (p.default === true || p.is_default === true)) preferred = p.name;
-    if (available && wanted === p.name) preferred = wanted;
-  }
-  const pick = preferred || firstAvailable;
-  if (pick) el.provider.value = pick;
-  else {
-    // Nothing available: let the hub decide (and explain) rather than block the page.
-    const opt = new Option("Server default", "");
-    el.provider.prepend(opt);
-    el.provider.value = "";
-  }
+  const list = await fetchProviders(hubBase, el.apiKey.value.trim());
+  providers = fillProviderSelect(el.provider, list, params.get("provider"));
+  if (list === null) showNotice(describeError("providers_unavailable"), true);
   updateProviderInfo();
 }
 
 function updateProviderInfo() {
   const p = providers.get(el.provider.value);
-  el.languageList.replaceChildren();
-  if (!p) {
-    el.providerInfo.textContent = "";
-    el.wordTs.disabled = run.phase !== "idle";
-    el.interim.disabled = run.phase !== "idle";
-    return;
-  }
-  const caps = p.capabilities || {};
-  const bits = [];
-  bits.push(caps.streaming ? "native streaming" : "streamed by the hub");
-  if (caps.interim) bits.push("interim results");
-  if (caps.word_timestamps) bits.push("word timestamps");
-  const langs = Array.isArray(caps.languages) ? caps.languages : [];
-  if (langs.length) bits.push(`languages: ${langs.length > 8 ? `${langs.slice(0, 8).join(", ")} +${langs.length - 8}` : langs.join(", ")}`);
-  el.providerInfo.textContent = bits.join(" · ");
-  for (const l of ["auto", ...langs]) el.languageList.append(new Option(l, l));
   const locked = run.phase !== "idle";
+  el.languageList.replaceChildren();
+  el.providerInfo.textContent = p ? describeCapabilities(p) : "";
+  const caps = (p && p.capabilities) || {};
+  const langs = Array.isArray(caps.languages) ? caps.languages : [];
+  if (p) for (const l of ["auto", ...langs]) el.languageList.append(new Option(l, l));
   el.wordTs.disabled = locked || caps.word_timestamps === false;
   if (caps.word_timestamps === false) el.wordTs.checked = false;
   el.interim.disabled = locked || caps.interim === false;
@@ -341,7 +293,7 @@ function endRun() {
   run.mode = null;
   setSpeaking(false);
   setLevel(0, true);
-  clearPartial();
+  view.clearPartial();
   lockSettings(false);
   renderMicButton();
   el.fileInput.value = "";
@@ -378,10 +330,10 @@ function onHubEvent(ev, transportLabel) {
       setSpeaking(false);
       break;
     case "transcript.partial":
-      showPartial(ev);
+      view.showPartial(ev);
       break;
     case "transcript.final":
-      addFinal(ev);
+      view.addFinal(ev);
       break;
     case "provider.switched": {
       const s = transcript.sessions.get(ev.session_id);
@@ -398,7 +350,7 @@ function onHubEvent(ev, transportLabel) {
       break;
     case "session.ended":
       setSpeaking(false);
-      clearPartial();
+      view.clearPartial();
       transcript.endSession(ev.session_id, ev.stats);
       if (ev.reason !== "error") showNotice(describeEnded(ev.reason) + statsText(ev.stats));
       break;
@@ -469,128 +421,6 @@ function setLevel(v, immediate = false) {
   el.level.textContent = `${Math.round(run.meter * 100)}%`;
 }
 
-function partialKey(ev) {
-  return `${ev.session_id || ""}\u0000${ev.utterance_id}`;
-}
-
-function showPartial(ev) {
-  if (transcript.hasFinal(ev.session_id, ev.utterance_id)) return; // late partial of a finished utterance
-  const [stable, unstable] = splitPartial(ev.text, ev.stable_text);
-  run.partialKey = partialKey(ev);
-  el.partial.dataset.utteranceId = ev.utterance_id != null ? String(ev.utterance_id) : "";
-  el.partialStable.textContent = stable;
-  el.partialUnstable.textContent = unstable;
-  el.partial.classList.toggle("active", !!(stable || unstable));
-  updateEmpty();
-  autoScroll();
-}
-
-function clearPartial() {
-  run.partialKey = null;
-  el.partial.dataset.utteranceId = "";
-  el.partialStable.textContent = "";
-  el.partialUnstable.textContent = "";
-  el.partial.classList.remove("active");
-  updateEmpty();
-}
-
-function addFinal(ev) {
-  const { entry, replaced } = transcript.addFinal(ev);
-  if (run.partialKey === partialKey(ev)) clearPartial();
-  const li = document.createElement("li");
-  li.className = entry.text ? "final" : "final empty";
-  li.dataset.utteranceId = entry.utterance_id;
-  if (entry.session_id) li.dataset.sessionId = entry.session_id;
-  li.dataset.startMs = String(entry.start_ms);
-  li.dataset.endMs = String(entry.end_ms);
-
-  const meta = document.createElement("div");
-  meta.className = "final-meta";
-  const time = document.createElement("span");
-  time.className = "final-time";
-  time.textContent = `${clockTime(entry.start_ms)}–${clockTime(entry.end_ms)}`;
-  time.title = `${entry.start_ms}–${entry.end_ms} ms`;
-  meta.append(time);
-  if (entry.provider) {
-    const p = document.createElement("span");
-    p.className = "final-provider";
-    p.textContent = entry.provider;
-    meta.append(p);
-  }
-  if (entry.latency_ms != null) {
-    const l = document.createElement("span");
-    l.className = "final-latency";
-    l.textContent = `${Math.round(entry.latency_ms)} ms`;
-    l.title = "Latency: end of speech → final transcript";
-    meta.append(l);
-  }
-  const text = document.createElement("p");
-  text.className = "final-text";
-  text.textContent = entry.text;
-  li.append(meta, text);
-
-  const selector = `.final[data-utterance-id="${cssEscape(entry.utterance_id)}"][data-session-id="${cssEscape(entry.session_id || "")}"]`;
-  const old = replaced ? el.finals.querySelector(selector) : null;
-  if (old) old.replaceWith(li);
-  else el.finals.append(li);
-  updateEmpty();
-  autoScroll();
-}
-
-function cssEscape(s) {
-  return window.CSS && CSS.escape ? CSS.escape(s) : String(s).replace(/["\\]/g, "\\$&");
-}
-
-function updateEmpty() {
-  const empty = transcript.isEmpty && !el.partial.classList.contains("active");
-  el.emptyHint.hidden = !empty;
-  for (const b of [el.exportTxt, el.exportSrt, el.exportJson, el.clear]) b.disabled = transcript.isEmpty;
-}
-
-let stickToBottom = true;
-el.scroll.addEventListener("scroll", () => {
-  const s = el.scroll;
-  stickToBottom = s.scrollHeight - s.scrollTop - s.clientHeight < 48;
-});
-function autoScroll() {
-  if (stickToBottom) el.scroll.scrollTop = el.scroll.scrollHeight;
-}
-
-// ---------------------------------------------------------------------------
-// Export
-
-function download(filename, mime, content) {
-  const blob = new Blob([content], { type: mime });
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = filename;
-  a.rel = "noopener";
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
-
-function exportName(ext) {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, "0");
-  return `transcript-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.${ext}`;
-}
-
-el.exportTxt.addEventListener("click", () => download(exportName("txt"), "text/plain;charset=utf-8", transcript.toText()));
-el.exportSrt.addEventListener("click", () => download(exportName("srt"), "application/x-subrip;charset=utf-8", transcript.toSrt()));
-el.exportJson.addEventListener("click", () =>
-  download(exportName("json"), "application/json", transcript.toJson({ hub: hubBase })),
-);
-el.clear.addEventListener("click", () => {
-  transcript.clear();
-  el.finals.replaceChildren();
-  el.sessionInfo.textContent = "";
-  if (run.phase === "idle") clearPartial();
-  updateEmpty();
-});
-
 // ---------------------------------------------------------------------------
 // Controls
 
@@ -649,5 +479,5 @@ window.addEventListener("pagehide", () => {
 
 setStatus("idle");
 renderMicButton();
-updateEmpty();
+view.updateEmpty();
 loadProviders();

@@ -60,5 +60,3 @@ export function describeEnded(reason) {
   return ENDED_REASONS[reason] || `Session ended (${reason || "unknown reason"}).`;
 }
 
-/** Codes that describe a transient condition (shown as a warning, not a failure). */
-export const TRANSIENT_CODES = new Set(["connection_lost"]);

@@ -15,6 +15,7 @@ from .. import __version__
 from ..core.config import HubConfig
 from ..core.hub import Hub
 from . import openai_compat, rest, sse, websocket
+from .auth import AuthMiddleware
 from .grpc import GrpcServer
 from .socketio import create_socketio_app
 
@@ -42,6 +43,7 @@ def create_app(config: HubConfig) -> FastAPI:
     app = FastAPI(title="ASR Hub", version=__version__, lifespan=lifespan)
     app.state.hub = hub
     app.state.config = config
+    app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
     app.include_router(rest.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ from ..core.events import ErrorEvent
 
 def error_event(err: HubError, session_id: str = "") -> ErrorEvent:
     """An error outside any session (before start, bad frame) has session_id "" and seq 0."""
-    return ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
+    return ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal,
+                      ts=time.time())
 
 
 def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSONResponse:

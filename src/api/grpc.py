@@ -90,7 +90,9 @@ def _request_deserializer(pb: Any) -> Callable[[bytes], Any]:
 
 def start_to_dict(start: Any) -> dict[str, Any]:
     """StartSession message -> the StartSession JSON shape (only the fields that are set)."""
-    return json_format.MessageToDict(start, preserving_proto_field_name=True)
+    # every field with presence appears only when set; Resume's plain fields always (last_seq 0 is a value)
+    return json_format.MessageToDict(start, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
 
 
 def event_to_proto(pb: Any, ev: Event) -> Any:

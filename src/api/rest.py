@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 router = APIRouter()
 
@@ -13,6 +14,11 @@ router = APIRouter()
 @router.get("/v1/providers")
 async def list_providers(request: Request) -> list[dict[str, Any]]:
     return request.app.state.hub.providers.describe()  # type: ignore[no-any-return]
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz")

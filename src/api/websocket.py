@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -47,7 +49,7 @@ class WsConnection:
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
 
-    async def handle(self, msg: dict[str, object]) -> None:
+    async def handle(self, msg: Mapping[str, Any]) -> None:
         if msg.get("bytes") is not None:
             data = msg["bytes"]
             assert isinstance(data, bytes)

@@ -8,7 +8,9 @@ from ..providers.registry import ProviderSet
 from ..store.hub import actions as HA
 from ..store.hub.selectors import select_ready
 from ..store.providers import actions as PA
+from .auth import Authenticator
 from .config import HubConfig
+from .metrics import HubMetrics
 from .reload import ConfigReloader
 from .scheduler import Scheduler
 from .service import SessionService
@@ -21,7 +23,10 @@ class Hub:
         self.config = config
         self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue)
         self.providers = ProviderSet(config.providers, self.scheduler)
-        self.service = SessionService(config, self.providers)
+        self.auth = Authenticator(config.server)
+        self.metrics = HubMetrics()
+        self.service = SessionService(config, self.providers, self.metrics)
+        self.metrics.bind(self)
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
 
     @property
@@ -38,6 +43,11 @@ class Hub:
         if self.reloader is not None:
             await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
+
+    async def drain(self) -> None:
+        """SIGTERM: stop admitting (readyz false), finalise open utterances, end sessions."""
+        self.service.dispatch(HA.draining_started(HA.Flag(True)))
+        await self.service.drain(self.config.server.shutdown_grace_s)
 
     async def stop(self) -> None:
         self.service.dispatch(HA.draining_started(HA.Flag(True)))

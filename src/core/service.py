@@ -31,17 +31,19 @@ from .config import HubConfig
 from .errors import ErrorCode, HubError
 from .events import ErrorEvent, Event, SessionEnded, SessionStarted, SpeechEnded, SpeechStarted
 from .failover import Failover
+from .metrics import HubMetrics, MetricsEffects
 from .session import Session
 
 log = logging.getLogger(__name__)
 
 
 class SessionService:
-    def __init__(self, config: HubConfig, providers: ProviderSet) -> None:
+    def __init__(self, config: HubConfig, providers: ProviderSet, metrics: HubMetrics | None = None) -> None:
         self.config = config
         self.providers = providers
+        self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}
-        self.store = build_store(self)
+        self.store = build_store(self, MetricsEffects(self.metrics))
         self._reaper: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.failover = Failover(self)
@@ -121,7 +123,9 @@ class SessionService:
         s.last_activity = time.monotonic()
         s.audio_bytes += len(data)
         assert s.pipeline is not None
+        before = s.pipeline.offset
         items = s.pipeline.push(data)  # HubError(invalid_audio) propagates to the transport
+        self.metrics.audio_seconds.labels(s.transport).inc((s.pipeline.offset - before) / 16000)
         self._feed(s, items)
         if s.audio_samples > self.config.limits.max_session_s * 16000:
             self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
@@ -133,7 +137,7 @@ class SessionService:
         assert s.pipeline is not None
         self._feed(s, s.pipeline.flush())
 
-    def stop(self, session_id: str) -> None:
+    def stop(self, session_id: str, reason: str = "stop") -> None:
         s = self._live(session_id)
         s.stopping = True
         self.dispatch(A.stop_requested(A.SessionRef(s.id)))
@@ -144,7 +148,22 @@ class SessionService:
             self.error(s.id, e)
             items = s.pipeline.flush()
         self._feed(s, items)
-        self._spawn(s, self._finish(s, "stop"))
+        self._spawn(s, self._finish(s, reason))
+
+    async def drain(self, grace_s: float) -> None:
+        """Shutdown: finalise every open utterance, then end each session with reason "shutdown";
+        whatever is not done within `grace_s` is ended as it is."""
+        for s in list(self.sessions.values()):
+            if not s.ended and not s.stopping:
+                try:
+                    self.stop(s.id, "shutdown")
+                except HubError:
+                    self.end(s.id, "shutdown")
+        tasks = [t for s in self.sessions.values() for t in s.tasks]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for s in list(self.sessions.values()):
+            self.end(s.id, "shutdown")
 
     def abort(self, session_id: str) -> None:
         """DELETE: end now, no finalisation."""
@@ -212,6 +231,8 @@ class SessionService:
             return
         if not r.is_final:
             self._emit_direct(s, s.partial_event(r))
+            onset = s.first_partial_due.pop(r.utterance_id, None)
+            self.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
             return
         s.pending.pop(r.utterance_id, None)
         if r.text.strip():

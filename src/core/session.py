@@ -42,6 +42,7 @@ class Session:
         self.utterance_index = 0
         self.open_utterance: tuple[str, int] | None = None   # (id, audio start)
         self.pending: dict[str, tuple[int, int]] = {}         # utterance id -> (start, end) awaiting final
+        self.first_partial_due: dict[str, int] = {}           # utterance id -> speech onset, until its 1st partial
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (chunk end offset, arrival time)
         self.audio_bytes = 0
         self.partials = 0
@@ -73,6 +74,7 @@ class Session:
                 self.utterance_index += 1
                 uid = f"u{self.utterance_index}"
                 self.open_utterance = (uid, item.audio_start)
+                self.first_partial_due = {uid: item.offset}
                 if self.stream is not None:
                     self.stream.start_utterance(uid, item.audio_start)
                 on_marker(item, uid)

@@ -25,11 +25,12 @@ def load_audio(data: bytes) -> np.ndarray:
 
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
+            stream: Any = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise HubError(ErrorCode.invalid_audio, "the file has no audio stream")
             parts = []
             rate = stream.codec_context.sample_rate or HUB_RATE
+            frame: Any
             for frame in container.decode(stream):
                 arr = frame.to_ndarray()
                 if arr.dtype.kind == "i":

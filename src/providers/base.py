@@ -8,6 +8,7 @@ implement `decode()` (blocking, run by the scheduler) and get streaming from `pr
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,6 +126,24 @@ class ProviderStream(abc.ABC):
     async def close(self) -> None: ...
 
 
+@dataclass
+class DecodeStats:
+    """What decoding has cost so far (read by /metrics and the benches)."""
+
+    decode_s: float = 0.0
+    audio_s: float = 0.0
+    finals: int = 0
+    partials: int = 0
+
+    def add(self, seconds: float, audio_s: float, interim: bool) -> None:
+        self.decode_s += seconds
+        self.audio_s += audio_s
+        if interim:
+            self.partials += 1
+        else:
+            self.finals += 1
+
+
 class Provider(abc.ABC):
     """Base class. Subclasses set `capabilities` and implement load/open_stream/transcribe."""
 
@@ -137,6 +156,7 @@ class Provider(abc.ABC):
         self.scheduler = scheduler
         self.language = language
         self._health = ProviderHealth("loading")
+        self.stats = DecodeStats()
 
     @property
     def model(self) -> str:
@@ -169,10 +189,18 @@ class BatchProvider(Provider):
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         """Blocking decode of float32 mono 16 kHz audio. Runs in the scheduler's executor."""
 
+    def timed_decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        """`decode` with its cost counted in `stats` (real-time factor)."""
+        t0 = time.perf_counter()
+        try:
+            return self.decode(audio, opts)
+        finally:
+            self.stats.add(time.perf_counter() - t0, len(audio) / 16000, opts.interim)
+
     async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         from ..core.audio import int16_to_float
         pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
-        return await self.scheduler.run(lambda: self.decode(pcm, opts), final=True)
+        return await self.scheduler.run(lambda: self.timed_decode(pcm, opts), final=True)
 
     def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
         from .streaming import StreamAdapter

@@ -123,7 +123,7 @@ class StreamAdapter(ProviderStream):
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
                                  prompt=self._context or None if self.use_context else None)
-        fut = self.provider.scheduler.submit(lambda: self.provider.decode(audio, opts), final=True)
+        fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True)
         assert fut is not None
         return fut
 
@@ -156,7 +156,7 @@ class StreamAdapter(ProviderStream):
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=" ".join(u.committed) or None,
                                  prompt=self._context or None if self.use_context else None)
-        fut = self.provider.scheduler.submit(lambda: self.provider.decode(audio, opts), final=False,
+        fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              key=self.opts.session_id)
         if fut is None:
             return  # skipped under load

@@ -12,8 +12,8 @@ from .sessions.effects import SessionEffects, SessionRuntime
 from .sessions.reducer import sessions_reducer
 
 
-def build_store(runtime: SessionRuntime) -> Store[Any]:
+def build_store(runtime: SessionRuntime, *more_effects: Any) -> Store[Any]:
     store = create_store()
     store.register_root({"sessions": sessions_reducer, "providers": providers_reducer, "hub": hub_reducer})
-    store.register_effects(SessionEffects(runtime))
+    store.register_effects(SessionEffects(runtime), *more_effects)
     return store

@@ -32,13 +32,11 @@ providers:
       model: bundled:tiny.en
       language: en
       fail: final
-      fail_count: 1
     flaky_jfk:
       type: "{FLAKY}"
       model: bundled:tiny.en
       language: en
       fail: final
-      fail_count: 1
     sick:
       type: "{FLAKY}"
       model: bundled:tiny.en
@@ -50,7 +48,8 @@ providers:
       model: bundled:tiny.en
       language: en
       fail: hang
-      hang_s: 7
+      hang_s: 6
+      fail_for_s: 0.5
 """
 
 

@@ -51,18 +51,22 @@ class SessionEffects:
 
     @create_effect
     def end_on_fatal_error(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
-        return actions.pipe(
-            of_type(A.error_raised),
-            ops.filter(lambda a: a.payload.fatal),
-            ops.map(lambda a: A.end_requested(A.EndRequested(a.payload.session_id, "error"))),
-        )
+        def fatal(a: Action[A.ErrorRaised]) -> bool:
+            return a.payload is not None and a.payload.fatal
+
+        def end(a: Action[A.ErrorRaised]) -> Action[A.EndRequested]:
+            assert a.payload is not None
+            return A.end_requested(A.EndRequested(a.payload.session_id, "error"))
+
+        return actions.pipe(of_type(A.error_raised), ops.filter(fatal), ops.map(end))
 
     @create_effect
     def end_idle(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
-        return actions.pipe(
-            of_type(A.idle_detected),
-            ops.map(lambda a: A.end_requested(A.EndRequested(a.payload.session_id, "idle"))),
-        )
+        def end(a: Action[A.SessionRef]) -> Action[A.EndRequested]:
+            assert a.payload is not None
+            return A.end_requested(A.EndRequested(a.payload.session_id, "idle"))
+
+        return actions.pipe(of_type(A.idle_detected), ops.map(end))
 
     @create_effect(dispatch=False)
     def end(self, actions: Observable[Action[Any]]) -> Observable[Any]:

@@ -1,0 +1,54 @@
+"""ASGI middleware: API key and origin checks for the HTTP and WebSocket routes under /v1 and Socket.IO.
+
+The key's name is put in scope["asrhub.api_key"] for the transports (per-key session limits)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..core.auth import Authenticator, bearer, key_id
+from ..core.errors import ErrorCode, HubError
+from .errors import error_event
+
+Scope = dict[str, Any]
+PROTECTED = ("/v1/", "/socket.io")
+
+
+class AuthMiddleware:
+    def __init__(self, app: Any, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(PROTECTED):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            if scope["type"] == "websocket" and not self.auth.origin_allowed(headers.get("origin")):
+                raise HubError(ErrorCode.unauthorized, f"origin {headers.get('origin')} is not allowed", fatal=True)
+            # Socket.IO carries its key in the connect packet's auth; its own handler checks it
+            if not scope["path"].startswith("/socket.io"):
+                token = bearer(headers.get("authorization")) or (query.get("token") or [None])[0]
+                key = self.auth.authenticate(token)
+                scope["asrhub.api_key"] = key_id(key)
+        except HubError as e:
+            await self._refuse(scope, receive, send, e)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Any, send: Any, err: HubError) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": error_event(err).to_json()})
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps({"error": {"code": err.code.value, "message": err.message}}).encode()
+        await send({"type": "http.response.start", "status": err.http_status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,131 @@
+"""Prometheus metrics, one registry per hub (no import-time globals).
+
+Control-plane facts (finals, errors, switches, session ends) are counted by a store effect that sees
+their actions; data-plane counters (audio in, partials) are bumped by the service directly; gauges
+(sessions by state/transport, queue depth, provider speed) are read from live objects at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from pystorex import Action, create_effect
+from reactivex import Observable
+from reactivex import operators as ops
+
+from ..store.sessions import actions as A
+from ..store.sessions.selectors import select_counts_by_transport
+from .events import ErrorEvent, TranscriptFinal
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.audio_seconds = Counter("asrhub_audio_seconds", "Audio received, seconds at the hub rate",
+                                     ["transport"], registry=r)
+        self.sessions_started = Counter("asrhub_sessions_started", "Sessions started", ["transport"], registry=r)
+        self.sessions_ended = Counter("asrhub_sessions_ended", "Sessions ended", ["reason"], registry=r)
+        self.finals = Counter("asrhub_finals", "Final transcripts", ["provider"], registry=r)
+        self.partials = Counter("asrhub_partials", "Partial transcripts", ["provider"], registry=r)
+        self.errors = Counter("asrhub_errors", "Errors sent to clients", ["code"], registry=r)
+        self.failovers = Counter("asrhub_failovers", "Sessions moved to a fallback provider", ["from_", "to"],
+                                 registry=r)
+        self.final_latency = Histogram("asrhub_final_latency_seconds", "End of utterance audio -> final",
+                                       ["provider"], buckets=LATENCY_BUCKETS, registry=r)
+        self.first_partial = Histogram("asrhub_first_partial_seconds", "Speech start -> first partial",
+                                       ["provider"], buckets=LATENCY_BUCKETS, registry=r)
+        self.lag = Histogram("asrhub_session_lag_seconds", "How far a session's results trail its audio, at finals",
+                             buckets=LATENCY_BUCKETS, registry=r)
+        self._hub: Hub | None = None
+
+    def bind(self, hub: Hub) -> None:
+        self._hub = hub
+        self.registry.register(_LiveCollector(hub))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def partial(self, provider: str, first_after_s: float | None) -> None:
+        self.partials.labels(provider).inc()
+        if first_after_s is not None:
+            self.first_partial.labels(provider).observe(max(0.0, first_after_s))
+
+
+class _LiveCollector:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        svc = self.hub.service
+        by_state = GaugeMetricFamily("asrhub_sessions", "Sessions by state", labels=["state"])
+        counts: dict[str, int] = {"created": 0, "listening": 0, "speaking": 0, "finalizing": 0, "ended": 0}
+        for rec in svc.state["sessions"].values():
+            counts[rec.state] = counts.get(rec.state, 0) + 1
+        for state, n in counts.items():
+            by_state.add_metric([state], n)
+        yield by_state
+        by_transport = GaugeMetricFamily("asrhub_sessions_live", "Live sessions by transport", labels=["transport"])
+        for transport, n in select_counts_by_transport(svc.state).items():
+            by_transport.add_metric([transport], n)
+        yield by_transport
+        s = self.hub.scheduler
+        yield GaugeMetricFamily("asrhub_scheduler_queue_depth", "Inference jobs waiting", value=s.queue_depth)
+        yield GaugeMetricFamily("asrhub_scheduler_running", "Inference jobs running", value=s.running)
+        yield GaugeMetricFamily("asrhub_scheduler_dropped_partials", "Partial decodes skipped or superseded",
+                                value=s.dropped_partials)
+        now = time.perf_counter()
+        lag = max((now - sess.arrival_time(sess.ring.end) for sess in svc.sessions.values()
+                   if not sess.ended and sess.pending), default=0.0)
+        yield GaugeMetricFamily("asrhub_max_pending_lag_seconds", "Oldest audio still waiting for its final",
+                                value=lag)
+        rtf = GaugeMetricFamily("asrhub_provider_real_time_factor", "Decode seconds per audio second",
+                                labels=["provider"])
+        health = GaugeMetricFamily("asrhub_provider_available", "1 if the provider is available",
+                                   labels=["provider"])
+        for p in self.hub.providers.providers.values():
+            st = getattr(p, "stats", None)
+            if st is not None and st.audio_s > 0:
+                rtf.add_metric([p.name], st.decode_s / st.audio_s)
+            health.add_metric([p.name], 1.0 if p.health().status == "available" else 0.0)
+        yield rtf
+        yield health
+
+
+class MetricsEffects:
+    """Counts control-plane actions; never dispatches."""
+
+    def __init__(self, metrics: HubMetrics) -> None:
+        self.m = metrics
+
+    def _count(self, a: Action[Any]) -> None:
+        try:
+            p = a.payload
+            if a.type == A.final_emitted.type and isinstance(p.event, TranscriptFinal):
+                self.m.finals.labels(p.event.provider).inc()
+                self.m.final_latency.labels(p.event.provider).observe(p.event.latency_ms / 1000)
+                if p.event.lag_ms is not None:
+                    self.m.lag.observe(p.event.lag_ms / 1000)
+            elif a.type == A.error_raised.type and isinstance(p.event, ErrorEvent):
+                self.m.errors.labels(p.event.code).inc()
+            elif a.type == A.provider_switched.type:
+                self.m.failovers.labels(getattr(p.event, "from_", ""), p.to).inc()
+            elif a.type == A.ended.type:
+                self.m.sessions_ended.labels(p.reason).inc()
+            elif a.type == A.created.type:
+                self.m.sessions_started.labels(p.transport).inc()
+        except Exception:  # metrics must never break the action stream
+            pass
+
+    @create_effect(dispatch=False)
+    def count(self, actions: Observable[Action[Any]]) -> Observable[Any]:
+        return actions.pipe(ops.do_action(self._count), ops.filter(lambda _: False))
