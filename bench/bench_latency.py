@@ -65,7 +65,7 @@ async def run(silence_ms: int, runs: int) -> None:
     off = await offline_wer()
     print(f"machine: {machine()}")
     print(f"files: {len(english())} English manifest files x {runs} run(s), 20 ms chunks, real-time pace")
-    print(f"| figure | p50 / p95 (ms) | n |\n|---|---|---|")
+    print("| figure | p50 / p95 (ms) | n |\n|---|---|---|")
     print(f"| final after last voiced audio, VAD endpoint (silence_ms={silence_ms}) | {p50_p95(vad_lat)} | {len(vad_lat)} |")
     print(f"| same, as reported by the hub (`latency_ms`) | {p50_p95(server_lat)} | {len(server_lat)} |")
     print(f"| final after `stop` | {p50_p95(stop_lat)} | {len(stop_lat)} |")

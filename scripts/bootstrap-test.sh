@@ -4,7 +4,10 @@
 set -euo pipefail
 extras="${1:-default,test}"
 VENV=.venv
-"$VENV/bin/pip" install -q -e ".[${extras}]"
+# Every provider's library is installed for the tests (issue 4). torch FIRST, pinned to the local CPU
+# build: openai-whisper depends on torch, and left to itself pip would fetch a multi-GB CUDA build.
+"$VENV/bin/pip" install -q "torch==2.13.0"
+"$VENV/bin/pip" install -q -e ".[${extras},providers]"
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)

@@ -123,9 +123,11 @@ function showNotice(text, sticky = false) {
 // Providers
 
 async function loadProviders() {
-  const list = await fetchProviders(hubBase, el.apiKey.value.trim());
+  const { list, code } = await fetchProviders(hubBase, el.apiKey.value.trim());
   providers = fillProviderSelect(el.provider, list, params.get("provider"));
-  if (list === null) showNotice(describeError("providers_unavailable"), true);
+  if (code === "unauthorized") showError(code);
+  else if (code) showNotice(describeError(code), true);
+  else if (el.error.dataset.code === "unauthorized") showError(null);
   updateProviderInfo();
 }
 

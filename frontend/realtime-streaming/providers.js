@@ -2,20 +2,22 @@
 // disabled, with the reason), and a one-line summary of capabilities.
 
 /**
- * Fetch the provider list. Returns the array, or null when it could not be loaded.
- * @returns {Promise<Array<object>|null>}
+ * Fetch the provider list.
+ * @returns {Promise<{list: Array<object>|null, code: string|null}>} list null when it could not be
+ *   loaded; code "unauthorized" when the hub wants an API key
  */
 export async function fetchProviders(hubBase, token) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   try {
     const res = await fetch(new URL("/v1/providers", hubBase), { headers });
-    if (!res.ok) return null;
+    if (res.status === 401 || res.status === 403) return { list: null, code: "unauthorized" };
+    if (!res.ok) return { list: null, code: "providers_unavailable" };
     const body = await res.json();
     const list = Array.isArray(body) ? body : body && (body.providers || body.data);
-    return Array.isArray(list) ? list : null;
+    return Array.isArray(list) ? { list, code: null } : { list: null, code: "providers_unavailable" };
   } catch {
-    return null;
+    return { list: null, code: "providers_unavailable" };
   }
 }
 
@@ -60,10 +62,10 @@ export function fillProviderSelect(select, list, wanted) {
   return byName;
 }
 
-/** "native streaming · interim results · languages: en, zh" */
+/** "streaming · interim results · languages: en, zh" */
 export function describeCapabilities(p) {
   const caps = (p && p.capabilities) || {};
-  const bits = [caps.streaming ? "native streaming" : "streamed by the hub"];
+  const bits = [caps.streaming ? "streaming" : "batch (streamed by the hub)"];
   if (caps.interim) bits.push("interim results");
   if (caps.word_timestamps) bits.push("word timestamps");
   const langs = Array.isArray(caps.languages) ? caps.languages : [];

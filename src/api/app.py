@@ -51,7 +51,7 @@ def create_app(config: HubConfig) -> FastAPI:
     app.include_router(sse.router)
     app.include_router(openai_compat.router)
     app.state.grpc = grpc_server
-    app.state.sio, sio_app = create_socketio_app(hub.service, config)
+    app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
     vendor = frontend / "node_modules" / "socket.io-client" / "dist"

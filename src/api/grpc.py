@@ -4,8 +4,9 @@ StreamingRecognize maps a bidi stream onto one session: the first request is `st
 `flush`, `stop`; every session event goes back as an `Event` (type strings of §3.2). Errors are `error`
 events (outside a session: session_id "" and seq 0), as on every other streaming transport; closing the
 request stream without `stop` counts as `stop`; a dropped call detaches the session (resume with
-`start.resume`). Recognize is whole-file (core.transcribe). The standard health service and server
-reflection are served too. Generated code comes from grpc_gen (built from the .proto on first use).
+`start.resume`). Recognize is whole-file (core.transcribe). Auth: `authorization: Bearer <key>` metadata
+(checked per call when keys are configured). The standard health service and server reflection are
+served too, without auth. Generated code comes from grpc_gen (built from the .proto on first use).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.events import Event
@@ -52,10 +54,9 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
-def api_key_from_metadata(context: grpc.aio.ServicerContext) -> str | None:
-    """Auth hook (issue 7): validate `authorization: Bearer <key>` metadata here and return the key's
-    identity, or abort with UNAUTHENTICATED. Until then every caller is anonymous, as on the other wires."""
-    return None
+async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
+    """End the call with the status for err's code; the code itself rides in trailing metadata."""
+    await context.abort(STATUS[err.code], err.message, trailing_metadata=(("asrhub-error-code", err.code.value),))
 
 
 class BadRequest:
@@ -226,14 +227,24 @@ class AsrHubServicer:
         self.hub = hub
         self.pb = pb
 
+    async def authenticate(self, context: grpc.aio.ServicerContext) -> str | None:
+        """`authorization: Bearer <key>` metadata -> the key's id (None when auth is off); aborts the call
+        with UNAUTHENTICATED (or RESOURCE_EXHAUSTED for rate_limited) otherwise."""
+        metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        try:
+            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization"))))
+        except HubError as e:
+            await abort(context, e)
+            raise  # not reached: abort raises
+
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        stream = GrpcStream(self.hub, self.pb, api_key_from_metadata(context))
+        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context))
         async for msg in stream.run(requests):
             yield msg
 
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        api_key_from_metadata(context)
+        await self.authenticate(context)
         try:
             provider = self.hub.providers.get(request.provider if request.HasField("provider") else None)
             if not request.audio:
@@ -244,7 +255,7 @@ class AsrHubServicer:
             res = await transcribe_audio(provider, audio, language, words,
                                          prompt=request.prompt if request.HasField("prompt") else None)
         except HubError as e:
-            await context.abort(STATUS[e.code], e.message, trailing_metadata=(("asrhub-error-code", e.code.value),))
+            await abort(context, e)
         pb = self.pb
         return pb.RecognizeResponse(
             text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
@@ -252,7 +263,7 @@ class AsrHubServicer:
             duration_ms=res["duration_ms"], provider=res["provider"])
 
     async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        api_key_from_metadata(context)
+        await self.authenticate(context)
         pb = self.pb
         out = []
         for p in self.hub.providers.describe():

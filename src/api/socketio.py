@@ -3,7 +3,9 @@
 Client emits `start` (StartSession; the ack answers `{session_id}` or `{error: {code, message}}`),
 `audio` (binary), `flush`, `stop`. The hub emits every session event under its `type` as the event name,
 with the event as payload, to that client's sid only (each sid is its own room). A disconnect detaches
-the session (resume with `start` + `resume` within the resume window).
+the session (resume with `start` + `resume` within the resume window). With API keys configured, the
+connect packet must carry `auth: {token: <key>}` (a refused connect's `connect_error` has data
+`{code, message}`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 
+from ..core.auth import Authenticator, bearer, key_id
 from ..core.commands import parse_start
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError
@@ -42,9 +46,10 @@ class SioConnection:
 class AsrNamespace:
     """Handlers of the `/asr` namespace; one SioConnection per connected sid."""
 
-    def __init__(self, sio: socketio.AsyncServer, service: SessionService) -> None:
+    def __init__(self, sio: socketio.AsyncServer, service: SessionService, auth: Authenticator | None = None) -> None:
         self.sio = sio
         self.service = service
+        self.auth = auth
         self.conns: dict[str, SioConnection] = {}
         for name, fn in (("connect", self.on_connect), ("disconnect", self.on_disconnect), ("start", self.on_start),
                          ("audio", self.on_audio), ("flush", self.on_flush), ("stop", self.on_stop),
@@ -52,8 +57,17 @@ class AsrNamespace:
             sio.on(name, fn, namespace=NAMESPACE)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        scope = environ.get("asgi.scope") or {}
-        self.conns[sid] = SioConnection(api_key=scope.get("asrhub.api_key"))
+        """The API key comes in the connect packet's auth `{token}` (or Authorization / ?token=)."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
+        token = token or (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
+        try:
+            key = key_id(self.auth.authenticate(token)) if self.auth is not None else None
+        except HubError as e:
+            # the client's connect_error carries message and data {code, message}
+            raise socketio.exceptions.ConnectionRefusedError(e.message, {"code": e.code.value,
+                                                                         "message": e.message}) from None
+        self.conns[sid] = SioConnection(api_key=key)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
@@ -147,7 +161,8 @@ def _ack_error(err: HubError) -> dict[str, Any]:
     return {"error": {"code": err.code.value, "message": err.message}}
 
 
-def create_socketio_app(service: SessionService, config: HubConfig) -> tuple[socketio.AsyncServer, Any]:
+def create_socketio_app(service: SessionService, config: HubConfig,
+                        auth: Authenticator | None = None) -> tuple[socketio.AsyncServer, Any]:
     """The Socket.IO server and its ASGI app, to be mounted at /socket.io of the main app.
 
     CORS for the HTTP long-polling transport is left to the main app's CORS middleware (one policy for
@@ -155,5 +170,5 @@ def create_socketio_app(service: SessionService, config: HubConfig) -> tuple[soc
     """
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[], async_handlers=False,
                                max_http_buffer_size=config.limits.max_message_bytes + 64 * 1024)
-    AsrNamespace(sio, service)
+    AsrNamespace(sio, service, auth)
     return sio, socketio.ASGIApp(sio, socketio_path="socket.io")

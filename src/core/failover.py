@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..providers.base import Provider, TranscribeOptions
+from ..providers.base import Provider, ProviderStream, TranscribeOptions
 from ..store.providers import actions as PA
 from ..store.sessions import actions as A
 from .audio import HUB_RATE, AudioChunk, ms_to_samples
@@ -75,13 +75,23 @@ class Failover:
             if stream is None or s.ended:
                 return True
             try:
-                await asyncio.wait_for(stream.drain(), self.timeout_s)
+                await asyncio.wait_for(self._settled(s, stream), self.timeout_s)
             except TimeoutError:
                 if s.stream is stream and not self.switch(s, "timeout"):
                     return False
                 continue
             if s.stream is stream:
                 return True
+
+    @staticmethod
+    async def _settled(s: Session, stream: ProviderStream) -> None:
+        """The stream has delivered what it was asked for, and no utterance still awaits a final
+        (a provider that silently dropped one is a hung provider too)."""
+        await stream.drain()
+        while True:
+            if not s.pending or s.stream is not stream or s.ended:
+                return
+            await asyncio.sleep(0.05)
 
     # -- the switch -------------------------------------------------------------------------------
     def candidates(self, s: Session, failed: Provider) -> list[Provider]:
@@ -106,8 +116,12 @@ class Failover:
         if s.ended or s.stream is None:
             return False
         old = s.provider
+        candidates = self.candidates(s, old)
+        if not candidates:  # nowhere to go: the caller reports the failure as before
+            log.warning("session %s: provider %s failed (%s) and no healthy fallback is left", s.id, old.name, reason)
+            return False
         self.mark_unhealthy(old, reason)
-        for new in self.candidates(s, old):
+        for new in candidates:
             old_stream = s.stream
             s.provider = new
             try:
@@ -133,7 +147,6 @@ class Failover:
                 del self._seen[key]
             self.replay(s)
             return True
-        log.warning("session %s: provider %s failed (%s) and no healthy fallback is left", s.id, old.name, reason)
         return False
 
     def replay(self, s: Session) -> None:
@@ -206,7 +219,7 @@ class Failover:
             if h.status in BAD:
                 if self.candidates(s, s.provider):
                     self.switch(s, f"unhealthy: {h.reason or h.status}")
-                continue
+                    continue
             for uid in list(s.pending):
                 key = (s.id, uid)
                 live.add(key)

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..providers.base import Provider
 from ..store.providers import actions as PA
@@ -39,6 +39,7 @@ class ConfigReloader:
         self._lock = asyncio.Lock()
         self.reloads = 0
         self.rejected = 0
+        self._file_server: Any = None  # the file's own `server` section (the CLI may override the running one)
 
     def _read_digest(self) -> str | None:
         try:
@@ -47,6 +48,10 @@ class ConfigReloader:
             return None
 
     async def start(self) -> None:
+        try:
+            self._file_server = load_config(self.path).server
+        except ConfigError:
+            self._file_server = None
         self._task = asyncio.create_task(self._watch(), name="config-watch")
         log.info("watching %s for config changes", self.path)
 
@@ -95,6 +100,9 @@ class ConfigReloader:
             fresh = [p for n, p in providers.items() if n not in keep]
             if fresh:
                 await ps.load(fresh)
+            if self._file_server is not None and new.server != self._file_server:
+                log.warning("config: 'server' settings changed; they take effect after a restart")
+            self._file_server = new.server
             applied = self._merge(old, new)
             retired = [p for p in ps.providers.values() if p not in providers.values()]
             ps.replace(applied.providers, providers)
@@ -116,8 +124,6 @@ class ConfigReloader:
     @staticmethod
     def _merge(old: HubConfig, new: HubConfig) -> HubConfig:
         """The new config, less what only a restart can change (those keep their running values)."""
-        if new.server != old.server:
-            log.warning("config: 'server' settings changed; they take effect after a restart")
         sched = new.scheduler
         if (sched.workers, sched.max_queue) != (old.scheduler.workers, old.scheduler.max_queue):
             log.warning("config: 'scheduler.workers'/'max_queue' changed; they take effect after a restart")

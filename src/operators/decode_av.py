@@ -10,37 +10,44 @@ A callback that answers "nothing yet" therefore breaks the stream, and a
 (an ogg page can be 64 KiB) and adds latency.
 
 So each ``ContainerDecoder`` runs ``av.open`` + demux + decode in one small
-*worker thread* whose file-like ``read()`` **blocks** until bytes arrive (or
-``close()`` signals the real end of stream). The calls are strictly hand-over:
+*worker thread* (``av_stream.AvStream``) whose file-like ``read()`` **blocks**
+until bytes arrive (or ``close()`` signals the real end of stream). The calls
+are strictly hand-over:
 
 * ``feed(data)`` appends ``data`` to a bytearray, wakes the worker and waits until
   the worker has consumed every byte and is blocked again in ``read()`` (or has
   finished). It then returns the PCM produced meanwhile. Nothing runs in the
   background between calls, output is deterministic, and the demuxer never sees
   a premature EOF however the stream is sliced (a MediaRecorder webm where only
-  the first slice holds the header, 1-byte slices, ...).
+  the first slice holds the header, 1-byte slices, ...). Output latency is only
+  the container's own granularity (webm/Opus: one block, ~20 ms; ogg: one page;
+  flac: the FFmpeg parser holds a few frames); the open uses a tiny probesize.
 * ``close()`` marks EOF, lets the worker flush demuxer and decoder, joins it.
 * Memory is bounded: the bytearray only holds bytes the worker has not read yet
   (at most one ``feed``), plus FFmpeg's 32 KiB I/O buffer.
 * Never hangs: every wait has a timeout; an abandoned decoder is aborted when it
   is garbage collected (``weakref.finalize``); the worker is a daemon thread.
-* Errors (bad header, corrupt stream, no audio stream, no audio after 256 KiB)
-  are raised from ``feed``/``close`` as ``HubError(invalid_audio)``.
+* Errors (bad header, corrupt stream, no audio track, no audio in the first MiB,
+  header-only stream at close) are raised from ``feed``/``close`` as a fatal
+  ``HubError(invalid_audio)``; the decoder is then closed.
+
+Plain PCM/float WAV skips FFmpeg (its wav demuxer reads 64 KiB ahead, 2 s at
+16 kHz): ``wav_stream`` parses the header and converts samples with numpy.
 
 ``OpusPacketDecoder`` needs no demuxer: each message is one Opus packet that goes
-straight into a libopus ``CodecContext``. ``decode_file`` decodes a complete file.
+straight into a libopus ``CodecContext`` (output is always 48 kHz: FFmpeg's Opus
+decoders do not decode at lower rates). ``decode_file`` decodes a complete file.
 """
 
 from __future__ import annotations
 
 import io
-import threading
 import weakref
 
 import av
-import numpy as np
 
 from ..core.errors import ErrorCode, HubError
+from .av_stream import AvStream, frame_to_block, invalid_audio
 from .pcm_block import PcmBlock, concat_blocks
 from .wav_stream import WavPcmStream, parse_wav_header
 
@@ -63,168 +70,6 @@ CONTAINER_FORMATS: dict[str, str] = {
 }
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MAX_BYTES_WITHOUT_AUDIO = 1 << 20  # a stream that yields no audio in its first MiB is rejected
-MAX_BAD_PACKETS = 50  # consecutive undecodable packets before the stream is rejected
-WAIT_TIMEOUT_S = 60.0  # longest a feed()/close() waits for the worker
-
-
-def frame_to_block(frame: av.AudioFrame) -> PcmBlock:
-    """Convert any PyAV audio frame (planar or packed, int or float) to a PcmBlock."""
-    channels = frame.layout.nb_channels
-    arr = frame.to_ndarray()
-    if frame.format.is_planar:
-        arr = arr.T
-    else:
-        arr = arr.reshape(-1, channels)
-    if arr.dtype == np.int16:
-        out = arr.astype(np.float32) / 32768.0
-    elif arr.dtype == np.int32:
-        out = (arr.astype(np.float64) / 2147483648.0).astype(np.float32)
-    elif arr.dtype == np.uint8:
-        out = (arr.astype(np.float32) - 128.0) / 128.0
-    else:
-        out = arr.astype(np.float32)
-    return PcmBlock(np.ascontiguousarray(out), int(frame.sample_rate))
-
-
-def _invalid(message: str, fatal: bool = True) -> HubError:
-    return HubError(ErrorCode.invalid_audio, message, fatal=fatal)
-
-
-class _Abort(Exception):
-    """Raised inside the worker's read() to unwind the demuxer on abort."""
-
-
-class _Shared:
-    """State shared by the caller and the worker thread (guarded by ``cond``)."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.buf = bytearray()
-        self.eof = False
-        self.aborted = False
-        self.waiting = False  # worker is blocked in read() with an empty buffer
-        self.done = False
-        self.error: HubError | None = None
-        self.out: list[PcmBlock] = []
-        self.bytes_read = 0
-
-    def abort(self) -> None:
-        with self.cond:
-            self.aborted = True
-            self.cond.notify_all()
-
-
-class _BlockingReader(io.RawIOBase):
-    """Non-seekable file-like whose read() blocks until data, EOF or abort."""
-
-    def __init__(self, shared: _Shared) -> None:
-        super().__init__()
-        self.shared = shared
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        s = self.shared
-        with s.cond:
-            while not s.buf and not s.eof and not s.aborted:
-                s.waiting = True
-                s.cond.notify_all()
-                s.cond.wait()
-            s.waiting = False
-            if s.aborted:
-                raise _Abort()
-            n = len(s.buf) if size is None or size < 0 else min(size, len(s.buf))
-            data = bytes(s.buf[:n])
-            del s.buf[:n]
-            s.bytes_read += n
-            return data
-
-
-def _run_worker(shared: _Shared, fmt: str) -> None:
-    try:
-        _demux_decode(shared, fmt)
-    except _Abort:
-        pass
-    except HubError as exc:
-        shared.error = exc
-    except EOFError:
-        shared.error = _invalid(f"{fmt} stream ended inside its header (truncated, or not {fmt})")
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        shared.error = _invalid(f"cannot decode {fmt} stream: {exc}")
-    except Exception as exc:  # never let a worker die silently
-        shared.error = HubError(ErrorCode.internal, f"decoder failure: {exc!r}")
-    finally:
-        with shared.cond:
-            shared.done = True
-            shared.cond.notify_all()
-
-
-def _demux_decode(shared: _Shared, fmt: str) -> None:
-    reader = _BlockingReader(shared)
-    with av.open(reader, mode="r", format=fmt, options={"probesize": "32", "analyzeduration": "1"}) as container:
-        if not container.streams.audio:
-            raise _invalid(f"{fmt} stream has no audio track")
-        stream = container.streams.audio[0]
-        bad = 0
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                bad += 1
-                if bad > MAX_BAD_PACKETS:
-                    raise _invalid(f"too many corrupt packets in {fmt} stream") from None
-                continue
-            bad = 0
-            blocks = [frame_to_block(f) for f in frames if f.samples > 0]
-            if blocks:
-                with shared.cond:
-                    shared.out.extend(blocks)
-
-
-class _AvStream:
-    """One PyAV demux+decode worker thread fed through a blocking reader."""
-
-    def __init__(self, fmt: str) -> None:
-        self.fmt = fmt
-        self.shared = _Shared()
-        self.thread = threading.Thread(
-            target=_run_worker, args=(self.shared, fmt), name=f"decode-{fmt}", daemon=True
-        )
-        self.thread.start()
-
-    def feed(self, data: bytes) -> list[PcmBlock]:
-        s = self.shared
-        with s.cond:
-            if not s.done:
-                s.buf += data
-                s.cond.notify_all()
-                ok = s.cond.wait_for(lambda: s.done or (s.waiting and not s.buf), WAIT_TIMEOUT_S)
-                if not ok:
-                    s.aborted = True
-                    s.cond.notify_all()
-                    raise HubError(ErrorCode.internal, f"{self.fmt} decoder stalled", fatal=True)
-        return self.collect()
-
-    def close(self) -> list[PcmBlock]:
-        s = self.shared
-        with s.cond:
-            s.eof = True
-            s.cond.notify_all()
-        self.thread.join(WAIT_TIMEOUT_S)
-        if self.thread.is_alive():
-            s.abort()
-            raise HubError(ErrorCode.internal, f"{self.fmt} decoder did not finish", fatal=True)
-        return self.collect()
-
-    def collect(self) -> list[PcmBlock]:
-        s = self.shared
-        with s.cond:
-            blocks, s.out = s.out, []
-            error, s.error = s.error, None
-        if error is not None:
-            raise error
-        return blocks
 
 
 class ContainerDecoder:
@@ -239,7 +84,7 @@ class ContainerDecoder:
             raise HubError(ErrorCode.unsupported_encoding, f"unsupported container encoding {encoding!r}")
         self.encoding = encoding
         self._head = bytearray()  # wav only: bytes held until the header is parsed
-        self._backend: _AvStream | WavPcmStream | None = None
+        self._backend: AvStream | WavPcmStream | None = None
         self._finalizer: weakref.finalize | None = None
         self._closed = False
         self._produced = False
@@ -258,7 +103,9 @@ class ContainerDecoder:
             else:
                 blocks = self._note(self._backend.feed(bytes(data)))
             if not self._produced and self._fed > MAX_BYTES_WITHOUT_AUDIO:
-                raise _invalid(f"no audio decoded from the first {self._fed} bytes of the {self.encoding} stream")
+                raise invalid_audio(
+                    f"no audio decoded from the first {self._fed} bytes of the {self.encoding} stream"
+                )
             return blocks
         except HubError as exc:
             exc.fatal = True  # a container stream cannot resynchronise
@@ -271,16 +118,18 @@ class ContainerDecoder:
             return []
         self._closed = True
         if self._backend is None:
-            raise _invalid(f"{self.encoding} stream ended before its header was complete")
+            raise invalid_audio(f"{self.encoding} stream ended before its header was complete")
         blocks = self._note(self._backend.close())
         if not self._produced:
-            raise _invalid(f"no audio decoded from {self.encoding} stream (truncated or not {self.encoding})")
+            raise invalid_audio(
+                f"no audio decoded from {self.encoding} stream (truncated or not {self.encoding})"
+            )
         return blocks
 
     def abort(self) -> None:
         """Stop at once without flushing (e.g. the client went away)."""
         self._closed = True
-        if isinstance(self._backend, _AvStream):
+        if isinstance(self._backend, AvStream):
             self._backend.shared.abort()
 
     def _start(self, data: bytes) -> list[PcmBlock]:
@@ -294,7 +143,7 @@ class ContainerDecoder:
                 self._backend = WavPcmStream(fmt)
                 return self._backend.feed(head[fmt.data_offset :])
             data = head  # compressed WAV (mu-law, ADPCM, ...): let FFmpeg decode it
-        backend = _AvStream(CONTAINER_FORMATS[self.encoding])
+        backend = AvStream(CONTAINER_FORMATS[self.encoding])
         self._backend = backend
         self._finalizer = weakref.finalize(self, backend.shared.abort)
         return backend.feed(data)
@@ -306,17 +155,21 @@ class ContainerDecoder:
 
 
 class OpusPacketDecoder:
-    """Decode raw Opus packets (one packet per message, no container)."""
+    """Decode raw Opus packets (one packet per message, no container).
+
+    ``input_rate`` is the rate the client encoded at (validated only: an Opus packet
+    decodes at any rate); ``sample_rate`` is the rate of the blocks returned, 48 kHz.
+    """
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         if sample_rate not in OPUS_RATES:
             raise HubError(ErrorCode.unsupported_encoding, f"opus sample rate must be one of {OPUS_RATES}")
         if channels not in (1, 2):
             raise HubError(ErrorCode.unsupported_encoding, "opus channels must be 1 or 2")
-        self.sample_rate = sample_rate
+        self.input_rate = sample_rate
+        self.sample_rate = 48000
         self.channels = channels
         self._codec = av.CodecContext.create("libopus", "r")
-        self._codec.sample_rate = sample_rate
         self._codec.layout = "mono" if channels == 1 else "stereo"
 
     def feed(self, packet: bytes) -> list[PcmBlock]:
@@ -325,7 +178,7 @@ class OpusPacketDecoder:
         try:
             frames = self._codec.decode(av.Packet(packet))
         except av.FFmpegError as exc:
-            raise _invalid(f"bad opus packet ({len(packet)} bytes): {exc}", fatal=False) from None
+            raise invalid_audio(f"bad opus packet ({len(packet)} bytes): {exc}", fatal=False) from None
         return [frame_to_block(f) for f in frames if f.samples > 0]
 
     def close(self) -> list[PcmBlock]:
@@ -336,12 +189,12 @@ class OpusPacketDecoder:
 def decode_file(data: bytes) -> PcmBlock:
     """Decode a complete audio file of any format FFmpeg knows into one block."""
     if not data:
-        raise _invalid("empty audio file")
+        raise invalid_audio("empty audio file")
     blocks: list[PcmBlock] = []
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
-                raise _invalid("file has no audio track")
+                raise invalid_audio("file has no audio track")
             stream = container.streams.audio[0]
             for packet in container.demux(stream):
                 try:
@@ -350,7 +203,7 @@ def decode_file(data: bytes) -> PcmBlock:
                     continue
                 blocks.extend(frame_to_block(f) for f in frames if f.samples > 0)
     except av.FFmpegError as exc:
-        raise _invalid(f"cannot decode audio file: {exc}") from None
+        raise invalid_audio(f"cannot decode audio file: {exc}") from None
     if not blocks:
-        raise _invalid("no audio decoded from file")
+        raise invalid_audio("no audio decoded from file")
     return concat_blocks(blocks)

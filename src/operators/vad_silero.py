@@ -51,7 +51,9 @@ def get_session() -> Any:
             try:
                 import onnxruntime as ort
             except ImportError:
-                raise HubError(ErrorCode.provider_unavailable, "silero VAD needs 'onnxruntime' installed") from None
+                raise HubError(
+                    ErrorCode.provider_unavailable, "silero VAD needs 'onnxruntime' installed"
+                ) from None
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core.audio import HUB_RATE
 from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
+from .whisper_ct2 import CT2Whisper, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class FasterWhisperProvider(BatchProvider):
         self.no_speech_threshold = float(o.get("no_speech_threshold", 0.6))
         self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
         self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
+        self.short_window = bool(o.get("short_window", True))
+        self._ct2: CT2Whisper | None = None
 
     async def load(self) -> None:
         try:
@@ -65,11 +68,24 @@ class FasterWhisperProvider(BatchProvider):
         except Exception as e:
             self.set_health("unavailable", str(e))
             return
+        self._ct2 = CT2Whisper(self._model, Thresholds(self.no_speech_threshold, self.log_prob_threshold,
+                                                       self.compression_ratio_threshold))
+        await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
         self.set_health("available")
+
+    def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
+        """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""
+        assert self._ct2 is not None
+        langs = [o.language or self.language for o in opts]
+        opts = [o if o.language else _with_language(o, lang) for o, lang in zip(opts, langs, strict=True)]
+        beam = self.interim_beam_size if opts[0].interim else self.beam_size
+        return self._ct2.decode_batch(audios, opts, beam)
 
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         if self._model is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
+        if self.short_window and self._ct2 is not None and self._ct2.fits(audio):
+            return self.decode_batch([audio], [opts])[0]
         lang = opts.language or self.language
         if lang == "auto":
             lang = None
@@ -103,3 +119,8 @@ class FasterWhisperProvider(BatchProvider):
                 words.append(WordTiming(w.word.strip(), int(w.start * 1000), int(w.end * 1000), float(w.probability)))
         return Result(text=" ".join(t for t in texts if t), words=words, language=info.language,
                       duration_ms=int(len(audio) * 1000 / HUB_RATE), segments=segs)
+
+
+def _with_language(o: TranscribeOptions, language: str | None) -> TranscribeOptions:
+    from dataclasses import replace
+    return replace(o, language=language)

@@ -136,6 +136,8 @@ class StreamAdapter(ProviderStream):
         u.done = True
         if offset - u.start < ms_to_samples(self.min_final_ms):
             self._drop_speculation(u)
+            # an empty final: the session stops waiting for this utterance (and may trim its audio)
+            self.sink.on_result(StreamResult(u.id, "", True, u.start, offset, language=self.opts.language))
             return
         if u.speculative is not None and u.speculative[0] == offset and not u.speculative[1].cancelled():
             fut = u.speculative[1]

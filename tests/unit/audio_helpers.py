@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 SPEECH_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech"
 
@@ -34,16 +36,21 @@ def read_audio(name: str) -> tuple[np.ndarray, int]:
     return np.concatenate(blocks).astype(np.float32), rate
 
 
-def encode(samples: np.ndarray, rate: int, encoding: str, bit_rate: int = 32000) -> bytes:
-    """Encode float32 (n, ch) audio into a complete file of the given encoding."""
-    fmt, codec, codec_rate = ENCODINGS[encoding]
+def encode(
+    samples: np.ndarray, rate: int, encoding: str, bit_rate: int = 32000, codec: str | None = None
+) -> bytes:
+    """Encode float32 (n, ch) audio into a complete file of the given encoding (codec override optional)."""
+    fmt, default_codec, codec_rate = ENCODINGS[encoding]
+    codec = codec or default_codec
     channels = samples.shape[1]
     layout = "mono" if channels == 1 else "stereo"
     out = io.BytesIO()
     with av.open(out, "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=codec_rate or rate, layout=layout)
+        stream = cast(AudioStream, container.add_stream(codec, rate=codec_rate or rate, layout=layout))
         if codec in ("libopus", "libmp3lame"):
             stream.bit_rate = bit_rate * channels
+        if codec == "vorbis":  # FFmpeg's own Vorbis encoder: experimental, stereo only
+            stream.codec_context.options = {"strict": "experimental"}
         resampler = av.AudioResampler(
             format=stream.codec_context.format, layout=layout, rate=stream.codec_context.sample_rate
         )

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+
 from asrhub.core.audio import AudioChunk, RingBuffer
 from asrhub.core.channel import EventChannel
 from asrhub.core.commands import AudioSpec, VadOptions, parse_command

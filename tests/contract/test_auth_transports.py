@@ -1,0 +1,84 @@
+"""Issue 3 x 7: API keys on the Socket.IO (connect auth) and gRPC (metadata) transports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+import socketio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.contract.clients import PCM16
+from tests.support import HubProcess, base_config
+
+KEY = "sesame-key"
+
+
+@pytest.fixture(scope="module")
+def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: sesame}}\n", 1)
+    hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed-transports")).start()
+    yield hub
+    hub.stop()
+
+
+async def test_socketio_connect_needs_a_key(keyed_hub: HubProcess) -> None:
+    refused: list[Any] = []
+    c = socketio.AsyncClient(reconnection=False)
+    c.on("connect_error", refused.append, namespace="/asr")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await c.connect(keyed_hub.http, namespaces=["/asr"], transports=["websocket"], wait_timeout=10)
+    await c.disconnect()
+    assert refused and refused[0]["data"]["code"] == "unauthorized", refused
+
+    ok = socketio.AsyncClient(reconnection=False)
+    started = asyncio.get_running_loop().create_future()
+    ok.on("session.started", lambda ev: started.done() or started.set_result(ev), namespace="/asr")
+    await ok.connect(keyed_hub.http, namespaces=["/asr"], transports=["websocket"], auth={"token": KEY},
+                     wait_timeout=10)
+    try:
+        ack = await ok.call("start", {"audio": PCM16}, namespace="/asr", timeout=10)
+        assert ack["session_id"]
+        assert (await asyncio.wait_for(started, 10))["session_id"] == ack["session_id"]
+    finally:
+        await ok.disconnect()
+
+
+async def test_grpc_calls_need_a_key(keyed_hub: HubProcess) -> None:
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{keyed_hub.grpc_port}") as ch:
+        stub = pb_grpc.AsrHubStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == "unauthorized"
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await stub.ListProviders(pb.ListProvidersRequest(), timeout=10,
+                                     metadata=(("authorization", "Bearer wrong"),))
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        async def late_start() -> Any:
+            # the refusal comes before any request is read; a client still writing when it lands may see
+            # INTERNAL ("Internal error from Core") from its own failed write instead of the status
+            await asyncio.sleep(0.5)
+            yield pb.StreamingRequest(start=pb.StartSession())
+
+        call = stub.StreamingRecognize(late_start(), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            _ = [ev async for ev in call]
+        assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        res = await stub.ListProviders(pb.ListProvidersRequest(), timeout=10,
+                                       metadata=(("authorization", f"Bearer {KEY}"),))
+        assert res.providers
+        requests = iter([pb.StreamingRequest(start=pb.StartSession()), pb.StreamingRequest(stop=pb.Stop())])
+        events = [ev async for ev in stub.StreamingRecognize(requests, timeout=30,
+                                                             metadata=(("authorization", f"Bearer {KEY}"),))]
+        assert events[0].type == "session.started" and events[-1].type == "session.ended"
+        # the health service stays open (load balancers probe it without keys)
+        health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING

@@ -1,0 +1,118 @@
+"""docs/PROTOCOL.md's examples, run as written against the real hub: Python ones as scripts, JavaScript
+ones in a real browser (headless Chromium via Playwright)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import REPO, HubProcess, clip, wer
+
+DOC = REPO / "docs" / "PROTOCOL.md"
+CLIP = clip("en_libri_1221")  # a 16 kHz mono 16-bit WAV
+FRONTEND = REPO / "frontend" / "realtime-streaming"
+
+
+def examples() -> dict[str, tuple[str, str]]:
+    """name -> (language, code) for every fenced block announced by `<!-- example: name -->`."""
+    text = DOC.read_text()
+    found = re.findall(r"<!-- example: ([\w-]+) -->\n```(\w+)\n(.*?)\n```", text, flags=re.S)
+    return {name: (lang, code) for name, lang, code in found}
+
+
+EXAMPLES = examples()
+PY = sorted(n for n, (lang, _) in EXAMPLES.items() if lang == "python")
+JS = sorted(n for n, (lang, _) in EXAMPLES.items() if lang == "javascript")
+
+
+def test_every_transport_has_its_examples() -> None:
+    assert set(PY) == {"py-ws", "py-sse", "py-sio", "py-grpc", "py-openai"}
+    assert set(JS) == {"js-ws", "js-sse", "js-sio"}
+
+
+@pytest.fixture(scope="module")
+def python_runs(hub: HubProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, str]]:
+    tmp = tmp_path_factory.mktemp("examples")
+    env = {**os.environ, "ASRHUB_URL": hub.http, "ASRHUB_GRPC": f"127.0.0.1:{hub.grpc_port}"}
+
+    async def run(name: str) -> tuple[str, tuple[int, str, str]]:
+        script = tmp / f"{name}.py"
+        script.write_text(EXAMPLES[name][1])
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(script), str(CLIP.path), env=env, cwd=tmp,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 180)
+        return name, (proc.returncode or 0, out.decode(), err.decode())
+
+    async def all_runs() -> dict[str, tuple[int, str, str]]:
+        return dict(await asyncio.gather(*(run(n) for n in PY)))
+
+    return asyncio.run(all_runs())
+
+
+@pytest.mark.parametrize("name", PY)
+def test_python_example(python_runs: dict[str, tuple[int, str, str]], name: str) -> None:
+    rc, out, err = python_runs[name]
+    assert rc == 0, err[-2000:]
+    assert "error:" not in err, err
+    assert wer([CLIP.transcript], [out]) < 0.3, (out, err)
+
+
+def _socketio_client_js() -> Path:
+    dist = FRONTEND / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if not dist.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to fetch the Socket.IO browser client"
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=FRONTEND, check=True,
+                       timeout=300)
+    return dist
+
+
+@pytest.fixture(scope="module")
+def browser_runs(hub: HubProcess) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    wav = base64.b64encode(CLIP.path.read_bytes()).decode()
+    sio_js = _socketio_client_js()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    out: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"]) if chromium \
+            else p.chromium.launch()
+        try:
+            page = browser.new_page()
+            logs: list[str] = []
+            page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
+            page.goto(hub.http + "/healthz")
+            page.add_script_tag(path=str(sio_js))
+            for name in JS:
+                code = EXAMPLES[name][1]
+                fn = re.search(r"async function (\w+)", code)
+                assert fn, name
+                script = ("async ([hub, b64]) => {\n" + code + "\n"
+                          "const wav = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;\n"
+                          f"return await {fn.group(1)}(hub, wav);\n}}")
+                try:
+                    out[name] = page.evaluate(script, [hub.http, wav])
+                except Exception as e:  # reported by the test of that example
+                    out[name] = e
+            out["_console"] = logs
+        finally:
+            browser.close()
+    return out
+
+
+@pytest.mark.parametrize("name", JS)
+def test_javascript_example_in_a_browser(browser_runs: dict[str, Any], name: str) -> None:
+    text = browser_runs[name]
+    errors = [line for line in browser_runs["_console"] if line.startswith("error")]
+    assert not isinstance(text, Exception), f"{text}\n{errors}"
+    assert wer([CLIP.transcript], [text]) < 0.3, (text, errors)
