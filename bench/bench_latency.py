@@ -75,7 +75,7 @@ async def run(silence_ms: int, runs: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--silence-ms", type=int, default=350)
+    ap.add_argument("--silence-ms", type=int, default=450)
     ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
     asyncio.run(run(a.silence_ms, a.runs))

@@ -114,7 +114,7 @@ async def streamed(n_clips: int) -> dict[str, dict[str, Any]]:
             refs, hyps = [], []
             for c in english()[:n_clips]:
                 start = {"provider": kind} | ({} if kind == "vosk" else {"language": "en"})
-                t = await stream_timed(hub.ws, load_pcm16(c.path).tobytes(), start=start, trailing_silence_ms=800)
+                t = await stream_timed(hub.ws, load_pcm16(c.path).tobytes(), start=start, trailing_silence_ms=6000)
                 for e, rt in zip(t.events, t.recv, strict=True):
                     if e["type"] == "transcript.final" and rt < t.stop_at:
                         client.append((rt - t.sent_time(e["end_ms"])) * 1000)
@@ -138,32 +138,27 @@ providers:
     faster_whisper:
       model: bundled:tiny.en
       language: en
-    flaky:
-      type: "tests.fixtures.failing:FailingProvider"
-      model: bundled:tiny.en
-      language: en
-      fail: final
-      fail_for_s: 1000
-    sick:
-      type: "tests.fixtures.failing:FailingProvider"
-      model: bundled:tiny.en
-      language: en
-      fail: unhealthy
-      after_partials: 2
-    slow:
-      type: "tests.fixtures.failing:FailingProvider"
-      model: bundled:tiny.en
-      language: en
-      fail: hang
-      fail_for_s: 1000
 """
+FAULTS = {"flaky": "fail: final\n      fail_for_s: 1000", "sick": "fail: unhealthy\n      after_partials: 2",
+          "slow": "fail: hang\n      fail_for_s: 1000"}
+
+
+def failover_config(runs: int, timeout_s: float) -> str:
+    """One faulty instance per run (a failed provider stays unhealthy: it never recovers here)."""
+    text = FAILOVER.format(timeout=timeout_s)
+    for kind, fault in FAULTS.items():
+        for i in range(runs):
+            text += (f"    {kind}_{i}:\n      type: \"tests.fixtures.failing:FailingProvider\"\n"
+                     f"      model: bundled:tiny.en\n      language: en\n      {fault}\n")
+    return text
+
 
 _AT = re.compile(r" at (\d+\.\d+)")
 
 
 async def failover(runs: int, timeout_s: float) -> dict[str, dict[str, Any]]:
     from tests.support import clip
-    hub = HubProcess(base_config(providers=FAILOVER.format(timeout=timeout_s)), Path(tempfile.mkdtemp())).start()
+    hub = HubProcess(base_config(providers=failover_config(runs, timeout_s)), Path(tempfile.mkdtemp())).start()
     pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -171,8 +166,9 @@ async def failover(runs: int, timeout_s: float) -> dict[str, dict[str, Any]]:
             to_switch: list[float] = []
             to_final: list[float] = []
             ended_to_final: list[float] = []
-            for _ in range(runs):
-                t = await stream_timed(hub.ws, pcm, start={"provider": kind}, trailing_silence_ms=800)
+            for i in range(runs):
+                name = kind if kind == "faster_whisper" else f"{kind}_{i}"
+                t = await stream_timed(hub.ws, pcm, start={"provider": name}, trailing_silence_ms=800)
                 ev = {e["type"]: e for e in t.events}
                 fin = ev.get("transcript.final")
                 sw = ev.get("provider.switched")
@@ -186,7 +182,6 @@ async def failover(runs: int, timeout_s: float) -> dict[str, dict[str, Any]]:
                 failed_at = float(m.group(1)) if m else ended["ts"]   # timeout: the final was due at speech.ended
                 to_switch.append((sw["ts"] - failed_at) * 1000)
                 to_final.append((fin["ts"] - failed_at) * 1000)
-                # the failed provider comes back through the probe (hang/error providers stay faulty here)
             out[kind] = {"runs": runs, "switched": len(to_switch), "failure_to_switched_ms": mean(to_switch),
                          "failure_to_final_ms": mean(to_final), "speech_ended_to_final_ms": mean(ended_to_final)}
     finally:

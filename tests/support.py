@@ -99,7 +99,8 @@ def free_port() -> int:
 
 
 class HubProcess:
-    """A real `asrhub serve` process on loopback."""
+    """A real `asrhub serve` process on loopback. The ports are fixed per instance, so `stop()` then
+    `start()` restarts the hub where clients left it (as a reconnecting browser expects)."""
 
     def __init__(self, config_text: str, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -120,7 +121,7 @@ class HubProcess:
 
     def start(self, timeout: float = 120.0) -> HubProcess:
         import httpx
-        self._logf = open(self.log, "wb")  # noqa: SIM115
+        self._logf = open(self.log, "ab")  # noqa: SIM115  (append: stop() + start() restarts on the same port)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asrhub.cli", "serve", "--config", str(self.config), "--port", str(self.port),
              "--grpc-port", str(self.grpc_port)], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env)

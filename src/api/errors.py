@@ -23,6 +23,8 @@ def error_event(err: HubError, session_id: str = "") -> ErrorEvent:
 
 
 def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSONResponse:
+    if err.retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(err.retry_after_s)}
     return JSONResponse({"error": {"code": err.code.value, "message": err.message}},
                         status_code=err.http_status, headers=headers)
 

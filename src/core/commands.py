@@ -31,6 +31,15 @@ class VadOptions(_Cmd):
     kind: Literal["webrtc", "silero"] | None = None
 
 
+class WakewordOptions(_Cmd):
+    """Per-session override of `pipeline.wakeword` (unset fields keep the config's values)."""
+
+    enabled: bool | None = None
+    phrase: str | None = Field(None, min_length=1, max_length=100)
+    threshold: float | None = Field(None, gt=0, lt=1)
+    window_s: float | None = Field(None, gt=0, le=600)
+
+
 class ResumeSpec(_Cmd):
     session_id: str = Field(min_length=1, max_length=128)
     last_seq: int = Field(ge=0)
@@ -43,6 +52,8 @@ class StartSession(_Cmd):
     interim_results: bool = True
     word_timestamps: bool = False
     vad: VadOptions = Field(default_factory=VadOptions)
+    wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
+    record: bool | None = None                # recorder on/off for this session (config: pipeline.recorder)
     resume: ResumeSpec | None = None
 
 

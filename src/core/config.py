@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config" / "config.yaml"
 ENV_PREFIX = "ASRHUB_"
@@ -56,6 +64,7 @@ class LimitsConfig(Strict):
     idle_timeout_s: float = Field(30.0, gt=0)
     resume_window_s: float = Field(30.0, ge=0)
     max_events_buffered: int = Field(4096, ge=64)
+    admission_lag_s: float = Field(2.0, gt=0)  # refuse new sessions while finals trail audio by more
     max_sample_rate: int = Field(192_000, ge=8000)
     max_channels: int = Field(8, ge=1)
 
@@ -71,7 +80,7 @@ class VadConfig(Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     frame_ms: Literal[10, 20, 30] = 30
     min_speech_ms: int = Field(150, ge=0)
-    silence_ms: int = Field(350, ge=50)
+    silence_ms: int = Field(450, ge=50)
     pre_roll_ms: int = Field(300, ge=0)
     max_utterance_s: float = Field(25.0, gt=1)
 
@@ -92,10 +101,25 @@ class RecorderConfig(Strict):
     max_total_mb: float = Field(500.0, gt=0)
 
 
+StageName = Literal["wakeword", "vad", "recorder"]
+DEFAULT_ORDER: list[StageName] = ["wakeword", "vad", "recorder"]
+
+
 class PipelineConfig(Strict):
+    # the stages after decode -> downmix -> resample, in this order (disabled ones are skipped)
+    order: list[StageName] = Field(default_factory=lambda: list(DEFAULT_ORDER))
     vad: VadConfig = Field(default_factory=VadConfig)
     wakeword: WakewordConfig = Field(default_factory=WakewordConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> PipelineConfig:
+        if sorted(self.order) != sorted(DEFAULT_ORDER):
+            raise ValueError(f"order must name each of {', '.join(DEFAULT_ORDER)} exactly once, got {self.order}")
+        if self.recorder.per == "utterance" and self.order.index("recorder") < self.order.index("vad"):
+            raise ValueError("recorder.per 'utterance' needs the recorder after vad in order "
+                             "(it cuts files at the VAD's utterance markers)")
+        return self
 
 
 class ProviderConfig(BaseModel):

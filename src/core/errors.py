@@ -40,11 +40,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 class HubError(Exception):
     """An error with a contract code. `fatal` means the session cannot continue."""
 
-    def __init__(self, code: ErrorCode | str, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, code: ErrorCode | str, message: str, *, fatal: bool = False,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self.fatal = fatal
+        self.retry_after_s = retry_after_s  # HTTP Retry-After for refusals under load
 
     @property
     def http_status(self) -> int:

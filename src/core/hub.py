@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ..providers.registry import ProviderSet
@@ -39,10 +40,18 @@ class Hub:
         for p in self.providers.providers.values():
             h = p.health()
             self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+        await self.prewarm_pipeline()
         await self.service.start()
         if self.reloader is not None:
             await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
+
+    async def prewarm_pipeline(self) -> None:
+        """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the
+        recordings folder index, the Silero model."""
+        from ..operators.pipeline import prewarm_pipeline
+
+        await asyncio.to_thread(prewarm_pipeline, self.config.pipeline)
 
     async def drain(self) -> None:
         """SIGTERM: stop admitting (readyz false), finalise open utterances, end sessions."""

@@ -7,7 +7,6 @@ their actions; data-plane counters (audio in, partials) are bumped by the servic
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -83,9 +82,7 @@ class _LiveCollector:
         yield GaugeMetricFamily("asrhub_scheduler_running", "Inference jobs running", value=s.running)
         yield GaugeMetricFamily("asrhub_scheduler_dropped_partials", "Partial decodes skipped or superseded",
                                 value=s.dropped_partials)
-        now = time.perf_counter()
-        lag = max((now - sess.arrival_time(sess.ring.end) for sess in svc.sessions.values()
-                   if not sess.ended and sess.pending), default=0.0)
+        lag = svc.max_pending_lag()
         yield GaugeMetricFamily("asrhub_max_pending_lag_seconds", "Oldest audio still waiting for its final",
                                 value=lag)
         rtf = GaugeMetricFamily("asrhub_provider_real_time_factor", "Decode seconds per audio second",

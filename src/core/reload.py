@@ -108,6 +108,8 @@ class ConfigReloader:
             ps.replace(applied.providers, providers)
             hub.config = applied
             hub.service.config = applied
+            if applied.pipeline != old.pipeline:
+                await hub.prewarm_pipeline()  # wake word decoders / recordings folder of the new config
             for p in fresh:
                 h = p.health()
                 hub.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))

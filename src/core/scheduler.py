@@ -28,6 +28,16 @@ class Superseded(Exception):
     """A partial job replaced by a newer one before it ran."""
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Marks a job as batchable: queued jobs with the same `key` may run as one `run(items)` call,
+    which returns one result per item, in order."""
+
+    key: str
+    run: Callable[[list[Any]], list[Any]]
+    item: Any
+
+
 @dataclass(order=True)
 class _Job:
     priority: int
@@ -36,12 +46,16 @@ class _Job:
     future: asyncio.Future[Any] = field(compare=False)
     key: str | None = field(compare=False, default=None)
     queued_at: float = field(compare=False, default=0.0)
+    batch: Batch | None = field(compare=False, default=None)
 
 
 class Scheduler:
-    def __init__(self, workers: int = 0, max_queue: int = 256) -> None:
+    def __init__(self, workers: int = 0, max_queue: int = 256, max_batch: int = 8) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.batches = 0
+        self.batched_jobs = 0
         self._heap: list[_Job] = []
         self._pending_partial: dict[str, _Job] = {}
         self._counter = itertools.count()
@@ -49,6 +63,9 @@ class Scheduler:
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.running = 0
+        self.running_partials = 0
+        # partials may occupy all workers but one, so a final never waits behind a partial decode
+        self.partial_slots = max(1, self.workers - 1)
         self.finals_waiting = 0
         self.completed = 0
         self.dropped_partials = 0
@@ -79,9 +96,11 @@ class Scheduler:
         return len(self._heap)
 
     def overloaded(self) -> bool:
-        return self.finals_waiting >= self.workers
+        """Finals are queued: new partials are refused until they have run."""
+        return self.finals_waiting > 0
 
-    def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None) -> asyncio.Future[T] | None:
+    def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None,
+               batch: Batch | None = None) -> asyncio.Future[T] | None:
         """Queue a job; returns its future, or None if a partial is refused under load."""
         if not self._tasks or self._wake is None:
             raise RuntimeError("scheduler is not started")
@@ -98,10 +117,10 @@ class Scheduler:
                 if not old.future.done():
                     old.future.set_exception(Superseded())
                     old.future.exception()  # mark retrieved
-                old.fn, old.future = fn, fut
+                old.fn, old.future, old.batch = fn, fut, batch
                 self.dropped_partials += 1
                 return fut
-        job = _Job(FINAL if final else PARTIAL, next(self._counter), fn, fut, key, time.monotonic())
+        job = _Job(FINAL if final else PARTIAL, next(self._counter), fn, fut, key, time.monotonic(), batch)
         if final:
             self.finals_waiting += 1
         elif key is not None:
@@ -120,27 +139,69 @@ class Scheduler:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            while not self._heap:
+            while not self._runnable():
                 self._wake.clear()
                 await self._wake.wait()
-            job = heapq.heappop(self._heap)
-            if job.priority == FINAL:
-                self.finals_waiting -= 1
-            elif job.key is not None and self._pending_partial.get(job.key) is job:
-                del self._pending_partial[job.key]
-            if job.future.done():  # superseded or cancelled while queued
+            job = self._pop()
+            if job is None:
                 continue
+            jobs = self._batch_with(job)
+            partial = job.priority == PARTIAL
             self.running += 1
+            self.running_partials += partial
             t0 = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._executor, job.fn)
-            except Exception as e:  # delivered to the caller, never kills the worker
-                if not job.future.done():
-                    job.future.set_exception(e)
+                if len(jobs) == 1:
+                    results = [await loop.run_in_executor(self._executor, job.fn)]
+                else:
+                    assert job.batch is not None
+                    run, items = job.batch.run, [j.batch.item for j in jobs if j.batch is not None]
+                    results = await loop.run_in_executor(self._executor, run, items)
+                    self.batches += 1
+                    self.batched_jobs += len(jobs)
+            except Exception as e:  # delivered to the callers, never kills the worker
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_exception(e)
             else:
-                if not job.future.done():
-                    job.future.set_result(result)
+                for j, r in zip(jobs, results, strict=True):
+                    if not j.future.done():
+                        j.future.set_result(r)
             finally:
                 self.running -= 1
-                self.completed += 1
+                self.running_partials -= partial
+                self.completed += len(jobs)
+                if partial and self._heap:
+                    self._wake.set()  # a partial slot is free again
                 self.busy_s += time.perf_counter() - t0
+
+    def _runnable(self) -> bool:
+        if not self._heap:
+            return False
+        return self._heap[0].priority == FINAL or self.running_partials < self.partial_slots
+
+    def _pop(self) -> _Job | None:
+        job = heapq.heappop(self._heap)
+        self._forget(job)
+        return None if job.future.done() else job  # superseded or cancelled while queued
+
+    def _forget(self, job: _Job) -> None:
+        if job.priority == FINAL:
+            self.finals_waiting -= 1
+        elif job.key is not None and self._pending_partial.get(job.key) is job:
+            del self._pending_partial[job.key]
+
+    def _batch_with(self, job: _Job) -> list[_Job]:
+        """`job` plus queued jobs of the same priority and batch key (up to max_batch)."""
+        if job.batch is None or self.max_batch <= 1:
+            return [job]
+        mates = [j for j in self._heap if j.batch is not None and j.batch.key == job.batch.key
+                 and j.priority == job.priority and not j.future.done()][: self.max_batch - 1]
+        if not mates:
+            return [job]
+        taken = {id(j) for j in mates}
+        self._heap = [j for j in self._heap if id(j) not in taken]
+        heapq.heapify(self._heap)
+        for j in mates:
+            self._forget(j)
+        return [job, *mates]

@@ -14,7 +14,7 @@ from typing import Any
 
 from pystorex import Action
 
-from ..operators.base import SpeechEnd, SpeechStart
+from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.registry import ProviderSet
@@ -25,11 +25,20 @@ from ..store.root import build_store
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_live_count, select_session
 from .audio import samples_to_ms
+from .auth import key_id
 from .channel import ChannelOverflow, EventChannel
 from .commands import StartSession
 from .config import HubConfig
 from .errors import ErrorCode, HubError
-from .events import ErrorEvent, Event, SessionEnded, SessionStarted, SpeechEnded, SpeechStarted
+from .events import (
+    ErrorEvent,
+    Event,
+    SessionEnded,
+    SessionStarted,
+    SpeechEnded,
+    SpeechStarted,
+    WakewordDetected,
+)
 from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
@@ -43,6 +52,7 @@ class SessionService:
         self.providers = providers
         self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}
+        self.key_limits = {key_id(k) or "": k.max_sessions for k in config.server.auth.api_keys if k.max_sessions}
         self.store = build_store(self, MetricsEffects(self.metrics))
         self._reaper: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -80,10 +90,13 @@ class SessionService:
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
         if self.live_count() >= limits.max_sessions:
-            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions")
-        if api_key is not None and self.live_count(api_key) >= limits.max_sessions_per_key:
-            raise HubError(ErrorCode.too_many_sessions,
-                           f"this API key is at its limit of {limits.max_sessions_per_key} sessions")
+            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions",
+                           retry_after_s=5)
+        per_key = self.key_limits.get(api_key or "", limits.max_sessions_per_key)
+        if api_key is not None and self.live_count(api_key) >= per_key:
+            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {per_key} sessions",
+                           retry_after_s=5)
+        self._admit()
         validate_audio_spec(cmd.audio, limits)
         provider = self.providers.get(cmd.provider)
         language = cmd.language or provider.language
@@ -91,13 +104,28 @@ class SessionService:
                 and language not in provider.capabilities.languages:
             raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
                            f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
-        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline))
         sid = uuid.uuid4().hex
+        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
         self.sessions[sid] = session
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
         return session
+
+    def _admit(self) -> None:
+        """Refuse new sessions before admitted ones fall behind: when finals already wait for more
+        than `admission_lag_s`, inference is saturated (partials are being skipped already)."""
+        lag = self.max_pending_lag()
+        if lag > self.config.limits.admission_lag_s:
+            raise HubError(ErrorCode.too_many_sessions, f"the hub is at capacity (results trail audio by {lag:.1f} s); "
+                           "try again shortly", retry_after_s=max(1, int(lag)))
+
+    def max_pending_lag(self) -> float:
+        """Seconds since the oldest audio still waiting for its final arrived."""
+        now = time.perf_counter()
+        oldest = [s.arrival_time(min(end for _, end in s.pending.values()))
+                  for s in self.sessions.values() if s.pending and not s.ended]
+        return now - min(oldest) if oldest else 0.0
 
     def get(self, session_id: str) -> Session:
         s = self.sessions.get(session_id)
@@ -224,6 +252,10 @@ class SessionService:
                 ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset))
                 self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False)))
 
+        for item in items:
+            if isinstance(item, WakeWord):  # route-only event, ahead of the utterance it opens
+                ev = WakewordDetected(session_id=s.id, phrase=item.phrase, offset_ms=samples_to_ms(item.offset))
+                self.dispatch(A.delivered(A.Delivered(s.id, ev)))
         s.feed(items, marker)
 
     def _on_result(self, s: Session, r: StreamResult) -> None:
@@ -295,6 +327,9 @@ class SessionService:
                 "vad": {"enabled": v.enabled, "kind": s.pipeline.spec.vad_kind, "silence_ms": v.silence_ms,
                         "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
                         "max_utterance_s": v.max_utterance_s},
+                "wakeword": ({"enabled": True, "phrase": w.phrase, "threshold": w.threshold, "window_s": w.window_s}
+                             if (w := s.pipeline.spec.wake) is not None else {"enabled": False}),
+                "record": s.pipeline.spec.record is not None,
                 "hub_sample_rate": 16000, "interim_interval_ms": self.config.scheduler.interim_interval_ms}
 
     def failure(self, session_id: str, error: Exception) -> Action[Any] | None:

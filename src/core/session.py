@@ -114,7 +114,8 @@ class Session:
         return TranscriptFinal(session_id=self.id, utterance_id=r.utterance_id, text=r.text,
                                start_ms=samples_to_ms(r.start), end_ms=samples_to_ms(r.end), words=words,
                                language=r.language, provider=provider, latency_ms=max(0, int(latency)),
-                               lag_ms=max(0, int(lag)))
+                               lag_ms=max(0, int(lag)),
+                               recording=self.pipeline.recording_for(r.start, r.end) if self.pipeline else None)
 
     def stats(self) -> dict[str, Any]:
         return {"audio_ms": samples_to_ms(self.audio_samples), "utterances": self.utterance_index,
@@ -123,6 +124,8 @@ class Session:
 
     def release(self) -> None:
         """Free the data plane once the session has ended (the channel stays for resume)."""
+        if self.pipeline is not None:
+            self.pipeline.release()  # closes recordings, returns the wake word decoder
         self.pipeline = None
         self.ring = RingBuffer(1)
         self.stream = None

@@ -3,7 +3,6 @@ decode each piece with the chosen provider."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,12 @@ MAX_PIECE_S = 28.0
 
 def load_audio(data: bytes) -> np.ndarray:
     """Any container/codec PyAV knows -> int16 mono at the hub rate."""
-    import av
+    from ..operators.decode_av import decode_file
 
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            stream: Any = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise HubError(ErrorCode.invalid_audio, "the file has no audio stream")
-            parts = []
-            rate = stream.codec_context.sample_rate or HUB_RATE
-            frame: Any
-            for frame in container.decode(stream):
-                arr = frame.to_ndarray()
-                if arr.dtype.kind == "i":
-                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
-                arr = arr.astype(np.float32)
-                if frame.format.is_planar:
-                    arr = arr.T  # (channels, n) -> (n, channels)
-                else:
-                    arr = arr.reshape(-1, len(frame.layout.channels))
-                parts.append(arr)
-    except HubError:
-        raise
-    except (av.error.FFmpegError, StopIteration, ValueError, IndexError) as e:
-        raise HubError(ErrorCode.invalid_audio, f"cannot decode the audio file: {e}") from None
-    if not parts:
+    block = decode_file(data)
+    if block.frames == 0:
         raise HubError(ErrorCode.invalid_audio, "the file holds no audio samples")
-    mono = downmix(np.concatenate(parts))
-    return float_to_int16(Resampler(rate).process(mono, last=True))
+    return float_to_int16(Resampler(block.sample_rate).process(downmix(block.samples), last=True))
 
 
 def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple[int, int]]:

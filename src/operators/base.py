@@ -30,7 +30,23 @@ class PauseHint:
     offset: int
 
 
-Item = AudioChunk | SpeechStart | SpeechEnd | PauseHint
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """Audio a wake-word gate holds back: it stays in the session timeline (ring buffer, recorder placed
+    before the gate) but no stage after the gate may open an utterance on it."""
+
+    chunk: AudioChunk
+
+
+@dataclass(frozen=True, slots=True)
+class WakeWord:
+    """The wake phrase ended at `offset`; the gate's listening window opens there."""
+
+    phrase: str
+    offset: int
+
+
+Item = AudioChunk | SpeechStart | SpeechEnd | PauseHint | Gated | WakeWord
 
 
 class FrameClassifier(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,11 +45,39 @@ class PcmDecoder:
         return np.zeros((0, self.channels), dtype=np.float32)
 
 
+class BlockDecoder:
+    """Containers (wav/flac/mp3/ogg/webm, any slicing) and raw Opus packets, via PyAV.
+
+    The rate and channel count are the stream's own, known once it has been decoded; they are
+    updated after each feed (the pipeline resamples from whatever comes out)."""
+
+    def __init__(self, encoding: str, sample_rate: int, channels: int) -> None:
+        from .decode_av import ContainerDecoder, OpusPacketDecoder
+
+        self.inner: ContainerDecoder | OpusPacketDecoder = (
+            OpusPacketDecoder(sample_rate, channels) if encoding == "opus" else ContainerDecoder(encoding))
+        self.sample_rate = 48000 if encoding == "opus" else sample_rate
+        self.channels = channels
+
+    def _join(self, blocks: list[Any]) -> np.ndarray:
+        if not blocks:
+            return np.zeros((0, self.channels), dtype=np.float32)
+        from .pcm_block import concat_blocks
+
+        block = concat_blocks(blocks)
+        self.sample_rate, self.channels = block.sample_rate, block.channels
+        return block.samples
+
+    def feed(self, data: bytes) -> np.ndarray:
+        return self._join(self.inner.feed(data))
+
+    def close(self) -> np.ndarray:
+        return self._join(self.inner.close())
+
+
 def make_decoder(encoding: str, sample_rate: int, channels: int) -> Decoder:
     if encoding in ("pcm_s16le", "pcm_f32le"):
         return PcmDecoder(encoding, sample_rate, channels)
-    try:
-        from .decode_stream import StreamDecoder
-    except ImportError:
-        raise HubError(ErrorCode.unsupported_encoding, f"encoding '{encoding}' is not supported by this hub") from None
-    return StreamDecoder(encoding, sample_rate, channels)
+    if encoding in ("wav", "flac", "mp3", "ogg", "webm", "opus"):
+        return BlockDecoder(encoding, sample_rate, channels)
+    raise HubError(ErrorCode.unsupported_encoding, f"encoding '{encoding}' is not supported by this hub")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.audio import AudioChunk, ms_to_samples
-from .base import FrameClassifier, Item, PauseHint, SpeechEnd, SpeechStart
+from .base import FrameClassifier, Gated, Item, PauseHint, SpeechEnd, SpeechStart
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,20 @@ class Endpointer:
             out.extend(self._frame(frame, base + i * self.frame))
         self._pending = buf[n * self.frame:].copy()
         self._pending_offset = base + n * self.frame
+        return out
+
+    def gated(self, item: Gated) -> list[Item]:
+        """Audio held back by a wake word gate: never speech. An open utterance ends where it starts, the
+        detector starts afresh after it, and no pre-roll reaches back into it."""
+        out: list[Item] = [item]
+        if self.speaking:
+            end = self._last_voiced_end if self.vad is not None and self.opts.enabled else item.chunk.offset
+            out.extend(self._end(min(end, item.chunk.offset), forced=True))
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._window.clear()
+        self._last_end = max(self._last_end, item.chunk.end)
+        if self.vad is not None:
+            self.vad.reset()
         return out
 
     def _frame(self, frame: np.ndarray, offset: int) -> list[Item]:

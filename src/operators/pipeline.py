@@ -1,24 +1,39 @@
-"""The per-session pipeline: decode -> downmix -> resample -> VAD/endpoint (-> wake word gate).
+"""The per-session pipeline: decode -> downmix -> resample, then the configured stages in order.
 
-Stages are plain synchronous transforms run on the event loop: each costs microseconds per chunk, so
-an async hop per stage would cost more than the work. Output is a list of Items in timeline order.
+`pipeline.order` (default `[wakeword, vad, recorder]`) places the optional stages; each is a plain
+synchronous transform over the item list (audio chunks and markers in timeline order), run on the event
+loop: each costs microseconds per chunk, so an async hop per stage would cost more than the work.
+
+- `vad`: the VAD + endpointer (always present; with `vad.enabled: false` every chunk is speech);
+- `wakeword`: the wake-word gate (`wake_gate.py`); before `vad` the VAD only ever sees audio inside a
+  listening window; after `vad` the VAD runs on everything and the gate drops utterances while armed;
+- `recorder`: writes the audio that reaches it (before `wakeword`: everything; after it: only
+  listening windows); per-utterance files need it after `vad` (it cuts at the utterance markers).
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from ..core.audio import AudioChunk, float_to_int16
-from ..core.commands import AudioSpec, VadOptions
+from ..core.commands import AudioSpec, VadOptions, WakewordOptions
 from ..core.config import LimitsConfig, PipelineConfig
 from ..core.errors import ErrorCode, HubError
-from .base import FrameClassifier, Item
+from .base import FrameClassifier, Gated, Item
 from .decode import Decoder, make_decoder
 from .endpoint import Endpointer, EndpointOptions
+from .recorder import Recorder, get_store
 from .resample import Resampler, downmix
 from .vad_webrtc import WebRtcVad
+from .wake_gate import WakeGate, WakeOptions
+from .wakeword import check_phrase
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 192000)
 
@@ -34,16 +49,33 @@ def validate_audio_spec(spec: AudioSpec, limits: LimitsConfig) -> None:
 
 
 @dataclass
+class RecordSpec:
+    folder: str
+    per: str
+    max_total_mb: float
+
+
+@dataclass
 class PipelineSpec:
     audio: AudioSpec
     vad: EndpointOptions
     vad_kind: str
     vad_aggressiveness: int
     vad_threshold: float
+    order: tuple[str, ...] = ("wakeword", "vad", "recorder")
+    wake: WakeOptions | None = None
+    record: RecordSpec | None = None
 
 
-def build_spec(audio: AudioSpec, overrides: VadOptions, cfg: PipelineConfig) -> PipelineSpec:
+def build_spec(audio: AudioSpec, overrides: VadOptions, cfg: PipelineConfig,
+               wakeword: WakewordOptions | None = None, record: bool | None = None) -> PipelineSpec:
+    """The session's effective pipeline: config defaults with the session's overrides applied."""
     v = cfg.vad
+    w = cfg.wakeword
+    wo = wakeword or WakewordOptions()
+    wake_on = w.enabled if wo.enabled is None else wo.enabled
+    r = cfg.recorder
+    record_on = r.enabled if record is None else record
     return PipelineSpec(
         audio=audio,
         vad=EndpointOptions(
@@ -56,6 +88,12 @@ def build_spec(audio: AudioSpec, overrides: VadOptions, cfg: PipelineConfig) -> 
         vad_kind=overrides.kind or v.kind,
         vad_aggressiveness=v.aggressiveness,
         vad_threshold=overrides.threshold if overrides.threshold is not None else v.threshold,
+        order=tuple(cfg.order),
+        wake=WakeOptions(phrase=wo.phrase or w.phrase,
+                         threshold=wo.threshold if wo.threshold is not None else w.threshold,
+                         window_s=wo.window_s if wo.window_s is not None else w.window_s,
+                         kind=w.kind) if wake_on else None,
+        record=RecordSpec(r.folder, r.per, r.max_total_mb) if record_on else None,
     )
 
 
@@ -68,17 +106,80 @@ def make_classifier(spec: PipelineSpec) -> FrameClassifier | None:
     return WebRtcVad(spec.vad_aggressiveness)
 
 
+class EndpointStage:
+    """The VAD + endpointer as a stage: audio in, audio and utterance markers out."""
+
+    def __init__(self, endpointer: Endpointer) -> None:
+        self.endpointer = endpointer
+
+    def process(self, items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for it in items:
+            if isinstance(it, AudioChunk):
+                out.extend(self.endpointer.push(it))
+            elif isinstance(it, Gated):
+                out.extend(self.endpointer.gated(it))
+            else:
+                out.append(it)
+        return out
+
+    def flush(self, items: list[Item], at: int) -> list[Item]:
+        return self.process(items) + self.endpointer.flush(at)
+
+    def close(self, items: list[Item], at: int) -> list[Item]:
+        return self.flush(items, at)
+
+    def release(self) -> None:
+        return None
+
+
+class Stage(Protocol):
+    def process(self, items: list[Item]) -> list[Item]: ...
+
+    def flush(self, items: list[Item], at: int) -> list[Item]: ...
+
+    def close(self, items: list[Item], at: int) -> list[Item]: ...
+
+    def release(self) -> None: ...
+
+
 class Pipeline:
-    def __init__(self, spec: PipelineSpec) -> None:
+    """decode -> downmix -> resample, then the stages of `spec.order` that are enabled (vad always)."""
+
+    def __init__(self, spec: PipelineSpec, session_id: str = "") -> None:
         self.spec = spec
         a = spec.audio
         self.decoder: Decoder = make_decoder(a.encoding, a.sample_rate, a.channels)
         self._resampler: Resampler | None = None
         self.endpointer = Endpointer(make_classifier(spec), spec.vad)
+        self.gate: WakeGate | None = None
+        self.recorder: Recorder | None = None
+        self.stages: list[Stage] = []
+        try:
+            for name in spec.order:
+                if name == "vad":
+                    self.stages.append(EndpointStage(self.endpointer))
+                elif name == "wakeword" and spec.wake is not None:
+                    self.gate = WakeGate(spec.wake, vad_upstream=spec.order.index("vad") < spec.order.index(name))
+                    self.stages.append(self.gate)
+                elif name == "recorder" and spec.record is not None:
+                    r = spec.record
+                    if r.per == "utterance" and spec.order.index("recorder") < spec.order.index("vad"):
+                        raise HubError(ErrorCode.invalid_command, "recording per utterance needs the recorder "
+                                       "after vad in pipeline.order")
+                    v = spec.vad
+                    history = (v.pre_roll_ms + v.min_speech_ms) / 1000 + 3.0
+                    self.recorder = Recorder(get_store(r.folder, r.max_total_mb), session_id or uuid.uuid4().hex,
+                                             r.per, history)
+                    self.stages.append(self.recorder)
+        except BaseException:
+            self.release()
+            raise
+        self._feedback = self.gate is not None and not self.gate.vad_upstream
         self.offset = 0  # samples at the hub rate produced so far
 
     def _normalise(self, frames: np.ndarray, last: bool = False) -> AudioChunk | None:
-        if self._resampler is None:
+        if self._resampler is None or self._resampler.in_rate != self.decoder.sample_rate:
             self._resampler = Resampler(self.decoder.sample_rate)
         mono = self._resampler.process(downmix(frames), last=last)
         if len(mono) == 0:
@@ -87,23 +188,66 @@ class Pipeline:
         self.offset += len(mono)
         return chunk
 
+    def _out(self, items: list[Item]) -> list[Item]:
+        """Gated audio leaves the pipeline as plain audio: it belongs to the session timeline (ring
+        buffer), and no utterance is open to carry it to the provider."""
+        if self._feedback:
+            assert self.gate is not None
+            self.gate.observe(items)
+        return [it.chunk if isinstance(it, Gated) else it for it in items]
+
     def push(self, data: bytes) -> list[Item]:
         frames = self.decoder.feed(data)
         if len(frames) == 0:
             return []
         chunk = self._normalise(frames)
-        return self.endpointer.push(chunk) if chunk is not None else []
+        if chunk is None:
+            return []
+        items: list[Item] = [chunk]
+        for stage in self.stages:
+            items = stage.process(items)
+        return self._out(items)
 
     def flush(self) -> list[Item]:
-        return self.endpointer.flush(self.offset)
+        items: list[Item] = []
+        for stage in self.stages:
+            items = stage.flush(items, self.offset)
+        return self._out(items)
 
     def close(self) -> list[Item]:
         """End of stream: drain the decoder and resampler, then end any open utterance."""
-        out: list[Item] = []
         frames = self.decoder.close()
         chunk = self._normalise(frames if len(frames) else np.zeros((0, 1), dtype=np.float32), last=True) \
             if (len(frames) or self._resampler is not None) else None
-        if chunk is not None:
-            out.extend(self.endpointer.push(chunk))
-        out.extend(self.endpointer.flush(self.offset))
-        return out
+        items: list[Item] = [chunk] if chunk is not None else []
+        for stage in self.stages:
+            items = stage.close(items, self.offset)
+        return self._out(items)
+
+    def recording_for(self, start: int, end: int) -> str | None:
+        """The recorder's file for the utterance [start, end), when recording."""
+        return self.recorder.recording_for(start, end) if self.recorder is not None else None
+
+    def release(self) -> None:
+        """Session over: close recordings, return the wake word decoder (idempotent)."""
+        for stage in self.stages:
+            try:
+                stage.release()
+            except Exception:
+                log.exception("pipeline stage %s failed to release", type(stage).__name__)
+
+
+def prewarm_pipeline(cfg: PipelineConfig) -> None:
+    """Blocking loads for what `cfg` enables (run it in a worker thread at hub start or reload); a
+    failure is logged, and sessions then report it themselves."""
+    try:
+        if cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx":
+            from .wakeword import prewarm
+            prewarm(check_phrase(cfg.wakeword.phrase), cfg.wakeword.threshold)
+        if cfg.recorder.enabled:
+            get_store(cfg.recorder.folder, cfg.recorder.max_total_mb)
+        if cfg.vad.enabled and cfg.vad.kind == "silero":
+            from .vad_silero import get_session
+            get_session()
+    except Exception as e:
+        log.error("pipeline pre-load failed: %s", e)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,9 @@ POOL_SIZE = 4  # idle decoders kept per (phrase, threshold)
 
 _lock = threading.RLock()  # re-entrant: a finalizer may return a decoder during GC
 _pool: dict[tuple[str, float], list[Any]] = {}
+_builder: ThreadPoolExecutor | None = None  # builds decoders off the event loop (created on first use)
+_dictionary: bytes | None = None  # the model's pronunciation dictionary, read on first phrase check
+_checked: set[str] = set()  # words known to be in the dictionary
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,68 @@ def _acquire(phrase: str, threshold: float) -> Any:
     return _new_decoder(phrase, threshold)
 
 
+def check_phrase(phrase: str) -> str:
+    """Normalise a wake phrase and check its words against the model's dictionary without building a
+    decoder (the first check reads the 3 MB dictionary, ~10 ms; each new word costs a few ms)."""
+    global _dictionary
+    p = normalise_phrase(phrase)
+    if not p:
+        raise HubError(ErrorCode.invalid_command, "wake phrase is empty")
+    words = [w for w in p.split() if w not in _checked]
+    if not words:
+        return p
+    if _dictionary is None:
+        try:
+            import pocketsphinx
+        except ImportError:
+            raise HubError(ErrorCode.provider_unavailable, "wake word needs the 'pocketsphinx' package") from None
+        path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+        _dictionary = b"\n" + path.read_bytes()
+    missing = [w for w in words if _dictionary.find(b"\n" + w.encode() + b" ") < 0]
+    if missing:
+        raise HubError(ErrorCode.invalid_command, f"wake phrase words not in the English dictionary: {missing}")
+    _checked.update(words)
+    return p
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _builder
+    with _lock:
+        if _builder is None:
+            _builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakeword-build")
+        return _builder
+
+
+def _refill(key: tuple[str, float]) -> None:
+    decoder = _new_decoder(*key)
+    with _lock:
+        idle = _pool.setdefault(key, [])
+        if len(idle) < POOL_SIZE:
+            idle.append(decoder)
+
+
+def open_spotter(phrase: str, threshold: float) -> KeyphraseSpotter | Future[KeyphraseSpotter]:
+    """A spotter now if an idle decoder is pooled (and a replacement is built in the background),
+    else a future that builds one in a worker thread: the event loop never waits for a model load."""
+    key = (normalise_phrase(phrase), float(threshold))
+    with _lock:
+        idle = _pool.get(key)
+        decoder = idle.pop() if idle else None
+        empty = not idle
+    if decoder is None:
+        return _executor().submit(KeyphraseSpotter, phrase, threshold)
+    if empty:
+        _executor().submit(_refill, key)
+    return KeyphraseSpotter(phrase, threshold, decoder=decoder)
+
+
+def prewarm(phrase: str, threshold: float, count: int = 2) -> None:
+    """Build `count` idle decoders for (phrase, threshold) (blocking: call it in a worker thread)."""
+    spotters = [KeyphraseSpotter(phrase, threshold) for _ in range(max(0, min(count, POOL_SIZE)))]
+    for s in spotters:
+        s.close()
+
+
 def _release(key: tuple[str, float], decoder: Any, in_utt: list[bool]) -> None:
     if in_utt[0]:
         try:
@@ -84,7 +151,7 @@ def _release(key: tuple[str, float], decoder: Any, in_utt: list[bool]) -> None:
 class KeyphraseSpotter:
     """Spot one keyphrase in 16 kHz mono int16 audio streamed in pieces of any size."""
 
-    def __init__(self, phrase: str, threshold: float = 1e-20) -> None:
+    def __init__(self, phrase: str, threshold: float = 1e-20, decoder: Any = None) -> None:
         self.phrase = normalise_phrase(phrase)
         if not self.phrase:
             raise HubError(ErrorCode.invalid_command, "wake phrase is empty")
@@ -92,7 +159,7 @@ class KeyphraseSpotter:
             raise HubError(ErrorCode.invalid_command, f"wake threshold must be > 0, got {threshold}")
         self.threshold = float(threshold)
         key = (self.phrase, self.threshold)
-        self._decoder = _acquire(*key)
+        self._decoder = decoder if decoder is not None else _acquire(*key)
         self._in_utt = [False]  # shared with the finalizer, which returns the decoder to the pool
         self._finalizer = weakref.finalize(self, _release, key, self._decoder, self._in_utt)
         self._utt_start = 0  # timeline offset of the first sample of the current utterance

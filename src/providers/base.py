@@ -18,7 +18,7 @@ import numpy as np
 from ..core.audio import AudioChunk, RingBuffer
 
 if TYPE_CHECKING:
-    from ..core.scheduler import Scheduler
+    from ..core.scheduler import Batch, Scheduler
 
 Status = Literal["available", "loading", "unavailable", "unhealthy"]
 
@@ -197,10 +197,16 @@ class BatchProvider(Provider):
         finally:
             self.stats.add(time.perf_counter() - t0, len(audio) / 16000, opts.interim)
 
+    def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
+        """How this decode may be batched with others (None: it may not)."""
+        return None
+
     async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         from ..core.audio import int16_to_float
         pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
-        return await self.scheduler.run(lambda: self.timed_decode(pcm, opts), final=True)
+        fut = self.scheduler.submit(lambda: self.timed_decode(pcm, opts), final=True, batch=self.batch(pcm, opts))
+        assert fut is not None
+        return await fut
 
     def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
         from .streaming import StreamAdapter

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.audio import HUB_RATE
+from ..core.scheduler import Batch
 from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
 from .whisper_ct2 import CT2Whisper, Thresholds
 
@@ -72,6 +74,21 @@ class FasterWhisperProvider(BatchProvider):
                                                        self.compression_ratio_threshold))
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
         self.set_health("available")
+
+    def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
+        if not (self.short_window and self._ct2 is not None and self._ct2.fits(audio)):
+            return None
+        key = f"{self.name}:{opts.interim}:{opts.language or self.language}:{opts.word_timestamps}"
+        return Batch(key, self._timed_batch, (audio, opts))
+
+    def _timed_batch(self, items: list[tuple[np.ndarray, TranscribeOptions]]) -> list[Result]:
+        t0 = time.perf_counter()
+        try:
+            return self.decode_batch([a for a, _ in items], [o for _, o in items])
+        finally:
+            dt = time.perf_counter() - t0
+            for a, o in items:
+                self.stats.add(dt / len(items), len(a) / 16000, o.interim)
 
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
         """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""

@@ -70,7 +70,7 @@ class _PendingFinal:
 
 
 class StreamAdapter(ProviderStream):
-    tail_ms = 200       # audio kept after the endpoint for the final decode
+    tail_ms = 300       # audio kept after the endpoint for the final decode
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
 
     def __init__(self, provider: BatchProvider, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
@@ -123,7 +123,8 @@ class StreamAdapter(ProviderStream):
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
                                  prompt=self._context or None if self.use_context else None)
-        fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True)
+        fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True,
+                                             batch=self.provider.batch(audio, opts))
         assert fut is not None
         return fut
 
@@ -159,6 +160,7 @@ class StreamAdapter(ProviderStream):
                                  prefix=" ".join(u.committed) or None,
                                  prompt=self._context or None if self.use_context else None)
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
+                                             batch=self.provider.batch(audio, opts),
                                              key=self.opts.session_id)
         if fut is None:
             return  # skipped under load

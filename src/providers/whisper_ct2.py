@@ -99,8 +99,12 @@ class CT2Whisper:
         else:
             detected = [f"<|{language or 'en'}|>"] * len(audios)
         prompts = []
-        for o, lang_token in zip(opts, detected, strict=True):
-            previous = tok.encode(" " + o.prompt.strip()) if o.prompt else []
+        previous_all = [tok.encode(" " + o.prompt.strip()) if o.prompt else [] for o in opts]
+        # CTranslate2 needs <|startoftranscript|> at one position across a batch: keep the same number
+        # of context tokens (the most recent ones) for every item
+        keep = min(len(p) for p in previous_all)
+        for o, lang_token, previous in zip(opts, detected, previous_all, strict=True):
+            previous = previous[len(previous) - keep:] if keep else []
             p = self.m.get_prompt(tok, previous, without_timestamps=True, prefix=o.prefix)
             if self.m.model.is_multilingual:
                 p[p.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)
@@ -116,13 +120,11 @@ class CT2Whisper:
         align_idx: list[int] = []
         align_tokens: list[list[int]] = []
         for i, (r, o) in enumerate(zip(results, opts, strict=True)):
-            tokens = [t for t in r.sequences_ids[0] if t < tok.eot]
+            tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
             text = tok.decode(tokens).strip()
             short = drop_trailing_repeats(text)
             if short != text:
                 text, tokens = short, tok.encode(" " + short)
-            if o.prefix:
-                text = (o.prefix.strip() + " " + text).strip()
             n = len(r.sequences_ids[0])
             avg_logprob = r.scores[0] * n / (n + 1)
             silent = r.no_speech_prob > self.th.no_speech and avg_logprob < self.th.log_prob

@@ -89,6 +89,7 @@ def browser_runs(hub: HubProcess) -> dict[str, Any]:
             else p.chromium.launch()
         try:
             page = browser.new_page()
+            page.set_default_timeout(120_000)
             logs: list[str] = []
             page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
             page.goto(hub.http + "/healthz")
@@ -99,7 +100,8 @@ def browser_runs(hub: HubProcess) -> dict[str, Any]:
                 assert fn, name
                 script = ("async ([hub, b64]) => {\n" + code + "\n"
                           "const wav = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;\n"
-                          f"return await {fn.group(1)}(hub, wav);\n}}")
+                          "const late = new Promise((_, no) => setTimeout(() => no(new Error('no answer in 90 s')), 90000));\n"
+                          f"return await Promise.race([{fn.group(1)}(hub, wav), late]);\n}}")
                 try:
                     out[name] = page.evaluate(script, [hub.http, wav])
                 except Exception as e:  # reported by the test of that example

@@ -1,0 +1,109 @@
+"""Concurrent real-time streams with faster-whisper tiny.en (issue 7).
+
+    .venv/bin/python -m bench.bench_concurrency --streams 4 8 12 16 --seconds 60
+
+Each stream talks 50% of the time: English manifest clips, each followed by as much silence, sent in
+40 ms chunks at real-time pace. For each N: final latency after the last voiced audio (client side,
+p50/p95), the hub's lag at finals, partials per final, refused sessions. The largest N whose final
+latency p95 stays <= 1.0 s is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from bench.common import machine, p50_p95, pct
+from tests.support import HubProcess, base_config, english, load_pcm16
+
+CHUNK_MS = 40
+
+
+async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, out: dict[str, Any]) -> None:
+    step = 32 * CHUNK_MS
+    order = clips[index % len(clips):] + clips[: index % len(clips)]
+    audio = b""
+    for c in order:
+        audio += c + b"\x00" * len(c)
+        if len(audio) >= seconds * 32000:
+            break
+    audio = audio[: int(seconds * 32000)]
+    sent: list[tuple[float, float]] = []
+    try:
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            first = json.loads(await ws.recv())
+            if first["type"] == "error":
+                out["refused"] += 1
+                return
+
+            async def reader() -> None:
+                async for msg in ws:
+                    ev = json.loads(msg)
+                    now = time.perf_counter()
+                    if ev["type"] == "transcript.final":
+                        t_end = next((t for ms, t in sent if ms >= ev["end_ms"]), None)
+                        if t_end is not None and not out.get("stopping"):
+                            out["latency"].append((now - t_end) * 1000)
+                        out["lag"].append(ev.get("lag_ms", 0))
+                        out["finals"] += 1
+                    elif ev["type"] == "transcript.partial":
+                        out["partials"] += 1
+                    elif ev["type"] == "error":
+                        out["errors"].append(ev["code"])
+
+            task = asyncio.create_task(reader())
+            await asyncio.sleep(index * 0.05)  # stagger starts
+            t0 = time.perf_counter()
+            for i in range(0, len(audio), step):
+                await ws.send(audio[i:i + step])
+                ms = (i + step) / 32
+                sent.append((ms, time.perf_counter()))
+                delay = t0 + ms / 1000 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(task, 120)
+    except (OSError, websockets.WebSocketException) as e:
+        out["errors"].append(type(e).__name__)
+
+
+async def run_n(url: str, clips: list[bytes], n: int, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency": [], "lag": [], "finals": 0, "partials": 0, "refused": 0, "errors": []}
+    await asyncio.gather(*(one_stream(url, clips, seconds, i, out) for i in range(n)))
+    return out
+
+
+async def main_async(streams: list[int], seconds: float, extra: str) -> None:
+    clips = [load_pcm16(c.path).tobytes() for c in english() if c.seconds < 15]
+    hub = HubProcess(base_config() + extra + "\nlimits:\n  max_sessions: 400\n", Path(tempfile.mkdtemp())).start()
+    print(f"machine: {machine()}; {seconds:.0f} s per stream, 50% talk, {CHUNK_MS} ms chunks")
+    print("| streams | final latency p50 / p95 (ms) | lag at finals p95 (ms) | finals | partials | refused | errors |")
+    print("|---|---|---|---|---|---|---|")
+    try:
+        for n in streams:
+            r = await run_n(hub.ws, clips, n, seconds)
+            print(f"| {n} | {p50_p95(r['latency'])} | {pct(r['lag'], 95):.0f} | {r['finals']} | {r['partials']} | "
+                  f"{r['refused']} | {len(r['errors'])} |", flush=True)
+    finally:
+        hub.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8, 12, 16])
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--config-extra", default="", help="YAML appended to the hub config")
+    a = ap.parse_args()
+    asyncio.run(main_async(a.streams, a.seconds, a.config_extra))
+
+
+if __name__ == "__main__":
+    main()
