@@ -14,23 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
-from google.protobuf.message import DecodeError
-from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.events import Event
 from ..core.hub import Hub
 from ..core.session import Session
 from ..core.transcribe import load_audio, transcribe_audio
 from . import grpc_gen
 from .errors import error_event
+from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
 from .openai_compat import MAX_UPLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -38,95 +35,9 @@ log = logging.getLogger(__name__)
 SERVICE = "asrhub.v1.AsrHub"
 _END = object()
 
-STATUS: dict[ErrorCode, grpc.StatusCode] = {
-    ErrorCode.invalid_command: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.unsupported_encoding: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.invalid_audio: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.unknown_provider: grpc.StatusCode.NOT_FOUND,
-    ErrorCode.provider_unavailable: grpc.StatusCode.UNAVAILABLE,
-    ErrorCode.provider_error: grpc.StatusCode.INTERNAL,
-    ErrorCode.too_many_sessions: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorCode.payload_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorCode.rate_limited: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorCode.unauthorized: grpc.StatusCode.UNAUTHENTICATED,
-    ErrorCode.session_not_found: grpc.StatusCode.NOT_FOUND,
-    ErrorCode.internal: grpc.StatusCode.INTERNAL,
-}
-
-
 async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
     """End the call with the status for err's code; the code itself rides in trailing metadata."""
     await context.abort(STATUS[err.code], err.message, trailing_metadata=(("asrhub-error-code", err.code.value),))
-
-
-class BadRequest:
-    """A StreamingRequest that could not be taken: undecodable bytes or unknown fields."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-def _unknown_fields(msg: Any, path: str = "") -> list[str]:
-    """Field numbers the contract does not define, anywhere in the message."""
-    found = [f"{path}#{f.field_number}" for f in UnknownFieldSet(msg)]
-    for field, value in msg.ListFields():
-        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
-        if field.message_type is not None and not repeated:
-            found += _unknown_fields(value, f"{path}{field.name}.")
-    return found
-
-
-def _request_deserializer(pb: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            msg = pb.StreamingRequest.FromString(data)
-        except DecodeError as e:
-            return BadRequest(f"request is not a valid StreamingRequest message: {e}")
-        unknown = _unknown_fields(msg)
-        if unknown:
-            return BadRequest(f"unknown field(s) {', '.join(unknown)}")
-        return msg
-    return parse
-
-
-def start_to_dict(start: Any) -> dict[str, Any]:
-    """StartSession message -> the StartSession JSON shape (only the fields that are set)."""
-    # every field with presence appears only when set; Resume's plain fields always (last_seq 0 is a value)
-    return json_format.MessageToDict(start, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
-
-
-def event_to_proto(pb: Any, ev: Event) -> Any:
-    d = ev.to_dict()
-    msg = pb.Event(type=ev.type, session_id=ev.session_id, seq=ev.seq, ts=ev.ts)
-    t = ev.type
-    if t == "session.started":
-        config = struct_pb2.Struct()
-        config.update(d.get("config") or {})
-        msg.session_started.CopyFrom(pb.SessionStarted(provider=d["provider"], language=d.get("language") or "",
-                                                       audio=pb.AudioSpec(**d["audio"]), config=config,
-                                                       resumed=d.get("resumed", False)))
-    elif t in ("speech.started", "speech.ended"):
-        msg.speech.offset_ms = d["offset_ms"]
-    elif t in ("transcript.partial", "transcript.final"):
-        final = t == "transcript.final"
-        msg.transcript.CopyFrom(pb.Transcript(
-            utterance_id=d["utterance_id"], text=d["text"], stable_text=d.get("stable_text", d["text"]),
-            is_final=final, start_ms=d["start_ms"], end_ms=d["end_ms"],
-            words=[pb.Word(**w) for w in d.get("words") or []], language=d.get("language") or "",
-            provider=d.get("provider", ""), latency_ms=d.get("latency_ms", 0), lag_ms=d.get("lag_ms"),
-            recording=d.get("recording")))
-    elif t == "provider.switched":
-        msg.provider_switched.CopyFrom(pb.ProviderSwitched(**{"from": d["from"], "to": d["to"], "reason": d["reason"]}))
-    elif t == "wakeword.detected":
-        msg.wakeword.CopyFrom(pb.WakewordDetected(phrase=d["phrase"], offset_ms=d["offset_ms"]))
-    elif t == "error":
-        msg.error.CopyFrom(pb.Error(code=d["code"], message=d["message"], fatal=d.get("fatal", False)))
-    elif t == "session.ended":
-        fields = pb.SessionStats.DESCRIPTOR.fields_by_name
-        stats = {k: int(v) for k, v in (d.get("stats") or {}).items() if k in fields}
-        msg.session_ended.CopyFrom(pb.SessionEnded(reason=d["reason"], stats=pb.SessionStats(**stats)))
-    return msg
 
 
 class GrpcStream:
@@ -295,7 +206,7 @@ class GrpcServer:
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
-                servicer.StreamingRecognize, request_deserializer=_request_deserializer(pb),
+                servicer.StreamingRecognize, request_deserializer=request_deserializer(pb),
                 response_serializer=pb.Event.SerializeToString),
             "Recognize": grpc.unary_unary_rpc_method_handler(
                 servicer.Recognize, request_deserializer=pb.RecognizeRequest.FromString,

@@ -50,6 +50,13 @@ class Failover:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="failover-watch")
+        self.probe_unhealthy()
+
+    def probe_unhealthy(self) -> None:
+        """Probe every provider that is unhealthy now (e.g. a remote server down when the hub started)."""
+        for p in self.svc.providers.providers.values():
+            if p.health().status == "unhealthy" and p.name not in self._probes:
+                self._probes[p.name] = asyncio.get_running_loop().create_task(self._probe(p), name=f"probe-{p.name}")
 
     async def close(self) -> None:
         tasks = [t for t in (self._task, *self._probes.values()) if t is not None]

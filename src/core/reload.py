@@ -113,6 +113,7 @@ class ConfigReloader:
             for p in fresh:
                 h = p.health()
                 hub.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+            hub.service.failover.probe_unhealthy()
             for p in retired:
                 t = asyncio.create_task(self._retire(p), name=f"retire-{p.name}")
                 self._retiring.add(t)

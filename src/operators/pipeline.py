@@ -237,17 +237,31 @@ class Pipeline:
                 log.exception("pipeline stage %s failed to release", type(stage).__name__)
 
 
+def _silero_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("silero_vad", "onnxruntime"))
+
+
 def prewarm_pipeline(cfg: PipelineConfig) -> None:
     """Blocking loads for what `cfg` enables (run it in a worker thread at hub start or reload); a
     failure is logged, and sessions then report it themselves."""
-    try:
-        if cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx":
-            from .wakeword import prewarm
-            prewarm(check_phrase(cfg.wakeword.phrase), cfg.wakeword.threshold)
-        if cfg.recorder.enabled:
-            get_store(cfg.recorder.folder, cfg.recorder.max_total_mb)
-        if cfg.vad.enabled and cfg.vad.kind == "silero":
-            from .vad_silero import get_session
-            get_session()
-    except Exception as e:
-        log.error("pipeline pre-load failed: %s", e)
+    def wake() -> None:
+        from .wakeword import prewarm
+        prewarm(check_phrase(cfg.wakeword.phrase), cfg.wakeword.threshold)
+
+    def silero() -> None:
+        from .vad_silero import get_session
+        get_session()
+
+    steps = [("wake word", wake, cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx"),
+             ("recorder", lambda: get_store(cfg.recorder.folder, cfg.recorder.max_total_mb), cfg.recorder.enabled),
+             # sessions may pick Silero (vad.kind) whatever the default: ~0.7 s to load
+             ("silero VAD", silero, cfg.vad.enabled and (cfg.vad.kind == "silero" or _silero_installed()))]
+    for name, step, wanted in steps:
+        if not wanted:
+            continue
+        try:
+            step()
+        except Exception as e:
+            log.error("pipeline: pre-loading the %s failed: %s", name, e)

@@ -122,6 +122,13 @@ class FunASRProvider(BatchProvider):
                                       open_timeout=float(self.options.get("connect_timeout_s", 5.0))) as ws:
             yield ws
 
+    async def probe(self) -> None:
+        """Reachability of the runtime server (the hub's health probe); local models need none."""
+        if self.url is None:
+            return
+        async with self.connect():
+            pass
+
     # -- Provider ------------------------------------------------------------------------------
     async def load(self) -> None:
         if self.mode not in MODES:
@@ -129,18 +136,22 @@ class FunASRProvider(BatchProvider):
             return
         if self.url is not None:
             try:
-                import websockets  # noqa: F401  (a core dependency; checked for a clear message)
-            except ImportError:
-                self.set_health("unavailable", "the 'websockets' package is not installed")
+                await self.probe()
+            except Exception as e:  # the server may come up later: the hub's probe keeps trying
+                self.set_health("unhealthy", f"cannot reach the FunASR runtime at {self.url}: {e or type(e).__name__}")
                 return
             self.set_health("available")
             return
+        root = logging.getLogger()
+        saved = (list(root.handlers), root.level)
         try:
             from funasr import AutoModel
         except ImportError:
             self.set_health("unavailable", "the 'funasr' extra is not installed (pip install 'asrhub[funasr]'), "
                             "or give 'url' of a FunASR runtime server")
             return
+        finally:  # importing funasr configures the root logger; the hub's logging stays the hub's
+            root.handlers[:], root.level = saved[0], saved[1]
         try:
             if not self.options.get("model"):
                 raise RuntimeError("no 'model' (a local FunASR model directory) and no 'url' given")

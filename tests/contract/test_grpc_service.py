@@ -86,7 +86,9 @@ async def test_half_close_counts_as_stop(channel: Any, stubs: tuple[Any, Any]) -
     pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
 
     async def requests() -> Any:
-        yield pb.StreamingRequest(start=pb.StartSession(audio=pb.AudioSpec(encoding="pcm_s16le", sample_rate=16000)))
+        yield pb.StreamingRequest(start=pb.StartSession(audio=pb.AudioSpec(encoding="pcm_s16le", sample_rate=16000),
+                                                        vad=pb.VadOptions(silence_ms=400), record=False,
+                                                        wakeword=pb.WakewordOptions(enabled=False)))
         for i in range(0, len(pcm), 16000):
             yield pb.StreamingRequest(audio=pcm[i:i + 16000])
 
@@ -96,3 +98,20 @@ async def test_half_close_counts_as_stop(channel: Any, stubs: tuple[Any, Any]) -
     finals = [e.transcript for e in events if e.type == "transcript.final"]
     assert finals and all(f.is_final for f in finals)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_proto_start_session_matches_the_json_contract(stubs: tuple[Any, Any]) -> None:
+    """Every StartSession field of the JSON contract exists in the .proto under the same name (and
+    vice versa), so a field added to one is not silently missing from gRPC."""
+    from pydantic import BaseModel
+
+    from asrhub.core import commands
+
+    pb, _ = stubs
+    pairs = [(commands.StartSession, pb.StartSession), (commands.AudioSpec, pb.AudioSpec),
+             (commands.VadOptions, pb.VadOptions), (commands.ResumeSpec, pb.Resume)]
+    if hasattr(commands, "WakewordOptions"):
+        pairs.append((commands.WakewordOptions, pb.WakewordOptions))
+    for model, message in pairs:
+        assert issubclass(model, BaseModel)
+        assert set(model.model_fields) == set(message.DESCRIPTOR.fields_by_name), model.__name__

@@ -1,7 +1,7 @@
 """The demo page in a real browser (Debian chromium + Playwright) against a real hub process.
 
 Per transport (WebSocket, HTTP+SSE, Socket.IO): the microphone (chromium's fake capture device playing a
-manifest clip plus 1 s of silence) and the file upload each give a partial, then the final, with the
+manifest clip plus 1.5 s of silence) and the file upload each give a partial, then the final, with the
 speech indicator going on and off and WER <= 0.2. The hub killed and restarted mid-session: the page says
 so (reconnecting, error shown), comes back on the same port, and gives up with an error when the hub
 stays away. End of speech -> final on screen is measured on the microphone runs (tests/e2e/conftest.py
@@ -10,7 +10,6 @@ prints the p50)."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,8 +97,9 @@ def test_microphone(hub: HubProcess, context: Any, mic_wav: MicWav, transport: s
     # Stop once the final is on screen, or at the latest just before chromium loops the file.
     gum = records(page)["gum"][-1]
     deadline = gum + mic_wav.duration_ms - 500
-    page.wait_for_function(f"window.__e2e.finals.some(f => f.text) || performance.now() > {deadline}",
-                           polling=50, timeout=mic_wav.duration_ms + 5000)
+    covers_end = mic_wav.speech_end_ms - 500  # the final of the utterance the clip's speech ends in
+    page.wait_for_function(f"window.__e2e.finals.some(f => f.text && f.end_ms > {covers_end})"
+                           f" || performance.now() > {deadline}", polling=50, timeout=mic_wav.duration_ms + 5000)
     page.click("#mic-toggle")
     wait_state(page, "#status", "closed", 30)
     rec = first_pass(records(page), mic_wav)
@@ -110,7 +110,7 @@ def test_microphone(hub: HubProcess, context: Any, mic_wav: MicWav, transport: s
     speech_end = gum + mic_wav.speech_end_ms
     MIC_LATENCIES.append({"transport": transport, "ms": last["t"] - speech_end,
                           "hub_latency_ms": last["hub_latency_ms"]})
-    assert 0 < last["t"] - speech_end < 5000, rec
+    assert 0 < last["t"] - speech_end < 10_000, rec
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -126,44 +126,61 @@ def test_file_upload(hub: HubProcess, context: Any, transport: str) -> None:
     assert "Session finished" in page.inner_text("#notice")
 
 
-def test_hub_restart_mid_session(context: Any, tmp_path: Path) -> None:
-    """Hub killed mid-session: reconnecting + error on screen; hub back on the same port: the page
-    resumes (here: a fresh session, the old one died with the process) and transcribes again. Hub
-    gone for good: after reconnect_s the page stops with an error, controls usable again."""
-    hub = HubProcess(base_config(), tmp_path).start()
-    try:
-        page = open_page(context, hub.http, "?transport=ws&reconnect_s=20")
-        page.click("#mic-toggle")
-        wait_state(page, "#status", "open", 15)
-        page.wait_for_function("window.__e2e.partials.length > 0", timeout=10_000)
-        first_session = page.get_attribute("#session-info", "title")
-        hub.stop(signal.SIGKILL)
-        wait_state(page, "#status", "reconnecting", 5)
-        wait_state(page, "#error", "connection_lost", 2, attr="data-code")
-        assert page.is_visible("#error") and "reconnecting" in page.inner_text("#error").lower()
-        hub.start()
-        # (A resume attempt reaches "open" first; the new hub refuses it and the page starts afresh.)
-        page.wait_for_function(
-            "document.querySelector('#status').dataset.state === 'open'"
-            " && document.querySelector('#error').dataset.code === ''"
-            " && document.querySelector('#notice').textContent.includes('new session')", timeout=20_000)
-        # Not frozen: the (looping) microphone audio is transcribed in the new session.
-        page.wait_for_function(
-            f"window.__e2e.finals.some(f => f.text && f.session_id && f.session_id !== {first_session!r})",
-            timeout=20_000)
-        page.click("#mic-toggle")
-        wait_state(page, "#status", "closed", 30)
-        page_clean(page)
+@pytest.fixture(scope="module")
+def killable_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub these tests kill and restart (same ports: HubProcess keeps them across stop/start)."""
+    h = HubProcess(base_config(), tmp_path_factory.mktemp("killable")).start()
+    yield h
+    h.stop()
 
-        # Hub gone for good: give up after reconnect_s with an error; the page is usable again.
-        page = open_page(context, hub.http, "?transport=ws&reconnect_s=3")
-        page.click("#mic-toggle")
-        wait_state(page, "#status", "open", 15)
-        hub.stop(signal.SIGKILL)
-        wait_state(page, "#status", "reconnecting", 5)
-        wait_state(page, "#status", "error", 10)
-        assert state(page, "#error", "data-code") == "reconnect_failed"
-        assert page.inner_text("#error").strip()
-        assert state(page, "#mic-toggle") == "idle" and page.is_enabled("#mic-toggle")
-    finally:
-        hub.stop()
+
+@pytest.fixture
+def own_hub(killable_hub: HubProcess) -> HubProcess:
+    if not killable_hub.alive():  # the previous test left it down
+        killable_hub.stop()
+        killable_hub.start()
+    return killable_hub
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_hub_restart_mid_session(own_hub: HubProcess, context: Any, transport: str) -> None:
+    """Hub killed mid-session: reconnecting + error on screen. Hub back on the same port: the page
+    reconnects (a fresh session: the old one died with the process, so resume is refused) and
+    transcribes again."""
+    page = open_page(context, own_hub.http, f"?transport={transport}&reconnect_s=20")
+    page.click("#mic-toggle")
+    wait_state(page, "#status", "open", 15)
+    page.wait_for_function("window.__e2e.partials.length > 0", timeout=10_000)
+    first_session = page.get_attribute("#session-info", "title")
+    assert first_session
+    own_hub.stop(signal.SIGKILL)
+    wait_state(page, "#status", "reconnecting", 5)
+    wait_state(page, "#error", "connection_lost", 2, attr="data-code")
+    assert page.is_visible("#error") and "reconnecting" in page.inner_text("#error").lower()
+    assert state(page, "#mic-toggle") == "recording"  # still capturing (buffered for the resume)
+    own_hub.start()
+    # (A resume attempt may reach "open" first; the new hub refuses it and the page starts afresh.)
+    page.wait_for_function(
+        "document.querySelector('#status').dataset.state === 'open'"
+        " && document.querySelector('#error').dataset.code === ''"
+        " && document.querySelector('#notice').textContent.includes('new session')", timeout=20_000)
+    # Not frozen: the (looping) microphone audio is transcribed in the new session.
+    back = page.evaluate("performance.now()")
+    page.wait_for_function(f"window.__e2e.partials.some(p => p.t > {back})", timeout=20_000)
+    assert page.get_attribute("#session-info", "title") not in (None, "", first_session)
+    page.click("#mic-toggle")
+    wait_state(page, "#status", "closed", 30)
+    page_clean(page)
+
+
+def test_hub_gone_gives_up(own_hub: HubProcess, context: Any) -> None:
+    """Hub gone for good: after reconnect_s the page stops with an error, and the controls work again."""
+    page = open_page(context, own_hub.http, "?transport=sse&reconnect_s=3")
+    page.click("#mic-toggle")
+    wait_state(page, "#status", "open", 15)
+    own_hub.stop(signal.SIGKILL)
+    wait_state(page, "#status", "reconnecting", 5)
+    wait_state(page, "#status", "error", 10)
+    assert state(page, "#error", "data-code") == "reconnect_failed"
+    assert page.inner_text("#error").strip()
+    assert state(page, "#mic-toggle") == "idle" and page.is_enabled("#mic-toggle")

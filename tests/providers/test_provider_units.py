@@ -134,3 +134,11 @@ def test_ct2_reader_names_and_shapes() -> None:
                     "n_text_head": 6, "n_text_layer": 4}
     assert "encoder.blocks.0.attn.key.bias" not in sd and sd["encoder.blocks.0.attn.key.weight"].shape == (384, 384)
     assert sd["decoder.blocks.3.cross_attn.value.bias"].shape == (384,)
+
+
+def test_funasr_runtime_unreachable_is_unhealthy_and_probed() -> None:
+    from tests.support import free_port
+
+    p = _load("funasr", {"url": f"ws://127.0.0.1:{free_port()}", "connect_timeout_s": 1})
+    h = p.health()
+    assert h.status == "unhealthy" and "cannot reach the FunASR runtime" in (h.reason or ""), h
