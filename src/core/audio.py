@@ -36,7 +36,8 @@ def ms_to_samples(ms: float, rate: int = HUB_RATE) -> int:
 
 
 def float_to_int16(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """Inverse of int16_to_float: int16 input that went through float comes back unchanged."""
+    return np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def int16_to_float(x: np.ndarray) -> np.ndarray:

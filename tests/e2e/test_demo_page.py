@@ -147,7 +147,7 @@ def test_hub_restart_mid_session(own_hub: HubProcess, context: Any, transport: s
     """Hub killed mid-session: reconnecting + error on screen. Hub back on the same port: the page
     reconnects (a fresh session: the old one died with the process, so resume is refused) and
     transcribes again."""
-    page = open_page(context, own_hub.http, f"?transport={transport}&reconnect_s=20")
+    page = open_page(context, own_hub.http, f"?transport={transport}&reconnect_s=60")
     page.click("#mic-toggle")
     wait_state(page, "#status", "open", 15)
     page.wait_for_function("window.__e2e.partials.length > 0", timeout=10_000)
