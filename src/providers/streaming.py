@@ -116,6 +116,8 @@ class StreamAdapter(ProviderStream):
             fut = u.speculative[1]
             if not fut.done():
                 fut.cancel()  # dropped by the scheduler if not started; a running decode is ignored
+            elif not fut.cancelled():
+                fut.exception()  # a failed speculation that is no longer needed is not an error
             u.speculative = None
 
     def _submit_final(self, u: _Utterance, offset: int) -> asyncio.Future[Result]:
