@@ -1,0 +1,30 @@
+"""`make bench`: every harness in turn, printing markdown tables for docs/BENCHMARKS.md.
+
+Run it on a quiet machine: the figures are wall-clock latencies and CPU shares.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HARNESSES = [
+    ["bench.bench_latency"],
+    ["bench.bench_operators"],
+    ["bench.bench_transports"],
+    ["bench.bench_providers"],
+    ["bench.bench_concurrency", "--streams", "1", "4", "8", "12", "16"],
+    ["bench.bench_capacity", "--streams", "250", "500", "1000"],
+]
+
+
+def main() -> int:
+    status = 0
+    for h in HARNESSES:
+        print(f"\n## python -m {' '.join(h)}\n", flush=True)
+        status |= subprocess.call([sys.executable, "-m", *h])
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
