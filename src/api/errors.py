@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from ..core.errors import ErrorCode, HubError
 from ..core.events import ErrorEvent
@@ -57,6 +58,12 @@ class HubRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as e:
                 return error_response(HubError(ErrorCode.invalid_command, describe_request_errors(e.errors())))
+            except HTTPException as e:  # an unparseable body (garbage multipart, no boundary, ...)
+                if e.status_code == 413:
+                    return error_response(HubError(ErrorCode.payload_too_large, f"request body: {e.detail}"))
+                if e.status_code != 400:
+                    raise
+                return error_response(HubError(ErrorCode.invalid_command, f"cannot parse the request body: {e.detail}"))
 
         return route_handler
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from ..core.commands import StartSession, parse_start
+from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
 from ..core.session import Session
@@ -74,6 +74,9 @@ async def _read_start(request: Request) -> StartSession:
         raise HubError(ErrorCode.invalid_command, "POST /v1/sessions takes a StartSession JSON body; send audio "
                        "to the session's audio_url after it has started")
     body = await request.body()
+    if len(body) > MAX_COMMAND_BYTES:  # as on every other wire: never parse a 10 MB "command"
+        raise HubError(ErrorCode.payload_too_large, f"StartSession body is {len(body)} bytes; the limit is "
+                       f"{MAX_COMMAND_BYTES}")
     if not body.strip():
         return parse_start({})
     try:
@@ -159,6 +162,8 @@ async def session_audio(request: Request, session_id: str) -> Response:
             raise HubError(ErrorCode.payload_too_large, f"audio message of {declared} bytes exceeds the limit of {limit}")
         service.push_audio(session_id, await request.body())
     except HubError as e:
+        if e.fatal:  # e.g. an undecodable stream: ends the session, as on the other wires
+            service.error(session_id, e)
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST audio")

@@ -173,8 +173,10 @@ class SessionService:
         try:
             items = s.pipeline.close()
         except HubError as e:
-            self.error(s.id, e)
-            items = s.pipeline.flush()
+            self.error(s.id, e)  # a fatal error ends the session (and releases its pipeline) right here
+            items = s.pipeline.flush() if s.pipeline is not None and not s.ended else []
+        if s.ended:
+            return
         self._feed(s, items)
         self._spawn(s, self._finish(s, reason))
 
@@ -348,7 +350,7 @@ class SessionService:
 
     def deliver(self, payload: store_base.EventPayload) -> None:
         s = self.sessions.get(payload.session_id)
-        if s is not None:
+        if s is not None and not payload.event.seq:  # seq set: delivered already (fatal errors go first)
             self._emit_direct(s, payload.event)
 
     def end(self, session_id: str, reason: str) -> None:

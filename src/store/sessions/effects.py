@@ -56,6 +56,9 @@ class SessionEffects:
 
         def end(a: Action[A.ErrorRaised]) -> Action[A.EndRequested]:
             assert a.payload is not None
+            # deliver the error before session.ended closes the channel (route_events runs after this
+            # effect and skips an event that already has its seq)
+            self.rt.deliver(a.payload)
             return A.end_requested(A.EndRequested(a.payload.session_id, "error"))
 
         return actions.pipe(of_type(A.error_raised), ops.filter(fatal), ops.map(end))
