@@ -6,6 +6,11 @@ with the event as payload, to that client's sid only (each sid is its own room).
 the session (resume with `start` + `resume` within the resume window). With API keys configured, the
 connect packet must carry `auth: {token: <key>}` (a refused connect's `connect_error` has data
 `{code, message}`).
+
+Backpressure: python-engineio queues outgoing packets in an unbounded per-socket asyncio.Queue, so the
+event pump waits (see `AsrNamespace.sendable`) until the client has taken what is queued; events it has
+not taken stay in the session's channel, bounded by `limits.max_events_buffered`. A client that stops
+reading is therefore cut off with the fatal `internal` error, exactly like a WebSocket client.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from .errors import error_event
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/asr"
+# At most this many packets wait in one client's engine.io send queue before the pump holds off. Small
+# next to limits.max_events_buffered (at least 64), which bounds what waits behind them in the channel.
+SEND_QUEUE_MAX = 32
 
 
 @dataclass
@@ -81,9 +89,33 @@ class AsrNamespace:
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.pump
 
+    async def sendable(self, sid: str) -> bool:
+        """Wait while this client's engine.io send queue holds SEND_QUEUE_MAX packets or more, until it is
+        empty; False when the client is gone.
+
+        `sio.emit` only appends to engine.io's per-socket asyncio.Queue (unbounded) and returns. Its
+        consumer calls `task_done()` for every packet it takes: the websocket writer task takes the next
+        batch only once its `ws.send` of the previous one returned, and that send waits while the
+        connection's transport is paused (the client is not reading; uvicorn pauses at its write buffer's
+        high-water mark); a long-polling client takes the queue with each GET. So `queue.join()` returns
+        only as fast as the client takes packets, without polling. Meanwhile the pump takes nothing from
+        the channel, which overflows for a client that does not read (fatal `internal` error, session
+        ended). A disconnect cancels the pump (on_disconnect), which ends a pending join.
+        """
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if sock is None or sock.closing or sock.closed:
+            return False
+        queue: asyncio.Queue[Any] = sock.queue
+        if queue.qsize() >= SEND_QUEUE_MAX:
+            await queue.join()
+        return not (sock.closing or sock.closed)
+
     async def pump(self, sid: str, session: Session, after_seq: int) -> None:
         try:
             async for ev in self.service.events(session.id, after_seq):
+                if not await self.sendable(sid):
+                    break  # the client is gone; on_disconnect detaches the session
                 await self.sio.emit(ev.type, ev.to_dict(), to=sid, namespace=NAMESPACE)
         except Exception:  # the client went away mid-emit; disconnect handling detaches
             log.debug("socket.io pump for %s ended", sid, exc_info=True)

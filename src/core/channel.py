@@ -3,7 +3,8 @@
 Readers wait on an asyncio.Event (no polling). A partial that no reader has taken yet is replaced in
 place by the next partial of the same utterance (coalescing keeps `seq` gapless). Finals are never
 dropped: when the history is full of events a reader has not taken, the reader is too slow and the
-channel reports overflow, which the session turns into a fatal error.
+channel reports overflow, once: the session turns it into a fatal error and ends, and the error event
+and `session.ended` that follow must go into the (full) history without raising again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class EventChannel:
         self._delivered = 0  # highest seq handed to any reader
         self._wake = asyncio.Event()
         self.closed = False  # no more events after the last one (session.ended)
+        self.overflowed = False  # ChannelOverflow was raised (it is raised once)
         self.readers = 0
 
     @property
@@ -53,13 +55,16 @@ class EventChannel:
             event.ts = time.time()
         self._next_seq += 1
         self._history.append(event)
+        overflow = False
         if len(self._history) > self._max:
             dropped = self._history.popleft()
-            if dropped.seq > self._delivered and self.readers:
-                raise ChannelOverflow(f"client has not read {len(self._history)} events")
+            if dropped.seq > self._delivered and self.readers and not self.overflowed:
+                self.overflowed = overflow = True
         if event.type == "session.ended":
             self.closed = True
         self._wake.set()
+        if overflow:  # the event is in the history all the same
+            raise ChannelOverflow(f"client has not read {len(self._history)} events")
         return event
 
     def _after(self, cursor: int) -> list[Event]:

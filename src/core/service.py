@@ -285,6 +285,8 @@ class SessionService:
         try:
             s.channel.emit(ev)
         except ChannelOverflow as e:
+            if ev.type == "session.ended":
+                return  # ending already
             self.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))
 
     def error(self, session_id: str, err: HubError) -> None:

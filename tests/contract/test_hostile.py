@@ -4,12 +4,14 @@ Every case must be answered with its typed `error` event (or HTTP error body) na
 hub must stay up (a normal short session works afterwards on every transport), and once the module is
 done the live session count drops back to zero within the resume / idle windows.
 
-Runs against a dedicated hub with short windows (resume 1 s, idle 3 s, 1 MiB messages).
+Runs against a dedicated hub with short windows (resume 1 s, idle 3 s, 1 MiB messages); the slow-reader
+tests (a client that stops reading) use a second one with limits.max_events_buffered = 64.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -526,6 +528,192 @@ async def _slow_loris(hub: HubProcess) -> None:
         finally:
             for s in socks:
                 s.close()
+
+
+# -- a WebSocket / Socket.IO client that stops reading -----------------------------------------------
+class RawWebSocket:
+    """A WebSocket client on a bare TCP socket with a tiny receive buffer that reads only when asked.
+
+    Client libraries read in the background whatever the application does; this one does not, so while
+    it is not reading, the hub's writes back up at the TCP level, as with a stalled client.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        self.sock.setblocking(False)
+        self.buf = b""
+
+    async def connect(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(self.sock, ("127.0.0.1", self.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(self.sock, (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self.buf:
+            await self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    async def _fill(self) -> None:
+        data = await asyncio.get_running_loop().sock_recv(self.sock, 65536)
+        if not data:
+            raise EOFError("the hub closed the connection")
+        self.buf += data
+
+    async def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            await self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    async def recv(self) -> str:
+        """The next text message (pings are answered; the hub sends whole, unfragmented messages)."""
+        while True:
+            b0, b1 = await self._take(2)
+            n = b1 & 0x7F
+            if n >= 126:
+                n = int.from_bytes(await self._take(2 if n == 126 else 8), "big")
+            payload = await self._take(n)
+            opcode = b0 & 0x0F
+            if opcode == 0x8:
+                raise EOFError("the hub closed the WebSocket")
+            if opcode == 0x9:
+                await self.send_many([payload], opcode=0xA)
+            elif opcode == 0x1:
+                return payload.decode()
+
+    @staticmethod
+    def frame(payload: bytes, opcode: int = 0x1) -> bytes:
+        n = len(payload)
+        size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        assert n < 65536
+        mask = os.urandom(4)
+        return bytes([0x80 | opcode]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    async def send_many(self, payloads: list[bytes], opcode: int = 0x1) -> None:
+        data = b"".join(self.frame(p, opcode) for p in payloads)
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def send(self, text: str) -> None:
+        await self.send_many([text.encode()])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class StalledClient:
+    """One session over WebSocket (`/v1/ws`) or Socket.IO (Engine.IO 4 on its websocket transport,
+    namespace /asr) on a RawWebSocket: it starts a session, then sends commands without reading."""
+
+    SIO = "42/asr,"
+
+    def __init__(self, hub: HubProcess, transport: str) -> None:
+        self.transport = transport
+        self.ws = RawWebSocket(hub.port)
+
+    async def next_event(self) -> dict[str, Any]:
+        """The next session event (the `start` ack too, on Socket.IO)."""
+        while True:
+            msg = await self.ws.recv()
+            if self.transport == "websocket":
+                return dict(json.loads(msg))
+            if msg == "2":  # engine.io ping
+                await self.ws.send("3")
+            elif msg.startswith(self.SIO):
+                return dict(json.loads(msg[len(self.SIO):])[1])
+            elif msg.startswith("43/asr,"):  # ack: 43/asr,<id>[answer]
+                return {"type": "ack", **json.loads(msg[len("43/asr,"):].lstrip("0123456789"))[0]}
+
+    async def start(self) -> str:
+        body = {"audio": PCM16, "interim_results": False}
+        if self.transport == "websocket":
+            await self.ws.connect("/v1/ws")
+            await self.ws.send(json.dumps({"type": "start", **body}))
+        else:
+            await self.ws.connect("/socket.io/?EIO=4&transport=websocket")
+            assert (await self.ws.recv()).startswith("0{"), "engine.io open"
+            await self.ws.send("40/asr,")
+            while not (msg := await self.ws.recv()).startswith("40/asr,"):
+                assert not msg.startswith("44"), msg  # connect_error
+            await self.ws.send("42/asr,1" + json.dumps(["start", body]))
+        while (ev := await self.next_event())["type"] not in ("session.started", "ack"):
+            pass
+        assert ev.get("session_id"), ev
+        return str(ev["session_id"])
+
+    async def flood(self, n: int) -> None:
+        """n unknown commands; the hub answers each with an ~8 KB (non-fatal) error event of the session."""
+        name = "x" * 8000
+        cmd = json.dumps({"type": name}) if self.transport == "websocket" else self.SIO + json.dumps([name])
+        await self.ws.send_many([cmd.encode()] * n)
+
+
+async def metric(hub: HubProcess, prefix: str) -> float:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+async def live_sessions(hub: HubProcess) -> float:
+    """Live sessions by /readyz and by the asrhub_sessions gauge (every state but ended)."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
+        live = (await http.get("/readyz")).json()["sessions"]
+    gauge = await metric(hub, "asrhub_sessions{") - await metric(hub, 'asrhub_sessions{state="ended"}')
+    return max(live, gauge)
+
+
+@pytest.fixture(scope="module")
+def small_buffer_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """limits.max_events_buffered at its minimum (64) keeps the slow-reader tests short."""
+    env = {"ASRHUB_LIMITS__MAX_EVENTS_BUFFERED": "64", "ASRHUB_LIMITS__RESUME_WINDOW_S": "1",
+           "ASRHUB_LIMITS__IDLE_TIMEOUT_S": "30"}
+    h = HubProcess(base_config(), tmp_path_factory.mktemp("slow-reader"), env=env).start()
+    yield h
+    h.stop()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "socketio"])
+async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: str) -> None:
+    """A client that stops reading while its session produces events is ended with the fatal `internal`
+    error ("client is not reading events") once limits.max_events_buffered events wait for it — on
+    Socket.IO too, although python-engineio's own send queue is unbounded (the hub must not run ahead
+    of what the client takes). Meanwhile other sessions run normally, and afterwards no session is left.
+    """
+    hub = small_buffer_hub
+    rogue = StalledClient(hub, transport)
+    try:
+        async with asyncio.timeout(45):
+            sid = await rogue.start()
+            cut = 'asrhub_errors_total{code="internal"}'
+            before = await metric(hub, cut)
+            sent = 0  # until the hub reports the cut; 2500 events of 8 KB are ~7 times the socket buffers
+            while await metric(hub, cut) == before:
+                assert sent < 2500, f"{transport}: the hub keeps taking events for a client that does not read"
+                await rogue.flood(50)
+                sent += 50
+            t0 = time.monotonic()
+            await asyncio.gather(normal_session(hub, "socketio"), normal_session(hub, "websocket"))
+            assert time.monotonic() - t0 < 15
+            # now read: what the hub sent before the cut, then the fatal error, then session.ended
+            events = [await rogue.next_event()]
+            while events[-1]["type"] != "session.ended":
+                events.append(await rogue.next_event())
+        fatal = [e for e in events if e["type"] == "error" and e["fatal"]]
+        assert len(fatal) == 1, fatal
+        assert fatal[0]["code"] == "internal" and "not reading" in fatal[0]["message"], fatal
+        assert fatal[0]["session_id"] == sid and events[-1]["reason"] == "error", events[-1]
+        mine = [e for e in events if e["session_id"] == sid]  # not the errors of commands after the end
+        assert mine[-2] is fatal[0], [e["type"] for e in mine[-3:]]
+    finally:
+        rogue.ws.close()
+    deadline = time.monotonic() + 10
+    while (live := await live_sessions(hub)) > 0:
+        assert time.monotonic() < deadline, f"sessions still live: {live}"
+        await asyncio.sleep(0.2)
+    assert hub.alive()
 
 
 _SPEECH: list[bytes] = []
