@@ -24,6 +24,10 @@ def _load(path: str | None) -> HubConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .core.memory import tune_malloc
+
+    tune_malloc()  # before any worker thread exists
+
     import uvicorn
 
     from .api.app import create_app
@@ -37,6 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.server.grpc_port = args.grpc_port
     logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    for name, level in cfg.logging.loggers.items():
+        logging.getLogger(name).setLevel(level.upper())
     try:
         check_bind(cfg.server)
     except HubError as e:

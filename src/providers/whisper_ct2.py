@@ -6,6 +6,10 @@ with its length (measured here on tiny.en: 10 s window 0.10 s vs 30 s window 0.9
 utterance is encoded with a window of its own length plus `pad_s` of silence, several utterances of
 one decode kind are stacked into one batch, and word times come from the model's cross-attention
 alignment (`find_alignment`). Audio longer than a window falls back to `transcribe()`.
+
+Window lengths are rounded up to whole seconds (`BUCKET_FRAMES`): the CPU backend keeps compiled
+kernels and buffers per input shape, and with a window per exact length their number (and the resident
+memory) grew for as long as the hub ran; 28 buckets bound it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .base import Result, TranscribeOptions, WordTiming
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
+BUCKET_FRAMES = 100      # encoder windows are whole seconds
 SAMPLE_RATE = 16000
 
 
@@ -81,8 +86,8 @@ class CT2Whisper:
 
         feats = [self.m.feature_extractor(a) for a in audios]
         lengths = [f.shape[-1] for f in feats]
-        frames = min(N_FRAMES, max(lengths) + self.pad_frames)
-        frames += (-frames) % 2  # the encoder halves the frame count
+        frames = max(lengths) + self.pad_frames
+        frames = min(N_FRAMES, frames + (-frames) % BUCKET_FRAMES)  # even, as the encoder halves it
         batch = np.stack([pad_or_trim(f, frames) for f in feats]).astype(np.float32)
         return np.ascontiguousarray(batch), lengths
 
