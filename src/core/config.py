@@ -160,11 +160,14 @@ class SchedulerConfig(Strict):
     interim_interval_ms: int = Field(500, ge=100)
     min_partial_audio_ms: int = Field(300, ge=0)
     max_queue: int = Field(256, ge=1)
+    max_batch: int = Field(8, ge=1)          # finals decoded together in one batch
+    max_partial_batch: int = Field(2, ge=1)  # partials per batch: small, so a worker is free again soon
 
 
 class LoggingConfig(Strict):
     level: str = "INFO"
     json_format: bool = Field(False, alias="json")
+    loggers: dict[str, str] = Field(default_factory=dict)  # per-logger levels, e.g. asrhub.core.scheduler: DEBUG
 
 
 class HubConfig(Strict):

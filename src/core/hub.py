@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class Hub:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
-        self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue)
+        self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue, config.scheduler.max_batch,
+                                   config.scheduler.max_partial_batch)
         self.providers = ProviderSet(config.providers, self.scheduler)
         self.auth = Authenticator(config.server)
         self.metrics = HubMetrics()

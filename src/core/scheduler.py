@@ -50,10 +50,13 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self, workers: int = 0, max_queue: int = 256, max_batch: int = 8) -> None:
+    def __init__(self, workers: int = 0, max_queue: int = 256, max_batch: int = 8, max_partial_batch: int = 2) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.max_queue = max_queue
         self.max_batch = max_batch
+        # a batch holds its worker until its slowest item is done: partials keep batches small so the
+        # worker is soon free for a final (finals batch freely: they are all wanted now)
+        self.max_partial_batch = max_partial_batch
         self.batches = 0
         self.batched_jobs = 0
         self._heap: list[_Job] = []
@@ -173,7 +176,12 @@ class Scheduler:
                 self.completed += len(jobs)
                 if partial and self._heap:
                     self._wake.set()  # a partial slot is free again
-                self.busy_s += time.perf_counter() - t0
+                ran = time.perf_counter() - t0
+                self.busy_s += ran
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("worker %d ran %s x%d in %.0f ms after %.0f ms queued; %d finals, %d jobs waiting",
+                              index, "partial" if partial else "final", len(jobs), ran * 1000,
+                              (time.monotonic() - ran - job.queued_at) * 1000, self.finals_waiting, len(self._heap))
 
     def _runnable(self) -> bool:
         if not self._heap:
@@ -192,11 +200,12 @@ class Scheduler:
             del self._pending_partial[job.key]
 
     def _batch_with(self, job: _Job) -> list[_Job]:
-        """`job` plus queued jobs of the same priority and batch key (up to max_batch)."""
-        if job.batch is None or self.max_batch <= 1:
+        """`job` plus queued jobs of the same priority and batch key (up to max_batch / max_partial_batch)."""
+        limit = self.max_batch if job.priority == FINAL else self.max_partial_batch
+        if job.batch is None or limit <= 1:
             return [job]
         mates = [j for j in self._heap if j.batch is not None and j.batch.key == job.batch.key
-                 and j.priority == job.priority and not j.future.done()][: self.max_batch - 1]
+                 and j.priority == job.priority and not j.future.done()][: limit - 1]
         if not mates:
             return [job]
         taken = {id(j) for j in mates}

@@ -150,3 +150,39 @@ def test_scheduler_finals_first_and_superseded_partials_dropped() -> None:
         await s.stop()
 
     asyncio.run(run())
+
+
+def test_scheduler_batches_finals_together_and_partials_in_small_batches() -> None:
+    from asrhub.core.scheduler import Batch
+
+    async def run() -> None:
+        s = Scheduler(workers=1, max_batch=8, max_partial_batch=2)
+        await s.start()
+        calls: list[list[str]] = []
+
+        def run_batch(items: list[str]) -> list[str]:
+            calls.append(items)
+            return [i.upper() for i in items]
+
+        def block() -> str:
+            time.sleep(0.05)
+            return "block"
+
+        first = s.submit(block, final=True)
+        await asyncio.sleep(0.01)  # the blocking job holds the only worker
+        partials = [s.submit(lambda i=i: f"P{i}", final=False, key=f"s{i}", batch=Batch("k", run_batch, f"p{i}"))
+                     for i in range(5)]  # a job that finds no mate runs alone, as its own fn
+        finals = [s.submit(lambda: "x", final=True, batch=Batch("k", run_batch, f"f{i}")) for i in range(4)]
+        assert first and all(partials) and all(finals)
+        results = await asyncio.gather(first, *partials, *finals)  # type: ignore[arg-type]
+        assert results[1:] == ["P0", "P1", "P2", "P3", "P4", "F0", "F1", "F2", "F3"]
+        assert calls == [["f0", "f1", "f2", "f3"], ["p0", "p1"], ["p2", "p3"]]
+        await s.stop()
+
+    asyncio.run(run())
+
+
+def test_allocator_settings_apply_on_glibc() -> None:
+    from asrhub.core.memory import tune_malloc
+
+    assert tune_malloc() is True  # Debian (glibc), as the hub's machines and CI
