@@ -53,6 +53,8 @@ class FasterWhisperProvider(BatchProvider):
         o = self.options
         self.beam_size = int(o.get("beam_size", 5))
         self.interim_beam_size = int(o.get("interim_beam_size", 1))
+        # finals decoded together, or with more finals queued, search greedily: they are late already
+        self.beam_size_under_load = int(o.get("beam_size_under_load", 1))
         self.no_speech_threshold = float(o.get("no_speech_threshold", 0.6))
         self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
         self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
@@ -99,7 +101,12 @@ class FasterWhisperProvider(BatchProvider):
         assert self._ct2 is not None
         langs = [o.language or self.language for o in opts]
         opts = [o if o.language else _with_language(o, lang) for o, lang in zip(opts, langs, strict=True)]
-        beam = self.interim_beam_size if opts[0].interim else self.beam_size
+        if opts[0].interim:
+            beam = self.interim_beam_size
+        elif len(audios) > 1 or self.scheduler.finals_waiting:
+            beam = min(self.beam_size, self.beam_size_under_load)
+        else:
+            beam = self.beam_size
         return self._ct2.decode_batch(audios, opts, beam)
 
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:

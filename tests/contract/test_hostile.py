@@ -136,7 +136,9 @@ for _t in TRANSPORTS:
     async def _stop_twice(hub: HubProcess, t: str = _t) -> None:
         async with connected(hub, t) as c:
             await started(c)
-            await c.send_audio(SILENCE)
+            # speech, so the session is still finalising (a decode) when the second stop arrives; with
+            # silence alone it could end first, and an ended session's transport may already be closed
+            await c.send_audio(_speech()[: 2 * 32000])
             await c.stop()
             await c.stop()
             await expect(c, "invalid_command")
