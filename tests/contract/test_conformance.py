@@ -14,7 +14,7 @@ import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, Client
 from tests.contract.conftest import MakeClient
-from tests.support import HubProcess, clip, final_text, load_pcm16, wer
+from tests.support import HubProcess, clip, final_text, load_pcm16, normalise, wer
 
 TRANSPORTS = list(CLIENTS)
 JFK = clip("en_jfk")
@@ -49,7 +49,7 @@ def canonical(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     out = []
     for e in sorted((e for e in events if e["type"] != "transcript.partial"), key=key):
         if e["type"] == "transcript.final":
-            out.append((e["type"], e["utterance_id"], e["text"]))
+            out.append((e["type"], e["utterance_id"], normalise(e["text"])))  # case: see below
         elif e["type"].startswith("speech."):
             out.append((e["type"], str(e["offset_ms"])))
         else:
@@ -120,7 +120,9 @@ def test_every_transport_gives_the_same_session(jfk_runs: dict[str, Any]) -> Non
     reference = seqs["websocket"]
     for name in TRANSPORTS:
         assert seqs[name] == reference, f"{name} differs from websocket:\n{seqs[name]}\n{reference}"
-        assert texts[name] == texts["websocket"]
+        # the four sessions run at once, so their finals may share a decode batch (one window length,
+        # one prompt length, greedy search): case and punctuation may differ, the words may not
+        assert normalise(texts[name]) == normalise(texts["websocket"])
 
 
 # ---------------------------------------------------------------------------------------------
