@@ -6,6 +6,9 @@ chunks, one session at a time, transports interleaved per file so that they shar
 - overhead: client arrival time - the event's own `ts` (set by the hub when the event enters the
   session's channel), over every event; the same clock on loopback. This is the transport's cost:
   serialisation, the socket, the client library.
+- open-stream overhead: the same over the events that entered the channel while the client's event
+  stream was open. The others are replayed on connect: over SSE that is session.started, issued by
+  `POST /v1/sessions` before the client can `GET` its events, so its overhead holds that round trip.
 - final latency: the `latency_ms` the hub reports on each final (end of the utterance's audio -> final).
 
     .venv/bin/python -m bench.bench_transports [--clips a,b] [--rounds N] [--out docs/bench_transports_draft.md]
@@ -39,23 +42,25 @@ async def one_session(hub: HubProcess, transport: str, pcm: bytes, realtime: flo
     finally:
         await c.close()
     overhead = [(t - e["ts"]) * 1000.0 for e, t in zip(c.events, c.arrivals, strict=True) if e.get("ts")]
+    live = [(t - e["ts"]) * 1000.0 for e, t in zip(c.events, c.arrivals, strict=True)
+            if e.get("ts") and e["ts"] >= c.stream_opened]
     finals = [e for e in c.events if e["type"] == "transcript.final"]
-    return {"overhead": overhead, "latency": [float(f["latency_ms"]) for f in finals],
+    return {"overhead": overhead, "live_overhead": live, "latency": [float(f["latency_ms"]) for f in finals],
             "finals_overhead": [(t - e["ts"]) * 1000.0 for e, t in zip(c.events, c.arrivals, strict=True)
                                 if e["type"] == "transcript.final"],
             "events": len(c.events)}
 
 
 async def bench(hub: HubProcess, clips: list[str], rounds: int, realtime: float) -> dict[str, dict[str, list[float]]]:
-    out: dict[str, dict[str, list[float]]] = {t: {"overhead": [], "latency": [], "finals_overhead": [],
-                                                   "events": []} for t in CLIENTS}
+    out: dict[str, dict[str, list[float]]] = {t: {"overhead": [], "live_overhead": [], "latency": [],
+                                                   "finals_overhead": [], "events": []} for t in CLIENTS}
     pcms = {name: load_pcm16(clip(name).path).tobytes() for name in clips}
     order = list(CLIENTS)
     for r in range(rounds):
         for name in clips:
             for transport in order[r % len(order):] + order[:r % len(order)]:
                 res = await one_session(hub, transport, pcms[name], realtime)
-                for k in ("overhead", "latency", "finals_overhead"):
+                for k in ("overhead", "live_overhead", "latency", "finals_overhead"):
                     out[transport][k] += res[k]
                 out[transport]["events"].append(res["events"])
                 print(f"  round {r + 1} {name:<24} {transport:<10} events={res['events']:<4} "
@@ -65,11 +70,13 @@ async def bench(hub: HubProcess, clips: list[str], rounds: int, realtime: float)
 
 
 def table(results: dict[str, dict[str, list[float]]]) -> str:
-    rows = ["| transport | events | overhead p50 / p95 / max (ms) | finals: overhead p50 / p95 (ms) "
-            "| final latency p50 / p95 (ms) | finals |", "|---|---|---|---|---|---|"]
+    rows = ["| transport | events | overhead p50 / p95 / max (ms) | open-stream overhead p50 / p95 / max (ms) "
+            "| finals: overhead p50 / p95 (ms) | final latency p50 / p95 (ms) | finals |",
+            "|---|---|---|---|---|---|---|"]
     for t, r in results.items():
-        o, fo, lat = r["overhead"], r["finals_overhead"], r["latency"]
+        o, lo, fo, lat = r["overhead"], r["live_overhead"], r["finals_overhead"], r["latency"]
         rows.append(f"| {t} | {int(sum(r['events']))} | {pct(o, 50):.1f} / {pct(o, 95):.1f} / {max(o):.1f} "
+                    f"| {pct(lo, 50):.1f} / {pct(lo, 95):.1f} / {max(lo):.1f} ({len(lo)}) "
                     f"| {pct(fo, 50):.1f} / {pct(fo, 95):.1f} | {pct(lat, 50):.0f} / {pct(lat, 95):.0f} | {len(lat)} |")
     return "\n".join(rows)
 
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         table(results), "",
         "*overhead* = arrival at the client - the event's `ts` (stamped when the event enters the session's "
         "channel), over every event of the session (partials included); same clock, loopback. "
+        "*open-stream overhead* = the same over the events issued while the client's event stream was open "
+        "(their count in brackets): over SSE, session.started is issued by `POST /v1/sessions` before the "
+        "client can `GET` the stream, so its overhead is that round trip, not the cost of delivering an event. "
         "*final latency* = the hub's `latency_ms` (end of the utterance's audio -> the final), which the "
         "transport does not change: its spread between rows is machine load.", ""])
     print(report)

@@ -40,16 +40,31 @@ async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
     await context.abort(STATUS[err.code], err.message, trailing_metadata=(("asrhub-error-code", err.code.value),))
 
 
+class _Attach:
+    """Queued by `start`: from here on the response stream carries this session's events."""
+
+    def __init__(self, session_id: str, after_seq: int) -> None:
+        self.session_id = session_id
+        self.after_seq = after_seq
+
+
 class GrpcStream:
-    """One StreamingRecognize call: requests -> session service; session events -> responses."""
+    """One StreamingRecognize call: requests -> session service; session events -> responses.
+
+    The response generator takes each event straight from the session's channel and hands it to gRPC
+    (no task or queue in between: a hop there let other ready work, e.g. the start of a final's decode,
+    run before speech.ended was written). `out` only carries what comes before the session's events
+    (errors outside a session) and the end of the call."""
+
+    MAX_QUEUED_ERRORS = 256
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.service = hub.service
         self.pb = pb
         self.api_key = api_key
         self.session: Session | None = None
-        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
-        self.pump_task: asyncio.Task[None] | None = None
+        self.out: asyncio.Queue[Any] = asyncio.Queue()
+        self.streaming: asyncio.Task[Any] | None = None  # the response task, while it streams a session
 
     @property
     def live(self) -> bool:
@@ -60,13 +75,8 @@ class GrpcStream:
             assert self.session is not None
             self.service.error(self.session.id, err)  # through the channel, in seq order
             return
-        with contextlib.suppress(asyncio.QueueFull):
+        if self.out.qsize() < self.MAX_QUEUED_ERRORS:
             self.out.put_nowait(error_event(err))
-
-    async def pump(self, session: Session, after_seq: int) -> None:
-        async for ev in self.service.events(session.id, after_seq):
-            await self.out.put(ev)
-        await self.out.put(_END)
 
     def handle(self, req: Any) -> None:
         if isinstance(req, BadRequest):
@@ -78,7 +88,7 @@ class GrpcStream:
             cmd = parse_start(start_to_dict(req.start))
             session = self.service.start_session(cmd, "grpc", self.api_key)
             self.session = session
-            self.pump_task = asyncio.create_task(self.pump(session, cmd.resume.last_seq if cmd.resume else 0))
+            self.out.put_nowait(_Attach(session.id, cmd.resume.last_seq if cmd.resume else 0))
         elif kind is None:
             raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
         elif self.session is None:
@@ -103,7 +113,9 @@ class GrpcStream:
                     self.send_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
         except Exception:  # the request stream broke: same as a dropped connection
             log.warning("gRPC request stream failed", exc_info=True)
-            await self.out.put(_END)
+            self.out.put_nowait(_END)
+            if self.streaming is not None:
+                self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
         # the client half-closed: that is the end of its audio
         if self.live and self.session is not None and not self.session.stopping:
@@ -112,7 +124,7 @@ class GrpcStream:
             except HubError as e:
                 self.send_error(e)
         elif self.session is None:
-            await self.out.put(_END)
+            self.out.put_nowait(_END)
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         reader = asyncio.create_task(self.read(requests))
@@ -121,16 +133,38 @@ class GrpcStream:
                 item = await self.out.get()
                 if item is _END:
                     return
-                yield event_to_proto(self.pb, item)
+                if not isinstance(item, _Attach):
+                    yield event_to_proto(self.pb, item)
+                    continue
+                sub = self.service.events(item.session_id, item.after_seq)
+                self.streaming = asyncio.current_task()
+                try:
+                    async for ev in sub:
+                        yield event_to_proto(self.pb, ev)
+                finally:
+                    self.streaming = None
+                    await _aclose(sub)
+                # session.ended went out: whatever was queued meanwhile, then the end of the call
+                while not self.out.empty():
+                    rest = self.out.get_nowait()
+                    if rest is _END or isinstance(rest, _Attach):
+                        return
+                    yield event_to_proto(self.pb, rest)
+                return
         finally:
-            for task in (reader, self.pump_task):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
             if self.live:
                 assert self.session is not None
                 self.service.detach(self.session.id)
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class AsrHubServicer:
@@ -151,8 +185,12 @@ class AsrHubServicer:
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         stream = GrpcStream(self.hub, self.pb, await self.authenticate(context))
-        async for msg in stream.run(requests):
-            yield msg
+        responses = stream.run(requests)
+        try:
+            async for msg in responses:
+                yield msg
+        finally:
+            await _aclose(responses)  # its cleanup (detach) now, not when the generator is collected
 
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         await self.authenticate(context)

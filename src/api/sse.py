@@ -9,18 +9,21 @@ last reader), so a reconnect within the resume window replays what it missed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message, Receive, Scope, Send
 
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
+from ..core.events import Event
 from ..core.service import SessionService
 from ..core.session import Session
 from .errors import ERROR_RESPONSES, error_response
@@ -104,17 +107,85 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
 
 
-async def _stream(service: SessionService, session: Session, after: int) -> AsyncIterator[ServerSentEvent]:
-    sub = service.events(session.id, after)
-    try:
-        async for ev in sub:
-            yield ServerSentEvent(data=ev.to_json(), event=ev.type, id=str(ev.seq))
-    finally:
-        aclose = getattr(sub, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if not session.ended and session.channel.readers == 0:
-            service.detach(session.id)
+def sse_frame(ev: Event) -> bytes:
+    """One SSE message: `id: <seq>`, `event: <type>`, `data: <event JSON>` (compact JSON: one line)."""
+    return f"id: {ev.seq}\r\nevent: {ev.type}\r\ndata: {ev.to_json()}\r\n\r\n".encode()
+
+
+class EventStream(Response):
+    """The text/event-stream of one reader, written straight to the ASGI `send`: one pre-encoded frame
+    per event, written by the task that takes it from the session's channel (no queue or extra task in
+    between); a keep-alive comment every PING_S; the client going away (http.disconnect) ends it, and
+    the session is detached when this was its last reader."""
+
+    HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+               (b"connection", b"keep-alive"), (b"x-accel-buffering", b"no")]
+
+    media_type = "text/event-stream"
+
+    def __init__(self, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> None:
+        # no Response.__init__: there is no body to render (and no content-length to announce)
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(self.HEADERS)
+        self.service = service
+        self.session = session
+        self.after = after
+        self.ping_s = ping_s
+
+    def _detach_if_last(self) -> None:
+        if not self.session.ended and self.session.channel.readers == 0:
+            self.service.detach(self.session.id)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":  # headers only: a HEAD must not open a stream that never ends
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self._detach_if_last()
+            return
+        writer = asyncio.create_task(self._write(send))
+        watcher = asyncio.create_task(self._until_disconnect(receive))
+        pinger = asyncio.create_task(self._ping(send)) if self.ping_s > 0 else None
+        try:
+            await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, watcher, pinger):
+                if task is not None and not task.done():
+                    task.cancel()
+            for task in (writer, watcher, pinger):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        if writer.done() and not writer.cancelled():
+            if writer.exception() is not None:
+                log.error("SSE stream of session %s failed", self.session.id, exc_info=writer.exception())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})  # the stream ends here
+        if self.background is not None:
+            await self.background()
+
+    async def _write(self, send: Send) -> None:
+        sub = self.service.events(self.session.id, self.after)
+        try:
+            async for ev in sub:
+                await send({"type": "http.response.body", "body": sse_frame(ev), "more_body": True})
+        finally:
+            aclose = getattr(sub, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._detach_if_last()
+
+    @staticmethod
+    async def _until_disconnect(receive: Receive) -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _ping(self, send: Send) -> None:
+        while True:
+            await asyncio.sleep(self.ping_s)
+            comment = f": ping - {datetime.now(UTC)}\r\n\r\n".encode()
+            await send({"type": "http.response.body", "body": comment, "more_body": True})
 
 
 def _last_event_id(header: str | None, query: str | None) -> int:
@@ -146,7 +217,7 @@ async def session_events(request: Request, session_id: str,
         return error_response(e)
     if session.ended and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
-    return EventSourceResponse(_stream(service, session, after), ping=PING_S)
+    return EventStream(service, session, after)
 
 
 @router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, responses={
@@ -155,11 +226,12 @@ async def session_events(request: Request, session_id: str,
 async def session_audio(request: Request, session_id: str) -> Response:
     service = _service(request)
     try:
-        service.get(session_id)
+        channel = service.get(session_id).channel
         limit = service.config.limits.max_message_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise HubError(ErrorCode.payload_too_large, f"audio message of {declared} bytes exceeds the limit of {limit}")
+        before = channel.last_seq
         service.push_audio(session_id, await request.body())
     except HubError as e:
         if e.fatal:  # e.g. an undecodable stream: ends the session, as on the other wires
@@ -167,17 +239,29 @@ async def session_audio(request: Request, session_id: str) -> Response:
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST audio")
+    if channel.last_seq != before:
+        await _stream_first()
     return Response(status_code=202)
+
+
+async def _stream_first() -> None:
+    """This request put events (speech edges) in the channel: let the event stream, whose writer is now
+    ready to run, send them before this request finishes its own response (and its access log line)."""
+    await asyncio.sleep(0)
 
 
 @router.post("/v1/sessions/{session_id}/flush", status_code=202, responses=ERROR_RESPONSES)
 async def session_flush(request: Request, session_id: str) -> Response:
-    return _command(request, session_id, "flush")
+    response = _command(request, session_id, "flush")
+    await _stream_first()
+    return response
 
 
 @router.post("/v1/sessions/{session_id}/stop", status_code=202, responses=ERROR_RESPONSES)
 async def session_stop(request: Request, session_id: str) -> Response:
-    return _command(request, session_id, "stop")
+    response = _command(request, session_id, "stop")
+    await _stream_first()
+    return response
 
 
 @router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,

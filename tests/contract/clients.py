@@ -29,13 +29,14 @@ class Client(abc.ABC):
         self.session_id: str | None = None
         self.events: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
+        self.stream_opened = 0.0  # time.time() when the connection that carries events was last opened
         self.errors: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ended = asyncio.Event()
         self._got = asyncio.Event()
 
     # -- collected events ------------------------------------------------------------------
-    def _on_event(self, ev: dict[str, Any]) -> None:
-        self.arrivals.append(time.time())
+    def _on_event(self, ev: dict[str, Any], arrived: float | None = None) -> None:
+        self.arrivals.append(time.time() if arrived is None else arrived)
         self.events.append(ev)
         if ev.get("type") == "error":
             self.errors.put_nowait({"code": ev.get("code"), "message": ev.get("message"), "event": ev})
@@ -170,6 +171,7 @@ class WsClient(Client):
     async def connect(self) -> None:
         import websockets
         self.ws = await websockets.connect(self.hub.ws, max_size=None)
+        self.stream_opened = time.time()
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -259,6 +261,7 @@ class SseClient(Client):
     async def _read(self, last_event_id: int, opened: asyncio.Event) -> None:
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id else {}
         async with self.http.stream("GET", f"/v1/sessions/{self.session_id}/events", headers=headers) as r:
+            self.stream_opened = time.time()
             opened.set()
             if r.status_code != 200:
                 return
@@ -342,6 +345,7 @@ class SioClient(Client):
 
     async def connect(self) -> None:
         await self.sio.connect(self.hub.http, namespaces=[self.NS], transports=["websocket"], wait_timeout=10)
+        self.stream_opened = time.time()
 
     async def _ack(self, event: str, data: Any = None) -> Any:
         ack = await self.sio.call(event, data, namespace=self.NS, timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,6 +44,7 @@ class GrpcClient(Client):
                                             request_serializer=lambda b: b,
                                             response_deserializer=self.pb.Event.FromString)
         self.call = method(self._requests())
+        self.stream_opened = time.time()
         self.reader = asyncio.create_task(self._read())
 
     async def _requests(self) -> AsyncIterator[bytes]:
@@ -55,10 +57,11 @@ class GrpcClient(Client):
     async def _read(self) -> None:
         with contextlib.suppress(Exception):
             async for msg in self.call:
+                arrived = time.time()  # the message is parsed; reshaping it into JSON is this client's own cost
                 ev = event_to_dict(msg)
                 if ev["type"] == "session.started" and not self.session_id:
                     self.session_id = ev["session_id"]
-                self._on_event(ev)
+                self._on_event(ev, arrived)
 
     def _send(self, **kw: Any) -> None:
         self.queue.put_nowait(self.pb.StreamingRequest(**kw).SerializeToString())
