@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.bench_concurrency --streams 4 8 12 16 --seconds 60
 
 Each stream talks 50% of the time: English manifest clips, each followed by as much silence, sent in
-40 ms chunks at real-time pace. For each N: final latency after the last voiced audio (client side,
+40 ms chunks at real-time pace, whole clips up to `--seconds` (so streams end at different times, each
+on silence). For each N: final latency after the last voiced audio (client side,
 p50/p95), the hub's lag at finals, partials per final, refused sessions. The largest N whose final
 latency p95 stays <= 1.0 s is the figure.
 """
@@ -29,12 +30,14 @@ CHUNK_MS = 40
 async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, out: dict[str, Any]) -> None:
     step = 32 * CHUNK_MS
     order = clips[index % len(clips):] + clips[: index % len(clips)]
+    # whole clips, each followed by as much silence, up to `seconds`: every utterance ends in silence, so
+    # every final is endpointed by the VAD while the others talk; a stream cut mid-clip would have its
+    # final forced by `stop`, and all streams stopping together would measure a burst no deployment sees
     audio = b""
     for c in order:
-        audio += c + b"\x00" * len(c)
-        if len(audio) >= seconds * 32000:
+        if audio and len(audio) + 2 * len(c) > seconds * 32000:
             break
-    audio = audio[: int(seconds * 32000)]
+        audio += c + b"\x00" * len(c)
     sent: list[tuple[float, float]] = []
     try:
         async with websockets.connect(url, max_size=None) as ws:

@@ -156,7 +156,8 @@ class ProvidersConfig(Strict):
 
 
 class SchedulerConfig(Strict):
-    workers: int = Field(0, ge=0)  # 0 = number of cores
+    workers: int = Field(0, ge=0)  # lanes for finals; 0 = number of cores
+    partial_workers: int = Field(1, ge=1)  # lanes for partials (low CPU priority where the provider can)
     interim_interval_ms: int = Field(500, ge=100)
     min_partial_audio_ms: int = Field(300, ge=0)
     max_queue: int = Field(256, ge=1)

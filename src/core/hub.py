@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 class Hub:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
-        self.scheduler = Scheduler(config.scheduler.workers, config.scheduler.max_queue, config.scheduler.max_batch,
-                                   config.scheduler.max_partial_batch)
+        sc = config.scheduler
+        self.scheduler = Scheduler(sc.workers, sc.max_queue, sc.max_batch, sc.max_partial_batch, sc.partial_workers)
         self.providers = ProviderSet(config.providers, self.scheduler)
         self.auth = Authenticator(config.server)
         self.metrics = HubMetrics()

@@ -128,9 +128,10 @@ class ConfigReloader:
     def _merge(old: HubConfig, new: HubConfig) -> HubConfig:
         """The new config, less what only a restart can change (those keep their running values)."""
         sched = new.scheduler
-        if (sched.workers, sched.max_queue) != (old.scheduler.workers, old.scheduler.max_queue):
-            log.warning("config: 'scheduler.workers'/'max_queue' changed; they take effect after a restart")
-            sched = sched.model_copy(update={"workers": old.scheduler.workers, "max_queue": old.scheduler.max_queue})
+        fixed = ("workers", "partial_workers", "max_queue", "max_batch", "max_partial_batch")
+        if any(getattr(sched, k) != getattr(old.scheduler, k) for k in fixed):
+            log.warning("config: scheduler %s changed; they take effect after a restart", "/".join(fixed))
+            sched = sched.model_copy(update={k: getattr(old.scheduler, k) for k in fixed})
         if new.logging.level != old.logging.level:
             logging.getLogger().setLevel(new.logging.level)
         merged = new.model_copy(update={"server": old.server, "scheduler": sched})

@@ -1,8 +1,11 @@
-"""Inference scheduler: one bounded executor for all blocking model work.
+"""Inference scheduler: one bounded executor for all blocking model work, in two lanes.
 
-Finals run before partials. A partial that is superseded (same key) before it starts is dropped, so
-stale work never queues; when finals are already waiting for every worker, new partials are refused
-(the session skips that partial, never a final). Workers await an asyncio.Event: no polling.
+Finals have `workers` lanes (one per core by default) and partials `partial_workers` lanes of their own,
+so a final never waits behind a partial decode and partials never take a final's lane. Providers that
+can, run the partial lane at a lower CPU priority (faster-whisper: a model replica on a niced thread),
+so a final on the same core gets the CPU first. A partial that is superseded (same key) before it
+starts is dropped, so stale work never queues; while finals are waiting, new partials are refused (the
+session skips that partial, never a final). Workers await an asyncio.Event: no polling.
 """
 
 from __future__ import annotations
@@ -50,26 +53,26 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self, workers: int = 0, max_queue: int = 256, max_batch: int = 8, max_partial_batch: int = 2) -> None:
-        self.workers = workers or os.cpu_count() or 1
+    def __init__(self, workers: int = 0, max_queue: int = 256, max_batch: int = 8, max_partial_batch: int = 2,
+                 partial_workers: int = 1) -> None:
+        self.workers = workers or os.cpu_count() or 1  # final lanes
+        self.partial_workers = partial_workers
         self.max_queue = max_queue
         self.max_batch = max_batch
-        # a batch holds its worker until its slowest item is done: partials keep batches small so the
-        # worker is soon free for a final (finals batch freely: they are all wanted now)
+        # a batch holds its lane until its slowest item is done: partials keep batches small so the
+        # lane is soon free for the newest audio (finals batch freely: they are all wanted now)
         self.max_partial_batch = max_partial_batch
         self.batches = 0
         self.batched_jobs = 0
-        self._heap: list[_Job] = []
+        self._finals: list[_Job] = []
+        self._partials: list[_Job] = []
         self._pending_partial: dict[str, _Job] = {}
         self._counter = itertools.count()
         self._wake: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.running = 0
+        self.running_finals = 0
         self.running_partials = 0
-        # partials may occupy all workers but one, so a final never waits behind a partial decode
-        self.partial_slots = max(1, self.workers - 1)
-        self.finals_waiting = 0
         self.completed = 0
         self.dropped_partials = 0
         self.busy_s = 0.0
@@ -78,29 +81,44 @@ class Scheduler:
         if self._tasks:
             return
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="asrhub-infer")
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"scheduler-{i}") for i in range(self.workers)]
+        lanes = self.workers + self.partial_workers
+        self._executor = ThreadPoolExecutor(lanes, thread_name_prefix="asrhub-infer")
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"scheduler-{i}") for i in range(lanes)]
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for job in self._heap:
+        for job in (*self._finals, *self._partials):
             if not job.future.done():
                 job.future.cancel()
-        self._heap.clear()
+        self._finals.clear()
+        self._partials.clear()
+        self._pending_partial.clear()
         if self._executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
     @property
     def queue_depth(self) -> int:
-        return len(self._heap)
+        return len(self._finals) + len(self._partials)
+
+    @property
+    def running(self) -> int:
+        return self.running_finals + self.running_partials
+
+    @property
+    def finals_waiting(self) -> int:
+        return len(self._finals)
+
+    def finals_busy(self) -> bool:
+        """Every final lane is taken or finals are queued."""
+        return bool(self._finals) or self.running_finals >= self.workers
 
     def overloaded(self) -> bool:
         """Finals are queued: new partials are refused until they have run."""
-        return self.finals_waiting > 0
+        return bool(self._finals)
 
     def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None,
                batch: Batch | None = None) -> asyncio.Future[T] | None:
@@ -110,7 +128,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         if not final:
-            if self.overloaded() or len(self._heap) >= self.max_queue:
+            if self.overloaded() or len(self._partials) >= self.max_queue:
                 self.dropped_partials += 1
                 return None
             old = self._pending_partial.get(key) if key is not None else None
@@ -125,10 +143,11 @@ class Scheduler:
                 return fut
         job = _Job(FINAL if final else PARTIAL, next(self._counter), fn, fut, key, time.monotonic(), batch)
         if final:
-            self.finals_waiting += 1
-        elif key is not None:
-            self._pending_partial[key] = job
-        heapq.heappush(self._heap, job)
+            heapq.heappush(self._finals, job)
+        else:
+            if key is not None:
+                self._pending_partial[key] = job
+            heapq.heappush(self._partials, job)
         self._wake.set()
         return fut
 
@@ -142,16 +161,20 @@ class Scheduler:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            while not self._runnable():
+            queue = self._next_queue()
+            while queue is None:
                 self._wake.clear()
                 await self._wake.wait()
-            job = self._pop()
+                queue = self._next_queue()
+            job = self._pop(queue)
             if job is None:
                 continue
-            jobs = self._batch_with(job)
+            jobs = self._batch_with(job, queue)
             partial = job.priority == PARTIAL
-            self.running += 1
-            self.running_partials += partial
+            if partial:
+                self.running_partials += 1
+            else:
+                self.running_finals += 1
             t0 = time.perf_counter()
             try:
                 if len(jobs) == 1:
@@ -171,46 +194,49 @@ class Scheduler:
                     if not j.future.done():
                         j.future.set_result(r)
             finally:
-                self.running -= 1
-                self.running_partials -= partial
+                if partial:
+                    self.running_partials -= 1
+                else:
+                    self.running_finals -= 1
                 self.completed += len(jobs)
-                if partial and self._heap:
-                    self._wake.set()  # a partial slot is free again
+                if self._finals or self._partials:
+                    self._wake.set()  # a lane is free again
                 ran = time.perf_counter() - t0
                 self.busy_s += ran
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("worker %d ran %s x%d in %.0f ms after %.0f ms queued; %d finals, %d jobs waiting",
+                    log.debug("lane %d ran %s x%d in %.0f ms after %.0f ms queued; %d finals, %d partials waiting",
                               index, "partial" if partial else "final", len(jobs), ran * 1000,
-                              (time.monotonic() - ran - job.queued_at) * 1000, self.finals_waiting, len(self._heap))
+                              (time.monotonic() - ran - job.queued_at) * 1000, len(self._finals),
+                              len(self._partials))
 
-    def _runnable(self) -> bool:
-        if not self._heap:
-            return False
-        return self._heap[0].priority == FINAL or self.running_partials < self.partial_slots
+    def _next_queue(self) -> list[_Job] | None:
+        if self._finals and self.running_finals < self.workers:
+            return self._finals
+        if self._partials and self.running_partials < self.partial_workers:
+            return self._partials
+        return None
 
-    def _pop(self) -> _Job | None:
-        job = heapq.heappop(self._heap)
+    def _pop(self, queue: list[_Job]) -> _Job | None:
+        job = heapq.heappop(queue)
         self._forget(job)
         return None if job.future.done() else job  # superseded or cancelled while queued
 
     def _forget(self, job: _Job) -> None:
-        if job.priority == FINAL:
-            self.finals_waiting -= 1
-        elif job.key is not None and self._pending_partial.get(job.key) is job:
+        if job.priority == PARTIAL and job.key is not None and self._pending_partial.get(job.key) is job:
             del self._pending_partial[job.key]
 
-    def _batch_with(self, job: _Job) -> list[_Job]:
-        """`job` plus queued jobs of the same priority and batch key (up to max_batch / max_partial_batch)."""
+    def _batch_with(self, job: _Job, queue: list[_Job]) -> list[_Job]:
+        """`job` plus queued jobs of its lane with the same batch key (up to max_batch / max_partial_batch)."""
         limit = self.max_batch if job.priority == FINAL else self.max_partial_batch
         if job.batch is None or limit <= 1:
             return [job]
-        mates = [j for j in self._heap if j.batch is not None and j.batch.key == job.batch.key
-                 and j.priority == job.priority and not j.future.done()][: limit - 1]
+        mates = sorted(j for j in queue if j.batch is not None and j.batch.key == job.batch.key
+                       and not j.future.done())[: limit - 1]  # the oldest first
         if not mates:
             return [job]
         taken = {id(j) for j in mates}
-        self._heap = [j for j in self._heap if id(j) not in taken]
-        heapq.heapify(self._heap)
+        queue[:] = [j for j in queue if id(j) not in taken]
+        heapq.heapify(queue)
         for j in mates:
             self._forget(j)
         return [job, *mates]

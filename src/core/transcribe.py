@@ -78,8 +78,8 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
     from ..providers.registry import ProviderSet
     from .scheduler import Scheduler
 
-    sched = Scheduler(cfg.scheduler.workers, cfg.scheduler.max_queue, cfg.scheduler.max_batch,
-                      cfg.scheduler.max_partial_batch)
+    sc = cfg.scheduler
+    sched = Scheduler(sc.workers, sc.max_queue, sc.max_batch, sc.max_partial_batch, sc.partial_workers)
     await sched.start()
     providers = ProviderSet(cfg.providers, sched)
     out: list[tuple[Path, Any]] = []

@@ -108,9 +108,8 @@ class StreamAdapter(ProviderStream):
         u = self._utt
         if u is None or u.id != utterance_id or offset - u.start < ms_to_samples(self.min_final_ms):
             return
-        sched = self.provider.scheduler
-        if sched.finals_waiting > 0 or sched.running >= sched.workers:
-            return  # busy: speculation would take a worker from real finals
+        if self.provider.scheduler.finals_busy():
+            return  # speculation would take a final lane from a real final
         self._drop_speculation(u)
         u.speculative = (offset, self._submit_final(u, offset))
 

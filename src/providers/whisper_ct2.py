@@ -61,10 +61,11 @@ class Thresholds:
 class CT2Whisper:
     """Wraps a loaded faster_whisper.WhisperModel; every method is blocking (run by the scheduler)."""
 
-    def __init__(self, model: Any, thresholds: Thresholds, pad_s: float = 1.5) -> None:
+    def __init__(self, model: Any, thresholds: Thresholds, pad_s: float = 1.5, interim_model: Any = None) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self.m = model
+        self.interim = interim_model  # a ctranslate2 Whisper replica for interim decodes, if any
         self.th = thresholds
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
         self._tok_cls = Tokenizer
@@ -99,9 +100,10 @@ class CT2Whisper:
         language = opts[0].language if opts[0].language not in (None, "auto") else None
         tok = self.tokenizer(language)
         features, lengths = self._features(audios)
-        enc = self.m.model.encode(ctranslate2.StorageView.from_array(features))
+        model = self.interim if self.interim is not None and opts[0].interim else self.m.model
+        enc = model.encode(ctranslate2.StorageView.from_array(features))
         if self.m.model.is_multilingual and language is None:
-            detected = [langs[0][0] for langs in self.m.model.detect_language(enc)]
+            detected = [langs[0][0] for langs in model.detect_language(enc)]
         else:
             detected = [f"<|{language or 'en'}|>"] * len(audios)
         prompts = []
@@ -118,7 +120,7 @@ class CT2Whisper:
         # speech runs at most ~8 tokens/s: a cap by duration stops a decoder that loops on silence
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         max_length = min(self.m.max_length, max(len(p) for p in prompts) + int(longest * 8) + 16)
-        results = self.m.model.generate(
+        results = model.generate(
             enc, prompts, beam_size=beam_size, max_length=max_length, suppress_blank=True,
             suppress_tokens=list(get_suppressed_tokens(tok, (-1,))), return_scores=True, return_no_speech_prob=True,
         )

@@ -125,28 +125,32 @@ def test_local_agreement_prefix() -> None:
     assert agreed_prefix([], ["a"]) == 0
 
 
-def test_scheduler_finals_first_and_superseded_partials_dropped() -> None:
+def test_scheduler_lanes_superseded_partials_and_refusal_under_load() -> None:
     async def run() -> None:
-        s = Scheduler(workers=1)
+        s = Scheduler(workers=1, partial_workers=1)
         await s.start()
         order: list[str] = []
-        gate = asyncio.get_running_loop().create_future()
 
-        def block() -> str:
-            time.sleep(0.05)
-            return "block"
+        def block(name: str) -> str:
+            time.sleep(0.1)
+            order.append(name)
+            return name
 
-        first = s.submit(block, final=True)
-        await asyncio.sleep(0.01)  # the blocking job is running
+        slow_partial = s.submit(lambda: block("P0"), final=False, key="z")  # (a queued final would refuse it)
+        slow_final = s.submit(lambda: block("F0"), final=True)
+        await asyncio.sleep(0.02)  # both lanes are busy now
+        assert s.running_finals == 1 and s.running_partials == 1
         p1 = s.submit(lambda: order.append("p1") or "p1", final=False, key="a")
-        p2 = s.submit(lambda: order.append("p2") or "p2", final=False, key="a")
+        p2 = s.submit(lambda: order.append("p2") or "p2", final=False, key="a")  # supersedes p1 in place
         f = s.submit(lambda: order.append("f") or "f", final=True)
-        assert first and p1 and p2 and f
-        await asyncio.gather(first, f, p2)
+        assert s.finals_busy() and s.overloaded()
+        assert s.submit(lambda: "p3", final=False, key="b") is None  # finals queued: refused
+        assert slow_final and slow_partial and p1 and p2 and f
+        assert await asyncio.gather(slow_final, slow_partial, f, p2) == ["F0", "P0", "f", "p2"]
         with pytest.raises(Superseded):
             await p1
-        assert order == ["f", "p2"]
-        gate.cancel()
+        assert "p1" not in order
+        assert order.index("f") > order.index("F0") and order.index("p2") > order.index("P0")
         await s.stop()
 
     asyncio.run(run())
@@ -156,7 +160,7 @@ def test_scheduler_batches_finals_together_and_partials_in_small_batches() -> No
     from asrhub.core.scheduler import Batch
 
     async def run() -> None:
-        s = Scheduler(workers=1, max_batch=8, max_partial_batch=2)
+        s = Scheduler(workers=1, max_batch=8, max_partial_batch=2, partial_workers=1)
         await s.start()
         calls: list[list[str]] = []
 
@@ -165,18 +169,20 @@ def test_scheduler_batches_finals_together_and_partials_in_small_batches() -> No
             return [i.upper() for i in items]
 
         def block() -> str:
-            time.sleep(0.05)
+            time.sleep(0.1)
             return "block"
 
+        first_partial = s.submit(block, final=False, key="z")
         first = s.submit(block, final=True)
-        await asyncio.sleep(0.01)  # the blocking job holds the only worker
+        await asyncio.sleep(0.02)  # both lanes are held
         partials = [s.submit(lambda i=i: f"P{i}", final=False, key=f"s{i}", batch=Batch("k", run_batch, f"p{i}"))
-                     for i in range(5)]  # a job that finds no mate runs alone, as its own fn
+                    for i in range(5)]  # a job that finds no mate runs alone, as its own fn
         finals = [s.submit(lambda: "x", final=True, batch=Batch("k", run_batch, f"f{i}")) for i in range(4)]
-        assert first and all(partials) and all(finals)
-        results = await asyncio.gather(first, *partials, *finals)  # type: ignore[arg-type]
-        assert results[1:] == ["P0", "P1", "P2", "P3", "P4", "F0", "F1", "F2", "F3"]
-        assert calls == [["f0", "f1", "f2", "f3"], ["p0", "p1"], ["p2", "p3"]]
+        assert first and first_partial and all(partials) and all(finals)
+        results = await asyncio.gather(first, first_partial, *partials, *finals)  # type: ignore[arg-type]
+        assert results[2:] == ["P0", "P1", "P2", "P3", "P4", "F0", "F1", "F2", "F3"]
+        assert ["f0", "f1", "f2", "f3"] in calls
+        assert [c for c in calls if c[0].startswith("p")] == [["p0", "p1"], ["p2", "p3"]]
         await s.stop()
 
     asyncio.run(run())
