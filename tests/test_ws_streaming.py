@@ -61,6 +61,8 @@ def test_every_english_file_streams_with_contract_events(english_runs: list[tupl
         assert finals(events), c.file
         for f in finals(events):
             assert f["provider"] == "faster_whisper" and f["latency_ms"] >= 0
+            # the lag counts from the oldest audio still waiting for its final: never less than the latency
+            assert f["lag_ms"] >= f["latency_ms"]
             assert 0 <= f["start_ms"] < f["end_ms"] <= int(c.seconds * 1000) + 50
         # every utterance longer than 3 s shows at least one partial before its final
         for f in finals(events):

@@ -107,8 +107,12 @@ class Session:
 
     def final_event(self, r: StreamResult, provider: str) -> TranscriptFinal:
         self.finals += 1
-        latency = (time.perf_counter() - self.arrival_time(r.end)) * 1000.0
-        lag = (time.perf_counter() - self.arrival_time(self.ring.end)) * 1000.0
+        now = time.perf_counter()
+        latency = (now - self.arrival_time(r.end)) * 1000.0
+        # how far the session's results trail its audio: the oldest utterance end still without its
+        # final (this one included) arrived this long ago
+        oldest = min([r.end, *(end for _, end in self.pending.values())])
+        lag = (now - self.arrival_time(oldest)) * 1000.0
         words = [Word(word=w.word, start_ms=w.start_ms, end_ms=w.end_ms, confidence=round(w.confidence, 4))
                  for w in r.words] if self.start.word_timestamps else None
         return TranscriptFinal(session_id=self.id, utterance_id=r.utterance_id, text=r.text,
