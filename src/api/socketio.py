@@ -38,6 +38,9 @@ NAMESPACE = "/asr"
 # At most this many packets wait in one client's engine.io send queue before the pump holds off. Small
 # next to limits.max_events_buffered (at least 64), which bounds what waits behind them in the channel.
 SEND_QUEUE_MAX = 32
+# Replies python-socketio queues by itself (acks, errors outside a live session) cannot wait without
+# stalling the client's read loop: a client with this many packets unread has its WebSocket closed.
+SEND_QUEUE_LIMIT = 1024
 
 
 @dataclass
@@ -45,6 +48,8 @@ class SioConnection:
     api_key: str | None
     session: Session | None = None
     pump: asyncio.Task[None] | None = None
+    asgi_send: Any = None  # the ASGI send of a direct WebSocket connection (to close it under the queue)
+    cut_off: bool = False
 
     @property
     def live(self) -> bool:
@@ -59,6 +64,7 @@ class AsrNamespace:
         self.service = service
         self.auth = auth
         self.conns: dict[str, SioConnection] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
         for name, fn in (("connect", self.on_connect), ("disconnect", self.on_disconnect), ("start", self.on_start),
                          ("audio", self.on_audio), ("flush", self.on_flush), ("stop", self.on_stop),
                          ("*", self.on_unknown)):
@@ -75,7 +81,9 @@ class AsrNamespace:
             # the client's connect_error carries message and data {code, message}
             raise socketio.exceptions.ConnectionRefusedError(e.message, {"code": e.code.value,
                                                                          "message": e.message}) from None
-        self.conns[sid] = SioConnection(api_key=key)
+        scope = environ.get("asgi.scope") or {}
+        self.conns[sid] = SioConnection(api_key=key,
+                                        asgi_send=environ.get("asgi.send") if scope.get("type") == "websocket" else None)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
@@ -102,14 +110,37 @@ class AsrNamespace:
         the channel, which overflows for a client that does not read (fatal `internal` error, session
         ended). A disconnect cancels the pump (on_disconnect), which ends a pending join.
         """
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
-        sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        sock = self._socket(sid)
         if sock is None or sock.closing or sock.closed:
             return False
         queue: asyncio.Queue[Any] = sock.queue
         if queue.qsize() >= SEND_QUEUE_MAX:
             await queue.join()
         return not (sock.closing or sock.closed)
+
+    def _socket(self, sid: str) -> Any:
+        """The client's engine.io socket (None once it is gone)."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        return self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+
+    def not_reading(self, sid: str) -> bool:
+        """True when SEND_QUEUE_LIMIT packets wait for this client: it sends but does not read. Its
+        WebSocket is closed at the ASGI level (engine.io's own close would wait for the queue to drain,
+        which never happens); the disconnect that follows detaches its session as usual."""
+        conn = self.conns.get(sid)
+        if conn is None or conn.cut_off:
+            return conn is not None
+        sock = self._socket(sid)
+        if sock is None or sock.queue.qsize() < SEND_QUEUE_LIMIT:
+            return False
+        conn.cut_off = True
+        log.warning("socket.io client %s has %d packets unread; closing its connection", sid, sock.queue.qsize())
+        if conn.asgi_send is not None:
+            task = asyncio.create_task(conn.asgi_send({"type": "websocket.close", "code": 1008,
+                                                       "reason": "client is not reading"}))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return True
 
     async def pump(self, sid: str, session: Session, after_seq: int) -> None:
         try:
@@ -132,6 +163,8 @@ class AsrNamespace:
         conn = self.conns.get(sid)
         if conn is None:
             return _ack_error(HubError(ErrorCode.invalid_command, "not connected to /asr"))
+        if self.not_reading(sid):
+            return _ack_error(NOT_READING)
         try:
             cmd = parse_start(data if data is not None else {})
             if conn.live:
@@ -151,6 +184,8 @@ class AsrNamespace:
     async def _command(self, sid: str, name: str, data: Any = None) -> dict[str, Any]:
         """audio / flush / stop. Errors go out as `error` events (and in the ack, when one was asked)."""
         conn = self.conns.get(sid)
+        if self.not_reading(sid):
+            return _ack_error(NOT_READING)
         try:
             if conn is None or conn.session is None:
                 what = "audio arrived" if name == "audio" else f"'{name}'"
@@ -184,9 +219,14 @@ class AsrNamespace:
         return await self._command(sid, "stop")
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        if self.not_reading(sid):
+            return _ack_error(NOT_READING)
         err = HubError(ErrorCode.invalid_command, f"unknown command {event!r} (expected start, audio, flush, stop)")
         await self.send_error(sid, err)
         return _ack_error(err)
+
+
+NOT_READING = HubError(ErrorCode.internal, "client is not reading")
 
 
 def _ack_error(err: HubError) -> dict[str, Any]:

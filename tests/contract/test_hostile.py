@@ -718,6 +718,34 @@ async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: s
     assert hub.alive()
 
 
+async def test_socketio_client_that_never_reads_is_disconnected(small_buffer_hub: HubProcess) -> None:
+    """Without a session the hub's answers (acks, `error` events) go straight to engine.io's queue; a
+    Socket.IO client that floods commands and reads nothing has its connection closed once
+    SEND_QUEUE_LIMIT (1024) packets wait for it, instead of the queue growing while it sends."""
+    hub = small_buffer_hub
+    ws = RawWebSocket(hub.port)
+    try:
+        async with asyncio.timeout(60):
+            await ws.connect("/socket.io/?EIO=4&transport=websocket")
+            assert (await ws.recv()).startswith("0{"), "engine.io open"
+            await ws.send("40/asr,")
+            while not (await ws.recv()).startswith("40/asr,"):
+                pass
+            # unknown commands with ack ids, each answered by an ~8 KB error event and an ack; no reading
+            name = "x" * 8000
+            for i in range(0, 1600, 100):
+                await ws.send_many([f"42/asr,{n}{json.dumps([name])}".encode() for n in range(i, i + 100)])
+            # now read what was queued: it must end with the hub closing the connection
+            with pytest.raises(EOFError):
+                while True:
+                    if await ws.recv() == "2":
+                        await ws.send("3")
+    finally:
+        ws.close()
+    assert hub.alive()
+    await normal_session(hub, "socketio")
+
+
 _SPEECH: list[bytes] = []
 
 
