@@ -41,8 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.server.grpc_port = args.grpc_port
     logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    for name, level in cfg.logging.loggers.items():
-        logging.getLogger(name).setLevel(level.upper())
+    cfg.logging.apply_levels()
     try:
         check_bind(cfg.server)
     except HubError as e:

@@ -128,8 +128,10 @@ class AsrNamespace:
         WebSocket is closed at the ASGI level (engine.io's own close would wait for the queue to drain,
         which never happens); the disconnect that follows detaches its session as usual."""
         conn = self.conns.get(sid)
-        if conn is None or conn.cut_off:
-            return conn is not None
+        if conn is None:
+            return False
+        if conn.cut_off:
+            return True  # its close is under way; answer nothing more
         sock = self._socket(sid)
         if sock is None or sock.queue.qsize() < SEND_QUEUE_LIMIT:
             return False

@@ -7,6 +7,7 @@ Unknown keys are errors naming the key, never silently ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -169,6 +170,12 @@ class LoggingConfig(Strict):
     level: str = "INFO"
     json_format: bool = Field(False, alias="json")
     loggers: dict[str, str] = Field(default_factory=dict)  # per-logger levels, e.g. asrhub.core.scheduler: DEBUG
+
+    def apply_levels(self) -> None:
+        """The root level and the per-logger ones (at start-up and on a config reload)."""
+        logging.getLogger().setLevel(self.level)
+        for name, level in self.loggers.items():
+            logging.getLogger(name).setLevel(level.upper())
 
 
 class HubConfig(Strict):

@@ -16,7 +16,6 @@ import sys
 
 log = logging.getLogger(__name__)
 
-M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 

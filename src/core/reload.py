@@ -132,8 +132,8 @@ class ConfigReloader:
         if any(getattr(sched, k) != getattr(old.scheduler, k) for k in fixed):
             log.warning("config: scheduler %s changed; they take effect after a restart", "/".join(fixed))
             sched = sched.model_copy(update={k: getattr(old.scheduler, k) for k in fixed})
-        if new.logging.level != old.logging.level:
-            logging.getLogger().setLevel(new.logging.level)
+        if new.logging != old.logging:
+            new.logging.apply_levels()
         merged = new.model_copy(update={"server": old.server, "scheduler": sched})
         merged._source = new.source
         return merged
