@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from ..core.auth import bearer, key_id
+from ..core.auth import Purpose, bearer, key_id
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
@@ -172,19 +172,19 @@ class AsrHubServicer:
         self.hub = hub
         self.pb = pb
 
-    async def authenticate(self, context: grpc.aio.ServicerContext) -> str | None:
+    async def authenticate(self, context: grpc.aio.ServicerContext, purpose: Purpose = "api") -> str | None:
         """`authorization: Bearer <key>` metadata -> the key's id (None when auth is off); aborts the call
         with UNAUTHENTICATED (or RESOURCE_EXHAUSTED for rate_limited) otherwise."""
         metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         try:
-            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization"))))
+            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization")), purpose, "this gRPC call"))
         except HubError as e:
             await abort(context, e)
             raise  # not reached: abort raises
 
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context))
+        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context, "start"))
         responses = stream.run(requests)
         try:
             async for msg in responses:
