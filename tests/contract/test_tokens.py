@@ -180,12 +180,12 @@ async def test_sse_session_with_a_token(keyed: HubProcess) -> None:
                     events.append(json.loads(line[5:]))
                     if events[-1]["type"] == "session.ended":
                         break
-    text = " ".join(e["text"] for e in events if e["type"] == "transcript.final")
-    assert wer([CLIP.transcript], [text]) < 0.25, text
-    # an expired token starts nothing
-    r = httpx.post(keyed.http + "/v1/sessions", json={"audio": PCM16},
-                   headers={"Authorization": f"Bearer {minted(BETA, 'beta', expires_in=-30)}"})
-    refused(r, "expired")
+        text = " ".join(e["text"] for e in events if e["type"] == "transcript.final")
+        assert wer([CLIP.transcript], [text]) < 0.25, text
+        # an expired token starts nothing
+        r = await http.post("/v1/sessions", json={"audio": PCM16},
+                            headers={"Authorization": f"Bearer {minted(BETA, 'beta', expires_in=-30)}"})
+        refused(r, "expired")
 
 
 # -- Socket.IO ---------------------------------------------------------------------------------------------
