@@ -57,6 +57,7 @@ class GrpcStream:
     (errors outside a session) and the end of the call."""
 
     MAX_QUEUED_ERRORS = 256
+    DROP_GRACE_S = 0.25  # how long a request stream that ended without stop waits to tell a drop from a half-close
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.service = hub.service
@@ -65,6 +66,7 @@ class GrpcStream:
         self.session: Session | None = None
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.streaming: asyncio.Task[Any] | None = None  # the response task, while it streams a session
+        self.context: grpc.aio.ServicerContext | None = None
 
     @property
     def live(self) -> bool:
@@ -117,6 +119,13 @@ class GrpcStream:
             if self.streaming is not None:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
+        if self.live and self.session is not None and not self.session.stopping and await self._dropped():
+            # grpc ends the request stream of a dropped connection as if the client had half-closed; the
+            # call's cancellation follows: detach (resumable), do not stop
+            self.out.put_nowait(_END)
+            if self.streaming is not None:
+                self.streaming.cancel()
+            return
         # the client half-closed: that is the end of its audio
         if self.live and self.session is not None and not self.session.stopping:
             try:
@@ -125,6 +134,20 @@ class GrpcStream:
                 self.send_error(e)
         elif self.session is None:
             self.out.put_nowait(_END)
+
+    async def _dropped(self) -> bool:
+        """After the request stream ended: True when the call turns out cancelled (the connection dropped)
+        within DROP_GRACE_S, False for a genuine half-close (the call stays open for the events)."""
+        context = self.context
+        if context is None:
+            return False
+        if context.cancelled():
+            return True
+        done = asyncio.Event()
+        context.add_done_callback(lambda _: done.set())
+        with contextlib.suppress(TimeoutError):  # (a drop usually cancels this wait itself, via run())
+            await asyncio.wait_for(done.wait(), self.DROP_GRACE_S)
+        return context.cancelled()
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         reader = asyncio.create_task(self.read(requests))
@@ -185,6 +208,7 @@ class AsrHubServicer:
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         stream = GrpcStream(self.hub, self.pb, await self.authenticate(context, "start"))
+        stream.context = context
         responses = stream.run(requests)
         try:
             async for msg in responses:

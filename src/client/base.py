@@ -76,7 +76,12 @@ class LiveSession:
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:
         conn = self.client.connection()
-        sid = await conn.open(self.start_cmd)
+        try:
+            sid = await conn.open(self.start_cmd)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
         self._conn = conn
         self.session_id = sid
         if self.start_cmd.resume is not None:
@@ -192,6 +197,7 @@ class LiveSession:
                 last = e
                 continue
             self.reconnects += 1
+            self.client.reconnects += 1
             log.info("session %s resumed after seq %d (%s)", self.session_id, self.last_seq, lost)
             async with self._changed:
                 self._conn = conn
@@ -257,6 +263,7 @@ class StreamingClient(abc.ABC):
         self.max_reconnects = max_reconnects
         self.reconnect_delay_s = reconnect_delay_s
         self.start_timeout_s = start_timeout_s
+        self.reconnects = 0  # resumes after dropped connections, over all sessions of this client
 
     @abc.abstractmethod
     def connection(self) -> Connection: ...

@@ -18,9 +18,11 @@ class ConnectionLost(Exception):
     """The connection under a session dropped (the session itself may still be resumable)."""
 
 
-class ResumeFailed(Exception):
-    """A dropped session could not be resumed (the hub forgot it, or every reconnect failed)."""
+class ResumeFailed(HubRequestError):
+    """A session could not be resumed: the hub refused (its code, e.g. `session_not_found`) or every
+    reconnect failed (code `connection_lost`)."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
+        code = cause.code if isinstance(cause, HubRequestError) else "connection_lost"
+        super().__init__(code, message)
         self.cause = cause
