@@ -258,8 +258,10 @@ class StreamingClient(abc.ABC):
     transport: ClassVar[str] = "?"
 
     def __init__(self, *, api_key: str | None = None, max_reconnects: int = 5, reconnect_delay_s: float = 0.2,
-                 start_timeout_s: float = 30.0) -> None:
+                 start_timeout_s: float = 30.0, busy_retries: int = 3, busy_delay_s: float = 0.5) -> None:
         self.api_key = api_key
+        self.busy_retries = busy_retries    # starts refused with too_many_sessions are tried again ...
+        self.busy_delay_s = busy_delay_s    # ... after this, doubling each time
         self.max_reconnects = max_reconnects
         self.reconnect_delay_s = reconnect_delay_s
         self.start_timeout_s = start_timeout_s
@@ -271,9 +273,19 @@ class StreamingClient(abc.ABC):
     async def session(self, options: StartSession | None = None, **fields: Any) -> LiveSession:
         """Start (or, with `resume=`, resume) a session; returns once the hub has started it. Use it as
         `async with await client.session(...) as s:` and iterate `s` for its events."""
-        s = LiveSession(self, _options(options, fields))
-        await s._begin()
-        return s
+        opts = _options(options, fields)
+        delay = self.busy_delay_s
+        for attempt in range(self.busy_retries + 1):
+            s = LiveSession(self, opts)
+            try:
+                await s._begin()
+                return s
+            except HubRequestError as e:  # a hub at capacity says so at once: come back shortly
+                if e.code != "too_many_sessions" or attempt == self.busy_retries:
+                    raise
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
 
     async def stream(self, audio: AudioSource, options: StartSession | None = None, *, realtime: float | None = None,
                      chunk_ms: int = 100, **fields: Any) -> AsyncGenerator[Event, None]:
