@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, clip, final_text, finals, load_pcm16, wer, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, final_text, finals, load_pcm16, wer
 
 
 def write_random_checkpoint(path: Path, seed: int = 3) -> Path:
@@ -56,7 +56,7 @@ providers:
 
 def test_random_checkpoint_loads_by_path_and_decodes_in_a_session(hub: HubProcess) -> None:
     pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
-    events = asyncio.run(ws_stream(hub.ws, pcm, start={"interim_results": False}, realtime=0, timeout=120))
+    events = asyncio.run(client_stream(hub.http, pcm, start={"interim_results": False}, realtime=0, timeout=120))
     types = [e["type"] for e in events]
     assert events[0]["provider"] == "random"
     assert "error" not in types, events
@@ -67,7 +67,7 @@ def test_random_checkpoint_loads_by_path_and_decodes_in_a_session(hub: HubProces
 
 def test_bundled_tiny_en_converted_gives_real_text(hub: HubProcess) -> None:
     c = clip("en_libri_1089-134691")
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(c.path).tobytes(), start={"provider": "tiny",
+    events = asyncio.run(client_stream(hub.http, load_pcm16(c.path).tobytes(), start={"provider": "tiny",
                                    "word_timestamps": True}, realtime=2.0, chunk_bytes=3200, timeout=120))
     assert "error" not in [e["type"] for e in events], events
     fins = finals(events)
