@@ -38,11 +38,10 @@ def check_session_token(scope: Scope, path: str, cred: Credential) -> None:
     if cred.token is None:
         return
     sid = path[len(SESSION_PREFIX):].split("/", 1)[0]
-    app = scope.get("app")
-    service = getattr(getattr(getattr(app, "state", None), "hub", None), "service", None)
-    session = getattr(service, "sessions", {}).get(sid) if service is not None else None
-    if session is None:
-        return
+    try:
+        session = scope["app"].state.hub.service.get(sid)
+    except HubError:
+        return  # no such session: the route answers session_not_found
     if session.api_key != key_id(cred.key):
         raise HubError(ErrorCode.unauthorized, f"this token's API key does not own session '{sid}'", fatal=True)
     started = time.time() - (time.monotonic() - session.created)

@@ -182,6 +182,9 @@ async def test_sse_session_with_a_token(keyed: HubProcess) -> None:
                         break
         text = " ".join(e["text"] for e in events if e["type"] == "transcript.final")
         assert wer([CLIP.transcript], [text]) < 0.25, text
+        # an unknown session is the route's answer, whoever asks
+        r = await http.post("/v1/sessions/nope/flush", headers=h)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found", r.text
         # an expired token starts nothing
         r = await http.post("/v1/sessions", json={"audio": PCM16},
                             headers={"Authorization": f"Bearer {minted(BETA, 'beta', expires_in=-30)}"})
@@ -234,6 +237,23 @@ async def test_grpc_token_in_metadata(keyed: HubProcess) -> None:
             _ = [ev async for ev in stub.StreamingRecognize(iter([pb.StreamingRequest(start=pb.StartSession())]),
                                                             timeout=10, metadata=expired)]
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in (exc.value.details() or "")
+
+
+# -- the Python client ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("transport", ["websocket", "grpc"])
+async def test_python_client_with_a_token(keyed: HubProcess, transport: str) -> None:
+    from asrhub.client import HubRequestError, connect, create_token
+    issued = await create_token(keyed.http, BETA, ttl_s=30)
+    assert issued.expires_at > time.time() + 25
+    url = keyed.http if transport != "grpc" else f"127.0.0.1:{keyed.grpc_port}"
+    text = await connect(transport, url, api_key=issued.token).transcribe(CLIP.path, language="en")
+    assert wer([CLIP.transcript], [text]) < 0.25, text
+    with pytest.raises(HubRequestError) as exc:
+        await create_token(keyed.http, issued.token)
+    assert exc.value.code == "unauthorized" and exc.value.status == 401
+    with pytest.raises(HubRequestError) as exc:
+        await connect(transport, url, api_key=minted(BETA, "beta", expires_in=-1)).transcribe(CLIP.path)
+    assert exc.value.code == "unauthorized" and "expired" in exc.value.message
 
 
 # -- no secret configured ------------------------------------------------------------------------------------
