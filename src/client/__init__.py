@@ -21,12 +21,14 @@ from ..core.commands import AudioSpec, StartSession, VadOptions
 from ..core.events import (
     ErrorEvent,
     Event,
+    ProviderSwitched,
     SessionEnded,
     SessionStarted,
     SpeechEnded,
     SpeechStarted,
     TranscriptFinal,
     TranscriptPartial,
+    WakewordDetected,
 )
 from .base import Connection, LiveSession, StreamingClient
 from .errors import ConnectionLost, HubRequestError, ResumeFailed
@@ -54,8 +56,8 @@ def connect(transport: str, url: str, **kw: Any) -> StreamingClient:
 
 __all__ = [
     "AudioSpec", "Connection", "ConnectionLost", "ErrorEvent", "Event", "GrpcClient", "HubRequestError",
-    "LiveSession", "ResumeFailed", "SessionEnded", "SessionStarted", "SocketIOClient", "SpeechEnded",
+    "LiveSession", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionStarted", "SocketIOClient", "SpeechEnded",
     "SpeechStarted", "SseClient", "StartSession", "StreamingClient", "SyncClient", "TRANSPORTS",
-    "TranscriptFinal", "TranscriptPartial", "VadOptions", "WebSocketClient", "connect", "create_token",
-    "parse_event",
+    "TranscriptFinal", "TranscriptPartial", "VadOptions", "WakewordDetected", "WebSocketClient", "connect",
+    "create_token", "parse_event",
 ]
