@@ -24,11 +24,10 @@ from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.session import Session
-from ..core.transcribe import load_audio, transcribe_audio
+from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
 from . import grpc_gen
 from .errors import error_event
 from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
-from .openai_compat import MAX_UPLOAD_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class GrpcStream:
 
     @property
     def live(self) -> bool:
-        return self.session is not None and not self.session.ended
+        return self.session is not None and self.service.is_live(self.session.id)
 
     def send_error(self, err: HubError) -> None:
         if self.live:
@@ -118,7 +117,7 @@ class GrpcStream:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
         # the client half-closed: that is the end of its audio
-        if self.live and self.session is not None and not self.session.stopping:
+        if self.live and self.session is not None and self.service.is_open(self.session.id):
             try:
                 self.service.stop(self.session.id)
             except HubError as e:

@@ -51,9 +51,6 @@ class SioConnection:
     asgi_send: Any = None  # the ASGI send of a direct WebSocket connection (to close it under the queue)
     cut_off: bool = False
 
-    @property
-    def live(self) -> bool:
-        return self.session is not None and not self.session.ended
 
 
 class AsrNamespace:
@@ -89,13 +86,16 @@ class AsrNamespace:
         conn = self.conns.pop(sid, None)
         if conn is None:
             return
-        if conn.live:
+        if self._live(conn):
             assert conn.session is not None
             self.service.detach(conn.session.id)
         if conn.pump is not None and not conn.pump.done():
             conn.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.pump
+
+    def _live(self, conn: SioConnection) -> bool:
+        return conn.session is not None and self.service.is_live(conn.session.id)
 
     async def sendable(self, sid: str) -> bool:
         """Wait while this client's engine.io send queue holds SEND_QUEUE_MAX packets or more, until it is
@@ -155,7 +155,7 @@ class AsrNamespace:
 
     async def send_error(self, sid: str, err: HubError) -> None:
         conn = self.conns.get(sid)
-        if conn is not None and conn.live:
+        if conn is not None and self._live(conn):
             assert conn.session is not None
             self.service.error(conn.session.id, err)  # through the session's channel, in seq order
         else:
@@ -169,7 +169,7 @@ class AsrNamespace:
             return _ack_error(NOT_READING)
         try:
             cmd = parse_start(data if data is not None else {})
-            if conn.live:
+            if self._live(conn):
                 raise HubError(ErrorCode.invalid_command, "a session is already running on this connection")
             session = self.service.start_session(cmd, "socketio", conn.api_key)
         except HubError as e:

@@ -35,7 +35,7 @@ class WsConnection:
 
     async def send_error(self, err: HubError) -> None:
         sid = self.session.id if self.session is not None else ""
-        if self.session is not None and not self.session.ended:
+        if self.session is not None and self.service.is_live(self.session.id):
             self.service.error(sid, err)  # goes through the session's channel, in seq order
         else:
             await self.send_text(error_event(err).to_json())
@@ -63,7 +63,7 @@ class WsConnection:
         assert isinstance(text, str)
         cmd = parse_command(text)
         if isinstance(cmd, StartCommand):
-            if self.session is not None and not self.session.ended:
+            if self.session is not None and self.service.is_live(self.session.id):
                 raise HubError(ErrorCode.invalid_command, "a session is already running on this connection")
             session = self.service.start_session(cmd, "websocket", self.ws.scope.get("asrhub.api_key"))
             after = cmd.resume.last_seq if cmd.resume else 0
@@ -92,7 +92,7 @@ class WsConnection:
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            if self.session is not None and not self.session.ended:
+            if self.session is not None and self.service.is_live(self.session.id):
                 self.service.detach(self.session.id)
             if self.sender is not None and not self.sender.done():
                 self.sender.cancel()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
+from ..providers.base import Provider, ProviderHealth
 from ..providers.registry import ProviderSet
 from ..store.hub import actions as HA
 from ..store.hub.selectors import select_ready
 from ..store.providers import actions as PA
+from ..store.providers.selectors import select_status
 from .auth import Authenticator
 from .config import HubConfig
 from .metrics import HubMetrics
@@ -28,6 +31,7 @@ class Hub:
         self.auth = Authenticator(config.server)
         self.metrics = HubMetrics()
         self.service = SessionService(config, self.providers, self.metrics)
+        self.providers.status_of = lambda p: select_status(self.service.state, p.name)
         self.metrics.bind(self)
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
 
@@ -38,14 +42,26 @@ class Hub:
     async def start(self) -> None:
         await self.scheduler.start()
         await self.providers.load()
-        for p in self.providers.providers.values():
-            h = p.health()
-            self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+        self.report_health(self.providers.providers.values())
         await self.prewarm_pipeline()
         await self.service.start()
         if self.reloader is not None:
             await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
+
+    def report_health(self, providers: Iterable[Provider]) -> None:
+        """Put the providers' load results in the store, and let every later report of theirs (any
+        thread) reach it as `[Provider] Status Changed`, on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def on_health(p: Provider, h: ProviderHealth) -> None:
+            action = PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason))
+            loop.call_soon_threadsafe(self.service.dispatch, action)
+
+        for p in providers:
+            h = p.health()
+            self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+            p.on_health = on_health
 
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the

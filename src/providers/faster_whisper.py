@@ -20,7 +20,8 @@ import numpy as np
 
 from ..core.audio import HUB_RATE
 from ..core.scheduler import Batch
-from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
+from .base import Capabilities, Result, TranscribeOptions, WordTiming
+from .batch import BatchProvider
 from .whisper_ct2 import CT2Whisper, Thresholds
 
 log = logging.getLogger(__name__)
