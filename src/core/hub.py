@@ -6,12 +6,10 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from ..providers.base import Provider, ProviderHealth
+from ..providers.base import Provider
 from ..providers.registry import ProviderSet
 from ..store.hub import actions as HA
 from ..store.hub.selectors import select_ready
-from ..store.providers import actions as PA
-from ..store.providers.selectors import select_status
 from .auth import Authenticator
 from .config import HubConfig
 from .metrics import HubMetrics
@@ -31,7 +29,6 @@ class Hub:
         self.auth = Authenticator(config.server)
         self.metrics = HubMetrics()
         self.service = SessionService(config, self.providers, self.metrics)
-        self.providers.status_of = lambda p: select_status(self.service.state, p.name)
         self.metrics.bind(self)
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
 
@@ -50,18 +47,7 @@ class Hub:
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
 
     def report_health(self, providers: Iterable[Provider]) -> None:
-        """Put the providers' load results in the store, and let every later report of theirs (any
-        thread) reach it as `[Provider] Status Changed`, on the loop."""
-        loop = asyncio.get_running_loop()
-
-        def on_health(p: Provider, h: ProviderHealth) -> None:
-            action = PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason))
-            loop.call_soon_threadsafe(self.service.dispatch, action)
-
-        for p in providers:
-            h = p.health()
-            self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
-            p.on_health = on_health
+        self.service.report_health(providers)
 
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the

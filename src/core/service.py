@@ -12,18 +12,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
-from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.base import Provider, ProviderHealth, ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.registry import ProviderSet
 from ..store import base as store_base
 from ..store.hub.selectors import select_draining
 from ..store.providers import actions as PA
+from ..store.providers.selectors import select_status
 from ..store.root import build_store
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_is_open, select_live_count, select_session
@@ -62,6 +63,7 @@ class SessionService:
         self.sessions: dict[str, Session] = {}
         self.failover = Failover(self)
         self.store = build_store(self, self.failover, self, MetricsEffects(self.metrics))
+        providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
 
@@ -82,6 +84,19 @@ class SessionService:
     @property
     def state(self) -> Any:
         return self.store.state
+
+    def report_health(self, providers: Iterable[Provider]) -> None:
+        """Put the providers' load results in the store, and let every later report of theirs (from
+        any thread) reach it as `[Provider] Status Changed`, on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def on_health(p: Provider, h: ProviderHealth) -> None:
+            loop.call_soon_threadsafe(self.dispatch, PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+
+        for p in providers:
+            h = p.health()
+            self.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+            p.on_health = on_health
 
     def live_count(self, api_key: str | None = None) -> int:
         return select_live_count(self.state, api_key)
@@ -116,6 +131,7 @@ class SessionService:
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
+        session.last_activity = asyncio.get_running_loop().time()
         self.sessions[sid] = session
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
         if self.is_live(sid):
@@ -148,7 +164,7 @@ class SessionService:
                               f"{self.config.limits.max_message_bytes}")
         if not data:
             return
-        s.last_activity = time.monotonic()
+        s.last_activity = asyncio.get_running_loop().time()
         s.audio_bytes += len(data)
         assert s.pipeline is not None
         before = s.pipeline.offset
@@ -161,9 +177,13 @@ class SessionService:
 
     def flush(self, session_id: str) -> None:
         s = self._open(session_id)
-        s.last_activity = time.monotonic()
+        s.last_activity = asyncio.get_running_loop().time()
         assert s.pipeline is not None
         self._feed(s, s.pipeline.flush())
+
+    def keepalive(self, session_id: str) -> None:
+        """No audio for a while; the session stays open (resets its idle timer)."""
+        self._open(session_id).last_activity = asyncio.get_running_loop().time()
 
     def stop(self, session_id: str, reason: str = "stop") -> None:
         s = self._open(session_id)
@@ -251,7 +271,7 @@ class SessionService:
             if t:
                 t.cancel()
             self.dispatch(A.attached(A.SessionRef(session_id)))
-            s.last_activity = time.monotonic()
+            s.last_activity = asyncio.get_running_loop().time()
         return s
 
     def events(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
@@ -292,7 +312,7 @@ class SessionService:
             rec = select_session(self.state, s.id)
             if rec is None or rec.state not in (SessionState.listening, SessionState.speaking):
                 return
-            left = s.last_activity + timeout - time.monotonic()
+            left = s.last_activity + timeout - loop.time()
             if left > 0:
                 s.idle_timer = loop.call_later(left, check)
             else:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
-from ..core.scheduler import Batch
+from ..core.work import Batch
 from .base import Capabilities, Result, TranscribeOptions, WordTiming
 from .batch import BatchProvider
 from .whisper_ct2 import CT2Whisper, Thresholds

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
-from ..core.scheduler import Superseded
+from ..core.work import Superseded
 from .base import Capabilities, Result, TranscribeOptions, WordTiming
 from .batch import BatchProvider
 
