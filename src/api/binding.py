@@ -37,6 +37,7 @@ class SessionBinding:
         self.api_key = api_key
         self.verb = verb  # how the transport's docs say a command is made: "send" / "emit"
         self.session: Session | None = None
+        self.attachment = 0  # which attachment of the session this connection is (resume makes new ones)
 
     @property
     def live(self) -> bool:
@@ -54,6 +55,7 @@ class SessionBinding:
             raise ClientError(ErrorCode.invalid_command, "a session is already running on this connection")
         session = self.service.start_session(cmd, self.transport, self.api_key)
         self.session = session
+        self.attachment = self.service.attachment(session.id)
         return session, cmd.resume.last_seq if cmd.resume else 0
 
     def _bound(self, what: str) -> Session:
@@ -112,5 +114,6 @@ class SessionBinding:
                 await aclose()
 
     def detach(self) -> None:
+        """This connection is gone (a resume elsewhere may have taken the session over already)."""
         if self.live:
-            self.service.detach(self.session_id)
+            self.service.detach(self.session_id, self.attachment)

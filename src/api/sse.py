@@ -132,10 +132,11 @@ class EventStream(Response):
         self.session = session
         self.after = after
         self.ping_s = ping_s
+        self.attachment = service.attachment(session.id)
 
     def _detach_if_last(self) -> None:
         if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
-            self.service.detach(self.session.id)
+            self.service.detach(self.session.id, self.attachment)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

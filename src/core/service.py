@@ -2,8 +2,8 @@
 
 Commands (start, audio, flush, stop, abort, detach/resume) are gated by selectors over the store's
 sessions slice, which owns each session's lifecycle. The service executes: it runs the data plane
-(pipeline, provider stream, ring buffer) and reports what happens as actions. It also implements the
-ports the store's effects use (StreamPort, ChannelPort); failover is its own port (core/failover.py).
+(pipeline, provider stream, ring buffer) and reports what happens as actions. The ports the store's
+effects use are core/streams.py (streams, channels) and core/failover.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
-from ..providers.base import Provider, ProviderHealth, ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.base import Provider, ProviderHealth, ProviderStream
 from ..providers.registry import ProviderSet
-from ..store import base as store_base
 from ..store.hub.selectors import select_draining
 from ..store.providers import actions as PA
 from ..store.providers.selectors import select_status
@@ -31,18 +30,13 @@ from ..store.sessions.selectors import select_is_live, select_is_open, select_li
 from ..store.sessions.state import SessionState
 from .admission import Admission
 from .audio import HUB_RATE, samples_to_ms
-from .channel import ChannelOverflow, EventChannel
+from .channel import EventChannel
 from .commands import StartSession
 from .config import HubConfig
-from .errors import ClientError, ErrorCode, HubError, ProviderFailure
+from .errors import ClientError, ErrorCode, HubError
 from .events import (
-    AudioFormat,
-    EffectiveConfig,
     ErrorEvent,
     Event,
-    SessionEnded,
-    SessionStarted,
-    SessionStats,
     SpeechEnded,
     SpeechStarted,
     WakewordDetected,
@@ -50,6 +44,7 @@ from .events import (
 from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
+from .streams import Streams
 
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
@@ -62,7 +57,8 @@ class SessionService:
         self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}
         self.failover = Failover(self)
-        self.store = build_store(self, self.failover, self, MetricsEffects(self.metrics))
+        self.streams = Streams(self)
+        self.store = build_store(self.streams, self.failover, self.streams, MetricsEffects(self.metrics))
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
@@ -240,12 +236,21 @@ class SessionService:
         self.end(s.id, reason)
 
     # -- detach / resume -------------------------------------------------------------------
-    def detach(self, session_id: str) -> None:
+    def attachment(self, session_id: str) -> int:
+        """Which client connection the session is on now (each resume makes a new one)."""
+        rec = select_session(self.state, session_id)
+        return rec.attachment if rec is not None else 0
+
+    def detach(self, session_id: str, attachment: int | None = None) -> None:
+        """The client of `attachment` (default: the current one) went away. The session waits
+        `resume_window_s` for a resume; a connection that a resume has replaced detaches nothing."""
         s = self.sessions.get(session_id)
         rec = select_session(self.state, session_id)
         if s is None or rec is None or not rec.live:
             return
-        self.dispatch(A.detached(A.SessionRef(session_id)))
+        if attachment is not None and attachment != rec.attachment:
+            return
+        self.dispatch(A.detached(A.Detached(session_id, rec.attachment)))
         window = self.config.limits.resume_window_s
         if window <= 0 or rec.state == SessionState.finalizing:
             if rec.state != SessionState.finalizing:
@@ -320,108 +325,19 @@ class SessionService:
 
         s.idle_timer = loop.call_later(timeout, check)
 
-    def _on_result(self, s: Session, r: StreamResult) -> None:
-        if not self.is_live(s.id):
-            return
-        if not r.is_final:
-            onset = s.first_partial_due.pop(r.utterance_id, None)
-            self.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
-            self.dispatch(A.partial_emitted(A.PartialEmitted(s.id, s.partial_event(r))))
-            return
-        ev = s.final_event(r, s.provider.name) if r.text.strip() else None
-        s.final_arrived(r.utterance_id)
-        if ev is not None:
-            self.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
-
-    def _on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
-        if not self.is_live(s.id):
-            return
-        err = ProviderFailure.wrap(s.provider.name, exc)
-        self.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, err.reason)))
-
     def error(self, session_id: str, err: HubError) -> None:
         if session_id not in self.sessions or not self.is_live(session_id):
             return
         ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
         self.dispatch(A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal)))
 
-    # -- StreamPort (the session effects) --------------------------------------------------------
     def new_stream(self, s: Session) -> ProviderStream:
-        """A stream on the session's current provider; results of a replaced stream are dropped."""
-        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
-                             interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
-                             interim_interval_ms=self.config.scheduler.interim_interval_ms,
-                             min_partial_ms=self.config.scheduler.min_partial_audio_ms)
-        own: list[ProviderStream] = []
-
-        def current() -> bool:
-            return not own or s.stream is own[0]
-
-        sink = StreamSink(on_result=lambda r: self._on_result(s, r) if current() else None,
-                          on_error=lambda e, u: self._on_stream_error(s, e, u) if current() else None)
-        own.append(s.provider.open_stream(opts, sink, s.ring))
-        return own[0]
-
-    def open_stream(self, session_id: str) -> Actions:
-        s = self.get(session_id)
-        s.stream = self.new_stream(s)
-        a = s.start.audio
-        ev = SessionStarted(session_id=s.id, provider=s.provider.name,
-                            language=s.start.language or s.provider.language,
-                            audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
-                            config=self._effective(s))
-        return [PA.stream_opened(PA.StreamRef(s.provider.name, s.id)), A.started(A.Started(s.id, ev, s.provider.name))]
-
-    def _effective(self, s: Session) -> EffectiveConfig:
-        assert s.pipeline is not None
-        spec = s.pipeline.spec
-        v, w = spec.vad, spec.wake
-        return EffectiveConfig.model_validate({
-            "interim_results": s.start.interim_results, "word_timestamps": s.start.word_timestamps,
-            "vad": {"enabled": v.enabled, "kind": spec.vad_kind, "silence_ms": v.silence_ms,
-                    "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
-                    "max_utterance_s": v.max_utterance_s},
-            "wakeword": ({"enabled": True, "phrase": w.phrase, "threshold": w.threshold, "window_s": w.window_s}
-                         if w is not None else {"enabled": False}),
-            "record": spec.record is not None,
-            "hub_sample_rate": HUB_RATE, "interim_interval_ms": self.config.scheduler.interim_interval_ms})
-
-    def close_stream(self, session_id: str) -> Actions:
-        s = self.sessions.get(session_id)
-        if s is None or s.stream is None:
-            return ()
-        stream, s.stream = s.stream, None
-        self.spawn(s, stream.close())
-        return [PA.stream_closed(PA.StreamRef(s.provider.name, s.id))]
-
-    def end_session(self, session_id: str, reason: str) -> Actions:
-        s = self.sessions.get(session_id)
-        rec = select_session(self.state, session_id)
-        if s is None or rec is None or not rec.live:
-            return ()
-        stats = SessionStats(audio_ms=samples_to_ms(s.audio_samples), utterances=rec.utterances,
-                             finals=rec.finals, partials=rec.partials, audio_bytes=s.audio_bytes,
-                             duration_ms=int((time.monotonic() - s.created) * 1000))
-        ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
-        s.release()
-        self._schedule(session_id, max(self.config.limits.resume_window_s, 1.0), self._remove)
-        return [A.ended(A.Ended(s.id, ev, reason, stats))]
+        return self.streams.new_stream(s)
 
     def end(self, session_id: str, reason: str) -> None:
         """End the session now (through the store: `[Session] End Requested`)."""
         if self.is_live(session_id):
             self.dispatch(A.end_requested(A.EndRequested(session_id, reason)))
-
-    # -- ChannelPort (the event router) -----------------------------------------------------------
-    def deliver(self, payload: store_base.EventPayload) -> None:
-        s = self.sessions.get(payload.session_id)
-        if s is None:
-            return
-        try:
-            s.channel.emit(payload.event)
-        except ChannelOverflow as e:
-            if payload.event.type != "session.ended":
-                self.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))
 
     # -- housekeeping ------------------------------------------------------------------------------
     def _schedule(self, session_id: str, delay: float, fn: Any) -> None:
@@ -429,6 +345,10 @@ class SessionService:
         if old is not None:
             old.cancel()
         self._removals[session_id] = asyncio.get_running_loop().call_later(delay, fn, session_id)
+
+    def forget_later(self, session_id: str) -> None:
+        """An ended session stays (for resume and replay) for the resume window, then goes."""
+        self._schedule(session_id, max(self.config.limits.resume_window_s, 1.0), self._remove)
 
     def _remove(self, session_id: str) -> None:
         self._removals.pop(session_id, None)

@@ -110,7 +110,7 @@ class FasterWhisperProvider(BatchProvider):
         finally:
             dt = time.perf_counter() - t0
             for a, o in items:
-                self.stats.add(dt / len(items), len(a) / 16000, o.interim)
+                self.stats.add(dt / len(items), len(a) / HUB_RATE, o.interim)
 
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
         """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""

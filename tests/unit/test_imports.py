@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 VOCABULARY = {f"asrhub.core.{m}" for m in ("audio", "errors", "events", "commands", "config", "work", "channel")}
 ENGINE = {f"asrhub.core.{m}" for m in ("service", "scheduler", "failover", "hub", "reload", "metrics", "admission",
-                                       "session", "transcribe")}
+                                       "session", "transcribe", "streams")}
 ENGINE_USERS = ("asrhub.api", "asrhub.cli", "asrhub.core")
 
 

@@ -27,8 +27,11 @@ class FakeService:
     def events(self, session_id: str, after_seq: int = 0) -> Any:
         return self.session.channel.subscribe(after_seq)
 
-    def detach(self, session_id: str) -> None:
+    def detach(self, session_id: str, attachment: int | None = None) -> None:
         self.detached.append(session_id)
+
+    def attachment(self, session_id: str) -> int:
+        return 1
 
     def is_live(self, session_id: str) -> bool:
         return not self.session.ended

@@ -33,6 +33,14 @@ class UtteranceRef:
 
 
 @dataclass(frozen=True)
+class Detached:
+    """The client of attachment `attachment` went away (a stale one, replaced by a resume, is ignored)."""
+
+    session_id: str
+    attachment: int
+
+
+@dataclass(frozen=True)
 class Started(EventPayload):
     provider: str
 
@@ -104,7 +112,7 @@ stop_requested = ActionType[SessionRef]("[Session] Stop Requested")
 idle_detected = ActionType[SessionRef]("[Session] Idle Detected")
 end_requested = ActionType[EndRequested]("[Session] End Requested")
 ended = ActionType[Ended]("[Session] Ended")
-detached = ActionType[SessionRef]("[Session] Client Detached")
+detached = ActionType[Detached]("[Session] Client Detached")
 attached = ActionType[SessionRef]("[Session] Client Attached")
 removed = ActionType[SessionRef]("[Session] Removed")
 illegal_transition = ActionType[IllegalTransition]("[Session] Illegal Transition")

@@ -77,11 +77,18 @@ def _ended(state: Map, action: Action[A.Ended]) -> Map:
     return _update(state, p.session_id, state=S.ended, end_reason=p.reason, audio_ms=p.stats.audio_ms)
 
 
-def _attached(value: bool):  # noqa: ANN202
-    def handler(state: Map, action: Action[A.SessionRef]) -> Map:
-        assert action.payload is not None
-        return _update(state, action.payload.session_id, attached=value)
-    return handler
+def _attached(state: Map, action: Action[A.SessionRef]) -> Map:
+    rec = state.get(action.payload.session_id)
+    return state if rec is None else _update(state, rec.id, attached=True, attachment=rec.attachment + 1)
+
+
+def _detached(state: Map, action: Action[A.Detached]) -> Map:
+    p = action.payload
+    assert p is not None
+    rec = state.get(p.session_id)
+    if rec is None or rec.attachment != p.attachment:
+        return state  # a connection that a resume has replaced already
+    return _update(state, rec.id, attached=False)
 
 
 sessions_reducer = create_reducer(
@@ -96,8 +103,8 @@ sessions_reducer = create_reducer(
     on(A.provider_switched.type, _switched),
     on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
     on(A.ended.type, _ended),
-    on(A.detached.type, _attached(False)),
-    on(A.attached.type, _attached(True)),
+    on(A.detached.type, _detached),
+    on(A.attached.type, _attached),
     on(A.illegal_transition.type, _bump("illegal")),
     on(A.removed.type, lambda s, a: s.delete(a.payload.session_id) if a.payload.session_id in s else s),
 )

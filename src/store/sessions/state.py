@@ -42,6 +42,7 @@ class SessionRecord:
     api_key: str | None
     created_at: float
     attached: bool = True
+    attachment: int = 1          # which client connection is the session's: +1 on each resume
     utterances: int = 0
     partials: int = 0
     finals: int = 0
