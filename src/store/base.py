@@ -64,9 +64,23 @@ def guarded(name: str, fn: Callable[[Any], Sequence[Action[Any]] | None],
                 return []
 
     def op(source: Observable[Any]) -> Observable[Action[Any]]:
-        return source.pipe(ops.flat_map(call))
+        return flatten(source.pipe(ops.map(call)))
 
     return op
+
+
+def flatten(source: Observable[list[Action[Any]]]) -> Observable[Action[Any]]:
+    """Each list's actions, in order, as they come (what `flat_map` does for plain lists, without its
+    per-item inner observable and scheduler: this runs for every event of every session)."""
+
+    def subscribe(observer: Any, scheduler: Any = None) -> Any:
+        def on_next(items: list[Action[Any]]) -> None:
+            for item in items:
+                observer.on_next(item)
+
+        return source.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
+
+    return reactivex.create(subscribe)
 
 
 def guarded_async(name: str, fn: Callable[[Any], Awaitable[Sequence[Action[Any]]] | None]
