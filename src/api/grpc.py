@@ -102,7 +102,8 @@ class GrpcStream:
             if self.streaming is not None:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
-        if self.live and self.session is not None and not self.session.stopping and await self._dropped():
+        if self.bind.session is not None and self.bind.service.is_open(self.bind.session.id) \
+                and await self._dropped():
             # grpc ends the request stream of a dropped connection as if the client had half-closed; the
             # call's cancellation follows: detach (resumable), do not stop
             self.out.put_nowait(_END)

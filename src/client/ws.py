@@ -39,8 +39,24 @@ class WsConnection(Connection):
                                   e.response.status_code) from None
         except (OSError, websockets.WebSocketException, TimeoutError) as e:
             raise ConnectionLost(f"cannot connect: {e}") from e
-        await self._send(json.dumps({"type": "start", **start.model_dump(exclude_none=True)}))
+        try:
+            await self._send(json.dumps({"type": "start", **start.model_dump(exclude_none=True)}))
+        except ConnectionLost:
+            refusal = await self._refusal()  # the hub refused the connection (e.g. a bad key) before our start
+            if refusal is not None:
+                raise refusal from None
+            raise
         return start.resume.session_id if start.resume else None
+
+    async def _refusal(self) -> HubRequestError | None:
+        """The error event a closed connection left behind, if any."""
+        try:
+            ev = json.loads(await self.ws.recv())
+        except Exception:  # noqa: BLE001 (nothing was left)
+            return None
+        if isinstance(ev, dict) and ev.get("type") == "error":
+            return HubRequestError(str(ev.get("code")), str(ev.get("message")))
+        return None
 
     async def events(self) -> AsyncIterator[Event]:
         import websockets

@@ -70,16 +70,16 @@ async def test_stream_real_speech(hub: HubProcess, transport: str, given: str) -
     assert client.transport == transport and type(client) is TRANSPORTS[transport]
     if given == "path":  # a FLAC file, sent as it is: the hub decodes it
         events = [ev async for ev in client.stream(FLAC, language="en")]
-        assert events[0].audio["encoding"] == "flac"  # type: ignore[attr-defined]
+        assert events[0].audio.encoding == "flac"  # type: ignore[attr-defined]
         ref = FLAC_TEXT
     elif given == "file bytes":  # a WAV file's bytes: recognised by its header
         events = [ev async for ev in client.stream(WAV.read_bytes(), language="en", realtime=4.0)]
-        assert events[0].audio["encoding"] == "wav"  # type: ignore[attr-defined]
+        assert events[0].audio.encoding == "wav"  # type: ignore[attr-defined]
         ref = WAV_TEXT
     elif given == "async iterator":  # chunks from an async generator, declared as 16 kHz pcm_s16le
         pcm = load_pcm16(WAV).tobytes()
         events = [ev async for ev in client.stream(pcm_chunks(pcm), StartSession(language="en"))]
-        assert events[0].audio["encoding"] == "pcm_s16le"  # type: ignore[attr-defined]
+        assert events[0].audio.encoding == "pcm_s16le"  # type: ignore[attr-defined]
         ref = WAV_TEXT
     else:  # raw PCM bytes, paced at 4x real time, word timestamps asked
         pcm = load_pcm16(FLAC).tobytes()
