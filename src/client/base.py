@@ -304,7 +304,7 @@ class StreamingClient(abc.ABC):
             if not sender.done():
                 sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sender  # its exception (a failed send), if any
+                await sender  # (its exception, if any, was raised by the iteration already)
         finally:
             if not sender.done():
                 sender.cancel()
@@ -314,9 +314,13 @@ class StreamingClient(abc.ABC):
 
     @staticmethod
     async def _send_all(s: LiveSession, chunks: AsyncIterator[bytes]) -> None:
-        async for chunk in chunks:
-            await s.send(chunk)
-        await s.stop()
+        try:
+            async for chunk in chunks:
+                await s.send(chunk)
+            await s.stop()
+        except Exception as e:  # the audio source (or a send) failed: the application hears it now
+            s._queue.put_nowait(e)
+            raise
 
     async def transcribe(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> str:
         """The session's final transcripts joined by spaces."""

@@ -7,6 +7,7 @@ application must still see events 1..N exactly once, ending with session.ended."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -146,6 +147,19 @@ async def test_session_api_push_to_talk(hub: HubProcess) -> None:
     finals = [e for e in rest if isinstance(e, TranscriptFinal)]
     assert isinstance(rest[-1], SessionEnded) and finals
     assert wer([FLAC_TEXT], [" ".join(f.text for f in finals)]) < 0.2
+
+
+async def test_a_failing_audio_source_surfaces_at_once(hub: HubProcess) -> None:
+    """The application's audio iterator raising mid-stream ends the iteration with that error (not an idle
+    timeout later)."""
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"\x00" * 3200
+        raise OSError("microphone unplugged")
+
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(OSError, match="microphone unplugged"):
+        _ = [ev async for ev in WebSocketClient(hub.http).stream(broken())]
+    assert asyncio.get_running_loop().time() - t0 < 10
 
 
 def test_sync_client(hub: HubProcess) -> None:
