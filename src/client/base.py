@@ -304,7 +304,7 @@ class StreamingClient(abc.ABC):
             if not sender.done():
                 sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sender  # (its exception, if any, was raised by the iteration already)
+                await sender
         finally:
             if not sender.done():
                 sender.cancel()
@@ -318,9 +318,9 @@ class StreamingClient(abc.ABC):
             async for chunk in chunks:
                 await s.send(chunk)
             await s.stop()
-        except Exception as e:  # the audio source (or a send) failed: the application hears it now
-            s._queue.put_nowait(e)
-            raise
+        except Exception as e:  # the audio source (or a send) failed: the iteration raises it now
+            if e is not s._failed:  # (a failed session has queued its own error already)
+                s._queue.put_nowait(e)
 
     async def transcribe(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> str:
         """The session's final transcripts joined by spaces."""
