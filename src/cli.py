@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(cfg)
     server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port,
                                            log_level=cfg.logging.level.lower(), ws_max_size=16 * 1024 * 1024,
+                                           h11_max_incomplete_event_size=cfg.server.max_header_bytes + 8192,
                                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1))
     server.run()
     return 0

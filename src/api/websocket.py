@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ..core.commands import FlushCommand, StartCommand, StopCommand, parse_command
+from ..core.commands import FlushCommand, KeepAliveCommand, StartCommand, StopCommand, parse_command
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
 from ..core.session import Session
@@ -75,6 +75,8 @@ class WsConnection:
             self.service.flush(self.session.id)
         elif isinstance(cmd, StopCommand):
             self.service.stop(self.session.id)
+        elif isinstance(cmd, KeepAliveCommand):
+            self.service.keepalive(self.session.id)
 
     async def run(self) -> None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -54,6 +54,7 @@ class StartSession(_Cmd):
     vad: VadOptions = Field(default_factory=VadOptions)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
     record: bool | None = None                # recorder on/off for this session (config: pipeline.recorder)
+    idle_timeout_s: float | None = Field(None, gt=0)  # <= limits.idle_timeout_s; `keepalive` resets it
     resume: ResumeSpec | None = None
 
 
@@ -69,7 +70,14 @@ class StopCommand(_Cmd):
     type: Literal["stop"]
 
 
-Command = Annotated[StartCommand | FlushCommand | StopCommand, Field(discriminator="type")]
+class KeepAliveCommand(_Cmd):
+    """No audio for a while, but the session stays open: resets its idle timer."""
+
+    type: Literal["keepalive"]
+
+
+AnyCommand = StartCommand | FlushCommand | StopCommand | KeepAliveCommand
+Command = Annotated[AnyCommand, Field(discriminator="type")]
 _command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 MAX_COMMAND_BYTES = 64 * 1024
@@ -78,7 +86,7 @@ MAX_COMMAND_BYTES = 64 * 1024
 def describe_validation(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:5]:
-        loc = ".".join(str(p) for p in e["loc"] if p not in ("start", "flush", "stop")) or "command"
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("start", "flush", "stop", "keepalive")) or "command"
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown field '{loc}'")
         elif e["type"] == "union_tag_invalid":
@@ -91,7 +99,7 @@ def describe_validation(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_command(text: str | bytes) -> StartCommand | FlushCommand | StopCommand:
+def parse_command(text: str | bytes) -> AnyCommand:
     """Parse one JSON command; any problem is a HubError(invalid_command) naming it."""
     if len(text) > MAX_COMMAND_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"command is {len(text)} bytes; the limit is {MAX_COMMAND_BYTES}")
@@ -121,6 +129,6 @@ def _validation_error(err: ValidationError) -> HubError:
     for e in err.errors():
         if e["loc"] and e["loc"][-1] == "encoding" and e["type"] == "literal_error":
             return HubError(ErrorCode.unsupported_encoding,
-                            f"audio.encoding {e.get('input')!r} is not supported; use one of pcm_s16le, pcm_f32le, "
-                            "wav, flac, mp3, ogg, webm, opus")
+                            f"audio.encoding {e.get('input')!r} is not supported; use one of "
+                            f"{', '.join(get_args(Encoding))}")
     return HubError(ErrorCode.invalid_command, describe_validation(err))

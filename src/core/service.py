@@ -6,6 +6,7 @@ create/start, push audio, flush, stop, abort, detach/resume and the event stream
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
-from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
+from ..operators.pipeline import Pipeline, build_spec
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.registry import ProviderSet
 from ..store import base as store_base
@@ -42,6 +43,7 @@ from .events import (
 from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
+from .validation import validate_audio_spec, validate_idle_timeout, validate_start
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class SessionService:
         self.key_limits = {key_id(k) or "": k.max_sessions for k in config.server.auth.api_keys if k.max_sessions}
         self.store = build_store(self, MetricsEffects(self.metrics))
         self._reaper: asyncio.Task[None] | None = None
+        self._reaper_wake = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.failover = Failover(self)
 
@@ -84,9 +87,11 @@ class SessionService:
 
     # -- commands --------------------------------------------------------------------------
     def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None) -> Session:
+        limits = self.config.limits
+        validate_audio_spec(cmd.audio, limits)  # a resume's are ignored, but never taken when absurd
+        validate_idle_timeout(cmd.idle_timeout_s, limits)
         if cmd.resume is not None:
             return self.resume(cmd.resume.session_id, cmd.resume.last_seq)
-        limits = self.config.limits
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
         if self.live_count() >= limits.max_sessions:
@@ -97,19 +102,16 @@ class SessionService:
             raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {per_key} sessions",
                            retry_after_s=5)
         self._admit()
-        validate_audio_spec(cmd.audio, limits)
         provider = self.providers.get(cmd.provider)
-        language = cmd.language or provider.language
-        if language and provider.capabilities.languages not in (("auto",),) and language != "auto" \
-                and language not in provider.capabilities.languages:
-            raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                           f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+        validate_start(cmd, provider, limits)
         sid = uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
         self.sessions[sid] = session
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
+        if cmd.idle_timeout_s is not None:
+            self._reaper_wake.set()  # its deadline may come before the one the reaper sleeps to
         return session
 
     def _admit(self) -> None:
@@ -158,6 +160,10 @@ class SessionService:
         if s.audio_samples > self.config.limits.max_session_s * 16000:
             self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
                                       f"of {self.config.limits.max_session_s:.0f} s", fatal=True))
+
+    def keepalive(self, session_id: str) -> None:
+        """No audio for a while, but the client is there: resets the session's idle timer."""
+        self._live(session_id).last_activity = time.monotonic()
 
     def flush(self, session_id: str) -> None:
         s = self._live(session_id)
@@ -385,15 +391,20 @@ class SessionService:
         task.add_done_callback(s.tasks.discard)
 
     async def _reap_idle(self) -> None:
-        timeout = self.config.limits.idle_timeout_s
+        """Ends sessions without audio or keepalive for their idle timeout (StartSession.idle_timeout_s,
+        at most limits.idle_timeout_s); sleeps until the next deadline or a new session's own."""
         while True:
+            timeout = self.config.limits.idle_timeout_s
             now = time.monotonic()
             deadline = now + timeout
             for s in list(self.sessions.values()):
                 if s.ended or s.stopping:
                     continue
-                if now - s.last_activity >= timeout:
+                own = s.start.idle_timeout_s or timeout
+                if now - s.last_activity >= own:
                     self.dispatch(A.idle_detected(A.SessionRef(s.id)))
                 else:
-                    deadline = min(deadline, s.last_activity + timeout)
-            await asyncio.sleep(max(0.05, deadline - time.monotonic()))
+                    deadline = min(deadline, s.last_activity + own)
+            self._reaper_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reaper_wake.wait(), max(0.05, deadline - time.monotonic()))
