@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import HTTP_STATUS, ErrorCode
@@ -59,6 +60,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code
     if status < 400:  # not an error (e.g. 304 from the static files)
         return Response(status_code=status, headers=exc.headers)
+    if status == 404 and _other_method_matches(request):
+        status = 405  # the static mount at / answers 404 for an API path asked with the wrong method
     code = code_for_status(status)
     if status == 404:
         message = f"no route {request.url.path}"
@@ -67,6 +70,21 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail) if exc.detail else code.value.replace("_", " ")
     return _json_error(request, status, code, message, headers=dict(exc.headers or {}))
+
+
+def _other_method_matches(request: Request) -> bool:
+    """True when a route (not a mount) has this path with another method."""
+    scope = dict(request.scope)
+    for route in request.app.router.routes:
+        if isinstance(route, Mount):
+            continue
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # a route type that cannot tell: it does not count
+            continue
+        if match == Match.PARTIAL:
+            return True
+    return False
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
