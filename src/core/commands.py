@@ -17,12 +17,13 @@ class _Cmd(BaseModel):
 
 class AudioSpec(_Cmd):
     encoding: Encoding = "pcm_s16le"
-    sample_rate: int = 16000
-    channels: int = 1
+    # strict: `true` or "16000" is a wrong type (named in the error), not a silent 1 or a parsed string
+    sample_rate: int = Field(16000, strict=True)
+    channels: int = Field(1, strict=True)
 
 
 class VadOptions(_Cmd):
-    enabled: bool = True
+    enabled: bool = Field(True, strict=True)
     silence_ms: int | None = Field(None, ge=50, le=10_000)
     threshold: float | None = Field(None, gt=0, lt=1)
     min_speech_ms: int | None = Field(None, ge=0, le=5_000)
@@ -34,7 +35,7 @@ class VadOptions(_Cmd):
 class WakewordOptions(_Cmd):
     """Per-session override of `pipeline.wakeword` (unset fields keep the config's values)."""
 
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, strict=True)
     phrase: str | None = Field(None, min_length=1, max_length=100)
     threshold: float | None = Field(None, gt=0, lt=1)
     window_s: float | None = Field(None, gt=0, le=600)
@@ -49,11 +50,11 @@ class StartSession(_Cmd):
     provider: str | None = Field(None, max_length=128)
     language: str | None = Field(None, max_length=16)
     audio: AudioSpec = Field(default_factory=AudioSpec)
-    interim_results: bool = True
-    word_timestamps: bool = False
+    interim_results: bool = Field(True, strict=True)   # strict: "yes" or 1 is a wrong type, not a guess
+    word_timestamps: bool = Field(False, strict=True)
     vad: VadOptions = Field(default_factory=VadOptions)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
-    record: bool | None = None                # recorder on/off for this session (config: pipeline.recorder)
+    record: bool | None = Field(None, strict=True)  # recorder on/off for this session (config: pipeline.recorder)
     idle_timeout_s: float | None = Field(None, gt=0)  # <= limits.idle_timeout_s; `keepalive` resets it
     resume: ResumeSpec | None = None
 

@@ -297,7 +297,8 @@ async def test_oversized_request_headers_are_431(hub: HubProcess, headers: dict[
 
 async def test_oversized_websocket_handshake_is_refused(hub: HubProcess) -> None:
     import websockets
-    with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+    from websockets.exceptions import InvalidStatus
+    with pytest.raises(InvalidStatus) as info:
         async with websockets.connect(f"ws://127.0.0.1:{hub.port}/v1/ws",
                                       additional_headers={"x-big": "a" * 40_000}):
             pass
