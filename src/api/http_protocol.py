@@ -3,7 +3,8 @@
 httptools (llhttp) accumulates a request's headers however long they are, and uvicorn hands them to
 the app only once they are complete: 16 MiB of headers would be read into memory before the app's
 431 (http_guard.HeaderLimitMiddleware) could say no. This protocol counts the bytes of each request
-head as they arrive; past `head_limit` it answers 431 `headers_too_large` itself, then reads and drops
+head as they arrive (a read that completes the head does not count: bodies are not heads); past
+`head_limit` it answers 431 `headers_too_large` itself, then reads and drops
 what the client still sends for a short while (a lingering close, so the client sees the answer
 rather than a reset) and closes. The precise caps (server.max_header_bytes / server.max_headers) stay
 with the middleware; `head_limit` sits above them with room for a long request line.
@@ -40,12 +41,11 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             self._drop(len(data))
             return
-        if self._in_head:
+        super().data_received(data)  # at most one socket read (256 KiB): the parser's callbacks run
+        if self._in_head and not self.transport.is_closing():  # this request's head is still not complete
             self._head_bytes += len(data)
             if self._head_bytes > self.head_limit:
                 self._refuse()
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

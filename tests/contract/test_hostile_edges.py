@@ -293,6 +293,9 @@ async def test_oversized_request_headers_are_431(hub: HubProcess, headers: dict[
             assert err["code"] == "headers_too_large" and "header" in err["message"], err
         ok = await http.get("/healthz", headers={"cookie": "c=" + "v" * 8000})  # a fat but normal cookie
         assert ok.status_code == 200
+        # a big body behind normal headers is not a big head (it may arrive in the same socket read)
+        r = await http.post("/v1/transcribe", files={"file": ("a.raw", bytes(2 * 1024 * 1024), "audio/wav")})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_audio", r.text[:300]
 
 
 async def test_oversized_websocket_handshake_is_refused(hub: HubProcess) -> None:
