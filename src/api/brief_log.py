@@ -72,36 +72,3 @@ class BriefLogger:
             self.suppressed = 0
         self.log.warning("%s", text)
 
-
-class GuardedApp:
-    """Wraps the Engine.IO ASGI app: a malformed packet that escapes the library (a bad packet type or
-    over-deep JSON on its WebSocket raises out of its receive loop) is one brief line, not an ASGI
-    traceback at ERROR; the connection is closed (HTTP: 400 when nothing was answered yet)."""
-
-    def __init__(self, app: Any, log: BriefLogger) -> None:
-        self.app = app
-        self.log = log
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        started = False
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            if message.get("type") in ("http.response.start", "websocket.accept", "websocket.close"):
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception:
-            client = scope.get("client") or ("?", 0)
-            self.log.exception("malformed Engine.IO traffic from %s:%s, connection closed", client[0], client[1])
-            try:
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1002})
-                elif not started:
-                    await send({"type": "http.response.start", "status": 400,
-                                "headers": [(b"content-type", b"text/plain")]})
-                    await send({"type": "http.response.body", "body": b"bad request"})
-            except Exception:  # the connection is already gone
-                self.log.debug("closing after malformed Engine.IO traffic failed")

@@ -30,7 +30,8 @@ from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
 from ..core.session import Session
-from .brief_log import BriefLogger, GuardedApp
+from .brief_log import BriefLogger
+from .engineio_guard import GuardedApp
 from .errors import error_event
 
 log = logging.getLogger(__name__)

@@ -235,6 +235,24 @@ async def test_http_errors_carry_the_contract_body(hub: HubProcess, method: str,
     assert "detail" not in body
 
 
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/socket.io/?EIO=4&transport=bogus", 400),
+    ("GET", "/socket.io/?EIO=4&transport=polling&sid=no-such-sid", 400),
+    ("GET", "/socket.io/?EIO=2&transport=polling", 400),
+    ("POST", "/socket.io/?EIO=4&transport=polling", 400),
+    ("PUT", "/socket.io/?EIO=4&transport=polling", 405),
+])
+async def test_socketio_http_errors_carry_the_contract_body(hub: HubProcess, method: str, path: str,
+                                                            status: int) -> None:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=15) as http:
+        r = await http.request(method, path, content=b"" if method in ("POST", "PUT") else None)
+    assert r.status_code == status, (method, path, r.status_code, r.text)
+    assert r.headers["content-type"] == "application/json", r.headers
+    err = r.json()["error"]
+    assert set(err) == {"code", "message"} and err["code"] in ("invalid_command", "method_not_allowed"), err
+    assert err["message"].startswith("Socket.IO: "), err
+
+
 @pytest.mark.parametrize(("method", "path", "status"), [("DELETE", "/v1/audio/transcriptions", 405),
                                                         ("GET", "/v1/audio/transcriptions", 405),
                                                         ("GET", "/v1/audio/nope", 404)])
