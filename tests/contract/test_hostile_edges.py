@@ -189,7 +189,9 @@ async def _drop_mid_body(hub: HubProcess, method: str, path: str, ctype: str, de
 async def test_client_dropping_mid_body_is_not_an_error(hub: HubProcess) -> None:
     async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http:
         sid = (await http.post("/v1/sessions", json={"audio": PCM16})).json()["session_id"]
-    drops = [("POST", "/v1/sessions", "application/json", 5000, b'{"audio": {"encoding": '),
+        handshake = (await http.get("/socket.io/?EIO=4&transport=polling")).text
+        eio = json.loads(handshake[handshake.index("{"):])["sid"]
+    drops = [("POST", f"/socket.io/?EIO=4&transport=polling&sid={eio}", "text/plain;charset=UTF-8", 5000, b"40/asr,"),("POST", "/v1/sessions", "application/json", 5000, b'{"audio": {"encoding": '),
              ("POST", "/v1/sessions", "application/json", 10**6, b""),
              ("POST", f"/v1/sessions/{sid}/audio", "application/octet-stream", 64000, bytes(1000)),
              ("POST", f"/v1/sessions/{sid}/audio", "application/octet-stream", 3200, bytes(3199)),
