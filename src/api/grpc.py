@@ -25,7 +25,7 @@ from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.session import Session
 from ..core.transcribe import load_audio, transcribe_audio
-from ..core.validation import validate_language
+from ..core.validation import request_options, validate_start
 from . import grpc_gen
 from .errors import error_event
 from .grpc_codec import STATUS, BadRequest, event_to_proto, message_deserializer, start_to_dict
@@ -224,9 +224,11 @@ class AsrHubServicer:
             await abort(context, HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
 
     async def _recognize(self, request: Any) -> Any:
-        provider = self.hub.providers.get(request.provider if request.HasField("provider") else None)
-        language = request.language if request.HasField("language") else None
-        validate_language(provider, language)  # exactly as a streaming start or a REST upload
+        opts = request_options(provider=request.provider if request.HasField("provider") else None,
+                               language=request.language if request.HasField("language") else None)
+        provider = self.hub.providers.get(opts.provider)
+        validate_start(opts, provider, self.hub.config.limits)  # exactly as a streaming start or a REST upload
+        language = opts.language
         if not request.audio:
             raise HubError(ErrorCode.invalid_audio, "no audio in the request")
         audio = await asyncio.to_thread(load_audio, request.audio)

@@ -21,7 +21,7 @@ from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.transcribe import load_audio, load_raw, transcribe_audio
-from ..core.validation import validate_audio_spec, validate_language
+from ..core.validation import request_options, validate_start
 from ..providers.base import Provider
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
@@ -86,28 +86,30 @@ class HubTranscription(BaseModel):
     provider: str
 
 
-def _provider(request: Request, name: str | None, language: str | None) -> Provider:
-    provider: Provider = request.app.state.hub.providers.get(name or None)
-    validate_language(provider, language)  # as a streaming start and gRPC Recognize do
+def _provider(request: Request, name: str | None, language: str | None,
+              audio: AudioSpec | None = None) -> Provider:
+    """The provider for an upload, its options checked as a streaming start and gRPC Recognize check them."""
+    opts = request_options(provider=name or None, language=language, audio=audio)
+    provider: Provider = request.app.state.hub.providers.get(opts.provider)
+    validate_start(opts, provider, request.app.state.hub.config.limits)
     return provider
 
 
-def _raw_spec(request: Request, encoding: str | None, sample_rate: int | None, channels: int | None) -> AudioSpec | None:
-    """The upload's AudioSpec when the form declares a headerless PCM encoding (None: a file with a header)."""
+def _raw_spec(encoding: str | None, sample_rate: int | None, channels: int | None) -> AudioSpec | None:
+    """The upload's AudioSpec when the form says what the bytes are (None: a file with a header)."""
     if encoding is None and sample_rate is None and channels is None:
         return None
     fields = {k: v for k, v in (("encoding", encoding), ("sample_rate", sample_rate), ("channels", channels))
               if v is not None}
-    spec = parse_start({"audio": fields}).audio  # unknown encodings: unsupported_encoding, as on every wire
-    validate_audio_spec(spec, request.app.state.hub.config.limits)
-    return spec if spec.encoding in PCM_ENCODINGS else None
+    return parse_start({"audio": fields}).audio  # unknown encodings: unsupported_encoding, as on every wire
 
 
 async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
                       prompt: str | None, temperature: float | None, word_timestamps: bool,
                       raw: AudioSpec | None = None) -> dict[str, Any]:
     language = language or None
-    provider = _provider(request, provider_name, language)
+    provider = _provider(request, provider_name, language, raw)
+    raw = raw if raw is not None and raw.encoding in PCM_ENCODINGS else None  # containers: their header says
     if file.size is not None and file.size > MAX_UPLOAD_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {MAX_UPLOAD_BYTES}")
     data = await file.read()
@@ -193,7 +195,7 @@ async def transcribe(
 ) -> Response:
     name = provider or (None if model in (None, *OPENAI_DEFAULT_MODELS) else model)
     try:
-        raw = _raw_spec(request, encoding, sample_rate, channels)
+        raw = _raw_spec(encoding, sample_rate, channels)
         res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw)
     except HubError as e:
         return error_response(e)

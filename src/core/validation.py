@@ -6,9 +6,9 @@ one request is accepted or refused with the same `invalid_command` message on ev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .commands import AudioSpec, StartSession
+from .commands import AudioSpec, StartSession, parse_start
 from .config import LimitsConfig
 from .errors import ErrorCode, HubError
 
@@ -48,7 +48,14 @@ def validate_idle_timeout(idle_timeout_s: float | None, limits: LimitsConfig) ->
 
 
 def validate_start(cmd: StartSession, provider: Provider, limits: LimitsConfig) -> None:
-    """Everything about a new session's options that does not need a pipeline built to know."""
+    """Everything about a new session's options that does not need a pipeline built to know. Whole-file
+    requests (gRPC Recognize, REST uploads) put their options in a StartSession and come here too."""
     validate_audio_spec(cmd.audio, limits)
     validate_language(provider, cmd.language or provider.language)
     validate_idle_timeout(cmd.idle_timeout_s, limits)
+
+
+def request_options(**fields: Any) -> StartSession:
+    """A whole-file request's options as a StartSession (fields left None are unset), parsed and typed
+    exactly as a streaming `start` is."""
+    return parse_start({k: v for k, v in fields.items() if v is not None})
