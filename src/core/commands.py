@@ -55,7 +55,7 @@ class StartSession(_Cmd):
     vad: VadOptions = Field(default_factory=VadOptions)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
     record: bool | None = Field(None, strict=True)  # recorder on/off for this session (config: pipeline.recorder)
-    idle_timeout_s: float | None = Field(None, gt=0)  # <= limits.idle_timeout_s; `keepalive` resets it
+    idle_timeout_s: float | None = Field(None, gt=0, strict=True)  # <= limits.idle_timeout_s; `keepalive` resets it
     resume: ResumeSpec | None = None
 
 
