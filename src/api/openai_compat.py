@@ -16,18 +16,17 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from ..cli import format_segments
 from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.transcribe import load_audio, load_raw, transcribe_audio
+from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, load_raw, transcribe_audio
 from ..core.validation import request_options, validate_start
+from ..formats import format_segments
 from ..providers.base import Provider
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
 router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 OPENAI_DEFAULT_MODELS = ("whisper-1", "default", "")
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 

@@ -17,6 +17,7 @@ from .commands import AudioSpec
 from .errors import ErrorCode, HubError
 
 MAX_PIECE_S = 28.0
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
 
 
 def load_audio(data: bytes) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import AudioSpec, StartSession, parse_start
 from .config import LimitsConfig
-from .errors import ErrorCode, HubError
+from .errors import ClientError, ErrorCode
 
 if TYPE_CHECKING:
     from ..providers.base import Provider
@@ -22,10 +22,10 @@ def validate_audio_spec(spec: AudioSpec, limits: LimitsConfig) -> None:
     """sample_rate and channels are range-checked for every encoding: for containers the stream's own
     values win once it is decoded, but the declared ones are echoed back and must be sane too."""
     if not MIN_SAMPLE_RATE <= spec.sample_rate <= limits.max_sample_rate:
-        raise HubError(ErrorCode.invalid_command, f"audio.sample_rate {spec.sample_rate} is out of range "
+        raise ClientError(ErrorCode.invalid_command, f"audio.sample_rate {spec.sample_rate} is out of range "
                        f"({MIN_SAMPLE_RATE}..{limits.max_sample_rate})")
     if not 1 <= spec.channels <= limits.max_channels:
-        raise HubError(ErrorCode.invalid_command,
+        raise ClientError(ErrorCode.invalid_command,
                        f"audio.channels {spec.channels} is out of range (1..{limits.max_channels})")
 
 
@@ -33,7 +33,7 @@ def validate_language(provider: Provider, language: str | None) -> None:
     """`language` (None or "auto": detect) must be one the provider lists, unless it detects any."""
     langs = tuple(provider.capabilities.languages)
     if language and language != "auto" and langs != ("auto",) and language not in langs:
-        raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
+        raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
                        f"'{language}' (supports: {', '.join(langs)})")
 
 
@@ -42,7 +42,7 @@ def validate_idle_timeout(idle_timeout_s: float | None, limits: LimitsConfig) ->
     if idle_timeout_s is None:
         return limits.idle_timeout_s
     if idle_timeout_s > limits.idle_timeout_s:
-        raise HubError(ErrorCode.invalid_command, f"idle_timeout_s {idle_timeout_s:g} exceeds the hub's bound "
+        raise ClientError(ErrorCode.invalid_command, f"idle_timeout_s {idle_timeout_s:g} exceeds the hub's bound "
                        f"limits.idle_timeout_s = {limits.idle_timeout_s:g}")
     return idle_timeout_s
 
