@@ -2,7 +2,7 @@
 
 Bytes and files are sent as they are, never decoded here: their encoding is recognised from the
 container's magic bytes (wav, flac, mp3, ogg, webm; anything else is raw PCM, `pcm_s16le` at 16 kHz mono
-unless the options say otherwise) and declared in `start.audio`, and the hub decodes them. An iterator's
+unless the options say otherwise; `.ulaw`/`.alaw` files are G.711 at 8 kHz) and declared in `start.audio`, and the hub decodes them. An iterator's
 chunks are sent one message each, in the encoding the options declare (default pcm_s16le 16 kHz mono).
 """
 
@@ -36,9 +36,17 @@ def sniff(head: bytes) -> str | None:
         return "ogg"
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "webm"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head[:3] == b"ID3" or _mpeg_frame(head):
         return "mp3"
     return None
+
+
+def _mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: sync, no reserved version/layer, a usable bitrate and sample rate (raw
+    μ-law silence is 0xFF bytes, which a bare sync check would take for MP3)."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    return head[1] & 0x18 != 0x08 and head[1] & 0x06 != 0 and head[2] >> 4 not in (0, 0xF) and head[2] & 0x0C != 0x0C
 
 
 def wav_rate(head: bytes) -> tuple[int, int, int] | None:
@@ -79,13 +87,15 @@ def _pcm_rate(spec: AudioSpec) -> float | None:
 
 
 def _from_bytes(data: bytes, declared: AudioSpec | None, chunk_ms: int, raw_hint: str | None) -> PreparedAudio:
-    container = sniff(data[:16])
+    container = None if raw_hint else sniff(data[:16])  # a raw file's extension beats its first bytes
     if declared is not None:
         spec = declared
     elif container is not None:
         spec = AudioSpec(encoding=container)  # type: ignore[arg-type]
     else:
-        spec = AudioSpec(encoding=raw_hint or "pcm_s16le")  # type: ignore[arg-type]
+        encoding = raw_hint or "pcm_s16le"
+        hz = 8000 if encoding in ("pcm_mulaw", "pcm_alaw") else 16000  # G.711 is telephony: 8 kHz
+        spec = AudioSpec(encoding=encoding, sample_rate=hz)  # type: ignore[arg-type]
     rate = _pcm_rate(spec)
     if rate is None and spec.encoding == "wav":
         fmt = wav_rate(data[:4096])

@@ -20,7 +20,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.mark.parametrize("head, kind", [
     (b"RIFF\x00\x00\x00\x00WAVEfmt ", "wav"), (b"fLaC\x00", "flac"), (b"OggS\x00", "ogg"),
-    (b"\x1a\x45\xdf\xa3\x01", "webm"), (b"ID3\x04", "mp3"), (b"\xff\xfb\x90\x64", "mp3"),
+    (b"\x1a\x45\xdf\xa3\x01", "webm"), (b"ID3\x04", "mp3"), (b"\xff\xfb\x90\x64", "mp3"), (b"\xff\xff\xff\xff", None),
     (b"\x00\x01\x00\x02", None), (b"", None)])
 def test_sniff(head: bytes, kind: str | None) -> None:
     assert sniff(head) == kind
@@ -47,6 +47,10 @@ async def test_prepare_files_bytes_and_iterators(tmp_path: Path) -> None:
     p = prepare(b"\x01\x00" * 8000, AudioSpec(encoding="pcm_s16le", sample_rate=8000), 20)
     assert p.spec.sample_rate == 8000 and p.bytes_per_s == 16000
     assert {len(c) for c in [c async for c in p.chunks]} == {320}
+    ulaw = tmp_path / "call.ulaw"
+    ulaw.write_bytes(b"\xff" * 8000)
+    p = prepare(ulaw, None, 100)
+    assert (p.spec.encoding, p.spec.sample_rate, p.bytes_per_s) == ("pcm_mulaw", 8000, 8000)
     p = prepare(iter([b"ab", b"cd"]), None, 100)
     assert p.spec.encoding == "pcm_s16le" and await _collect(p) == b"abcd"
 
