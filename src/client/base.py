@@ -50,6 +50,10 @@ class Connection(abc.ABC):
     async def stop(self) -> None: ...
 
     @abc.abstractmethod
+    async def keepalive(self) -> None:
+        """No audio for a while, but keep the session open (resets its idle timer)."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
 
@@ -68,7 +72,7 @@ class LiveSession:
         self.reconnects = 0
         self._conn: Connection | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # set (and replaced) whenever the connection or the session's fate changes
         self._failed: BaseException | None = None
         self._reader: asyncio.Task[None] | None = None
         self._started = asyncio.get_running_loop().create_future()
@@ -155,10 +159,13 @@ class LiveSession:
             raise
         except Exception as e:
             self._fail(e)
-            async with self._changed:
-                self._changed.notify_all()
         finally:
             self._queue.put_nowait(_END)
+            self._signal()
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _fail(self, e: BaseException) -> None:
         if not self._started.done():
@@ -199,9 +206,8 @@ class LiveSession:
             self.reconnects += 1
             self.client.reconnects += 1
             log.info("session %s resumed after seq %d (%s)", self.session_id, self.last_seq, lost)
-            async with self._changed:
-                self._conn = conn
-                self._changed.notify_all()
+            self._conn = conn
+            self._signal()
             return
         raise ResumeFailed(f"session {self.session_id}: {self.client.max_reconnects} reconnects failed", last)
 
@@ -225,6 +231,9 @@ class LiveSession:
         while True:
             if self._failed is not None:
                 raise self._failed
+            if self.ended is not None:
+                raise HubRequestError("invalid_command", f"session '{self.session_id}' has ended "
+                                      f"(reason {self.ended.reason}); no more audio or commands")
             conn = self._conn
             assert conn is not None
             try:
@@ -234,8 +243,10 @@ class LiveSession:
                 self._queue.put_nowait(ErrorEvent(session_id=self.session_id or "", code=e.code, message=e.message))
                 return
             except ConnectionLost:
-                async with self._changed:
-                    await self._changed.wait_for(lambda c=conn: self._conn is not c or self._failed is not None)  # type: ignore[misc]
+                # wait for the reader: it resumes (a new connection), fails, or sees the session end
+                while self._conn is conn and self._failed is None and self.ended is None \
+                        and self._reader is not None and not self._reader.done():
+                    await self._changed.wait()
 
     async def send(self, data: bytes) -> None:
         if data:
@@ -246,6 +257,10 @@ class LiveSession:
 
     async def stop(self) -> None:
         await self._call(lambda c: c.stop())
+
+    async def keepalive(self) -> None:
+        """Pausing the audio: keep the session from being ended as idle (start option idle_timeout_s)."""
+        await self._call(lambda c: c.keepalive())
 
 
 class StreamingClient(abc.ABC):

@@ -99,6 +99,9 @@ class GrpcConnection(Connection):
     async def stop(self) -> None:
         await self._put(self.pb.StreamingRequest(stop=self.pb.Stop()))
 
+    async def keepalive(self) -> None:
+        await self._put(self.pb.StreamingRequest(keepalive=self.pb.KeepAlive()))
+
     async def close(self) -> None:
         # cancel, not half-close: closing the request stream would count as `stop`
         if self.call is not None and not self.call.done():

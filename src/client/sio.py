@@ -84,6 +84,9 @@ class SioConnection(Connection):
     async def stop(self) -> None:
         await self._emit("stop")
 
+    async def keepalive(self) -> None:
+        await self._emit("keepalive")
+
     async def close(self) -> None:
         await self.sio.disconnect()
 

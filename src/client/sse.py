@@ -82,6 +82,9 @@ class SseConnection(Connection):
     async def stop(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/stop")
 
+    async def keepalive(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/keepalive")
+
     async def close(self) -> None:
         await self.http.aclose()
 

@@ -86,6 +86,9 @@ class WsConnection(Connection):
     async def stop(self) -> None:
         await self._send('{"type":"stop"}')
 
+    async def keepalive(self) -> None:
+        await self._send('{"type":"keepalive"}')
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()

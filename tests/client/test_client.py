@@ -149,6 +149,23 @@ async def test_session_api_push_to_talk(hub: HubProcess) -> None:
     assert wer([FLAC_TEXT], [" ".join(f.text for f in finals)]) < 0.2
 
 
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+async def test_keepalive_holds_a_paused_session(hub: HubProcess, transport: str) -> None:
+    """idle_timeout_s 1.5 and no audio for 3 s: keepalive every 0.4 s keeps the session until `stop`."""
+    client = client_for(transport, hub)
+    async with await client.session(idle_timeout_s=1.5) as s:
+        await s.send(b"\x00" * 3200)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 3.0
+        while loop.time() < until:
+            await s.keepalive()
+            await asyncio.sleep(0.4)  # the pause itself is what is tested
+        await s.stop()
+        events = [ev async for ev in s]
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-1]
+    assert not [e for e in events if e.type == "error"], events
+
+
 async def test_a_failing_audio_source_surfaces_at_once(hub: HubProcess) -> None:
     """The application's audio iterator raising mid-stream ends the iteration with that error (not an idle
     timeout later)."""
