@@ -20,7 +20,9 @@ import jiwer
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "data" / "speech"
+#: The real speech every test reads (tests/data/README.md: sources and licences). Only bench/ may use the
+#: larger shared set beside the checkout (bench.common.SPEECH_ROOT), passing it as `root`.
+SPEECH = REPO / "tests" / "data" / "speech"
 
 
 @dataclass(frozen=True)
@@ -31,25 +33,26 @@ class Clip:
     channels: int
     language: str
     transcript: str
+    root: Path = SPEECH
 
     @property
     def path(self) -> Path:
-        return SPEECH / self.file
+        return self.root / self.file
 
 
-def manifest() -> list[Clip]:
-    with open(SPEECH / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+def manifest(root: Path = SPEECH) -> list[Clip]:
+    with open(root / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [Clip(r["file"], float(r["seconds"]), int(r["sample_rate"]), int(r["channels"]), r["language"],
-                 r["transcript"]) for r in rows]
+                 r["transcript"], root) for r in rows]
 
 
-def english() -> list[Clip]:
-    return [c for c in manifest() if c.language == "en" and c.transcript]
+def english(root: Path = SPEECH) -> list[Clip]:
+    return [c for c in manifest(root) if c.language == "en" and c.transcript]
 
 
-def clip(name: str) -> Clip:
-    return next(c for c in manifest() if c.file.startswith(name))
+def clip(name: str, root: Path = SPEECH) -> Clip:
+    return next(c for c in manifest(root) if c.file.startswith(name))
 
 
 _NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
