@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` needs on a fresh machine: the package with its test extras, and the
-# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech,
-# npm for the demo page's Socket.IO client; the Makefile runs `npm ci`).
+# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech).
+# The demo page's Socket.IO client is vendored (frontend/realtime-streaming/vendor/): no npm.
 set -euo pipefail
 extras="${1:-default,test}"
 VENV=.venv
@@ -17,7 +17,6 @@ VENV=.venv
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)  # the Socket.IO browser client for the demo page
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +27,3 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# The demo page's Socket.IO client (the Makefile's npm target does the same; here for direct callers).
-[ -d frontend/realtime-streaming/node_modules/socket.io-client/dist ] ||
-  (cd frontend/realtime-streaming && npm ci --no-audit --no-fund --loglevel=error)

@@ -105,13 +105,21 @@ class HubProcess:
     """A real `asrhub serve` process on loopback. The ports are fixed per instance, so `stop()` then
     `start()` restarts the hub where clients left it (as a reconnecting browser expects)."""
 
-    def __init__(self, config_text: str, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_text: str | None, tmp: Path, env: dict[str, str] | None = None, *,
+                 command: list[str] | None = None, cwd: Path | None = None, extra_args: list[str] | None = None) -> None:
+        """`config_text=None`: no --config (the embedded default). `command`: the program to run instead of
+        this interpreter's `-m asrhub.cli` (e.g. an installed `asrhub` script); `cwd`: where it runs."""
         self.port = free_port()
         self.grpc_port = free_port()
-        self.config = tmp / f"hub-{self.port}.yaml"
-        self.config.write_text(config_text)
+        self.config: Path | None = None
+        if config_text is not None:
+            self.config = tmp / f"hub-{self.port}.yaml"
+            self.config.write_text(config_text)
         self.log = tmp / f"hub-{self.port}.log"
         self.env = {**os.environ, **(env or {})}
+        self.command = command or [sys.executable, "-m", "asrhub.cli"]
+        self.cwd = cwd
+        self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -125,9 +133,10 @@ class HubProcess:
     def start(self, timeout: float = 120.0) -> HubProcess:
         import httpx
         self._logf = open(self.log, "ab")  # noqa: SIM115  (append: stop() + start() restarts on the same port)
+        config = ["--config", str(self.config)] if self.config is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asrhub.cli", "serve", "--config", str(self.config), "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port)], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env)
+            [*self.command, "serve", *config, "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+             *self.extra_args], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

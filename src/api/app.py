@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..core.config import HubConfig
 from ..core.hub import Hub
+from ..core.resources import resource
 from . import openai_compat, rest, sse, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
@@ -21,7 +22,7 @@ from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
 
-FRONTEND_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "realtime-streaming"
+FRONTEND_DIR = resource("frontend/realtime-streaming")  # its vendor/ holds the Socket.IO browser client
 
 
 def create_app(config: HubConfig) -> FastAPI:
@@ -54,9 +55,6 @@ def create_app(config: HubConfig) -> FastAPI:
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
-    vendor = frontend / "node_modules" / "socket.io-client" / "dist"
-    if vendor.is_dir():
-        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
     return app

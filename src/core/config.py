@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config" / "config.yaml"
+from .resources import resource
+
+DEFAULT_CONFIG_PATH = resource("config/config.yaml")  # packaged in a wheel, config/ in a checkout
 ENV_PREFIX = "ASRHUB_"
 
 

@@ -85,7 +85,7 @@ def page_clean(page: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def socketio_client_served(hub: HubProcess) -> None:
     r = httpx.get(hub.http + "/vendor/socket.io.esm.min.js")
-    assert r.status_code == 200, "Socket.IO client not served: run `npm ci` in frontend/realtime-streaming"
+    assert r.status_code == 200, "Socket.IO client not served: frontend/realtime-streaming/vendor/ incomplete"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
