@@ -1,4 +1,12 @@
-"""App factory: one ASGI app with every HTTP/WebSocket transport, sharing one event loop."""
+"""App factory: one ASGI app with every HTTP/WebSocket transport, sharing one event loop.
+
+`create_app(config)` is what `asrhub serve` runs. Called with no argument it is the public factory for
+other ASGI servers: `uvicorn --factory asrhub.api.app:create_app` or gunicorn with uvicorn workers
+(`-k uvicorn.workers.UvicornWorker 'asrhub.api.app:create_app()'`). It then reads the config the
+same way as the CLI (`ASRHUB_CONFIG`, else the embedded default, then `ASRHUB_<SECTION>__<KEY>`); the
+HTTP host and port are the server's own flags, gRPC listens on `server.grpc_port` (SO_REUSEPORT, so
+several workers share it).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +20,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..core.config import HubConfig
+from ..core.config import HubConfig, load_config
 from ..core.hub import Hub
+from ..core.logs import RedactTokens
 from ..core.resources import resource
 from . import openai_compat, rest, sse, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
+from .http_metrics import HttpMetricsMiddleware
 from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
@@ -25,7 +35,14 @@ log = logging.getLogger(__name__)
 FRONTEND_DIR = resource("frontend/realtime-streaming")  # its vendor/ holds the Socket.IO browser client
 
 
-def create_app(config: HubConfig) -> FastAPI:
+def create_app(config: HubConfig | None = None) -> FastAPI:
+    if config is None:
+        config = load_config()
+        logging.getLogger().setLevel(config.logging.level)
+        config.logging.apply_levels()
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())  # ?token= values never reach the access log
     hub = Hub(config)
     grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
 
@@ -47,6 +64,7 @@ def create_app(config: HubConfig) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
+    app.add_middleware(HttpMetricsMiddleware, metrics=hub.metrics)  # outermost: refusals are counted too
     app.include_router(rest.router)
     app.include_router(websocket.router)
     app.include_router(sse.router)
