@@ -120,15 +120,17 @@ class HubProcess:
         self.command = command or [sys.executable, "-m", "asrhub.cli"]
         self.cwd = cwd
         self.extra_args = extra_args or []
+        self.scheme = "http"  # "https" for a hub with server.tls; then `verify` is the CA file to trust
+        self.verify: Any = True
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/v1/ws"
 
     def start(self, timeout: float = 120.0) -> HubProcess:
         import httpx
@@ -142,7 +144,7 @@ class HubProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.http + "/readyz", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -18,11 +18,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Mount
 
 from .. import __version__
 from ..core.config import HubConfig, load_config
 from ..core.hub import Hub
-from ..core.logs import RedactTokens
+from ..core.logs import install_redaction
 from ..core.resources import resource
 from . import openai_compat, rest, sse, websocket
 from .auth import AuthMiddleware
@@ -40,9 +41,7 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
         config = load_config()
         logging.getLogger().setLevel(config.logging.level)
         config.logging.apply_levels()
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactTokens) for f in access.filters):
-        access.addFilter(RedactTokens())  # ?token= values never reach the access log
+    install_redaction()  # ?token= values never reach uvicorn's access or handshake log lines
     hub = Hub(config)
     grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
 
@@ -64,7 +63,8 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
-    app.add_middleware(HttpMetricsMiddleware, metrics=hub.metrics)  # outermost: refusals are counted too
+    route_table: list[BaseRoute] = []  # filled below, once every route exists
+    app.add_middleware(HttpMetricsMiddleware, metrics=hub.metrics, routes=route_table)  # outermost: refusals are counted too
     app.include_router(rest.router)
     app.include_router(websocket.router)
     app.include_router(sse.router)
@@ -75,4 +75,8 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    # what refused requests (never routed) are matched against for their metrics label
+    route_table.extend(r for router in (rest.router, websocket.router, sse.router, openai_compat.router)
+                       for r in router.routes)
+    route_table.extend(r for r in app.router.routes if isinstance(r, Mount))
     return app

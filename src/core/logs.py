@@ -3,7 +3,7 @@
 `configure_logging()` installs one root handler (uvicorn is told not to configure its own loggers, so
 its records reach the same handler). `logging.json: true` selects `JsonFormatter`: one object per line
 with `ts`, `level`, `logger`, `msg`, any `extra=` fields, and `exc` for a traceback. `RedactTokens`, on
-uvicorn's access logger, replaces the value of `token=` query parameters (browser and Socket.IO
+uvicorn's access and WebSocket-handshake loggers, replaces the value of `token=` query parameters (browser and Socket.IO
 clients pass their key that way) with `***`.
 """
 
@@ -46,18 +46,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactTokens(logging.Filter):
-    """For uvicorn's access logger: its args are (client, method, path, http_version, status)."""
+    """For uvicorn's loggers: the access log (`uvicorn.access`, args client/method/path/version/status)
+    and the WebSocket handshake lines (`uvicorn.error`: '"WebSocket /v1/ws?token=..." [accepted]')."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 3:
-            args = list(record.args)
-            path = args[2]
-            if isinstance(path, str):
-                args[2] = redact_url(path)
-                record.args = tuple(args)
-        elif isinstance(record.msg, str):
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
             record.msg = redact_url(record.msg)
         return True
+
+
+#: The loggers whose records may carry a request path with its query string.
+REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def install_redaction() -> None:
+    for name in REDACTED_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in lg.filters):
+            lg.addFilter(RedactTokens())
 
 
 def configure_logging(cfg: LoggingConfig, level: str | None = None) -> None:
@@ -72,6 +80,4 @@ def configure_logging(cfg: LoggingConfig, level: str | None = None) -> None:
         cfg.level = level.upper()
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     cfg.apply_levels()
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactTokens) for f in access.filters):
-        access.addFilter(RedactTokens())
+    install_redaction()
