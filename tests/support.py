@@ -178,14 +178,14 @@ def base_config(**sections: str) -> str:
 
 async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
                     realtime: float = 1.0, bytes_per_s: int = 32000, stop: bool = True,
-                    timeout: float = 120.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+                    timeout: float = 120.0, ssl_context: Any = None) -> list[dict[str, Any]]:  # noqa: ASYNC109
     """Stream audio over WebSocket at `realtime` pace, then stop; returns every event received."""
     import websockets
 
     events: list[dict[str, Any]] = []
     cmd = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
     cmd.update(start or {})
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, **({"ssl": ssl_context} if ssl_context else {})) as ws:
         await ws.send(json.dumps(cmd))
 
         async def reader() -> None:
