@@ -14,11 +14,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+$(STAMP): pyproject.toml scripts/install.sh | $(BIN)/python
+	bash scripts/install.sh $(BIN)/python "$(EXTRAS)" editable
 	@touch $@
 
-$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh | $(BIN)/python
+$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh scripts/install.sh | $(BIN)/python
 	bash scripts/bootstrap-test.sh "$(TEST_EXTRAS)"
 	@touch $@ $(STAMP)
 
