@@ -153,7 +153,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
             flag = "*" if r["default"] else " "
             check = r.get("check")
             print(f"{flag} {r['name']:<16} {r['status']:<12} type={r['type']} model={r['model'] or '-'} "
-                  f"streaming={caps.get('streaming')} languages={','.join(caps.get('languages', []))}"
+                  f"streaming={caps.get('streaming', '-')} languages={','.join(caps.get('languages', [])) or '-'}"
                   + (f"  check={'ok' if check['ok'] else 'FAILED'} ({check['detail']})" if check else "")
                   + (f"  ({r['reason']})" if r["reason"] else ""))
     if args.check and any(r.get("check") and not r["check"]["ok"] for r in rows):

@@ -70,6 +70,8 @@ def _log_objects(hub: HubProcess) -> list[dict[str, Any]]:
 def test_logs_are_json_lines_without_keys(hub: HubProcess, traffic: dict[str, Any]) -> None:
     text = hub.log.read_text()
     assert KEY not in text, "an API key reached the log"
+    plain = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
+    assert not plain, f"lines that are not JSON objects: {plain[:5]}"
     objs = _log_objects(hub)
     assert len(objs) >= 5
     uvicorn_lines = [o for o in objs if o["logger"].startswith("uvicorn")]
