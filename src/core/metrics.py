@@ -18,7 +18,7 @@ import logging
 import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,12 +36,45 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from .. import __version__
+from ..store.providers.selectors import select_available
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_counts_by_transport
-from .events import ErrorEvent, TranscriptFinal
+from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport
+from .events import ErrorEvent, SessionStats, TranscriptFinal
 
-if TYPE_CHECKING:
-    from .hub import Hub
+
+class _Service(Protocol):
+    @property
+    def state(self) -> Any: ...
+
+    def max_pending_lag(self) -> float: ...
+
+
+class _Scheduler(Protocol):
+    dropped_partials: int
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def running(self) -> int: ...
+
+
+class _Providers(Protocol):
+    @property
+    def providers(self) -> dict[str, Any]: ...
+
+
+class MetricsSource(Protocol):
+    """What the live gauges read (the hub)."""
+
+    @property
+    def service(self) -> _Service: ...
+
+    @property
+    def scheduler(self) -> _Scheduler: ...
+
+    @property
+    def providers(self) -> _Providers: ...
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 #: Request durations: short REST calls up to long streaming sessions (WebSocket, gRPC streams, SSE).
@@ -83,9 +116,9 @@ class HubMetrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
-        self._hub: Hub | None = None
+        self._hub: MetricsSource | None = None
 
-    def bind(self, hub: Hub) -> None:
+    def bind(self, hub: MetricsSource) -> None:
         self._hub = hub
         self.registry.register(_LiveCollector(hub))
 
@@ -99,16 +132,13 @@ class HubMetrics:
 
 
 class _LiveCollector:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: MetricsSource) -> None:
         self.hub = hub
 
     def collect(self) -> Iterator[Metric]:
         svc = self.hub.service
         by_state = GaugeMetricFamily("asrhub_sessions", "Sessions by state", labels=["state"])
-        counts: dict[str, int] = {"created": 0, "listening": 0, "speaking": 0, "finalizing": 0, "ended": 0}
-        for rec in svc.state["sessions"].values():
-            counts[rec.state] = counts.get(rec.state, 0) + 1
-        for state, n in counts.items():
+        for state, n in select_counts_by_state(svc.state).items():
             by_state.add_metric([state], n)
         yield by_state
         by_transport = GaugeMetricFamily("asrhub_sessions_live", "Live sessions by transport", labels=["transport"])
@@ -131,7 +161,7 @@ class _LiveCollector:
             st = getattr(p, "stats", None)
             if st is not None and st.audio_s > 0:
                 rtf.add_metric([p.name], st.decode_s / st.audio_s)
-            health.add_metric([p.name], 1.0 if p.health().status == "available" else 0.0)
+            health.add_metric([p.name], 1.0 if select_available(svc.state, p.name) else 0.0)
         yield rtf
         yield health
 
@@ -155,12 +185,11 @@ class MetricsEffects:
 
     def _log_end(self, session_id: str, reason: str, stats: Any) -> None:
         o = self._open.pop(session_id, None)
-        st = stats if isinstance(stats, dict) else {}
+        st = stats if isinstance(stats, SessionStats) else SessionStats()
         fields = {"session_id": session_id, "key_id": o.key_id if o else None,
                   "transport": o.transport if o else None, "provider": o.provider if o else None,
-                  "audio_s": round(st.get("audio_ms", 0) / 1000, 3),
-                  "duration_s": round(st.get("duration_ms", 0) / 1000, 3),
-                  "utterances": st.get("utterances"), "finals": st.get("finals"), "reason": reason}
+                  "audio_s": round(st.audio_ms / 1000, 3), "duration_s": round(st.duration_ms / 1000, 3),
+                  "utterances": st.utterances, "finals": st.finals, "reason": reason}
         session_log.info("session ended: %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra=fields)
 
     def _count(self, a: Action[Any]) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..core.config import HubConfig
-from ..core.scheduler import Scheduler
-from .base import Provider, TranscribeOptions
-from .registry import ProviderSet
+from ..providers.base import Provider, TranscribeOptions
+from ..providers.registry import ProviderSet
+from .config import HubConfig
+from .scheduler import Scheduler
 
 PROBE_S = 1.0
 
