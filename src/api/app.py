@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Mount
 from .. import __version__
 from ..core.config import HubConfig, load_config
 from ..core.hub import Hub
-from ..core.logs import install_redaction
+from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
 from . import openai_compat, rest, sse, websocket
 from .auth import AuthMiddleware
@@ -37,10 +37,9 @@ FRONTEND_DIR = resource("frontend/realtime-streaming")  # its vendor/ holds the 
 
 
 def create_app(config: HubConfig | None = None) -> FastAPI:
-    if config is None:
-        config = load_config()
-        logging.getLogger().setLevel(config.logging.level)
-        config.logging.apply_levels()
+    if config is None:  # under another ASGI server: the hub's own records get the hub's handler (text or
+        config = load_config()  # JSON); the server's lines follow its own log config (uvicorn --log-config)
+        configure_logging(config.logging)
     install_redaction()  # ?token= values never reach uvicorn's access or handshake log lines
     hub = Hub(config)
     grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
