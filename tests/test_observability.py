@@ -16,7 +16,7 @@ import pytest
 from tests.support import HubProcess, base_config, clip, final_text, load_pcm16, wer, ws_stream
 
 KEY = "sk-observe-7f3a9c"
-CONFIG = base_config(obs=f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: obs-key}}\n"
+CONFIG = base_config(obs=f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: obs-key, max_sessions: 1}}\n"
                      + "logging:\n  json: true\n")
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -59,6 +59,25 @@ def traffic(hub: HubProcess) -> dict[str, Any]:
                 await stub.Recognize(pb.RecognizeRequest(audio=b"not audio"), timeout=60, metadata=md)
 
     asyncio.run(grpc_calls())
+
+    async def refused_second_session() -> dict[str, Any]:
+        """The key allows one session: a second one while the first is open is refused."""
+        import websockets
+        start = json.dumps({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}})
+        async with websockets.connect(hub.ws + f"?token={KEY}") as first:
+            await first.send(start)
+            assert json.loads(await first.recv())["type"] == "session.started"
+            async with websockets.connect(hub.ws + f"?token={KEY}") as second:
+                await second.send(start)
+                answer: dict[str, Any] = json.loads(await second.recv())
+            await first.send(json.dumps({"type": "stop"}))
+            async for msg in first:
+                if json.loads(msg)["type"] == "session.ended":
+                    break
+        return answer
+
+    refusal = asyncio.run(refused_second_session())
+    assert refusal["type"] == "error" and refusal["code"] == "too_many_sessions", refusal
     metrics = httpx.get(hub.http + "/metrics", headers=AUTH).text
     return {"events": events, "clip": c, "metrics": metrics}
 
@@ -108,6 +127,7 @@ def test_prometheus_names_and_collectors(traffic: dict[str, Any]) -> None:
     assert "asrhub_scheduler_dropped_partials " not in m  # no longer a gauge sample without _total
     assert re.search(r"^# TYPE asrhub_failovers(_total)? counter$", m, re.M)
     assert _sample(m, "asrhub_build_info", version="0.1.0") == 1.0
+    assert _sample(m, "asrhub_sessions_refused_total", reason="key_sessions") == 1
     for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info",
                  "python_gc_collections_total"):
         assert _sample(m, name) is not None, name

@@ -90,6 +90,8 @@ class HubMetrics:
                                      ["transport"], registry=r)
         self.sessions_started = Counter("asrhub_sessions_started", "Sessions started", ["transport"], registry=r)
         self.sessions_ended = Counter("asrhub_sessions_ended", "Sessions ended", ["reason"], registry=r)
+        self.sessions_refused = Counter("asrhub_sessions_refused", "Sessions refused at start (too_many_sessions)",
+                                        ["reason"], registry=r)  # sessions | key_sessions | lag
         self.finals = Counter("asrhub_finals", "Final transcripts", ["provider"], registry=r)
         self.partials = Counter("asrhub_partials", "Partial transcripts", ["provider"], registry=r)
         self.errors = Counter("asrhub_errors", "Errors sent to clients", ["code"], registry=r)
@@ -120,6 +122,9 @@ class HubMetrics:
 
     def bind(self, hub: MetricsSource) -> None:
         self._hub = hub
+        admission = getattr(hub.service, "admission", None)
+        if admission is not None:
+            admission.on_refused = lambda reason: self.sessions_refused.labels(reason).inc()
         self.registry.register(_LiveCollector(hub))
 
     def render(self) -> bytes:
