@@ -10,7 +10,8 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 # Only what the package build reads (see .dockerignore).
 COPY pyproject.toml setup.py README.md LICENSE requirements.lock ./
-COPY scripts/install.sh scripts/install.sh
+COPY scripts/install.sh scripts/container_config.py scripts/
+COPY deploy/container.yaml deploy/container.yaml
 COPY src src
 COPY config config
 COPY protos protos
@@ -18,12 +19,13 @@ COPY frontend frontend
 ARG EXTRAS=default
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/python -m pip install -q --upgrade pip \
- && PIP_CONSTRAINT=/src/requirements.lock PIP_NO_CACHE_DIR=1 bash scripts/install.sh /opt/venv/bin/python "${EXTRAS}" wheel
+ && PIP_CONSTRAINT=/src/requirements.lock PIP_NO_CACHE_DIR=1 bash scripts/install.sh /opt/venv/bin/python "${EXTRAS}" wheel \
+ && /opt/venv/bin/python scripts/container_config.py config/config.yaml deploy/container.yaml > /src/container-config.yaml
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/venv /opt/venv
 RUN useradd --system --uid 10001 --home-dir /var/lib/asrhub --create-home asrhub
-COPY deploy/config.yaml /etc/asrhub/config.yaml
+COPY --from=build /src/container-config.yaml /etc/asrhub/config.yaml
 USER asrhub
 WORKDIR /var/lib/asrhub
 ENV PATH=/opt/venv/bin:$PATH \

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -29,19 +31,21 @@ def _lines(path: str) -> list[str]:
 def test_dockerfile_uses_the_shared_install_script(dockerfile) -> None:  # type: ignore[no-untyped-def]
     lines = _lines(str(dockerfile.relative_to(REPO)))
     runs = [ln for ln in lines if ln.startswith("RUN ")]
-    assert any(f"bash {INSTALL} /opt/venv/bin/python" in r and r.rstrip().endswith("wheel") for r in runs), runs
+    assert any(re.search(rf"bash {INSTALL} /opt/venv/bin/python \S+ wheel\b", r) for r in runs), runs
+    assert any("scripts/container_config.py config/config.yaml deploy/container.yaml" in r for r in runs), runs
     for r in runs:  # no install step of its own besides upgrading pip
         for cmd in re.findall(r"pip install[^&]*", r):
             assert "--upgrade pip" in cmd, cmd
     copied = " ".join(ln for ln in lines if ln.startswith("COPY "))
     for needed in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "requirements.lock", INSTALL,
-                   "deploy/config.yaml", *sorted({rel.split("/")[0] for rel in SHIPPED}), "src"):
+                   "scripts/container_config.py", "deploy/container.yaml",
+                   *sorted({rel.split("/")[0] for rel in SHIPPED}), "src"):
         assert needed in copied, f"{dockerfile.name} does not COPY {needed}"
     text = " ".join(lines)
     assert re.search(r"^USER (?!root)\w+", "\n".join(lines), re.M), "the image must run as a non-root user"
     assert "HEALTHCHECK" in text and "/readyz" in text.split("HEALTHCHECK", 1)[1]
     assert "ASRHUB_CONFIG=/etc/asrhub/config.yaml" in text
-    cfg = yaml.safe_load((REPO / "deploy" / "config.yaml").read_text())
+    cfg = yaml.safe_load(_container_config())
     expose = next(ln for ln in lines if ln.startswith("EXPOSE ")).split()[1:]
     assert expose == [str(cfg["server"]["port"]), str(cfg["server"]["grpc_port"])]
     assert f"127.0.0.1:{cfg['server']['port']}/readyz" in text
@@ -58,15 +62,26 @@ def test_local_installs_use_the_same_script() -> None:
     assert pyproject["project"]["requires-python"] == ">=3.11"
 
 
-def test_container_config_matches_the_default_and_validates() -> None:
+def _container_config() -> str:
+    """What the image build writes to /etc/asrhub/config.yaml."""
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "container_config.py"), "config/config.yaml",
+                        "deploy/container.yaml"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_container_config_is_the_default_plus_the_container_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    container = yaml.safe_load((REPO / "deploy" / "config.yaml").read_text())
+    text = _container_config()
+    container = yaml.safe_load(text)
     for section in ("pipeline", "providers", "scheduler"):
-        assert container.get(section) == default.get(section), f"deploy/config.yaml '{section}' drifted"
-    cfg = load_config(REPO / "deploy" / "config.yaml", env={"ASRHUB_KEY": "k"})
+        assert container.get(section) == default.get(section), section
+    assert container["server"]["port"] == default["server"]["port"]  # merged, not replaced
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = load_config(tmp_path / "c.yaml", env={"ASRHUB_KEY": "k"})
     assert cfg.server.host == "0.0.0.0" and cfg.server.auth.api_keys[0].key == "k" and cfg.logging.json_format
     with pytest.raises(Exception, match="ASRHUB_KEY"):
-        load_config(REPO / "deploy" / "config.yaml", env={})
+        load_config(tmp_path / "c.yaml", env={})
 
 
 def test_lock_pins_every_dependency() -> None:
