@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.contract.clients import CLIENTS, PCM16, Client
+from tests.contract.clients import CLIENTS, PCM16, connected
 from tests.support import HubProcess, base_config, clip
 
 MAX_RATE = 192_000
@@ -41,14 +40,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     h.stop()
 
 
-@asynccontextmanager
-async def connected(hub: HubProcess, transport: str) -> AsyncIterator[Client]:
-    c = CLIENTS[transport](hub)
-    await c.connect()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def log_since(hub: HubProcess, offset: int) -> str:
