@@ -1,6 +1,8 @@
 """gRPC transport (asrhub.v1.AsrHub/StreamingRecognize): one call per connection, events as protobuf.
 
-The generated code is the wire vocabulary's (asrhub.core.grpc_gen, built from protos/ on first use)."""
+The generated protobuf modules come from asrhub.api.grpc_gen (shipped in a wheel, compiled from protos/
+into a cache folder in a checkout): a leaf module that imports no engine. It is imported only when a
+gRPC connection is made."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def event_from_proto(msg: Any) -> Event:
 
 class GrpcConnection(Connection):
     def __init__(self, client: GrpcClient) -> None:
-        from ..core import grpc_gen
+        from ..api import grpc_gen  # generated wire code only (see the module docstring)
         self.client = client
         self.pb, self.pb_grpc = grpc_gen.load()
         self.channel: Any = None

@@ -142,6 +142,9 @@ class FunASRProvider(BatchProvider):
                 return
             self.set_health("available")
             return
+        if not self.options.get("model"):  # before importing funasr (torch): the answer needs no import
+            self.set_health("unavailable", "no 'url' of a FunASR runtime server and no local 'model' folder")
+            return
         root = logging.getLogger()
         saved = (list(root.handlers), root.level)
         try:

@@ -62,14 +62,14 @@ class OpenAIProvider(BatchProvider):
         return str(self.options.get("model", "whisper-1"))
 
     async def load(self) -> None:
+        key = self.options.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        if not key:  # checked first: the answer needs no import of the client library
+            self.set_health("unavailable", "no API key: set 'api_key' or OPENAI_API_KEY")
+            return
         try:
             import openai
         except ImportError:
             self.set_health("unavailable", "the 'openai' extra is not installed (pip install 'asrhub[openai]')")
-            return
-        key = self.options.get("api_key") or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            self.set_health("unavailable", "no API key: set 'api_key' or OPENAI_API_KEY")
             return
         self._client = openai.OpenAI(api_key=str(key), base_url=self.options.get("base_url") or None,
                                      organization=self.options.get("organization") or None,

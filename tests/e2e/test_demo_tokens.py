@@ -18,7 +18,7 @@ from tests.e2e.browser import CHROMIUM, launch, open_page, records, write_mic_wa
 from tests.support import HubProcess, base_config, clip, wer
 
 KEY = "page-key-0123456789"
-FILE = Path(__file__).resolve().parents[1] / "data" / "en_libri_1089-134691-0001.flac"
+FILE = Path(__file__).resolve().parents[1] / "data" / "speech" / "en_libri_1089-134691-0001.flac"
 FILE_TEXT = "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT NO LONGER"
 
 
