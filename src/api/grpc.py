@@ -25,6 +25,7 @@ from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.session import Session
 from ..core.transcribe import load_audio, transcribe_audio
+from ..providers.base import Task
 from . import grpc_gen
 from .errors import error_event
 from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
@@ -195,14 +196,22 @@ class AsrHubServicer:
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         await self.authenticate(context)
         try:
-            provider = self.hub.providers.get(request.provider if request.HasField("provider") else None)
+            language = request.language if request.HasField("language") and request.language else None
+            prompt = request.prompt if request.HasField("prompt") and request.prompt else None
+            task: Task = "transcribe"
+            if request.HasField("task") and request.task != "transcribe":
+                if request.task != "translate":
+                    raise HubError(ErrorCode.invalid_command, f"task {request.task!r} is not 'transcribe' or 'translate'")
+                task = "translate"
+            hotwords = list(request.hotwords)
+            provider = self.hub.providers.resolve(request.provider if request.HasField("provider") else None,
+                                                  language, task, prompt, hotwords)
             if not request.audio:
                 raise HubError(ErrorCode.invalid_audio, "no audio in the request")
             audio = await asyncio.to_thread(load_audio, request.audio)
-            language = request.language if request.HasField("language") and request.language != "auto" else None
             words = request.word_timestamps if request.HasField("word_timestamps") else True
-            res = await transcribe_audio(provider, audio, language, words,
-                                         prompt=request.prompt if request.HasField("prompt") else None)
+            res = await transcribe_audio(provider, audio, language, words, prompt=prompt, task=task,
+                                         hotwords=hotwords)
         except HubError as e:
             await abort(context, e)
         pb = self.pb

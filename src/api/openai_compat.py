@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ..cli import format_segments
 from ..core.errors import ErrorCode, HubError
 from ..core.transcribe import load_audio, transcribe_audio
-from ..providers.base import Provider
+from ..providers.base import Provider, Task
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
 router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
@@ -83,27 +83,27 @@ class HubTranscription(BaseModel):
     provider: str
 
 
-def _provider(request: Request, name: str | None, language: str | None) -> Provider:
-    provider: Provider = request.app.state.hub.providers.get(name or None)
-    langs = provider.capabilities.languages
-    if language and language != "auto" and langs != ("auto",) and language not in langs:
-        raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                       f"'{language}' (supports: {', '.join(langs)})")
+def _provider(request: Request, name: str | None, language: str | None, prompt: str | None = None,
+              task: Task = "transcribe", hotwords: list[str] | None = None) -> Provider:
+    """The named provider, or the one `providers.routes` picks; invalid_command when it cannot honour
+    the language, task, prompt or hotwords."""
+    provider: Provider = request.app.state.hub.providers.resolve(name or None, language, task, prompt, hotwords)
     return provider
 
 
 async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
-                      prompt: str | None, temperature: float | None, word_timestamps: bool) -> dict[str, Any]:
+                      prompt: str | None, temperature: float | None, word_timestamps: bool,
+                      task: Task = "transcribe", hotwords: list[str] | None = None) -> dict[str, Any]:
     language = language or None
-    provider = _provider(request, provider_name, language)
+    provider = _provider(request, provider_name, language, prompt or None, task, hotwords)
     if file.size is not None and file.size > MAX_UPLOAD_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {MAX_UPLOAD_BYTES}")
     data = await file.read()
     if not data:
         raise HubError(ErrorCode.invalid_audio, "the uploaded file is empty")
     audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
-    return await transcribe_audio(provider, audio, None if language == "auto" else language,
-                                  word_timestamps=word_timestamps, prompt=prompt or None, temperature=temperature)
+    return await transcribe_audio(provider, audio, language, word_timestamps=word_timestamps, prompt=prompt or None,
+                                  temperature=temperature, task=task, hotwords=hotwords)
 
 
 def _verbose(res: dict[str, Any], temperature: float, words: bool) -> dict[str, Any]:
@@ -171,10 +171,13 @@ async def transcribe(
     prompt: Annotated[str | None, Form()] = None,
     temperature: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     word_timestamps: Annotated[bool, Form()] = True,
+    task: Annotated[Task, Form(description="translate: English text out (multilingual Whisper)")] = "transcribe",
+    hotwords: Annotated[list[str] | None, Form(description="boosted phrases (repeat the field)")] = None,
 ) -> Response:
     name = provider or (None if model in (None, *OPENAI_DEFAULT_MODELS) else model)
     try:
-        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps)
+        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, task,
+                                hotwords)
     except HubError as e:
         return error_response(e)
     return JSONResponse(HubTranscription.model_validate(res).model_dump())

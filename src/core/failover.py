@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..providers.base import Provider, ProviderStream, TranscribeOptions
+from ..providers.base import Provider, ProviderStream, TranscribeOptions, check_request
 from ..store.providers import actions as PA
 from ..store.sessions import actions as A
 from .audio import HUB_RATE, AudioChunk, ms_to_samples
@@ -113,8 +113,9 @@ class Failover:
             p = self.svc.providers.providers.get(name)
             if p is None or p is failed or p.health().status != "available":
                 continue
-            langs = p.capabilities.languages
-            if language and language != "auto" and langs != ("auto",) and language not in langs:
+            try:
+                check_request(p, language or p.language, s.start.task, s.start.prompt, s.start.hotwords)
+            except HubError:
                 continue
             out.append(p)
         return out

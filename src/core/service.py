@@ -17,6 +17,7 @@ from pystorex import Action
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.localise import localising_sink
 from ..providers.registry import ProviderSet
 from ..store import base as store_base
 from ..store.hub.selectors import select_draining
@@ -40,6 +41,7 @@ from .events import (
     WakewordDetected,
 )
 from .failover import Failover
+from .language import model_language
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
 
@@ -98,12 +100,7 @@ class SessionService:
                            retry_after_s=5)
         self._admit()
         validate_audio_spec(cmd.audio, limits)
-        provider = self.providers.get(cmd.provider)
-        language = cmd.language or provider.language
-        if language and provider.capabilities.languages not in (("auto",),) and language != "auto" \
-                and language not in provider.capabilities.languages:
-            raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                           f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+        provider = self.providers.resolve(cmd.provider, cmd.language, cmd.task, cmd.prompt, cmd.hotwords)  # routes
         sid = uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
@@ -299,10 +296,13 @@ class SessionService:
     # -- SessionRuntime (called by store effects) --------------------------------------------
     def new_stream(self, s: Session) -> ProviderStream:
         """A stream on the session's current provider; results of a replaced stream are dropped."""
-        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
+        locale = s.start.language or s.provider.language
+        opts = StreamOptions(session_id=s.id, language=model_language(locale),
                              interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
                              interim_interval_ms=self.config.scheduler.interim_interval_ms,
-                             min_partial_ms=self.config.scheduler.min_partial_audio_ms)
+                             min_partial_ms=self.config.scheduler.min_partial_audio_ms,
+                             task=s.start.task, prompt=s.start.prompt, hotwords=tuple(s.start.hotwords or ()),
+                             locale=locale)
         own: list[ProviderStream] = []
 
         def current() -> bool:
@@ -310,7 +310,7 @@ class SessionService:
 
         sink = StreamSink(on_result=lambda r: self._on_result(s, r) if current() else None,
                           on_error=lambda e, u: self._on_stream_error(s, e, u) if current() else None)
-        own.append(s.provider.open_stream(opts, sink, s.ring))
+        own.append(s.provider.open_stream(opts, localising_sink(sink, locale), s.ring))
         return own[0]
 
     def open_stream(self, session_id: str) -> Action[Any]:

@@ -117,7 +117,7 @@ class FunASRRuntimeStream(UtteranceStream):
         st = _State()
         name = f"{self.opts.session_id}-{utt.id}"
         async with p.connect() as ws:
-            await ws.send(json.dumps(p.runtime_config(name, self.opts.language, p.mode)))
+            await ws.send(json.dumps(p.runtime_config(name, self.opts.language, p.mode, self.opts.hotwords)))
             reader = asyncio.create_task(self._read(ws, utt, st))
             try:
                 buf = bytearray()
