@@ -81,11 +81,13 @@ def validate_providers(config: ProvidersConfig) -> None:
             validate_options(name, block.type, block.options)
 
 
-def route_matches(route: RouteConfig, language: str, task: Task) -> bool:
+def route_matches(route: RouteConfig, language: str | None, task: Task) -> bool:
     if route.task is not None and route.task != task:
         return False
     if route.language == "*":
         return True
+    if not language:
+        return False
     want = route.language.lower()
     tag = parse_language(language)
     return want in (tag.tag.lower(), tag.code)
@@ -155,8 +157,9 @@ class ProviderSet:
         return p
 
     def route(self, language: str | None, task: Task = "transcribe") -> str | None:
-        """The provider `providers.routes` picks for a session that names none (None: the default)."""
-        if not language:
+        """The provider `providers.routes` picks for a session that names none (None: the default). A
+        session that asks for neither a language nor a translation gets the default without routing."""
+        if not language and task == "transcribe":
             return None
         for r in self.config.routes:
             if r.provider in self.providers and route_matches(r, language, task):
