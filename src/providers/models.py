@@ -57,8 +57,8 @@ def ct2_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
-def resolve_ct2_model(spec: str, *, provider: str, cache_dir: str | None = None, allow_download: bool = False,
-                      extra: str = "faster-whisper") -> Path:
+def resolve_ct2_model(spec: str, *, provider: str, cache_dir: str | None = None, hf_cache_dir: str | None = None,
+                      allow_download: bool = False, extra: str = "faster-whisper") -> Path:
     """The CTranslate2 model directory `spec` names (see the module docstring)."""
     if spec.startswith("bundled:"):
         return bundled_model_dir(spec.split(":", 1)[1], cache_dir, extra)
@@ -70,7 +70,7 @@ def resolve_ct2_model(spec: str, *, provider: str, cache_dir: str | None = None,
         return path
     if path.is_absolute() or spec.startswith((".", "~")):
         raise ConfigError(f"invalid config: provider '{provider}': model directory '{spec}' does not exist")
-    return hf_model(spec, provider=provider, cache_dir=cache_dir, allow_download=allow_download)
+    return hf_model(spec, provider=provider, cache_dir=hf_cache_dir, allow_download=allow_download)
 
 
 def hf_model(name: str, *, provider: str, cache_dir: str | None, allow_download: bool) -> Path:
