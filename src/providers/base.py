@@ -52,7 +52,7 @@ class Capabilities:
         """A BCP-47 tag or "auto" (assumed well-formed: `parse_language` first)."""
         tag = parse_language(language)
         if tag.is_auto:
-            return AUTO in self.languages
+            return True  # a one-language model "detects" its language
         if AUTO in self.languages:
             return self.known_languages is None or tag.code in self.known_languages
         return tag.code in self.languages or tag.tag in self.languages

@@ -75,10 +75,9 @@ def validate_options(name: str, kind: str, options: dict[str, Any]) -> ProviderO
 
 
 def validate_providers(config: ProvidersConfig) -> None:
-    """Check every enabled provider block's options against its type (no model is loaded)."""
+    """Check every provider block's options against its type, disabled ones too (no model is loaded)."""
     for name, block in config.instances.items():
-        if block.enabled:
-            validate_options(name, block.type, block.options)
+        validate_options(name, block.type, block.options)
 
 
 def route_matches(route: RouteConfig, language: str | None, task: Task) -> bool:

@@ -174,3 +174,10 @@ def test_bundled_base_checksum_mismatch_is_a_clear_error(tmp_path: Path) -> None
     assert not (tmp_path / "ct2" / "base").exists() and list((tmp_path / "ct2").iterdir()) == []
     with pytest.raises(bundled.BundledModelError, match="bundled model 'large' is not available"):
         bundled.bundled_model_dir("large", str(tmp_path))
+
+
+def test_the_example_config_validates_with_every_provider_option() -> None:
+    from asrhub.core.config import DEFAULT_CONFIG_PATH
+    cfg = load_config(DEFAULT_CONFIG_PATH.parent / "config.example.yaml", env={})
+    validate_providers(cfg.providers)  # every block, disabled ones too
+    assert [r.provider for r in cfg.providers.routes] == ["whisper_multi", "faster_whisper", "whisper_multi"]
