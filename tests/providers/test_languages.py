@@ -41,7 +41,7 @@ async def _error_for(hub: HubProcess, start: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def mandarin_runs(hub: HubProcess) -> list[tuple[Clip, list[dict[str, Any]]]]:
     """Every Mandarin dev clip streamed with `language: zh`, one after the other at twice real time
-    (base costs about 1.2 CPU-s per audio-s: on a shared 2-core machine, several at once only queue)."""
+    (base at beam 5 costs ~3x tiny.en: on a shared 2-core machine, several at once only queue)."""
 
     async def all_runs() -> list[tuple[Clip, list[dict[str, Any]]]]:
         out = []
@@ -171,3 +171,20 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
         ev = await _error_for(hub, start)
         assert ev["type"] == "error" and ev["code"] == "invalid_command", (start, ev)
         assert needle in ev["message"], (start, ev)
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+    c = clip("en_libri_1221-135766")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
+        stub = pb_grpc.AsrHubStub(ch)
+        for req in (pb.RecognizeRequest(audio=c.path.read_bytes(), language="xx"),
+                    pb.RecognizeRequest(audio=c.path.read_bytes(), provider="faster_whisper", task="translate"),
+                    pb.RecognizeRequest(audio=c.path.read_bytes(), provider="faster_whisper", task="summarise")):
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await stub.Recognize(req, timeout=60)
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT, req
+            assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == "invalid_command"
+        res = await stub.Recognize(pb.RecognizeRequest(audio=c.path.read_bytes(), language="en-US",
+                                                       hotwords=["Hester Prynne"]), timeout=120)
+        assert "hester prynne" in res.text.lower() and res.language == "en-US" and res.provider == "faster_whisper"
+        caps = {p.name: p.capabilities for p in (await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)).providers}
+        assert caps["whisper_multi"].translate and not caps["faster_whisper"].translate
