@@ -16,15 +16,14 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from ..cli import format_segments
 from ..core.errors import ErrorCode, HubError
-from ..core.transcribe import load_audio, transcribe_audio
+from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
+from ..formats import format_segments
 from ..providers.base import Provider, Task
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
 router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 OPENAI_DEFAULT_MODELS = ("whisper-1", "default", "")
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import ErrorCode, HubError
+from .errors import ClientError, ErrorCode, HubError
 
 Script = Literal["Hans", "Hant"]
 
@@ -44,7 +44,7 @@ def parse_language(tag: str) -> LanguageTag:
     if t.lower() == AUTO:
         return LanguageTag(AUTO, AUTO)
     if not _TAG.match(t):
-        raise HubError(ErrorCode.invalid_command, f"language '{tag}' is not a BCP-47 tag (e.g. en, zh-CN, zh-TW) "
+        raise ClientError(ErrorCode.invalid_command, f"language '{tag}' is not a BCP-47 tag (e.g. en, zh-CN, zh-TW) "
                        "or 'auto'")
     parts = t.split("-")
     code = parts[0].lower()

@@ -18,6 +18,7 @@ from .errors import ErrorCode, HubError
 from .language import model_language
 
 MAX_PIECE_S = 28.0
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
 
 
 def load_audio(data: bytes) -> np.ndarray:

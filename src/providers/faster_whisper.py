@@ -21,8 +21,9 @@ from pydantic import Field
 
 from ..core.audio import HUB_RATE
 from ..core.language import model_language
-from ..core.scheduler import Batch
-from .base import BatchProvider, ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from ..core.work import Batch
+from .base import ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
 from .whisper_ct2 import CT2Whisper, Thresholds
@@ -127,7 +128,7 @@ class FasterWhisperProvider(BatchProvider):
         finally:
             dt = time.perf_counter() - t0
             for a, o in items:
-                self.stats.add(dt / len(items), len(a) / 16000, o.interim)
+                self.stats.add(dt / len(items), len(a) / HUB_RATE, o.interim)
 
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
         """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""

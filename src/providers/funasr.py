@@ -28,7 +28,6 @@ from pydantic import Field
 from ..core.audio import HUB_RATE, RingBuffer
 from ..core.config import ConfigError
 from .base import (
-    BatchProvider,
     Capabilities,
     ProviderOptions,
     ProviderStream,
@@ -38,6 +37,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .batch import BatchProvider
 from .models import Device
 
 log = logging.getLogger(__name__)

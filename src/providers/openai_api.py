@@ -20,7 +20,6 @@ from pydantic import Field
 
 from ..core.audio import HUB_RATE, RingBuffer, float_to_int16
 from .base import (
-    BatchProvider,
     Capabilities,
     ProviderOptions,
     ProviderStream,
@@ -30,6 +29,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .batch import BatchProvider
 
 
 def wav_bytes(audio: np.ndarray) -> bytes:

@@ -26,8 +26,9 @@ from pydantic import Field
 from ..core.audio import HUB_RATE
 from ..core.config import ConfigError
 from ..core.language import model_language
-from ..core.scheduler import Superseded
-from .base import BatchProvider, ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from ..core.work import Superseded
+from .base import ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from .batch import BatchProvider
 from .bundled import bundled_model_dir, cache_root, is_english_only
 from .models import Device, resolve_device, torch_cuda_count
 
