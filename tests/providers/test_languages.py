@@ -188,3 +188,31 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
         assert "hester prynne" in res.text.lower() and res.language == "en-US" and res.provider == "faster_whisper"
         caps = {p.name: p.capabilities for p in (await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)).providers}
         assert caps["whisper_multi"].translate and not caps["faster_whisper"].translate
+
+
+async def test_sse_and_socketio_take_the_same_start_fields(hub: HubProcess) -> None:
+    """The new StartSession fields on the two remaining transports: accepted where the provider can, and
+    `invalid_command` where it cannot."""
+    import socketio
+
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as client:
+        r = await client.post("/v1/sessions", json={"provider": "faster_whisper", "task": "translate"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_command", r.text
+        r = await client.post("/v1/sessions", json={"language": "zh-HK", "prompt": "粵語", "hotwords": ["香港"]})
+        assert r.status_code == 201, r.text
+        assert (await client.delete(f"/v1/sessions/{r.json()['session_id']}")).status_code == 204
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(hub.http, namespaces=["/asr"], transports=["websocket"], wait_timeout=10)
+    try:
+        started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        sio.on("session.started", lambda ev: started.done() or started.set_result(ev), namespace="/asr")
+        ack = await sio.call("start", {"provider": "faster_whisper", "language": "de"}, namespace="/asr", timeout=30)
+        assert ack["error"]["code"] == "invalid_command" and "language 'de'" in ack["error"]["message"], ack
+        ack = await sio.call("start", {"language": "de", "task": "translate", "hotwords": ["Berlin"]},
+                             namespace="/asr", timeout=30)
+        assert ack.get("session_id"), ack
+        ev = await asyncio.wait_for(started, 30)
+        assert ev["provider"] == "whisper_multi" and ev["language"] == "de"
+        await sio.emit("stop", namespace="/asr")
+    finally:
+        await sio.disconnect()
