@@ -222,6 +222,12 @@ class Provider(abc.ABC):
         self.on_health: Callable[[Provider, ProviderHealth], None] | None = None  # set by the hub
         self.stats = DecodeStats()
 
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        """Raise ConfigError when the block asks for a device this machine cannot give (`device: cuda`
+        without a GPU); run before serving, so the hub refuses to start with a one-line message."""
+        return None
+
     @property
     def model(self) -> str:
         return str(getattr(self.settings, "model", "") or "")

@@ -83,6 +83,11 @@ class FasterWhisperProvider(BatchProvider):
         self.device = "cpu"
         self._ct2: CT2Whisper | None = None
 
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, FasterWhisperOptions) and options.device == "cuda":
+            resolve_device(options.device, name, ct2_cuda_count, "CTranslate2")
+
     async def load(self) -> None:
         try:
             from faster_whisper import WhisperModel

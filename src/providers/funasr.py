@@ -174,6 +174,12 @@ class FunASRProvider(BatchProvider):
             pass
 
     # -- Provider ------------------------------------------------------------------------------
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, FunASROptions) and options.device == "cuda" and not options.url:
+            from .models import resolve_device, torch_cuda_count
+            resolve_device(options.device, name, torch_cuda_count, "torch")
+
     async def load(self) -> None:
         if self.mode not in MODES:
             self.set_health("unavailable", f"funasr 'mode' must be one of {', '.join(MODES)}, not '{self.mode}'")

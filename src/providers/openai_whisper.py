@@ -109,6 +109,11 @@ class OpenAIWhisperProvider(BatchProvider):
         # no hotwords: openai-whisper has no such option (a client may put them in `prompt`)
         self.capabilities = whisper_capabilities(multilingual, 1, hotwords=False)
 
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, OpenAIWhisperOptions) and options.device == "cuda":
+            resolve_device(options.device, name, torch_cuda_count, "torch")
+
     async def load(self) -> None:
         try:
             import torch

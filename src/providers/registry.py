@@ -76,9 +76,12 @@ def validate_options(name: str, kind: str, options: dict[str, Any]) -> ProviderO
 
 
 def validate_providers(config: ProvidersConfig) -> None:
-    """Check every provider block's options against its type, disabled ones too (no model is loaded)."""
+    """Check every provider block's options against its type, disabled ones too, and the devices the
+    enabled ones ask for (no model is loaded)."""
     for name, block in config.instances.items():
-        validate_options(name, block.type, block.options)
+        options = validate_options(name, block.type, block.options)
+        if block.enabled:
+            provider_class(block.type).check_device(name, options)
 
 
 def route_matches(route: RouteConfig, language: str | None, task: Task) -> bool:
