@@ -51,11 +51,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"asrhub: {e.message}", file=sys.stderr)
         return 2
     app = create_app(cfg)
-    server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port,
+    server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, http=_http_protocol(cfg),
                                            log_level=cfg.logging.level.lower(), ws_max_size=16 * 1024 * 1024,
+                                           h11_max_incomplete_event_size=cfg.server.max_header_bytes + 8192,
                                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1))
     server.run()
     return 0
+
+
+def _http_protocol(cfg: HubConfig) -> Any:
+    """httptools with a bound on what a request head may take (api.http_protocol); h11 (bounded by its
+    h11_max_incomplete_event_size) where httptools is not installed."""
+    try:
+        from .api.http_protocol import capped_protocol
+    except ImportError:
+        return "h11"
+    return capped_protocol(cfg.server.max_header_bytes, cfg.server.header_timeout_s)
 
 
 def _draining_server_class() -> type:

@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
-from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
-from ..providers.base import Task
+from ..core.validation import request_options, validate_start
 from . import grpc_gen
 from .binding import SessionBinding
-from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
+from .grpc_codec import STATUS, BadRequest, event_to_proto, message_deserializer, start_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class GrpcStream:
         elif kind == "keepalive":
             self.bind.keepalive()
         else:
-            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
+            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop, "
+                           "keepalive)")
 
     async def read(self, requests: AsyncIterator[Any]) -> None:
         try:
@@ -168,39 +169,58 @@ class AsrHubServicer:
         try:
             async for msg in responses:
                 yield msg
+        except Exception as e:  # never an untyped UNKNOWN: INTERNAL with the contract code
+            if isinstance(e, grpc.aio.AbortError):
+                raise
+            log.exception("gRPC StreamingRecognize failed")
+            await abort(context, HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
         finally:
             await _aclose(responses)  # its cleanup (detach) now, not when the generator is collected
 
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        return await self._unary(self._recognize, request, context)
+
+    async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        return await self._unary(self._list_providers, request, context)
+
+    async def _unary(self, handler: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext) -> Any:
+        """Auth, then the handler; a request that did not decode, or any HubError, ends the call with its
+        status and `asrhub-error-code`; anything unexpected with INTERNAL (never UNKNOWN)."""
         await self.authenticate(context)
         try:
-            language = request.language if request.HasField("language") and request.language else None
-            prompt = request.prompt if request.HasField("prompt") and request.prompt else None
-            task: Task = "transcribe"
-            if request.HasField("task") and request.task != "transcribe":
-                if request.task != "translate":
-                    raise ClientError(ErrorCode.invalid_command,
-                                      f"task {request.task!r} is not 'transcribe' or 'translate'")
-                task = "translate"
-            hotwords = list(request.hotwords)
-            provider = self.hub.providers.resolve(request.provider if request.HasField("provider") else None,
-                                                  language, task, prompt, hotwords)
-            if not request.audio:
-                raise HubError(ErrorCode.invalid_audio, "no audio in the request")
-            audio = await asyncio.to_thread(load_audio, request.audio)
-            words = request.word_timestamps if request.HasField("word_timestamps") else True
-            res = await transcribe_audio(provider, audio, language, words, prompt=prompt, task=task,
-                                         hotwords=hotwords)
+            if isinstance(request, BadRequest):
+                raise HubError(ErrorCode.invalid_command, request.message)
+            return await handler(request)
         except HubError as e:
             await abort(context, e)
+        except Exception as e:
+            if isinstance(e, grpc.aio.AbortError):
+                raise
+            log.exception("gRPC unary call failed")
+            await abort(context, HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+
+    async def _recognize(self, request: Any) -> Any:
+        opts = request_options(provider=request.provider if request.HasField("provider") else None,
+                               language=request.language if request.HasField("language") else None,
+                               task=request.task if request.HasField("task") else None,
+                               prompt=request.prompt if request.HasField("prompt") and request.prompt else None,
+                               hotwords=list(request.hotwords) or None)
+        provider = self.hub.providers.for_request(opts.provider, opts.language, opts.task)  # providers.routes
+        validate_start(opts, provider, self.hub.config.limits)  # exactly as a streaming start or a REST upload
+        if not request.audio:
+            raise HubError(ErrorCode.invalid_audio, "no audio in the request")
+        audio = await asyncio.to_thread(load_audio, request.audio)
+        words = request.word_timestamps if request.HasField("word_timestamps") else True
+        res = await transcribe_audio(provider, audio, opts.language, words, prompt=opts.prompt, task=opts.task,
+                                     hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
             text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
             words=[pb.Word(**w) for w in res["words"]], language=res.get("language") or "",
             duration_ms=res["duration_ms"], provider=res["provider"])
 
-    async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        await self.authenticate(context)
+    async def _list_providers(self, request: Any) -> Any:
         pb = self.pb
         out = []
         for p in self.hub.providers.describe():
@@ -232,13 +252,13 @@ class GrpcServer:
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
-                servicer.StreamingRecognize, request_deserializer=request_deserializer(pb),
+                servicer.StreamingRecognize, request_deserializer=message_deserializer(pb.StreamingRequest),
                 response_serializer=pb.Event.SerializeToString),
             "Recognize": grpc.unary_unary_rpc_method_handler(
-                servicer.Recognize, request_deserializer=pb.RecognizeRequest.FromString,
+                servicer.Recognize, request_deserializer=message_deserializer(pb.RecognizeRequest),
                 response_serializer=pb.RecognizeResponse.SerializeToString),
             "ListProviders": grpc.unary_unary_rpc_method_handler(
-                servicer.ListProviders, request_deserializer=pb.ListProvidersRequest.FromString,
+                servicer.ListProviders, request_deserializer=message_deserializer(pb.ListProvidersRequest),
                 response_serializer=pb.ListProvidersResponse.SerializeToString),
         }),))
         self.health = health.aio.HealthServicer()

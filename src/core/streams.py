@@ -83,7 +83,14 @@ class Streams:
             self.host.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
 
     def on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
+        """Failover acts on a provider's failure; an error that is the request's own (not retryable:
+        bad audio, an option the provider refuses) goes to the session as it is."""
         if not self._live(s):
+            return
+        if isinstance(exc, HubError) and not exc.retryable:
+            if utterance_id is not None:
+                s.final_arrived(utterance_id)
+            self.host.error(s.id, exc)
             return
         err = ProviderFailure.wrap(s.provider.name, exc)
         self.host.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, err.reason)))

@@ -16,7 +16,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..core.audio import AudioChunk, RingBuffer
-from ..core.errors import ClientError, ErrorCode
 from ..core.language import AUTO, WHISPER_LANGUAGES, parse_language
 
 if TYPE_CHECKING:
@@ -68,17 +67,9 @@ def whisper_capabilities(multilingual: bool, max_concurrency: int, *, hotwords: 
 def check_request(provider: Provider, language: str | None, task: Task = "transcribe", prompt: str | None = None,
                   hotwords: list[str] | tuple[str, ...] | None = None) -> None:
     """`invalid_command` when `provider` cannot honour what a session or request asks for."""
-    caps = provider.capabilities
-    if language and not caps.supports_language(language):
-        raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                       f"'{language}' (supports: {', '.join(caps.languages)})")
-    if task == "translate" and not caps.translate:
-        raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' cannot translate (task 'translate' "
-                       "needs a multilingual Whisper model)")
-    if prompt and not caps.prompt:
-        raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support 'prompt'")
-    if hotwords and not caps.hotwords:
-        raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support 'hotwords'")
+    from ..core.validation import validate_features, validate_language
+    validate_language(provider, language)
+    validate_features(provider, task, prompt, hotwords)
 
 
 class ProviderOptions(BaseModel):
