@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 from pystorex import Action
 
-from ..providers.base import Provider, ProviderStream, TranscribeOptions, check_request
+from ..providers.base import Provider, ProviderStream, TranscribeOptions
 from ..providers.registry import ProviderSet
 from ..store.providers import actions as PA
 from ..store.providers.selectors import select_available, select_status
@@ -32,6 +32,7 @@ from .config import HubConfig
 from .errors import ErrorCode, HubError
 from .events import ErrorEvent, ProviderSwitched
 from .session import Session
+from .validation import check_request
 
 log = logging.getLogger(__name__)
 

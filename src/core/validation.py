@@ -65,6 +65,14 @@ def validate_idle_timeout(idle_timeout_s: float | None, limits: LimitsConfig) ->
     return idle_timeout_s
 
 
+def check_request(provider: Provider, language: str | None, task: str = "transcribe", prompt: str | None = None,
+                  hotwords: list[str] | tuple[str, ...] | None = None) -> None:
+    """`invalid_command` unless `provider` can honour the language, task, prompt and hotwords asked for
+    (routing, failover candidates and every entry point use it)."""
+    validate_language(provider, language)
+    validate_features(provider, task, prompt, hotwords)
+
+
 def validate_start(cmd: StartSession, provider: Provider, limits: LimitsConfig) -> None:
     """Everything about a new session's options that does not need a pipeline built to know. Whole-file
     requests (gRPC Recognize, REST uploads) put their options in a StartSession and come here too."""

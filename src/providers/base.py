@@ -64,14 +64,6 @@ def whisper_capabilities(multilingual: bool, max_concurrency: int, *, hotwords: 
                         known_languages=WHISPER_LANGUAGES if multilingual else None)
 
 
-def check_request(provider: Provider, language: str | None, task: Task = "transcribe", prompt: str | None = None,
-                  hotwords: list[str] | tuple[str, ...] | None = None) -> None:
-    """`invalid_command` when `provider` cannot honour what a session or request asks for."""
-    from ..core.validation import validate_features, validate_language
-    validate_language(provider, language)
-    validate_features(provider, task, prompt, hotwords)
-
-
 class ProviderOptions(BaseModel):
     """A provider block's options (everything but `type`, `enabled`, `language`). Subclasses declare
     the keys their provider reads; an unknown key is a config error naming it."""

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from ..core.config import ConfigError, ProvidersConfig, RouteConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.language import parse_language
+from ..core.validation import check_request
 from ..core.work import Scheduling
-from .base import Provider, ProviderOptions, Task, check_request
+from .base import Provider, ProviderOptions, Task
 
 log = logging.getLogger(__name__)
 

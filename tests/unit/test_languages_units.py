@@ -15,8 +15,8 @@ from asrhub.core.config import ConfigError, load_config, parse_config
 from asrhub.core.errors import HubError
 from asrhub.core.language import model_language, parse_language
 from asrhub.core.scheduler import Scheduler
+from asrhub.core.validation import check_request
 from asrhub.providers import bundled
-from asrhub.providers.base import check_request
 from asrhub.providers.localise import localise_stream_result, localise_text
 from asrhub.providers.models import resolve_device
 from asrhub.providers.registry import ProviderSet, validate_providers
