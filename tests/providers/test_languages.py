@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,9 +19,13 @@ import websockets
 from asrhub.providers.localise import has_han, localise_text
 from tests.support import Clip, HubProcess, clip, final_text, finals, load_pcm16, manifest, ws_stream
 
+DATA = Path(__file__).resolve().parents[1] / "data"  # the clips these tests use, copied (tests/data/README.md)
+
 
 def mandarin() -> list[Clip]:
-    return [c for c in manifest() if c.language == "zh" and c.transcript]
+    clips = [c for c in manifest() if c.language == "zh" and c.transcript and (DATA / c.file).is_file()]
+    assert len(clips) >= 9, "the Mandarin dev clips are copied into tests/data"
+    return clips
 
 
 def chars(text: str) -> str:
@@ -46,7 +51,7 @@ def mandarin_runs(hub: HubProcess) -> list[tuple[Clip, list[dict[str, Any]]]]:
     async def all_runs() -> list[tuple[Clip, list[dict[str, Any]]]]:
         out = []
         for c in mandarin():
-            pcm = load_pcm16(c.path).tobytes() + silence(1.0)
+            pcm = load_pcm16(DATA / c.file).tobytes() + silence(1.0)
             out.append((c, await ws_stream(hub.ws, pcm, start={"language": "zh"}, chunk_bytes=3200, realtime=2.0,
                                            timeout=300)))
         return out
@@ -72,8 +77,8 @@ def test_mandarin_streams_with_the_default_config(mandarin_runs: list[tuple[Clip
 
 async def test_auto_detects_each_utterance(hub: HubProcess) -> None:
     en, zh = clip("en_libri_1089-134691"), clip("zh_funasr_asr_example")
-    first = load_pcm16(en.path).tobytes() + silence(1.0)
-    pcm = first + load_pcm16(zh.path).tobytes() + silence(1.0)
+    first = load_pcm16(DATA / en.file).tobytes() + silence(1.0)
+    pcm = first + load_pcm16(DATA / zh.file).tobytes() + silence(1.0)
     events = await ws_stream(hub.ws, pcm, start={"language": "auto"}, chunk_bytes=3200, realtime=2.0, timeout=300)
     assert events[0]["provider"] == "whisper_multi" and events[0]["language"] == "auto"
     boundary_ms = len(first) // 32
@@ -91,7 +96,7 @@ async def test_auto_detects_each_utterance(hub: HubProcess) -> None:
 
 async def test_zh_tw_gives_traditional_characters(hub: HubProcess) -> None:
     c = clip("zh_aishell_BAC009S0724W0121")  # 广州市房地产中介协会分析
-    events = await ws_stream(hub.ws, load_pcm16(c.path).tobytes() + silence(1.0), start={"language": "zh-TW"},
+    events = await ws_stream(hub.ws, load_pcm16(DATA / c.file).tobytes() + silence(1.0), start={"language": "zh-TW"},
                              chunk_bytes=1600, timeout=300)
     text = final_text(events)
     assert has_han(text) and localise_text(text, "zh-TW") == text, text
@@ -103,7 +108,7 @@ async def test_zh_tw_gives_traditional_characters(hub: HubProcess) -> None:
 
 async def test_translate_gives_english_text(hub: HubProcess) -> None:
     c = clip("zh_funasr_asr_example")  # 欢迎大家来体验达摩院推出的语音识别模型
-    events = await ws_stream(hub.ws, load_pcm16(c.path).tobytes() + silence(1.0),
+    events = await ws_stream(hub.ws, load_pcm16(DATA / c.file).tobytes() + silence(1.0),
                              start={"language": "zh", "task": "translate"}, chunk_bytes=3200, realtime=2.0, timeout=300)
     text = final_text(events)
     assert not has_han(text), text
@@ -116,7 +121,7 @@ async def test_hotwords_and_prompt_fix_a_proper_name(hub: HubProcess) -> None:
     """tiny.en hears LibriSpeech's "Hester Prynne" as "Hester Prin"; the hotword (WebSocket) or a
     prompt (gRPC streaming) corrects it."""
     c = clip("en_libri_1221-135766")
-    pcm = load_pcm16(c.path).tobytes() + silence(1.0)
+    pcm = load_pcm16(DATA / c.file).tobytes() + silence(1.0)
     plain, hot = await asyncio.gather(
         ws_stream(hub.ws, pcm, start={"language": "en"}, chunk_bytes=3200, realtime=2.0),
         ws_stream(hub.ws, pcm, start={"language": "en", "hotwords": ["Hester Prynne"]}, chunk_bytes=3200,
@@ -143,16 +148,16 @@ async def test_hotwords_and_prompt_fix_a_proper_name(hub: HubProcess) -> None:
 async def test_rest_takes_language_task_and_hotwords(hub: HubProcess) -> None:
     c = clip("en_libri_1221-135766")
     async with httpx.AsyncClient(base_url=hub.http, timeout=120) as client:
-        r = await client.post("/v1/transcribe", files={"file": (c.file, c.path.read_bytes())},
+        r = await client.post("/v1/transcribe", files={"file": (c.file, (DATA / c.file).read_bytes())},
                               data={"language": "en", "hotwords": ["Hester Prynne"]})
         assert r.status_code == 200, r.text
         assert "hester prynne" in r.json()["text"].lower() and r.json()["provider"] == "faster_whisper"
         zh = clip("zh_aishell_BAC009S0724W0121")
-        r = await client.post("/v1/transcribe", files={"file": (zh.file, zh.path.read_bytes())},
+        r = await client.post("/v1/transcribe", files={"file": (zh.file, (DATA / zh.file).read_bytes())},
                               data={"language": "zh-HK"})
         assert r.status_code == 200 and r.json()["provider"] == "whisper_multi", r.text
         assert r.json()["language"] == "zh-HK" and localise_text(r.json()["text"], "zh-HK") == r.json()["text"]
-        r = await client.post("/v1/transcribe", files={"file": (c.file, c.path.read_bytes())},
+        r = await client.post("/v1/transcribe", files={"file": (c.file, (DATA / c.file).read_bytes())},
                               data={"provider": "faster_whisper", "task": "translate"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_command"
         assert "cannot translate" in r.json()["error"]["message"]
@@ -176,14 +181,14 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
     c = clip("en_libri_1221-135766")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
         stub = pb_grpc.AsrHubStub(ch)
-        for req in (pb.RecognizeRequest(audio=c.path.read_bytes(), language="xx"),
-                    pb.RecognizeRequest(audio=c.path.read_bytes(), provider="faster_whisper", task="translate"),
-                    pb.RecognizeRequest(audio=c.path.read_bytes(), provider="faster_whisper", task="summarise")):
+        for req in (pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), language="xx"),
+                    pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), provider="faster_whisper", task="translate"),
+                    pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), provider="faster_whisper", task="summarise")):
             with pytest.raises(grpc.aio.AioRpcError) as exc:
                 await stub.Recognize(req, timeout=60)
             assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT, req
             assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == "invalid_command"
-        res = await stub.Recognize(pb.RecognizeRequest(audio=c.path.read_bytes(), language="en-US",
+        res = await stub.Recognize(pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), language="en-US",
                                                        hotwords=["Hester Prynne"]), timeout=120)
         assert "hester prynne" in res.text.lower() and res.language == "en-US" and res.provider == "faster_whisper"
         caps = {p.name: p.capabilities for p in (await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)).providers}

@@ -12,6 +12,8 @@ from asrhub.core.scheduler import Scheduler
 from asrhub.providers.faster_whisper import FasterWhisperProvider
 from tests.support import clip, load_pcm16, wer
 
+DATA = Path(__file__).resolve().parents[1] / "data"  # the clips these tests use, copied (tests/data/README.md)
+
 
 def hf_cache_with_tiny_en(root: Path) -> Path:
     """A Hugging Face hub cache holding Systran/faster-whisper-tiny.en, in the layout huggingface_hub
@@ -39,7 +41,7 @@ async def _load(options: dict[str, object]) -> FasterWhisperProvider:
 
 def _transcribe(p: FasterWhisperProvider, name: str) -> str:
     from asrhub.providers.base import TranscribeOptions
-    audio = load_pcm16(clip(name).path).astype("float32") / 32768.0
+    audio = load_pcm16(DATA / clip(name).file).astype("float32") / 32768.0
     return p.decode(audio, TranscribeOptions(language="en")).text
 
 

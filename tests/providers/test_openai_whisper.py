@@ -14,6 +14,8 @@ import pytest
 
 from tests.support import HubProcess, base_config, clip, final_text, finals, load_pcm16, wer, ws_stream
 
+DATA = Path(__file__).resolve().parents[1] / "data"  # the clips a new test uses, copied (tests/data/README.md)
+
 
 def _silence(seconds: float) -> bytes:
     return np.zeros(int(16000 * seconds), dtype=np.int16).tobytes()
@@ -121,7 +123,7 @@ def test_bundled_base_converted_runs_multilingual(hub: HubProcess) -> None:
     from asrhub.providers.localise import localise_text
 
     zh = clip("zh_aishell_BAC009S0724W0121")  # 广州市房地产中介协会分析
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(zh.path).tobytes() + _silence(1.0),
+    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / zh.file).tobytes() + _silence(1.0),
                                    start={"provider": "base", "language": "zh-TW"}, realtime=0, timeout=300))
     assert "error" not in [e["type"] for e in events], events
     text = final_text(events)
@@ -129,7 +131,7 @@ def test_bundled_base_converted_runs_multilingual(hub: HubProcess) -> None:
     simplified = re.sub(r"[\W_]+", "", localise_text(text, "zh"))
     assert jiwer.cer(re.sub(r"\s+", "", zh.transcript), simplified) <= 0.35, text
     en = clip("en_libri_1089-134691")
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(en.path).tobytes(), start={"provider": "base", "language": "en"},
+    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / en.file).tobytes(), start={"provider": "base", "language": "en"},
                                    realtime=0, timeout=300))
     assert wer([en.transcript], [final_text(events)]) <= 0.15, final_text(events)
     ckpt = next((Path(hub.config).parent / "cache" / "openai-whisper").glob("base.pt"))
