@@ -22,7 +22,10 @@ from .core.errors import HubError
 
 def _load(path: str | None) -> HubConfig:
     try:
-        return load_config(path)
+        cfg = load_config(path)
+        from .providers.registry import validate_providers
+        validate_providers(cfg.providers)  # typed provider options: a misspelt key stops here, named
+        return cfg
     except ConfigError as e:
         print(f"asrhub: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -230,16 +230,18 @@ class AsrHubServicer:
 
     async def _recognize(self, request: Any) -> Any:
         opts = request_options(provider=request.provider if request.HasField("provider") else None,
-                               language=request.language if request.HasField("language") else None)
-        provider = self.hub.providers.get(opts.provider)
+                               language=request.language if request.HasField("language") else None,
+                               task=request.task if request.HasField("task") else None,
+                               prompt=request.prompt if request.HasField("prompt") and request.prompt else None,
+                               hotwords=list(request.hotwords) or None)
+        provider = self.hub.providers.for_request(opts.provider, opts.language, opts.task)  # providers.routes
         validate_start(opts, provider, self.hub.config.limits)  # exactly as a streaming start or a REST upload
-        language = opts.language
         if not request.audio:
             raise HubError(ErrorCode.invalid_audio, "no audio in the request")
         audio = await asyncio.to_thread(load_audio, request.audio)
         words = request.word_timestamps if request.HasField("word_timestamps") else True
-        res = await transcribe_audio(provider, audio, None if language == "auto" else language, words,
-                                     prompt=request.prompt if request.HasField("prompt") else None)
+        res = await transcribe_audio(provider, audio, opts.language, words, prompt=opts.prompt, task=opts.task,
+                                     hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
             text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],

@@ -158,7 +158,9 @@ class PipelineConfig(Strict):
 
 
 class ProviderConfig(BaseModel):
-    """One provider block. `type` picks the implementation; other keys are that provider's options."""
+    """One provider block. `type` picks the implementation; other keys are that provider's options,
+    validated against that provider type's typed options model when the providers are built (an unknown
+    or misspelt key is a ConfigError naming the key and the provider)."""
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -170,8 +172,19 @@ class ProviderConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RouteConfig(Strict):
+    """`providers.routes` entry: sessions whose `start` names no provider go to the first route whose
+    `language` (a primary subtag such as `zh`, a full tag such as `zh-TW`, or "*" for any language, `auto`
+    included) and `task` (when given) match."""
+
+    language: str = "*"
+    task: Literal["transcribe", "translate"] | None = None
+    provider: str
+
+
 class ProvidersConfig(Strict):
-    default: str = "faster_whisper"
+    default: str = "faster_whisper"  # sessions that name neither a provider nor a language
+    routes: list[RouteConfig] = Field(default_factory=list)
     fallback: list[str] = Field(default_factory=list)
     timeout_s: float = Field(20.0, gt=0)
     probe_interval_s: float = Field(5.0, gt=0)  # how often a failed provider is re-tried
@@ -313,6 +326,10 @@ def parse_config(data: Mapping[str, Any]) -> HubConfig:
     for name in cfg.providers.fallback:
         if name not in cfg.providers.instances:
             raise ConfigError(f"invalid config: 'providers.fallback' names unknown provider '{name}'")
+    for i, route in enumerate(cfg.providers.routes):
+        if route.provider not in cfg.providers.instances:
+            raise ConfigError(f"invalid config: 'providers.routes.{i}.provider' names unknown provider "
+                              f"'{route.provider}'")
     return cfg
 
 
