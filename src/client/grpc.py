@@ -70,21 +70,37 @@ class GrpcConnection(Connection):
         import grpc
         self.channel = (grpc.aio.secure_channel(self.client.target, self.client.credentials)
                         if self.client.credentials is not None else grpc.aio.insecure_channel(self.client.target))
-        metadata = (("authorization", f"Bearer {self.client.api_key}"),) if self.client.api_key else ()
-        self.requests.put_nowait(self.pb.StreamingRequest(start=start_to_proto(self.pb, start)))
-        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(self._request_stream(), metadata=metadata)
+        self.start_request = self.pb.StreamingRequest(start=start_to_proto(self.pb, start))
+        self._call_with_start()
         return start.resume.session_id if start.resume else None
+
+    def _call_with_start(self) -> None:
+        metadata = (("authorization", f"Bearer {self.client.api_key}"),) if self.client.api_key else ()
+        self.requests = asyncio.Queue()
+        self.requests.put_nowait(self.start_request)
+        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(self._request_stream(), metadata=metadata)
 
     async def events(self) -> AsyncIterator[Event]:
         import grpc
-        try:
-            async for msg in self.call:
-                yield event_from_proto(msg)
-        except grpc.aio.AioRpcError as e:
-            code = dict(e.trailing_metadata() or ()).get("asrhub-error-code")
-            if code:
-                raise HubRequestError(str(code), e.details() or "") from None
-            raise ConnectionLost(f"gRPC {e.code().name}: {e.details()}") from e
+        received = False
+        retries = 0
+        while True:
+            try:
+                async for msg in self.call:
+                    received = True
+                    yield event_from_proto(msg)
+                return
+            except grpc.aio.AioRpcError as e:
+                code = dict(e.trailing_metadata() or ()).get("asrhub-error-code")
+                if code:
+                    raise HubRequestError(str(code), e.details() or "") from None
+                if not received and e.code() == grpc.StatusCode.INTERNAL and retries < 3:
+                    # a refusal (bad key) that lands while our start is being written shows as INTERNAL
+                    # ("Internal error from Core") without the hub's status: ask again to hear the real one
+                    retries += 1
+                    self._call_with_start()
+                    continue
+                raise ConnectionLost(f"gRPC {e.code().name}: {e.details()}") from e
 
     async def _put(self, req: Any) -> None:
         if self.call is None or self.call.done():
