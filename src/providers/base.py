@@ -185,6 +185,10 @@ class Provider(abc.ABC):
 class BatchProvider(Provider):
     """A provider whose model decodes whole utterances; streaming comes from StreamAdapter."""
 
+    # seconds of earlier finals' audio a final may be re-decoded with (their text forced as `prefix`, only
+    # the words after it kept); 0: each utterance alone. Only for providers that honour `prefix`.
+    left_context_s: float = 0.0
+
     @abc.abstractmethod
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         """Blocking decode of float32 mono 16 kHz audio. Runs in the scheduler's executor."""

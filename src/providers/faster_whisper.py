@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import numpy as np
 from ..core.audio import HUB_RATE
 from ..core.scheduler import Batch
 from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
-from .whisper_ct2 import CT2Whisper, Thresholds
+from .text_guard import collapse_repeats, repeat_run
+from .whisper_ct2 import CT2Whisper, Thresholds, final_guard
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class FasterWhisperProvider(BatchProvider):
         self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
         self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
         self.short_window = bool(o.get("short_window", True))
+        # a final is decoded with up to this much of the finals before it (2-pass; 0: each utterance alone)
+        self.left_context_s = float(o.get("left_context_s", 10.0))
         self.interim_nice = int(o.get("interim_nice", 10))  # 0: partials share the finals' replicas
         self._ct2: CT2Whisper | None = None
 
@@ -122,13 +126,39 @@ class FasterWhisperProvider(BatchProvider):
             beam = min(self.beam_size, self.beam_size_under_load)
         else:
             beam = self.beam_size
-        return self._ct2.decode_batch(audios, opts, beam)
+        results = self._ct2.decode_batch(audios, opts, beam)
+        if not opts[0].interim:
+            results = [self._guard(a, o, r) for a, o, r in zip(audios, opts, results, strict=True)]
+        return results
+
+    def _guard(self, audio: np.ndarray, opts: TranscribeOptions, r: Result) -> Result:
+        """A final must not be degenerate (final_guard): a loop or a reading of the prompt is decoded
+        again, and a known non-speech phrase without confident speech is dropped."""
+        verdict = final_guard(r, opts, self.compression_ratio_threshold)
+        if verdict == "ok":
+            return r
+        if verdict == "non_speech":
+            return Result(text="", language=r.language, duration_ms=r.duration_ms)
+        # a loop or an echo: Whisper's own full decode (30 s window, temperature fallback), no prompt
+        retry = self._full_window(audio, replace(opts, prompt=None))
+        if final_guard(retry, opts, self.compression_ratio_threshold) == "non_speech":
+            return Result(text="", language=r.language, duration_ms=r.duration_ms)
+        if repeat_run(retry.text) >= 3:
+            retry.text = collapse_repeats(retry.text)
+            retry.words = []
+        log.debug("final re-decoded (%s): %r -> %r", verdict, r.text, retry.text)
+        return retry
 
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         if self._model is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
         if self.short_window and self._ct2 is not None and self._ct2.fits(audio):
             return self.decode_batch([audio], [opts])[0]
+        return self._full_window(audio, opts)
+
+    def _full_window(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        if self._model is None:
+            raise RuntimeError(f"provider {self.name} is not loaded")
         lang = opts.language or self.language
         if lang == "auto":
             lang = None
@@ -165,7 +195,6 @@ class FasterWhisperProvider(BatchProvider):
 
 
 def _with_language(o: TranscribeOptions, language: str | None) -> TranscribeOptions:
-    from dataclasses import replace
     return replace(o, language=language)
 
 
