@@ -22,7 +22,7 @@ import numpy as np
 from ..core.audio import HUB_RATE
 from ..core.scheduler import Batch
 from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
-from .text_guard import collapse_repeats, repeat_run
+from .text_guard import collapse_repeats, repeat_run, restart_tail
 from .whisper_ct2 import CT2Whisper, Thresholds, final_guard
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,9 @@ class FasterWhisperProvider(BatchProvider):
         if repeat_run(retry.text) >= 3:
             retry.text = collapse_repeats(retry.text)
             retry.words = []
+        if cut := restart_tail(retry.text):
+            retry.text = " ".join(retry.text.split()[:-cut])
+            retry.words = retry.words[:-cut] if len(retry.words) > cut else []
         log.debug("final re-decoded (%s): %r -> %r", verdict, r.text, retry.text)
         return retry
 

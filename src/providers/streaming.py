@@ -91,7 +91,10 @@ class _PendingFinal:
 
 
 class StreamAdapter(ProviderStream):
-    tail_ms = 300       # audio kept after the endpoint for the final decode
+    # audio after the last voiced frame that the final decodes: what the VAD has heard when it hints a pause
+    # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
+    # the same length of (digital) silence
+    tail_ms = 180
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded

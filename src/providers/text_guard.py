@@ -81,3 +81,18 @@ NON_SPEECH_PHRASES = frozenset({
 
 def non_speech_phrase(text: str) -> bool:
     return " ".join(_words(text)) in NON_SPEECH_PHRASES
+
+
+def restart_tail(text: str) -> int:
+    """Words at the end that start the hypothesis over: after the last sentence end (". ? !") an unfinished
+    sentence that repeats its opening words ("Go forward 10 meters. Go forward 10"), Whisper's habit on the
+    silence after a short utterance. Returns how many trailing words that is (0: none)."""
+    words = text.split()
+    ends = [i for i, w in enumerate(words[:-1]) if w.endswith((".", "?", "!"))]
+    if not ends or words[-1].endswith((".", "?", "!")):
+        return 0
+    tail = _words(" ".join(words[ends[-1] + 1:]))
+    head = _words(" ".join(words[:ends[-1] + 1]))
+    if tail and len(tail) < len(head) and head[:len(tail)] == tail:
+        return len(words) - ends[-1] - 1
+    return 0

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .base import Result, TranscribeOptions, WordTiming
-from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run
+from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run, restart_tail
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
@@ -49,7 +49,8 @@ def drop_trailing_repeats(text: str, min_period: int = 3) -> str:
 def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4) -> str:
     """How a final hypothesis looks: "ok"; "non_speech" (a known non-speech phrase, and the decoder
     was not confident there was speech: no-speech probability over 0.2 or mean log-probability under
-    -0.7); "loop" (a word or n-gram 3+ times back to back, or text that compresses too well); "echo"
+    -0.7); "loop" (a word or n-gram 3+ times back to back, text that compresses too well, or a restart of the
+    opening words after the last sentence end); "echo"
     (it repeats the prompt). Only the words after a forced `prefix` are judged."""
     text = r.text
     if opts.prefix:
@@ -62,7 +63,7 @@ def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4
     logprob = float(seg.get("avg_logprob", 0.0))
     if non_speech_phrase(text) and (no_speech > 0.2 or logprob < -0.7):
         return "non_speech"
-    if repeat_run(text) >= 3 or compression_ratio(text) > max_compression:
+    if repeat_run(text) >= 3 or compression_ratio(text) > max_compression or restart_tail(text):
         return "loop"
     if echoes(text, opts.prompt):
         return "echo"
