@@ -138,7 +138,5 @@ class Endpointer:
         """Finalise the open utterance now (flush/stop). `at` is the end of the audio so far."""
         if not self.speaking:
             return []
-        # with a VAD the utterance ends where the endpoint would have put it, after the last voiced frame
-        # (the final's decode adds the same tail either way)
-        end = at if (not self.opts.enabled or self.vad is None) else min(at, self._last_voiced_end)
+        end = at if (not self.opts.enabled or self.vad is None) else max(self._last_voiced_end, min(at, self._last_voiced_end + ms_to_samples(self.opts.silence_ms)))
         return self._end(end, forced=True)

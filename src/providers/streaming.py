@@ -225,6 +225,13 @@ class StreamAdapter(ProviderStream):
         job = _FinalJob(offset, base, prefix, outer)
 
         def settle(f: asyncio.Future[Result], fallback: Result | None = None, job: _FinalJob = job) -> None:
+            try:
+                _settle(f, fallback, job)
+            except Exception as e:  # a callback must never leave the final unresolved
+                if not outer.done():
+                    outer.set_exception(e)
+
+        def _settle(f: asyncio.Future[Result], fallback: Result | None, job: _FinalJob) -> None:
             if outer.done():
                 return
             if f.cancelled():
