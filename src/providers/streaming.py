@@ -64,6 +64,7 @@ class _Utterance:
     done: bool = False
     speculative: _FinalJob | None = None  # a decode started at a pause
     index: int = 0                        # utterance number in this stream
+    shown: int = 0                        # audio end of the last partial delivered (its start before one)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class StreamAdapter(ProviderStream):
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
+    overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
 
     def __init__(self, provider: BatchProvider, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -106,6 +108,7 @@ class StreamAdapter(ProviderStream):
         self.ring = ring
         self.interval = ms_to_samples(opts.interim_interval_ms)
         self.min_partial = ms_to_samples(opts.min_partial_ms)
+        self.overdue = ms_to_samples(self.overdue_ms)
         self.use_context = bool(provider.options.get("condition_on_previous", True))
         self._utt: _Utterance | None = None
         self._audio_end = 0
@@ -135,7 +138,7 @@ class StreamAdapter(ProviderStream):
 
     def start_utterance(self, utterance_id: str, offset: int) -> None:
         self._index += 1
-        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index)
+        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index, shown=offset)
         if not self.left_context:
             return
         if self._recent is None:
@@ -324,9 +327,10 @@ class StreamAdapter(ProviderStream):
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=" ".join(u.committed) or None,
                                  prompt=self._context or None if self.use_context else None)
+        overdue = end - u.shown >= self.overdue
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
-                                             key=self.opts.session_id)
+                                             key=self.opts.session_id, overdue=overdue)
         if fut is None:
             return  # skipped under load
         fut.add_done_callback(lambda f: self._on_partial(u, end, f))
@@ -347,6 +351,7 @@ class StreamAdapter(ProviderStream):
         if agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed):
             u.committed = words[:agreed]
         u.previous = words
+        u.shown = end
         text_words = u.committed + words[len(u.committed):]
         self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
                                          stable_text=" ".join(u.committed), language=self.opts.language))
