@@ -11,6 +11,7 @@ import sys
 HARNESSES = [
     ["bench.bench_latency"],
     ["bench.bench_operators"],
+    ["bench.bench_store", "--sessions", "1", "100", "1000", "--events", "20000"],
     ["bench.bench_transports"],
     ["bench.bench_providers"],
     ["bench.bench_concurrency", "--streams", "8", "12", "16", "20", "24", "32", "--seconds", "60"],

@@ -48,11 +48,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"asrhub: {e.message}", file=sys.stderr)
         return 2
     app = create_app(cfg)
-    server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port,
+    server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, http=_http_protocol(cfg),
                                            log_level=cfg.logging.level.lower(), ws_max_size=16 * 1024 * 1024,
+                                           h11_max_incomplete_event_size=cfg.server.max_header_bytes + 8192,
                                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1))
     server.run()
     return 0
+
+
+def _http_protocol(cfg: HubConfig) -> Any:
+    """httptools with a bound on what a request head may take (api.http_protocol); h11 (bounded by its
+    h11_max_incomplete_event_size) where httptools is not installed."""
+    try:
+        from .api.http_protocol import capped_protocol
+    except ImportError:
+        return "h11"
+    return capped_protocol(cfg.server.max_header_bytes)
 
 
 def _draining_server_class() -> type:
@@ -92,25 +103,9 @@ def DrainingServer(config: Any) -> Any:  # noqa: N802
     return _draining_server_class()(config)
 
 
-def _fmt_ts(ms: int, sep: str) -> str:
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def format_segments(segments: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "srt":
-        return "\n".join(f"{i}\n{_fmt_ts(s['start_ms'], ',')} --> {_fmt_ts(s['end_ms'], ',')}\n{s['text']}\n"
-                         for i, s in enumerate(segments, 1))
-    if fmt == "vtt":
-        return "WEBVTT\n\n" + "\n".join(f"{_fmt_ts(s['start_ms'], '.')} --> {_fmt_ts(s['end_ms'], '.')}\n{s['text']}\n"
-                                         for s in segments)
-    return " ".join(s["text"] for s in segments).strip() + "\n"
-
-
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .core.transcribe import transcribe_files
+    from .formats import format_segments
 
     cfg = _load(args.config)
     logging.basicConfig(level=logging.WARNING)

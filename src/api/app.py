@@ -17,6 +17,7 @@ from ..core.hub import Hub
 from . import openai_compat, rest, sse, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
+from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_handlers
 from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ def create_app(config: HubConfig) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
+    app.add_middleware(HeadMiddleware)  # HEAD = GET without the body, on every route and mount
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=config.server.max_header_bytes,
+                       max_count=config.server.max_headers)  # outermost: before anything reads them
+    install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(websocket.router)
     app.include_router(sse.router)

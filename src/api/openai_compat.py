@@ -16,15 +16,17 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from ..cli import format_segments
+from ..core.audio import PCM_ENCODINGS
+from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.transcribe import load_audio, transcribe_audio
+from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, load_raw, transcribe_audio
+from ..core.validation import request_options, validate_start
+from ..formats import format_segments
 from ..providers.base import Provider
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
 router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 OPENAI_DEFAULT_MODELS = ("whisper-1", "default", "")
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 
@@ -83,25 +85,39 @@ class HubTranscription(BaseModel):
     provider: str
 
 
-def _provider(request: Request, name: str | None, language: str | None) -> Provider:
-    provider: Provider = request.app.state.hub.providers.get(name or None)
-    langs = provider.capabilities.languages
-    if language and language != "auto" and langs != ("auto",) and language not in langs:
-        raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                       f"'{language}' (supports: {', '.join(langs)})")
+def _provider(request: Request, name: str | None, language: str | None,
+              audio: AudioSpec | None = None) -> Provider:
+    """The provider for an upload, its options checked as a streaming start and gRPC Recognize check them."""
+    opts = request_options(provider=name or None, language=language, audio=audio)
+    provider: Provider = request.app.state.hub.providers.get(opts.provider)
+    validate_start(opts, provider, request.app.state.hub.config.limits)
     return provider
 
 
+def _raw_spec(encoding: str | None, sample_rate: int | None, channels: int | None) -> AudioSpec | None:
+    """The upload's AudioSpec when the form says what the bytes are (None: a file with a header)."""
+    if encoding is None and sample_rate is None and channels is None:
+        return None
+    fields = {k: v for k, v in (("encoding", encoding), ("sample_rate", sample_rate), ("channels", channels))
+              if v is not None}
+    return parse_start({"audio": fields}).audio  # unknown encodings: unsupported_encoding, as on every wire
+
+
 async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
-                      prompt: str | None, temperature: float | None, word_timestamps: bool) -> dict[str, Any]:
+                      prompt: str | None, temperature: float | None, word_timestamps: bool,
+                      raw: AudioSpec | None = None) -> dict[str, Any]:
     language = language or None
-    provider = _provider(request, provider_name, language)
+    provider = _provider(request, provider_name, language, raw)
+    raw = raw if raw is not None and raw.encoding in PCM_ENCODINGS else None  # containers: their header says
     if file.size is not None and file.size > MAX_UPLOAD_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {MAX_UPLOAD_BYTES}")
     data = await file.read()
     if not data:
         raise HubError(ErrorCode.invalid_audio, "the uploaded file is empty")
-    audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
+    if raw is not None:  # headerless PCM: the form says what it is
+        audio = await asyncio.to_thread(load_raw, data, raw)
+    else:
+        audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
     return await transcribe_audio(provider, audio, None if language == "auto" else language,
                                   word_timestamps=word_timestamps, prompt=prompt or None, temperature=temperature)
 
@@ -171,10 +187,15 @@ async def transcribe(
     prompt: Annotated[str | None, Form()] = None,
     temperature: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     word_timestamps: Annotated[bool, Form()] = True,
+    encoding: Annotated[str | None, Form(description="headerless PCM in `file`: pcm_s16le, pcm_f32le, pcm_mulaw "
+                                         "or pcm_alaw (files with a header need none)")] = None,
+    sample_rate: Annotated[int | None, Form(description="rate of headerless PCM (default 16000)")] = None,
+    channels: Annotated[int | None, Form(description="channels of headerless PCM (default 1)")] = None,
 ) -> Response:
     name = provider or (None if model in (None, *OPENAI_DEFAULT_MODELS) else model)
     try:
-        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps)
+        raw = _raw_spec(encoding, sample_rate, channels)
+        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw)
     except HubError as e:
         return error_response(e)
     return JSONResponse(HubTranscription.model_validate(res).model_dump())

@@ -2,7 +2,7 @@
 
 POST /v1/sessions (StartSession JSON) opens a session; its events stream from
 GET /v1/sessions/{id}/events (`id: <seq>`, `event: <type>`, `data: <json>`, keep-alive comments,
-Last-Event-ID replay); audio, flush and stop are POSTs; DELETE aborts. Errors are HTTP status +
+Last-Event-ID replay); audio, flush, stop and keepalive are POSTs; DELETE aborts. Errors are HTTP status +
 `{"error": {"code", "message"}}`. A reader that goes away detaches the session (only when it was the
 last reader), so a reconnect within the resume window replays what it missed.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
@@ -27,6 +28,7 @@ from ..core.events import Event
 from ..core.service import SessionService
 from ..core.session import Session
 from .errors import ERROR_RESPONSES, error_response
+from .http_guard import is_head
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions (HTTP + SSE)"])
@@ -66,7 +68,10 @@ def _api_key(request: Request) -> str | None:
     return request.scope.get("asrhub.api_key")
 
 
-def _internal(e: Exception, what: str) -> JSONResponse:
+def _internal(e: Exception, what: str) -> Response:
+    if isinstance(e, ClientDisconnect):  # gone mid-body: nobody to answer, nothing went wrong here
+        log.info("%s: the client went away before its request body was complete", what)
+        return Response(status_code=400)
     log.exception("%s failed", what)
     return error_response(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
 
@@ -132,16 +137,16 @@ class EventStream(Response):
         self.session = session
         self.after = after
         self.ping_s = ping_s
+        self.attachment = service.attachment(session.id)
 
     def _detach_if_last(self) -> None:
-        if not self.session.ended and self.session.channel.readers == 0:
-            self.service.detach(self.session.id)
+        if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
+            self.service.detach(self.session.id, self.attachment)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if scope.get("method") == "HEAD":  # headers only: a HEAD must not open a stream that never ends
+        if is_head(scope):  # headers only: a HEAD must not open a stream that never ends (nor attach)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            self._detach_if_last()
             return
         writer = asyncio.create_task(self._write(send))
         watcher = asyncio.create_task(self._until_disconnect(receive))
@@ -212,10 +217,16 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
-        session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
+        if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
+            session = service.get(session_id)
+            if after > session.channel.last_seq or not session.channel.can_replay(after):
+                raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {after}: the hub holds events "
+                               f"up to {session.channel.last_seq}")
+        else:
+            session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
     except HubError as e:
         return error_response(e)
-    if session.ended and after >= session.channel.last_seq:
+    if not service.is_live(session.id) and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
     return EventStream(service, session, after)
 
@@ -264,6 +275,12 @@ async def session_stop(request: Request, session_id: str) -> Response:
     return response
 
 
+@router.post("/v1/sessions/{session_id}/keepalive", status_code=202, responses=ERROR_RESPONSES,
+             summary="No audio for a while: reset the session's idle timer")
+async def session_keepalive(request: Request, session_id: str) -> Response:
+    return _command(request, session_id, "keepalive")
+
+
 @router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,
              include_in_schema=False)
 async def session_unknown(request: Request, session_id: str, command: str) -> Response:
@@ -278,11 +295,13 @@ def _command(request: Request, session_id: str, command: str) -> Response:
             service.flush(session_id)
         elif command == "stop":
             service.stop(session_id)
+        elif command == "keepalive":
+            service.keepalive(session_id)
         elif command == "start":
             raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
-                           + (" and ended" if session.ended else "") + "; POST /v1/sessions opens another")
+                           + (" and ended" if not service.is_live(session.id) else "") + "; POST /v1/sessions opens another")
         else:
-            raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop)")
+            raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop, keepalive)")
     except HubError as e:
         return error_response(e)
     except Exception as e:

@@ -53,6 +53,8 @@ class ServerConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     frontend_dir: str | None = None
     shutdown_grace_s: float = Field(10.0, ge=0)
+    max_header_bytes: int = Field(32_768, ge=1024)  # request headers in total (names + values); over: 431
+    max_headers: int = Field(100, ge=8)             # request header lines; over: 431
     watch_config: bool = True  # reload providers and pipeline defaults when the config file changes
 
 

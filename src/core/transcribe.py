@@ -12,10 +12,12 @@ from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
 from ..providers.base import Provider, TranscribeOptions
-from .audio import HUB_RATE, AudioChunk, float_to_int16, samples_to_ms
+from .audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
+from .commands import AudioSpec
 from .errors import ErrorCode, HubError
 
 MAX_PIECE_S = 28.0
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
 
 
 def load_audio(data: bytes) -> np.ndarray:
@@ -26,6 +28,19 @@ def load_audio(data: bytes) -> np.ndarray:
     if block.frames == 0:
         raise HubError(ErrorCode.invalid_audio, "the file holds no audio samples")
     return float_to_int16(Resampler(block.sample_rate).process(downmix(block.samples), last=True))
+
+
+def load_raw(data: bytes, spec: AudioSpec) -> np.ndarray:
+    """Headerless PCM (pcm_s16le, pcm_f32le, pcm_mulaw, pcm_alaw) at spec's rate and channels ->
+    int16 mono at the hub rate; containers go to load_audio (their own header says the rest)."""
+    if spec.encoding not in PCM_ENCODINGS:
+        return load_audio(data)
+    from ..operators.decode import PcmDecoder
+
+    frames = PcmDecoder(spec.encoding, spec.sample_rate, spec.channels).feed(data)
+    if len(frames) == 0:
+        raise HubError(ErrorCode.invalid_audio, "the upload holds no audio samples")
+    return float_to_int16(Resampler(spec.sample_rate).process(downmix(frames), last=True))
 
 
 def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple[int, int]]:

@@ -14,13 +14,13 @@ import logging
 import re
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.audio import AudioChunk, RingBuffer, int16_to_float, ms_to_samples, samples_to_ms
-from ..core.scheduler import Superseded
+from ..core.work import Superseded
 from .base import (
+    BatchDecoder,
     ProviderStream,
     Result,
     StreamOptions,
@@ -30,9 +30,6 @@ from .base import (
     WordTiming,
 )
 from .text_guard import echoes
-
-if TYPE_CHECKING:
-    from .base import BatchProvider
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +98,7 @@ class StreamAdapter(ProviderStream):
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
 
-    def __init__(self, provider: BatchProvider, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
+    def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
         self.opts = opts
         self.sink = sink

@@ -126,6 +126,10 @@ class Client(abc.ABC):
     async def stop(self) -> None: ...
 
     @abc.abstractmethod
+    async def keepalive(self) -> None:
+        """No audio for a while: reset the session's idle timer."""
+
+    @abc.abstractmethod
     async def send_malformed(self) -> None:
         """A command that is not even parseable (non-JSON text)."""
 
@@ -198,6 +202,9 @@ class WsClient(Client):
 
     async def stop(self) -> None:
         await self.ws.send(json.dumps({"type": "stop"}))
+
+    async def keepalive(self) -> None:
+        await self.ws.send(json.dumps({"type": "keepalive"}))
 
     async def send_malformed(self) -> None:
         await self.ws.send("this is not json")
@@ -294,6 +301,10 @@ class SseClient(Client):
     async def stop(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/stop")
 
+    async def keepalive(self) -> None:
+        r = await self._post(f"/v1/sessions/{self.session_id}/keepalive")
+        assert r.status_code >= 400 or r.status_code == 202, (r.status_code, r.text)
+
     async def send_malformed(self) -> None:
         await self._post("/v1/sessions", content=b"this is not json", headers={"content-type": "application/json"})
 
@@ -372,6 +383,9 @@ class SioClient(Client):
 
     async def stop(self) -> None:
         await self.sio.emit("stop", namespace=self.NS)
+
+    async def keepalive(self) -> None:
+        await self.sio.emit("keepalive", namespace=self.NS)
 
     async def send_malformed(self) -> None:
         """Socket.IO frames JSON itself; the nearest thing is a start whose payload is a bare string."""
