@@ -95,6 +95,7 @@ class StreamAdapter(ProviderStream):
     tail_ms = 180
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
+    context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
 
@@ -182,8 +183,8 @@ class StreamAdapter(ProviderStream):
     def _left_context(self, u: _Utterance, offset: int) -> tuple[int, str]:
         """(audio start, forced text) of the finals right before `u` that are decoded with it: consecutive
         utterances with text, pauses up to `context_gap_s`, the whole window within `left_context`."""
-        if not self.left_context or self._recent is None:
-            return u.start, ""
+        if not self.left_context or self._recent is None or offset - u.start > ms_to_samples(1000 * self.context_below_s):
+            return u.start, ""  # a long utterance carries its own context: no extra encoder cost
         chain: list[_Heard] = []
         nxt, expected = u.start, u.index - 1
         for h in reversed(self._heard):
@@ -254,6 +255,14 @@ class StreamAdapter(ProviderStream):
                 alone_job = _FinalJob(offset, u.start, "", outer)
                 retry.add_done_callback(lambda g: settle(g, Result(text="", language=res.language), alone_job))
                 return
+            if fallback is None and job.prefix and len(res.text.split()) <= 2:
+                # a word or two after the context: the decoder may just be continuing the context's text
+                # over noise. Whisper's no-speech check cannot tell (the window holds the context's speech):
+                # the utterance decoded alone must be speech for them to stand
+                self.redecodes += 1
+                check = self._decode(self._final_audio(u.start, offset), replace(opts, prefix=None, prompt=None))
+                check.add_done_callback(lambda g: confirm(g, res))
+                return
             stable = u.committed
             if fallback is None and len(stable) >= 4 and len(res.text.split()) < self.short_of_partials * len(stable):
                 # far fewer words than the partials agreed on: decode again with them forced (a final is
@@ -266,6 +275,14 @@ class StreamAdapter(ProviderStream):
             if fallback is not None and fallback.text and len(res.text.split()) < len(fallback.text.split()):
                 res = fallback
             outer.set_result(res)
+
+        def confirm(g: asyncio.Future[Result], res: Result) -> None:
+            if outer.done():
+                return
+            if g.cancelled() or g.exception() is not None:
+                outer.set_result(res)
+            else:
+                outer.set_result(res if g.result().text.strip() else Result(text="", language=res.language))
 
         inner.add_done_callback(settle)
         outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
