@@ -63,7 +63,7 @@ def _http_protocol(cfg: HubConfig) -> Any:
         from .api.http_protocol import capped_protocol
     except ImportError:
         return "h11"
-    return capped_protocol(cfg.server.max_header_bytes)
+    return capped_protocol(cfg.server.max_header_bytes, cfg.server.header_timeout_s)
 
 
 def _draining_server_class() -> type:

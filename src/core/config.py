@@ -55,6 +55,7 @@ class ServerConfig(Strict):
     shutdown_grace_s: float = Field(10.0, ge=0)
     max_header_bytes: int = Field(32_768, ge=1024)  # request headers in total (names + values); over: 431
     max_headers: int = Field(100, ge=8)             # request header lines; over: 431
+    header_timeout_s: float = Field(30.0, gt=0)     # a request head must be complete within this; else 408
     watch_config: bool = True  # reload providers and pipeline defaults when the config file changes
 
 

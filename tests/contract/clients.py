@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
@@ -406,3 +407,14 @@ class SioClient(Client):
 from tests.contract.grpc_client import GrpcClient  # noqa: E402 (it subclasses Client, defined above)
 
 CLIENTS: dict[str, type[Client]] = {c.name: c for c in (WsClient, SseClient, SioClient, GrpcClient)}
+
+
+@contextlib.asynccontextmanager
+async def connected(hub: Any, transport: str) -> AsyncIterator[Client]:
+    """A connected client of `transport` on `hub`, closed afterwards."""
+    c = CLIENTS[transport](hub)
+    await c.connect()
+    try:
+        yield c
+    finally:
+        await c.close()

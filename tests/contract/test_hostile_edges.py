@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.contract.clients import CLIENTS, PCM16, Client
+from tests.contract.clients import CLIENTS, PCM16, connected
 from tests.support import HubProcess, base_config, clip
 
 MAX_RATE = 192_000
@@ -41,14 +40,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     h.stop()
 
 
-@asynccontextmanager
-async def connected(hub: HubProcess, transport: str) -> AsyncIterator[Client]:
-    c = CLIENTS[transport](hub)
-    await c.connect()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def log_since(hub: HubProcess, offset: int) -> str:
@@ -326,6 +317,62 @@ async def test_oversized_websocket_handshake_is_refused(hub: HubProcess) -> None
                                       additional_headers={"x-big": "a" * 40_000}):
             pass
     assert info.value.response.status_code == 431
+
+
+# -- a request head that never completes ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_head_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    h = HubProcess(base_config(), tmp_path_factory.mktemp("head-timeout"),
+                   env={"ASRHUB_SERVER__HEADER_TIMEOUT_S": "1.5"}).start()
+    yield h
+    h.stop()
+
+
+async def _read_until_closed(s: socket.socket, wait_s: float) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(wait_s):
+        while chunk := await loop.sock_recv(s, 65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize("drip", [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                                  b"POST /v1/sessions HTTP/1.1\r\n",
+                                  b"GET /v1/providers HT"])
+async def test_a_dripped_request_head_is_answered_408(quick_head_hub: HubProcess, drip: bytes) -> None:
+    loop = asyncio.get_running_loop()
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        await loop.sock_connect(s, ("127.0.0.1", quick_head_hub.port))
+        for i in range(0, len(drip), 4):  # a few bytes at a time; the head never completes
+            await loop.sock_sendall(s, drip[i:i + 4])
+        data = await _read_until_closed(s, 15)
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), data[:300]
+    err = json.loads(body)["error"]
+    assert err["code"] == "invalid_command" and "not complete" in err["message"], err
+
+
+async def test_a_silent_connection_is_closed_and_a_slow_but_complete_one_is_served(quick_head_hub: HubProcess) -> None:
+    loop = asyncio.get_running_loop()
+    silent, slow = socket.socket(), socket.socket()
+    for s in (silent, slow):
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", quick_head_hub.port))
+    try:
+        await loop.sock_sendall(slow, b"GET /healthz HTTP/1.1\r\n")
+        await loop.sock_sendall(slow, b"Host: x\r\nConnection: close\r\n\r\n")  # complete well in time
+        assert (await _read_until_closed(slow, 15)).startswith(b"HTTP/1.1 200")
+        assert await _read_until_closed(silent, 15) == b""  # closed without an answer
+    finally:
+        silent.close()
+        slow.close()
+    async with httpx.AsyncClient(base_url=quick_head_hub.http, timeout=15) as http:
+        assert (await http.get("/healthz")).status_code == 200
 
 
 # -- malformed Engine.IO / Socket.IO packets -----------------------------------------------------------------

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.contract.clients import CLIENTS, PCM16, Client
+from tests.contract.clients import CLIENTS, PCM16, Client, connected
 from tests.support import HubProcess, base_config
 
 BOUND_S = 8.0
@@ -30,14 +29,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     h.stop()
 
 
-@asynccontextmanager
-async def client(hub: HubProcess, transport: str) -> AsyncIterator[Client]:
-    c = CLIENTS[transport](hub)
-    await c.connect()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def ended(c: Client) -> list[dict[str, Any]]:
@@ -46,7 +37,7 @@ def ended(c: Client) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("transport", list(CLIENTS))
 async def test_keepalive_holds_a_short_idle_timeout_open(hub: HubProcess, transport: str) -> None:
-    async with client(hub, transport) as c:
+    async with connected(hub, transport) as c:
         sid = await c.start({"audio": PCM16, "idle_timeout_s": 1})
         assert sid, c.events
         started = await c.wait_for(lambda e: e["type"] == "session.started")
@@ -67,7 +58,7 @@ async def test_keepalive_holds_a_short_idle_timeout_open(hub: HubProcess, transp
 @pytest.mark.parametrize("transport", list(CLIENTS))
 async def test_idle_timeout_is_bounded_and_typed(hub: HubProcess, transport: str) -> None:
     for bad in (BOUND_S + 0.5, 3600, 0, -1):
-        async with client(hub, transport) as c:
+        async with connected(hub, transport) as c:
             assert await c.start({"audio": PCM16, "idle_timeout_s": bad}) is None, bad
             err = await c.next_error(15)
             assert err["code"] == "invalid_command", err
@@ -78,7 +69,7 @@ async def test_idle_timeout_is_bounded_and_typed(hub: HubProcess, transport: str
 
 @pytest.mark.parametrize("transport", [t for t in CLIENTS if t != "sse"])  # HTTP: see the next test
 async def test_keepalive_before_start_is_refused(hub: HubProcess, transport: str) -> None:
-    async with client(hub, transport) as c:
+    async with connected(hub, transport) as c:
         await c.keepalive()
         err = await c.next_error(15)
         assert err["code"] == "invalid_command", err

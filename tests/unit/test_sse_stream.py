@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from asrhub.api.sse import EventStream
+from asrhub.api.sse_stream import EventStream
 from asrhub.core.channel import EventChannel
 from asrhub.core.events import SessionEnded, SessionStats, SpeechStarted, TranscriptPartial
 
