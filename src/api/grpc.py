@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
+from ..core.config import TlsConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
@@ -28,6 +30,7 @@ from ..core.validation import request_options, validate_start
 from . import grpc_gen
 from .binding import SessionBinding
 from .grpc_codec import STATUS, BadRequest, event_to_proto, message_deserializer, start_to_dict
+from .grpc_metrics import GrpcMetricsInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -202,16 +205,18 @@ class AsrHubServicer:
 
     async def _recognize(self, request: Any) -> Any:
         opts = request_options(provider=request.provider if request.HasField("provider") else None,
-                               language=request.language if request.HasField("language") else None)
-        provider = self.hub.providers.get(opts.provider)
+                               language=request.language if request.HasField("language") else None,
+                               task=request.task if request.HasField("task") else None,
+                               prompt=request.prompt if request.HasField("prompt") and request.prompt else None,
+                               hotwords=list(request.hotwords) or None)
+        provider = self.hub.providers.for_request(opts.provider, opts.language, opts.task)  # providers.routes
         validate_start(opts, provider, self.hub.config.limits)  # exactly as a streaming start or a REST upload
-        language = opts.language
         if not request.audio:
             raise HubError(ErrorCode.invalid_audio, "no audio in the request")
         audio = await asyncio.to_thread(load_audio, request.audio)
         words = request.word_timestamps if request.HasField("word_timestamps") else True
-        res = await transcribe_audio(provider, audio, None if language == "auto" else language, words,
-                                     prompt=request.prompt if request.HasField("prompt") else None)
+        res = await transcribe_audio(provider, audio, opts.language, words, prompt=opts.prompt, task=opts.task,
+                                     hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
             text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
@@ -227,6 +232,12 @@ class AsrHubServicer:
                                        reason=p.get("reason") or "", model=p.get("model") or "",
                                        is_default=bool(p.get("default")), capabilities=pb.Capabilities(**caps)))
         return pb.ListProvidersResponse(providers=out)
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """The PEM key and certificate chain of `server.tls`, for the gRPC port."""
+    assert tls.cert and tls.key
+    return grpc.ssl_server_credentials([(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())])
 
 
 class GrpcServer:
@@ -246,7 +257,8 @@ class GrpcServer:
         cfg = self.hub.config
         limit = max(MAX_UPLOAD_BYTES, cfg.limits.max_message_bytes) + 1024 * 1024
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)])
+                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)],
+                                 interceptors=[GrpcMetricsInterceptor(self.hub.metrics)])
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
@@ -263,7 +275,11 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{cfg.server.host}:{cfg.server.grpc_port}"
-        self.port = server.add_insecure_port(address)
+        tls = cfg.server.tls
+        if tls.enabled:  # the same PEM pair as HTTPS (server.tls)
+            self.port = server.add_secure_port(address, server_credentials(tls))
+        else:
+            self.port = server.add_insecure_port(address)
         if not self.port:
             raise RuntimeError(f"gRPC cannot listen on {address}")
         await server.start()

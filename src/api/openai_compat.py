@@ -22,7 +22,7 @@ from ..core.errors import ErrorCode, HubError
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, load_raw, transcribe_audio
 from ..core.validation import request_options, validate_start
 from ..formats import format_segments
-from ..providers.base import Provider
+from ..providers.base import Provider, Task
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 
 router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
@@ -86,10 +86,13 @@ class HubTranscription(BaseModel):
 
 
 def _provider(request: Request, name: str | None, language: str | None,
-              audio: AudioSpec | None = None) -> Provider:
-    """The provider for an upload, its options checked as a streaming start and gRPC Recognize check them."""
-    opts = request_options(provider=name or None, language=language, audio=audio)
-    provider: Provider = request.app.state.hub.providers.get(opts.provider)
+              audio: AudioSpec | None = None, prompt: str | None = None, task: Task = "transcribe",
+              hotwords: list[str] | None = None) -> Provider:
+    """The provider for an upload (named, or picked by `providers.routes`), its options checked as a
+    streaming start and gRPC Recognize check them."""
+    opts = request_options(provider=name or None, language=language, audio=audio, prompt=prompt, task=task,
+                           hotwords=hotwords or None)
+    provider: Provider = request.app.state.hub.providers.for_request(opts.provider, opts.language, opts.task)
     validate_start(opts, provider, request.app.state.hub.config.limits)
     return provider
 
@@ -105,9 +108,10 @@ def _raw_spec(encoding: str | None, sample_rate: int | None, channels: int | Non
 
 async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
                       prompt: str | None, temperature: float | None, word_timestamps: bool,
-                      raw: AudioSpec | None = None) -> dict[str, Any]:
+                      raw: AudioSpec | None = None, task: Task = "transcribe",
+                      hotwords: list[str] | None = None) -> dict[str, Any]:
     language = language or None
-    provider = _provider(request, provider_name, language, raw)
+    provider = _provider(request, provider_name, language, raw, prompt or None, task, hotwords)
     raw = raw if raw is not None and raw.encoding in PCM_ENCODINGS else None  # containers: their header says
     if file.size is not None and file.size > MAX_UPLOAD_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {MAX_UPLOAD_BYTES}")
@@ -118,8 +122,8 @@ async def _transcribe(request: Request, file: UploadFile, provider_name: str | N
         audio = await asyncio.to_thread(load_raw, data, raw)
     else:
         audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
-    return await transcribe_audio(provider, audio, None if language == "auto" else language,
-                                  word_timestamps=word_timestamps, prompt=prompt or None, temperature=temperature)
+    return await transcribe_audio(provider, audio, language, word_timestamps=word_timestamps, prompt=prompt or None,
+                                  temperature=temperature, task=task, hotwords=hotwords)
 
 
 def _verbose(res: dict[str, Any], temperature: float, words: bool) -> dict[str, Any]:
@@ -181,7 +185,7 @@ async def audio_transcriptions(
 async def transcribe(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file (wav, flac, mp3, ogg, webm, m4a, ...)")],
-    provider: Annotated[str | None, Form(description="a hub provider name; default: the hub's default")] = None,
+    provider: Annotated[str | None, Form(description="a hub provider name; default: routed by language (providers.routes), else the hub's default")] = None,
     model: Annotated[str | None, Form(description="alias of provider (OpenAI spelling)")] = None,
     language: Annotated[str | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
@@ -191,11 +195,14 @@ async def transcribe(
                                          "or pcm_alaw (files with a header need none)")] = None,
     sample_rate: Annotated[int | None, Form(description="rate of headerless PCM (default 16000)")] = None,
     channels: Annotated[int | None, Form(description="channels of headerless PCM (default 1)")] = None,
+    task: Annotated[Task, Form(description="translate: English text out (multilingual Whisper)")] = "transcribe",
+    hotwords: Annotated[list[str] | None, Form(description="boosted phrases (repeat the field)")] = None,
 ) -> Response:
     name = provider or (None if model in (None, *OPENAI_DEFAULT_MODELS) else model)
     try:
         raw = _raw_spec(encoding, sample_rate, channels)
-        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw)
+        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw, task,
+                                hotwords)
     except HubError as e:
         return error_response(e)
     return JSONResponse(HubTranscription.model_validate(res).model_dump())

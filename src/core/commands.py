@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .audio import Encoding
 from .errors import ErrorCode, HubError
+from .language import parse_language
 
 
 class _Cmd(BaseModel):
@@ -46,17 +47,33 @@ class ResumeSpec(_Cmd):
     last_seq: int = Field(ge=0)
 
 
+Hotword = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class StartSession(_Cmd):
     provider: str | None = Field(None, max_length=128)
-    language: str | None = Field(None, max_length=16)
+    language: str | None = Field(None, max_length=35)  # BCP-47 (en, zh-CN, zh-TW, ...) or "auto"
     audio: AudioSpec = Field(default_factory=AudioSpec)
     interim_results: bool = Field(True, strict=True)   # strict: "yes" or 1 is a wrong type, not a guess
     word_timestamps: bool = Field(False, strict=True)
+    task: Literal["transcribe", "translate"] = "transcribe"
+    prompt: str | None = Field(None, max_length=2000)   # context / vocabulary hint (Whisper initial_prompt)
+    hotwords: list[Hotword] | None = Field(None, max_length=100)  # boosted phrases
     vad: VadOptions = Field(default_factory=VadOptions)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
     record: bool | None = Field(None, strict=True)  # recorder on/off for this session (config: pipeline.recorder)
     idle_timeout_s: float | None = Field(None, gt=0, strict=True)  # <= limits.idle_timeout_s; `keepalive` resets it
     resume: ResumeSpec | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _bcp47(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return parse_language(value).tag
+        except HubError as e:
+            raise ValueError(e.message) from None
 
 
 class StartCommand(StartSession):

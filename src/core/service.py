@@ -119,7 +119,7 @@ class SessionService:
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
         self.admission.admit(api_key)
-        provider = self.providers.get(cmd.provider)
+        provider = self.providers.for_request(cmd.provider, cmd.language, cmd.task)  # providers.routes
         validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
         sid = uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)

@@ -11,10 +11,12 @@ import numpy as np
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
-from ..providers.base import Provider, TranscribeOptions
+from ..providers.base import Provider, Task, TranscribeOptions
+from ..providers.localise import localise_result
 from .audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
 from .commands import AudioSpec
 from .errors import ErrorCode, HubError
+from .language import model_language
 
 MAX_PIECE_S = 28.0
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
@@ -63,13 +65,18 @@ def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple
 
 async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
                            word_timestamps: bool = True, prompt: str | None = None,
-                           progress: Any = None, temperature: float | None = None) -> dict[str, Any]:
+                           progress: Any = None, temperature: float | None = None, task: Task = "transcribe",
+                           hotwords: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """`language`: a BCP-47 tag or "auto" (the text follows its script); `prompt`/`hotwords`: the client's."""
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
     lang = None
+    locale = language or provider.language
+    opts = TranscribeOptions(language=model_language(locale), word_timestamps=word_timestamps,
+                             initial_prompt=prompt or None, temperature=temperature, task=task,
+                             hotwords=tuple(hotwords or ()))
     for a, b in split_at_pauses(audio):
-        res = await provider.transcribe(audio[a:b], TranscribeOptions(language=language, word_timestamps=word_timestamps,
-                                                                      prompt=prompt, temperature=temperature))
+        res = localise_result(await provider.transcribe(audio[a:b], opts), locale)
         base = samples_to_ms(a)
         lang = res.language or lang
         if res.segments:
@@ -83,7 +90,7 @@ async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str 
         if progress is not None:
             progress.update((b - a) / HUB_RATE)
     return {"text": " ".join(s["text"] for s in segments).strip(), "segments": segments, "words": words,
-            "language": lang or language, "duration_ms": samples_to_ms(len(audio)), "provider": provider.name}
+            "language": lang or locale, "duration_ms": samples_to_ms(len(audio)), "provider": provider.name}
 
 
 async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,
@@ -100,7 +107,7 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
     out: list[tuple[Path, Any]] = []
     try:
         await providers.load()
-        provider = providers.get(provider_name)
+        provider = providers.resolve(provider_name, language)  # providers.routes
         audios: list[tuple[Path, Any]] = []
         for f in files:
             try:

@@ -220,7 +220,8 @@ class StreamAdapter(ProviderStream):
         audio = self._final_audio(base, offset)
         prompt = self._context or None if self.use_context and not prefix else None
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
-                                 prompt=prompt, prefix=prefix or None)
+                                 prompt=prompt, prefix=prefix or None,
+                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         inner = self._decode(audio, opts)
         outer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         job = _FinalJob(offset, base, prefix, outer)
@@ -340,7 +341,8 @@ class StreamAdapter(ProviderStream):
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=" ".join(u.committed) or None,
-                                 prompt=self._context or None if self.use_context else None)
+                                 prompt=self._context or None if self.use_context else None,
+                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         overdue = end - u.shown >= self.overdue
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
@@ -358,7 +360,8 @@ class StreamAdapter(ProviderStream):
         if exc is not None:
             log.warning("partial decode failed for %s: %s", self.opts.session_id, exc)
             return
-        words = fut.result().text.split()
+        res = fut.result()
+        words = res.text.split()
         if not words:
             return
         agreed = agreed_prefix(u.previous, words)
@@ -368,7 +371,7 @@ class StreamAdapter(ProviderStream):
         u.shown = end
         text_words = u.committed + words[len(u.committed):]
         self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
-                                         stable_text=" ".join(u.committed), language=self.opts.language))
+                                         stable_text=" ".join(u.committed), language=res.language or self.opts.language))
 
     # -- finals ----------------------------------------------------------------------------
     def _deliver_finals(self) -> None:

@@ -89,18 +89,18 @@ class CT2Whisper:
         self.th = thresholds
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
         self._tok_cls = Tokenizer
-        self._tokenizers: dict[str | None, Any] = {}
+        self._tokenizers: dict[tuple[str | None, str], Any] = {}
 
     def fits(self, audio: np.ndarray) -> bool:
         return len(audio) <= (N_FRAMES - self.pad_frames) * SAMPLE_RATE // FRAMES_PER_SECOND
 
-    def tokenizer(self, language: str | None) -> Any:
-        tok = self._tokenizers.get(language)
+    def tokenizer(self, language: str | None, task: str = "transcribe") -> Any:
+        tok = self._tokenizers.get((language, task))
         if tok is None:
             multilingual = self.m.model.is_multilingual
-            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task="transcribe",
+            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task=task if multilingual else "transcribe",
                                 language=(language or "en") if multilingual else "en")
-            self._tokenizers[language] = tok
+            self._tokenizers[(language, task)] = tok
         return tok
 
     def _features(self, audios: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
@@ -118,7 +118,7 @@ class CT2Whisper:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         language = opts[0].language if opts[0].language not in (None, "auto") else None
-        tok = self.tokenizer(language)
+        tok = self.tokenizer(language, opts[0].task)
         features, lengths = self._features(audios)
         model = self.interim if self.interim is not None and opts[0].interim else self.m.model
         enc = model.encode(ctranslate2.StorageView.from_array(features))
@@ -128,11 +128,14 @@ class CT2Whisper:
             detected = [f"<|{language or 'en'}|>"] * len(audios)
         prompts = []
         previous_all = [tok.encode(" " + o.prompt.strip()) if o.prompt else [] for o in opts]
+        # the client's hotwords and prompt (the same for every item of a batch) come first, always kept
+        fixed = " ".join([*opts[0].hotwords, *([opts[0].initial_prompt.strip()] if opts[0].initial_prompt else [])])
+        session = tok.encode(" " + fixed)[: self.m.max_length // 4] if fixed else []
         # CTranslate2 needs <|startoftranscript|> at one position across a batch: keep the same number
         # of context tokens (the most recent ones) for every item
         keep = min(len(p) for p in previous_all)
         for o, lang_token, previous in zip(opts, detected, previous_all, strict=True):
-            previous = previous[len(previous) - keep:] if keep else []
+            previous = session + (previous[len(previous) - keep:] if keep else [])
             p = self.m.get_prompt(tok, previous, without_timestamps=True, prefix=o.prefix)
             if self.m.model.is_multilingual:
                 p[p.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)

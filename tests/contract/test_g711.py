@@ -1,6 +1,6 @@
 """Telephony audio (issue 15 item 4): `pcm_mulaw` and `pcm_alaw` at 8 kHz, decoded in the pipeline.
 
-Real speech (tests/data) is resampled to 8 kHz by sox and companded by the test's own G.711 encoders;
+Real speech (tests/data/speech) is resampled to 8 kHz by sox and companded by the test's own G.711 encoders;
 streamed over WebSocket to a real hub, its WER must be within 3 points of the same clips sent as 16 kHz
 PCM. Every other transport and REST `/v1/transcribe` (headerless upload with `encoding`) take it too.
 """
@@ -8,16 +8,15 @@ PCM. Every other transport and REST `/v1/transcribe` (headerless upload with `en
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS
-from tests.support import HubProcess, base_config, final_text, manifest, wer, ws_stream
+from tests.support import SPEECH, HubProcess, base_config, final_text, manifest, wer, ws_stream
 from tests.telephony import alaw_encode, mulaw_encode, to_rate
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = SPEECH  # tests/data/speech (tests/data/README.md: sources and licences)
 CLIPS = ("en_libri_1089-134686-0000.flac", "en_libri_2412-153948-0000.flac", "en_ljspeech_LJ001-0001.wav")
 ENCODERS = {"pcm_mulaw": mulaw_encode, "pcm_alaw": alaw_encode}
 

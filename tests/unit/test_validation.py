@@ -20,16 +20,12 @@ from asrhub.core.validation import (
 LIMITS = LimitsConfig(max_sample_rate=96000, max_channels=2, idle_timeout_s=10)
 
 
-class Caps:
-    def __init__(self, languages: tuple[str, ...]) -> None:
-        self.languages = languages
-
-
 class FakeProvider:
     def __init__(self, languages: tuple[str, ...]) -> None:
+        from asrhub.providers.base import Capabilities
         self.name = "p"
         self.language = None
-        self.capabilities = Caps(languages)
+        self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=False, languages=languages)
 
 
 def refused(fn: Any, *args: Any) -> HubError:
@@ -64,12 +60,13 @@ def test_idle_timeout_bound() -> None:
 
 def test_language_against_the_provider() -> None:
     listed = FakeProvider(("en", "de"))
-    for ok in (None, "", "auto", "en", "de"):
+    for ok in (None, "", "auto", "en", "de", "EN", "en-GB", "de-AT"):  # BCP-47: case-insensitive, region ok
         validate_language(listed, ok)  # type: ignore[arg-type]
-    for bad in ("xx", "EN", "fr"):
+    for bad in ("xx", "fr", "fr-CA"):
         err = refused(validate_language, listed, bad)
         assert f"'{bad}'" in err.message and "en, de" in err.message
     validate_language(FakeProvider(("auto",)), "xx")  # a provider that detects anything takes any tag
+    assert "BCP-47" in refused(validate_language, listed, "en_GB").message
 
 
 def test_request_options_parse_like_a_start() -> None:
