@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..core.config import HubConfig
 from ..core.hub import Hub
-from . import openai_compat, rest, sse, websocket
+from . import openai_compat, openai_models, realtime, rest, sse, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
 from .socketio import create_socketio_app
@@ -50,6 +50,9 @@ def create_app(config: HubConfig) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(sse.router)
     app.include_router(openai_compat.router)
+    app.include_router(openai_compat.native_router)
+    app.include_router(openai_models.router)
+    app.include_router(realtime.router)
     app.state.grpc = grpc_server
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")

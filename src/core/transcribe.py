@@ -3,6 +3,7 @@ decode each piece with the chosen provider."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
-from ..providers.base import Provider, TranscribeOptions
+from ..providers.base import Provider, TokenLogprob, TranscribeOptions, WordTiming
 from .audio import HUB_RATE, AudioChunk, float_to_int16, samples_to_ms
 from .errors import ErrorCode, HubError
 
@@ -28,11 +29,23 @@ def load_audio(data: bytes) -> np.ndarray:
     return float_to_int16(Resampler(block.sample_rate).process(downmix(block.samples), last=True))
 
 
-def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a long file is cut into pieces at pauses (OpenAI `chunking_strategy` server_vad maps here)."""
+
+    silence_ms: int = 500
+    pre_roll_ms: int = 200
+    aggressiveness: int = 2   # WebRTC VAD mode 0..3
+    max_s: float = MAX_PIECE_S
+
+
+def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S,
+                    split: SplitOptions | None = None) -> list[tuple[int, int]]:
     """Pieces of at most `max_s`, cut in pauses found by the WebRTC VAD."""
-    if len(audio) <= max_s * HUB_RATE:
+    so = split or SplitOptions(max_s=max_s)
+    if len(audio) <= so.max_s * HUB_RATE:
         return [(0, len(audio))]
-    ep = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 500, 200, max_s))
+    ep = Endpointer(WebRtcVad(so.aggressiveness), EndpointOptions(True, 150, so.silence_ms, so.pre_roll_ms, so.max_s))
     pieces: list[tuple[int, int]] = []
     start: int | None = None
     from ..operators.base import SpeechEnd, SpeechStart
@@ -46,29 +59,71 @@ def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple
     return pieces
 
 
-async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
-                           word_timestamps: bool = True, prompt: str | None = None,
-                           progress: Any = None, temperature: float | None = None) -> dict[str, Any]:
-    segments: list[dict[str, Any]] = []
-    words: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class FileSegment:
+    """A segment of a whole-file transcript: times in the file's timeline, the decoder's statistics."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    seek: int = 0      # the piece's offset in 10 ms frames (Whisper's `seek`)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass
+class FileTranscript:
+    text: str
+    segments: list[FileSegment]
+    words: list[WordTiming]
+    language: str | None
+    duration_ms: int
+    provider: str
+    logprobs: list[TokenLogprob] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hub-native JSON answer (POST /v1/transcribe, gRPC Recognize, CLI)."""
+        return {"text": self.text,
+                "segments": [{"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text} for s in self.segments],
+                "words": [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms,
+                           "confidence": round(w.confidence, 4)} for w in self.words],
+                "language": self.language, "duration_ms": self.duration_ms, "provider": self.provider}
+
+
+async def transcribe_file(provider: Provider, audio: np.ndarray, opts: TranscribeOptions,
+                          split: SplitOptions | None = None, progress: Any = None) -> FileTranscript:
+    """Decode `audio` (int16 mono, hub rate) piece by piece; `opts.language` None = the provider's default."""
+    segments: list[FileSegment] = []
+    words: list[WordTiming] = []
+    logprobs: list[TokenLogprob] | None = [] if opts.logprobs and provider.capabilities.logprobs else None
     lang = None
-    for a, b in split_at_pauses(audio):
-        res = await provider.transcribe(audio[a:b], TranscribeOptions(language=language, word_timestamps=word_timestamps,
-                                                                      prompt=prompt, temperature=temperature))
+    for a, b in split_at_pauses(audio, split=split):
+        res = await provider.transcribe(audio[a:b], opts)
         base = samples_to_ms(a)
         lang = res.language or lang
         if res.segments:
-            for s in res.segments:
-                segments.append({"start_ms": base + int(s["start"] * 1000), "end_ms": base + int(s["end"] * 1000),
-                                 "text": s["text"]})
+            segments.extend(FileSegment(base + int(s.start * 1000), base + int(s.end * 1000), s.text, a // 160,
+                                        s.avg_logprob, s.no_speech_prob, s.compression_ratio, s.temperature, s.tokens)
+                            for s in res.segments)
         elif res.text:
-            segments.append({"start_ms": base, "end_ms": samples_to_ms(b), "text": res.text})
-        words.extend({"word": w.word, "start_ms": base + w.start_ms, "end_ms": base + w.end_ms,
-                      "confidence": round(w.confidence, 4)} for w in res.words)
+            segments.append(FileSegment(base, samples_to_ms(b), res.text, a // 160))
+        words.extend(WordTiming(w.word, base + w.start_ms, base + w.end_ms, w.confidence) for w in res.words)
+        if logprobs is not None and res.logprobs:
+            logprobs.extend(res.logprobs)  # Whisper tokens carry their leading space
         if progress is not None:
             progress.update((b - a) / HUB_RATE)
-    return {"text": " ".join(s["text"] for s in segments).strip(), "segments": segments, "words": words,
-            "language": lang or language, "duration_ms": samples_to_ms(len(audio)), "provider": provider.name}
+    return FileTranscript(" ".join(s.text for s in segments).strip(), segments, words, lang or opts.language,
+                          samples_to_ms(len(audio)), provider.name, logprobs)
+
+
+async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
+                           word_timestamps: bool = True, prompt: str | None = None,
+                           progress: Any = None, temperature: float | None = None) -> dict[str, Any]:
+    opts = TranscribeOptions(language=language, word_timestamps=word_timestamps, prompt=prompt, temperature=temperature)
+    return (await transcribe_file(provider, audio, opts, progress=progress)).as_dict()
 
 
 async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,

@@ -30,11 +30,13 @@ class Capabilities:
     word_timestamps: bool
     languages: tuple[str, ...]
     max_concurrency: int = 1
+    logprobs: bool = False   # Result.logprobs when TranscribeOptions.logprobs is asked
+    translate: bool = False  # TranscribeOptions.task "translate" (a multilingual Whisper)
 
     def as_dict(self) -> dict[str, Any]:
         return {"streaming": self.streaming, "interim": self.interim,
                 "word_timestamps": self.word_timestamps, "languages": list(self.languages),
-                "max_concurrency": self.max_concurrency}
+                "max_concurrency": self.max_concurrency, "logprobs": self.logprobs, "translate": self.translate}
 
 
 @dataclass
@@ -59,6 +61,35 @@ class TranscribeOptions:
     prefix: str | None = None      # text the hypothesis must start with (stable text)
     interim: bool = False          # a fast, throw-away hypothesis
     temperature: float | None = None
+    logprobs: bool = False         # fill Result.logprobs (token log-probabilities) where the model has them
+    task: Literal["transcribe", "translate"] = "transcribe"  # translate: any language in, English out
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded segment with the decoder's own statistics (None: the provider does not report it).
+    `start`/`end` are seconds from the start of the audio given to the provider."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one decoded text token."""
+
+    token: str
+    logprob: float
+
+    @property
+    def bytes(self) -> list[int]:
+        return list(self.token.encode("utf-8"))
 
 
 @dataclass
@@ -67,7 +98,8 @@ class Result:
     words: list[WordTiming] = field(default_factory=list)
     language: str | None = None
     duration_ms: int = 0
-    segments: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # asked with TranscribeOptions.logprobs and supported
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.audio import HUB_RATE
 from ..core.scheduler import Superseded
-from .base import BatchProvider, Capabilities, Result, TranscribeOptions, WordTiming
+from .base import BatchProvider, Capabilities, Result, Segment, TranscribeOptions, WordTiming
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class OpenAIWhisperProvider(BatchProvider):
 
     def _set_caps(self, languages: tuple[str, ...]) -> None:
         self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=True, languages=languages,
-                                         max_concurrency=1)
+                                         max_concurrency=1, translate=languages != ("en",))
 
     @property
     def model(self) -> str:
@@ -136,7 +136,7 @@ class OpenAIWhisperProvider(BatchProvider):
                                                   (opts.temperature,) if opts.temperature is not None else
                                                   (0.0, 0.2, 0.4, 0.6))
         beam = self.interim_beam_size if opts.interim else self.beam_size
-        decode_options: dict[str, Any] = {"fp16": False, "without_timestamps": opts.interim}
+        decode_options: dict[str, Any] = {"fp16": False, "without_timestamps": opts.interim, "task": opts.task}
         if beam > 1 and not opts.interim:
             decode_options["beam_size"] = beam
         if opts.prefix:
@@ -162,7 +162,7 @@ class OpenAIWhisperProvider(BatchProvider):
             self._lock.release()
         texts: list[str] = []
         words: list[WordTiming] = []
-        segs: list[dict[str, Any]] = []
+        segs: list[Segment] = []
         for s in out.get("segments", []):
             if s["compression_ratio"] > self.compression_ratio_threshold:
                 continue
@@ -170,8 +170,10 @@ class OpenAIWhisperProvider(BatchProvider):
             if not text:
                 continue
             texts.append(text)
-            segs.append({"start": s["start"], "end": s["end"], "text": text, "avg_logprob": s["avg_logprob"],
-                         "no_speech_prob": s["no_speech_prob"]})
+            segs.append(Segment(float(s["start"]), float(s["end"]), text, avg_logprob=float(s["avg_logprob"]),
+                                no_speech_prob=float(s["no_speech_prob"]),
+                                compression_ratio=float(s["compression_ratio"]),
+                                temperature=float(s["temperature"]), tokens=tuple(int(t) for t in s["tokens"])))
             for w in s.get("words") or []:
                 words.append(WordTiming(str(w["word"]).strip(), int(w["start"] * 1000), int(w["end"] * 1000),
                                         float(w["probability"])))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Result, TranscribeOptions, WordTiming
+from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
@@ -69,18 +69,18 @@ class CT2Whisper:
         self.th = thresholds
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
         self._tok_cls = Tokenizer
-        self._tokenizers: dict[str | None, Any] = {}
+        self._tokenizers: dict[tuple[str | None, str], Any] = {}
 
     def fits(self, audio: np.ndarray) -> bool:
         return len(audio) <= (N_FRAMES - self.pad_frames) * SAMPLE_RATE // FRAMES_PER_SECOND
 
-    def tokenizer(self, language: str | None) -> Any:
-        tok = self._tokenizers.get(language)
+    def tokenizer(self, language: str | None, task: str = "transcribe") -> Any:
+        tok = self._tokenizers.get((language, task))
         if tok is None:
             multilingual = self.m.model.is_multilingual
-            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task="transcribe",
+            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task=task,
                                 language=(language or "en") if multilingual else "en")
-            self._tokenizers[language] = tok
+            self._tokenizers[(language, task)] = tok
         return tok
 
     def _features(self, audios: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
@@ -98,7 +98,7 @@ class CT2Whisper:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         language = opts[0].language if opts[0].language not in (None, "auto") else None
-        tok = self.tokenizer(language)
+        tok = self.tokenizer(language, opts[0].task)
         features, lengths = self._features(audios)
         model = self.interim if self.interim is not None and opts[0].interim else self.m.model
         enc = model.encode(ctranslate2.StorageView.from_array(features))
@@ -120,13 +120,18 @@ class CT2Whisper:
         # speech runs at most ~8 tokens/s: a cap by duration stops a decoder that loops on silence
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         max_length = min(self.m.max_length, max(len(p) for p in prompts) + int(longest * 8) + 16)
+        # a temperature above 0 samples from the whole distribution (OpenAI `temperature`); 0 is greedy/beam
+        temperature = opts[0].temperature or 0.0
+        sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0 else {}
         results = model.generate(
-            enc, prompts, beam_size=beam_size, max_length=max_length, suppress_blank=True,
+            enc, prompts, beam_size=1 if sampling else beam_size, max_length=max_length, suppress_blank=True,
             suppress_tokens=list(get_suppressed_tokens(tok, (-1,))), return_scores=True, return_no_speech_prob=True,
+            **sampling,
         )
         out: list[Result] = []
         align_idx: list[int] = []
         align_tokens: list[list[int]] = []
+        prob_idx: list[int] = []
         for i, (r, o) in enumerate(zip(results, opts, strict=True)):
             tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
             text = tok.decode(tokens).strip()
@@ -136,20 +141,41 @@ class CT2Whisper:
             n = len(r.sequences_ids[0])
             avg_logprob = r.scores[0] * n / (n + 1)
             silent = r.no_speech_prob > self.th.no_speech and avg_logprob < self.th.log_prob
-            looping = compression_ratio(text) > self.th.compression_ratio
-            if silent or looping:
+            ratio = compression_ratio(text)
+            if silent or ratio > self.th.compression_ratio:
                 text = ""
             lang = detected[i].strip("<|>")
+            seg = Segment(0.0, len(audios[i]) / SAMPLE_RATE, text, avg_logprob=float(avg_logprob),
+                          no_speech_prob=float(r.no_speech_prob), compression_ratio=ratio, temperature=temperature,
+                          tokens=tuple(tokens))
             out.append(Result(text=text, language=lang, duration_ms=len(audios[i]) * 1000 // SAMPLE_RATE,
-                              segments=[{"start": 0.0, "end": len(audios[i]) / SAMPLE_RATE, "text": text,
-                                         "avg_logprob": avg_logprob, "no_speech_prob": r.no_speech_prob}]
-                              if text else []))
+                              segments=[seg] if text else []))
             if o.word_timestamps and text and not o.prefix:
                 align_idx.append(i)
                 align_tokens.append(tokens)
+            if o.logprobs:
+                prob_idx.append(i)
         if align_idx:
             self._align(enc, tok, align_idx, align_tokens, lengths, out)
+        for i in prob_idx:
+            out[i].logprobs = self._logprobs(model, enc, tok, i, detected[i], out[i], lengths[i])
         return out
+
+    def _logprobs(self, model: Any, enc: Any, tok: Any, i: int, lang_token: str, res: Result,
+                  frames: int) -> list[TokenLogprob]:
+        """Per-token log-probabilities of the decoded text: the decoder re-scores its own tokens
+        (teacher-forced, CTranslate2 `align`)."""
+        import ctranslate2
+
+        tokens = list(res.segments[0].tokens) if res.segments else []
+        if not tokens:
+            return []
+        sot = list(tok.sot_sequence)
+        if self.m.model.is_multilingual and tok.language in sot:
+            sot[sot.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)
+        row = ctranslate2.StorageView.from_array(np.asarray(enc)[i:i + 1])
+        probs = model.align(row, sot, [tokens], frames)[0].text_token_probs
+        return [TokenLogprob(tok.decode([t]), float(np.log(max(p, 1e-12)))) for t, p in zip(tokens, probs, strict=False)]
 
     def _align(self, enc: Any, tok: Any, idx: list[int], tokens: list[list[int]], lengths: list[int],
                out: list[Result]) -> None:

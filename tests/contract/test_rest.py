@@ -38,7 +38,7 @@ def test_openai_text(oai: openai.OpenAI) -> None:
 
 def test_openai_verbose_json_with_words(oai: openai.OpenAI) -> None:
     res = _transcribe(oai, "verbose_json", timestamp_granularities=["word", "segment"], temperature=0.0)
-    assert res.language == "en" and abs(res.duration - CLIP.seconds) < 0.1  # type: ignore[attr-defined]
+    assert res.language == "english" and abs(res.duration - CLIP.seconds) < 0.1  # type: ignore[attr-defined]
     assert wer([CLIP.transcript], [res.text]) < 0.2  # type: ignore[attr-defined]
     segs = res.segments  # type: ignore[attr-defined]
     assert segs and all(0 <= s.start < s.end <= CLIP.seconds + 0.1 for s in segs)

@@ -1,0 +1,143 @@
+"""`stream=true` on POST /v1/audio/transcriptions: OpenAI's SSE of `transcript.text.delta` events and one
+`transcript.text.done`, produced WHILE decoding.
+
+The decoded file is streamed through an ordinary hub session (the same SessionService every transport
+uses): its VAD cuts utterances, partials and finals come back as they are decoded, and each becomes an
+append-only delta (a partial contributes its `stable_text` growth, a final the rest of its text). Audio is
+pushed as fast as the session can hold it: at most `BACKLOG_S` seconds ahead of the oldest utterance still
+waiting for its final, so its audio never leaves the session's ring buffer.
+
+With `include[]=logprobs` the file is decoded piece by piece instead (session finals carry no token
+log-probabilities): each piece's text and logprobs go out as soon as that piece is decoded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.audio import HUB_RATE
+from ..core.commands import AudioSpec, StartSession, VadOptions
+from ..core.errors import HubError
+from ..core.events import ErrorEvent, SessionEnded, TranscriptFinal, TranscriptPartial
+from ..core.service import SessionService
+from ..core.transcribe import SplitOptions, split_at_pauses
+from ..providers.base import Provider, TokenLogprob, TranscribeOptions
+from .openai_wire import Logprob, StreamDelta, StreamDone
+
+CHUNK_S = 0.5
+BACKLOG_S = 20.0
+
+
+@dataclass
+class _Utterances:
+    """Append-only text out of cumulative partials and finals."""
+
+    emitted: dict[str, str] = field(default_factory=dict)  # utterance id -> text already sent
+    finals: list[str] = field(default_factory=list)
+
+    def _sep(self, uid: str) -> str:
+        return " " if uid not in self.emitted and (self.finals or any(self.emitted.values())) else ""
+
+    def partial(self, ev: TranscriptPartial) -> str:
+        done = self.emitted.get(ev.utterance_id, "")
+        stable = ev.stable_text.strip()
+        if len(stable) <= len(done) or not stable.startswith(done):
+            return ""
+        delta = self._sep(ev.utterance_id) + stable[len(done):]
+        self.emitted[ev.utterance_id] = stable
+        return delta
+
+    def final(self, ev: TranscriptFinal) -> str:
+        done = self.emitted.get(ev.utterance_id, "")
+        text = ev.text.strip()
+        sep = self._sep(ev.utterance_id)
+        self.finals.append(text)
+        if not text.startswith(done):  # cannot happen for stable text; the done event has the truth
+            return ""
+        delta = sep + text[len(done):]
+        self.emitted[ev.utterance_id] = text
+        return delta
+
+
+async def session_stream(service: SessionService, start: StartSession, audio: np.ndarray,
+                         api_key: str | None) -> AsyncIterator[StreamDelta | StreamDone]:
+    """Deltas as the session decodes `audio` (int16 mono at the hub rate), then the done event."""
+    session = service.start_session(start, "openai", api_key)
+    progress = asyncio.Event()
+    backlog = int(min(BACKLOG_S, service.config.limits.max_session_buffer_s / 2) * HUB_RATE)
+
+    async def produce() -> None:
+        step = int(CHUNK_S * HUB_RATE)
+        for i in range(0, len(audio), step):
+            while not session.ended:
+                starts = [s for s, _ in session.pending.values()]
+                if session.open_utterance is not None:
+                    starts.append(session.open_utterance[1])
+                if not starts or i - min(starts) < backlog:
+                    break
+                progress.clear()
+                await progress.wait()  # set by the reader on each final/partial
+            if session.ended:
+                return
+            service.push_audio(session.id, audio[i:i + step].astype("<i2").tobytes())
+            await asyncio.sleep(0)  # let results out between chunks
+        service.stop(session.id)
+
+    producer = asyncio.create_task(produce())
+    texts = _Utterances()
+    try:
+        async for ev in service.events(session.id):
+            progress.set()
+            if isinstance(ev, TranscriptPartial):
+                if delta := texts.partial(ev):
+                    yield StreamDelta(delta=delta)
+            elif isinstance(ev, TranscriptFinal):
+                if delta := texts.final(ev):
+                    yield StreamDelta(delta=delta)
+            elif isinstance(ev, ErrorEvent) and ev.fatal:
+                raise HubError(ev.code, ev.message)
+            elif isinstance(ev, SessionEnded):
+                break
+            if producer.done() and producer.exception() is not None:
+                raise producer.exception()  # type: ignore[misc]
+        yield StreamDone(text=" ".join(t for t in texts.finals if t))
+    finally:
+        if not producer.done():
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HubError):
+                await producer
+        if not session.ended:
+            service.abort(session.id)
+
+
+def _logprobs(lps: list[TokenLogprob]) -> list[Logprob]:
+    return [Logprob(token=t.token, logprob=round(t.logprob, 6), bytes=t.bytes) for t in lps]
+
+
+async def piece_stream(provider: Provider, audio: np.ndarray, opts: TranscribeOptions,
+                       split: SplitOptions | None) -> AsyncIterator[StreamDelta | StreamDone]:
+    """One delta per piece of the file (cut at pauses), each with its token logprobs, as it is decoded."""
+    texts: list[str] = []
+    every: list[TokenLogprob] = []
+    for a, b in split_at_pauses(audio, split=split):
+        res = await provider.transcribe(audio[a:b], opts)
+        text = res.text.strip()
+        if not text:
+            continue
+        lps = res.logprobs or []
+        every.extend(lps)
+        yield StreamDelta(delta=(" " if texts else "") + text, logprobs=_logprobs(lps) if opts.logprobs else None)
+        texts.append(text)
+    yield StreamDone(text=" ".join(texts), logprobs=_logprobs(every) if opts.logprobs else None)
+
+
+def start_for(provider: Provider, language: str | None, split: SplitOptions | None,
+              threshold: float | None) -> StartSession:
+    vad = VadOptions(silence_ms=split.silence_ms if split else None, pre_roll_ms=split.pre_roll_ms if split else None,
+                     threshold=threshold)
+    return StartSession(provider=provider.name, language=language, audio=AudioSpec(encoding="pcm_s16le",
+                        sample_rate=HUB_RATE, channels=1), interim_results=True, vad=vad)
