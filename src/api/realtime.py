@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@dataclass
+@dataclass(eq=False)
 class HubRun:
     """One hub session of this connection and how its utterances map onto conversation items."""
 
@@ -232,7 +232,12 @@ class RealtimeConnection:
                 if text is None:
                     continue
                 try:
-                    await self.handle(rt.parse_client_event(text, self.cfg))
+                    ev = rt.parse_client_event(text, self.cfg)
+                    try:
+                        await self.handle(ev)
+                    except HubError as e:
+                        e.client_event_id = getattr(e, "client_event_id", None) or ev.event_id  # type: ignore
+                        raise
                 except HubError as e:
                     await self.send(rt.realtime_error(e))
                 except Exception as e:  # one bad event never takes the connection down

@@ -93,21 +93,23 @@ class TranscriptionConfig:
 @dataclass(frozen=True)
 class SessionUpdate:
     config: TranscriptionConfig
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Append:
     audio: bytes
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Commit:
-    pass
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Clear:
-    pass
+    event_id: str | None = None
 
 
 ClientEvent = SessionUpdate | Append | Commit | Clear
@@ -207,22 +209,22 @@ def parse_client_event(text: str | bytes, current: TranscriptionConfig) -> Clien
                 raise RealtimeProblem("this hub serves transcription sessions only: send session.type "
                                       "\"transcription\"", "session.type", ev_id)
             sess = RealtimeTranscriptionSessionCreateRequest.model_validate(session)
-            return SessionUpdate(_ga_config(sess, current))
+            return SessionUpdate(_ga_config(sess, current), ev_id)
         if kind == "transcription_session.update":
-            return SessionUpdate(_beta_config(TranscriptionSessionUpdate.model_validate(data), current))
+            return SessionUpdate(_beta_config(TranscriptionSessionUpdate.model_validate(data), current), ev_id)
         if kind == "input_audio_buffer.append":
             ev = _strict(InputAudioBufferAppendEvent, data)
             try:
-                return Append(base64.b64decode(ev.audio, validate=True))
+                return Append(base64.b64decode(ev.audio, validate=True), ev_id)
             except (binascii.Error, ValueError):
                 raise RealtimeProblem("'audio' is not valid base64", "audio", ev_id,
                                       code=ErrorCode.invalid_audio) from None
         if kind == "input_audio_buffer.commit":
             _strict(InputAudioBufferCommitEvent, data)
-            return Commit()
+            return Commit(ev_id)
         if kind == "input_audio_buffer.clear":
             _strict(InputAudioBufferClearEvent, data)
-            return Clear()
+            return Clear(ev_id)
     except ValidationError as e:
         raise _problem(e, ev_id) from None
     except RealtimeProblem as e:
