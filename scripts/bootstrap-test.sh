@@ -13,6 +13,11 @@ VENV=.venv
 # by `test`). silero-vad declares torch as a dependency: --no-deps keeps pip from resolving it.
 "$VENV/bin/pip" install -q onnxruntime
 "$VENV/bin/pip" install -q --no-deps silero-vad==6.2.3
+# pipecat's OpenAI STT service (tests/integrations): pipecat-ai pins protobuf<7 and soxr~=1.0, but the hub's
+# generated gRPC code needs protobuf 7. --no-deps, then only what its OpenAI STT imports (none pulls torch).
+"$VENV/bin/pip" install -q --no-deps pipecat-ai==1.14.0
+"$VENV/bin/pip" install -q loguru docstring_parser "wait_for2<1" "loudness<1" sentencex==1.0.32 "Markdown<4" \
+  "resampy~=0.4.3" num2words
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)

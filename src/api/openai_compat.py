@@ -49,7 +49,7 @@ ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 KNOWN_FIELDS = {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
                 "stream", "include[]", "chunking_strategy", "chunking_strategy[type]",
                 "chunking_strategy[silence_duration_ms]", "chunking_strategy[prefix_padding_ms]",
-                "chunking_strategy[threshold]"}
+                "chunking_strategy[threshold]", "languages[]", "keywords[]"}
 
 
 class HubWord(BaseModel):
@@ -208,13 +208,21 @@ async def audio_transcriptions(
     cs_silence: Annotated[int | None, Form(alias="chunking_strategy[silence_duration_ms]")] = None,
     cs_prefix: Annotated[int | None, Form(alias="chunking_strategy[prefix_padding_ms]")] = None,
     cs_threshold: Annotated[float | None, Form(alias="chunking_strategy[threshold]")] = None,
+    languages: Annotated[list[str] | None, Form(alias="languages[]", description="possible languages: one is used "
+                                                "as `language`, several mean detection")] = None,
+    keywords: Annotated[list[str] | None, Form(alias="keywords[]", description="terms to expect: given to the "
+                                               "decoder as its prompt when there is no `prompt`")] = None,
 ) -> Response:
     unknown = sorted(set((await request.form()).keys()) - KNOWN_FIELDS)
     if unknown:
         raise ParamError(ErrorCode.invalid_command, f"unsupported parameter '{unknown[0]}'", unknown[0])
     provider = resolve(request, model)
+    if not language and languages:
+        language = languages[0] if len(languages) == 1 else "auto"
     lang = language_code(language)
     _check_language(provider, lang)
+    if keywords and not prompt:
+        prompt = ", ".join(k.strip() for k in keywords if k.strip())
     split, threshold = _chunking(chunking_strategy, cs_type, cs_silence, cs_prefix, cs_threshold)
     logprobs = "logprobs" in (include or [])
     if logprobs and response_format != "json":

@@ -143,7 +143,9 @@ def _ga_config(session: Any, base: TranscriptionConfig) -> TranscriptionConfig:
             cfg["format"] = inp.format.type or "audio/pcm"
         if inp.transcription is not None:
             t = inp.transcription
-            cfg |= {"model": t.model or base.model, "language": t.language, "prompt": t.prompt}
+            language = t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None)
+            prompt = t.prompt or (", ".join(t.keywords) if t.keywords else None)  # keywords: a Whisper prompt
+            cfg |= {"model": t.model or base.model, "language": language, "prompt": prompt}
         if "turn_detection" in fields:
             td = inp.turn_detection
             if td is None:
