@@ -14,7 +14,6 @@ import sys
 import time
 
 import av
-import numpy as np
 from openai import AsyncOpenAI
 
 RATE = 24000
