@@ -4,8 +4,9 @@
 The decoded file is streamed through an ordinary hub session (the same SessionService every transport
 uses): its VAD cuts utterances, partials and finals come back as they are decoded, and each becomes an
 append-only delta (a partial contributes its `stable_text` growth, a final the rest of its text). Audio is
-pushed as fast as the session can hold it: at most `BACKLOG_S` seconds ahead of the oldest utterance still
-waiting for its final, so its audio never leaves the session's ring buffer.
+pushed as fast as the session decodes it: not while a final is pending (a burst of queued finals would make
+the hub's results trail its audio and trip admission control for every client), and at most `BACKLOG_S`
+into an open utterance (the endpointer cuts utterances at `max_utterance_s` anyway).
 
 With `include[]=logprobs` the file is decoded piece by piece instead (session finals carry no token
 log-probabilities): each piece's text and logprobs go out as soon as that piece is decoded."""
@@ -30,6 +31,7 @@ from .openai_wire import Logprob, StreamDelta, StreamDone
 
 CHUNK_S = 0.5
 BACKLOG_S = 20.0
+RECHECK_S = 0.1
 
 
 @dataclass
@@ -73,14 +75,17 @@ async def session_stream(service: SessionService, start: StartSession, audio: np
     async def produce() -> None:
         step = int(CHUNK_S * HUB_RATE)
         for i in range(0, len(audio), step):
+            # no more audio while a final is pending: finals queued behind a burst would make the hub's
+            # results trail its audio, and admission (limits.admission_lag_s) would refuse everyone
             while not session.ended:
-                starts = [s for s, _ in session.pending.values()]
-                if session.open_utterance is not None:
-                    starts.append(session.open_utterance[1])
-                if not starts or i - min(starts) < backlog:
+                open_start = session.open_utterance[1] if session.open_utterance is not None else i
+                if not session.pending and i - open_start < backlog:
                     break
                 progress.clear()
-                await progress.wait()  # set by the reader on each final/partial
+                # woken by the reader on each event; a final that decodes to nothing emits no event, so
+                # re-check the pending set every RECHECK_S as well
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), RECHECK_S)
             if session.ended:
                 return
             service.push_audio(session.id, audio[i:i + step].astype("<i2").tobytes())
