@@ -263,7 +263,13 @@ class RealtimeConnection:
 async def realtime_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     intent = ws.query_params.get("intent")
-    conn = RealtimeConnection(ws, ws.app.state.hub.service, ws.query_params.get("model"))
+    model = ws.query_params.get("model")
+    if model is not None:  # the URL may name a conversation model (gpt-realtime): transcribe with the default
+        try:
+            resolve_model(ws.app.state.hub, model)
+        except HubError:
+            model = None
+    conn = RealtimeConnection(ws, ws.app.state.hub.service, model)
     if intent not in (None, "transcription"):
         await conn.send(rt.realtime_error(rt.RealtimeProblem(
             f"intent '{intent}' is not served: this hub offers transcription sessions (?intent=transcription)",

@@ -107,7 +107,8 @@ def test_native_transcribe(hub: HubProcess) -> None:
 def test_openapi_documents_every_route(hub: HubProcess) -> None:
     spec = httpx.get(hub.http + "/openapi.json", timeout=30).json()
     paths = spec["paths"]
-    for path, method in [("/v1/audio/transcriptions", "post"), ("/v1/transcribe", "post"), ("/v1/sessions", "post"),
+    for path, method in [("/v1/audio/transcriptions", "post"), ("/v1/audio/translations", "post"),
+                         ("/v1/models", "get"), ("/v1/models/{model_id}", "get"), ("/v1/transcribe", "post"), ("/v1/sessions", "post"),
                          ("/v1/sessions/{session_id}/events", "get"), ("/v1/sessions/{session_id}/audio", "post"),
                          ("/v1/sessions/{session_id}/flush", "post"), ("/v1/sessions/{session_id}/stop", "post"),
                          ("/v1/sessions/{session_id}", "delete")]:
@@ -115,7 +116,8 @@ def test_openapi_documents_every_route(hub: HubProcess) -> None:
     form = paths["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     if "$ref" in form:
         form = spec["components"]["schemas"][form["$ref"].split("/")[-1]]
-    assert {"file", "model", "language", "prompt", "response_format", "temperature"} <= set(form["properties"])
+    assert {"file", "model", "language", "prompt", "response_format", "temperature", "stream", "include[]",
+            "timestamp_granularities[]", "chunking_strategy"} <= set(form["properties"])
     start = paths["/v1/sessions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"provider", "language", "audio", "interim_results", "word_timestamps", "vad", "resume"} <= set(
         start["properties"])
