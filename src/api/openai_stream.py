@@ -4,8 +4,8 @@
 The decoded file is streamed through an ordinary hub session (the same SessionService every transport
 uses): its VAD cuts utterances, partials and finals come back as they are decoded, and each becomes an
 append-only delta (a partial contributes its `stable_text` growth, a final the rest of its text). Audio is
-pushed as fast as the session decodes it: not while a final is pending (a burst of queued finals would make
-the hub's results trail its audio and trip admission control for every client), and at most `BACKLOG_S`
+pushed as fast as the session decodes it: never with more than `MAX_PENDING` finals waiting (a burst of
+queued finals would make the hub's results trail its audio and trip admission control for every client), and at most `BACKLOG_S`
 into an open utterance (the endpointer cuts utterances at `max_utterance_s` anyway).
 
 With `include[]=logprobs` the file is decoded piece by piece instead (session finals carry no token
@@ -32,6 +32,7 @@ from .openai_wire import Logprob, StreamDelta, StreamDone
 CHUNK_S = 0.5
 BACKLOG_S = 20.0
 RECHECK_S = 0.1
+MAX_PENDING = 2  # finals in flight at once: the next decodes while the previous one is delivered
 
 
 @dataclass
@@ -75,11 +76,11 @@ async def session_stream(service: SessionService, start: StartSession, audio: np
     async def produce() -> None:
         step = int(CHUNK_S * HUB_RATE)
         for i in range(0, len(audio), step):
-            # no more audio while a final is pending: finals queued behind a burst would make the hub's
+            # no more audio while MAX_PENDING finals wait: finals queued behind a burst would make the hub's
             # results trail its audio, and admission (limits.admission_lag_s) would refuse everyone
             while not session.ended:
                 open_start = session.open_utterance[1] if session.open_utterance is not None else i
-                if not session.pending and i - open_start < backlog:
+                if len(session.pending) < MAX_PENDING and i - open_start < backlog:
                     break
                 progress.clear()
                 # woken by the reader on each event; a final that decodes to nothing emits no event, so

@@ -18,6 +18,7 @@ from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionDeltaEvent as Delta,
 )
 from openai.types.realtime import (
+    InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
@@ -113,6 +114,23 @@ async def test_manual_commit_and_beta_session_form(hub: HubProcess) -> None:
     assert events.index(committed) < events.index(done)
     assert any(isinstance(e, Delta) for e in events)
     assert wer([c.transcript], [done.transcript]) < 0.2, done.transcript
+
+
+async def test_clear_drops_uncommitted_audio(hub: HubProcess) -> None:
+    keep, drop = CLIPS[0], CLIPS[1]
+    async with client(hub).realtime.connect(extra_query={"intent": "transcription"}) as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "transcription", "audio": {"input": {  # type: ignore[arg-type]
+            "turn_detection": None}}})
+        await conn.recv()
+        await send_audio(conn, pcm(drop, 24000))
+        await conn.input_audio_buffer.clear()
+        cleared = await recv_until(conn, InputAudioBufferClearedEvent)
+        await send_audio(conn, pcm(keep, 24000))
+        await conn.input_audio_buffer.commit()
+        events = cleared + await recv_until(conn, Completed)
+    done = [e for e in events if isinstance(e, Completed)]
+    assert len(done) == 1 and wer([keep.transcript], [done[0].transcript]) < 0.2, done[0].transcript
 
 
 @pytest.mark.parametrize("fmt,encode", [("audio/pcmu", audioop.lin2ulaw), ("audio/pcma", audioop.lin2alaw)])
