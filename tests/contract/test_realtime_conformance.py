@@ -61,7 +61,7 @@ async def test_realtime_gives_the_websocket_session(hub: HubProcess) -> None:
         await ws.close()
     ws_starts = [e["offset_ms"] for e in ws_events if e["type"] == "speech.started"]
     rt_starts = [e["audio_start_ms"] for e in rt_events if e["type"] == "input_audio_buffer.speech_started"]
-    assert len(rt_starts) == len(ws_starts) and all(abs(a - b) <= 60 for a, b in zip(rt_starts, ws_starts)), \
+    assert len(rt_starts) == len(ws_starts) and all(abs(a - b) <= 60 for a, b in zip(rt_starts, ws_starts, strict=True)), \
         (rt_starts, ws_starts)
     ws_text = [normalise(e["text"]) for e in ws_events if e["type"] == "transcript.final"]
     rt_text = [normalise(e["transcript"]) for e in rt_events
