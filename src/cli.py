@@ -92,25 +92,9 @@ def DrainingServer(config: Any) -> Any:  # noqa: N802
     return _draining_server_class()(config)
 
 
-def _fmt_ts(ms: int, sep: str) -> str:
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def format_segments(segments: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "srt":
-        return "\n".join(f"{i}\n{_fmt_ts(s['start_ms'], ',')} --> {_fmt_ts(s['end_ms'], ',')}\n{s['text']}\n"
-                         for i, s in enumerate(segments, 1))
-    if fmt == "vtt":
-        return "WEBVTT\n\n" + "\n".join(f"{_fmt_ts(s['start_ms'], '.')} --> {_fmt_ts(s['end_ms'], '.')}\n{s['text']}\n"
-                                         for s in segments)
-    return " ".join(s["text"] for s in segments).strip() + "\n"
-
-
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .core.transcribe import transcribe_files
+    from .formats import format_segments
 
     cfg = _load(args.config)
     logging.basicConfig(level=logging.WARNING)

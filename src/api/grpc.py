@@ -23,12 +23,10 @@ from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
-from ..core.session import Session
-from ..core.transcribe import load_audio, transcribe_audio
+from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
 from . import grpc_gen
-from .errors import error_event
+from .binding import SessionBinding
 from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
-from .openai_compat import MAX_UPLOAD_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ class _Attach:
 
 
 class GrpcStream:
-    """One StreamingRecognize call: requests -> session service; session events -> responses.
+    """One StreamingRecognize call: requests -> session binding; session events -> responses.
 
     The response generator takes each event straight from the session's channel and hands it to gRPC
     (no task or queue in between: a hop there let other ready work, e.g. the start of a final's decode,
@@ -59,47 +57,33 @@ class GrpcStream:
     MAX_QUEUED_ERRORS = 256
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
-        self.service = hub.service
+        self.bind = SessionBinding(hub.service, "grpc", api_key)
         self.pb = pb
-        self.api_key = api_key
-        self.session: Session | None = None
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.streaming: asyncio.Task[Any] | None = None  # the response task, while it streams a session
 
-    @property
-    def live(self) -> bool:
-        return self.session is not None and not self.session.ended
-
-    def send_error(self, err: HubError) -> None:
-        if self.live:
-            assert self.session is not None
-            self.service.error(self.session.id, err)  # through the channel, in seq order
-            return
-        if self.out.qsize() < self.MAX_QUEUED_ERRORS:
-            self.out.put_nowait(error_event(err))
+    def report(self, err: HubError) -> None:
+        direct = self.bind.fail(err)
+        if direct is not None and self.out.qsize() < self.MAX_QUEUED_ERRORS:
+            self.out.put_nowait(direct)
 
     def handle(self, req: Any) -> None:
         if isinstance(req, BadRequest):
             raise HubError(ErrorCode.invalid_command, req.message)
         kind = req.WhichOneof("request")
         if kind == "start":
-            if self.live:
-                raise HubError(ErrorCode.invalid_command, "a session is already running on this stream")
-            cmd = parse_start(start_to_dict(req.start))
-            session = self.service.start_session(cmd, "grpc", self.api_key)
-            self.session = session
-            self.out.put_nowait(_Attach(session.id, cmd.resume.last_seq if cmd.resume else 0))
-        elif kind is None:
-            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
-        elif self.session is None:
-            what = "audio arrived" if kind == "audio" else f"'{kind}'"
-            raise HubError(ErrorCode.invalid_command, f"{what} before 'start'; send start first")
+            session, after = self.bind.start(parse_start(start_to_dict(req.start)))
+            self.out.put_nowait(_Attach(session.id, after))
         elif kind == "audio":
-            self.service.push_audio(self.session.id, req.audio)
+            self.bind.audio(req.audio)
         elif kind == "flush":
-            self.service.flush(self.session.id)
+            self.bind.flush()
+        elif kind == "stop":
+            self.bind.stop()
+        elif kind == "keepalive":
+            self.bind.keepalive()
         else:
-            self.service.stop(self.session.id)
+            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
 
     async def read(self, requests: AsyncIterator[Any]) -> None:
         try:
@@ -107,10 +91,9 @@ class GrpcStream:
                 try:
                     self.handle(req)
                 except HubError as e:
-                    self.send_error(e)
+                    self.report(e)
                 except Exception as e:
-                    log.exception("gRPC request failed")
-                    self.send_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+                    self.report(self.bind.internal(e, "request"))
         except Exception:  # the request stream broke: same as a dropped connection
             log.warning("gRPC request stream failed", exc_info=True)
             self.out.put_nowait(_END)
@@ -118,13 +101,10 @@ class GrpcStream:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
         # the client half-closed: that is the end of its audio
-        if self.live and self.session is not None and not self.session.stopping:
-            try:
-                self.service.stop(self.session.id)
-            except HubError as e:
-                self.send_error(e)
-        elif self.session is None:
+        if self.bind.session is None:
             self.out.put_nowait(_END)
+        elif (direct := self.bind.end_of_input()) is not None:
+            self.out.put_nowait(direct)
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         reader = asyncio.create_task(self.read(requests))
@@ -136,7 +116,7 @@ class GrpcStream:
                 if not isinstance(item, _Attach):
                     yield event_to_proto(self.pb, item)
                     continue
-                sub = self.service.events(item.session_id, item.after_seq)
+                sub = self.bind.events(item.after_seq)
                 self.streaming = asyncio.current_task()
                 try:
                     async for ev in sub:
@@ -156,9 +136,7 @@ class GrpcStream:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
-            if self.live:
-                assert self.session is not None
-                self.service.detach(self.session.id)
+            self.bind.detach()
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:

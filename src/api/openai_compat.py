@@ -19,9 +19,9 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
-from ..cli import format_segments
 from ..core.errors import ErrorCode, HubError
 from ..core.transcribe import FileTranscript, SplitOptions, load_audio, transcribe_file
+from ..formats import format_segments
 from ..providers.base import Provider, TranscribeOptions
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name
@@ -40,7 +40,6 @@ from .openai_wire import (
     VerboseWord,
 )
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the default of openai_compat.max_upload_mb (gRPC Recognize sizes by it)
 router = APIRouter(route_class=OpenAIRoute, tags=["OpenAI-compatible"])
 native_router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 

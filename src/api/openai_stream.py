@@ -78,7 +78,7 @@ async def session_stream(service: SessionService, start: StartSession, audio: np
         for i in range(0, len(audio), step):
             # no more audio while MAX_PENDING finals wait: finals queued behind a burst would make the hub's
             # results trail its audio, and admission (limits.admission_lag_s) would refuse everyone
-            while not session.ended:
+            while service.is_live(session.id):
                 open_start = session.open_utterance[1] if session.open_utterance is not None else i
                 if len(session.pending) < MAX_PENDING and i - open_start < backlog:
                     break
@@ -87,7 +87,7 @@ async def session_stream(service: SessionService, start: StartSession, audio: np
                 # re-check the pending set every RECHECK_S as well
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(progress.wait(), RECHECK_S)
-            if session.ended:
+            if not service.is_open(session.id):
                 return
             service.push_audio(session.id, audio[i:i + step].astype("<i2").tobytes())
             await asyncio.sleep(0)  # let results out between chunks
@@ -116,7 +116,7 @@ async def session_stream(service: SessionService, start: StartSession, audio: np
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError, HubError):
                 await producer
-        if not session.ended:
+        if service.is_live(session.id):
             service.abort(session.id)
 
 

@@ -119,7 +119,7 @@ class RealtimeConnection:
 
     def end_run(self) -> None:
         run, self.run = self.run, None
-        if run is not None and not run.session.ended and not run.session.stopping:
+        if run is not None and self.service.is_open(run.session.id):
             self.service.stop(run.session.id)
 
     async def append(self, data: bytes) -> None:
@@ -130,7 +130,7 @@ class RealtimeConnection:
                                      "audio", code=ErrorCode.invalid_audio)
         if not data:
             return
-        if self.run is None or self.run.session.ended:
+        if self.run is None or not self.service.is_open(self.run.session.id):
             self.run = self.start_run()
         if self.current_item is None:
             self.current_item = rt.item_id()
@@ -251,7 +251,7 @@ class RealtimeConnection:
 
     async def close(self) -> None:
         for run in list(self.runs):
-            if not run.session.ended:
+            if self.service.is_live(run.session.id):
                 self.service.abort(run.session.id)
             if run.pump is not None and not run.pump.done():
                 run.pump.cancel()

@@ -28,8 +28,9 @@ from ..core.auth import Authenticator, bearer, key_id
 from ..core.commands import parse_start
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError
+from ..core.events import Event
 from ..core.service import SessionService
-from ..core.session import Session
+from .binding import SessionBinding
 from .errors import error_event
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,11 @@ SEND_QUEUE_LIMIT = 1024
 
 @dataclass
 class SioConnection:
-    api_key: str | None
-    session: Session | None = None
+    bind: SessionBinding
     pump: asyncio.Task[None] | None = None
     asgi_send: Any = None  # the ASGI send of a direct WebSocket connection (to close it under the queue)
     cut_off: bool = False
 
-    @property
-    def live(self) -> bool:
-        return self.session is not None and not self.session.ended
 
 
 class AsrNamespace:
@@ -82,16 +79,14 @@ class AsrNamespace:
             raise socketio.exceptions.ConnectionRefusedError(e.message, {"code": e.code.value,
                                                                          "message": e.message}) from None
         scope = environ.get("asgi.scope") or {}
-        self.conns[sid] = SioConnection(api_key=key,
+        self.conns[sid] = SioConnection(SessionBinding(self.service, "socketio", key, verb="emit"),
                                         asgi_send=environ.get("asgi.send") if scope.get("type") == "websocket" else None)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.conns.pop(sid, None)
         if conn is None:
             return
-        if conn.live:
-            assert conn.session is not None
-            self.service.detach(conn.session.id)
+        conn.bind.detach()
         if conn.pump is not None and not conn.pump.done():
             conn.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,22 +139,23 @@ class AsrNamespace:
             task.add_done_callback(self._closing.discard)
         return True
 
-    async def pump(self, sid: str, session: Session, after_seq: int) -> None:
+    async def pump(self, sid: str, bind: SessionBinding, after_seq: int) -> None:
+        async def send(ev: Event) -> bool:
+            if not await self.sendable(sid):
+                return False  # the client is gone; on_disconnect detaches the session
+            await self.sio.emit(ev.type, ev.to_dict(), to=sid, namespace=NAMESPACE)
+            return True
+
         try:
-            async for ev in self.service.events(session.id, after_seq):
-                if not await self.sendable(sid):
-                    break  # the client is gone; on_disconnect detaches the session
-                await self.sio.emit(ev.type, ev.to_dict(), to=sid, namespace=NAMESPACE)
+            await bind.pump(send, after_seq)
         except Exception:  # the client went away mid-emit; disconnect handling detaches
             log.debug("socket.io pump for %s ended", sid, exc_info=True)
 
     async def send_error(self, sid: str, err: HubError) -> None:
         conn = self.conns.get(sid)
-        if conn is not None and conn.live:
-            assert conn.session is not None
-            self.service.error(conn.session.id, err)  # through the session's channel, in seq order
-        else:
-            await self.sio.emit("error", error_event(err).to_dict(), to=sid, namespace=NAMESPACE)
+        direct = conn.bind.fail(err) if conn is not None else error_event(err)
+        if direct is not None:
+            await self.sio.emit("error", direct.to_dict(), to=sid, namespace=NAMESPACE)
 
     async def on_start(self, sid: str, data: Any = None) -> dict[str, Any]:
         conn = self.conns.get(sid)
@@ -168,19 +164,14 @@ class AsrNamespace:
         if self.not_reading(sid):
             return _ack_error(NOT_READING)
         try:
-            cmd = parse_start(data if data is not None else {})
-            if conn.live:
-                raise HubError(ErrorCode.invalid_command, "a session is already running on this connection")
-            session = self.service.start_session(cmd, "socketio", conn.api_key)
+            session, after = conn.bind.start(parse_start(data if data is not None else {}))
         except HubError as e:
             return _ack_error(e)
         except Exception as e:
-            log.exception("socket.io start failed")
-            return _ack_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+            return _ack_error(conn.bind.internal(e, "start"))
         if conn.pump is not None and not conn.pump.done():
             conn.pump.cancel()
-        conn.session = session
-        conn.pump = asyncio.create_task(self.pump(sid, session, cmd.resume.last_seq if cmd.resume else 0))
+        conn.pump = asyncio.create_task(self.pump(sid, conn.bind, after))
         return {"session_id": session.id}
 
     async def _command(self, sid: str, name: str, data: Any = None) -> dict[str, Any]:
@@ -189,24 +180,23 @@ class AsrNamespace:
         if self.not_reading(sid):
             return _ack_error(NOT_READING)
         try:
-            if conn is None or conn.session is None:
-                what = "audio arrived" if name == "audio" else f"'{name}'"
-                raise HubError(ErrorCode.invalid_command, f"{what} before 'start'; emit start first")
-            session_id = conn.session.id
+            if conn is None:
+                raise HubError(ErrorCode.invalid_command, "not connected to /asr")
             if name == "audio":
                 if not isinstance(data, bytes | bytearray | memoryview):
                     raise HubError(ErrorCode.invalid_audio, "audio must be sent as binary data")
-                self.service.push_audio(session_id, bytes(data))
+                conn.bind.audio(bytes(data))
             elif name == "flush":
-                self.service.flush(session_id)
+                conn.bind.flush()
+            elif name == "keepalive":
+                conn.bind.keepalive()
             else:
-                self.service.stop(session_id)
+                conn.bind.stop()
         except HubError as e:
             await self.send_error(sid, e)
             return _ack_error(e)
         except Exception as e:
-            log.exception("socket.io %s failed", name)
-            err = HubError(ErrorCode.internal, f"internal error: {type(e).__name__}")
+            err = conn.bind.internal(e, name) if conn is not None else HubError(ErrorCode.internal, "internal error")
             await self.send_error(sid, err)
             return _ack_error(err)
         return {"ok": True}

@@ -132,10 +132,11 @@ class EventStream(Response):
         self.session = session
         self.after = after
         self.ping_s = ping_s
+        self.attachment = service.attachment(session.id)
 
     def _detach_if_last(self) -> None:
-        if not self.session.ended and self.session.channel.readers == 0:
-            self.service.detach(self.session.id)
+        if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
+            self.service.detach(self.session.id, self.attachment)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -215,7 +216,7 @@ async def session_events(request: Request, session_id: str,
         session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
     except HubError as e:
         return error_response(e)
-    if session.ended and after >= session.channel.last_seq:
+    if not service.is_live(session.id) and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
     return EventStream(service, session, after)
 
@@ -280,7 +281,7 @@ def _command(request: Request, session_id: str, command: str) -> Response:
             service.stop(session_id)
         elif command == "start":
             raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
-                           + (" and ended" if session.ended else "") + "; POST /v1/sessions opens another")
+                           + (" and ended" if not service.is_live(session.id) else "") + "; POST /v1/sessions opens another")
         else:
             raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop)")
     except HubError as e:

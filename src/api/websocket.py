@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..core.commands import FlushCommand, StartCommand, StopCommand, parse_command
-from ..core.errors import ErrorCode, HubError
+from ..core.errors import HubError
+from ..core.events import Event
 from ..core.service import SessionService
-from ..core.session import Session
-from .errors import error_event
+from .binding import SessionBinding
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -24,8 +23,7 @@ router = APIRouter()
 class WsConnection:
     def __init__(self, ws: WebSocket, service: SessionService) -> None:
         self.ws = ws
-        self.service = service
-        self.session: Session | None = None
+        self.bind = SessionBinding(service, "websocket", ws.scope.get("asrhub.api_key"))
         self.sender: asyncio.Task[None] | None = None
         self.send_lock = asyncio.Lock()
 
@@ -33,19 +31,18 @@ class WsConnection:
         async with self.send_lock:
             await self.ws.send_text(text)
 
-    async def send_error(self, err: HubError) -> None:
-        sid = self.session.id if self.session is not None else ""
-        if self.session is not None and not self.session.ended:
-            self.service.error(sid, err)  # goes through the session's channel, in seq order
-        else:
-            await self.send_text(error_event(err).to_json())
+    async def send_event(self, ev: Event) -> None:
+        await self.send_text(ev.to_json())
 
-    async def pump_events(self, session: Session, after_seq: int) -> None:
+    async def report(self, err: HubError) -> None:
+        direct = self.bind.fail(err)
+        if direct is not None:
+            await self.send_event(direct)
+
+    async def pump_events(self, after_seq: int) -> None:
         try:
-            async for ev in self.service.events(session.id, after_seq):
-                ev_json = ev.to_json()
-                await self.send_text(ev_json)
-            await self.ws.close(1000)
+            if await self.bind.pump(self.send_event, after_seq):
+                await self.ws.close(1000)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
 
@@ -53,9 +50,7 @@ class WsConnection:
         if msg.get("bytes") is not None:
             data = msg["bytes"]
             assert isinstance(data, bytes)
-            if self.session is None:
-                raise HubError(ErrorCode.invalid_command, "audio arrived before 'start'; send a start command first")
-            self.service.push_audio(self.session.id, data)
+            self.bind.audio(data)
             return
         text = msg.get("text")
         if text is None:
@@ -63,18 +58,14 @@ class WsConnection:
         assert isinstance(text, str)
         cmd = parse_command(text)
         if isinstance(cmd, StartCommand):
-            if self.session is not None and not self.session.ended:
-                raise HubError(ErrorCode.invalid_command, "a session is already running on this connection")
-            session = self.service.start_session(cmd, "websocket", self.ws.scope.get("asrhub.api_key"))
-            after = cmd.resume.last_seq if cmd.resume else 0
-            self.session = session
-            self.sender = asyncio.create_task(self.pump_events(session, after))
-        elif self.session is None:
-            raise HubError(ErrorCode.invalid_command, f"'{cmd.type}' before 'start'")
+            _, after = self.bind.start(cmd)
+            self.sender = asyncio.create_task(self.pump_events(after))
         elif isinstance(cmd, FlushCommand):
-            self.service.flush(self.session.id)
+            self.bind.flush()
         elif isinstance(cmd, StopCommand):
-            self.service.stop(self.session.id)
+            self.bind.stop()
+        else:
+            self.bind.keepalive()
 
     async def run(self) -> None:
         try:
@@ -85,15 +76,13 @@ class WsConnection:
                 try:
                     await self.handle(msg)
                 except HubError as e:
-                    await self.send_error(e)
+                    await self.report(e)
                 except Exception as e:  # never let one bad message take the connection down silently
-                    log.exception("websocket message failed")
-                    await self.send_error(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+                    await self.report(self.bind.internal(e, "message"))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            if self.session is not None and not self.session.ended:
-                self.service.detach(self.session.id)
+            self.bind.detach()
             if self.sender is not None and not self.sender.done():
                 self.sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -104,6 +93,4 @@ class WsConnection:
 async def websocket_endpoint(ws: WebSocket) -> None:
     hub = ws.app.state.hub
     await ws.accept()
-    t0 = time.perf_counter()
     await WsConnection(ws, hub.service).run()
-    log.debug("websocket closed after %.1f s", time.perf_counter() - t0)

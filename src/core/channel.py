@@ -38,8 +38,10 @@ class EventChannel:
         return self._next_seq - 1
 
     def emit(self, event: Event) -> Event:
+        """Number a copy of `event` (the caller's stays as it is) and append it."""
         if self.closed:
             return event
+        event = event.model_copy()
         tail = self._history[-1] if self._history else None
         if (event.type == "transcript.partial" and tail is not None and tail.type == "transcript.partial"
                 and tail.seq > self._delivered

@@ -37,20 +37,77 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 }
 
 
+#: Codes a client may retry as they are (later, or elsewhere): the failure is not in the request.
+RETRYABLE: frozenset[ErrorCode] = frozenset({
+    ErrorCode.provider_unavailable, ErrorCode.provider_error, ErrorCode.too_many_sessions,
+    ErrorCode.rate_limited, ErrorCode.internal})
+
+
 class HubError(Exception):
-    """An error with a contract code. `fatal` means the session cannot continue."""
+    """An error with a contract code. `fatal`: the session cannot continue. `retryable`: the same
+    request may succeed later or elsewhere (a provider failure, a full hub), as opposed to a request
+    that is wrong in itself. Errors are immutable: `as_fatal()` gives a fatal copy."""
 
     def __init__(self, code: ErrorCode | str, message: str, *, fatal: bool = False,
                  retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
-        self.fatal = fatal
+        self._fatal = fatal
         self.retry_after_s = retry_after_s  # HTTP Retry-After for refusals under load
+
+    @property
+    def fatal(self) -> bool:
+        return self._fatal
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE
+
+    def as_fatal(self) -> HubError:
+        """This error as a fatal one (the original is left as it is)."""
+        if self._fatal:
+            return self
+        copy = HubError(self.code, self.message, fatal=True, retry_after_s=self.retry_after_s)
+        copy.__cause__ = self
+        return copy
 
     @property
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
 
     def __repr__(self) -> str:
-        return f"HubError({self.code.value!r}, {self.message!r}, fatal={self.fatal})"
+        return f"{type(self).__name__}({self.code.value!r}, {self.message!r}, fatal={self.fatal})"
+
+
+class ClientError(HubError):
+    """The request itself is wrong (bad command, bad audio, unknown session): retrying it as it is
+    cannot help."""
+
+
+class ProviderFailure(HubError):
+    """A provider failed to produce a result it was asked for: an exception in the engine, or no
+    answer within `providers.timeout_s`. Failover moves the session to the next healthy provider."""
+
+    def __init__(self, provider: str, message: str, *, timeout: bool = False) -> None:
+        super().__init__(ErrorCode.provider_error, message)
+        self.provider = provider
+        self.timeout = timeout
+
+    @classmethod
+    def wrap(cls, provider: str, exc: BaseException) -> ProviderFailure:
+        """An exception raised by a provider's stream, as the failure of that provider."""
+        if isinstance(exc, ProviderFailure):
+            return exc
+        detail = str(exc) or type(exc).__name__
+        err = cls(provider, f"provider '{provider}' failed: {detail}")
+        err.__cause__ = exc
+        return err
+
+    @property
+    def reason(self) -> str:
+        """The `provider.switched` reason: "timeout" or "error: <what went wrong>"."""
+        if self.timeout:
+            return "timeout"
+        cause = self.__cause__
+        return f"error: {cause or type(cause).__name__}" if cause is not None else f"error: {self.message}"

@@ -21,12 +21,61 @@ class Event(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AudioFormat(_Part):
+    """The session's audio as the hub normalised it."""
+
+    encoding: str
+    sample_rate: int
+    channels: int
+
+
+class EffectiveVad(_Part):
+    enabled: bool
+    kind: str
+    silence_ms: int
+    min_speech_ms: int
+    pre_roll_ms: int
+    max_utterance_s: float
+
+
+class EffectiveWakeword(_Part):
+    enabled: bool
+    phrase: str | None = None
+    threshold: float | None = None
+    window_s: float | None = None
+
+
+class EffectiveConfig(_Part):
+    """What the session runs with: config defaults with its own overrides applied."""
+
+    interim_results: bool
+    word_timestamps: bool
+    vad: EffectiveVad
+    wakeword: EffectiveWakeword
+    record: bool
+    hub_sample_rate: int
+    interim_interval_ms: int
+
+
+class SessionStats(_Part):
+    audio_ms: int = 0
+    utterances: int = 0
+    finals: int = 0
+    partials: int = 0
+    audio_bytes: int = 0
+    duration_ms: int = 0
+
+
 class SessionStarted(Event):
     type: Literal["session.started"] = "session.started"
     provider: str
     language: str | None = None
-    audio: dict[str, Any]
-    config: dict[str, Any]
+    audio: AudioFormat
+    config: EffectiveConfig
     resumed: bool = False
 
 
@@ -101,7 +150,7 @@ class ErrorEvent(Event):
 class SessionEnded(Event):
     type: Literal["session.ended"] = "session.ended"
     reason: Literal["stop", "idle", "error", "client_gone", "shutdown"]
-    stats: dict[str, Any] = Field(default_factory=dict)
+    stats: SessionStats = Field(default_factory=SessionStats)
 
 
 EVENT_TYPES = (

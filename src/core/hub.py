@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
+from ..providers.base import Provider
 from ..providers.registry import ProviderSet
 from ..store.hub import actions as HA
 from ..store.hub.selectors import select_ready
-from ..store.providers import actions as PA
 from .auth import Authenticator
 from .config import HubConfig
 from .metrics import HubMetrics
@@ -38,14 +39,15 @@ class Hub:
     async def start(self) -> None:
         await self.scheduler.start()
         await self.providers.load()
-        for p in self.providers.providers.values():
-            h = p.health()
-            self.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+        self.report_health(self.providers.providers.values())
         await self.prewarm_pipeline()
         await self.service.start()
         if self.reloader is not None:
             await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
+
+    def report_health(self, providers: Iterable[Provider]) -> None:
+        self.service.report_health(providers)
 
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the

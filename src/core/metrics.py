@@ -8,7 +8,7 @@ their actions; data-plane counters (audio in, partials) are bumped by the servic
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -16,12 +16,45 @@ from pystorex import Action, create_effect
 from reactivex import Observable
 from reactivex import operators as ops
 
+from ..store.providers.selectors import select_available
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_counts_by_transport
+from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport
 from .events import ErrorEvent, TranscriptFinal
 
-if TYPE_CHECKING:
-    from .hub import Hub
+
+class _Service(Protocol):
+    @property
+    def state(self) -> Any: ...
+
+    def max_pending_lag(self) -> float: ...
+
+
+class _Scheduler(Protocol):
+    dropped_partials: int
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def running(self) -> int: ...
+
+
+class _Providers(Protocol):
+    @property
+    def providers(self) -> dict[str, Any]: ...
+
+
+class MetricsSource(Protocol):
+    """What the live gauges read (the hub)."""
+
+    @property
+    def service(self) -> _Service: ...
+
+    @property
+    def scheduler(self) -> _Scheduler: ...
+
+    @property
+    def providers(self) -> _Providers: ...
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -45,9 +78,9 @@ class HubMetrics:
                                        ["provider"], buckets=LATENCY_BUCKETS, registry=r)
         self.lag = Histogram("asrhub_session_lag_seconds", "How far a session's results trail its audio, at finals",
                              buckets=LATENCY_BUCKETS, registry=r)
-        self._hub: Hub | None = None
+        self._hub: MetricsSource | None = None
 
-    def bind(self, hub: Hub) -> None:
+    def bind(self, hub: MetricsSource) -> None:
         self._hub = hub
         self.registry.register(_LiveCollector(hub))
 
@@ -61,16 +94,13 @@ class HubMetrics:
 
 
 class _LiveCollector:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: MetricsSource) -> None:
         self.hub = hub
 
     def collect(self) -> Iterator[Metric]:
         svc = self.hub.service
         by_state = GaugeMetricFamily("asrhub_sessions", "Sessions by state", labels=["state"])
-        counts: dict[str, int] = {"created": 0, "listening": 0, "speaking": 0, "finalizing": 0, "ended": 0}
-        for rec in svc.state["sessions"].values():
-            counts[rec.state] = counts.get(rec.state, 0) + 1
-        for state, n in counts.items():
+        for state, n in select_counts_by_state(svc.state).items():
             by_state.add_metric([state], n)
         yield by_state
         by_transport = GaugeMetricFamily("asrhub_sessions_live", "Live sessions by transport", labels=["transport"])
@@ -93,7 +123,7 @@ class _LiveCollector:
             st = getattr(p, "stats", None)
             if st is not None and st.audio_s > 0:
                 rtf.add_metric([p.name], st.decode_s / st.audio_s)
-            health.add_metric([p.name], 1.0 if p.health().status == "available" else 0.0)
+            health.add_metric([p.name], 1.0 if select_available(svc.state, p.name) else 0.0)
         yield rtf
         yield health
 

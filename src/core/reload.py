@@ -12,16 +12,39 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..providers.base import Provider
-from ..store.providers import actions as PA
+from ..providers.registry import ProviderSet
 from .config import ConfigError, HubConfig, load_config
 from .errors import HubError
 
-if TYPE_CHECKING:
-    from .hub import Hub
+
+class _Service(Protocol):
+    config: HubConfig
+
+    @property
+    def sessions(self) -> dict[str, Any]: ...
+
+    def is_live(self, session_id: str) -> bool: ...
+
+
+class ReloadHost(Protocol):
+    """What a reload changes (the hub)."""
+
+    config: HubConfig
+
+    @property
+    def providers(self) -> ProviderSet: ...
+
+    @property
+    def service(self) -> _Service: ...
+
+    async def prewarm_pipeline(self) -> None: ...
+
+    def report_health(self, providers: Iterable[Provider]) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +53,7 @@ class ConfigReloader:
     debounce_ms = 200
     retire_poll_s = 1.0
 
-    def __init__(self, hub: Hub, path: Path) -> None:
+    def __init__(self, hub: ReloadHost, path: Path) -> None:
         self.hub = hub
         self.path = path
         self._digest = self._read_digest()
@@ -110,10 +133,7 @@ class ConfigReloader:
             hub.service.config = applied
             if applied.pipeline != old.pipeline:
                 await hub.prewarm_pipeline()  # wake word decoders / recordings folder of the new config
-            for p in fresh:
-                h = p.health()
-                hub.service.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
-            hub.service.failover.probe_unhealthy()
+            hub.report_health(fresh)  # an unhealthy one is probed by the failover effects
             for p in retired:
                 t = asyncio.create_task(self._retire(p), name=f"retire-{p.name}")
                 self._retiring.add(t)
@@ -141,7 +161,7 @@ class ConfigReloader:
     async def _retire(self, p: Provider) -> None:
         """Close a provider that a reload removed or replaced, once its last session has ended."""
         while True:
-            if not any(s.provider is p and not s.ended for s in self.hub.service.sessions.values()):
+            if not any(s.provider is p and self.hub.service.is_live(s.id) for s in self.hub.service.sessions.values()):
                 break
             await asyncio.sleep(self.retire_poll_s)
         try:

@@ -21,24 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .work import Batch, Superseded
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FINAL, PARTIAL = 0, 1
-
-
-class Superseded(Exception):
-    """A partial job replaced by a newer one before it ran."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Marks a job as batchable: queued jobs with the same `key` may run as one `run(items)` call,
-    which returns one result per item, in order."""
-
-    key: str
-    run: Callable[[list[Any]], list[Any]]
-    item: Any
 
 
 @dataclass(order=True)

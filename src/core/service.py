@@ -1,6 +1,9 @@
 """SessionService: the one facade every transport calls (DESIGN §2).
 
-create/start, push audio, flush, stop, abort, detach/resume and the event stream of a session.
+Commands (start, audio, flush, stop, abort, detach/resume) are gated by selectors over the store's
+sessions slice, which owns each session's lifecycle. The service executes: it runs the data plane
+(pipeline, provider stream, ring buffer) and reports what happens as actions. The ports the store's
+effects use are core/streams.py (streams, channels) and core/failover.py.
 """
 
 from __future__ import annotations
@@ -9,32 +12,31 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
-from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.base import Provider, ProviderHealth, ProviderStream
 from ..providers.registry import ProviderSet
-from ..store import base as store_base
 from ..store.hub.selectors import select_draining
 from ..store.providers import actions as PA
+from ..store.providers.selectors import select_status
 from ..store.root import build_store
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_live_count, select_session
-from .audio import samples_to_ms
-from .auth import key_id
-from .channel import ChannelOverflow, EventChannel
+from ..store.sessions.selectors import select_is_live, select_is_open, select_live_count, select_session
+from ..store.sessions.state import SessionState
+from .admission import Admission
+from .audio import HUB_RATE, samples_to_ms
+from .channel import EventChannel
 from .commands import StartSession
 from .config import HubConfig
-from .errors import ErrorCode, HubError
+from .errors import ClientError, ErrorCode, HubError
 from .events import (
     ErrorEvent,
     Event,
-    SessionEnded,
-    SessionStarted,
     SpeechEnded,
     SpeechStarted,
     WakewordDetected,
@@ -42,8 +44,10 @@ from .events import (
 from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
+from .streams import Streams
 
 log = logging.getLogger(__name__)
+Actions = Sequence[Action[Any]]
 
 
 class SessionService:
@@ -52,23 +56,21 @@ class SessionService:
         self.providers = providers
         self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}
-        self.key_limits = {key_id(k) or "": k.max_sessions for k in config.server.auth.api_keys if k.max_sessions}
-        self.store = build_store(self, MetricsEffects(self.metrics))
-        self._reaper: asyncio.Task[None] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self.failover = Failover(self)
+        self.streams = Streams(self)
+        self.store = build_store(self.streams, self.failover, self.streams, MetricsEffects(self.metrics))
+        providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
+        self.admission = Admission(self)
+        self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
 
     # -- lifecycle of the service ----------------------------------------------------------
     async def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap_idle(), name="idle-reaper")
-        await self.failover.start()
+        return None
 
     async def close(self) -> None:
-        if self._reaper:
-            self._reaper.cancel()
-        for s in list(self.sessions.values()):
-            self.end(s.id, "shutdown")
-        for t in self._timers.values():
+        for sid in list(self.sessions):
+            self.end(sid, "shutdown")
+        for t in self._removals.values():
             t.cancel()
         await self.failover.close()
 
@@ -79,8 +81,32 @@ class SessionService:
     def state(self) -> Any:
         return self.store.state
 
+    def report_health(self, providers: Iterable[Provider]) -> None:
+        """Put the providers' load results in the store, and let every later report of theirs (from
+        any thread) reach it as `[Provider] Status Changed`, on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def on_health(p: Provider, h: ProviderHealth) -> None:
+            loop.call_soon_threadsafe(self.dispatch, PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+
+        for p in providers:
+            h = p.health()
+            self.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
+            p.on_health = on_health
+
     def live_count(self, api_key: str | None = None) -> int:
         return select_live_count(self.state, api_key)
+
+    def is_live(self, session_id: str) -> bool:
+        """Not ended yet (the store's view)."""
+        return select_is_live(self.state, session_id)
+
+    def is_open(self, session_id: str) -> bool:
+        """Takes audio, flush and stop now (listening or speaking)."""
+        return select_is_open(self.state, session_id)
+
+    def max_pending_lag(self) -> float:
+        return self.admission.max_pending_lag()
 
     # -- commands --------------------------------------------------------------------------
     def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None) -> Session:
@@ -89,111 +115,105 @@ class SessionService:
         limits = self.config.limits
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
-        if self.live_count() >= limits.max_sessions:
-            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions",
-                           retry_after_s=5)
-        per_key = self.key_limits.get(api_key or "", limits.max_sessions_per_key)
-        if api_key is not None and self.live_count(api_key) >= per_key:
-            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {per_key} sessions",
-                           retry_after_s=5)
-        self._admit()
+        self.admission.admit(api_key)
         validate_audio_spec(cmd.audio, limits)
         provider = self.providers.get(cmd.provider)
         language = cmd.language or provider.language
         if language and provider.capabilities.languages not in (("auto",),) and language != "auto" \
                 and language not in provider.capabilities.languages:
-            raise HubError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                           f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+            raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
+                              f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
         sid = uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
+        session.last_activity = asyncio.get_running_loop().time()
         self.sessions[sid] = session
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
+        if self.is_live(sid):
+            self._arm_idle(session)
         return session
-
-    def _admit(self) -> None:
-        """Refuse new sessions before admitted ones fall behind: when finals already wait for more
-        than `admission_lag_s`, inference is saturated (partials are being skipped already)."""
-        lag = self.max_pending_lag()
-        if lag > self.config.limits.admission_lag_s:
-            raise HubError(ErrorCode.too_many_sessions, f"the hub is at capacity (results trail audio by {lag:.1f} s); "
-                           "try again shortly", retry_after_s=max(1, int(lag)))
-
-    def max_pending_lag(self) -> float:
-        """Seconds since the oldest audio still waiting for its final arrived."""
-        now = time.perf_counter()
-        oldest = [s.arrival_time(min(end for _, end in s.pending.values()))
-                  for s in self.sessions.values() if s.pending and not s.ended]
-        return now - min(oldest) if oldest else 0.0
 
     def get(self, session_id: str) -> Session:
         s = self.sessions.get(session_id)
         if s is None:
-            raise HubError(ErrorCode.session_not_found, f"no session '{session_id}'")
+            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}'")
         return s
 
-    def _live(self, session_id: str) -> Session:
+    def _open(self, session_id: str) -> Session:
+        """The session, if it takes commands now (listening or speaking, says the store)."""
         s = self.get(session_id)
-        if s.ended:
-            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has ended")
-        if s.stopping:
-            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' is stopping; no more audio or commands")
+        rec = select_session(self.state, session_id)
+        if rec is None or rec.state == SessionState.ended:
+            raise ClientError(ErrorCode.invalid_command, f"session '{session_id}' has ended")
+        if rec.state == SessionState.finalizing:
+            raise ClientError(ErrorCode.invalid_command,
+                              f"session '{session_id}' is stopping; no more audio or commands")
+        if rec.state == SessionState.created:
+            raise ClientError(ErrorCode.invalid_command, f"session '{session_id}' has not started yet")
         return s
 
     def push_audio(self, session_id: str, data: bytes) -> None:
-        s = self._live(session_id)
+        s = self._open(session_id)
         if len(data) > self.config.limits.max_message_bytes:
-            raise HubError(ErrorCode.payload_too_large, f"audio message of {len(data)} bytes exceeds the limit of "
-                           f"{self.config.limits.max_message_bytes}")
+            raise ClientError(ErrorCode.payload_too_large, f"audio message of {len(data)} bytes exceeds the limit of "
+                              f"{self.config.limits.max_message_bytes}")
         if not data:
             return
-        s.last_activity = time.monotonic()
+        s.last_activity = asyncio.get_running_loop().time()
         s.audio_bytes += len(data)
         assert s.pipeline is not None
         before = s.pipeline.offset
         items = s.pipeline.push(data)  # HubError(invalid_audio) propagates to the transport
-        self.metrics.audio_seconds.labels(s.transport).inc((s.pipeline.offset - before) / 16000)
+        self.metrics.audio_seconds.labels(s.transport).inc((s.pipeline.offset - before) / HUB_RATE)
         self._feed(s, items)
-        if s.audio_samples > self.config.limits.max_session_s * 16000:
+        if s.audio_samples > self.config.limits.max_session_s * HUB_RATE:
             self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
                                       f"of {self.config.limits.max_session_s:.0f} s", fatal=True))
 
     def flush(self, session_id: str) -> None:
-        s = self._live(session_id)
-        s.last_activity = time.monotonic()
+        s = self._open(session_id)
+        s.last_activity = asyncio.get_running_loop().time()
         assert s.pipeline is not None
         self._feed(s, s.pipeline.flush())
 
+    def keepalive(self, session_id: str) -> None:
+        """No audio for a while; the session stays open (resets its idle timer)."""
+        self._open(session_id).last_activity = asyncio.get_running_loop().time()
+
     def stop(self, session_id: str, reason: str = "stop") -> None:
-        s = self._live(session_id)
-        s.stopping = True
+        s = self._open(session_id)
         self.dispatch(A.stop_requested(A.SessionRef(s.id)))
+        if s.idle_timer is not None:
+            s.idle_timer.cancel()
+            s.idle_timer = None
         assert s.pipeline is not None
         try:
             items = s.pipeline.close()
         except HubError as e:
             self.error(s.id, e)  # a fatal error ends the session (and releases its pipeline) right here
-            items = s.pipeline.flush() if s.pipeline is not None and not s.ended else []
-        if s.ended:
+            items = s.pipeline.flush() if s.pipeline is not None and self.is_live(s.id) else []
+        if not self.is_live(s.id):
             return
         self._feed(s, items)
-        self._spawn(s, self._finish(s, reason))
+        self.spawn(s, self._finish(s, reason))
 
     async def drain(self, grace_s: float) -> None:
         """Shutdown: finalise every open utterance, then end each session with reason "shutdown";
         whatever is not done within `grace_s` is ended as it is."""
         for s in list(self.sessions.values()):
-            if not s.ended and not s.stopping:
-                try:
-                    self.stop(s.id, "shutdown")
-                except HubError:
-                    self.end(s.id, "shutdown")
+            rec = select_session(self.state, s.id)
+            if rec is None or rec.state in (SessionState.ended, SessionState.finalizing):
+                continue
+            try:
+                self.stop(s.id, "shutdown")
+            except HubError:
+                self.end(s.id, "shutdown")
         tasks = [t for s in self.sessions.values() for t in s.tasks]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
-        for s in list(self.sessions.values()):
-            self.end(s.id, "shutdown")
+        for sid in list(self.sessions):
+            self.end(sid, "shutdown")
 
     def abort(self, session_id: str) -> None:
         """DELETE: end now, no finalisation."""
@@ -201,27 +221,45 @@ class SessionService:
         self.end(s.id, "client_gone")
 
     async def _finish(self, s: Session, reason: str) -> None:
-        if not await self.failover.drain(s):  # follows the session across provider switches
-            self.error(s.id, HubError(ErrorCode.provider_error, "provider did not deliver the last final in "
-                                      f"{self.config.providers.timeout_s:.0f} s"))
+        """After `stop`: every stream the session has (it may move on failover) has delivered what it
+        was asked for, and every awaited final has come or was given up (each has its deadline)."""
+        while self.is_live(s.id):
+            stream = s.stream
+            if stream is not None:
+                try:
+                    await asyncio.wait_for(stream.drain(), self.config.providers.timeout_s)
+                except TimeoutError:
+                    pass  # the late finals' own timers move the session or give them up
+            await s.settled.wait()
+            if s.stream is stream:
+                break
         self.end(s.id, reason)
 
     # -- detach / resume -------------------------------------------------------------------
-    def detach(self, session_id: str) -> None:
+    def attachment(self, session_id: str) -> int:
+        """Which client connection the session is on now (each resume makes a new one)."""
+        rec = select_session(self.state, session_id)
+        return rec.attachment if rec is not None else 0
+
+    def detach(self, session_id: str, attachment: int | None = None) -> None:
+        """The client of `attachment` (default: the current one) went away. The session waits
+        `resume_window_s` for a resume; a connection that a resume has replaced detaches nothing."""
         s = self.sessions.get(session_id)
-        if s is None or s.ended:
+        rec = select_session(self.state, session_id)
+        if s is None or rec is None or not rec.live:
             return
-        self.dispatch(A.detached(A.SessionRef(session_id)))
+        if attachment is not None and attachment != rec.attachment:
+            return
+        self.dispatch(A.detached(A.Detached(session_id, rec.attachment)))
         window = self.config.limits.resume_window_s
-        if window <= 0 or s.stopping:
-            if not s.stopping:
+        if window <= 0 or rec.state == SessionState.finalizing:
+            if rec.state != SessionState.finalizing:
                 self.end(session_id, "client_gone")
             return
-        loop = asyncio.get_running_loop()
-        self._timers[session_id] = loop.call_later(window, self._detach_expired, session_id)
+        self._schedule(session_id, window, self._detach_expired)
 
     def _detach_expired(self, session_id: str) -> None:
-        self._timers.pop(session_id, None)
+        self._removals.pop(session_id, None)
         rec = select_session(self.state, session_id)
         if rec is not None and not rec.attached:
             self.end(session_id, "client_gone")
@@ -229,16 +267,16 @@ class SessionService:
     def resume(self, session_id: str, last_seq: int) -> Session:
         s = self.sessions.get(session_id)
         if s is None:
-            raise HubError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
+            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
-            raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
-                           f"up to {s.channel.last_seq}")
-        t = self._timers.pop(session_id, None)
-        if t:
-            t.cancel()
-        if not s.ended:
+            raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
+                              f"up to {s.channel.last_seq}")
+        if self.is_live(session_id):
+            t = self._removals.pop(session_id, None)
+            if t:
+                t.cancel()
             self.dispatch(A.attached(A.SessionRef(session_id)))
-            s.last_activity = time.monotonic()
+            s.last_activity = asyncio.get_running_loop().time()
         return s
 
     def events(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
@@ -249,151 +287,78 @@ class SessionService:
         def marker(item: SpeechStart | SpeechEnd, uid: str) -> None:
             if isinstance(item, SpeechStart):
                 ev: Event = SpeechStarted(session_id=s.id, offset_ms=samples_to_ms(item.offset))
-                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True)))
+                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True, uid)))
             else:
+                self.arm_final_timer(s, uid)
                 ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset))
-                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False)))
+                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False, uid)))
 
         for item in items:
-            if isinstance(item, WakeWord):  # route-only event, ahead of the utterance it opens
+            if isinstance(item, WakeWord):  # ahead of the utterance it opens
                 ev = WakewordDetected(session_id=s.id, phrase=item.phrase, offset_ms=samples_to_ms(item.offset))
-                self.dispatch(A.delivered(A.Delivered(s.id, ev)))
+                self.dispatch(A.wakeword_detected(A.WakewordDetected(s.id, ev)))
         s.feed(items, marker)
 
-    def _on_result(self, s: Session, r: StreamResult) -> None:
-        if s.ended:
-            return
-        if not r.is_final:
-            self._emit_direct(s, s.partial_event(r))
-            onset = s.first_partial_due.pop(r.utterance_id, None)
-            self.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
-            return
-        s.pending.pop(r.utterance_id, None)
-        if r.text.strip():
-            ev = s.final_event(r, s.provider.name)
-            self.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
+    def arm_final_timer(self, s: Session, uid: str) -> None:
+        """The utterance's final is due within providers.timeout_s; a timer reports it late."""
+        old = s.final_timers.pop(uid, None)
+        if old is not None:
+            old.cancel()
+        s.final_timers[uid] = asyncio.get_running_loop().call_later(
+            self.config.providers.timeout_s, self.dispatch, A.final_timed_out(A.UtteranceRef(s.id, uid)))
 
-    def _on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
-        if s.ended or self.failover.on_stream_error(s, exc, utterance_id):
-            return  # ended, or moved to a fallback provider that re-decodes the utterance
-        if utterance_id is not None:
-            s.pending.pop(utterance_id, None)
-        self.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, str(exc))))
-        self.error(s.id, HubError(ErrorCode.provider_error, f"provider '{s.provider.name}' failed: {exc}"))
+    def _arm_idle(self, s: Session) -> None:
+        """One timer per session, re-armed for the next deadline when audio came meanwhile."""
+        timeout = self.config.limits.idle_timeout_s
+        loop = asyncio.get_running_loop()
 
-    def _emit_direct(self, s: Session, ev: Event) -> None:
-        try:
-            s.channel.emit(ev)
-        except ChannelOverflow as e:
-            if ev.type == "session.ended":
-                return  # ending already
-            self.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))
+        def check() -> None:
+            s.idle_timer = None
+            rec = select_session(self.state, s.id)
+            if rec is None or rec.state not in (SessionState.listening, SessionState.speaking):
+                return
+            left = s.last_activity + timeout - loop.time()
+            if left > 0:
+                s.idle_timer = loop.call_later(left, check)
+            else:
+                self.dispatch(A.idle_detected(A.SessionRef(s.id)))
+
+        s.idle_timer = loop.call_later(timeout, check)
 
     def error(self, session_id: str, err: HubError) -> None:
-        s = self.sessions.get(session_id)
-        if s is None or s.ended:
+        if session_id not in self.sessions or not self.is_live(session_id):
             return
         ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
         self.dispatch(A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal)))
 
-    # -- SessionRuntime (called by store effects) --------------------------------------------
     def new_stream(self, s: Session) -> ProviderStream:
-        """A stream on the session's current provider; results of a replaced stream are dropped."""
-        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
-                             interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
-                             interim_interval_ms=self.config.scheduler.interim_interval_ms,
-                             min_partial_ms=self.config.scheduler.min_partial_audio_ms)
-        own: list[ProviderStream] = []
-
-        def current() -> bool:
-            return not own or s.stream is own[0]
-
-        sink = StreamSink(on_result=lambda r: self._on_result(s, r) if current() else None,
-                          on_error=lambda e, u: self._on_stream_error(s, e, u) if current() else None)
-        own.append(s.provider.open_stream(opts, sink, s.ring))
-        return own[0]
-
-    def open_stream(self, session_id: str) -> Action[Any]:
-        s = self.get(session_id)
-        s.stream = self.new_stream(s)
-        self.dispatch(PA.stream_opened(PA.StreamRef(s.provider.name, s.id)))
-        a = s.start.audio
-        ev = SessionStarted(session_id=s.id, provider=s.provider.name,
-                            language=s.start.language or s.provider.language,
-                            audio={"encoding": a.encoding, "sample_rate": a.sample_rate, "channels": a.channels},
-                            config=self._effective(s))
-        return A.started(A.Started(s.id, ev, s.provider.name))
-
-    def _effective(self, s: Session) -> dict[str, Any]:
-        assert s.pipeline is not None
-        v = s.pipeline.spec.vad
-        return {"interim_results": s.start.interim_results, "word_timestamps": s.start.word_timestamps,
-                "vad": {"enabled": v.enabled, "kind": s.pipeline.spec.vad_kind, "silence_ms": v.silence_ms,
-                        "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
-                        "max_utterance_s": v.max_utterance_s},
-                "wakeword": ({"enabled": True, "phrase": w.phrase, "threshold": w.threshold, "window_s": w.window_s}
-                             if (w := s.pipeline.spec.wake) is not None else {"enabled": False}),
-                "record": s.pipeline.spec.record is not None,
-                "hub_sample_rate": 16000, "interim_interval_ms": self.config.scheduler.interim_interval_ms}
-
-    def failure(self, session_id: str, error: Exception) -> Action[Any] | None:
-        err = error if isinstance(error, HubError) else HubError(ErrorCode.internal, str(error))
-        err.fatal = True
-        ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=True)
-        return A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, True))
-
-    def close_stream(self, session_id: str) -> Action[Any] | None:
-        s = self.sessions.get(session_id)
-        if s is None or s.stream is None:
-            return None
-        stream, s.stream = s.stream, None
-        self._spawn(s, stream.close())
-        return PA.stream_closed(PA.StreamRef(s.provider.name, s.id))
-
-    def deliver(self, payload: store_base.EventPayload) -> None:
-        s = self.sessions.get(payload.session_id)
-        if s is not None and not payload.event.seq:  # seq set: delivered already (fatal errors go first)
-            self._emit_direct(s, payload.event)
+        return self.streams.new_stream(s)
 
     def end(self, session_id: str, reason: str) -> None:
-        s = self.sessions.get(session_id)
-        if s is None or s.ended:
-            return
-        stats = s.stats()
-        ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
-        self.dispatch(A.ended(A.Ended(s.id, ev, reason, stats)))
-        s.ended = True
-        s.release()
-        t = self._timers.pop(session_id, None)
-        if t:
-            t.cancel()
-        loop = asyncio.get_running_loop()
-        self._timers[session_id] = loop.call_later(max(self.config.limits.resume_window_s, 1.0),
-                                                   self._remove, session_id)
+        """End the session now (through the store: `[Session] End Requested`)."""
+        if self.is_live(session_id):
+            self.dispatch(A.end_requested(A.EndRequested(session_id, reason)))
+
+    # -- housekeeping ------------------------------------------------------------------------------
+    def _schedule(self, session_id: str, delay: float, fn: Any) -> None:
+        old = self._removals.pop(session_id, None)
+        if old is not None:
+            old.cancel()
+        self._removals[session_id] = asyncio.get_running_loop().call_later(delay, fn, session_id)
+
+    def forget_later(self, session_id: str) -> None:
+        """An ended session stays (for resume and replay) for the resume window, then goes."""
+        self._schedule(session_id, max(self.config.limits.resume_window_s, 1.0), self._remove)
 
     def _remove(self, session_id: str) -> None:
-        self._timers.pop(session_id, None)
+        self._removals.pop(session_id, None)
         s = self.sessions.pop(session_id, None)
         if s is not None:
             for t in list(s.tasks):
                 t.cancel()
         self.dispatch(A.removed(A.SessionRef(session_id)))
 
-    def _spawn(self, s: Session, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, s: Session, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         s.tasks.add(task)
         task.add_done_callback(s.tasks.discard)
-
-    async def _reap_idle(self) -> None:
-        timeout = self.config.limits.idle_timeout_s
-        while True:
-            now = time.monotonic()
-            deadline = now + timeout
-            for s in list(self.sessions.values()):
-                if s.ended or s.stopping:
-                    continue
-                if now - s.last_activity >= timeout:
-                    self.dispatch(A.idle_detected(A.SessionRef(s.id)))
-                else:
-                    deadline = min(deadline, s.last_activity + timeout)
-            await asyncio.sleep(max(0.05, deadline - time.monotonic()))

@@ -1,12 +1,15 @@
-"""One live session: its pipeline, provider stream, audio buffer and event channel.
+"""One live session's data plane: its pipeline, provider stream, audio ring buffer, event channel and
+timers. Audio never enters the store.
 
-The session owns the data plane (audio never enters the store). It reports control-plane facts
-(speech edges, finals, errors, end) by dispatching actions; the store's router then puts the event in
-this session's channel. Partials skip the store (they may be coalesced) and go straight to the channel.
+The session keeps no lifecycle flags: whether it is open, finalizing or ended is the store's
+(sessions slice) to say. It keeps what only the data plane can know: which utterances still wait for
+their final (to trim the ring buffer and to replay them on failover), when audio arrived (latency),
+and the timers that report to the store (idle, a final that is late).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +20,7 @@ from ..providers.base import Provider, ProviderStream, StreamResult
 from .audio import HUB_RATE, AudioChunk, RingBuffer, ms_to_samples, samples_to_ms
 from .channel import EventChannel
 from .commands import StartSession
-from .events import Event, TranscriptFinal, TranscriptPartial, Word
+from .events import TranscriptFinal, TranscriptPartial, Word
 
 if TYPE_CHECKING:
     from ..operators.pipeline import Pipeline
@@ -30,24 +33,24 @@ class Session:
         self.start = start
         self.transport = transport
         self.api_key = api_key
-        self.provider = provider
+        self.provider = provider                              # the engine of `stream` (the store names it)
         self.pipeline: Pipeline | None = pipeline
         self.channel = channel
         self.ring = RingBuffer(int(buffer_s * HUB_RATE))
         self.stream: ProviderStream | None = None
         self.created = time.monotonic()
         self.last_activity = self.created
-        self.ended = False
-        self.stopping = False
-        self.utterance_index = 0
+        self.utterance_index = 0                              # utterance ids: u1, u2, ...
         self.open_utterance: tuple[str, int] | None = None   # (id, audio start)
         self.pending: dict[str, tuple[int, int]] = {}         # utterance id -> (start, end) awaiting final
         self.first_partial_due: dict[str, int] = {}           # utterance id -> speech onset, until its 1st partial
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (chunk end offset, arrival time)
         self.audio_bytes = 0
-        self.partials = 0
-        self.finals = 0
-        self.tasks: set[Any] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.final_timers: dict[str, asyncio.TimerHandle] = {}  # utterance id -> its final's deadline
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.settled = asyncio.Event()                        # set while no utterance awaits its final
+        self.settled.set()
 
     # -- timing ----------------------------------------------------------------------------
     @property
@@ -84,11 +87,25 @@ class Session:
             elif isinstance(item, SpeechEnd) and self.open_utterance is not None:
                 uid, start = self.open_utterance
                 self.open_utterance = None
-                self.pending[uid] = (start, item.offset)
+                self.await_final(uid, start, item.offset)
                 on_marker(item, uid)
                 if self.stream is not None:
                     self.stream.end_utterance(uid, item.offset)
         self._trim()
+
+    def await_final(self, uid: str, start: int, end: int) -> None:
+        self.pending[uid] = (start, end)
+        self.settled.clear()
+
+    def final_arrived(self, uid: str) -> bool:
+        """The utterance's final came (or was given up on); False if it was not awaited."""
+        timer = self.final_timers.pop(uid, None)
+        if timer is not None:
+            timer.cancel()
+        found = self.pending.pop(uid, None) is not None
+        if not self.pending:
+            self.settled.set()
+        return found
 
     def _trim(self) -> None:
         keep = self.ring.end - ms_to_samples(1000)
@@ -99,14 +116,12 @@ class Session:
         self.ring.trim(keep)
 
     # -- results -> events -------------------------------------------------------------------
-    def partial_event(self, r: StreamResult) -> Event:
-        self.partials += 1
+    def partial_event(self, r: StreamResult) -> TranscriptPartial:
         return TranscriptPartial(session_id=self.id, utterance_id=r.utterance_id, text=r.text,
                                  stable_text=r.stable_text, start_ms=samples_to_ms(r.start),
                                  end_ms=samples_to_ms(r.end))
 
     def final_event(self, r: StreamResult, provider: str) -> TranscriptFinal:
-        self.finals += 1
         now = time.perf_counter()
         latency = (now - self.arrival_time(r.end)) * 1000.0
         # how far the session's results trail its audio: the oldest utterance end still without its
@@ -121,13 +136,15 @@ class Session:
                                lag_ms=max(0, int(lag)),
                                recording=self.pipeline.recording_for(r.start, r.end) if self.pipeline else None)
 
-    def stats(self) -> dict[str, Any]:
-        return {"audio_ms": samples_to_ms(self.audio_samples), "utterances": self.utterance_index,
-                "finals": self.finals, "partials": self.partials, "audio_bytes": self.audio_bytes,
-                "duration_ms": int((time.monotonic() - self.created) * 1000)}
-
     def release(self) -> None:
         """Free the data plane once the session has ended (the channel stays for resume)."""
+        for timer in (*self.final_timers.values(), self.idle_timer):
+            if timer is not None:
+                timer.cancel()
+        self.final_timers.clear()
+        self.idle_timer = None
+        self.pending.clear()
+        self.settled.set()
         if self.pipeline is not None:
             self.pipeline.release()  # closes recordings, returns the wake word decoder
         self.pipeline = None

@@ -17,6 +17,7 @@ from .audio import HUB_RATE, AudioChunk, float_to_int16, samples_to_ms
 from .errors import ErrorCode, HubError
 
 MAX_PIECE_S = 28.0
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
 
 
 def load_audio(data: bytes) -> np.ndarray:

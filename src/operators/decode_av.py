@@ -108,9 +108,8 @@ class ContainerDecoder:
                 )
             return blocks
         except HubError as exc:
-            exc.fatal = True  # a container stream cannot resynchronise
             self.abort()
-            raise
+            raise exc.as_fatal() from None  # a container stream cannot resynchronise
 
     def close(self) -> list[PcmBlock]:
         """End of stream: flush the demuxer/decoder and return the remaining PCM."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.audio import AudioChunk, ms_to_samples
+from ..core.audio import HUB_RATE, AudioChunk, ms_to_samples
 from .base import FrameClassifier, Gated, Item, PauseHint, SpeechEnd, SpeechStart
 
 
@@ -46,7 +46,7 @@ class Endpointer:
         self._last_voiced_end = 0
         self._silent_run = 0
         self._last_end = 0  # end of the previous utterance (pre-roll never reaches back before it)
-        self._max_len = int(opts.max_utterance_s * 16000)
+        self._max_len = int(opts.max_utterance_s * HUB_RATE)
 
     def push(self, chunk: AudioChunk) -> list[Item]:
         out: list[Item] = []

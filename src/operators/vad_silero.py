@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.audio import HUB_RATE
 from ..core.errors import ErrorCode, HubError
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = HUB_RATE  # the model runs at 16 kHz, the hub rate
 FRAME_SAMPLES = 512
 CONTEXT_SAMPLES = 64
 MODEL_FILE = "silero_vad.onnx"

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.audio import AudioChunk, ms_to_samples
+from ..core.audio import HUB_RATE, AudioChunk, ms_to_samples
 from ..core.errors import ErrorCode, HubError
 from .base import Gated, Item, PauseHint, SpeechEnd, SpeechStart, WakeWord
 from .wakeword import KeyphraseSpotter, check_phrase, open_spotter
@@ -150,7 +150,7 @@ class WakeGate:
         if spotter is None:
             self._backlog.append(chunk)
             self._backlog_samples += len(chunk.samples)
-            while self._backlog_samples > BACKLOG_S * 16000:
+            while self._backlog_samples > BACKLOG_S * HUB_RATE:
                 self._backlog_samples -= len(self._backlog.popleft().samples)
             return [Gated(chunk)]
         detection: int | None = None

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.audio import HUB_RATE
 from ..core.errors import ErrorCode, HubError
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = HUB_RATE  # the acoustic model runs at 16 kHz, the hub rate
 FRAME_SHIFT = 160  # PocketSphinx: 100 frames per second at 16 kHz
 STEP_SAMPLES = 320  # audio is passed on in 20 ms steps, so detections are placed within 20 ms
 POOL_SIZE = 4  # idle decoders kept per (phrase, threshold)

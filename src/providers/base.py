@@ -8,17 +8,16 @@ implement `decode()` (blocking, run by the scheduler) and get streaming from `pr
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from ..core.audio import AudioChunk, RingBuffer
 
 if TYPE_CHECKING:
-    from ..core.scheduler import Batch, Scheduler
+    from ..core.work import Batch, Scheduling
 
 Status = Literal["available", "loading", "unavailable", "unhealthy"]
 
@@ -182,12 +181,13 @@ class Provider(abc.ABC):
     kind: str = "base"
     capabilities: Capabilities
 
-    def __init__(self, name: str, options: dict[str, Any], scheduler: Scheduler, language: str | None = None):
+    def __init__(self, name: str, options: dict[str, Any], scheduler: Scheduling, language: str | None = None):
         self.name = name
         self.options = options
         self.scheduler = scheduler
         self.language = language
         self._health = ProviderHealth("loading")
+        self.on_health: Callable[[Provider, ProviderHealth], None] | None = None  # set by the hub
         self.stats = DecodeStats()
 
     @property
@@ -195,10 +195,15 @@ class Provider(abc.ABC):
         return str(self.options.get("model", ""))
 
     def health(self) -> ProviderHealth:
+        """What the provider itself last reported (its load result, or a fault it noticed). The hub's
+        view of its health is the store's providers slice, which these reports feed."""
         return self._health
 
     def set_health(self, status: Status, reason: str | None = None) -> None:
+        """Report a health change (any thread): `on_health` turns it into `[Provider] Status Changed`."""
         self._health = ProviderHealth(status, reason)
+        if self.on_health is not None:
+            self.on_health(self, self._health)
 
     @abc.abstractmethod
     async def load(self) -> None: ...
@@ -214,32 +219,13 @@ class Provider(abc.ABC):
         """`audio`: int16 mono at the hub rate."""
 
 
-class BatchProvider(Provider):
-    """A provider whose model decodes whole utterances; streaming comes from StreamAdapter."""
+class BatchDecoder(Protocol):
+    """What StreamAdapter needs of a batch provider (providers/batch.py implements it)."""
 
-    @abc.abstractmethod
-    def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
-        """Blocking decode of float32 mono 16 kHz audio. Runs in the scheduler's executor."""
+    name: str
+    options: dict[str, Any]
+    scheduler: Scheduling
 
-    def timed_decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
-        """`decode` with its cost counted in `stats` (real-time factor)."""
-        t0 = time.perf_counter()
-        try:
-            return self.decode(audio, opts)
-        finally:
-            self.stats.add(time.perf_counter() - t0, len(audio) / 16000, opts.interim)
+    def timed_decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result: ...
 
-    def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
-        """How this decode may be batched with others (None: it may not)."""
-        return None
-
-    async def transcribe(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
-        from ..core.audio import int16_to_float
-        pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
-        fut = self.scheduler.submit(lambda: self.timed_decode(pcm, opts), final=True, batch=self.batch(pcm, opts))
-        assert fut is not None
-        return await fut
-
-    def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
-        from .streaming import StreamAdapter
-        return StreamAdapter(self, opts, sink, ring)
+    def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None: ...

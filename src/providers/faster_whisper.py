@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
-from ..core.scheduler import Batch
-from .base import BatchProvider, Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from ..core.work import Batch
+from .base import Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from .batch import BatchProvider
 from .whisper_ct2 import CT2Whisper, Thresholds
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class FasterWhisperProvider(BatchProvider):
         finally:
             dt = time.perf_counter() - t0
             for a, o in items:
-                self.stats.add(dt / len(items), len(a) / 16000, o.interim)
+                self.stats.add(dt / len(items), len(a) / HUB_RATE, o.interim)
 
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
         """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""

@@ -26,7 +26,6 @@ import numpy as np
 
 from ..core.audio import HUB_RATE, RingBuffer
 from .base import (
-    BatchProvider,
     Capabilities,
     ProviderStream,
     Result,
@@ -35,6 +34,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .batch import BatchProvider
 
 log = logging.getLogger(__name__)
 

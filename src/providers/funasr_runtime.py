@@ -17,16 +17,28 @@ import contextlib
 import json
 import logging
 import re
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .base import Result, WordTiming
 from .native import Utterance, UtteranceStream
 
-if TYPE_CHECKING:
-    from .funasr import FunASRProvider
+
+class RuntimeEndpoint(Protocol):
+    """What a runtime stream needs of its provider (FunASRProvider implements it)."""
+
+    mode: str
+    language: str | None
+    stride_bytes: int
+    final_idle_s: float
+    final_wait_s: float
+
+    def connect(self) -> AbstractAsyncContextManager[Any]: ...
+
+    def runtime_config(self, name: str, language: str | None, mode: str) -> dict[str, Any]: ...
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +122,7 @@ class _State:
 
 
 class FunASRRuntimeStream(UtteranceStream):
-    provider: FunASRProvider
+    provider: RuntimeEndpoint  # type: ignore[assignment]
 
     async def recognize(self, utt: Utterance) -> Result:
         p = self.provider

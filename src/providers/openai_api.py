@@ -19,7 +19,6 @@ import numpy as np
 
 from ..core.audio import HUB_RATE, RingBuffer, float_to_int16
 from .base import (
-    BatchProvider,
     Capabilities,
     ProviderStream,
     Result,
@@ -29,6 +28,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .batch import BatchProvider
 
 
 def wav_bytes(audio: np.ndarray) -> bytes:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
-from ..core.scheduler import Superseded
-from .base import BatchProvider, Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from ..core.work import Superseded
+from .base import Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from .batch import BatchProvider
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..core.config import ProvidersConfig
 from ..core.errors import ErrorCode, HubError
-from ..core.scheduler import Scheduler
+from ..core.work import Scheduling
 from .base import Provider
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,14 @@ def provider_class(kind: str) -> type[Provider]:
 class ProviderSet:
     """The providers one config describes, loaded once and shared by every session."""
 
-    def __init__(self, config: ProvidersConfig, scheduler: Scheduler, interim: dict[str, Any] | None = None):
+    def __init__(self, config: ProvidersConfig, scheduler: Scheduling, interim: dict[str, Any] | None = None):
         self.config = config
         self.scheduler = scheduler
         self.providers: dict[str, Provider] = self.instantiate(config)
+        # How healthy a provider is. The hub binds this to the store's providers slice (the one owner of
+        # provider health); standalone (CLI transcribe) it is the provider's own report.
+        self.status_of: Callable[[Provider], tuple[str, str | None]] = lambda p: (p.health().status,
+                                                                                 p.health().reason)
 
     def instantiate(self, config: ProvidersConfig, reuse: dict[str, Provider] | None = None) -> dict[str, Provider]:
         """Provider objects for `config`'s enabled blocks; `reuse` maps names to already loaded ones."""
@@ -99,22 +104,22 @@ class ProviderSet:
         if p is None:
             raise HubError(ErrorCode.unknown_provider, f"unknown provider '{name}'; configured: "
                            f"{', '.join(self.providers) or 'none'}")
-        h = p.health()
-        if h.status != "available" and asked is None:
+        status, reason = self.status_of(p)
+        if status != "available" and asked is None:
             for alt in self.config.fallback:
                 q = self.providers.get(alt)
-                if q is not None and q.health().status == "available":
+                if q is not None and self.status_of(q)[0] == "available":
                     return q
-        if h.status != "available":
-            raise HubError(ErrorCode.provider_unavailable, f"provider '{name}' is {h.status}: {h.reason or ''}".strip())
+        if status != "available":
+            raise HubError(ErrorCode.provider_unavailable, f"provider '{name}' is {status}: {reason or ''}".strip())
         return p
 
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for p in self.providers.values():
-            h = p.health()
+            status, reason = self.status_of(p)
             caps = getattr(p, "capabilities", None)
-            out.append({"name": p.name, "type": p.kind, "status": h.status, "reason": h.reason,
+            out.append({"name": p.name, "type": p.kind, "status": status, "reason": reason,
                         "capabilities": caps.as_dict() if caps else None, "model": p.model,
                         "default": p.name == self.config.default})
         return out

@@ -14,11 +14,11 @@ import logging
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..core.audio import AudioChunk, RingBuffer, int16_to_float, ms_to_samples, samples_to_ms
-from ..core.scheduler import Superseded
+from ..core.work import Superseded
 from .base import (
+    BatchDecoder,
     ProviderStream,
     Result,
     StreamOptions,
@@ -27,9 +27,6 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
-
-if TYPE_CHECKING:
-    from .base import BatchProvider
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,7 @@ class StreamAdapter(ProviderStream):
     tail_ms = 300       # audio kept after the endpoint for the final decode
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
 
-    def __init__(self, provider: BatchProvider, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
+    def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
         self.opts = opts
         self.sink = sink

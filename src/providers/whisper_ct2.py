@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.audio import HUB_RATE
 from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
 BUCKET_FRAMES = 100      # encoder windows are whole seconds
-SAMPLE_RATE = 16000
+SAMPLE_RATE = HUB_RATE  # Whisper runs at 16 kHz, the hub rate
 
 
 def compression_ratio(text: str) -> float:

@@ -1,4 +1,5 @@
-"""The hub's store: three slices and the session effects."""
+"""The hub's store: three slices, the transition guard and dispatch queue, the effects, and the event
+router registered last."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ from typing import Any
 from pystorex import Store, create_store
 
 from .hub.reducer import hub_reducer
+from .middleware import DispatchQueue, TransitionGuard
+from .ports import ChannelPort, FailoverPort, StreamPort
+from .providers.effects import FailoverEffects
 from .providers.reducer import providers_reducer
-from .sessions.effects import SessionEffects, SessionRuntime
+from .router import RouterEffects
+from .sessions.effects import SessionEffects
 from .sessions.reducer import sessions_reducer
 
 
-def build_store(runtime: SessionRuntime, *more_effects: Any) -> Store[Any]:
+def build_store(streams: StreamPort, failover: FailoverPort, channels: ChannelPort, *more_effects: Any) -> Store[Any]:
     store = create_store()
     store.register_root({"sessions": sessions_reducer, "providers": providers_reducer, "hub": hub_reducer})
-    store.register_effects(SessionEffects(runtime), *more_effects)
+    # before the effects: each effect subscription binds the store's dispatch as it is then
+    store.apply_middleware(lambda s: DispatchQueue(s), lambda s: TransitionGuard(s))
+    store.register_effects(SessionEffects(streams), FailoverEffects(failover), *more_effects)
+    store.register_effects(RouterEffects(channels))
     return store

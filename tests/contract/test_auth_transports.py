@@ -61,13 +61,17 @@ async def test_grpc_calls_need_a_key(keyed_hub: HubProcess) -> None:
                                      metadata=(("authorization", "Bearer wrong"),))
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
+        calls: list[Any] = []
+
         async def late_start() -> Any:
             # the refusal comes before any request is read; a client still writing when it lands may see
-            # INTERNAL ("Internal error from Core") from its own failed write instead of the status
-            await asyncio.sleep(0.5)
+            # INTERNAL ("Internal error from Core") from its own failed write instead of the status: write
+            # only once the call has its status
+            await calls[0].code()
             yield pb.StreamingRequest(start=pb.StartSession())
 
         call = stub.StreamingRecognize(late_start(), timeout=10)
+        calls.append(call)
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             _ = [ev async for ev in call]
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -112,10 +112,12 @@ def test_session_without_reader_is_reaped_when_idle(quick_idle_hub: HubProcess) 
     http = quick_idle_hub.http
     sid = httpx.post(http + "/v1/sessions", json={"audio": PCM16}, timeout=30).json()["session_id"]
     assert httpx.post(f"{http}/v1/sessions/{sid}/audio", content=b"\x00\x00" * 1600, timeout=30).status_code == 202
-    time.sleep(3.0)
-    r = httpx.post(f"{http}/v1/sessions/{sid}/audio", content=b"\x00\x00" * 1600, timeout=30)
-    assert r.status_code == 400 and "ended" in r.json()["error"]["message"], r.text
+    last_audio = time.monotonic()
+    # the stream ends with the session: reading it to its end waits for the reaper (no sleeping)
     with httpx.Client(timeout=30) as c, c.stream("GET", f"{http}/v1/sessions/{sid}/events") as resp:
         assert resp.status_code == 200
         events = [json.loads(line[5:]) for line in resp.iter_lines() if line.startswith("data:")]
     assert events[-1]["type"] == "session.ended" and events[-1]["reason"] == "idle"
+    assert time.monotonic() - last_audio >= 1.4  # idle_timeout_s 1.5 after the last audio, not before
+    r = httpx.post(f"{http}/v1/sessions/{sid}/audio", content=b"\x00\x00" * 1600, timeout=30)
+    assert r.status_code == 400 and "ended" in r.json()["error"]["message"], r.text

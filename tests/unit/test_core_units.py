@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -130,15 +130,19 @@ def test_scheduler_lanes_superseded_partials_and_refusal_under_load() -> None:
         s = Scheduler(workers=1, partial_workers=1)
         await s.start()
         order: list[str] = []
+        running = threading.Semaphore(0)
+        release = threading.Event()
 
         def block(name: str) -> str:
-            time.sleep(0.1)
+            running.release()
+            release.wait(10)
             order.append(name)
             return name
 
         slow_partial = s.submit(lambda: block("P0"), final=False, key="z")  # (a queued final would refuse it)
         slow_final = s.submit(lambda: block("F0"), final=True)
-        await asyncio.sleep(0.02)  # both lanes are busy now
+        for _ in range(2):  # both lanes are busy now
+            assert await asyncio.to_thread(running.acquire, True, 10)
         assert s.running_finals == 1 and s.running_partials == 1
         p1 = s.submit(lambda: order.append("p1") or "p1", final=False, key="a")
         p2 = s.submit(lambda: order.append("p2") or "p2", final=False, key="a")  # supersedes p1 in place
@@ -146,6 +150,7 @@ def test_scheduler_lanes_superseded_partials_and_refusal_under_load() -> None:
         assert s.finals_busy() and s.overloaded()
         assert s.submit(lambda: "p3", final=False, key="b") is None  # finals queued: refused
         assert slow_final and slow_partial and p1 and p2 and f
+        release.set()
         assert await asyncio.gather(slow_final, slow_partial, f, p2) == ["F0", "P0", "f", "p2"]
         with pytest.raises(Superseded):
             await p1
@@ -168,17 +173,23 @@ def test_scheduler_batches_finals_together_and_partials_in_small_batches() -> No
             calls.append(items)
             return [i.upper() for i in items]
 
+        running = threading.Semaphore(0)
+        release = threading.Event()
+
         def block() -> str:
-            time.sleep(0.1)
+            running.release()
+            release.wait(10)
             return "block"
 
         first_partial = s.submit(block, final=False, key="z")
         first = s.submit(block, final=True)
-        await asyncio.sleep(0.02)  # both lanes are held
+        for _ in range(2):  # both lanes are held
+            assert await asyncio.to_thread(running.acquire, True, 10)
         partials = [s.submit(lambda i=i: f"P{i}", final=False, key=f"s{i}", batch=Batch("k", run_batch, f"p{i}"))
                     for i in range(5)]  # a job that finds no mate runs alone, as its own fn
         finals = [s.submit(lambda: "x", final=True, batch=Batch("k", run_batch, f"f{i}")) for i in range(4)]
         assert first and first_partial and all(partials) and all(finals)
+        release.set()
         results = await asyncio.gather(first, first_partial, *partials, *finals)  # type: ignore[arg-type]
         assert results[2:] == ["P0", "P1", "P2", "P3", "P4", "F0", "F1", "F2", "F3"]
         assert ["f0", "f1", "f2", "f3"] in calls

@@ -9,7 +9,7 @@ from typing import Any
 
 from asrhub.api.sse import EventStream
 from asrhub.core.channel import EventChannel
-from asrhub.core.events import SessionEnded, SpeechStarted, TranscriptPartial
+from asrhub.core.events import SessionEnded, SessionStats, SpeechStarted, TranscriptPartial
 
 
 class FakeSession:
@@ -27,14 +27,37 @@ class FakeService:
     def events(self, session_id: str, after_seq: int = 0) -> Any:
         return self.session.channel.subscribe(after_seq)
 
-    def detach(self, session_id: str) -> None:
+    def detach(self, session_id: str, attachment: int | None = None) -> None:
         self.detached.append(session_id)
+
+    def attachment(self, session_id: str) -> int:
+        return 1
+
+    def is_live(self, session_id: str) -> bool:
+        return not self.session.ended
+
+
+class Sent(list[dict[str, Any]]):
+    """What the stream sent; `until(pred)` waits (no sleeping) until the messages satisfy pred."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Condition()
+
+    async def add(self, message: dict[str, Any]) -> None:
+        async with self.changed:
+            self.append(message)
+            self.changed.notify_all()
+
+    async def until(self, pred: Any) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: pred(self)), 5)
 
 
 def stream(method: str = "GET", ping_s: float = 15.0, after: int = 0) -> tuple[EventStream, FakeService, Any, Any]:
     session = FakeSession()
     service = FakeService(session)
-    sent: list[dict[str, Any]] = []
+    sent = Sent()
     gone = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
@@ -42,7 +65,7 @@ def stream(method: str = "GET", ping_s: float = 15.0, after: int = 0) -> tuple[E
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+        await sent.add(message)
 
     app = EventStream(service, session, after, ping_s=ping_s)  # type: ignore[arg-type]
     call = app({"type": "http", "method": method}, receive, send)
@@ -60,9 +83,9 @@ async def test_frames_then_the_stream_ends_after_session_ended() -> None:
     ch.emit(SpeechStarted(session_id="", offset_ms=10))
     ch.emit(TranscriptPartial(session_id="", utterance_id="u1", text="hi\nthere", stable_text="", start_ms=0,
                               end_ms=5))
-    await asyncio.sleep(0.01)
+    await sent.until(lambda m: b"transcript.partial" in bodies(m))
     session.ended = True
-    ch.emit(SessionEnded(session_id="", reason="stop", stats={}))
+    ch.emit(SessionEnded(session_id="", reason="stop", stats=SessionStats()))
     await asyncio.wait_for(task, 5)
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
@@ -83,9 +106,12 @@ async def test_frames_then_the_stream_ends_after_session_ended() -> None:
 async def test_keep_alive_comments_while_idle() -> None:
     _, _, (call, sent, gone), session = stream(ping_s=0.05)
     task = asyncio.create_task(call)
-    await asyncio.sleep(0.3)
-    comments = [m["body"] for m in sent if m["type"] == "http.response.body" and m["body"].startswith(b": ping")]
-    assert len(comments) >= 3 and all(c.endswith(b"\r\n\r\n") for c in comments)
+
+    def comments(m: list[dict[str, Any]]) -> list[bytes]:
+        return [x["body"] for x in m if x["type"] == "http.response.body" and x["body"].startswith(b": ping")]
+
+    await sent.until(lambda m: len(comments(m)) >= 3)
+    assert all(c.endswith(b"\r\n\r\n") for c in comments(sent))
     gone.set()
     await asyncio.wait_for(task, 5)
 
@@ -94,7 +120,7 @@ async def test_reader_gone_detaches_the_session() -> None:
     _, service, (call, sent, gone), session = stream()
     task = asyncio.create_task(call)
     session.channel.emit(SpeechStarted(session_id="", offset_ms=10))
-    await asyncio.sleep(0.01)
+    await sent.until(lambda m: b"speech.started" in bodies(m))
     assert session.channel.readers == 1
     gone.set()
     await asyncio.wait_for(task, 5)
@@ -107,7 +133,7 @@ async def test_replay_after_last_event_id() -> None:
     for i in range(3):
         session.channel.emit(SpeechStarted(session_id="", offset_ms=i))
     session.ended = True
-    session.channel.emit(SessionEnded(session_id="", reason="stop", stats={}))
+    session.channel.emit(SessionEnded(session_id="", reason="stop", stats=SessionStats()))
     await asyncio.wait_for(call, 5)
     ids = [line for line in bodies(sent).decode().split("\r\n") if line.startswith("id: ")]
     assert ids == ["id: 2", "id: 3", "id: 4"]

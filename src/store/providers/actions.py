@@ -22,10 +22,13 @@ class StreamRef:
 
 @dataclass(frozen=True)
 class Failed:
+    """A provider failed a session: an exception for a result, or (`timeout`) no final in time."""
+
     name: str
     session_id: str | None
     utterance_id: str | None
     message: str
+    timeout: bool = False
 
 
 status_changed = ActionType[StatusChanged]("[Provider] Status Changed")

@@ -1,10 +1,14 @@
-"""Session slice actions. Ids and timestamps are made by the caller, never by the reducer."""
+"""Session slice actions. Ids and timestamps are made by the caller, never by the reducer.
+
+Every client-visible event travels as the payload of exactly one action (an `EventPayload`); the
+router effect, registered last, puts it in the session's channel. Audio never does.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from ...core.events import SessionStats
 from ..base import ActionType, EventPayload
 
 
@@ -23,6 +27,20 @@ class SessionRef:
 
 
 @dataclass(frozen=True)
+class UtteranceRef:
+    session_id: str
+    utterance_id: str
+
+
+@dataclass(frozen=True)
+class Detached:
+    """The client of attachment `attachment` went away (a stale one, replaced by a resume, is ignored)."""
+
+    session_id: str
+    attachment: int
+
+
+@dataclass(frozen=True)
 class Started(EventPayload):
     provider: str
 
@@ -30,11 +48,22 @@ class Started(EventPayload):
 @dataclass(frozen=True)
 class SpeechEdge(EventPayload):
     speaking: bool
+    utterance_id: str
+
+
+@dataclass(frozen=True)
+class PartialEmitted(EventPayload):
+    """A partial: one cheap action (the channel may still coalesce it with the next one)."""
 
 
 @dataclass(frozen=True)
 class FinalEmitted(EventPayload):
     audio_ms: int
+
+
+@dataclass(frozen=True)
+class WakewordDetected(EventPayload):
+    pass
 
 
 @dataclass(frozen=True)
@@ -49,11 +78,6 @@ class ErrorRaised(EventPayload):
 
 
 @dataclass(frozen=True)
-class Delivered(EventPayload):
-    """Any other event (wake word, ...) that only needs routing."""
-
-
-@dataclass(frozen=True)
 class EndRequested:
     session_id: str
     reason: str
@@ -62,22 +86,33 @@ class EndRequested:
 @dataclass(frozen=True)
 class Ended(EventPayload):
     reason: str
-    stats: Any
+    stats: SessionStats
+
+
+@dataclass(frozen=True)
+class IllegalTransition:
+    """An action that the state machine does not allow from the session's state (DESIGN §2.1). The
+    transition guard dispatches this instead; the reducer counts it and an effect logs it."""
+
+    session_id: str
+    state: str
+    action_type: str
 
 
 created = ActionType[Created]("[Session] Created")
 started = ActionType[Started]("[Session] Started")
 speech_edge = ActionType[SpeechEdge]("[Session] Speech Edge")
+partial_emitted = ActionType[PartialEmitted]("[Session] Partial Emitted")
 final_emitted = ActionType[FinalEmitted]("[Session] Final Emitted")
+final_timed_out = ActionType[UtteranceRef]("[Session] Final Timed Out")
+wakeword_detected = ActionType[WakewordDetected]("[Session] Wakeword Detected")
 provider_switched = ActionType[ProviderSwitched]("[Session] Provider Switched")
 error_raised = ActionType[ErrorRaised]("[Session] Error")
-delivered = ActionType[Delivered]("[Session] Event")
 stop_requested = ActionType[SessionRef]("[Session] Stop Requested")
 idle_detected = ActionType[SessionRef]("[Session] Idle Detected")
 end_requested = ActionType[EndRequested]("[Session] End Requested")
 ended = ActionType[Ended]("[Session] Ended")
-detached = ActionType[SessionRef]("[Session] Client Detached")
+detached = ActionType[Detached]("[Session] Client Detached")
 attached = ActionType[SessionRef]("[Session] Client Attached")
 removed = ActionType[SessionRef]("[Session] Removed")
-
-EVENT_ACTIONS = (started, speech_edge, final_emitted, provider_switched, error_raised, delivered, ended)
+illegal_transition = ActionType[IllegalTransition]("[Session] Illegal Transition")

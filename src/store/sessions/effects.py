@@ -1,94 +1,85 @@
-"""Session effects: open/close provider streams, route events, reap idle and failed sessions.
+"""Session effects: open/close provider streams, end sessions (fatal error, idle, request), log
+illegal transitions. The event router is its own effects class, registered last (store/router.py).
 
 Every effect maps items through `guarded`, so one session's exception becomes that session's error
-action and the effect keeps serving every other session.
+action and the effect keeps serving every other session. Effects return actions; the store's dispatch
+queue runs them after the current action (no effect dispatches from inside another).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import logging
+from typing import Any
 
 from pystorex import Action, create_effect
 from reactivex import Observable
-from reactivex import operators as ops
 
-from ..base import EventPayload, guarded, of_type
+from ...core.errors import ErrorCode, HubError
+from ...core.events import ErrorEvent
+from ..base import guarded, of_type
+from ..ports import Actions, StreamPort
 from . import actions as A
 
+log = logging.getLogger(__name__)
 
-class SessionRuntime(Protocol):
-    """What the effects need from the session service."""
 
-    def open_stream(self, session_id: str) -> Action[Any]: ...
-
-    def close_stream(self, session_id: str) -> Action[Any] | None: ...
-
-    def end(self, session_id: str, reason: str) -> None: ...
-
-    def deliver(self, payload: EventPayload) -> None: ...
-
-    def failure(self, session_id: str, error: Exception) -> Action[Any] | None: ...
+def fatal_error(session_id: str, error: Exception) -> Actions:
+    """The action that ends a session on an unexpected failure of its own (never touching the
+    exception it was given)."""
+    err = error if isinstance(error, HubError) else HubError(ErrorCode.internal, f"internal error: {error}")
+    ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=True)
+    return [A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, True))]
 
 
 class SessionEffects:
-    def __init__(self, runtime: SessionRuntime) -> None:
-        self.rt = runtime
+    def __init__(self, streams: StreamPort) -> None:
+        self.streams = streams
 
     @create_effect
     def open_stream(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
         return actions.pipe(
             of_type(A.created),
-            guarded("open_stream", lambda a: self.rt.open_stream(a.payload.session_id),
-                    lambda a, e: self.rt.failure(a.payload.session_id, e)),
+            guarded("open_stream", lambda a: self.streams.open_stream(a.payload.session_id),
+                    lambda a, e: fatal_error(a.payload.session_id, e)),
         )
 
     @create_effect
     def close_stream(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
         return actions.pipe(
             of_type(A.ended),
-            guarded("close_stream", lambda a: self.rt.close_stream(a.payload.session_id), lambda a, e: None),
+            guarded("close_stream", lambda a: self.streams.close_stream(a.payload.session_id), lambda a, e: ()),
         )
 
     @create_effect
     def end_on_fatal_error(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
-        def fatal(a: Action[A.ErrorRaised]) -> bool:
-            return a.payload is not None and a.payload.fatal
-
-        def end(a: Action[A.ErrorRaised]) -> Action[A.EndRequested]:
+        def end(a: Action[A.ErrorRaised]) -> Actions:
             assert a.payload is not None
-            # deliver the error before session.ended closes the channel (route_events runs after this
-            # effect and skips an event that already has its seq)
-            self.rt.deliver(a.payload)
-            return A.end_requested(A.EndRequested(a.payload.session_id, "error"))
+            return [A.end_requested(A.EndRequested(a.payload.session_id, "error"))] if a.payload.fatal else ()
 
-        return actions.pipe(of_type(A.error_raised), ops.filter(fatal), ops.map(end))
+        return actions.pipe(of_type(A.error_raised), guarded("end_on_fatal_error", end, lambda a, e: ()))
 
     @create_effect
     def end_idle(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
-        def end(a: Action[A.SessionRef]) -> Action[A.EndRequested]:
+        def end(a: Action[A.SessionRef]) -> Actions:
             assert a.payload is not None
-            return A.end_requested(A.EndRequested(a.payload.session_id, "idle"))
+            return [A.end_requested(A.EndRequested(a.payload.session_id, "idle"))]
 
-        return actions.pipe(of_type(A.idle_detected), ops.map(end))
+        return actions.pipe(of_type(A.idle_detected), guarded("end_idle", end, lambda a, e: ()))
 
-    @create_effect(dispatch=False)
-    def end(self, actions: Observable[Action[Any]]) -> Observable[Any]:
-        def run(a: Action[A.EndRequested]) -> None:
-            assert a.payload is not None
-            self.rt.end(a.payload.session_id, a.payload.reason)
-            return None
-
-        return actions.pipe(of_type(A.end_requested), guarded("end", run, lambda a, e: None))
-
-    @create_effect(dispatch=False)
-    def route_events(self, actions: Observable[Action[Any]]) -> Observable[Any]:
-        """The one subscription that fans events out to sessions, by session id (O(1))."""
-
-        def run(a: Action[Any]) -> None:
-            self.rt.deliver(a.payload)
-            return None
-
+    @create_effect
+    def end(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
         return actions.pipe(
-            ops.filter(lambda a: isinstance(a, Action) and isinstance(a.payload, EventPayload)),
-            guarded("route_events", run, lambda a, e: None),
+            of_type(A.end_requested),
+            guarded("end", lambda a: self.streams.end_session(a.payload.session_id, a.payload.reason),
+                    lambda a, e: ()),
         )
+
+    @create_effect(dispatch=False)
+    def log_illegal(self, actions: Observable[Action[Any]]) -> Observable[Any]:
+        def warn(a: Action[A.IllegalTransition]) -> Actions:
+            p = a.payload
+            assert p is not None
+            log.warning("session %s: %s is not allowed in state %s; ignored", p.session_id, p.action_type, p.state)
+            return ()
+
+        return actions.pipe(of_type(A.illegal_transition), guarded("log_illegal", warn, lambda a, e: ()))

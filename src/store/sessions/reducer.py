@@ -1,71 +1,59 @@
-"""Sessions slice: the DESIGN §2.1 state machine. Pure: same state + action -> same state."""
+"""Sessions slice: the DESIGN §2.1 state machine. Pure: same state + action -> same state.
+
+The reducer is the authority on a session's lifecycle: commands are gated by selectors over it. An
+action the state machine does not allow never reaches it: the transition guard (store/guard.py)
+turns it into `[Session] Illegal Transition`, counted here and logged by an effect.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from immutables import Map
 from pystorex import Action, create_reducer, on
 
 from . import actions as A
+from .state import SessionRecord, SessionState
 
-# created -> listening <-> speaking ; listening/speaking -> finalizing -> ended ; any -> ended
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "created": frozenset({"listening", "ended"}),
-    "listening": frozenset({"speaking", "finalizing", "ended"}),
-    "speaking": frozenset({"listening", "finalizing", "ended"}),
-    "finalizing": frozenset({"ended"}),
-    "ended": frozenset(),
-}
+S = SessionState
 
 
-@dataclass(frozen=True)
-class SessionRecord:
-    id: str
-    state: str
-    provider: str
-    transport: str
-    api_key: str | None
-    created_at: float
-    attached: bool = True
-    utterances: int = 0
-    finals: int = 0
-    errors: int = 0
-    switches: int = 0
-    audio_ms: int = 0
-    end_reason: str | None = None
+def _update(sessions: Map, session_id: str, **changes: Any) -> Map:
+    rec = sessions.get(session_id)
+    return sessions if rec is None else sessions.set(session_id, replace(rec, **changes))
 
 
-def _move(state: Map, session_id: str, to: str, **changes: Any) -> Map:
-    rec: SessionRecord | None = state.get(session_id)
-    if rec is None:
-        return state
-    if to != rec.state and to not in TRANSITIONS[rec.state]:
-        return state  # illegal transition: ignored, the record stays consistent
-    return state.set(session_id, replace(rec, state=to, **changes))
-
-
-def _update(state: Map, session_id: str, **changes: Any) -> Map:
-    rec = state.get(session_id)
-    return state if rec is None else state.set(session_id, replace(rec, **changes))
+def _bump(field: str):  # noqa: ANN202
+    def handler(state: Map, action: Action[Any]) -> Map:
+        rec = state.get(action.payload.session_id)
+        return state if rec is None else state.set(rec.id, replace(rec, **{field: getattr(rec, field) + 1}))
+    return handler
 
 
 def _created(state: Map, action: Action[A.Created]) -> Map:
     p = action.payload
     assert p is not None
-    return state.set(p.session_id, SessionRecord(p.session_id, "created", p.provider, p.transport, p.api_key, p.at))
+    return state.set(p.session_id, SessionRecord(p.session_id, S.created, p.provider, p.transport, p.api_key, p.at))
+
+
+def _started(state: Map, action: Action[A.Started]) -> Map:
+    p = action.payload
+    assert p is not None
+    return _update(state, p.session_id, state=S.listening, provider=p.provider)
 
 
 def _speech(state: Map, action: Action[A.SpeechEdge]) -> Map:
     p = action.payload
     assert p is not None
-    rec = state.get(p.session_id)
-    if rec is None or rec.state not in ("listening", "speaking"):
+    rec: SessionRecord | None = state.get(p.session_id)
+    if rec is None:
+        return state
+    if rec.state == S.finalizing:  # the open utterance closed by `stop`: an edge, not a transition
         return state
     if p.speaking:
-        return _move(state, p.session_id, "speaking", utterances=rec.utterances + 1)
-    return _move(state, p.session_id, "listening")
+        return state.set(rec.id, replace(rec, state=S.speaking, utterances=rec.utterances + 1))
+    return state.set(rec.id, replace(rec, state=S.listening))
 
 
 def _final(state: Map, action: Action[A.FinalEmitted]) -> Map:
@@ -74,13 +62,6 @@ def _final(state: Map, action: Action[A.FinalEmitted]) -> Map:
     rec = state.get(p.session_id)
     return state if rec is None else _update(state, p.session_id, finals=rec.finals + 1,
                                              audio_ms=max(rec.audio_ms, p.audio_ms))
-
-
-def _error(state: Map, action: Action[A.ErrorRaised]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    return state if rec is None else _update(state, p.session_id, errors=rec.errors + 1)
 
 
 def _switched(state: Map, action: Action[A.ProviderSwitched]) -> Map:
@@ -93,31 +74,37 @@ def _switched(state: Map, action: Action[A.ProviderSwitched]) -> Map:
 def _ended(state: Map, action: Action[A.Ended]) -> Map:
     p = action.payload
     assert p is not None
+    return _update(state, p.session_id, state=S.ended, end_reason=p.reason, audio_ms=p.stats.audio_ms)
+
+
+def _attached(state: Map, action: Action[A.SessionRef]) -> Map:
+    rec = state.get(action.payload.session_id)
+    return state if rec is None else _update(state, rec.id, attached=True, attachment=rec.attachment + 1)
+
+
+def _detached(state: Map, action: Action[A.Detached]) -> Map:
+    p = action.payload
+    assert p is not None
     rec = state.get(p.session_id)
-    if rec is None:
-        return state
-    audio_ms = int(p.stats.get("audio_ms", rec.audio_ms)) if isinstance(p.stats, dict) else rec.audio_ms
-    return _move(state, p.session_id, "ended", end_reason=p.reason, audio_ms=audio_ms)
-
-
-def _attached(value: bool):  # noqa: ANN202
-    def handler(state: Map, action: Action[A.SessionRef]) -> Map:
-        assert action.payload is not None
-        return _update(state, action.payload.session_id, attached=value)
-    return handler
+    if rec is None or rec.attachment != p.attachment:
+        return state  # a connection that a resume has replaced already
+    return _update(state, rec.id, attached=False)
 
 
 sessions_reducer = create_reducer(
     Map(),
     on(A.created.type, _created),
-    on(A.started.type, lambda s, a: _move(s, a.payload.session_id, "listening", provider=a.payload.provider)),
+    on(A.started.type, _started),
     on(A.speech_edge.type, _speech),
+    on(A.partial_emitted.type, _bump("partials")),
     on(A.final_emitted.type, _final),
-    on(A.error_raised.type, _error),
+    on(A.wakeword_detected.type, _bump("wakewords")),
+    on(A.error_raised.type, _bump("errors")),
     on(A.provider_switched.type, _switched),
-    on(A.stop_requested.type, lambda s, a: _move(s, a.payload.session_id, "finalizing")),
+    on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
     on(A.ended.type, _ended),
-    on(A.detached.type, _attached(False)),
-    on(A.attached.type, _attached(True)),
+    on(A.detached.type, _detached),
+    on(A.attached.type, _attached),
+    on(A.illegal_transition.type, _bump("illegal")),
     on(A.removed.type, lambda s, a: s.delete(a.payload.session_id) if a.payload.session_id in s else s),
 )

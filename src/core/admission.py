@@ -1,0 +1,57 @@
+"""Admission: whether a new session may start (DESIGN §3.2 `too_many_sessions`).
+
+Counts come from the store (live sessions in total and per API key); the lag test looks at the data
+plane (the oldest audio still waiting for its final), because inference being saturated shows there
+before any count does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from ..store.sessions.selectors import select_is_live, select_live_count
+from .auth import key_id
+from .config import HubConfig
+from .errors import ErrorCode, HubError
+from .session import Session
+
+
+class AdmissionHost(Protocol):
+    config: HubConfig
+    sessions: dict[str, Session]
+
+    @property
+    def state(self) -> Any: ...
+
+
+class Admission:
+    def __init__(self, host: AdmissionHost) -> None:
+        self.host = host
+        keys = host.config.server.auth.api_keys
+        self.key_limits = {key_id(k) or "": k.max_sessions for k in keys if k.max_sessions}
+
+    def admit(self, api_key: str | None) -> None:
+        limits = self.host.config.limits
+        state = self.host.state
+        if select_live_count(state) >= limits.max_sessions:
+            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions",
+                           retry_after_s=5)
+        per_key = self.key_limits.get(api_key or "", limits.max_sessions_per_key)
+        if api_key is not None and select_live_count(state, api_key) >= per_key:
+            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {per_key} sessions",
+                           retry_after_s=5)
+        # Refuse new sessions before admitted ones fall behind: when finals already wait for more than
+        # `admission_lag_s`, inference is saturated (partials are being skipped already).
+        lag = self.max_pending_lag()
+        if lag > limits.admission_lag_s:
+            raise HubError(ErrorCode.too_many_sessions, f"the hub is at capacity (results trail audio by {lag:.1f} s); "
+                           "try again shortly", retry_after_s=max(1, int(lag)))
+
+    def max_pending_lag(self) -> float:
+        """Seconds since the oldest audio still waiting for its final arrived."""
+        now = time.perf_counter()
+        state = self.host.state
+        oldest = [s.arrival_time(min(end for _, end in s.pending.values()))
+                  for s in self.host.sessions.values() if s.pending and select_is_live(state, s.id)]
+        return now - min(oldest) if oldest else 0.0

@@ -1,0 +1,146 @@
+"""The session effects' ports onto the data plane: provider streams (StreamPort), event channels
+(ChannelPort), and the sink through which a stream's results come back as actions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pystorex import Action
+
+from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..store import base as store_base
+from ..store.providers import actions as PA
+from ..store.sessions import actions as A
+from ..store.sessions.selectors import select_is_live, select_session
+from .audio import HUB_RATE, samples_to_ms
+from .channel import ChannelOverflow
+from .config import HubConfig
+from .errors import ErrorCode, HubError, ProviderFailure
+from .events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
+from .metrics import HubMetrics
+from .session import Session
+
+Actions = Sequence[Action[Any]]
+
+
+class StreamsHost(Protocol):
+    config: HubConfig
+    sessions: dict[str, Session]
+    metrics: HubMetrics
+
+    @property
+    def state(self) -> Any: ...
+
+    def dispatch(self, action: Action[Any]) -> None: ...
+
+    def error(self, session_id: str, err: HubError) -> None: ...
+
+    def spawn(self, s: Session, coro: Any) -> None: ...
+
+    def forget_later(self, session_id: str) -> None: ...
+
+
+def effective_config(s: Session, config: HubConfig) -> EffectiveConfig:
+    """What the session runs with: config defaults with its own overrides applied."""
+    assert s.pipeline is not None
+    spec = s.pipeline.spec
+    v, w = spec.vad, spec.wake
+    return EffectiveConfig.model_validate({
+        "interim_results": s.start.interim_results, "word_timestamps": s.start.word_timestamps,
+        "vad": {"enabled": v.enabled, "kind": spec.vad_kind, "silence_ms": v.silence_ms,
+                "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
+                "max_utterance_s": v.max_utterance_s},
+        "wakeword": ({"enabled": True, "phrase": w.phrase, "threshold": w.threshold, "window_s": w.window_s}
+                     if w is not None else {"enabled": False}),
+        "record": spec.record is not None,
+        "hub_sample_rate": HUB_RATE, "interim_interval_ms": config.scheduler.interim_interval_ms})
+
+
+class Streams:
+    """StreamPort and ChannelPort of the session effects, over the host's sessions."""
+
+    def __init__(self, host: StreamsHost) -> None:
+        self.host = host
+
+    def _live(self, s: Session) -> bool:
+        return select_is_live(self.host.state, s.id)
+
+    def on_result(self, s: Session, r: StreamResult) -> None:
+        if not self._live(s):
+            return
+        if not r.is_final:
+            onset = s.first_partial_due.pop(r.utterance_id, None)
+            self.host.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
+            self.host.dispatch(A.partial_emitted(A.PartialEmitted(s.id, s.partial_event(r))))
+            return
+        ev = s.final_event(r, s.provider.name) if r.text.strip() else None
+        s.final_arrived(r.utterance_id)
+        if ev is not None:
+            self.host.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
+
+    def on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
+        if not self._live(s):
+            return
+        err = ProviderFailure.wrap(s.provider.name, exc)
+        self.host.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, err.reason)))
+
+    # -- StreamPort ------------------------------------------------------------------------------
+    def new_stream(self, s: Session) -> ProviderStream:
+        """A stream on the session's current provider; results of a replaced stream are dropped."""
+        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
+                             interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
+                             interim_interval_ms=self.host.config.scheduler.interim_interval_ms,
+                             min_partial_ms=self.host.config.scheduler.min_partial_audio_ms)
+        own: list[ProviderStream] = []
+
+        def current() -> bool:
+            return not own or s.stream is own[0]
+
+        sink = StreamSink(on_result=lambda r: self.on_result(s, r) if current() else None,
+                          on_error=lambda e, u: self.on_stream_error(s, e, u) if current() else None)
+        own.append(s.provider.open_stream(opts, sink, s.ring))
+        return own[0]
+
+    def open_stream(self, session_id: str) -> Actions:
+        s = self.host.sessions[session_id]
+        s.stream = self.new_stream(s)
+        a = s.start.audio
+        ev = SessionStarted(session_id=s.id, provider=s.provider.name,
+                            language=s.start.language or s.provider.language,
+                            audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
+                            config=effective_config(s, self.host.config))
+        return [PA.stream_opened(PA.StreamRef(s.provider.name, s.id)), A.started(A.Started(s.id, ev, s.provider.name))]
+
+    def close_stream(self, session_id: str) -> Actions:
+        s = self.host.sessions.get(session_id)
+        if s is None or s.stream is None:
+            return ()
+        stream, s.stream = s.stream, None
+        self.host.spawn(s, stream.close())
+        return [PA.stream_closed(PA.StreamRef(s.provider.name, s.id))]
+
+    def end_session(self, session_id: str, reason: str) -> Actions:
+        s = self.host.sessions.get(session_id)
+        rec = select_session(self.host.state, session_id)
+        if s is None or rec is None or not rec.live:
+            return ()
+        stats = SessionStats(audio_ms=samples_to_ms(s.audio_samples), utterances=rec.utterances,
+                             finals=rec.finals, partials=rec.partials, audio_bytes=s.audio_bytes,
+                             duration_ms=int((time.monotonic() - s.created) * 1000))
+        ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
+        s.release()
+        self.host.forget_later(session_id)
+        return [A.ended(A.Ended(s.id, ev, reason, stats))]
+
+    # -- ChannelPort -----------------------------------------------------------------------------
+    def deliver(self, payload: store_base.EventPayload) -> None:
+        s = self.host.sessions.get(payload.session_id)
+        if s is None:
+            return
+        try:
+            s.channel.emit(payload.event)
+        except ChannelOverflow as e:
+            if payload.event.type != "session.ended":
+                self.host.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))

@@ -1,0 +1,58 @@
+"""The session state machine (DESIGN §2.1) and the record the sessions slice keeps per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SessionState(StrEnum):
+    created = "created"
+    listening = "listening"
+    speaking = "speaking"
+    finalizing = "finalizing"
+    ended = "ended"
+
+
+S = SessionState
+
+# created -> listening <-> speaking ; listening/speaking -> finalizing -> ended ; any -> ended
+TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    S.created: frozenset({S.listening, S.ended}),
+    S.listening: frozenset({S.speaking, S.finalizing, S.ended}),
+    S.speaking: frozenset({S.listening, S.finalizing, S.ended}),
+    S.finalizing: frozenset({S.ended}),
+    S.ended: frozenset(),
+}
+
+#: States in which a session takes audio, flush and stop.
+OPEN = frozenset({S.listening, S.speaking})
+
+
+def allowed(frm: SessionState, to: SessionState) -> bool:
+    return to in TRANSITIONS[frm]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    state: SessionState
+    provider: str
+    transport: str
+    api_key: str | None
+    created_at: float
+    attached: bool = True
+    attachment: int = 1          # which client connection is the session's: +1 on each resume
+    utterances: int = 0
+    partials: int = 0
+    finals: int = 0
+    wakewords: int = 0
+    errors: int = 0
+    switches: int = 0
+    illegal: int = 0
+    audio_ms: int = 0
+    end_reason: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state != S.ended
