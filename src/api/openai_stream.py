@@ -32,7 +32,7 @@ from .openai_wire import Logprob, StreamDelta, StreamDone
 CHUNK_S = 0.5
 BACKLOG_S = 20.0
 RECHECK_S = 0.1
-MAX_PENDING = 2  # finals in flight at once: the next decodes while the previous one is delivered
+MAX_PENDING = 1  # finals in flight at once: a bulk file never queues finals ahead of live sessions
 
 
 @dataclass
