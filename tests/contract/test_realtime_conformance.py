@@ -94,3 +94,13 @@ async def test_bad_input_same_error_code(hub: HubProcess, case: str) -> None:
         assert err["type"] == "error" and err["error"]["code"] == code, err
         await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))  # the connection still serves
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "input_audio_buffer.cleared"
+
+
+async def test_conversation_intent_is_refused(hub: HubProcess) -> None:
+    url = hub.http.replace("http", "ws", 1) + "/v1/realtime?intent=conversation"
+    async with websockets.connect(url) as ws:
+        err = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert err["type"] == "error" and err["error"]["param"] == "intent", err
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
