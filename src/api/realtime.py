@@ -67,7 +67,7 @@ class RealtimeConnection:
         self.cfg = rt.TranscriptionConfig(model=model or "whisper-1")
         self.run: HubRun | None = None
         self.runs: set[HubRun] = set()
-        self.audio_ms = 0                  # audio received on this connection (the Realtime timeline)
+        self.audio_s = 0.0                 # audio received on this connection (the Realtime timeline)
         self.uncommitted_bytes = 0
         self.current_item: str | None = None   # manual mode: the item being appended to
         self.previous_item: str | None = None
@@ -112,7 +112,7 @@ class RealtimeConnection:
                              audio=AudioSpec(encoding="pcm_s16le", sample_rate=rate, channels=1),
                              interim_results=True, vad=vad, **extra)
         session = self.service.start_session(start, "realtime", self.ws.scope.get("asrhub.api_key"))
-        run = HubRun(session, self.audio_ms, manual=not cfg.server_vad)
+        run = HubRun(session, round(self.audio_s * 1000), manual=not cfg.server_vad)
         run.pump = asyncio.create_task(self.pump(run))
         self.runs.add(run)
         return run
@@ -137,7 +137,7 @@ class RealtimeConnection:
         self.service.push_audio(self.run.session.id, data)
         rate = 24000 if self.cfg.format == "audio/pcm" else 8000
         self.uncommitted_bytes += len(data)
-        self.audio_ms += len(data) * 1000 // (2 * rate)
+        self.audio_s += len(data) / (2 * rate)
 
     async def commit(self) -> None:
         if self.cfg.server_vad:
