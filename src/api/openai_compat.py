@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ from .openai_wire import (
     VerboseWord,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=OpenAIRoute, tags=["OpenAI-compatible"])
 native_router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 
@@ -169,6 +171,10 @@ async def _sse(events: AsyncIterator[StreamDelta | StreamDone]) -> AsyncIterator
             yield f"data: {ev.model_dump_json(exclude_none=True)}\n\n".encode()
     except HubError as e:  # mid-stream: OpenAI's error object as the last event (the SDK raises it)
         yield f"data: {openai_error_body(e).model_dump_json()}\n\n".encode()
+    except Exception as e:  # never a silently truncated stream
+        log.exception("transcription stream failed")
+        err = HubError(ErrorCode.internal, f"internal error: {type(e).__name__}")
+        yield f"data: {openai_error_body(err).model_dump_json()}\n\n".encode()
 
 
 _FORMATS_DOC: dict[int | str, dict[str, Any]] = {
