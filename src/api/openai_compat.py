@@ -247,9 +247,10 @@ async def audio_transcriptions(
         if logprobs or prompt:  # session finals carry no logprobs; sessions take no prompt
             events = piece_stream(provider, audio, opts, split)
         else:
-            hub = request.app.state.hub
-            events = session_stream(hub.service, start_for(provider, lang, split, threshold), audio,
-                                    request.scope.get("asrhub.api_key"))
+            service = request.app.state.hub.service
+            session = service.start_session(start_for(provider, lang, split, threshold), "openai",
+                                            request.scope.get("asrhub.api_key"))  # refused: an HTTP error
+            events = session_stream(service, session, audio)
         return StreamingResponse(_sse(events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     res = await transcribe_file(provider, audio, opts, split)

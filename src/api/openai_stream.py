@@ -27,6 +27,7 @@ from ..core.commands import AudioSpec, StartSession, VadOptions
 from ..core.errors import HubError
 from ..core.events import ErrorEvent, SessionEnded, TranscriptFinal, TranscriptPartial
 from ..core.service import SessionService
+from ..core.session import Session
 from ..core.transcribe import SplitOptions, split_at_pauses
 from ..providers.base import Provider, TokenLogprob, TranscribeOptions
 from .openai_wire import Logprob, StreamDelta, StreamDone
@@ -65,10 +66,10 @@ class _Utterances:
         return delta
 
 
-async def session_stream(service: SessionService, start: StartSession, audio: np.ndarray,
-                         api_key: str | None) -> AsyncIterator[StreamDelta | StreamDone]:
-    """Deltas as the session decodes `audio` (int16 mono at the hub rate), then the done event."""
-    session = service.start_session(start, "openai", api_key)
+async def session_stream(service: SessionService, session: Session,
+                         audio: np.ndarray) -> AsyncIterator[StreamDelta | StreamDone]:
+    """Deltas as `session` (started by the route, so a refusal is still an HTTP error) decodes `audio`
+    (int16 mono at the hub rate), then the done event."""
 
     async def produce() -> None:
         step = int(CHUNK_S * HUB_RATE)

@@ -133,3 +133,24 @@ def test_unauthorized_is_openai_shaped(tmp_path: Path) -> None:
         assert any(m.id == "whisper-1" for m in good.models.list())
     finally:
         h.stop()
+
+
+async def test_stream_refused_at_capacity_is_an_http_error(tmp_path: Path) -> None:
+    """A streaming transcription is a hub session: at max_sessions it is refused with 503 in OpenAI's shape
+    before any event is streamed (not a 200 whose stream then fails)."""
+    import json
+
+    import websockets
+    h = HubProcess(base_config(), tmp_path, env={"ASRHUB_LIMITS__MAX_SESSIONS": "1"}).start()
+    try:
+        async with websockets.connect(h.ws) as ws:
+            await ws.send(json.dumps({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}}))
+            assert json.loads(await ws.recv())["type"] == "session.started"
+            oai = openai.AsyncOpenAI(base_url=h.http + "/v1", api_key="x", max_retries=0)
+            with pytest.raises(openai.InternalServerError) as exc, open(SHORT.path, "rb") as f:
+                await oai.audio.transcriptions.create(file=f, model="whisper-1", stream=True)
+            assert exc.value.status_code == 503
+            assert exc.value.body["code"] == "too_many_sessions"  # type: ignore[index]
+            assert exc.value.body["type"] == "server_error"  # type: ignore[index]
+    finally:
+        h.stop()
