@@ -147,8 +147,9 @@ async def test_stream_refused_at_capacity_is_an_http_error(tmp_path: Path) -> No
             await ws.send(json.dumps({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}}))
             assert json.loads(await ws.recv())["type"] == "session.started"
             oai = openai.AsyncOpenAI(base_url=h.http + "/v1", api_key="x", max_retries=0)
-            with pytest.raises(openai.InternalServerError) as exc, open(SHORT.path, "rb") as f:
-                await oai.audio.transcriptions.create(file=f, model="whisper-1", stream=True)
+            upload = ("a.flac", SHORT.path.read_bytes())
+            with pytest.raises(openai.InternalServerError) as exc:
+                await oai.audio.transcriptions.create(file=upload, model="whisper-1", stream=True)
             assert exc.value.status_code == 503
             assert exc.value.body["code"] == "too_many_sessions"  # type: ignore[index]
             assert exc.value.body["type"] == "server_error"  # type: ignore[index]
