@@ -14,7 +14,8 @@ A thin transport over the SessionService, speaking what the official `openai` cl
 - manual: `input_audio_buffer.commit` -> `.committed` and a flush; the utterance's text follows as above.
 - `input_audio_buffer.clear` drops the uncommitted audio: the hub session is stopped (committed items still
   get their transcripts) and the open item's results are discarded.
-An utterance whose final is empty (noise) gets no `.completed` (the session service emits no empty finals).
+An utterance that decodes to no text (noise) gets a `.completed` with an empty transcript once the session
+has no final pending.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ class HubRun:
     items_by_start: list[str] = field(default_factory=list)  # item of the n-th speech start (manual: current item)
     emitted: dict[str, str] = field(default_factory=dict)    # utterance id -> text sent as deltas
     dropped: set[str] = field(default_factory=set)           # cleared items: their results are discarded
+    completed: set[str] = field(default_factory=set)         # items whose `...completed` went out
+    start_ms: dict[str, int] = field(default_factory=dict)   # item -> its speech start (session timeline)
+    seen_seq: int = 0                                        # the last hub event the pump has handled
+    seen: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
+    watchers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class RealtimeConnection:
@@ -181,6 +187,8 @@ class RealtimeConnection:
         try:
             async for ev in self.service.events(run.session.id):
                 await self.on_event(run, ev)
+                run.seen_seq = ev.seq
+                run.seen.set()
                 if isinstance(ev, SessionEnded):
                     break
         except (WebSocketDisconnect, RuntimeError, OSError):
@@ -193,14 +201,20 @@ class RealtimeConnection:
             if run.manual:
                 item = self.current_item or rt.item_id()
                 self.current_item = item
-                run.items_by_start.append(item)
-                return
-            item = rt.item_id()
+            else:
+                item = rt.item_id()
             run.items_by_start.append(item)
-            await self.send(rt.speech_started(item, run.base_ms + ev.offset_ms))
-        elif isinstance(ev, SpeechEnded) and not run.manual and run.items_by_start:
+            run.start_ms.setdefault(item, ev.offset_ms)
+            if not run.manual:
+                await self.send(rt.speech_started(item, run.base_ms + ev.offset_ms))
+        elif isinstance(ev, SpeechEnded) and run.items_by_start:
             item = run.items_by_start[-1]
             if item in run.dropped:
+                return
+            watcher = asyncio.create_task(self.complete_if_silent(run, item, ev.offset_ms))
+            run.watchers.add(watcher)
+            watcher.add_done_callback(run.watchers.discard)
+            if run.manual:
                 return
             await self.send(rt.speech_stopped(item, run.base_ms + ev.offset_ms))
             await self.send(rt.committed(item, self.previous_item))
@@ -214,9 +228,24 @@ class RealtimeConnection:
             if piece := self._delta(run, ev.utterance_id, text):
                 await self.send(rt.delta(item, piece))
             if isinstance(ev, TranscriptFinal):
+                run.completed.add(item)
                 await self.send(rt.completed(item, ev.text.strip(), (ev.end_ms - ev.start_ms) / 1000.0))
         elif isinstance(ev, ErrorEvent):
             await self.send(rt.realtime_error(HubError(ev.code, ev.message, fatal=ev.fatal)))
+
+    async def complete_if_silent(self, run: HubRun, item: str, end_ms: int) -> None:
+        """An utterance that decodes to no text has no final event: once the session has no final
+        pending and the pump has handled every event emitted until then, an item still without
+        `...completed` gets one with an empty transcript (as OpenAI sends for silence)."""
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await run.session.settled.wait()
+            target = run.session.channel.last_seq
+            while run.seen_seq < target and run.pump is not None and not run.pump.done():
+                run.seen.clear()
+                await run.seen.wait()
+            if item not in run.completed and item not in run.dropped:
+                run.completed.add(item)
+                await self.send(rt.completed(item, "", max(0, end_ms - run.start_ms.get(item, end_ms)) / 1000.0))
 
     # -- the connection ----------------------------------------------------------------------
     async def serve(self) -> None:
@@ -253,10 +282,11 @@ class RealtimeConnection:
         for run in list(self.runs):
             if self.service.is_live(run.session.id):
                 self.service.abort(run.session.id)
-            if run.pump is not None and not run.pump.done():
-                run.pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run.pump
+            for task in [run.pump, *run.watchers]:
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
 
 @router.websocket("/v1/realtime")

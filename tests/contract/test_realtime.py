@@ -116,6 +116,27 @@ async def test_manual_commit_and_beta_session_form(hub: HubProcess) -> None:
     assert wer([c.transcript], [done.transcript]) < 0.2, done.transcript
 
 
+async def test_silence_committed_gets_an_empty_completed(hub: HubProcess) -> None:
+    """No final is emitted for an utterance without text; the item is still completed, with "" (OpenAI's
+    behaviour), and the next item transcribes normally."""
+    async with client(hub).realtime.connect(extra_query={"intent": "transcription"}) as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "transcription", "audio": {"input": {  # type: ignore[arg-type]
+            "turn_detection": None}}})
+        await conn.recv()
+        hiss = np.random.default_rng(0).normal(0, 1000, 24000 * 2)  # 2 s of noise: Whisper decodes it to ""
+        await send_audio(conn, hiss.astype("<i2").tobytes())
+        await conn.input_audio_buffer.commit()
+        first = await recv_until(conn, Completed)
+        await send_audio(conn, pcm(CLIPS[0], 24000))
+        await conn.input_audio_buffer.commit()
+        second = await recv_until(conn, Completed)
+    silent = first[-1]
+    committed = next(e for e in first if isinstance(e, InputAudioBufferCommittedEvent))
+    assert silent.item_id == committed.item_id and silent.transcript == ""
+    assert second[-1].item_id != silent.item_id and wer([CLIPS[0].transcript], [second[-1].transcript]) < 0.2
+
+
 async def test_clear_drops_uncommitted_audio(hub: HubProcess) -> None:
     keep, drop = CLIPS[0], CLIPS[1]
     async with client(hub).realtime.connect(extra_query={"intent": "transcription"}) as conn:
