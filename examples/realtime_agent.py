@@ -49,20 +49,28 @@ async def run(base_url: str, api_key: str, path: str, speed: float = 1.0) -> lis
             "audio": {"input": {"format": {"type": "audio/pcm", "rate": RATE},
                                 "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
                                 "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}})
-        mic = asyncio.create_task(microphone(conn, read_pcm24k(path), speed))
-        speaking = 0
-        async for event in conn:
-            if event.type == "input_audio_buffer.speech_started":
-                speaking += 1
-            elif event.type == "conversation.item.input_audio_transcription.completed":
-                turns.append(event.transcript)
-                print(f"user turn {len(turns)}: {event.transcript}", flush=True)  # the agent would answer here
-                speaking -= 1
-                if mic.done() and speaking == 0:
-                    break
-            elif event.type == "error":
-                print(f"error: {event.error.message}", file=sys.stderr, flush=True)
-        await mic
+        open_turns = 0
+        changed = asyncio.Event()
+
+        async def listen() -> None:
+            nonlocal open_turns
+            async for event in conn:
+                if event.type == "input_audio_buffer.speech_started":
+                    open_turns += 1
+                elif event.type == "conversation.item.input_audio_transcription.completed":
+                    turns.append(event.transcript)
+                    print(f"user turn {len(turns)}: {event.transcript}", flush=True)  # the agent answers here
+                    open_turns -= 1
+                    changed.set()
+                elif event.type == "error":
+                    print(f"error: {event.error.message}", file=sys.stderr, flush=True)
+
+        listener = asyncio.create_task(listen())
+        await microphone(conn, read_pcm24k(path), speed)
+        while open_turns > 0:  # the end of the recording: wait for the turns still being transcribed
+            changed.clear()
+            await changed.wait()
+        listener.cancel()
     return turns
 
 
