@@ -7,8 +7,6 @@ TSTAMP  := $(VENV)/.installed-test
 EXTRAS  ?= default
 TEST_EXTRAS ?= default,test
 PYTEST_ARGS ?=
-FRONTEND := frontend/realtime-streaming
-NPM_STAMP := $(FRONTEND)/node_modules/.package-lock.json
 
 .PHONY: run test bench lint typecheck screenshots clean
 
@@ -16,23 +14,18 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+$(STAMP): pyproject.toml scripts/install.sh | $(BIN)/python
+	bash scripts/install.sh $(BIN)/python "$(EXTRAS)" editable
 	@touch $@
 
-$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh | $(BIN)/python
+$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh scripts/install.sh | $(BIN)/python
 	bash scripts/bootstrap-test.sh "$(TEST_EXTRAS)"
 	@touch $@ $(STAMP)
 
-# The demo page's one npm dependency, the Socket.IO browser client (the hub serves it at /vendor).
-$(NPM_STAMP): $(FRONTEND)/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error; \
-	else echo "npm not found: the demo page's Socket.IO transport stays off (apt-get install npm)" >&2; fi
-
-run: $(STAMP) $(NPM_STAMP)
+run: $(STAMP)
 	$(BIN)/asrhub serve $(ARGS)
 
-test: $(TSTAMP) $(NPM_STAMP)
+test: $(TSTAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -46,7 +39,7 @@ lint: $(TSTAMP)
 typecheck: $(TSTAMP)
 	$(BIN)/mypy src
 
-screenshots: $(TSTAMP) $(NPM_STAMP)
+screenshots: $(TSTAMP)
 	$(BIN)/python scripts/screenshots.py
 
 clean:

@@ -22,7 +22,7 @@ from typing import Any
 
 import websockets
 
-from bench.common import machine, p50_p95, pct
+from bench.common import SPEECH_ROOT, machine, p50_p95, pct
 from tests.support import HubProcess, base_config, english, load_pcm16
 
 CHUNK_MS = 40
@@ -86,7 +86,7 @@ async def run_n(url: str, clips: list[bytes], n: int, seconds: float) -> dict[st
 
 
 async def main_async(streams: list[int], seconds: float, extra: str, max_sessions: int) -> None:
-    clips = [load_pcm16(c.path).tobytes() for c in english() if c.seconds < 15]
+    clips = [load_pcm16(c.path).tobytes() for c in english(SPEECH_ROOT) if c.seconds < 15]
     limits = f"\nlimits:\n  max_sessions: {max_sessions}\n"
     hub = HubProcess(base_config() + extra + limits, Path(tempfile.mkdtemp())).start()
     print(f"machine: {machine()}; {seconds:.0f} s per stream, 50% talk, {CHUNK_MS} ms chunks")

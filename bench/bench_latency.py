@@ -15,7 +15,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench.common import machine, p50_p95, stream_timed
+from bench.common import SPEECH_ROOT, machine, p50_p95, stream_timed
 from tests.support import HubProcess, base_config, english, load_pcm16, wer
 
 
@@ -23,7 +23,7 @@ async def offline_wer() -> float:
     from asrhub.core.config import load_config
     from asrhub.core.transcribe import transcribe_files
 
-    clips = english()
+    clips = english(SPEECH_ROOT)
     res = await transcribe_files(load_config(None), [c.path for c in clips], None, "en", progress=False)
     return wer([c.transcript for c in clips], [r["text"] for _, r in res])
 
@@ -39,7 +39,7 @@ async def run(silence_ms: int, runs: int) -> None:
     hyps: list[str] = []
     try:
         for _ in range(runs):
-            for c in english():
+            for c in english(SPEECH_ROOT):
                 pcm = load_pcm16(c.path).tobytes()
                 t = await stream_timed(hub.ws, pcm, start={"vad": {"silence_ms": silence_ms}}, trailing_silence_ms=800)
                 refs.append(c.transcript)
@@ -64,7 +64,7 @@ async def run(silence_ms: int, runs: int) -> None:
         hub.stop()
     off = await offline_wer()
     print(f"machine: {machine()}")
-    print(f"files: {len(english())} English manifest files x {runs} run(s), 20 ms chunks, real-time pace")
+    print(f"files: {len(english(SPEECH_ROOT))} English manifest files x {runs} run(s), 20 ms chunks, real-time pace")
     print("| figure | p50 / p95 (ms) | n |\n|---|---|---|")
     print(f"| final after last voiced audio, VAD endpoint (silence_ms={silence_ms}) | {p50_p95(vad_lat)} | {len(vad_lat)} |")
     print(f"| same, as reported by the hub (`latency_ms`) | {p50_p95(server_lat)} | {len(server_lat)} |")

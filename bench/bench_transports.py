@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, pct
+from bench.common import SPEECH_ROOT, machine, pct
 from tests.contract.clients import CLIENTS, PCM16
 from tests.support import HubProcess, base_config, clip, load_pcm16
 
@@ -54,7 +54,7 @@ async def one_session(hub: HubProcess, transport: str, pcm: bytes, realtime: flo
 async def bench(hub: HubProcess, clips: list[str], rounds: int, realtime: float) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {t: {"overhead": [], "live_overhead": [], "latency": [],
                                                    "finals_overhead": [], "events": []} for t in CLIENTS}
-    pcms = {name: load_pcm16(clip(name).path).tobytes() for name in clips}
+    pcms = {name: load_pcm16(clip(name, SPEECH_ROOT).path).tobytes() for name in clips}
     order = list(CLIENTS)
     for r in range(rounds):
         for name in clips:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             hub.stop()
     command = ".venv/bin/python -m bench.bench_transports " + " ".join(argv if argv is not None else sys.argv[1:])
-    audio_s = sum(clip(c).seconds for c in clips) * args.rounds
+    audio_s = sum(clip(c, SPEECH_ROOT).seconds for c in clips) * args.rounds
     report = "\n".join([
         "## Transports: hub overhead and final latency", "",
         f"`{command.strip()}`", "",

@@ -7,11 +7,30 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import websockets
+
+from tests.support import REPO, SPEECH
+
+_SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
+
+
+def _speech_root() -> Path:
+    """The larger shared speech set beside the checkout when it exists, else the suite's own copy."""
+    if (_SHARED_SPEECH / "MANIFEST.tsv").exists():
+        return _SHARED_SPEECH
+    print(f"bench: {_SHARED_SPEECH} not found; using the test copy in {SPEECH} (the same main set, "
+          "without the harder varied/ clips)", file=sys.stderr)
+    return SPEECH
+
+
+#: Where the benchmarks read speech (pass as `root=` to tests.support.english()/clip()).
+SPEECH_ROOT = _speech_root()
 
 
 @dataclass

@@ -11,8 +11,10 @@ import sys
 HARNESSES = [
     ["bench.bench_latency"],
     ["bench.bench_operators"],
+    ["bench.bench_store", "--sessions", "1", "100", "1000", "--events", "20000"],
     ["bench.bench_transports"],
     ["bench.bench_providers"],
+    ["bench.bench_languages"],
     ["bench.bench_concurrency", "--streams", "8", "12", "16", "20", "24", "32", "--seconds", "60"],
     ["bench.bench_concurrency", "--streams", "48", "--max-sessions", "24", "--seconds", "60"],  # overload
     ["bench.bench_capacity", "--streams", "250", "500", "1000"],

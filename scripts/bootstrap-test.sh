@@ -1,18 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything `make test` needs on a fresh machine: the package with its test extras, and the
-# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech,
-# npm for the demo page's Socket.IO client; the Makefile runs `npm ci`).
+# Installs everything `make test` needs on a fresh machine: the package with its test extras (through
+# scripts/install.sh, shared with `make run` and the Dockerfiles), and the
+# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech).
+# The demo page's Socket.IO client is vendored (frontend/realtime-streaming/vendor/): no npm.
 set -euo pipefail
 extras="${1:-default,test}"
-VENV=.venv
-# Every provider's library is installed for the tests (issue 4). torch FIRST, pinned to the local CPU
-# build: openai-whisper depends on torch, and left to itself pip would fetch a multi-GB CUDA build.
-"$VENV/bin/pip" install -q "torch==2.13.0"
-"$VENV/bin/pip" install -q -e ".[${extras},providers]"
-# Silero VAD: the ONNX model inside the silero-vad wheel, run on onnxruntime (the `silero` extra, pulled in
-# by `test`). silero-vad declares torch as a dependency: --no-deps keeps pip from resolving it.
-"$VENV/bin/pip" install -q onnxruntime
-"$VENV/bin/pip" install -q --no-deps silero-vad==6.2.3
+# Every provider's library is installed for the tests (issue 4); scripts/install.sh is the one install
+# procedure (torch CPU build first, the package editable, silero-vad without its torch dependency).
+bash scripts/install.sh .venv/bin/python "${extras},providers" editable
 # pipecat's OpenAI STT service (tests/integrations): pipecat-ai pins protobuf<7 and soxr~=1.0, but the hub's
 # generated gRPC code needs protobuf 7. --no-deps, then only what its OpenAI STT imports (none pulls torch).
 "$VENV/bin/pip" install -q --no-deps pipecat-ai==1.14.0
@@ -22,7 +17,6 @@ VENV=.venv
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)  # the Socket.IO browser client for the demo page
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +27,3 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# The demo page's Socket.IO client (the Makefile's npm target does the same; here for direct callers).
-[ -d frontend/realtime-streaming/node_modules/socket.io-client/dist ] ||
-  (cd frontend/realtime-streaming && npm ci --no-audit --no-fund --loglevel=error)

@@ -20,7 +20,9 @@ import jiwer
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "data" / "speech"
+#: The real speech every test reads (tests/data/README.md: sources and licences). Only bench/ may use the
+#: larger shared set beside the checkout (bench.common.SPEECH_ROOT), passing it as `root`.
+SPEECH = REPO / "tests" / "data" / "speech"
 
 
 @dataclass(frozen=True)
@@ -31,25 +33,26 @@ class Clip:
     channels: int
     language: str
     transcript: str
+    root: Path = SPEECH
 
     @property
     def path(self) -> Path:
-        return SPEECH / self.file
+        return self.root / self.file
 
 
-def manifest() -> list[Clip]:
-    with open(SPEECH / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+def manifest(root: Path = SPEECH) -> list[Clip]:
+    with open(root / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [Clip(r["file"], float(r["seconds"]), int(r["sample_rate"]), int(r["channels"]), r["language"],
-                 r["transcript"]) for r in rows]
+                 r["transcript"], root) for r in rows]
 
 
-def english() -> list[Clip]:
-    return [c for c in manifest() if c.language == "en" and c.transcript]
+def english(root: Path = SPEECH) -> list[Clip]:
+    return [c for c in manifest(root) if c.language == "en" and c.transcript]
 
 
-def clip(name: str) -> Clip:
-    return next(c for c in manifest() if c.file.startswith(name))
+def clip(name: str, root: Path = SPEECH) -> Clip:
+    return next(c for c in manifest(root) if c.file.startswith(name))
 
 
 _NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
@@ -102,35 +105,46 @@ class HubProcess:
     """A real `asrhub serve` process on loopback. The ports are fixed per instance, so `stop()` then
     `start()` restarts the hub where clients left it (as a reconnecting browser expects)."""
 
-    def __init__(self, config_text: str, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_text: str | None, tmp: Path, env: dict[str, str] | None = None, *,
+                 command: list[str] | None = None, cwd: Path | None = None, extra_args: list[str] | None = None) -> None:
+        """`config_text=None`: no --config (the embedded default). `command`: the program to run instead of
+        this interpreter's `-m asrhub.cli` (e.g. an installed `asrhub` script); `cwd`: where it runs."""
         self.port = free_port()
         self.grpc_port = free_port()
-        self.config = tmp / f"hub-{self.port}.yaml"
-        self.config.write_text(config_text)
+        self.config: Path | None = None
+        if config_text is not None:
+            self.config = tmp / f"hub-{self.port}.yaml"
+            self.config.write_text(config_text)
         self.log = tmp / f"hub-{self.port}.log"
         self.env = {**os.environ, **(env or {})}
+        self.command = command or [sys.executable, "-m", "asrhub.cli"]
+        self.cwd = cwd
+        self.extra_args = extra_args or []
+        self.scheme = "http"  # "https" for a hub with server.tls; then `verify` is the CA file to trust
+        self.verify: Any = True
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/v1/ws"
 
     def start(self, timeout: float = 120.0) -> HubProcess:
         import httpx
         self._logf = open(self.log, "ab")  # noqa: SIM115  (append: stop() + start() restarts on the same port)
+        config = ["--config", str(self.config)] if self.config is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asrhub.cli", "serve", "--config", str(self.config), "--port", str(self.port),
-             "--grpc-port", str(self.grpc_port)], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env)
+            [*self.command, "serve", *config, "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+             *self.extra_args], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.http + "/readyz", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -164,14 +178,14 @@ def base_config(**sections: str) -> str:
 
 async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
                     realtime: float = 1.0, bytes_per_s: int = 32000, stop: bool = True,
-                    timeout: float = 120.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+                    timeout: float = 120.0, ssl_context: Any = None) -> list[dict[str, Any]]:  # noqa: ASYNC109
     """Stream audio over WebSocket at `realtime` pace, then stop; returns every event received."""
     import websockets
 
     events: list[dict[str, Any]] = []
     cmd = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
     cmd.update(start or {})
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, **({"ssl": ssl_context} if ssl_context else {})) as ws:
         await ws.send(json.dumps(cmd))
 
         async def reader() -> None:

@@ -51,3 +51,21 @@ def test_providers_lists_default() -> None:
     r = _cli("providers")
     assert r.returncode == 0, r.stderr
     assert re.search(r"\*\s+faster_whisper\s+available", r.stdout)
+
+
+def test_providers_check_lists_every_provider_and_probes_the_available_ones() -> None:
+    """Issue 14: the default config shows all six; `--check` decodes a second through each available one."""
+    import json
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}  # the probe must not call the real API
+    r = subprocess.run([sys.executable, "-m", "asrhub.cli", "providers", "--check", "--json"], capture_output=True,
+                       text=True, cwd=REPO, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert set(rows) == {"faster_whisper", "openai_whisper", "vosk", "funasr", "google", "openai"}
+    assert rows["faster_whisper"]["status"] == "available" and rows["faster_whisper"]["check"]["ok"] is True
+    for name, row in rows.items():
+        if row["status"] != "available":
+            assert row["reason"] and row["check"] is None, name
+    assert "disabled in the config" in rows["vosk"]["reason"] and "needs" in rows["vosk"]["reason"]
+    assert "url" in rows["funasr"]["reason"]

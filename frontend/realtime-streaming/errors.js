@@ -24,7 +24,7 @@ const MESSAGES = {
   resume_failed: "The connection came back, but the session could not be resumed.",
   closed_by_server: "The server closed the connection.",
   timeout: "The server did not answer in time.",
-  sio_unavailable: "The Socket.IO client library is missing on this server (run `npm install` in frontend/realtime-streaming).",
+  sio_unavailable: "The Socket.IO client library is missing on this server (frontend/realtime-streaming/vendor/ is incomplete).",
   bad_response: "The server sent an answer this page does not understand.",
 
   // --- microphone & files (this page) ---

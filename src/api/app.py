@@ -1,4 +1,12 @@
-"""App factory: one ASGI app with every HTTP/WebSocket transport, sharing one event loop."""
+"""App factory: one ASGI app with every HTTP/WebSocket transport, sharing one event loop.
+
+`create_app(config)` is what `asrhub serve` runs. Called with no argument it is the public factory for
+other ASGI servers: `uvicorn --factory asrhub.api.app:create_app` or gunicorn with uvicorn workers
+(`-k uvicorn.workers.UvicornWorker 'asrhub.api.app:create_app()'`). It then reads the config the
+same way as the CLI (`ASRHUB_CONFIG`, else the embedded default, then `ASRHUB_<SECTION>__<KEY>`); the
+HTTP host and port are the server's own flags, gRPC listens on `server.grpc_port` (SO_REUSEPORT, so
+several workers share it).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +18,30 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Mount
 
 from .. import __version__
-from ..core.config import HubConfig
+from ..core.config import HubConfig, load_config
 from ..core.hub import Hub
+from ..core.logs import configure_logging, install_redaction
+from ..core.resources import resource
 from . import openai_compat, openai_models, realtime, rest, sse, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
+from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_handlers
+from .http_metrics import HttpMetricsMiddleware
 from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
 
-FRONTEND_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "realtime-streaming"
+FRONTEND_DIR = resource("frontend/realtime-streaming")  # its vendor/ holds the Socket.IO browser client
 
 
-def create_app(config: HubConfig) -> FastAPI:
+def create_app(config: HubConfig | None = None) -> FastAPI:
+    if config is None:  # under another ASGI server: the hub's own records get the hub's handler (text or
+        config = load_config()  # JSON); the server's lines follow its own log config (uvicorn --log-config)
+        configure_logging(config.logging)
+    install_redaction()  # ?token= values never reach uvicorn's access or handshake log lines
     hub = Hub(config)
     grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
 
@@ -46,6 +63,12 @@ def create_app(config: HubConfig) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
+    app.add_middleware(HeadMiddleware)  # HEAD = GET without the body, on every route and mount
+    route_table: list[BaseRoute] = []  # filled below, once every route exists
+    app.add_middleware(HttpMetricsMiddleware, metrics=hub.metrics, routes=route_table)  # outside auth: refusals count
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=config.server.max_header_bytes,
+                       max_count=config.server.max_headers)  # outermost: before anything reads them
+    install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(websocket.router)
     app.include_router(sse.router)
@@ -57,9 +80,10 @@ def create_app(config: HubConfig) -> FastAPI:
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
-    vendor = frontend / "node_modules" / "socket.io-client" / "dist"
-    if vendor.is_dir():
-        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    # what refused requests (never routed) are matched against for their metrics label
+    route_table.extend(r for router in (rest.router, websocket.router, sse.router, openai_compat.router)
+                       for r in router.routes)
+    route_table.extend(r for r in app.router.routes if isinstance(r, Mount))
     return app

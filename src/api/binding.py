@@ -39,6 +39,14 @@ class SessionBinding:
         self.session: Session | None = None
         self.attachment = 0  # which attachment of the session this connection is (resume makes new ones)
 
+    @classmethod
+    def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
+        """A binding to an existing session (SSE: each request names its session in the path)."""
+        bind = cls(service, transport, None)
+        bind.session = service.get(session_id)
+        bind.attachment = service.attachment(session_id)
+        return bind
+
     @property
     def live(self) -> bool:
         """A session is bound and has not ended (the store's view)."""

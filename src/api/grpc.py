@@ -14,19 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from ..core.auth import bearer, key_id
 from ..core.commands import parse_start
+from ..core.config import TlsConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
+from ..core.validation import request_options, validate_start
 from . import grpc_gen
 from .binding import SessionBinding
-from .grpc_codec import STATUS, BadRequest, event_to_proto, request_deserializer, start_to_dict
+from .grpc_codec import STATUS, BadRequest, event_to_proto, message_deserializer, start_to_dict
+from .grpc_metrics import GrpcMetricsInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,8 @@ class GrpcStream:
         elif kind == "keepalive":
             self.bind.keepalive()
         else:
-            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop)")
+            raise HubError(ErrorCode.invalid_command, "request holds no command (expected start, audio, flush, stop, "
+                           "keepalive)")
 
     async def read(self, requests: AsyncIterator[Any]) -> None:
         try:
@@ -167,30 +172,58 @@ class AsrHubServicer:
         try:
             async for msg in responses:
                 yield msg
+        except Exception as e:  # never an untyped UNKNOWN: INTERNAL with the contract code
+            if isinstance(e, grpc.aio.AbortError):
+                raise
+            log.exception("gRPC StreamingRecognize failed")
+            await abort(context, HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
         finally:
             await _aclose(responses)  # its cleanup (detach) now, not when the generator is collected
 
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        return await self._unary(self._recognize, request, context)
+
+    async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        return await self._unary(self._list_providers, request, context)
+
+    async def _unary(self, handler: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext) -> Any:
+        """Auth, then the handler; a request that did not decode, or any HubError, ends the call with its
+        status and `asrhub-error-code`; anything unexpected with INTERNAL (never UNKNOWN)."""
         await self.authenticate(context)
         try:
-            provider = self.hub.providers.get(request.provider if request.HasField("provider") else None)
-            if not request.audio:
-                raise HubError(ErrorCode.invalid_audio, "no audio in the request")
-            audio = await asyncio.to_thread(load_audio, request.audio)
-            language = request.language if request.HasField("language") and request.language != "auto" else None
-            words = request.word_timestamps if request.HasField("word_timestamps") else True
-            res = await transcribe_audio(provider, audio, language, words,
-                                         prompt=request.prompt if request.HasField("prompt") else None)
+            if isinstance(request, BadRequest):
+                raise HubError(ErrorCode.invalid_command, request.message)
+            return await handler(request)
         except HubError as e:
             await abort(context, e)
+        except Exception as e:
+            if isinstance(e, grpc.aio.AbortError):
+                raise
+            log.exception("gRPC unary call failed")
+            await abort(context, HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+
+    async def _recognize(self, request: Any) -> Any:
+        opts = request_options(provider=request.provider if request.HasField("provider") else None,
+                               language=request.language if request.HasField("language") else None,
+                               task=request.task if request.HasField("task") else None,
+                               prompt=request.prompt if request.HasField("prompt") and request.prompt else None,
+                               hotwords=list(request.hotwords) or None)
+        provider = self.hub.providers.for_request(opts.provider, opts.language, opts.task)  # providers.routes
+        validate_start(opts, provider, self.hub.config.limits)  # exactly as a streaming start or a REST upload
+        if not request.audio:
+            raise HubError(ErrorCode.invalid_audio, "no audio in the request")
+        audio = await asyncio.to_thread(load_audio, request.audio)
+        words = request.word_timestamps if request.HasField("word_timestamps") else True
+        res = await transcribe_audio(provider, audio, opts.language, words, prompt=opts.prompt, task=opts.task,
+                                     hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
             text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
             words=[pb.Word(**w) for w in res["words"]], language=res.get("language") or "",
             duration_ms=res["duration_ms"], provider=res["provider"])
 
-    async def ListProviders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        await self.authenticate(context)
+    async def _list_providers(self, request: Any) -> Any:
         pb = self.pb
         out = []
         for p in self.hub.providers.describe():
@@ -199,6 +232,12 @@ class AsrHubServicer:
                                        reason=p.get("reason") or "", model=p.get("model") or "",
                                        is_default=bool(p.get("default")), capabilities=pb.Capabilities(**caps)))
         return pb.ListProvidersResponse(providers=out)
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """The PEM key and certificate chain of `server.tls`, for the gRPC port."""
+    assert tls.cert and tls.key
+    return grpc.ssl_server_credentials([(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())])
 
 
 class GrpcServer:
@@ -218,24 +257,29 @@ class GrpcServer:
         cfg = self.hub.config
         limit = max(MAX_UPLOAD_BYTES, cfg.limits.max_message_bytes) + 1024 * 1024
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)])
+                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)],
+                                 interceptors=[GrpcMetricsInterceptor(self.hub.metrics)])
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
-                servicer.StreamingRecognize, request_deserializer=request_deserializer(pb),
+                servicer.StreamingRecognize, request_deserializer=message_deserializer(pb.StreamingRequest),
                 response_serializer=pb.Event.SerializeToString),
             "Recognize": grpc.unary_unary_rpc_method_handler(
-                servicer.Recognize, request_deserializer=pb.RecognizeRequest.FromString,
+                servicer.Recognize, request_deserializer=message_deserializer(pb.RecognizeRequest),
                 response_serializer=pb.RecognizeResponse.SerializeToString),
             "ListProviders": grpc.unary_unary_rpc_method_handler(
-                servicer.ListProviders, request_deserializer=pb.ListProvidersRequest.FromString,
+                servicer.ListProviders, request_deserializer=message_deserializer(pb.ListProvidersRequest),
                 response_serializer=pb.ListProvidersResponse.SerializeToString),
         }),))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{cfg.server.host}:{cfg.server.grpc_port}"
-        self.port = server.add_insecure_port(address)
+        tls = cfg.server.tls
+        if tls.enabled:  # the same PEM pair as HTTPS (server.tls)
+            self.port = server.add_secure_port(address, server_credentials(tls))
+        else:
+            self.port = server.add_insecure_port(address)
         if not self.port:
             raise RuntimeError(f"gRPC cannot listen on {address}")
         await server.start()

@@ -26,6 +26,9 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.rate_limited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.unauthorized: grpc.StatusCode.UNAUTHENTICATED,
     ErrorCode.session_not_found: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.not_found: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.method_not_allowed: grpc.StatusCode.UNIMPLEMENTED,
+    ErrorCode.headers_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.internal: grpc.StatusCode.INTERNAL,
 }
 
@@ -47,17 +50,27 @@ def _unknown_fields(msg: Any, path: str = "") -> list[str]:
     return found
 
 
-def request_deserializer(pb: Any) -> Callable[[bytes], Any]:
+def message_deserializer(message: Any) -> Callable[[bytes], Any]:
+    """A tolerant deserializer for any request type: bytes that do not decode, or that carry fields the
+    contract does not define, become a BadRequest the handler answers with INVALID_ARGUMENT (grpc's own
+    handling of a raising deserializer would be an untyped status without `asrhub-error-code`)."""
+    name = message.DESCRIPTOR.name
+
     def parse(data: bytes) -> Any:
         try:
-            msg = pb.StreamingRequest.FromString(data)
-        except DecodeError as e:
-            return BadRequest(f"request is not a valid StreamingRequest message: {e}")
+            msg = message.FromString(data)
+        except Exception as e:  # DecodeError, and anything the C parser raises on hostile bytes
+            reason = str(e) if isinstance(e, DecodeError) else type(e).__name__
+            return BadRequest(f"request is not a valid {name} message: {reason}")
         unknown = _unknown_fields(msg)
         if unknown:
-            return BadRequest(f"unknown field(s) {', '.join(unknown)}")
+            return BadRequest(f"unknown field(s) {', '.join(unknown)} in {name}")
         return msg
     return parse
+
+
+def request_deserializer(pb: Any) -> Callable[[bytes], Any]:
+    return message_deserializer(pb.StreamingRequest)
 
 
 def start_to_dict(start: Any) -> dict[str, Any]:

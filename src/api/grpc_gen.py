@@ -1,8 +1,10 @@
-"""Generated gRPC code, built from protos/asrhub/v1/asrhub.proto on first use (never committed).
+"""The generated gRPC modules, as `asrhub.api.gen.asrhub.v1.{asrhub_pb2,asrhub_pb2_grpc}`.
 
-`load()` runs grpc_tools.protoc into src/api/gen/ when the generated modules are missing or older than
-the .proto, under a file lock (the test process and the hub process may both get there first), then
-imports them. A fresh clone therefore works with `make test` / `make run` without a build step.
+An installed wheel ships them (setup.py compiles the .proto at build time), so `load()` just imports
+them. A checkout or an editable install has none: `load()` compiles the .proto once into a user cache
+folder (`$XDG_CACHE_HOME/asrhub/grpc/<hash>`, else `~/.cache/...`, else the temp folder), keyed by the
+.proto's content and the grpcio-tools version, under a file lock (several processes may get there
+first), and serves that folder as `asrhub.api.gen`. Nothing is ever written into the package folder.
 """
 
 from __future__ import annotations
@@ -11,32 +13,60 @@ import contextlib
 import fcntl
 import hashlib
 import importlib
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+from ..core.resources import is_packaged, resource
+from .grpc_protoc import OUTPUTS, compile_proto
+
 HERE = Path(__file__).resolve().parent
-GEN = HERE / "gen"
-PROTO_ROOT = HERE.parent.parent / "protos"
+SHIPPED = HERE / "gen"  # present in a wheel only
+GEN_PACKAGE = __package__ + ".gen"  # asrhub.api.gen
+PACKAGE = GEN_PACKAGE + ".asrhub.v1"
+PROTO_ROOT = resource("protos")
 PROTO = PROTO_ROOT / "asrhub" / "v1" / "asrhub.proto"
-PACKAGE = __package__ + ".gen.asrhub.v1"  # asrhub.api.gen.asrhub.v1
-_OUTPUTS = ("asrhub_pb2.py", "asrhub_pb2.pyi", "asrhub_pb2_grpc.py")
+
+_loaded: tuple[ModuleType, ModuleType] | None = None
 
 
-def _stale() -> bool:
-    out = GEN / "asrhub" / "v1"
-    if not all((out / name).exists() for name in _OUTPUTS):
-        return True
-    return (out / "asrhub_pb2.py").stat().st_mtime < PROTO.stat().st_mtime
+def _shipped_ok() -> bool:
+    """Only a wheel's stubs are trusted (a checkout may hold a stale gen/ left by older versions)."""
+    if not is_packaged():
+        return False
+    out = SHIPPED / "asrhub" / "v1"
+    return all((out / name).exists() for name in OUTPUTS)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    for root in (Path(base), Path(tempfile.gettempdir()) / f"asrhub-{os.getuid()}"):
+        try:
+            (root / "asrhub" / "grpc").mkdir(parents=True, exist_ok=True)
+            if os.access(root / "asrhub" / "grpc", os.W_OK):
+                return root / "asrhub" / "grpc"
+        except OSError:
+            continue
+    raise RuntimeError("no writable cache folder for the generated gRPC code (set XDG_CACHE_HOME)")
+
+
+def _key() -> str:
+    from importlib.metadata import version
+
+    h = hashlib.sha256(PROTO.read_bytes())
+    h.update(version("grpcio-tools").encode())
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    lock = Path(tempfile.gettempdir()) / f"asrhub-grpc-gen-{hashlib.sha1(str(HERE).encode()).hexdigest()[:12]}.lock"
-    with open(lock, "w") as f:
+def _locked(folder: Path) -> Iterator[None]:
+    with open(folder / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -44,45 +74,43 @@ def _locked() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def generate() -> None:
-    """Run protoc (from grpcio-tools) into a temporary folder, then swap it in for gen/."""
-    import grpc_tools
-    from grpc_tools import protoc
+def ensure_cached() -> Path:
+    """Compile into the cache when that key is not there yet; the folder to serve as asrhub.api.gen."""
+    root = cache_root()
+    target = root / _key()
+    if (target / "asrhub" / "v1" / OUTPUTS[-1]).exists():
+        return target
+    with _locked(root):
+        if not (target / "asrhub" / "v1" / OUTPUTS[-1]).exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=root))
+            try:
+                compile_proto(PROTO_ROOT, tmp)
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
-    if not PROTO.exists():
-        raise RuntimeError(f"gRPC contract not found: {PROTO}")
-    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=HERE))
-    tmp.chmod(0o755)
-    try:
-        include = Path(grpc_tools.__file__).resolve().parent / "_proto"
-        rc = protoc.main(["grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={tmp}",
-                          f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", str(PROTO)])
-        if rc != 0:
-            raise RuntimeError(f"protoc failed ({rc}) on {PROTO}")
-        out = tmp / "asrhub" / "v1"
-        for d in (tmp, tmp / "asrhub", out):
-            (d / "__init__.py").write_text('"""Generated by asrhub.api.grpc_gen; do not edit."""\n')
-        # protoc writes an absolute import (`from asrhub.v1 import asrhub_pb2`) that would resolve to this
-        # project's own `asrhub` package; make it relative.
-        grpc_file = out / "asrhub_pb2_grpc.py"
-        grpc_file.write_text(grpc_file.read_text().replace("from asrhub.v1 import asrhub_pb2", "from . import asrhub_pb2"))
-        if GEN.exists():
-            shutil.rmtree(GEN)
-        os.replace(tmp, GEN)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+def _serve_from(folder: Path) -> None:
+    """Make `asrhub.api.gen` a package whose modules are read from `folder`."""
+    if GEN_PACKAGE in sys.modules:
+        return
+    spec = importlib.util.spec_from_loader(GEN_PACKAGE, loader=None, is_package=True)
+    assert spec is not None
+    mod = types.ModuleType(GEN_PACKAGE)
+    mod.__spec__ = spec
+    mod.__path__ = [str(folder)]
+    mod.__file__ = None
+    sys.modules[GEN_PACKAGE] = mod
     importlib.invalidate_caches()
 
 
-def ensure() -> None:
-    if not _stale():
-        return
-    with _locked():
-        if _stale():
-            generate()
-
-
 def load() -> tuple[ModuleType, ModuleType]:
-    """(asrhub_pb2, asrhub_pb2_grpc), generated first if needed."""
-    ensure()
-    return importlib.import_module(PACKAGE + ".asrhub_pb2"), importlib.import_module(PACKAGE + ".asrhub_pb2_grpc")
+    """(asrhub_pb2, asrhub_pb2_grpc): the shipped stubs, else ones compiled into the user cache."""
+    global _loaded
+    if _loaded is None:
+        if not _shipped_ok():
+            _serve_from(ensure_cached())
+        _loaded = (importlib.import_module(PACKAGE + ".asrhub_pb2"),
+                   importlib.import_module(PACKAGE + ".asrhub_pb2_grpc"))
+    return _loaded

@@ -20,10 +20,22 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
+from ..core.audio import PCM_ENCODINGS
+from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.transcribe import FileTranscript, SplitOptions, load_audio, transcribe_file
+from ..core.language import model_language
+from ..core.transcribe import (
+    MAX_UPLOAD_BYTES,
+    FileTranscript,
+    SplitOptions,
+    load_audio,
+    load_raw,
+    transcribe_audio,
+    transcribe_file,
+)
+from ..core.validation import request_options, validate_start
 from ..formats import format_segments
-from ..providers.base import Provider, TranscribeOptions
+from ..providers.base import Provider, Task, TranscribeOptions
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name
 from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, openai_error_body
@@ -75,11 +87,16 @@ class HubTranscription(BaseModel):
     provider: str
 
 
-def _check_language(provider: Provider, language: str | None) -> None:
-    langs = provider.capabilities.languages
-    if language and language != "auto" and langs != ("auto",) and language not in langs:
-        raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                         f"'{language}' (supports: {', '.join(langs)})", "language")
+def _check(request: Request, provider: Provider, language: str | None, prompt: str | None = None,
+           task: Task = "transcribe") -> None:
+    """The options checked as a streaming start checks them (language tag, prompt, task); the field at
+    fault is OpenAI's `param`."""
+    try:
+        opts = request_options(provider=provider.name, language=language, prompt=prompt, task=task)
+        validate_start(opts, provider, request.app.state.hub.config.limits)
+    except HubError as e:
+        param = "language" if "language" in e.message else "prompt" if "prompt" in e.message else "model"
+        raise ParamError(e.code, e.message, param) from None
 
 
 async def _read_audio(request: Request, file: UploadFile) -> Any:
@@ -93,6 +110,47 @@ async def _read_audio(request: Request, file: UploadFile) -> Any:
         return await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
     except HubError as e:
         raise ParamError(e.code, e.message, "file") from None
+
+
+def _provider(request: Request, name: str | None, language: str | None,
+              audio: AudioSpec | None = None, prompt: str | None = None, task: Task = "transcribe",
+              hotwords: list[str] | None = None) -> Provider:
+    """The provider for an upload (named, or picked by `providers.routes`), its options checked as a
+    streaming start and gRPC Recognize check them."""
+    opts = request_options(provider=name or None, language=language, audio=audio, prompt=prompt, task=task,
+                           hotwords=hotwords or None)
+    provider: Provider = request.app.state.hub.providers.for_request(opts.provider, opts.language, opts.task)
+    validate_start(opts, provider, request.app.state.hub.config.limits)
+    return provider
+
+
+def _raw_spec(encoding: str | None, sample_rate: int | None, channels: int | None) -> AudioSpec | None:
+    """The upload's AudioSpec when the form says what the bytes are (None: a file with a header)."""
+    if encoding is None and sample_rate is None and channels is None:
+        return None
+    fields = {k: v for k, v in (("encoding", encoding), ("sample_rate", sample_rate), ("channels", channels))
+              if v is not None}
+    return parse_start({"audio": fields}).audio  # unknown encodings: unsupported_encoding, as on every wire
+
+
+async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
+                      prompt: str | None, temperature: float | None, word_timestamps: bool,
+                      raw: AudioSpec | None = None, task: Task = "transcribe",
+                      hotwords: list[str] | None = None) -> dict[str, Any]:
+    language = language or None
+    provider = _provider(request, provider_name, language, raw, prompt or None, task, hotwords)
+    raw = raw if raw is not None and raw.encoding in PCM_ENCODINGS else None  # containers: their header says
+    if file.size is not None and file.size > MAX_UPLOAD_BYTES:
+        raise HubError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {MAX_UPLOAD_BYTES}")
+    data = await file.read()
+    if not data:
+        raise HubError(ErrorCode.invalid_audio, "the uploaded file is empty")
+    if raw is not None:  # headerless PCM: the form says what it is
+        audio = await asyncio.to_thread(load_raw, data, raw)
+    else:
+        audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
+    return await transcribe_audio(provider, audio, language, word_timestamps=word_timestamps, prompt=prompt or None,
+                                  temperature=temperature, task=task, hotwords=hotwords)
 
 
 def _chunking(raw: str | None, kind: str | None, silence: int | None, prefix: int | None,
@@ -225,9 +283,9 @@ async def audio_transcriptions(
     if not language and languages:
         language = languages[0] if len(languages) == 1 else "auto"
     lang = language_code(language)
-    _check_language(provider, lang)
     if keywords and not prompt:
         prompt = ", ".join(k.strip() for k in keywords if k.strip())
+    _check(request, provider, lang, prompt or None)
     split, threshold = _chunking(chunking_strategy, cs_type, cs_silence, cs_prefix, cs_threshold)
     logprobs = "logprobs" in (include or [])
     if logprobs and response_format != "json":
@@ -241,19 +299,20 @@ async def audio_transcriptions(
     granularities = set(timestamp_granularities or ["segment"])
     words = response_format == "verbose_json" and "word" in granularities
     audio = await _read_audio(request, file)
-    opts = TranscribeOptions(language=None if lang == "auto" else lang, word_timestamps=words, prompt=prompt or None,
+    locale = lang or provider.language
+    opts = TranscribeOptions(language=model_language(locale), word_timestamps=words, initial_prompt=prompt or None,
                              temperature=temperature, logprobs=logprobs)
     if stream:
-        if logprobs or prompt:  # session finals carry no logprobs; sessions take no prompt
+        if logprobs:  # session finals carry no token log-probabilities
             events = piece_stream(provider, audio, opts, split)
         else:
             service = request.app.state.hub.service
-            session = service.start_session(start_for(provider, lang, split, threshold), "openai",
+            session = service.start_session(start_for(provider, lang, split, threshold, prompt or None), "openai",
                                             request.scope.get("asrhub.api_key"))  # refused: an HTTP error
             events = session_stream(service, session, audio)
         return StreamingResponse(_sse(events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    res = await transcribe_file(provider, audio, opts, split)
+    res = await transcribe_file(provider, audio, opts, split, locale=locale)
     return _answer(res, response_format, "transcribe", words, "segment" in granularities or not words)
 
 
@@ -272,8 +331,9 @@ async def audio_translations(
     if not provider.capabilities.translate:
         raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' (model '{provider.model}') cannot "
                          "translate: translation needs a multilingual Whisper model", "model")
+    _check(request, provider, None, prompt or None, "translate")
     audio = await _read_audio(request, file)
-    opts = TranscribeOptions(prompt=prompt or None, temperature=temperature, task="translate")
+    opts = TranscribeOptions(initial_prompt=prompt or None, temperature=temperature, task="translate")
     res = await transcribe_file(provider, audio, opts)
     return _answer(res, response_format, "translate", False, True)
 
@@ -283,20 +343,26 @@ async def audio_translations(
 async def transcribe(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file (wav, flac, mp3, ogg, webm, m4a, ...)")],
-    provider: Annotated[str | None, Form(description="a hub provider name; default: the hub's default")] = None,
+    provider: Annotated[str | None, Form(description="a hub provider name; default: routed by language (providers.routes), else the hub's default")] = None,
     model: Annotated[str | None, Form(description="alias of provider (OpenAI spelling)")] = None,
     language: Annotated[str | None, Form()] = None,
     prompt: Annotated[str | None, Form()] = None,
     temperature: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     word_timestamps: Annotated[bool, Form()] = True,
+    encoding: Annotated[str | None, Form(description="headerless PCM in `file`: pcm_s16le, pcm_f32le, pcm_mulaw "
+                                         "or pcm_alaw (files with a header need none)")] = None,
+    sample_rate: Annotated[int | None, Form(description="rate of headerless PCM (default 16000)")] = None,
+    channels: Annotated[int | None, Form(description="channels of headerless PCM (default 1)")] = None,
+    task: Annotated[Task, Form(description="translate: English text out (multilingual Whisper)")] = "transcribe",
+    hotwords: Annotated[list[str] | None, Form(description="boosted phrases (repeat the field)")] = None,
 ) -> Response:
+    aliases: dict[str, str] = request.app.state.hub.config.openai_compat.aliases
+    name = provider or (aliases[model] or None if model in aliases else
+                        None if model in (None, "", "default") else model)
     try:
-        p = request.app.state.hub.providers.get(provider) if provider else resolve(request, model)
-        _check_language(p, language or None)
-        audio = await _read_audio(request, file)
-        opts = TranscribeOptions(language=None if language in (None, "", "auto") else language,
-                                 word_timestamps=word_timestamps, prompt=prompt or None, temperature=temperature)
-        res = await transcribe_file(p, audio, opts)
+        raw = _raw_spec(encoding, sample_rate, channels)
+        res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw, task,
+                                hotwords)
     except HubError as e:
         return error_response(e)
-    return JSONResponse(HubTranscription.model_validate(res.as_dict()).model_dump())
+    return JSONResponse(HubTranscription.model_validate(res).model_dump())

@@ -131,8 +131,8 @@ async def piece_stream(provider: Provider, audio: np.ndarray, opts: TranscribeOp
 
 
 def start_for(provider: Provider, language: str | None, split: SplitOptions | None,
-              threshold: float | None) -> StartSession:
+              threshold: float | None, prompt: str | None = None) -> StartSession:
     vad = VadOptions(silence_ms=split.silence_ms if split else None, pre_roll_ms=split.pre_roll_ms if split else None,
                      threshold=threshold)
     return StartSession(provider=provider.name, language=language, audio=AudioSpec(encoding="pcm_s16le",
-                        sample_rate=HUB_RATE, channels=1), interim_results=False, vad=vad)
+                        sample_rate=HUB_RATE, channels=1), interim_results=False, vad=vad, prompt=prompt)

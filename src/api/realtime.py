@@ -100,9 +100,6 @@ class RealtimeConnection:
             raise rt.RealtimeProblem("item.input_audio_transcription.logprobs is not available on the realtime "
                                      "socket (use POST /v1/audio/transcriptions with include[]=logprobs)",
                                      "session.include")
-        if cfg.prompt and "prompt" not in StartSession.model_fields:
-            raise rt.RealtimeProblem("transcription.prompt is not supported by this hub's sessions",
-                                     "session.audio.input.transcription.prompt")
         self.end_run()  # a running hub session finishes under the old settings
         self.cfg = cfg
         await self.send(rt.session_event(cfg, created=False))
@@ -113,10 +110,9 @@ class RealtimeConnection:
         rate = 24000 if cfg.format == "audio/pcm" else 8000
         vad = VadOptions(enabled=cfg.server_vad, silence_ms=cfg.silence_ms, pre_roll_ms=cfg.prefix_ms,
                          threshold=cfg.threshold)
-        extra = {"prompt": cfg.prompt} if cfg.prompt else {}
         start = StartSession(provider=provider.name, language=cfg.language,
                              audio=AudioSpec(encoding="pcm_s16le", sample_rate=rate, channels=1),
-                             interim_results=True, vad=vad, **extra)
+                             interim_results=True, vad=vad, prompt=cfg.prompt or None)
         session = self.service.start_session(start, "realtime", self.ws.scope.get("asrhub.api_key"))
         run = HubRun(session, round(self.audio_s * 1000), manual=not cfg.server_vad)
         run.pump = asyncio.create_task(self.pump(run))

@@ -1,7 +1,7 @@
 """Socket.IO transport, namespace `/asr` (DESIGN §3.5), mounted in the same app and port at /socket.io.
 
 Client emits `start` (StartSession; the ack answers `{session_id}` or `{error: {code, message}}`),
-`audio` (binary), `flush`, `stop`. The hub emits every session event under its `type` as the event name,
+`audio` (binary), `flush`, `stop`, `keepalive`. The hub emits every session event under its `type` as the event name,
 with the event as payload, to that client's sid only (each sid is its own room). A disconnect detaches
 the session (resume with `start` + `resume` within the resume window). With API keys configured, the
 connect packet must carry `auth: {token: <key>}` (a refused connect's `connect_error` has data
@@ -31,6 +31,8 @@ from ..core.errors import ErrorCode, HubError
 from ..core.events import Event
 from ..core.service import SessionService
 from .binding import SessionBinding
+from .brief_log import BriefLogger
+from .engineio_guard import GuardedApp
 from .errors import error_event
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class AsrNamespace:
         self._closing: set[asyncio.Task[Any]] = set()
         for name, fn in (("connect", self.on_connect), ("disconnect", self.on_disconnect), ("start", self.on_start),
                          ("audio", self.on_audio), ("flush", self.on_flush), ("stop", self.on_stop),
-                         ("*", self.on_unknown)):
+                         ("keepalive", self.on_keepalive), ("*", self.on_unknown)):
             sio.on(name, fn, namespace=NAMESPACE)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -210,10 +212,13 @@ class AsrNamespace:
     async def on_stop(self, sid: str, data: Any = None) -> dict[str, Any]:
         return await self._command(sid, "stop")
 
+    async def on_keepalive(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._command(sid, "keepalive")
+
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         if self.not_reading(sid):
             return _ack_error(NOT_READING)
-        err = HubError(ErrorCode.invalid_command, f"unknown command {event!r} (expected start, audio, flush, stop)")
+        err = HubError(ErrorCode.invalid_command, f"unknown command {event!r} (expected start, audio, flush, stop, keepalive)")
         await self.send_error(sid, err)
         return _ack_error(err)
 
@@ -233,6 +238,9 @@ def create_socketio_app(service: SessionService, config: HubConfig,
     every route), so Engine.IO's own CORS handling is off.
     """
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[], async_handlers=False,
-                               max_http_buffer_size=config.limits.max_message_bytes + 64 * 1024)
+                               max_http_buffer_size=config.limits.max_message_bytes + 64 * 1024,
+                               # a malformed packet is one rate-limited line, never a traceback per packet
+                               logger=BriefLogger("asrhub.socketio.lib"),
+                               engineio_logger=(engineio_log := BriefLogger("asrhub.socketio.engineio")))
     AsrNamespace(sio, service, auth)
-    return sio, socketio.ASGIApp(sio, socketio_path="socket.io")
+    return sio, GuardedApp(socketio.ASGIApp(sio, socketio_path="socket.io"), engineio_log)

@@ -2,7 +2,7 @@
 
 POST /v1/sessions (StartSession JSON) opens a session; its events stream from
 GET /v1/sessions/{id}/events (`id: <seq>`, `event: <type>`, `data: <json>`, keep-alive comments,
-Last-Event-ID replay); audio, flush and stop are POSTs; DELETE aborts. Errors are HTTP status +
+Last-Event-ID replay); audio, flush, stop and keepalive are POSTs; DELETE aborts. Errors are HTTP status +
 `{"error": {"code", "message"}}`. A reader that goes away detaches the session (only when it was the
 last reader), so a reconnect within the resume window replays what it missed.
 """
@@ -10,52 +10,30 @@ last reader), so a reconnect within the resume window replays what it missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.types import Message, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
 
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.events import Event
 from ..core.service import SessionService
-from ..core.session import Session
+from .binding import SessionBinding
 from .errors import ERROR_RESPONSES, error_response
+from .http_guard import is_head
+from .openapi import inline_schema
+from .sse_stream import EventStream
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions (HTTP + SSE)"])
-
-PING_S = 15.0
-
 
 class SessionCreated(BaseModel):
     session_id: str
     events_url: str
     audio_url: str
-
-
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its $defs inlined (an OpenAPI requestBody cannot use local $defs)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk(defs[ref.split("/")[-1]])
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(schema)  # type: ignore[no-any-return]
 
 
 def _service(request: Request) -> SessionService:
@@ -66,7 +44,10 @@ def _api_key(request: Request) -> str | None:
     return request.scope.get("asrhub.api_key")
 
 
-def _internal(e: Exception, what: str) -> JSONResponse:
+def _internal(e: Exception, what: str) -> Response:
+    if isinstance(e, ClientDisconnect):  # gone mid-body: nobody to answer, nothing went wrong here
+        log.info("%s: the client went away before its request body was complete", what)
+        return Response(status_code=400)
     log.exception("%s failed", what)
     return error_response(HubError(ErrorCode.internal, f"internal error: {type(e).__name__}"))
 
@@ -92,7 +73,7 @@ async def _read_start(request: Request) -> StartSession:
 @router.post("/v1/sessions", status_code=201, response_model=SessionCreated, responses=ERROR_RESPONSES,
              summary="Open a session (or resume one with `resume`)",
              openapi_extra={"requestBody": {"required": False, "content": {
-                 "application/json": {"schema": _inline_schema(StartSession)}}}})
+                 "application/json": {"schema": inline_schema(StartSession)}}}})
 async def create_session(request: Request) -> Response:
     try:
         cmd = await _read_start(request)
@@ -105,88 +86,6 @@ async def create_session(request: Request) -> Response:
                           events_url=str(request.url_for("sse_events", session_id=session.id)),
                           audio_url=str(request.url_for("sse_audio", session_id=session.id)))
     return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
-
-
-def sse_frame(ev: Event) -> bytes:
-    """One SSE message: `id: <seq>`, `event: <type>`, `data: <event JSON>` (compact JSON: one line)."""
-    return f"id: {ev.seq}\r\nevent: {ev.type}\r\ndata: {ev.to_json()}\r\n\r\n".encode()
-
-
-class EventStream(Response):
-    """The text/event-stream of one reader, written straight to the ASGI `send`: one pre-encoded frame
-    per event, written by the task that takes it from the session's channel (no queue or extra task in
-    between); a keep-alive comment every PING_S; the client going away (http.disconnect) ends it, and
-    the session is detached when this was its last reader."""
-
-    HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-               (b"connection", b"keep-alive"), (b"x-accel-buffering", b"no")]
-
-    media_type = "text/event-stream"
-
-    def __init__(self, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> None:
-        # no Response.__init__: there is no body to render (and no content-length to announce)
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = list(self.HEADERS)
-        self.service = service
-        self.session = session
-        self.after = after
-        self.ping_s = ping_s
-        self.attachment = service.attachment(session.id)
-
-    def _detach_if_last(self) -> None:
-        if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
-            self.service.detach(self.session.id, self.attachment)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if scope.get("method") == "HEAD":  # headers only: a HEAD must not open a stream that never ends
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            self._detach_if_last()
-            return
-        writer = asyncio.create_task(self._write(send))
-        watcher = asyncio.create_task(self._until_disconnect(receive))
-        pinger = asyncio.create_task(self._ping(send)) if self.ping_s > 0 else None
-        try:
-            await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (writer, watcher, pinger):
-                if task is not None and not task.done():
-                    task.cancel()
-            for task in (writer, watcher, pinger):
-                if task is not None:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-        if writer.done() and not writer.cancelled():
-            if writer.exception() is not None:
-                log.error("SSE stream of session %s failed", self.session.id, exc_info=writer.exception())
-            await send({"type": "http.response.body", "body": b"", "more_body": False})  # the stream ends here
-        if self.background is not None:
-            await self.background()
-
-    async def _write(self, send: Send) -> None:
-        sub = self.service.events(self.session.id, self.after)
-        try:
-            async for ev in sub:
-                await send({"type": "http.response.body", "body": sse_frame(ev), "more_body": True})
-        finally:
-            aclose = getattr(sub, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            self._detach_if_last()
-
-    @staticmethod
-    async def _until_disconnect(receive: Receive) -> None:
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    async def _ping(self, send: Send) -> None:
-        while True:
-            await asyncio.sleep(self.ping_s)
-            comment = f": ping - {datetime.now(UTC)}\r\n\r\n".encode()
-            await send({"type": "http.response.body", "body": comment, "more_body": True})
 
 
 def _last_event_id(header: str | None, query: str | None) -> int:
@@ -213,7 +112,13 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
-        session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
+        if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
+            session = service.get(session_id)
+            if after > session.channel.last_seq or not session.channel.can_replay(after):
+                raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {after}: the hub holds events "
+                               f"up to {session.channel.last_seq}")
+        else:
+            session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
     except HubError as e:
         return error_response(e)
     if not service.is_live(session.id) and after >= session.channel.last_seq:
@@ -227,16 +132,17 @@ async def session_events(request: Request, session_id: str,
 async def session_audio(request: Request, session_id: str) -> Response:
     service = _service(request)
     try:
+        bind = SessionBinding.of(service, "sse", session_id)
         channel = service.get(session_id).channel
         limit = service.config.limits.max_message_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise HubError(ErrorCode.payload_too_large, f"audio message of {declared} bytes exceeds the limit of {limit}")
         before = channel.last_seq
-        service.push_audio(session_id, await request.body())
+        bind.audio(await request.body())
     except HubError as e:
         if e.fatal:  # e.g. an undecodable stream: ends the session, as on the other wires
-            service.error(session_id, e)
+            bind.fail(e)
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST audio")
@@ -265,6 +171,12 @@ async def session_stop(request: Request, session_id: str) -> Response:
     return response
 
 
+@router.post("/v1/sessions/{session_id}/keepalive", status_code=202, responses=ERROR_RESPONSES,
+             summary="No audio for a while: reset the session's idle timer")
+async def session_keepalive(request: Request, session_id: str) -> Response:
+    return _command(request, session_id, "keepalive")
+
+
 @router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,
              include_in_schema=False)
 async def session_unknown(request: Request, session_id: str, command: str) -> Response:
@@ -272,18 +184,19 @@ async def session_unknown(request: Request, session_id: str, command: str) -> Re
 
 
 def _command(request: Request, session_id: str, command: str) -> Response:
-    service = _service(request)
     try:
-        session = service.get(session_id)
+        bind = SessionBinding.of(_service(request), "sse", session_id)
         if command == "flush":
-            service.flush(session_id)
+            bind.flush()
         elif command == "stop":
-            service.stop(session_id)
+            bind.stop()
+        elif command == "keepalive":
+            bind.keepalive()
         elif command == "start":
             raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
-                           + (" and ended" if not service.is_live(session.id) else "") + "; POST /v1/sessions opens another")
+                           + (" and ended" if not bind.live else "") + "; POST /v1/sessions opens another")
         else:
-            raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop)")
+            raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop, keepalive)")
     except HubError as e:
         return error_response(e)
     except Exception as e:

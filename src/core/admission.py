@@ -8,7 +8,8 @@ before any count does.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
 
 from ..store.sessions.selectors import select_is_live, select_live_count
 from .auth import key_id
@@ -26,6 +27,9 @@ class AdmissionHost(Protocol):
 
 
 class Admission:
+    #: Told the reason ("sessions", "key_sessions", "lag") of every refusal (the metrics bind it).
+    on_refused: Callable[[str], None] | None = None
+
     def __init__(self, host: AdmissionHost) -> None:
         self.host = host
         keys = host.config.server.auth.api_keys
@@ -35,18 +39,21 @@ class Admission:
         limits = self.host.config.limits
         state = self.host.state
         if select_live_count(state) >= limits.max_sessions:
-            raise HubError(ErrorCode.too_many_sessions, f"the hub is at its limit of {limits.max_sessions} sessions",
-                           retry_after_s=5)
+            self._refuse("sessions", f"the hub is at its limit of {limits.max_sessions} sessions", 5)
         per_key = self.key_limits.get(api_key or "", limits.max_sessions_per_key)
         if api_key is not None and select_live_count(state, api_key) >= per_key:
-            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {per_key} sessions",
-                           retry_after_s=5)
+            self._refuse("key_sessions", f"this API key is at its limit of {per_key} sessions", 5)
         # Refuse new sessions before admitted ones fall behind: when finals already wait for more than
         # `admission_lag_s`, inference is saturated (partials are being skipped already).
         lag = self.max_pending_lag()
         if lag > limits.admission_lag_s:
-            raise HubError(ErrorCode.too_many_sessions, f"the hub is at capacity (results trail audio by {lag:.1f} s); "
-                           "try again shortly", retry_after_s=max(1, int(lag)))
+            self._refuse("lag", f"the hub is at capacity (results trail audio by {lag:.1f} s); try again shortly",
+                         max(1, int(lag)))
+
+    def _refuse(self, reason: str, message: str, retry_after_s: int) -> NoReturn:
+        if self.on_refused is not None:
+            self.on_refused(reason)
+        raise HubError(ErrorCode.too_many_sessions, message, retry_after_s=retry_after_s)
 
     def max_pending_lag(self) -> float:
         """Seconds since the oldest audio still waiting for its final arrived."""

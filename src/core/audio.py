@@ -10,8 +10,8 @@ import numpy as np
 
 HUB_RATE = 16000
 
-Encoding = Literal["pcm_s16le", "pcm_f32le", "wav", "flac", "mp3", "ogg", "webm", "opus"]
-PCM_ENCODINGS = ("pcm_s16le", "pcm_f32le")
+Encoding = Literal["pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw", "wav", "flac", "mp3", "ogg", "webm", "opus"]
+PCM_ENCODINGS = ("pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw")  # raw samples: the client's rate is the rate
 CONTAINER_ENCODINGS = ("wav", "flac", "mp3", "ogg", "webm")
 
 

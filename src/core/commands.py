@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .audio import Encoding
 from .errors import ErrorCode, HubError
+from .language import parse_language
 
 
 class _Cmd(BaseModel):
@@ -17,12 +18,13 @@ class _Cmd(BaseModel):
 
 class AudioSpec(_Cmd):
     encoding: Encoding = "pcm_s16le"
-    sample_rate: int = 16000
-    channels: int = 1
+    # strict: `true` or "16000" is a wrong type (named in the error), not a silent 1 or a parsed string
+    sample_rate: int = Field(16000, strict=True)
+    channels: int = Field(1, strict=True)
 
 
 class VadOptions(_Cmd):
-    enabled: bool = True
+    enabled: bool = Field(True, strict=True)
     silence_ms: int | None = Field(None, ge=50, le=10_000)
     threshold: float | None = Field(None, gt=0, lt=1)
     min_speech_ms: int | None = Field(None, ge=0, le=5_000)
@@ -34,7 +36,7 @@ class VadOptions(_Cmd):
 class WakewordOptions(_Cmd):
     """Per-session override of `pipeline.wakeword` (unset fields keep the config's values)."""
 
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, strict=True)
     phrase: str | None = Field(None, min_length=1, max_length=100)
     threshold: float | None = Field(None, gt=0, lt=1)
     window_s: float | None = Field(None, gt=0, le=600)
@@ -45,16 +47,33 @@ class ResumeSpec(_Cmd):
     last_seq: int = Field(ge=0)
 
 
+Hotword = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class StartSession(_Cmd):
     provider: str | None = Field(None, max_length=128)
-    language: str | None = Field(None, max_length=16)
+    language: str | None = Field(None, max_length=35)  # BCP-47 (en, zh-CN, zh-TW, ...) or "auto"
     audio: AudioSpec = Field(default_factory=AudioSpec)
-    interim_results: bool = True
-    word_timestamps: bool = False
+    interim_results: bool = Field(True, strict=True)   # strict: "yes" or 1 is a wrong type, not a guess
+    word_timestamps: bool = Field(False, strict=True)
+    task: Literal["transcribe", "translate"] = "transcribe"
+    prompt: str | None = Field(None, max_length=2000)   # context / vocabulary hint (Whisper initial_prompt)
+    hotwords: list[Hotword] | None = Field(None, max_length=100)  # boosted phrases
     vad: VadOptions = Field(default_factory=VadOptions)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
-    record: bool | None = None                # recorder on/off for this session (config: pipeline.recorder)
+    record: bool | None = Field(None, strict=True)  # recorder on/off for this session (config: pipeline.recorder)
+    idle_timeout_s: float | None = Field(None, gt=0, strict=True)  # <= limits.idle_timeout_s; `keepalive` resets it
     resume: ResumeSpec | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _bcp47(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return parse_language(value).tag
+        except HubError as e:
+            raise ValueError(e.message) from None
 
 
 class StartCommand(StartSession):
@@ -69,7 +88,14 @@ class StopCommand(_Cmd):
     type: Literal["stop"]
 
 
-Command = Annotated[StartCommand | FlushCommand | StopCommand, Field(discriminator="type")]
+class KeepAliveCommand(_Cmd):
+    """No audio for a while, but the session stays open: resets its idle timer."""
+
+    type: Literal["keepalive"]
+
+
+AnyCommand = StartCommand | FlushCommand | StopCommand | KeepAliveCommand
+Command = Annotated[AnyCommand, Field(discriminator="type")]
 _command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 MAX_COMMAND_BYTES = 64 * 1024
@@ -78,7 +104,7 @@ MAX_COMMAND_BYTES = 64 * 1024
 def describe_validation(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:5]:
-        loc = ".".join(str(p) for p in e["loc"] if p not in ("start", "flush", "stop")) or "command"
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("start", "flush", "stop", "keepalive")) or "command"
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown field '{loc}'")
         elif e["type"] == "union_tag_invalid":
@@ -91,7 +117,7 @@ def describe_validation(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_command(text: str | bytes) -> StartCommand | FlushCommand | StopCommand:
+def parse_command(text: str | bytes) -> AnyCommand:
     """Parse one JSON command; any problem is a HubError(invalid_command) naming it."""
     if len(text) > MAX_COMMAND_BYTES:
         raise HubError(ErrorCode.payload_too_large, f"command is {len(text)} bytes; the limit is {MAX_COMMAND_BYTES}")
@@ -121,6 +147,6 @@ def _validation_error(err: ValidationError) -> HubError:
     for e in err.errors():
         if e["loc"] and e["loc"][-1] == "encoding" and e["type"] == "literal_error":
             return HubError(ErrorCode.unsupported_encoding,
-                            f"audio.encoding {e.get('input')!r} is not supported; use one of pcm_s16le, pcm_f32le, "
-                            "wav, flac, mp3, ogg, webm, opus")
+                            f"audio.encoding {e.get('input')!r} is not supported; use one of "
+                            f"{', '.join(get_args(Encoding))}")
     return HubError(ErrorCode.invalid_command, describe_validation(err))

@@ -1,8 +1,12 @@
 """Configuration: YAML -> validated pydantic models.
 
-`${ENV}` / `${ENV:default}` are substituted in the YAML text; `ASRHUB_SECTION__KEY=value`
-environment variables override single keys (double underscore = nesting, value parsed as YAML).
-Unknown keys are errors naming the key, never silently ignored.
+Precedence, lowest first: the models' defaults < the file (`ASRHUB_CONFIG`, else the embedded
+default) < `ASRHUB_<SECTION>__<KEY>` environment variables < command-line flags (applied by the CLI).
+`${ENV}` / `${ENV:default}` are substituted in the file's values. An environment override names a
+section and a key joined by double underscores (more `__` = deeper nesting; the value is parsed as
+YAML). Other `ASRHUB_*` variables (`ASRHUB_URL`, `ASRHUB_API_KEY`, ... which clients use) are not
+config: they are ignored with a debug line. Unknown keys are errors naming the key, never silently
+ignored.
 """
 
 from __future__ import annotations
@@ -25,8 +29,12 @@ from pydantic import (
     model_validator,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent.parent / "config" / "config.yaml"
+from .resources import resource
+
+DEFAULT_CONFIG_PATH = resource("config/config.yaml")  # packaged in a wheel, config/ in a checkout
 ENV_PREFIX = "ASRHUB_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the config file when --config is not given
+log = logging.getLogger(__name__)
 
 
 class Strict(BaseModel):
@@ -44,6 +52,23 @@ class AuthConfig(Strict):
     api_keys: list[ApiKey] = Field(default_factory=list)
 
 
+class TlsConfig(Strict):
+    """PEM certificate chain and private key; both set = HTTPS/WSS on `port` and TLS on `grpc_port`."""
+
+    cert: str | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsConfig:
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("tls needs both 'cert' and 'key' (PEM files), or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert and self.key)
+
+
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -53,7 +78,11 @@ class ServerConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     frontend_dir: str | None = None
     shutdown_grace_s: float = Field(10.0, ge=0)
+    max_header_bytes: int = Field(32_768, ge=1024)  # request headers in total (names + values); over: 431
+    max_headers: int = Field(100, ge=8)             # request header lines; over: 431
+    header_timeout_s: float = Field(30.0, gt=0)     # a request head must be complete within this; else 408
     watch_config: bool = True  # reload providers and pipeline defaults when the config file changes
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
 
 class LimitsConfig(Strict):
@@ -124,7 +153,9 @@ class PipelineConfig(Strict):
 
 
 class ProviderConfig(BaseModel):
-    """One provider block. `type` picks the implementation; other keys are that provider's options."""
+    """One provider block. `type` picks the implementation; other keys are that provider's options,
+    validated against that provider type's typed options model when the providers are built (an unknown
+    or misspelt key is a ConfigError naming the key and the provider)."""
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -136,8 +167,19 @@ class ProviderConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RouteConfig(Strict):
+    """`providers.routes` entry: sessions whose `start` names no provider go to the first route whose
+    `language` (a primary subtag such as `zh`, a full tag such as `zh-TW`, or "*" for any language, `auto`
+    included) and `task` (when given) match."""
+
+    language: str = "*"
+    task: Literal["transcribe", "translate"] | None = None
+    provider: str
+
+
 class ProvidersConfig(Strict):
-    default: str = "faster_whisper"
+    default: str = "faster_whisper"  # sessions that name neither a provider nor a language
+    routes: list[RouteConfig] = Field(default_factory=list)
     fallback: list[str] = Field(default_factory=list)
     timeout_s: float = Field(20.0, gt=0)
     probe_interval_s: float = Field(5.0, gt=0)  # how often a failed provider is re-tried
@@ -240,12 +282,21 @@ def substitute_tree(node: Any, env: Mapping[str, str]) -> Any:
     return node
 
 
+def env_override_path(name: str) -> list[str] | None:
+    """`ASRHUB_SERVER__PORT` -> ["server", "port"]; None for names that are not config overrides."""
+    if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
+        return None
+    path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+    return path if len(path) >= 2 and all(path) else None
+
+
 def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
-        if not path:
+        path = env_override_path(name)
+        if path is None:
+            log.debug("%s is not a config override (those are %s<SECTION>__<KEY>): ignored", name, ENV_PREFIX)
             continue
         node = data
         for key in path[:-1]:
@@ -280,13 +331,39 @@ def parse_config(data: Mapping[str, Any]) -> HubConfig:
     for name in cfg.providers.fallback:
         if name not in cfg.providers.instances:
             raise ConfigError(f"invalid config: 'providers.fallback' names unknown provider '{name}'")
+    for i, route in enumerate(cfg.providers.routes):
+        if route.provider not in cfg.providers.instances:
+            raise ConfigError(f"invalid config: 'providers.routes.{i}.provider' names unknown provider "
+                              f"'{route.provider}'")
     return cfg
 
 
+_SECRET_KEY = re.compile(r"(^|_)(key|secret|token|password|credentials?)($|_)", re.IGNORECASE)
+MASK = "***"
+
+
+def mask_secrets(node: Any, key: str = "") -> Any:
+    """A copy of a config tree with every non-empty string under a secret-looking key replaced by ***
+    (API keys, provider api_key, tokens, passwords, credentials files)."""
+    if isinstance(node, dict):
+        return {k: mask_secrets(v, str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_secrets(v, key) for v in node]
+    if isinstance(node, str) and node and _SECRET_KEY.search(key):
+        return MASK
+    return node
+
+
+def effective_config(cfg: HubConfig) -> dict[str, Any]:
+    """The validated config with every default filled in, secrets masked (for `asrhub config check`)."""
+    return mask_secrets(cfg.model_dump(mode="json", by_alias=True))  # type: ignore[no-any-return]
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> HubConfig:
-    """Read, substitute, override and validate. `path=None` means the embedded default."""
+    """Read, substitute, override and validate. `path=None`: the file named by ASRHUB_CONFIG, else the
+    embedded default."""
     env = os.environ if env is None else env
-    p = Path(path) if path else DEFAULT_CONFIG_PATH
+    p = Path(path) if path else Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else DEFAULT_CONFIG_PATH
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:

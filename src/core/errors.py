@@ -17,6 +17,9 @@ class ErrorCode(StrEnum):
     rate_limited = "rate_limited"
     unauthorized = "unauthorized"
     session_not_found = "session_not_found"
+    not_found = "not_found"                    # HTTP: no such route or file (404)
+    method_not_allowed = "method_not_allowed"  # HTTP: the route exists, not with this method (405)
+    headers_too_large = "headers_too_large"    # HTTP: request headers over server.max_header_bytes/max_headers (431)
     internal = "internal"
 
 
@@ -33,6 +36,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.rate_limited: 429,
     ErrorCode.unauthorized: 401,
     ErrorCode.session_not_found: 404,
+    ErrorCode.not_found: 404,
+    ErrorCode.method_not_allowed: 405,
+    ErrorCode.headers_too_large: 431,
     ErrorCode.internal: 500,
 }
 

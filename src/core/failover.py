@@ -29,9 +29,10 @@ from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_live_on_provider
 from .audio import HUB_RATE, AudioChunk, ms_to_samples
 from .config import HubConfig
-from .errors import ErrorCode
+from .errors import ErrorCode, HubError
 from .events import ErrorEvent, ProviderSwitched
 from .session import Session
+from .validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,9 @@ class Failover:
             p = self.host.providers.providers.get(name)
             if p is None or p is failed or not select_available(self.host.state, name):
                 continue
-            langs = p.capabilities.languages
-            if language and language != "auto" and langs != ("auto",) and language not in langs:
+            try:
+                check_request(p, language or p.language, s.start.task, s.start.prompt, s.start.hotwords)
+            except HubError:
                 continue
             out.append(p)
         return out

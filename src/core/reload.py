@@ -120,6 +120,10 @@ class ConfigReloader:
                 self.rejected += 1
                 log.error("config %s rejected, keeping the running config: %s", self.path, e.message)
                 return False
+            except ConfigError as e:  # a provider option its type does not know
+                self.rejected += 1
+                log.error("config %s rejected, keeping the running config: %s", self.path, e)
+                return False
             fresh = [p for n, p in providers.items() if n not in keep]
             if fresh:
                 await ps.load(fresh)

@@ -18,7 +18,7 @@ from typing import Any
 from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
-from ..operators.pipeline import Pipeline, build_spec, validate_audio_spec
+from ..operators.pipeline import Pipeline, build_spec
 from ..providers.base import Provider, ProviderHealth, ProviderStream
 from ..providers.registry import ProviderSet
 from ..store.hub.selectors import select_draining
@@ -45,6 +45,7 @@ from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .session import Session
 from .streams import Streams
+from .validation import validate_audio_spec, validate_idle_timeout, validate_start
 
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
@@ -110,19 +111,16 @@ class SessionService:
 
     # -- commands --------------------------------------------------------------------------
     def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None) -> Session:
+        limits = self.config.limits
+        validate_audio_spec(cmd.audio, limits)  # a resume's are ignored, but never taken when absurd
+        validate_idle_timeout(cmd.idle_timeout_s, limits)
         if cmd.resume is not None:
             return self.resume(cmd.resume.session_id, cmd.resume.last_seq)
-        limits = self.config.limits
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
         self.admission.admit(api_key)
-        validate_audio_spec(cmd.audio, limits)
-        provider = self.providers.get(cmd.provider)
-        language = cmd.language or provider.language
-        if language and provider.capabilities.languages not in (("auto",),) and language != "auto" \
-                and language not in provider.capabilities.languages:
-            raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                              f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+        provider = self.providers.for_request(cmd.provider, cmd.language, cmd.task)  # providers.routes
+        validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
         sid = uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
@@ -308,8 +306,9 @@ class SessionService:
             self.config.providers.timeout_s, self.dispatch, A.final_timed_out(A.UtteranceRef(s.id, uid)))
 
     def _arm_idle(self, s: Session) -> None:
-        """One timer per session, re-armed for the next deadline when audio came meanwhile."""
-        timeout = self.config.limits.idle_timeout_s
+        """One timer per session, re-armed for the next deadline when audio came meanwhile; the
+        session's own idle_timeout_s (validated: at most limits.idle_timeout_s) when it set one."""
+        timeout = s.start.idle_timeout_s or self.config.limits.idle_timeout_s
         loop = asyncio.get_running_loop()
 
         def check() -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from pystorex import Action
 
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.localise import localising_sink
 from ..store import base as store_base
 from ..store.providers import actions as PA
 from ..store.sessions import actions as A
@@ -19,6 +20,7 @@ from .channel import ChannelOverflow
 from .config import HubConfig
 from .errors import ErrorCode, HubError, ProviderFailure
 from .events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
+from .language import model_language
 from .metrics import HubMetrics
 from .session import Session
 
@@ -81,7 +83,14 @@ class Streams:
             self.host.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
 
     def on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
+        """Failover acts on a provider's failure; an error that is the request's own (not retryable:
+        bad audio, an option the provider refuses) goes to the session as it is."""
         if not self._live(s):
+            return
+        if isinstance(exc, HubError) and not exc.retryable:
+            if utterance_id is not None:
+                s.final_arrived(utterance_id)
+            self.host.error(s.id, exc)
             return
         err = ProviderFailure.wrap(s.provider.name, exc)
         self.host.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, err.reason)))
@@ -89,10 +98,13 @@ class Streams:
     # -- StreamPort ------------------------------------------------------------------------------
     def new_stream(self, s: Session) -> ProviderStream:
         """A stream on the session's current provider; results of a replaced stream are dropped."""
-        opts = StreamOptions(session_id=s.id, language=s.start.language or s.provider.language,
+        locale = s.start.language or s.provider.language  # the tag asked for ("zh-TW"); the model gets "zh"
+        opts = StreamOptions(session_id=s.id, language=model_language(locale),
                              interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
                              interim_interval_ms=self.host.config.scheduler.interim_interval_ms,
-                             min_partial_ms=self.host.config.scheduler.min_partial_audio_ms)
+                             min_partial_ms=self.host.config.scheduler.min_partial_audio_ms,
+                             task=s.start.task, prompt=s.start.prompt, hotwords=tuple(s.start.hotwords or ()),
+                             locale=locale)
         own: list[ProviderStream] = []
 
         def current() -> bool:
@@ -100,7 +112,7 @@ class Streams:
 
         sink = StreamSink(on_result=lambda r: self.on_result(s, r) if current() else None,
                           on_error=lambda e, u: self.on_stream_error(s, e, u) if current() else None)
-        own.append(s.provider.open_stream(opts, sink, s.ring))
+        own.append(s.provider.open_stream(opts, localising_sink(sink, locale), s.ring))  # labels, OpenCC
         return own[0]
 
     def open_stream(self, session_id: str) -> Actions:

@@ -12,9 +12,12 @@ import numpy as np
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
-from ..providers.base import Provider, TokenLogprob, TranscribeOptions, WordTiming
-from .audio import HUB_RATE, AudioChunk, float_to_int16, samples_to_ms
+from ..providers.base import Provider, Task, TokenLogprob, TranscribeOptions, WordTiming
+from ..providers.localise import localise_result
+from .audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
+from .commands import AudioSpec
 from .errors import ErrorCode, HubError
+from .language import model_language
 
 MAX_PIECE_S = 28.0
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry
@@ -28,6 +31,19 @@ def load_audio(data: bytes) -> np.ndarray:
     if block.frames == 0:
         raise HubError(ErrorCode.invalid_audio, "the file holds no audio samples")
     return float_to_int16(Resampler(block.sample_rate).process(downmix(block.samples), last=True))
+
+
+def load_raw(data: bytes, spec: AudioSpec) -> np.ndarray:
+    """Headerless PCM (pcm_s16le, pcm_f32le, pcm_mulaw, pcm_alaw) at spec's rate and channels ->
+    int16 mono at the hub rate; containers go to load_audio (their own header says the rest)."""
+    if spec.encoding not in PCM_ENCODINGS:
+        return load_audio(data)
+    from ..operators.decode import PcmDecoder
+
+    frames = PcmDecoder(spec.encoding, spec.sample_rate, spec.channels).feed(data)
+    if len(frames) == 0:
+        raise HubError(ErrorCode.invalid_audio, "the upload holds no audio samples")
+    return float_to_int16(Resampler(spec.sample_rate).process(downmix(frames), last=True))
 
 
 @dataclass(frozen=True)
@@ -95,14 +111,16 @@ class FileTranscript:
 
 
 async def transcribe_file(provider: Provider, audio: np.ndarray, opts: TranscribeOptions,
-                          split: SplitOptions | None = None, progress: Any = None) -> FileTranscript:
-    """Decode `audio` (int16 mono, hub rate) piece by piece; `opts.language` None = the provider's default."""
+                          split: SplitOptions | None = None, progress: Any = None,
+                          locale: str | None = None) -> FileTranscript:
+    """Decode `audio` (int16 mono, hub rate) piece by piece. `locale`: the requested BCP-47 tag (the text
+    follows its script); `opts.language` is the model's code for it (None: the provider's default)."""
     segments: list[FileSegment] = []
     words: list[WordTiming] = []
     logprobs: list[TokenLogprob] | None = [] if opts.logprobs and provider.capabilities.logprobs else None
     lang = None
     for a, b in split_at_pauses(audio, split=split):
-        res = await provider.transcribe(audio[a:b], opts)
+        res = localise_result(await provider.transcribe(audio[a:b], opts), locale)
         base = samples_to_ms(a)
         lang = res.language or lang
         if res.segments:
@@ -116,15 +134,20 @@ async def transcribe_file(provider: Provider, audio: np.ndarray, opts: Transcrib
             logprobs.extend(res.logprobs)  # Whisper tokens carry their leading space
         if progress is not None:
             progress.update((b - a) / HUB_RATE)
-    return FileTranscript(" ".join(s.text for s in segments).strip(), segments, words, lang or opts.language,
+    return FileTranscript(" ".join(s.text for s in segments).strip(), segments, words, lang or locale or opts.language,
                           samples_to_ms(len(audio)), provider.name, logprobs)
 
 
 async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
                            word_timestamps: bool = True, prompt: str | None = None,
-                           progress: Any = None, temperature: float | None = None) -> dict[str, Any]:
-    opts = TranscribeOptions(language=language, word_timestamps=word_timestamps, prompt=prompt, temperature=temperature)
-    return (await transcribe_file(provider, audio, opts, progress=progress)).as_dict()
+                           progress: Any = None, temperature: float | None = None, task: Task = "transcribe",
+                           hotwords: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """`language`: a BCP-47 tag or "auto" (the text follows its script); `prompt`/`hotwords`: the client's."""
+    locale = language or provider.language
+    opts = TranscribeOptions(language=model_language(locale), word_timestamps=word_timestamps,
+                             initial_prompt=prompt or None, temperature=temperature, task=task,
+                             hotwords=tuple(hotwords or ()))
+    return (await transcribe_file(provider, audio, opts, progress=progress, locale=locale)).as_dict()
 
 
 async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,
@@ -141,7 +164,7 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
     out: list[tuple[Path, Any]] = []
     try:
         await providers.load()
-        provider = providers.get(provider_name)
+        provider = providers.resolve(provider_name, language)  # providers.routes
         audios: list[tuple[Path, Any]] = []
         for f in files:
             try:

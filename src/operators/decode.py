@@ -6,7 +6,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.audio import PCM_ENCODINGS
 from ..core.errors import ErrorCode, HubError
+from .g711 import g711_to_float
 
 
 class Decoder(Protocol):
@@ -19,13 +21,17 @@ class Decoder(Protocol):
 
 
 class PcmDecoder:
-    """Raw little-endian PCM; each message must hold whole frames (all channels of a sample)."""
+    """Raw PCM (little-endian s16/f32, or G.711 μ-law/A-law bytes); each message must hold whole frames
+    (all channels of a sample)."""
+
+    _DTYPES: dict[str, np.dtype[Any]] = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4"), "pcm_mulaw": np.dtype("u1"),
+               "pcm_alaw": np.dtype("u1")}
 
     def __init__(self, encoding: str, sample_rate: int, channels: int) -> None:
         self.encoding = encoding
         self.sample_rate = sample_rate
         self.channels = channels
-        self._dtype = np.dtype("<i2") if encoding == "pcm_s16le" else np.dtype("<f4")
+        self._dtype: np.dtype[Any] = self._DTYPES[encoding]
         self._frame_bytes = self._dtype.itemsize * channels
 
     def feed(self, data: bytes) -> np.ndarray:
@@ -33,6 +39,8 @@ class PcmDecoder:
             raise HubError(ErrorCode.invalid_audio,
                            f"{self.encoding} audio with {self.channels} channel(s) comes in {self._frame_bytes}-byte "
                            f"frames; got a message of {len(data)} bytes")
+        if self._dtype.kind == "u":
+            return g711_to_float(data, self.encoding).reshape(-1, self.channels)
         x = np.frombuffer(data, dtype=self._dtype).reshape(-1, self.channels)
         if self._dtype.kind == "i":
             return x.astype(np.float32) / 32768.0
@@ -76,7 +84,7 @@ class BlockDecoder:
 
 
 def make_decoder(encoding: str, sample_rate: int, channels: int) -> Decoder:
-    if encoding in ("pcm_s16le", "pcm_f32le"):
+    if encoding in PCM_ENCODINGS:
         return PcmDecoder(encoding, sample_rate, channels)
     if encoding in ("wav", "flac", "mp3", "ogg", "webm", "opus"):
         return BlockDecoder(encoding, sample_rate, channels)

@@ -22,8 +22,9 @@ import numpy as np
 
 from ..core.audio import AudioChunk, float_to_int16
 from ..core.commands import AudioSpec, VadOptions, WakewordOptions
-from ..core.config import LimitsConfig, PipelineConfig
+from ..core.config import PipelineConfig
 from ..core.errors import ErrorCode, HubError
+from ..core.validation import validate_audio_spec
 from .base import FrameClassifier, Gated, Item
 from .decode import Decoder, make_decoder
 from .endpoint import Endpointer, EndpointOptions
@@ -35,17 +36,9 @@ from .wakeword import check_phrase
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Pipeline", "PipelineSpec", "build_spec", "validate_audio_spec"]
+
 SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 192000)
-
-
-def validate_audio_spec(spec: AudioSpec, limits: LimitsConfig) -> None:
-    if spec.encoding in ("pcm_s16le", "pcm_f32le", "opus"):
-        if not 4000 <= spec.sample_rate <= limits.max_sample_rate:
-            raise HubError(ErrorCode.invalid_command,
-                           f"audio.sample_rate {spec.sample_rate} is out of range (4000..{limits.max_sample_rate})")
-    if not 1 <= spec.channels <= limits.max_channels:
-        raise HubError(ErrorCode.invalid_command,
-                       f"audio.channels {spec.channels} is out of range (1..{limits.max_channels})")
 
 
 @dataclass

@@ -10,32 +10,67 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from ..core.audio import AudioChunk, RingBuffer
+from ..core.language import AUTO, WHISPER_LANGUAGES, parse_language
 
 if TYPE_CHECKING:
     from ..core.work import Batch, Scheduling
 
 Status = Literal["available", "loading", "unavailable", "unhealthy"]
+Task = Literal["transcribe", "translate"]
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a provider can do. `languages` ("auto",) means any language the provider's engine knows
+    (`known_languages`, when it has such a list) plus per-utterance detection."""
+
     streaming: bool
     interim: bool
     word_timestamps: bool
     languages: tuple[str, ...]
     max_concurrency: int = 1
-    logprobs: bool = False   # Result.logprobs when TranscribeOptions.logprobs is asked
-    translate: bool = False  # TranscribeOptions.task "translate" (a multilingual Whisper)
+    prompt: bool = False      # honours a per-session `prompt` (context / vocabulary hint)
+    hotwords: bool = False    # honours per-session `hotwords`
+    translate: bool = False   # honours `task: translate` (any language in, English text out)
+    logprobs: bool = False    # Result.logprobs when TranscribeOptions.logprobs is asked
+    known_languages: frozenset[str] | None = None  # for ("auto",): the codes the engine knows (None: any)
 
     def as_dict(self) -> dict[str, Any]:
         return {"streaming": self.streaming, "interim": self.interim,
                 "word_timestamps": self.word_timestamps, "languages": list(self.languages),
-                "max_concurrency": self.max_concurrency, "logprobs": self.logprobs, "translate": self.translate}
+                "max_concurrency": self.max_concurrency, "prompt": self.prompt, "hotwords": self.hotwords,
+                "translate": self.translate, "logprobs": self.logprobs}
+
+    def supports_language(self, language: str) -> bool:
+        """A BCP-47 tag or "auto" (assumed well-formed: `parse_language` first)."""
+        tag = parse_language(language)
+        if tag.is_auto:
+            return True  # a one-language model "detects" its language
+        if AUTO in self.languages:
+            return self.known_languages is None or tag.code in self.known_languages
+        return tag.code in self.languages or tag.tag in self.languages
+
+
+def whisper_capabilities(multilingual: bool, max_concurrency: int, *, hotwords: bool,
+                         logprobs: bool = False) -> Capabilities:
+    """Whisper models: English-only ones neither detect nor translate."""
+    return Capabilities(streaming=True, interim=True, word_timestamps=True,
+                        languages=(AUTO,) if multilingual else ("en",), max_concurrency=max_concurrency,
+                        prompt=True, hotwords=hotwords, translate=multilingual, logprobs=logprobs,
+                        known_languages=WHISPER_LANGUAGES if multilingual else None)
+
+
+class ProviderOptions(BaseModel):
+    """A provider block's options (everything but `type`, `enabled`, `language`). Subclasses declare
+    the keys their provider reads; an unknown key is a config error naming it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass
@@ -54,14 +89,16 @@ class WordTiming:
 
 @dataclass(frozen=True)
 class TranscribeOptions:
-    language: str | None = None
+    language: str | None = None    # the model's language code ("zh", not "zh-TW"); None/"auto": detect
     word_timestamps: bool = False
     prompt: str | None = None      # previous context (e.g. the last final)
     prefix: str | None = None      # text the hypothesis must start with (stable text)
     interim: bool = False          # a fast, throw-away hypothesis
     temperature: float | None = None
+    task: Task = "transcribe"
+    initial_prompt: str | None = None         # the client's `prompt`: kept on every decode, before `prompt`
+    hotwords: tuple[str, ...] = ()            # the client's `hotwords`
     logprobs: bool = False         # fill Result.logprobs (token log-probabilities) where the model has them
-    task: Literal["transcribe", "translate"] = "transcribe"  # translate: any language in, English out
 
 
 @dataclass(frozen=True)
@@ -104,11 +141,15 @@ class Result:
 @dataclass(frozen=True)
 class StreamOptions:
     session_id: str
-    language: str | None
+    language: str | None           # the model's language code ("zh"), "auto" or None
     interim_results: bool
     word_timestamps: bool
     interim_interval_ms: int = 500
     min_partial_ms: int = 300
+    task: Task = "transcribe"
+    prompt: str | None = None      # the client's `prompt`
+    hotwords: tuple[str, ...] = ()
+    locale: str | None = None      # the tag the client asked for ("zh-TW"), for labels and script
 
 
 @dataclass(frozen=True)
@@ -180,19 +221,30 @@ class Provider(abc.ABC):
 
     kind: str = "base"
     capabilities: Capabilities
+    #: the typed options of this provider type (config validation uses it; `extra="forbid"`)
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
 
-    def __init__(self, name: str, options: dict[str, Any], scheduler: Scheduling, language: str | None = None):
+    def __init__(self, name: str, options: dict[str, Any] | ProviderOptions, scheduler: Scheduling,
+                 language: str | None = None):
         self.name = name
-        self.options = options
+        self.settings = options if isinstance(options, self.Options) else self.Options.model_validate(
+            options.model_dump() if isinstance(options, ProviderOptions) else options)
+        self.options: dict[str, Any] = self.settings.model_dump()  # read-only view, for older call sites
         self.scheduler = scheduler
         self.language = language
         self._health = ProviderHealth("loading")
         self.on_health: Callable[[Provider, ProviderHealth], None] | None = None  # set by the hub
         self.stats = DecodeStats()
 
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        """Raise ConfigError when the block asks for a device this machine cannot give (`device: cuda`
+        without a GPU); run before serving, so the hub refuses to start with a one-line message."""
+        return None
+
     @property
     def model(self) -> str:
-        return str(self.options.get("model", ""))
+        return str(getattr(self.settings, "model", "") or "")
 
     def health(self) -> ProviderHealth:
         """What the provider itself last reported (its load result, or a fault it noticed). The hub's

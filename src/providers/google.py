@@ -6,7 +6,8 @@ on): its audio goes out as LINEAR16 16 kHz mono in 100 ms requests, interim resu
 Credentials come from the standard environment (Application Default Credentials,
 GOOGLE_APPLICATION_CREDENTIALS) or `credentials_file`; `api_endpoint` points elsewhere, and with
 `insecure: true` the client talks plaintext gRPC with anonymous credentials (emulators, tests).
-Options: language (BCP-47, default en-US), model, use_enhanced, punctuation, phrases, deadline_s.
+Options (`GoogleOptions`): model, use_enhanced, punctuation, phrases, deadline_s; the block's `language`
+(BCP-47, default en-US). A session's `hotwords` join `phrases` in its speech context.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE, RingBuffer
 from .base import (
     Capabilities,
     Provider,
+    ProviderOptions,
     ProviderStream,
     Result,
     StreamOptions,
@@ -49,14 +52,28 @@ def _words(alt: Any) -> list[WordTiming]:
                        float(w.confidence or alt.confidence or 0.0)) for w in alt.words]
 
 
+class GoogleOptions(ProviderOptions):
+    model: str | None = None          # Google's recognition model (latest_long, phone_call, ...)
+    api_endpoint: str | None = None
+    insecure: bool = False            # plaintext gRPC with anonymous credentials (emulators, tests)
+    credentials_file: str | None = None
+    use_enhanced: bool = False
+    punctuation: bool = True
+    phrases: list[str] = Field(default_factory=list)  # always-on speech context (sessions add hotwords)
+    deadline_s: float = Field(300.0, gt=0)
+    max_concurrency: int = Field(100, ge=1)
+
+
 class GoogleProvider(Provider):
     kind = "google"
+    Options = GoogleOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # any BCP-47 code the service knows: the API validates it, the hub does not keep a copy of the list
         self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=True, languages=("auto",),
-                                         max_concurrency=int(self.options.get("max_concurrency", 100)))
+                                         max_concurrency=int(self.options.get("max_concurrency", 100)),
+                                         hotwords=True)  # hotwords: speech contexts
         self._speech: Any = None
         self._client: Any = None
 
@@ -115,7 +132,7 @@ class GoogleProvider(Provider):
                 log.debug("closing the google transport failed", exc_info=True)
             self._client = None
 
-    def recognition_config(self, language: str | None, words: bool) -> Any:
+    def recognition_config(self, language: str | None, words: bool, hotwords: tuple[str, ...] = ()) -> Any:
         s = self._speech
         lang = language or self.language or "en-US"
         if lang == "auto":
@@ -129,8 +146,9 @@ class GoogleProvider(Provider):
             kwargs["model"] = str(self.options["model"])
         if self.options.get("use_enhanced"):
             kwargs["use_enhanced"] = True
-        if self.options.get("phrases"):
-            kwargs["speech_contexts"] = [s.SpeechContext(phrases=[str(p) for p in self.options["phrases"]])]
+        phrases = [*(str(p) for p in self.options.get("phrases") or ()), *hotwords]
+        if phrases:
+            kwargs["speech_contexts"] = [s.SpeechContext(phrases=phrases)]
         return s.RecognitionConfig(**kwargs)
 
     @property
@@ -141,7 +159,7 @@ class GoogleProvider(Provider):
         if self._client is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
         pcm = audio if audio.dtype == np.int16 else (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-        resp = await self._client.recognize(config=self.recognition_config(opts.language, True),
+        resp = await self._client.recognize(config=self.recognition_config(opts.language, True, opts.hotwords),
                                             audio=self._speech.RecognitionAudio(content=pcm.tobytes()),
                                             timeout=self.deadline_s)
         texts: list[str] = []
@@ -166,7 +184,7 @@ class GoogleStream(UtteranceStream):
         p = self.provider
         s = p._speech
         streaming = s.StreamingRecognitionConfig(
-            config=p.recognition_config(self.opts.language, True),
+            config=p.recognition_config(self.opts.locale or self.opts.language, True, self.opts.hotwords),
             interim_results=self.opts.interim_results, single_utterance=False)
 
         async def requests() -> AsyncIterator[Any]:

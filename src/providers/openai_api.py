@@ -13,13 +13,15 @@ import io
 import os
 import wave
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE, RingBuffer, float_to_int16
 from .base import (
     Capabilities,
+    ProviderOptions,
     ProviderStream,
     Result,
     Segment,
@@ -46,15 +48,29 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
 
 
+class OpenAIOptions(ProviderOptions):
+    model: str = "whisper-1"
+    api_key: str | None = None        # default: $OPENAI_API_KEY
+    base_url: str | None = None
+    organization: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(1, ge=0)
+    interim: bool = False             # re-send the open utterance for partials (costs a request each)
+    languages: list[str] = Field(default_factory=list)  # what the model is declared to know (empty: any)
+    response_format: Literal["json", "text", "verbose_json"] = "verbose_json"
+    condition_on_previous: bool = True  # send the previous final as `prompt`
+
+
 class OpenAIProvider(BatchProvider):
     kind = "openai"
+    Options = OpenAIOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.interim = bool(self.options.get("interim", False))
         langs = tuple(str(x) for x in self.options.get("languages", ())) or ("auto",)
         self.capabilities = Capabilities(streaming=True, interim=self.interim, word_timestamps=True, languages=langs,
-                                         max_concurrency=self.scheduler.workers)
+                                         max_concurrency=self.scheduler.workers, prompt=True)
         self.response_format = str(self.options.get("response_format", "verbose_json"))
         self._client: Any = None
 
@@ -63,14 +79,14 @@ class OpenAIProvider(BatchProvider):
         return str(self.options.get("model", "whisper-1"))
 
     async def load(self) -> None:
+        key = self.options.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        if not key:  # checked first: the answer needs no import of the client library
+            self.set_health("unavailable", "no API key: set 'api_key' or OPENAI_API_KEY")
+            return
         try:
             import openai
         except ImportError:
             self.set_health("unavailable", "the 'openai' extra is not installed (pip install 'asrhub[openai]')")
-            return
-        key = self.options.get("api_key") or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            self.set_health("unavailable", "no API key: set 'api_key' or OPENAI_API_KEY")
             return
         self._client = openai.OpenAI(api_key=str(key), base_url=self.options.get("base_url") or None,
                                      organization=self.options.get("organization") or None,
@@ -92,8 +108,9 @@ class OpenAIProvider(BatchProvider):
                                   "response_format": self.response_format}
         if lang and lang != "auto":
             kwargs["language"] = lang
-        if opts.prompt:
-            kwargs["prompt"] = opts.prompt
+        prompt = " ".join(p for p in (opts.initial_prompt, opts.prompt) if p)
+        if prompt:
+            kwargs["prompt"] = prompt
         if opts.temperature is not None:
             kwargs["temperature"] = opts.temperature
         if verbose and opts.word_timestamps and not opts.interim:

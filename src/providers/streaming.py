@@ -123,7 +123,8 @@ class StreamAdapter(ProviderStream):
         end = min(offset + ms_to_samples(self.tail_ms), max(self._audio_end, offset))
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
-                                 prompt=self._context or None if self.use_context else None)
+                                 prompt=self._context or None if self.use_context else None,
+                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True,
                                              batch=self.provider.batch(audio, opts))
         assert fut is not None
@@ -159,7 +160,8 @@ class StreamAdapter(ProviderStream):
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=" ".join(u.committed) or None,
-                                 prompt=self._context or None if self.use_context else None)
+                                 prompt=self._context or None if self.use_context else None,
+                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
                                              key=self.opts.session_id)
@@ -176,7 +178,8 @@ class StreamAdapter(ProviderStream):
         if exc is not None:
             log.warning("partial decode failed for %s: %s", self.opts.session_id, exc)
             return
-        words = fut.result().text.split()
+        res = fut.result()
+        words = res.text.split()
         if not words:
             return
         agreed = agreed_prefix(u.previous, words)
@@ -185,7 +188,7 @@ class StreamAdapter(ProviderStream):
         u.previous = words
         text_words = u.committed + words[len(u.committed):]
         self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
-                                         stable_text=" ".join(u.committed), language=self.opts.language))
+                                         stable_text=" ".join(u.committed), language=res.language or self.opts.language))
 
     # -- finals ----------------------------------------------------------------------------
     def _deliver_finals(self) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from ..core.audio import HUB_RATE, RingBuffer
 from .base import (
     Capabilities,
     Provider,
+    ProviderOptions,
     ProviderStream,
     Result,
     StreamOptions,
@@ -51,8 +53,16 @@ def _words(items: list[dict[str, Any]], base_s: float = 0.0) -> list[WordTiming]
                        int(round((float(w["end"]) - base_s) * 1000)), float(w.get("conf", 1.0))) for w in items]
 
 
+class VoskOptions(ProviderOptions):
+    model_path: str | None = None  # a Vosk model directory; unset: the bundled Korean model
+    log_level: int = -1
+    warmup: bool = True            # the first decode builds the lookahead graph (seconds)
+    max_alternatives: int = Field(0, ge=0)
+
+
 class VoskProvider(Provider):
     kind = "vosk"
+    Options = VoskOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -79,7 +79,7 @@ class CT2Whisper:
         tok = self._tokenizers.get((language, task))
         if tok is None:
             multilingual = self.m.model.is_multilingual
-            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task=task,
+            tok = self._tok_cls(self.m.hf_tokenizer, multilingual, task=task if multilingual else "transcribe",
                                 language=(language or "en") if multilingual else "en")
             self._tokenizers[(language, task)] = tok
         return tok
@@ -109,11 +109,14 @@ class CT2Whisper:
             detected = [f"<|{language or 'en'}|>"] * len(audios)
         prompts = []
         previous_all = [tok.encode(" " + o.prompt.strip()) if o.prompt else [] for o in opts]
+        # the client's hotwords and prompt (the same for every item of a batch) come first, always kept
+        fixed = " ".join([*opts[0].hotwords, *([opts[0].initial_prompt.strip()] if opts[0].initial_prompt else [])])
+        session = tok.encode(" " + fixed)[: self.m.max_length // 4] if fixed else []
         # CTranslate2 needs <|startoftranscript|> at one position across a batch: keep the same number
         # of context tokens (the most recent ones) for every item
         keep = min(len(p) for p in previous_all)
         for o, lang_token, previous in zip(opts, detected, previous_all, strict=True):
-            previous = previous[len(previous) - keep:] if keep else []
+            previous = session + (previous[len(previous) - keep:] if keep else [])
             p = self.m.get_prompt(tok, previous, without_timestamps=True, prefix=o.prefix)
             if self.m.model.is_multilingual:
                 p[p.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)

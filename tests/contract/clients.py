@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
@@ -126,6 +127,10 @@ class Client(abc.ABC):
     async def stop(self) -> None: ...
 
     @abc.abstractmethod
+    async def keepalive(self) -> None:
+        """No audio for a while: reset the session's idle timer."""
+
+    @abc.abstractmethod
     async def send_malformed(self) -> None:
         """A command that is not even parseable (non-JSON text)."""
 
@@ -198,6 +203,9 @@ class WsClient(Client):
 
     async def stop(self) -> None:
         await self.ws.send(json.dumps({"type": "stop"}))
+
+    async def keepalive(self) -> None:
+        await self.ws.send(json.dumps({"type": "keepalive"}))
 
     async def send_malformed(self) -> None:
         await self.ws.send("this is not json")
@@ -294,6 +302,10 @@ class SseClient(Client):
     async def stop(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/stop")
 
+    async def keepalive(self) -> None:
+        r = await self._post(f"/v1/sessions/{self.session_id}/keepalive")
+        assert r.status_code >= 400 or r.status_code == 202, (r.status_code, r.text)
+
     async def send_malformed(self) -> None:
         await self._post("/v1/sessions", content=b"this is not json", headers={"content-type": "application/json"})
 
@@ -373,6 +385,9 @@ class SioClient(Client):
     async def stop(self) -> None:
         await self.sio.emit("stop", namespace=self.NS)
 
+    async def keepalive(self) -> None:
+        await self.sio.emit("keepalive", namespace=self.NS)
+
     async def send_malformed(self) -> None:
         """Socket.IO frames JSON itself; the nearest thing is a start whose payload is a bare string."""
         await self._ack("start", "this is not json")
@@ -392,3 +407,14 @@ class SioClient(Client):
 from tests.contract.grpc_client import GrpcClient  # noqa: E402 (it subclasses Client, defined above)
 
 CLIENTS: dict[str, type[Client]] = {c.name: c for c in (WsClient, SseClient, SioClient, GrpcClient)}
+
+
+@contextlib.asynccontextmanager
+async def connected(hub: Any, transport: str) -> AsyncIterator[Client]:
+    """A connected client of `transport` on `hub`, closed afterwards."""
+    c = CLIENTS[transport](hub)
+    await c.connect()
+    try:
+        yield c
+    finally:
+        await c.close()

@@ -90,6 +90,9 @@ class GrpcClient(Client):
     async def stop(self) -> None:
         self._send(stop=self.pb.Stop())
 
+    async def keepalive(self) -> None:
+        self._send(keepalive=self.pb.KeepAlive())
+
     async def send_malformed(self) -> None:
         """Bytes that are not a StreamingRequest message at all."""
         self.queue.put_nowait(b"this is not json")

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.contract.clients import CLIENTS, PCM16, Client, SseClient
+from tests.contract.clients import CLIENTS, PCM16, Client, SseClient, connected
 from tests.support import HubProcess, base_config, clip
 
 TRANSPORTS = list(CLIENTS)
@@ -59,14 +58,6 @@ def case(name: str) -> Callable[[Case], Case]:
     return deco
 
 
-@contextlib.asynccontextmanager
-async def connected(hub: HubProcess, transport: str) -> AsyncIterator[Any]:
-    c = CLIENTS[transport](hub)
-    await c.connect()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def expect(c: Client, code: str, wait_s: float = 15.0) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def page_clean(page: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def socketio_client_served(hub: HubProcess) -> None:
     r = httpx.get(hub.http + "/vendor/socket.io.esm.min.js")
-    assert r.status_code == 200, "Socket.IO client not served: run `npm ci` in frontend/realtime-streaming"
+    assert r.status_code == 200, "Socket.IO client not served: frontend/realtime-streaming/vendor/ incomplete"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -124,6 +124,23 @@ def test_file_upload(hub: HubProcess, context: Any, transport: str) -> None:
     check_run(rec, c.transcript)
     page_clean(page)
     assert "Session finished" in page.inner_text("#notice")
+
+
+def test_engine_list_shows_every_provider_and_why(hub: HubProcess, context: Any) -> None:
+    """Issue 14: the default config lists all six providers; the page offers the available one and shows
+    the others disabled, each with the reason the hub gives."""
+    page = open_page(context, hub.http)
+    options = page.eval_on_selector_all("#provider option", "os => os.map(o => ({value: o.value, "
+                                        "disabled: o.disabled, status: o.dataset.status, title: o.title}))")
+    rows = {r["name"]: r for r in httpx.get(hub.http + "/v1/providers", timeout=10).json()}
+    assert {o["value"] for o in options} == set(rows) == {"faster_whisper", "openai_whisper", "vosk", "funasr",
+                                                           "google", "openai"}
+    for o in options:
+        row = rows[o["value"]]
+        assert o["status"] == row["status"] and o["disabled"] == (row["status"] != "available")
+        if o["disabled"]:
+            assert row["reason"] and o["title"] == row["reason"]
+    assert page.input_value("#provider") == "faster_whisper"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support import SPEECH as DATA  # tests/data/speech (tests/data/README.md: sources and licences)
 from tests.support import HubProcess, base_config, clip, final_text, finals, load_pcm16, wer, ws_stream
+
+
+def _silence(seconds: float) -> bytes:
+    return np.zeros(int(16000 * seconds), dtype=np.int16).tobytes()
 
 
 def write_random_checkpoint(path: Path, seed: int = 3) -> Path:
@@ -48,8 +53,13 @@ providers:
       type: openai_whisper
       model: bundled:tiny.en
       cache_dir: {tmp / "cache"}
+    base:
+      type: openai_whisper
+      model: bundled:base
+      cache_dir: {tmp / "cache"}
+      device: cpu
 """
-    h = HubProcess(base_config(providers=providers), tmp).start(timeout=240)
+    h = HubProcess(base_config(providers=providers), tmp).start(timeout=400)
     yield h
     h.stop()
 
@@ -100,3 +110,30 @@ def test_converted_checkpoint_transcribes_like_faster_whisper(tmp_path: Path) ->
         segs, _ = fw.transcribe(audio, language="en", beam_size=5, temperature=0.0, condition_on_previous_text=False)
         b = " ".join(s.text.strip() for s in segs)
         assert a == b, (a, b)
+
+
+def test_bundled_base_converted_runs_multilingual(hub: HubProcess) -> None:
+    """bundled:base (multilingual: other dims and vocabulary than tiny.en) through the converter: Mandarin
+    in Traditional characters for zh-TW, and English with the same model."""
+    import re
+
+    import jiwer
+
+    from asrhub.providers.localise import localise_text
+
+    zh = clip("zh_aishell_BAC009S0724W0121")  # 广州市房地产中介协会分析
+    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / zh.file).tobytes() + _silence(1.0),
+                                   start={"provider": "base", "language": "zh-TW"}, realtime=0, timeout=300))
+    assert "error" not in [e["type"] for e in events], events
+    text = final_text(events)
+    assert {f["language"] for f in finals(events)} == {"zh-TW"} and localise_text(text, "zh-TW") == text, text
+    simplified = re.sub(r"[\W_]+", "", localise_text(text, "zh"))
+    assert jiwer.cer(re.sub(r"\s+", "", zh.transcript), simplified) <= 0.35, text
+    en = clip("en_libri_1089-134691")
+    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / en.file).tobytes(), start={"provider": "base", "language": "en"},
+                                   realtime=0, timeout=300))
+    assert wer([en.transcript], [final_text(events)]) <= 0.15, final_text(events)
+    ckpt = next((Path(hub.config).parent / "cache" / "openai-whisper").glob("base.pt"))
+    import torch
+    dims = torch.load(ckpt, weights_only=True)["dims"]
+    assert (dims["n_vocab"], dims["n_audio_state"], dims["n_text_layer"]) == (51865, 512, 6)

@@ -175,7 +175,8 @@ def _stream(h: HubProcess, name: str, start: dict) -> tuple[bytes, list[dict]]:
 
 def test_google_streaming_recognize(hub: HubProcess, servers: tuple) -> None:
     g: FakeGoogleSpeech = servers[0]
-    pcm, events = _stream(hub, "en_libri_1221", {"language": "en-GB", "word_timestamps": True})
+    pcm, events = _stream(hub, "en_libri_1221", {"language": "en-GB", "word_timestamps": True,
+                                                 "hotwords": ["Hester Prynne"]})
     assert events[0]["provider"] == "google"
     assert len(g.calls) >= 1
     call = g.calls[-1]
@@ -184,6 +185,7 @@ def test_google_streaming_recognize(hub: HubProcess, servers: tuple) -> None:
     assert cfg.config.encoding == g.s.RecognitionConfig.AudioEncoding.LINEAR16
     assert cfg.config.sample_rate_hertz == 16000 and cfg.config.language_code == "en-GB"   # from `start`
     assert cfg.config.enable_word_time_offsets is True
+    assert [list(c.phrases) for c in cfg.config.speech_contexts] == [["Hester Prynne"]]  # session hotwords
     assert len(call.audio) > 32000 and is_slice_of(bytes(call.audio), pcm)   # the utterance's real samples, s16le 16 kHz
 
     fins = finals(events)
@@ -200,14 +202,14 @@ def test_google_streaming_recognize(hub: HubProcess, servers: tuple) -> None:
 def test_funasr_runtime_websocket_protocol(hub: HubProcess, servers: tuple) -> None:
     fa: FakeFunASR = servers[2]
     pcm, events = _stream(hub, "zh_aishell_BAC009S0724W0121", {"provider": "funasr", "language": "zh",
-                                                                  "word_timestamps": True})
+                                                                  "word_timestamps": True, "hotwords": ["达摩院"]})
     assert events[0]["provider"] == "funasr"
     calls = [c for c in fa.calls if c.config]   # the hub's health probe connects without a session
     call = calls[-1]
     c = call.config
     assert c["mode"] == "2pass" and c["is_speaking"] is True and c["wav_format"] == "pcm"
     assert c["audio_fs"] == 16000 and c["chunk_size"] == [5, 10, 5] and c["chunk_interval"] == 10
-    assert json.loads(c["hotwords"]) == {"阿里巴巴": 20} and c["itn"] is False
+    assert json.loads(c["hotwords"]) == {"阿里巴巴": 20, "达摩院": 20} and c["itn"] is False  # config + session
     assert c["svs_lang"] == "zh" and c["wav_name"].endswith("-u1")
     assert call.end_flag
     assert len(call.audio) > 32000 and is_slice_of(bytes(call.audio), pcm)

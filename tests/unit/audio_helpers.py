@@ -11,7 +11,7 @@ import av
 import numpy as np
 from av.audio.stream import AudioStream
 
-SPEECH_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech"
+from tests.support import SPEECH
 
 #: name -> (container format, codec, codec sample rate or None for the source rate)
 ENCODINGS: dict[str, tuple[str, str, int | None]] = {
@@ -23,10 +23,10 @@ ENCODINGS: dict[str, tuple[str, str, int | None]] = {
 }
 
 
-def read_audio(name: str) -> tuple[np.ndarray, int]:
+def read_audio(name: str, root: Path = SPEECH) -> tuple[np.ndarray, int]:
     """Decode a manifest file to float32 (n, channels) with plain PyAV."""
     blocks = []
-    with av.open(str(SPEECH_DIR / name)) as c:
+    with av.open(str(root / name)) as c:
         stream = c.streams.audio[0]
         rate = stream.codec_context.sample_rate
         resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=rate)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-VOCABULARY = {f"asrhub.core.{m}" for m in ("audio", "errors", "events", "commands", "config", "work", "channel")}
+VOCABULARY = {f"asrhub.core.{m}" for m in ("audio", "errors", "events", "commands", "config", "work", "channel",
+                                                 "language", "resources")}  # resources: a leaf (where packaged files are)
 ENGINE = {f"asrhub.core.{m}" for m in ("service", "scheduler", "failover", "hub", "reload", "metrics", "admission",
                                        "session", "transcribe", "streams")}
 ENGINE_USERS = ("asrhub.api", "asrhub.cli", "asrhub.core")

@@ -240,3 +240,22 @@ def test_a_detached_session_waits_for_its_client_then_ends() -> None:
         await settle()
         assert events(s)[-1].reason == "client_gone"
     run(body)
+
+
+def test_a_request_error_from_the_provider_is_not_a_provider_failure() -> None:
+    """Failover classifies by type: a provider raising a client error (here invalid_audio) does not
+    move the session or mark the provider unhealthy; the session hears the error itself."""
+    async def body(loop: VirtualTimeLoop) -> None:
+        from asrhub.core.errors import ClientError, ErrorCode
+
+        svc = service()
+        s = await started(svc)
+        svc.push_audio(s.id, CHUNK)
+        assert s.stream is not None
+        s.stream.sink.on_error(ClientError(ErrorCode.invalid_audio, "cannot decode this"), "u1")  # type: ignore[attr-defined]
+        await settle()
+        assert "provider.switched" not in types(s)
+        errors = [e for e in events(s) if e.type == "error"]
+        assert [(e.code, e.message) for e in errors] == [("invalid_audio", "cannot decode this")]
+        assert select_status(svc.state, "a")[0] == "available" and svc.is_live(s.id)
+    run(body)

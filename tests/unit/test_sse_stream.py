@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from asrhub.api.sse import EventStream
+from asrhub.api.sse_stream import EventStream
 from asrhub.core.channel import EventChannel
 from asrhub.core.events import SessionEnded, SessionStats, SpeechStarted, TranscriptPartial
 
@@ -144,4 +144,5 @@ async def test_head_answers_headers_only() -> None:
     await asyncio.wait_for(call, 5)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[-1]["body"] == b"" and not sent[-1]["more_body"]
-    assert service.detached == ["s1"] and session.channel.readers == 0
+    # a HEAD probe neither attached (the route answers it without resume) nor detaches the session
+    assert service.detached == [] and session.channel.readers == 0

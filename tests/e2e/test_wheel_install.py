@@ -1,0 +1,112 @@
+"""A wheel installed outside the tree is a working hub: default config, demo page, gRPC, WebSocket.
+
+The wheel is built from a copy of the project's files (so the checkout is not written to), installed
+with `--no-deps` into a fresh venv in a temporary folder, and given this interpreter's site-packages
+for its dependencies through a .pth file (offline and fast; .pth files inside that folder are not run,
+so the editable `asrhub` of this checkout stays invisible). Then the venv's own `asrhub` script serves
+from another directory with no --config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import site
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import REPO, HubProcess, clip, final_text, load_pcm16, wer, ws_stream
+
+#: What a source distribution of the project contains (setup.py reads these).
+PROJECT_FILES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "src", "config", "protos", "frontend")
+
+
+def _run(*args: str | Path, cwd: Path | None = None) -> str:
+    r = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{args}: {r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "project"
+    src.mkdir()
+    for name in PROJECT_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("node_modules", "__pycache__", "gen"))
+        else:
+            shutil.copy2(REPO / name, src / name)
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", src)
+    wheels = list((tmp / "dist").glob("asrhub-*.whl"))
+    assert len(wheels) == 1
+    venv = tmp / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    _run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--no-deps", "--no-index",
+         wheels[0])
+    purelib = Path(_run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
+    (purelib / "_asrhub_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return venv
+
+
+@pytest.fixture(scope="module")
+def served(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess, Path]]:
+    tmp = tmp_path_factory.mktemp("served")
+    elsewhere = tmp / "cwd"
+    elsewhere.mkdir()
+    cache = tmp / "cache"
+    hub = HubProcess(None, tmp, env={"XDG_CACHE_HOME": str(cache)}, command=[str(installed / "bin" / "asrhub")],
+                     cwd=elsewhere).start()
+    yield hub, cache
+    hub.stop()
+
+
+def test_the_installed_package_is_the_one_imported(installed: Path) -> None:
+    out = _run(installed / "bin" / "python", "-c",
+               "import asrhub, asrhub.core.config as c, asrhub.api.gen.asrhub.v1.asrhub_pb2 as pb;"
+               "print(asrhub.__file__); print(c.DEFAULT_CONFIG_PATH); print(pb.__file__)", cwd=Path("/"))
+    pkg, config, stubs = out.split()
+    assert pkg.startswith(str(installed)) and not pkg.startswith(str(REPO))
+    assert config.startswith(str(installed)) and config.endswith("_data/config/config.yaml")
+    assert stubs.startswith(str(installed)), "the gRPC stubs must be compiled at build time and shipped"
+
+
+def test_demo_page_and_vendored_socketio_client(served: tuple[HubProcess, Path]) -> None:
+    hub, _ = served
+    page = httpx.get(hub.http + "/", timeout=10)
+    assert page.status_code == 200 and 'id="mic-toggle"' in page.text
+    js = httpx.get(hub.http + "/vendor/socket.io.esm.min.js", timeout=10)
+    assert js.status_code == 200 and "Socket.IO" in js.text[:200]
+    providers = httpx.get(hub.http + "/v1/providers", timeout=10).json()
+    default = next(p for p in providers if p["default"])
+    assert default["name"] == "faster_whisper" and default["status"] == "available", default
+
+
+async def test_websocket_and_grpc_sessions_on_real_speech(served: tuple[HubProcess, Path]) -> None:
+    from tests.contract.clients import CLIENTS
+    GrpcClient = CLIENTS["grpc"]  # noqa: N806
+
+    hub, cache = served
+    c = clip("en_libri_1089-134691")
+    pcm = load_pcm16(c.path).tobytes()
+
+    async def over_grpc() -> str:
+        g = GrpcClient(hub)
+        await g.connect()
+        try:
+            await g.start({"audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}})
+            await g.stream(pcm, realtime=0)
+            await g.stop()
+            return final_text(await g.wait_ended())
+        finally:
+            await g.close()
+
+    ws_events, grpc_text = await asyncio.gather(ws_stream(hub.ws, pcm, realtime=0), over_grpc())
+    assert wer([c.transcript], [final_text(ws_events)]) < 0.2, final_text(ws_events)
+    assert wer([c.transcript], [grpc_text]) < 0.2, grpc_text
+    assert not (cache / "asrhub").exists(), "the installed hub compiled stubs at run time instead of using its own"

@@ -1,0 +1,221 @@
+"""Issue 11 items 5-7 end to end: the DEFAULT config on a real hub process, real models (tiny.en and
+bundled:base), real speech over WebSocket and gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import grpc
+import httpx
+import jiwer
+import numpy as np
+import pytest
+import websockets
+
+from asrhub.providers.localise import has_han, localise_text
+from tests.support import SPEECH as DATA  # tests/data/speech (tests/data/README.md: sources and licences)
+from tests.support import Clip, HubProcess, clip, final_text, finals, load_pcm16, manifest, ws_stream
+
+
+def mandarin() -> list[Clip]:
+    clips = [c for c in manifest() if c.language == "zh" and c.transcript and (DATA / c.file).is_file()]
+    assert len(clips) >= 9, "the Mandarin dev clips are copied into tests/data"
+    return clips
+
+
+def chars(text: str) -> str:
+    """Scoring form: Simplified, without punctuation and spaces."""
+    return re.sub(r"[\W_]+", "", localise_text(text, "zh"))
+
+
+def silence(seconds: float) -> bytes:
+    return np.zeros(int(16000 * seconds), dtype=np.int16).tobytes()
+
+
+async def _error_for(hub: HubProcess, start: dict[str, Any]) -> dict[str, Any]:
+    async with websockets.connect(hub.ws) as ws:
+        await ws.send(json.dumps({"type": "start", **start}))
+        return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+
+@pytest.fixture(scope="module")
+def mandarin_runs(hub: HubProcess) -> list[tuple[Clip, list[dict[str, Any]]]]:
+    """Every Mandarin dev clip streamed with `language: zh`, one after the other at twice real time
+    (base at beam 5 costs ~3x tiny.en: on a shared 2-core machine, several at once only queue)."""
+
+    async def all_runs() -> list[tuple[Clip, list[dict[str, Any]]]]:
+        out = []
+        for c in mandarin():
+            pcm = load_pcm16(DATA / c.file).tobytes() + silence(1.0)
+            out.append((c, await ws_stream(hub.ws, pcm, start={"language": "zh"}, chunk_bytes=3200, realtime=2.0,
+                                           timeout=300)))
+        return out
+
+    return asyncio.run(all_runs())
+
+
+def test_mandarin_streams_with_the_default_config(mandarin_runs: list[tuple[Clip, list[dict[str, Any]]]]) -> None:
+    refs, hyps = [], []
+    for c, events in mandarin_runs:
+        started = events[0]
+        assert started["type"] == "session.started" and started["provider"] == "whisper_multi", c.file
+        text = final_text(events)
+        assert localise_text(text, "zh") == text, f"{c.file}: not Simplified: {text}"
+        for f in finals(events):
+            assert f["language"] == "zh" and f["provider"] == "whisper_multi", f
+        refs.append(chars(c.transcript))
+        hyps.append(chars(text))
+    cer = jiwer.cer(refs, hyps)
+    print(f"Mandarin CER over {len(refs)} clips (WebSocket, default config): {cer:.3f}")
+    assert cer <= 0.25, list(zip(refs, hyps, strict=True))
+
+
+async def test_auto_detects_each_utterance(hub: HubProcess) -> None:
+    en, zh = clip("en_libri_1089-134691"), clip("zh_funasr_asr_example")
+    first = load_pcm16(DATA / en.file).tobytes() + silence(1.0)
+    pcm = first + load_pcm16(DATA / zh.file).tobytes() + silence(1.0)
+    events = await ws_stream(hub.ws, pcm, start={"language": "auto"}, chunk_bytes=3200, realtime=2.0, timeout=300)
+    assert events[0]["provider"] == "whisper_multi" and events[0]["language"] == "auto"
+    boundary_ms = len(first) // 32
+    fs = [f for f in finals(events) if f["text"]]
+    english = [f for f in fs if f["end_ms"] <= boundary_ms + 300]
+    chinese = [f for f in fs if f["start_ms"] >= boundary_ms - 300]
+    assert english and chinese, fs
+    assert all(f["language"] == "en" for f in english), english
+    assert all(f["language"] == "zh" for f in chinese), chinese
+    assert "hour" in " ".join(f["text"] for f in english).lower()
+    zh_text = "".join(f["text"] for f in chinese)
+    assert has_han(zh_text) and localise_text(zh_text, "zh") == zh_text  # detected Chinese: Simplified
+    assert all("language" in f for f in finals(events))  # every final, empty ones included
+
+
+async def test_zh_tw_gives_traditional_characters(hub: HubProcess) -> None:
+    c = clip("zh_aishell_BAC009S0724W0121")  # 广州市房地产中介协会分析
+    events = await ws_stream(hub.ws, load_pcm16(DATA / c.file).tobytes() + silence(1.0), start={"language": "zh-TW"},
+                             chunk_bytes=1600, timeout=300)
+    text = final_text(events)
+    assert has_han(text) and localise_text(text, "zh-TW") == text, text
+    assert localise_text(text, "zh") != text, f"no Traditional character in {text}"  # e.g. 廣, 產, 協, 會
+    assert {f["language"] for f in finals(events)} == {"zh-TW"}
+    for p in (e for e in events if e["type"] == "transcript.partial"):
+        assert localise_text(p["text"], "zh-TW") == p["text"], p  # partials in the same script
+
+
+async def test_translate_gives_english_text(hub: HubProcess) -> None:
+    c = clip("zh_funasr_asr_example")  # 欢迎大家来体验达摩院推出的语音识别模型
+    events = await ws_stream(hub.ws, load_pcm16(DATA / c.file).tobytes() + silence(1.0),
+                             start={"language": "zh", "task": "translate"}, chunk_bytes=3200, realtime=2.0, timeout=300)
+    text = final_text(events)
+    assert not has_han(text), text
+    words = re.findall(r"[A-Za-z]+", text)
+    assert len(words) >= 3 and len("".join(words)) >= 0.8 * len(re.sub(r"[\W\d_]+", "", text)), text
+    assert "welcome" in text.lower(), text
+
+
+async def test_hotwords_and_prompt_fix_a_proper_name(hub: HubProcess) -> None:
+    """tiny.en hears LibriSpeech's "Hester Prynne" as "Hester Prin"; the hotword (WebSocket) or a
+    prompt (gRPC streaming) corrects it."""
+    c = clip("en_libri_1221-135766")
+    pcm = load_pcm16(DATA / c.file).tobytes() + silence(1.0)
+    plain, hot = await asyncio.gather(
+        ws_stream(hub.ws, pcm, start={"language": "en"}, chunk_bytes=3200, realtime=2.0),
+        ws_stream(hub.ws, pcm, start={"language": "en", "hotwords": ["Hester Prynne"]}, chunk_bytes=3200,
+                  realtime=2.0, timeout=300))
+    assert "prynne" not in final_text(plain).lower(), final_text(plain)
+    assert "hester prynne" in final_text(hot).lower(), final_text(hot)
+    assert plain[0]["provider"] == hot[0]["provider"] == "faster_whisper"
+
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+
+    async def requests() -> Any:
+        yield pb.StreamingRequest(start=pb.StartSession(language="en", prompt="Hester Prynne, of The Scarlet Letter."))
+        for i in range(0, len(pcm), 6400):
+            yield pb.StreamingRequest(audio=pcm[i:i + 6400])
+        yield pb.StreamingRequest(stop=pb.Stop())
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
+        texts = [ev.transcript.text async for ev in pb_grpc.AsrHubStub(ch).StreamingRecognize(requests(), timeout=120)
+                 if ev.type == "transcript.final"]
+    assert "hester prynne" in " ".join(texts).lower(), texts
+
+
+async def test_rest_takes_language_task_and_hotwords(hub: HubProcess) -> None:
+    c = clip("en_libri_1221-135766")
+    async with httpx.AsyncClient(base_url=hub.http, timeout=120) as client:
+        r = await client.post("/v1/transcribe", files={"file": (c.file, (DATA / c.file).read_bytes())},
+                              data={"language": "en", "hotwords": ["Hester Prynne"]})
+        assert r.status_code == 200, r.text
+        assert "hester prynne" in r.json()["text"].lower() and r.json()["provider"] == "faster_whisper"
+        zh = clip("zh_aishell_BAC009S0724W0121")
+        r = await client.post("/v1/transcribe", files={"file": (zh.file, (DATA / zh.file).read_bytes())},
+                              data={"language": "zh-HK"})
+        assert r.status_code == 200 and r.json()["provider"] == "whisper_multi", r.text
+        assert r.json()["language"] == "zh-HK" and localise_text(r.json()["text"], "zh-HK") == r.json()["text"]
+        r = await client.post("/v1/transcribe", files={"file": (c.file, (DATA / c.file).read_bytes())},
+                              data={"provider": "faster_whisper", "task": "translate"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_command"
+        assert "cannot translate" in r.json()["error"]["message"]
+        caps = {p["name"]: p["capabilities"] for p in (await client.get("/v1/providers")).json()}
+        assert caps["whisper_multi"]["translate"] and not caps["faster_whisper"]["translate"]
+        assert caps["faster_whisper"]["prompt"] and caps["faster_whisper"]["hotwords"]
+
+
+async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) -> None:
+    for start, needle in [
+        ({"provider": "faster_whisper", "task": "translate"}, "cannot translate"),
+        ({"provider": "faster_whisper", "language": "zh-TW"}, "language 'zh-TW'"),
+        ({"language": "xx"}, "language 'xx'"),
+        ({"language": "zh TW"}, "BCP-47"),
+    ]:
+        ev = await _error_for(hub, start)
+        assert ev["type"] == "error" and ev["code"] == "invalid_command", (start, ev)
+        assert needle in ev["message"], (start, ev)
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+    c = clip("en_libri_1221-135766")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
+        stub = pb_grpc.AsrHubStub(ch)
+        for req in (pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), language="xx"),
+                    pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), provider="faster_whisper", task="translate"),
+                    pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), provider="faster_whisper", task="summarise")):
+            with pytest.raises(grpc.aio.AioRpcError) as exc:
+                await stub.Recognize(req, timeout=60)
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT, req
+            assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == "invalid_command"
+        res = await stub.Recognize(pb.RecognizeRequest(audio=(DATA / c.file).read_bytes(), language="en-US",
+                                                       hotwords=["Hester Prynne"]), timeout=120)
+        assert "hester prynne" in res.text.lower() and res.language == "en-US" and res.provider == "faster_whisper"
+        caps = {p.name: p.capabilities for p in (await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)).providers}
+        assert caps["whisper_multi"].translate and not caps["faster_whisper"].translate
+
+
+async def test_sse_and_socketio_take_the_same_start_fields(hub: HubProcess) -> None:
+    """The new StartSession fields on the two remaining transports: accepted where the provider can, and
+    `invalid_command` where it cannot."""
+    import socketio
+
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as client:
+        r = await client.post("/v1/sessions", json={"provider": "faster_whisper", "task": "translate"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_command", r.text
+        r = await client.post("/v1/sessions", json={"language": "zh-HK", "prompt": "粵語", "hotwords": ["香港"]})
+        assert r.status_code == 201, r.text
+        assert (await client.delete(f"/v1/sessions/{r.json()['session_id']}")).status_code == 204
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(hub.http, namespaces=["/asr"], transports=["websocket"], wait_timeout=10)
+    try:
+        started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        sio.on("session.started", lambda ev: started.done() or started.set_result(ev), namespace="/asr")
+        ack = await sio.call("start", {"provider": "faster_whisper", "language": "de"}, namespace="/asr", timeout=30)
+        assert ack["error"]["code"] == "invalid_command" and "language 'de'" in ack["error"]["message"], ack
+        ack = await sio.call("start", {"language": "de", "task": "translate", "hotwords": ["Berlin"]},
+                             namespace="/asr", timeout=30)
+        assert ack.get("session_id"), ack
+        ev = await asyncio.wait_for(started, 30)
+        assert ev["provider"] == "whisper_multi" and ev["language"] == "de"
+        await sio.emit("stop", namespace="/asr")
+    finally:
+        await sio.disconnect()
