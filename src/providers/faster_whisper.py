@@ -112,7 +112,7 @@ class FasterWhisperProvider(BatchProvider):
             self.set_health("unavailable", str(e))
             return
         self.capabilities = whisper_capabilities(self._model.model.is_multilingual, self.scheduler.workers,
-                                                 hotwords=True)
+                                                 hotwords=True, logprobs=True)
         self._ct2 = CT2Whisper(self._model, Thresholds(self.no_speech_threshold, self.log_prob_threshold,
                                                        self.compression_ratio_threshold), interim_model=interim)
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
