@@ -279,10 +279,10 @@ async def audio_transcriptions(
     unknown = sorted(set((await request.form()).keys()) - KNOWN_FIELDS)
     if unknown:
         raise ParamError(ErrorCode.invalid_command, f"unsupported parameter '{unknown[0]}'", unknown[0])
-    provider = resolve(request, model)
     if not language and languages:
         language = languages[0] if len(languages) == 1 else "auto"
     lang = language_code(language)
+    provider = resolve(request, model, lang)
     if keywords and not prompt:
         prompt = ", ".join(k.strip() for k in keywords if k.strip())
     _check(request, provider, lang, prompt or None)
@@ -327,7 +327,7 @@ async def audio_translations(
     response_format: Annotated[ResponseFormat, Form()] = "json",
     temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
 ) -> Response:
-    provider = resolve(request, model)
+    provider = resolve(request, model, None, "translate")
     if not provider.capabilities.translate:
         raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' (model '{provider.model}') cannot "
                          "translate: translation needs a multilingual Whisper model", "model")

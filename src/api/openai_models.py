@@ -36,18 +36,20 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def resolve(request: Request, model: str | None) -> Provider:
+def resolve(request: Request, model: str | None, language: str | None = None, task: str = "transcribe") -> Provider:
     """An OpenAI `model` -> the hub provider serving it: an alias, a provider name, or ""/"default"."""
-    return resolve_model(request.app.state.hub, model)
+    return resolve_model(request.app.state.hub, model, language, task)
 
 
-def resolve_model(hub: Any, model: str | None) -> Provider:
+def resolve_model(hub: Any, model: str | None, language: str | None = None, task: str = "transcribe") -> Provider:
+    """An alias onto "" (or the model "default") is the hub's own choice: `providers.routes` by language and
+    task (e.g. translate -> a multilingual Whisper), else the default provider."""
     aliases: dict[str, str] = hub.config.openai_compat.aliases
     name = model or ""
     if name in aliases:
         name = aliases[name]
     if name in ("", "default"):
-        return hub.providers.get(None)  # type: ignore[no-any-return]
+        return hub.providers.for_request(None, language, task)  # type: ignore[no-any-return]
     if name not in hub.providers.providers:
         known = sorted({*aliases, *hub.providers.providers})
         raise ParamError(ErrorCode.unknown_provider, f"unknown model '{model}'; this hub serves: {', '.join(known)}",

@@ -106,7 +106,7 @@ class RealtimeConnection:
 
     def start_run(self) -> HubRun:
         cfg = self.cfg
-        provider = resolve_model(self.ws.app.state.hub, cfg.model)
+        provider = resolve_model(self.ws.app.state.hub, cfg.model, cfg.language)
         rate = 24000 if cfg.format == "audio/pcm" else 8000
         vad = VadOptions(enabled=cfg.server_vad, silence_ms=cfg.silence_ms, pre_roll_ms=cfg.prefix_ms,
                          threshold=cfg.threshold)

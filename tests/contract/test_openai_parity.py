@@ -114,11 +114,17 @@ def test_models_list_and_aliases(oai: openai.OpenAI) -> None:
         oai.models.retrieve("gpt-99")
 
 
-def test_translation_route_shape_and_refusal(oai: openai.OpenAI) -> None:
-    """The default hub runs tiny.en (English-only): translation is refused with a typed error naming
-    `model`; the route is otherwise OpenAI's (the SDK sends it)."""
+def test_translation_routes_and_refusal(oai: openai.OpenAI) -> None:
+    """`whisper-1` is the hub's choice: the default config routes task translate to its multilingual Whisper
+    (bundled:base), so Mandarin comes back as English; tiny.en named explicitly cannot translate and is
+    refused with a typed error naming `model`."""
+    zh = clip("zh_fleurs_1883")
+    with open(zh.path, "rb") as f:
+        res = oai.audio.translations.create(file=f, model="whisper-1", response_format="verbose_json")
+    assert res.language == "chinese" and len(res.text.split()) >= 5, res
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in res.text), res.text
     with pytest.raises(openai.BadRequestError) as exc, open(SHORT.path, "rb") as f:
-        oai.audio.translations.create(file=f, model="whisper-1")
+        oai.audio.translations.create(file=f, model="faster_whisper")
     assert exc.value.body["param"] == "model" and "translate" in exc.value.body["message"]  # type: ignore[index]
 
 
