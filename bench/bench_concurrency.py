@@ -8,6 +8,8 @@ on silence). For each N: final latency after the last voiced audio (client side,
 p50/p95), the hub's lag at finals, partials per final, refused sessions. The largest N whose final
 latency p95 stays <= 1.0 s is the figure. Overload: `--streams 48 --max-sessions 24` (2x the figure with
 the hub capped at it): the admitted streams' latency and lag, and how many were refused.
+`--gap-s 1` makes continuous talkers instead (clips back to back, 1 s of silence after each, issue 11).
+First partial: per utterance longer than 1.5 s, from the sending of its speech onset to its first partial.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from tests.support import HubProcess, base_config, english, load_pcm16
 CHUNK_MS = 40
 
 
-async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, out: dict[str, Any]) -> None:
+async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, out: dict[str, Any],
+                     gap_s: float | None = None) -> None:
     step = 32 * CHUNK_MS
     order = clips[index % len(clips):] + clips[: index % len(clips)]
     # whole clips, each followed by as much silence, up to `seconds`: every utterance ends in silence, so
@@ -36,10 +39,13 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
     # final forced by `stop`, and all streams stopping together would measure a burst no deployment sees
     audio = b""
     for c in order:
-        if audio and len(audio) + 2 * len(c) > seconds * 32000:
+        silence = b"\x00" * (len(c) if gap_s is None else int(gap_s * 32000))
+        if audio and len(audio) + len(c) + len(silence) > seconds * 32000:
             break
-        audio += c + b"\x00" * len(c)
+        audio += c + silence
     sent: list[tuple[float, float]] = []
+    onsets: dict[str, float] = {}  # utterance id -> speech onset (ms) until its first partial
+    started: list[float] = []
     try:
         async with websockets.connect(url, max_size=None) as ws:
             await ws.send(json.dumps({"type": "start"}))
@@ -60,6 +66,22 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
                         out["finals"] += 1
                     elif ev["type"] == "transcript.partial":
                         out["partials"] += 1
+                        onset = onsets.pop(ev["utterance_id"], None)
+                        if onset is not None:
+                            t_on = next((t for ms, t in sent if ms >= onset), None)
+                            if t_on is not None:
+                                out["first_partial"].append((now - t_on) * 1000)
+                    elif ev["type"] == "speech.started":  # the n-th opens utterance "u<n>"
+                        started.append(ev["offset_ms"])
+                        onsets[f"u{len(started)}"] = ev["offset_ms"]
+                    elif ev["type"] == "speech.ended":
+                        # utterances up to 1.5 s long are not counted (their first partial may be the final)
+                        u = f"u{len(started)}"
+                        if u in onsets and ev["offset_ms"] - onsets[u] <= 1500:
+                            del onsets[u]
+                        elif u in onsets:
+                            out["no_partial"] += 1  # longer than 1.5 s and ended without any partial
+                            del onsets[u]
                     elif ev["type"] == "error":
                         out["errors"].append(ev["code"])
 
@@ -79,23 +101,28 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
         out["errors"].append(type(e).__name__)
 
 
-async def run_n(url: str, clips: list[bytes], n: int, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"latency": [], "lag": [], "finals": 0, "partials": 0, "refused": 0, "errors": []}
-    await asyncio.gather(*(one_stream(url, clips, seconds, i, out) for i in range(n)))
+async def run_n(url: str, clips: list[bytes], n: int, seconds: float, gap_s: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency": [], "lag": [], "finals": 0, "partials": 0, "refused": 0, "errors": [],
+                           "first_partial": [], "no_partial": 0}
+    await asyncio.gather(*(one_stream(url, clips, seconds, i, out, gap_s) for i in range(n)))
     return out
 
 
-async def main_async(streams: list[int], seconds: float, extra: str, max_sessions: int) -> None:
+async def main_async(streams: list[int], seconds: float, extra: str, max_sessions: int,
+                     gap_s: float | None = None) -> None:
     clips = [load_pcm16(c.path).tobytes() for c in english(SPEECH_ROOT) if c.seconds < 15]
     limits = f"\nlimits:\n  max_sessions: {max_sessions}\n"
     hub = HubProcess(base_config() + extra + limits, Path(tempfile.mkdtemp())).start()
-    print(f"machine: {machine()}; {seconds:.0f} s per stream, 50% talk, {CHUNK_MS} ms chunks")
-    print("| streams | final latency p50 / p95 (ms) | lag at finals p95 (ms) | finals | partials | refused | errors |")
-    print("|---|---|---|---|---|---|---|")
+    talk = "50% talk" if gap_s is None else f"continuous talk ({gap_s:g} s after each clip)"
+    print(f"machine: {machine()}; {seconds:.0f} s per stream, {talk}, {CHUNK_MS} ms chunks")
+    print("| streams | final latency p50 / p95 (ms) | first partial p50 / p95 (ms), utterances > 1.5 s "
+          "| without partial | lag at finals p95 (ms) | finals | partials | refused | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
     try:
         for n in streams:
-            r = await run_n(hub.ws, clips, n, seconds)
-            print(f"| {n} | {p50_p95(r['latency'])} | {pct(r['lag'], 95):.0f} | {r['finals']} | {r['partials']} | "
+            r = await run_n(hub.ws, clips, n, seconds, gap_s)
+            print(f"| {n} | {p50_p95(r['latency'])} | {p50_p95(r['first_partial'])} | {r['no_partial']} | "
+                  f"{pct(r['lag'], 95):.0f} | {r['finals']} | {r['partials']} | "
                   f"{r['refused']} | {len(r['errors'])} |", flush=True)
     finally:
         hub.stop()
@@ -107,8 +134,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--config-extra", default="", help="YAML appended to the hub config")
     ap.add_argument("--max-sessions", type=int, default=400, help="limits.max_sessions (overload: the capacity)")
+    ap.add_argument("--gap-s", type=float, default=None, help="continuous talkers: this much silence after each clip")
     a = ap.parse_args()
-    asyncio.run(main_async(a.streams, a.seconds, a.config_extra, a.max_sessions))
+    asyncio.run(main_async(a.streams, a.seconds, a.config_extra, a.max_sessions, a.gap_s))
 
 
 if __name__ == "__main__":

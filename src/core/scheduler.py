@@ -5,7 +5,8 @@ so a final never waits behind a partial decode and partials never take a final's
 can, run the partial lane at a lower CPU priority (faster-whisper: a model replica on a niced thread),
 so a final on the same core gets the CPU first. A partial that is superseded (same key) before it
 starts is dropped, so stale work never queues; while finals are waiting, new partials are refused (the
-session skips that partial, never a final). Workers await an asyncio.Event: no polling.
+session skips that partial, never a final) unless they are overdue (their utterance has shown nothing
+for a while: fairness to the oldest pending partial). Workers await an asyncio.Event: no polling.
 """
 
 from __future__ import annotations
@@ -109,14 +110,16 @@ class Scheduler:
         return bool(self._finals)
 
     def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None,
-               batch: Batch | None = None) -> asyncio.Future[T] | None:
-        """Queue a job; returns its future, or None if a partial is refused under load."""
+               batch: Batch | None = None, overdue: bool = False) -> asyncio.Future[T] | None:
+        """Queue a job; returns its future, or None if a partial is refused under load. An `overdue`
+        partial (its utterance has shown nothing for a while) is queued even then: it runs on the partial
+        lane, never a final's, so under load long utterances still get partials, oldest first."""
         if not self._tasks or self._wake is None:
             raise RuntimeError("scheduler is not started")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         if not final:
-            if self.overloaded() or len(self._partials) >= self.max_queue:
+            if (self.overloaded() and not overdue) or len(self._partials) >= self.max_queue:
                 self.dropped_partials += 1
                 return None
             old = self._pending_partial.get(key) if key is not None else None

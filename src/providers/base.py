@@ -277,6 +277,9 @@ class BatchDecoder(Protocol):
     name: str
     options: dict[str, Any]
     scheduler: Scheduling
+    # seconds of earlier finals' audio a final may be re-decoded with (their text forced as `prefix`, only
+    # the words after it kept); 0: each utterance alone. Only for providers that honour `prefix`.
+    left_context_s: float
 
     def timed_decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result: ...
 

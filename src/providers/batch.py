@@ -16,6 +16,8 @@ from .streaming import StreamAdapter
 class BatchProvider(Provider):
     """A provider whose model decodes whole utterances; streaming comes from StreamAdapter."""
 
+    left_context_s: float = 0.0  # see BatchDecoder: 2-pass finals, for providers that honour `prefix`
+
     @abc.abstractmethod
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         """Blocking decode of float32 mono 16 kHz audio. Runs in the scheduler's executor."""

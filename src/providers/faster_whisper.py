@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTimin
 from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
-from .whisper_ct2 import CT2Whisper, Thresholds
+from .text_guard import collapse_repeats, repeat_run, restart_tail
+from .whisper_ct2 import CT2Whisper, Thresholds, final_guard
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class FasterWhisperOptions(ProviderOptions):
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     short_window: bool = True
+    # 2-pass finals: an utterance up to 4 s is decoded with up to this much of the finals just before it
+    # (their text forced as prefix, only the new words kept); 0: each utterance alone
+    left_context_s: float = Field(10.0, ge=0, le=20)
     interim_nice: int = Field(10, ge=0, le=19)  # 0: partials share the finals' replicas
     condition_on_previous: bool = True  # the previous final is the next utterance's context
 
@@ -78,6 +83,7 @@ class FasterWhisperProvider(BatchProvider):
         self.log_prob_threshold = o.log_prob_threshold
         self.compression_ratio_threshold = o.compression_ratio_threshold
         self.short_window = o.short_window
+        self.left_context_s = o.left_context_s
         self.interim_nice = o.interim_nice
         self.model_lang = model_language(self.language)
         self.device = "cpu"
@@ -146,13 +152,42 @@ class FasterWhisperProvider(BatchProvider):
             beam = min(self.beam_size, self.beam_size_under_load)
         else:
             beam = self.beam_size
-        return self._ct2.decode_batch(audios, opts, beam)
+        results = self._ct2.decode_batch(audios, opts, beam)
+        if not opts[0].interim:
+            results = [self._guard(a, o, r) for a, o, r in zip(audios, opts, results, strict=True)]
+        return results
+
+    def _guard(self, audio: np.ndarray, opts: TranscribeOptions, r: Result) -> Result:
+        """A final must not be degenerate (final_guard): a loop or a reading of the prompt is decoded
+        again, and a known non-speech phrase without confident speech is dropped."""
+        verdict = final_guard(r, opts, self.compression_ratio_threshold)
+        if verdict == "ok":
+            return r
+        if verdict == "non_speech":
+            return Result(text="", language=r.language, duration_ms=r.duration_ms)
+        # a loop or an echo: Whisper's own full decode (30 s window, temperature fallback), no prompt
+        retry = self._full_window(audio, replace(opts, prompt=None))
+        if final_guard(retry, opts, self.compression_ratio_threshold) == "non_speech":
+            return Result(text="", language=r.language, duration_ms=r.duration_ms)
+        if repeat_run(retry.text) >= 3:
+            retry.text = collapse_repeats(retry.text)
+            retry.words = []
+        if cut := restart_tail(retry.text):
+            retry.text = " ".join(retry.text.split()[:-cut])
+            retry.words = retry.words[:-cut] if len(retry.words) > cut else []
+        log.debug("final re-decoded (%s): %r -> %r", verdict, r.text, retry.text)
+        return retry
 
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         if self._model is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
         if self.short_window and self._ct2 is not None and self._ct2.fits(audio):
             return self.decode_batch([audio], [opts])[0]
+        return self._full_window(audio, opts)
+
+    def _full_window(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
+        if self._model is None:
+            raise RuntimeError(f"provider {self.name} is not loaded")
         lang = opts.language or self.model_lang
         if lang == "auto" or not self._model.model.is_multilingual:
             lang = None if self._model.model.is_multilingual else "en"
@@ -193,7 +228,6 @@ class FasterWhisperProvider(BatchProvider):
 
 
 def _with_language(o: TranscribeOptions, language: str | None) -> TranscribeOptions:
-    from dataclasses import replace
     return replace(o, language=language)
 
 

@@ -13,7 +13,9 @@ import asyncio
 import logging
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from ..core.audio import AudioChunk, RingBuffer, int16_to_float, ms_to_samples, samples_to_ms
 from ..core.work import Superseded
@@ -27,6 +29,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .text_guard import echoes
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,26 @@ class _Utterance:
     previous: list[str] = field(default_factory=list)
     last_partial_end: int = 0
     done: bool = False
-    speculative: tuple[int, asyncio.Future[Result]] | None = None  # (end offset, decode started at a pause)
+    speculative: _FinalJob | None = None  # a decode started at a pause
+    index: int = 0                        # utterance number in this stream
+    shown: int = 0                        # audio end of the last partial delivered (its start before one)
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """A delivered final, kept as left context for the next ones (2-pass decoding)."""
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class _FinalJob:
+    offset: int                        # utterance end the decode is for
+    base: int                          # start of the decoded audio (the utterance's, or an earlier final's)
+    prefix: str                        # earlier finals' text forced in front of it ("" without left context)
+    future: asyncio.Future[Result]     # the result for this utterance alone (prefix words removed)
 
 
 @dataclass
@@ -67,8 +89,15 @@ class _PendingFinal:
 
 
 class StreamAdapter(ProviderStream):
-    tail_ms = 300       # audio kept after the endpoint for the final decode
+    # audio after the last voiced frame that the final decodes: what the VAD has heard when it hints a pause
+    # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
+    # the same length of (digital) silence
+    tail_ms = 180
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
+    context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
+    context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
+    short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
+    overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -77,6 +106,7 @@ class StreamAdapter(ProviderStream):
         self.ring = ring
         self.interval = ms_to_samples(opts.interim_interval_ms)
         self.min_partial = ms_to_samples(opts.min_partial_ms)
+        self.overdue = ms_to_samples(self.overdue_ms)
         self.use_context = bool(provider.options.get("condition_on_previous", True))
         self._utt: _Utterance | None = None
         self._audio_end = 0
@@ -84,12 +114,20 @@ class StreamAdapter(ProviderStream):
         self._context = ""
         self._closed = False
         self.speculation_hits = 0
+        self.redecodes = 0
+        # 2-pass: a final is decoded with the audio of the finals just before it in front (their text forced
+        # as the decoder's prefix), so a sentence the VAD cut at its pauses is read with its context
+        self.left_context = ms_to_samples(1000 * provider.left_context_s)
+        self._heard: deque[_Heard] = deque()
+        self._recent: RingBuffer | None = None  # audio since the oldest final in _heard (shares the chunks)
+        self._index = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     # -- markers and audio ---------------------------------------------------------------
     def push(self, chunk: AudioChunk) -> None:
         self._audio_end = chunk.end
+        self._keep_recent(chunk)
         u = self._utt
         if u is None or not self.opts.interim_results or self._closed:
             return
@@ -97,7 +135,30 @@ class StreamAdapter(ProviderStream):
             self._request_partial(u)
 
     def start_utterance(self, utterance_id: str, offset: int) -> None:
-        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset)
+        self._index += 1
+        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index, shown=offset)
+        if not self.left_context:
+            return
+        if self._recent is None:
+            self._recent = RingBuffer(self.left_context + ms_to_samples(60_000))
+            self._recent.start = self._recent.end = offset
+            self._recent.append(self.ring.read(offset, self._audio_end))
+        else:
+            self._recent.trim(self._heard[0].start if self._heard else offset)
+
+    def _keep_recent(self, chunk: AudioChunk) -> None:
+        """Left-context audio is kept only while it can serve: during speech, while finals are pending and
+        for `context_gap_s` after the last final (silent streams hold none)."""
+        r = self._recent
+        if r is None:
+            return
+        idle = self._utt is None and not self._finals
+        if r.end != chunk.offset or (idle and (not self._heard or
+                                              chunk.end - self._heard[-1].end > ms_to_samples(1000 * self.context_gap_s))):
+            self._recent = None
+            self._heard.clear()
+            return
+        r.append(chunk.samples)
 
     def pause_hint(self, utterance_id: str, offset: int) -> None:
         """Start the final's decode at a pause; if the endpoint lands on the same offset, the final is
@@ -108,27 +169,144 @@ class StreamAdapter(ProviderStream):
         if self.provider.scheduler.finals_busy():
             return  # speculation would take a final lane from a real final
         self._drop_speculation(u)
-        u.speculative = (offset, self._submit_final(u, offset))
+        u.speculative = self._submit_final(u, offset)
 
     def _drop_speculation(self, u: _Utterance) -> None:
         if u.speculative is not None:
-            fut = u.speculative[1]
+            fut = u.speculative.future
             if not fut.done():
                 fut.cancel()  # dropped by the scheduler if not started; a running decode is ignored
             elif not fut.cancelled():
                 fut.exception()  # a failed speculation that is no longer needed is not an error
             u.speculative = None
 
-    def _submit_final(self, u: _Utterance, offset: int) -> asyncio.Future[Result]:
-        end = min(offset + ms_to_samples(self.tail_ms), max(self._audio_end, offset))
-        audio = int16_to_float(self.ring.read(u.start, end))
-        opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
-                                 prompt=self._context or None if self.use_context else None,
-                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
+    def _left_context(self, u: _Utterance, offset: int) -> tuple[int, str]:
+        """(audio start, forced text) of the finals right before `u` that are decoded with it: consecutive
+        utterances with text, pauses up to `context_gap_s`, the whole window within `left_context`."""
+        if not self.left_context or self._recent is None or offset - u.start > ms_to_samples(1000 * self.context_below_s):
+            return u.start, ""  # a long utterance carries its own context: no extra encoder cost
+        chain: list[_Heard] = []
+        nxt, expected = u.start, u.index - 1
+        for h in reversed(self._heard):
+            if (h.index != expected or nxt - h.end > ms_to_samples(1000 * self.context_gap_s)
+                    or offset - h.start > self.left_context or h.start < self._recent.start):
+                break
+            chain.append(h)
+            nxt, expected = h.start, h.index - 1
+        if not chain:
+            return u.start, ""
+        return chain[-1].start, " ".join(h.text for h in reversed(chain))
+
+    def _final_audio(self, base: int, offset: int) -> np.ndarray:
+        """Audio from `base` to the utterance end plus `tail_ms`, as the VAD endpoint sees it. A final forced
+        by flush/stop right after the last word has no audio after it yet: the tail is silence, so the
+        decoder sees the same as for an endpointed final (a word cut at the window's edge is misread)."""
+        end = offset + ms_to_samples(self.tail_ms)
+        stop = min(end, max(self._audio_end, offset))
+        src = self._recent if self._recent is not None and base < self.ring.start else self.ring
+        audio = src.read(base, stop)
+        if len(audio) < end - base:
+            audio = np.concatenate([audio, np.zeros(end - base - len(audio), dtype=audio.dtype)])
+        return int16_to_float(audio)
+
+    def _decode(self, audio: np.ndarray, opts: TranscribeOptions) -> asyncio.Future[Result]:
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True,
                                              batch=self.provider.batch(audio, opts))
         assert fut is not None
         return fut
+
+    def _submit_final(self, u: _Utterance, offset: int) -> _FinalJob:
+        base, prefix = self._left_context(u, offset)
+        audio = self._final_audio(base, offset)
+        prompt = self._context or None if self.use_context and not prefix else None
+        opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
+                                 prompt=prompt, prefix=prefix or None,
+                                 task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
+        inner = self._decode(audio, opts)
+        outer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        job = _FinalJob(offset, base, prefix, outer)
+
+        def settle(f: asyncio.Future[Result], fallback: Result | None = None, job: _FinalJob = job) -> None:
+            try:
+                _settle(f, fallback, job)
+            except Exception as e:  # a callback must never leave the final unresolved
+                if not outer.done():
+                    outer.set_exception(e)
+
+        def _settle(f: asyncio.Future[Result], fallback: Result | None, job: _FinalJob) -> None:
+            if outer.done():
+                return
+            if f.cancelled():
+                outer.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                if fallback is not None:
+                    outer.set_result(fallback)  # the re-decode failed: the first result stands
+                else:
+                    outer.set_exception(exc)
+                return
+            res = self._own_words(f.result(), job, u)
+            if fallback is None and job.prefix and echoes(res.text, job.prefix):
+                # the decoder read the context's audio again (noise after it, a repeat): decode this
+                # utterance alone, without context or prompt
+                self.redecodes += 1
+                alone = self._final_audio(u.start, offset)
+                retry = self._decode(alone, replace(opts, prefix=None, prompt=None))
+                alone_job = _FinalJob(offset, u.start, "", outer)
+                retry.add_done_callback(lambda g: settle(g, Result(text="", language=res.language), alone_job))
+                return
+            if fallback is None and job.prefix and len(res.text.split()) <= 2:
+                # a word or two after the context: the decoder may just be continuing the context's text
+                # over noise. Whisper's no-speech check cannot tell (the window holds the context's speech):
+                # the utterance decoded alone must be speech for them to stand
+                self.redecodes += 1
+                check = self._decode(self._final_audio(u.start, offset), replace(opts, prefix=None, prompt=None))
+                check.add_done_callback(lambda g: confirm(g, res))
+                return
+            stable = u.committed
+            if fallback is None and len(stable) >= 4 and len(res.text.split()) < self.short_of_partials * len(stable):
+                # far fewer words than the partials agreed on: decode again with them forced (a final is
+                # never worse than the partials it replaces)
+                self.redecodes += 1
+                forced = " ".join([prefix, *stable]).strip()
+                retry = self._decode(audio, replace(opts, prefix=forced))
+                retry.add_done_callback(lambda g: settle(g, res))
+                return
+            if fallback is not None and fallback.text and len(res.text.split()) < len(fallback.text.split()):
+                res = fallback
+            outer.set_result(res)
+
+        def confirm(g: asyncio.Future[Result], res: Result) -> None:
+            if outer.done():
+                return
+            if g.cancelled() or g.exception() is not None:
+                outer.set_result(res)
+            else:
+                outer.set_result(res if g.result().text.strip() else Result(text="", language=res.language))
+
+        inner.add_done_callback(settle)
+        outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
+        return job
+
+    def _own_words(self, res: Result, job: _FinalJob, u: _Utterance) -> Result:
+        """The words of `u` alone from a decode that had earlier finals in front: the forced prefix words
+        are dropped, word times are made relative to the utterance start."""
+        if not job.prefix:
+            return res
+        forced = job.prefix.split()
+        words = res.text.split()
+        n = agreed_prefix(forced, words)
+        rest = words[n:]
+        if n < len(forced) and n < len(words) and _norm(words[n]).startswith(_norm(forced[n])):
+            # the continuation glued onto the last forced word ("fat" + "-mutton"): keep what follows it
+            tail = words[n][len(forced[n]):].lstrip("-")
+            rest = ([tail] if tail else []) + words[n + 1:]
+        shift = samples_to_ms(u.start - job.base)
+        timed = [WordTiming(w.word, w.start_ms - shift, w.end_ms - shift, w.confidence) for w in res.words
+                 if (w.start_ms + w.end_ms) / 2 >= shift]
+        return Result(text=" ".join(rest), words=timed, language=res.language, duration_ms=res.duration_ms,
+                      segments=res.segments)
 
     def end_utterance(self, utterance_id: str, offset: int) -> None:
         u = self._utt
@@ -139,15 +317,18 @@ class StreamAdapter(ProviderStream):
         u.done = True
         if offset - u.start < ms_to_samples(self.min_final_ms):
             self._drop_speculation(u)
+            self._heard.clear()
             # an empty final: the session stops waiting for this utterance (and may trim its audio)
             self.sink.on_result(StreamResult(u.id, "", True, u.start, offset, language=self.opts.language))
             return
-        if u.speculative is not None and u.speculative[0] == offset and not u.speculative[1].cancelled():
-            fut = u.speculative[1]
+        spec = u.speculative
+        if (spec is not None and spec.offset == offset and not spec.future.cancelled()
+                and (spec.base, spec.prefix) == self._left_context(u, offset)):
+            fut = spec.future
             self.speculation_hits += 1
         else:
             self._drop_speculation(u)
-            fut = self._submit_final(u, offset)
+            fut = self._submit_final(u, offset).future
         u.speculative = None
         self._finals.append(_PendingFinal(u, fut, offset))
         self._idle.clear()
@@ -162,9 +343,10 @@ class StreamAdapter(ProviderStream):
                                  prefix=" ".join(u.committed) or None,
                                  prompt=self._context or None if self.use_context else None,
                                  task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
+        overdue = end - u.shown >= self.overdue
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
-                                             key=self.opts.session_id)
+                                             key=self.opts.session_id, overdue=overdue)
         if fut is None:
             return  # skipped under load
         fut.add_done_callback(lambda f: self._on_partial(u, end, f))
@@ -186,6 +368,7 @@ class StreamAdapter(ProviderStream):
         if agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed):
             u.committed = words[:agreed]
         u.previous = words
+        u.shown = end
         text_words = u.committed + words[len(u.committed):]
         self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
                                          stable_text=" ".join(u.committed), language=res.language or self.opts.language))
@@ -198,18 +381,25 @@ class StreamAdapter(ProviderStream):
                 continue
             exc = pf.future.exception()
             if exc is not None:
+                self._heard.clear()
                 self.sink.on_error(exc, pf.utt.id)
                 continue
             res = pf.future.result()
             text = res.text.strip()
             if text:
                 self._context = text[-200:]
+                if self._recent is not None:
+                    self._heard.append(_Heard(pf.utt.index, pf.utt.start, pf.end, text))
+                    while len(self._heard) > 1 and pf.end - self._heard[0].start > self.left_context:
+                        self._heard.popleft()
+                    self._recent.trim(self._heard[0].start)
                 base = samples_to_ms(pf.utt.start)
                 words = tuple(WordTiming(w.word, w.start_ms + base, w.end_ms + base, w.confidence)
                               for w in res.words)
                 self.sink.on_result(StreamResult(pf.utt.id, text, True, pf.utt.start, pf.end, stable_text=text,
                                                  words=words, language=res.language or self.opts.language))
             else:
+                self._heard.clear()  # audio without text cannot be left context (its words would come back)
                 self.sink.on_result(StreamResult(pf.utt.id, "", True, pf.utt.start, pf.end,
                                                  language=res.language or self.opts.language))
         if not self._finals:

@@ -16,7 +16,6 @@ memory) grew for as long as the hub ran; 28 buckets bound it. With `pad_s` 1.5 t
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,16 +23,12 @@ import numpy as np
 
 from ..core.audio import HUB_RATE
 from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
+from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run, restart_tail
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
 BUCKET_FRAMES = 100      # encoder windows are whole seconds
 SAMPLE_RATE = HUB_RATE  # Whisper runs at 16 kHz, the hub rate
-
-
-def compression_ratio(text: str) -> float:
-    b = text.encode("utf-8")
-    return len(b) / max(1, len(zlib.compress(b)))
 
 
 def drop_trailing_repeats(text: str, min_period: int = 3) -> str:
@@ -50,6 +45,30 @@ def drop_trailing_repeats(text: str, min_period: int = 3) -> str:
                 changed = True
                 break
     return " ".join(words)
+
+
+def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4) -> str:
+    """How a final hypothesis looks: "ok"; "non_speech" (a known non-speech phrase, and the decoder
+    was not confident there was speech: no-speech probability over 0.2 or mean log-probability under
+    -0.7); "loop" (a word or n-gram 3+ times back to back, text that compresses too well, or a restart of the
+    opening words after the last sentence end); "echo"
+    (it repeats the prompt). Only the words after a forced `prefix` are judged."""
+    text = r.text
+    if opts.prefix:
+        n = len(opts.prefix.split())
+        text = " ".join(text.split()[n:])
+    if not text.strip():
+        return "ok"
+    seg = r.segments[0] if r.segments else None
+    no_speech = seg.no_speech_prob or 0.0 if seg is not None else 0.0
+    logprob = seg.avg_logprob or 0.0 if seg is not None else 0.0
+    if non_speech_phrase(text) and (no_speech > 0.2 or logprob < -0.7):
+        return "non_speech"
+    if repeat_run(text) >= 3 or compression_ratio(text) > max_compression or restart_tail(text):
+        return "loop"
+    if echoes(text, opts.prompt):
+        return "echo"
+    return "ok"
 
 
 @dataclass(frozen=True)
@@ -154,7 +173,7 @@ class CT2Whisper:
                           tokens=tuple(tokens))
             out.append(Result(text=text, language=lang, duration_ms=len(audios[i]) * 1000 // SAMPLE_RATE,
                               segments=[seg] if text else []))
-            if o.word_timestamps and text and not o.prefix:
+            if o.word_timestamps and text and not o.interim:
                 align_idx.append(i)
                 align_tokens.append(tokens)
             if o.logprobs:

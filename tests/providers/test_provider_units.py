@@ -45,7 +45,7 @@ def test_funasr_local_model_missing_is_unavailable_with_reason(tmp_path: Path) -
     p = _load("funasr", {"model": str(tmp_path / "nowhere")})
     assert p.health().status == "unavailable" and "never downloaded" in (p.health().reason or "")
     p = _load("funasr", {})
-    assert "no 'model'" in (p.health().reason or "")
+    assert "no local 'model'" in (p.health().reason or "")
 
 
 def test_funasr_local_model_dir_without_weights(tmp_path: Path) -> None:

@@ -149,9 +149,12 @@ def test_scheduler_lanes_superseded_partials_and_refusal_under_load() -> None:
         f = s.submit(lambda: order.append("f") or "f", final=True)
         assert s.finals_busy() and s.overloaded()
         assert s.submit(lambda: "p3", final=False, key="b") is None  # finals queued: refused
+        overdue = s.submit(lambda: order.append("p4") or "p4", final=False, key="c", overdue=True)
+        assert overdue is not None  # an utterance without partials for a while still gets one
         assert slow_final and slow_partial and p1 and p2 and f
         release.set()
-        assert await asyncio.gather(slow_final, slow_partial, f, p2) == ["F0", "P0", "f", "p2"]
+        assert await asyncio.gather(slow_final, slow_partial, f, p2, overdue) == ["F0", "P0", "f", "p2", "p4"]
+        assert order.index("p4") > order.index("p2")  # behind the older partial
         with pytest.raises(Superseded):
             await p1
         assert "p1" not in order

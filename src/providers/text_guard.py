@@ -1,0 +1,98 @@
+"""Checks on a hypothesis' text that tell a degenerate final from speech (issue 11): decoding loops,
+readings of the prompt or of earlier text, and what Whisper-family models write on non-speech.
+Pure functions on text, shared by the providers' decode paths and the stream adapter."""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+
+def compression_ratio(text: str) -> float:
+    b = text.encode("utf-8")
+    return len(b) / max(1, len(zlib.compress(b)))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (re.sub(r"[^\w']", "", x.lower()) for x in text.split()) if w]
+
+
+def repeat_run(text: str, max_period: int = 4) -> int:
+    """Longest run of one word or n-gram (n <= max_period) repeated back to back, in copies:
+    "he's, he's, he's, he's" -> 4, "a b a b a b" -> 3, ordinary text -> 1."""
+    norm = _words(text)
+    best = 1
+    for p in range(1, max_period + 1):
+        i = 0
+        while i + 2 * p <= len(norm):
+            k = 1
+            while i + (k + 1) * p <= len(norm) and norm[i + k * p:i + (k + 1) * p] == norm[i:i + p]:
+                k += 1
+            best = max(best, k)
+            i += p * (k - 1) + 1 if k > 1 else 1
+    return best
+
+
+def collapse_repeats(text: str, max_period: int = 4, keep: int = 1) -> str:
+    """Cut every back-to-back run of a word or n-gram repeated 3+ times down to `keep` copies."""
+    words = text.split()
+    norm = [re.sub(r"[^\w']", "", w.lower()) for w in words]
+    changed = True
+    while changed:
+        changed = False
+        for p in range(1, max_period + 1):
+            for i in range(0, len(norm) - 3 * p + 1):
+                k = 1
+                while i + (k + 1) * p <= len(norm) and norm[i + k * p:i + (k + 1) * p] == norm[i:i + p]:
+                    k += 1
+                if k >= 3 and any(norm[i:i + p]):
+                    cut = slice(i + keep * p, i + k * p)
+                    del words[cut], norm[cut]
+                    changed = True
+                    break
+            if changed:
+                break
+    return " ".join(words)
+
+
+def echoes(text: str, prompt: str | None, min_words: int = 3) -> bool:
+    """The hypothesis repeats the previous text it was prompted with: Whisper's way of "reading" the
+    prompt into silence or noise. True when its words (at least `min_words`, or all of a shorter
+    hypothesis of 2+ words) appear in the same order, back to back, in the prompt."""
+    if not prompt:
+        return False
+    hyp, ctx = _words(text), _words(prompt)
+    n = len(hyp) if len(hyp) < min_words else min_words
+    if n < 2 or len(ctx) < n:
+        return False
+    grams = {tuple(ctx[i:i + n]) for i in range(len(ctx) - n + 1)}
+    hits = sum(1 for i in range(len(hyp) - n + 1) if tuple(hyp[i:i + n]) in grams)
+    return hits >= max(1, (len(hyp) - n + 1) // 2)
+
+
+# what Whisper writes on applause, music, noise and silence (its subtitle-trained habits); a final that is
+# one of these only stands when the decoder is sure there is speech
+NON_SPEECH_PHRASES = frozenset({
+    "thank you", "thank you very much", "thanks for watching", "thank you for watching", "thanks for listening",
+    "thank you for listening", "please subscribe", "subscribe", "like and subscribe", "you", "bye", "bye bye",
+    "the end", "music", "applause", "laughter", "silence", "so", "oh", "uh", "um", "hmm", "i", "a", "okay",
+})
+
+
+def non_speech_phrase(text: str) -> bool:
+    return " ".join(_words(text)) in NON_SPEECH_PHRASES
+
+
+def restart_tail(text: str) -> int:
+    """Words at the end that start the hypothesis over: after the last sentence end (". ? !") an unfinished
+    sentence that repeats its opening words ("Go forward 10 meters. Go forward 10"), Whisper's habit on the
+    silence after a short utterance. Returns how many trailing words that is (0: none)."""
+    words = text.split()
+    ends = [i for i, w in enumerate(words[:-1]) if w.endswith((".", "?", "!"))]
+    if not ends or words[-1].endswith((".", "?", "!")):
+        return 0
+    tail = _words(" ".join(words[ends[-1] + 1:]))
+    head = _words(" ".join(words[:ends[-1] + 1]))
+    if tail and len(tail) < len(head) and head[:len(tail)] == tail:
+        return len(words) - ends[-1] - 1
+    return 0
