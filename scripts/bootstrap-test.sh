@@ -8,11 +8,6 @@ extras="${1:-default,test}"
 # Every provider's library is installed for the tests (issue 4); scripts/install.sh is the one install
 # procedure (torch CPU build first, the package editable, silero-vad without its torch dependency).
 bash scripts/install.sh .venv/bin/python "${extras},providers" editable
-# pipecat's OpenAI STT service (tests/integrations): pipecat-ai pins protobuf<7 and soxr~=1.0, but the hub's
-# generated gRPC code needs protobuf 7. --no-deps, then only what its OpenAI STT imports (none pulls torch).
-"$VENV/bin/pip" install -q --no-deps pipecat-ai==1.14.0
-"$VENV/bin/pip" install -q loguru docstring_parser "wait_for2<1" "loudness<1" sentencex==1.0.32 "Markdown<4" \
-  "resampy~=0.4.3" num2words
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
