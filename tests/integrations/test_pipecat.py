@@ -1,6 +1,6 @@
 """Issue 15 item 7: pipecat's `OpenAISTTService` against a real hub, through examples/pipecat_stt.py.
 
-pipecat-ai pins protobuf<7 while the hub's generated gRPC code needs protobuf 7, so scripts/bootstrap-test.sh
+pipecat-ai pins protobuf<7 while the hub's generated gRPC code needs protobuf 7, so scripts/install.sh
 installs it with --no-deps (plus the few dependencies its OpenAI STT imports); see docs/INTEGRATIONS.md."""
 
 from __future__ import annotations
