@@ -1,4 +1,4 @@
-"""Spine latency and accuracy: English manifest files streamed over WebSocket at real-time pace,
+"""Spine latency and accuracy: English manifest files streamed over WebSocket (asrhub.client) at real-time pace,
 one session at a time.
 
     .venv/bin/python -m bench.bench_latency [--silence-ms 350] [--runs 1]

@@ -1,9 +1,11 @@
-"""Shared bench helpers: stream a file to a hub at real-time pace and time every event client-side."""
+"""Shared bench helpers: stream a file to a hub at real-time pace and time every event client-side.
+
+The streaming goes through the project's own client (asrhub.client, WebSocket transport); an event's
+arrival time is when the client hands it to the bench (parsed into its typed model)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import platform
 import statistics
 import subprocess
@@ -13,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import websockets
-
+from asrhub.client import StartSession, WebSocketClient
 from tests.support import REPO, SPEECH
 
 _SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
@@ -47,33 +48,44 @@ class Timed:
         return self.sent[-1][1]
 
 
+def http_base(url: str) -> str:
+    """The hub's HTTP base URL from its base or WebSocket URL (ws://host:port/v1/ws)."""
+    base = url.removesuffix("/v1/ws").rstrip("/")
+    return "http" + base[2:] if base.startswith("ws") else base
+
+
 async def stream_timed(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_ms: int = 20,
-                       realtime: float = 1.0, trailing_silence_ms: int = 0) -> Timed:
+                       realtime: float = 1.0, trailing_silence_ms: int = 0, api_key: str | None = None) -> Timed:
+    """Stream pcm_s16le 16 kHz at `realtime` pace in `chunk_ms` messages, then stop; every event with its
+    arrival time, and the send time of every chunk."""
     out = Timed()
-    cmd = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
-    cmd.update(start or {})
+    opts = StartSession.model_validate({"audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1},
+                                        **(start or {})})
     pcm = pcm + b"\x00\x00" * (16 * trailing_silence_ms)
     step = 32 * chunk_ms
-    async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps(cmd))
+    session = await WebSocketClient(http_base(url), api_key=api_key).session(opts)
 
-        async def reader() -> None:
-            async for msg in ws:
-                out.recv.append(time.perf_counter())
-                out.events.append(json.loads(msg))
+    async def reader() -> None:
+        async for ev in session:
+            out.recv.append(time.perf_counter())
+            out.events.append(ev.to_dict())
 
-        task = asyncio.create_task(reader())
+    task = asyncio.create_task(reader())
+    try:
         t0 = time.perf_counter()
         for i in range(0, len(pcm), step):
-            await ws.send(pcm[i:i + step])
+            await session.send(pcm[i:i + step])
             sent_ms = (i + len(pcm[i:i + step])) / 32
             out.sent.append((int(sent_ms), time.perf_counter()))
             delay = t0 + sent_ms / 1000 / realtime - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
         out.stop_at = time.perf_counter()
-        await ws.send(json.dumps({"type": "stop"}))
+        await session.stop()
         await asyncio.wait_for(task, 300)
+    finally:
+        task.cancel()
+        await session.close()
     return out
 
 

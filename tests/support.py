@@ -1,4 +1,5 @@
-"""Shared test helpers: the speech manifest, WER scoring, a real hub process, a WebSocket client."""
+"""Shared test helpers: the speech manifest, WER scoring, a real hub process, a raw WebSocket client and
+one through asrhub.client."""
 
 from __future__ import annotations
 
@@ -208,6 +209,26 @@ async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None
             await ws.send(json.dumps({"type": "stop"}))
         await asyncio.wait_for(rtask, timeout)
     return events
+
+
+async def client_stream(base_url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
+                        realtime: float = 1.0, timeout: float = 120.0,  # noqa: ASYNC109
+                        api_key: str | None = None) -> list[dict[str, Any]]:
+    """Stream 16 kHz pcm_s16le through the project's own client (asrhub.client, WebSocket) at `realtime`
+    pace (0: as fast as possible), then stop; every event of the session as its JSON dict. For tests whose
+    subject is not the wire (providers, failover, reload): the wire itself is tested by ws_stream and the
+    contract suite's raw clients."""
+    from asrhub.client import StartSession, WebSocketClient
+
+    opts = StartSession.model_validate({"audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1},
+                                        **(start or {})})
+    client = WebSocketClient(base_url, api_key=api_key)
+
+    async def run() -> list[dict[str, Any]]:
+        return [ev.to_dict() async for ev in client.stream(pcm, opts, realtime=realtime or None,
+                                                           chunk_ms=max(1, chunk_bytes // 32))]
+
+    return await asyncio.wait_for(run(), timeout)
 
 
 def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ def test_providers_check_lists_every_provider_and_probes_the_available_ones() ->
                        text=True, cwd=REPO, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert set(rows) == {"faster_whisper", "openai_whisper", "vosk", "funasr", "google", "openai"}
+    assert set(rows) == {"faster_whisper", "whisper_multi", "openai_whisper", "vosk", "funasr", "google", "openai"}
     assert rows["faster_whisper"]["status"] == "available" and rows["faster_whisper"]["check"]["ok"] is True
     for name, row in rows.items():
         if row["status"] != "available":

@@ -2,7 +2,9 @@
 //
 // Page URL parameters (all optional):
 //   hub=<base URL>        talk to another hub than the one serving the page
-//   token=<api key>       sent as ?token= (WebSocket, EventSource), Bearer (fetch), auth (Socket.IO)
+//   token=<api key>       fills the API key field, then leaves the address bar. The key itself goes only in
+//                         Authorization headers (fetch); WebSocket/EventSource URLs and the Socket.IO
+//                         connect carry short-lived tokens from POST /v1/tokens instead
 //   transport=ws|sse|sio  preselect the transport
 //   provider=<name>       preselect a provider
 //   reconnect_s=<n>       give up reconnecting after n seconds (default 30)
@@ -56,7 +58,12 @@ const el = {
 const params = new URLSearchParams(location.search);
 const hubBase = params.get("hub") || location.origin;
 const giveUpMs = Math.max(1, Number(params.get("reconnect_s")) || 30) * 1000;
-if (params.get("token")) el.apiKey.value = params.get("token");
+if (params.get("token")) {
+  el.apiKey.value = params.get("token");
+  params.delete("token"); // keep the key out of the address bar, history and bookmarks
+  const q = params.toString();
+  history.replaceState(null, "", location.pathname + (q ? `?${q}` : "") + location.hash);
+}
 if (["ws", "sse", "sio"].includes(params.get("transport"))) el.transport.value = params.get("transport");
 
 const transcript = new Transcript();

@@ -13,7 +13,7 @@ const MESSAGES = {
   too_many_sessions: "The server is busy — too many people are transcribing right now. Try again in a moment.",
   payload_too_large: "A piece of audio was too large for the server to accept.",
   rate_limited: "Too many requests — the server is slowing this page down. Wait a moment and try again.",
-  unauthorized: "This server needs an API key. Enter it under Options (or add ?token=… to the page address).",
+  unauthorized: "This server needs an API key (or the one given was refused). Enter it under Options.",
   session_not_found: "The session no longer exists on the server (it may have expired).",
   internal: "The server ran into an internal problem.",
 

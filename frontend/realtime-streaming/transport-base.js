@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
 ];
 
 export const CONNECT_TIMEOUT_MS = 10000;
+export const TOKEN_TTL_S = 60; // a token only has to start (or resume) the session it is fetched for
 
 export class TransportError extends Error {
   constructor(code, message, { retryable = false, status = 0 } = {}) {
@@ -44,6 +45,38 @@ export class BaseTransport {
 
   url(path) {
     return new URL(path, this.hubBase);
+  }
+
+  /**
+   * A short-lived token for what goes into a URL or a connect packet (WebSocket ?token=, EventSource
+   * ?token=, Socket.IO auth): POST /v1/tokens with the API key in the Authorization header, so the
+   * long-lived key never appears in a URL. "" when no key was given (the hub runs without auth).
+   */
+  async sessionToken() {
+    if (!this.token) return "";
+    let res;
+    try {
+      res = await fetch(this.url("/v1/tokens"), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ ttl_s: TOKEN_TTL_S }),
+        signal: timeoutSignal(CONNECT_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new TransportError("server_unreachable", String(err), { retryable: true });
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      /* not JSON */
+    }
+    if (!res.ok || !body || !body.token) {
+      const e = (body && body.error) || {};
+      throw new TransportError(e.code || (res.status === 401 ? "unauthorized" : "internal"),
+        e.message || `POST /v1/tokens: HTTP ${res.status}`, { retryable: res.status >= 500, status: res.status });
+    }
+    return body.token;
   }
 
   abort() {

@@ -31,10 +31,9 @@ export class SocketIoTransport extends BaseTransport {
       forceNew: true,
       timeout: CONNECT_TIMEOUT_MS,
     };
-    if (this.token) {
-      opts.auth = { token: this.token };
-      opts.query = { token: this.token };
-    }
+    const token = await this.sessionToken(); // short-lived, in the connect packet (not the URL)
+    this.checkGen(gen);
+    if (token) opts.auth = { token };
     const socket = io(this.url("/asr").href, opts);
     this.socket = socket;
     for (const type of EVENT_TYPES) {

@@ -20,6 +20,7 @@ export class SseTransport extends BaseTransport {
     this.paused = true;
     this.pumpTimer = null;
     this.retries = 0;
+    this.streamToken = "";
   }
 
   get label() {
@@ -74,6 +75,9 @@ export class SseTransport extends BaseTransport {
       });
     }
     this.checkGen(gen);
+    // EventSource cannot send headers: its URL carries a short-lived token, never the API key
+    this.streamToken = await this.sessionToken();
+    this.checkGen(gen);
     await this.openEvents(resuming ? start.resume.last_seq : null);
     this.checkGen(gen);
     this.paused = false;
@@ -113,7 +117,7 @@ export class SseTransport extends BaseTransport {
   newStream(lastSeq, done) {
     this.closeStream();
     const u = new URL(this.eventsUrl);
-    if (this.token) u.searchParams.set("token", this.token);
+    if (this.streamToken) u.searchParams.set("token", this.streamToken);
     // A new EventSource cannot send the Last-Event-ID header; pass the same
     // information as a query parameter (the resume request carries it too).
     if (lastSeq != null) u.searchParams.set("last_event_id", String(lastSeq));

@@ -8,11 +8,12 @@ export class WebSocketTransport extends BaseTransport {
     return "WebSocket";
   }
 
-  connect(start) {
+  async connect(start) {
     this.close();
     const u = this.url("/v1/ws");
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    if (this.token) u.searchParams.set("token", this.token);
+    const token = await this.sessionToken(); // short-lived: the API key itself never goes in the URL
+    if (token) u.searchParams.set("token", token);
     return new Promise((resolve, reject) => {
       let ws;
       try {

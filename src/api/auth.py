@@ -1,14 +1,20 @@
-"""ASGI middleware: API key and origin checks for the HTTP and WebSocket routes under /v1 and Socket.IO.
+"""ASGI middleware: API key / short-lived token and origin checks for the HTTP and WebSocket routes under
+/v1 and Socket.IO.
 
-The key's name is put in scope["asrhub.api_key"] for the transports (per-key session limits)."""
+The key's name is put in scope["asrhub.api_key"] for the transports (per-key session limits), the whole
+credential in scope["asrhub.credential"]. Which credential a route takes is decided here, by path:
+routes that start a session take tokens too (core.auth "start"), a running HTTP+SSE session's own
+routes take a token of the session's key ("session"), every other route (tokens, REST transcription,
+admin) API keys only ("api")."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..core.auth import Authenticator, bearer, key_id
+from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
 from .errors import error_event
 from .openai_errors import OPENAI_PATHS, openai_error_body
@@ -16,6 +22,34 @@ from .realtime_events import realtime_error
 
 Scope = dict[str, Any]
 PROTECTED = ("/v1/", "/socket.io")
+START_PATHS = ("/v1/ws", "/v1/realtime", "/v1/sessions")
+SESSION_PREFIX = "/v1/sessions/"
+
+
+def purpose_of(path: str) -> Purpose:
+    if path.rstrip("/") in START_PATHS:
+        return "start"
+    if path.startswith(SESSION_PREFIX):
+        return "session"
+    return "api"
+
+
+def check_session_token(scope: Scope, path: str, cred: Credential) -> None:
+    """A token on a running session's route: the session must belong to the token's key and have started
+    while the token was valid. An unknown session is left to the route (session_not_found)."""
+    if cred.token is None:
+        return
+    sid = path[len(SESSION_PREFIX):].split("/", 1)[0]
+    try:
+        session = scope["app"].state.hub.service.get(sid)
+    except HubError:
+        return  # no such session: the route answers session_not_found
+    if session.api_key != key_id(cred.key):
+        raise HubError(ErrorCode.unauthorized, f"this token's API key does not own session '{sid}'", fatal=True)
+    started = time.time() - (time.monotonic() - session.created)
+    if started >= cred.token.expires_at:
+        raise HubError(ErrorCode.unauthorized, f"the token had expired when session '{sid}' started; "
+                       "get a new one from POST /v1/tokens", fatal=True)
 
 
 class AuthMiddleware:
@@ -35,8 +69,14 @@ class AuthMiddleware:
             # Socket.IO carries its key in the connect packet's auth; its own handler checks it
             if not scope["path"].startswith("/socket.io"):
                 token = bearer(headers.get("authorization")) or (query.get("token") or [None])[0]
-                key = self.auth.authenticate(token)
-                scope["asrhub.api_key"] = key_id(key)
+                path = scope["path"]
+                what = f"{scope.get('method', 'GET')} {path}" if scope["type"] == "http" else f"WebSocket {path}"
+                purpose = purpose_of(path)
+                cred = self.auth.credential(token, purpose, what)
+                if purpose == "session":
+                    check_session_token(scope, path, cred)
+                scope["asrhub.api_key"] = key_id(cred.key)
+                scope["asrhub.credential"] = cred
         except HubError as e:
             await self._refuse(scope, receive, send, e)
             return

@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from ..core.auth import bearer, key_id
+from ..core.auth import Purpose, bearer, key_id
 from ..core.commands import parse_start
 from ..core.config import TlsConfig
 from ..core.errors import ErrorCode, HubError
@@ -59,12 +59,14 @@ class GrpcStream:
     (errors outside a session) and the end of the call."""
 
     MAX_QUEUED_ERRORS = 256
+    DROP_GRACE_S = 0.25  # how long a request stream that ended without stop waits to tell a drop from a half-close
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.bind = SessionBinding(hub.service, "grpc", api_key)
         self.pb = pb
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.streaming: asyncio.Task[Any] | None = None  # the response task, while it streams a session
+        self.context: grpc.aio.ServicerContext | None = None
 
     def report(self, err: HubError) -> None:
         direct = self.bind.fail(err)
@@ -105,11 +107,33 @@ class GrpcStream:
             if self.streaming is not None:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
+        if self.bind.session is not None and self.bind.service.is_open(self.bind.session.id) \
+                and await self._dropped():
+            # grpc ends the request stream of a dropped connection as if the client had half-closed; the
+            # call's cancellation follows: detach (resumable), do not stop
+            self.out.put_nowait(_END)
+            if self.streaming is not None:
+                self.streaming.cancel()
+            return
         # the client half-closed: that is the end of its audio
         if self.bind.session is None:
             self.out.put_nowait(_END)
         elif (direct := self.bind.end_of_input()) is not None:
             self.out.put_nowait(direct)
+
+    async def _dropped(self) -> bool:
+        """After the request stream ended: True when the call turns out cancelled (the connection dropped)
+        within DROP_GRACE_S, False for a genuine half-close (the call stays open for the events)."""
+        context = self.context
+        if context is None:
+            return False
+        if context.cancelled():
+            return True
+        done = asyncio.Event()
+        context.add_done_callback(lambda _: done.set())
+        with contextlib.suppress(TimeoutError):  # (a drop usually cancels this wait itself, via run())
+            await asyncio.wait_for(done.wait(), self.DROP_GRACE_S)
+        return context.cancelled()
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         reader = asyncio.create_task(self.read(requests))
@@ -155,19 +179,20 @@ class AsrHubServicer:
         self.hub = hub
         self.pb = pb
 
-    async def authenticate(self, context: grpc.aio.ServicerContext) -> str | None:
+    async def authenticate(self, context: grpc.aio.ServicerContext, purpose: Purpose = "api") -> str | None:
         """`authorization: Bearer <key>` metadata -> the key's id (None when auth is off); aborts the call
         with UNAUTHENTICATED (or RESOURCE_EXHAUSTED for rate_limited) otherwise."""
         metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         try:
-            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization"))))
+            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization")), purpose, "this gRPC call"))
         except HubError as e:
             await abort(context, e)
             raise  # not reached: abort raises
 
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context))
+        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context, "start"))
+        stream.context = context
         responses = stream.run(requests)
         try:
             async for msg in responses:

@@ -75,7 +75,7 @@ class AsrNamespace:
         token = token or bearer(environ.get("HTTP_AUTHORIZATION"))
         token = token or (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
         try:
-            key = key_id(self.auth.authenticate(token)) if self.auth is not None else None
+            key = key_id(self.auth.authenticate(token, "start", "Socket.IO")) if self.auth is not None else None
         except HubError as e:
             # the client's connect_error carries message and data {code, message}
             raise socketio.exceptions.ConnectionRefusedError(e.message, {"code": e.code.value,

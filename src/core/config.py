@@ -50,6 +50,11 @@ class ApiKey(Strict):
 
 class AuthConfig(Strict):
     api_keys: list[ApiKey] = Field(default_factory=list)
+    # short-lived tokens (POST /v1/tokens): HMAC secret; unset = a random one per process (tokens then do not
+    # survive a restart and are not accepted by another node)
+    token_secret: str | None = Field(None, min_length=16)
+    token_ttl_max_s: int = Field(3600, ge=1, le=86_400)
+    token_ttl_default_s: int = Field(60, ge=1, le=86_400)
 
 
 class TlsConfig(Strict):

@@ -185,6 +185,8 @@ class StreamAdapter(ProviderStream):
         utterances with text, pauses up to `context_gap_s`, the whole window within `left_context`."""
         if not self.left_context or self._recent is None or offset - u.start > ms_to_samples(1000 * self.context_below_s):
             return u.start, ""  # a long utterance carries its own context: no extra encoder cost
+        if not self.opts.language or self.opts.language == "auto":
+            return u.start, ""  # the utterance before may be in another language: its text would steer this one
         chain: list[_Heard] = []
         nxt, expected = u.start, u.index - 1
         for h in reversed(self._heard):

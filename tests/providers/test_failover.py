@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import HubProcess, base_config, clip, finals, load_pcm16, normalise, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, finals, load_pcm16, normalise
 
 FLAKY = "tests.fixtures.failing:FailingProvider"
 
@@ -63,7 +63,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
 
 def _run(h: HubProcess, provider: str, name: str = "en_libri_1221") -> list[dict]:
     pcm = load_pcm16(clip(name).path).tobytes()
-    return asyncio.run(ws_stream(h.ws, pcm, start={"provider": provider}, realtime=2.0, chunk_bytes=3200,
+    return asyncio.run(client_stream(h.http, pcm, start={"provider": provider}, realtime=2.0, chunk_bytes=3200,
                                  timeout=60))
 
 

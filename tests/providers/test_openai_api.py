@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import HubProcess, base_config, clip, final_text, finals, load_pcm16, wer, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, final_text, finals, load_pcm16, wer
 
 CLIPS = ("en_libri_1089-134691", "en_jfk", "en_ljspeech_LJ001-0005")
 
@@ -41,7 +41,7 @@ providers:
 def test_openai_provider_transcribes_through_an_openai_compatible_server(hub: HubProcess) -> None:
     async def run() -> list[list[dict]]:
         return list(await asyncio.gather(*(
-            ws_stream(hub.ws, load_pcm16(clip(n).path).tobytes(), start={"language": "en", "word_timestamps": True},
+            client_stream(hub.http, load_pcm16(clip(n).path).tobytes(), start={"language": "en", "word_timestamps": True},
                       realtime=0, chunk_bytes=6400, timeout=120) for n in CLIPS)))
 
     runs = asyncio.run(run())

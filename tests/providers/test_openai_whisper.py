@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.support import SPEECH as DATA  # tests/data/speech (tests/data/README.md: sources and licences)
-from tests.support import HubProcess, base_config, clip, final_text, finals, load_pcm16, wer, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, final_text, finals, load_pcm16, wer
 
 
 def _silence(seconds: float) -> bytes:
@@ -66,7 +66,7 @@ providers:
 
 def test_random_checkpoint_loads_by_path_and_decodes_in_a_session(hub: HubProcess) -> None:
     pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
-    events = asyncio.run(ws_stream(hub.ws, pcm, start={"interim_results": False}, realtime=0, timeout=120))
+    events = asyncio.run(client_stream(hub.http, pcm, start={"interim_results": False}, realtime=0, timeout=120))
     types = [e["type"] for e in events]
     assert events[0]["provider"] == "random"
     assert "error" not in types, events
@@ -77,7 +77,7 @@ def test_random_checkpoint_loads_by_path_and_decodes_in_a_session(hub: HubProces
 
 def test_bundled_tiny_en_converted_gives_real_text(hub: HubProcess) -> None:
     c = clip("en_libri_1089-134691")
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(c.path).tobytes(), start={"provider": "tiny",
+    events = asyncio.run(client_stream(hub.http, load_pcm16(c.path).tobytes(), start={"provider": "tiny",
                                    "word_timestamps": True}, realtime=2.0, chunk_bytes=3200, timeout=120))
     assert "error" not in [e["type"] for e in events], events
     fins = finals(events)
@@ -122,7 +122,7 @@ def test_bundled_base_converted_runs_multilingual(hub: HubProcess) -> None:
     from asrhub.providers.localise import localise_text
 
     zh = clip("zh_aishell_BAC009S0724W0121")  # 广州市房地产中介协会分析
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / zh.file).tobytes() + _silence(1.0),
+    events = asyncio.run(client_stream(hub.http, load_pcm16(DATA / zh.file).tobytes() + _silence(1.0),
                                    start={"provider": "base", "language": "zh-TW"}, realtime=0, timeout=300))
     assert "error" not in [e["type"] for e in events], events
     text = final_text(events)
@@ -130,7 +130,7 @@ def test_bundled_base_converted_runs_multilingual(hub: HubProcess) -> None:
     simplified = re.sub(r"[\W_]+", "", localise_text(text, "zh"))
     assert jiwer.cer(re.sub(r"\s+", "", zh.transcript), simplified) <= 0.35, text
     en = clip("en_libri_1089-134691")
-    events = asyncio.run(ws_stream(hub.ws, load_pcm16(DATA / en.file).tobytes(), start={"provider": "base", "language": "en"},
+    events = asyncio.run(client_stream(hub.http, load_pcm16(DATA / en.file).tobytes(), start={"provider": "base", "language": "en"},
                                    realtime=0, timeout=300))
     assert wer([en.transcript], [final_text(events)]) <= 0.15, final_text(events)
     ckpt = next((Path(hub.config).parent / "cache" / "openai-whisper").glob("base.pt"))

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, clip, final_text, load_pcm16, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, final_text, load_pcm16
 
 ONE = """
 providers:
@@ -50,7 +50,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
 
 def _started(h: HubProcess, pcm: bytes | None = None) -> tuple[dict, list[dict]]:
     audio = pcm if pcm is not None else np.zeros(8000, dtype=np.int16).tobytes()
-    events = asyncio.run(ws_stream(h.ws, audio, realtime=0, timeout=60))
+    events = asyncio.run(client_stream(h.http, audio, realtime=0, timeout=60))
     return next(e for e in events if e["type"] == "session.started"), events
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import HubProcess, base_config, clip, finals, free_port, load_pcm16, ws_stream
+from tests.support import HubProcess, base_config, client_stream, clip, finals, free_port, load_pcm16
 
 
 @dataclass
@@ -168,7 +168,7 @@ def is_slice_of(received: bytes, sent: bytes) -> bool:
 
 def _stream(h: HubProcess, name: str, start: dict) -> tuple[bytes, list[dict]]:
     pcm = load_pcm16(clip(name).path).tobytes()
-    events = asyncio.run(ws_stream(h.ws, pcm, start=start, realtime=2.0, chunk_bytes=3200, timeout=60))
+    events = asyncio.run(client_stream(h.http, pcm, start=start, realtime=2.0, chunk_bytes=3200, timeout=60))
     assert "error" not in [e["type"] for e in events], events
     return pcm, events
 

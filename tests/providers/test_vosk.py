@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, finals, load_pcm16, ws_stream
+from tests.support import HubProcess, base_config, client_stream, finals, load_pcm16
 
 PROVIDERS = """
 providers:
@@ -58,7 +58,7 @@ def test_providers_lists_vosk_with_honest_capabilities(hub: HubProcess) -> None:
 def test_korean_speech_streams_partials_and_finals_with_word_times(hub: HubProcess,
                                                                    tmp_path: Path) -> None:
     pcm = korean_speech(tmp_path)
-    events = asyncio.run(ws_stream(hub.ws, pcm.tobytes(), start={"language": "ko", "word_timestamps": True},
+    events = asyncio.run(client_stream(hub.http, pcm.tobytes(), start={"language": "ko", "word_timestamps": True},
                                    realtime=2.0, chunk_bytes=3200, timeout=90))
     types = [e["type"] for e in events]
     assert types[0] == "session.started" and events[0]["provider"] == "vosk" and events[0]["language"] == "ko"

@@ -1,0 +1,54 @@
+"""POST /v1/tokens: a short-lived token for browsers, scoped to the calling API key (DESIGN §3.8).
+
+The key comes in `Authorization: Bearer <key>` (the middleware refuses tokens here: a token cannot mint
+tokens). The answer `{token, expires_at}` starts sessions until expires_at and does nothing else."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ..core.auth import Authenticator, Credential
+from ..core.commands import MAX_COMMAND_BYTES, describe_validation
+from ..core.errors import ErrorCode, HubError
+from ..core.tokens import TokenIssued, TokenRequest
+from .errors import ERROR_RESPONSES, error_response
+
+router = APIRouter(tags=["auth"])
+
+
+async def _read(request: Request) -> TokenRequest:
+    body = await request.body()
+    if len(body) > MAX_COMMAND_BYTES:
+        raise HubError(ErrorCode.payload_too_large, f"body is {len(body)} bytes; the limit is {MAX_COMMAND_BYTES}")
+    if not body.strip():
+        return TokenRequest()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise HubError(ErrorCode.invalid_command, f"body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise HubError(ErrorCode.invalid_command, 'body must be a JSON object like {"ttl_s": 60}')
+    try:
+        return TokenRequest.model_validate(data)
+    except ValidationError as e:
+        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
+
+
+@router.post("/v1/tokens", response_model=TokenIssued, responses=ERROR_RESPONSES,
+             summary="A short-lived token that starts sessions for the calling API key",
+             openapi_extra={"requestBody": {"required": False, "content": {
+                 "application/json": {"schema": TokenRequest.model_json_schema()}}}})
+async def create_token(request: Request) -> Response:
+    auth: Authenticator = request.app.state.hub.auth
+    cred: Credential = request.scope.get("asrhub.credential") or Credential(None, None)
+    try:
+        req = await _read(request)
+        token, expires_at = auth.issue_token(cred.key, req.ttl_s)
+    except HubError as e:
+        return error_response(e)
+    return JSONResponse(TokenIssued(token=token, expires_at=expires_at).model_dump(),
+                        headers={"cache-control": "no-store"})

@@ -1,0 +1,360 @@
+"""The one client interface, over any transport: `StreamingClient.stream()` / `.session()` / `.transcribe()`.
+
+A transport supplies a `Connection` (one live connection carrying one session: open with a start or a
+resume, send audio / flush / stop, read events). `LiveSession` puts resume on top: when the connection
+drops before `session.ended`, it reconnects and sends `start {resume: {session_id, last_seq}}`, and it
+hands the application each event once, in seq order (events the hub replays are skipped by seq). Audio
+that failed to send while the connection was down is sent again after the resume; audio that a dying
+connection had already accepted may be lost (at most what was in flight).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar
+
+from ..core.commands import ResumeSpec, StartSession
+from ..core.events import ErrorEvent, Event, SessionEnded, SessionStarted, TranscriptFinal
+from .audio import AudioSource, paced, prepare
+from .errors import ConnectionLost, HubRequestError, ResumeFailed
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+class Connection(abc.ABC):
+    """One connection carrying one session (a transport implements this)."""
+
+    @abc.abstractmethod
+    async def open(self, start: StartSession) -> str | None:
+        """Connect and send `start` (new or resume). Returns the session id when the wire answers it
+        directly (SSE, Socket.IO ack); raises HubRequestError when the hub refuses there and then."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[Event]:
+        """The events this connection receives, until the hub ends the session (normal end of iteration);
+        raises ConnectionLost when the connection drops first."""
+
+    @abc.abstractmethod
+    async def send_audio(self, data: bytes) -> None:
+        """Raises ConnectionLost when the connection is gone."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def keepalive(self) -> None:
+        """No audio for a while, but keep the session open (resets its idle timer)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
+
+
+class LiveSession:
+    """A started session: send audio and commands, iterate its events (each exactly once). Survives
+    dropped connections by resuming."""
+
+    def __init__(self, client: StreamingClient, start: StartSession) -> None:
+        self.client = client
+        self.start_cmd = start
+        self.session_id: str | None = None
+        self.last_seq = 0
+        self.started: SessionStarted | None = None
+        self.ended: SessionEnded | None = None
+        self.reconnects = 0
+        self._conn: Connection | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._changed = asyncio.Event()  # set (and replaced) whenever the connection or the session's fate changes
+        self._failed: BaseException | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._started = asyncio.get_running_loop().create_future()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def _begin(self) -> None:
+        conn = self.client.connection()
+        try:
+            sid = await conn.open(self.start_cmd)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        self._conn = conn
+        self.session_id = sid
+        if self.start_cmd.resume is not None:
+            self.session_id = self.start_cmd.resume.session_id
+            self.last_seq = self.start_cmd.resume.last_seq
+            self._started.set_result(None)
+        self._reader = asyncio.create_task(self._read())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._started), self.client.start_timeout_s)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop reading and close the connection (without `stop`: use stop() to end the session)."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+
+    async def __aenter__(self) -> LiveSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _accept(self, ev: Event) -> None:
+        if isinstance(ev, ErrorEvent) and not ev.session_id:
+            # an answer to our start or resume itself (the hub had no session to put it in)
+            err = HubRequestError(ev.code, ev.message)
+            if not self._started.done():
+                self._started.set_exception(err)
+                return
+            raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
+        if ev.session_id and self.session_id is None:
+            self.session_id = ev.session_id
+        if ev.session_id and ev.seq:
+            if ev.seq <= self.last_seq:
+                return  # replayed after a resume: the application has it already
+            self.last_seq = ev.seq
+        if isinstance(ev, SessionStarted) and self.started is None:
+            self.started = ev
+        if not self._started.done() and self.started is not None:
+            self._started.set_result(None)
+        if isinstance(ev, SessionEnded):
+            self.ended = ev
+        self._queue.put_nowait(ev)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                assert self._conn is not None
+                try:
+                    async for ev in self._conn.events():
+                        self._accept(ev)
+                        if self.ended is not None:
+                            return
+                    if self.ended is not None:
+                        return
+                    raise ConnectionLost("the connection ended before session.ended")
+                except ConnectionLost as lost:
+                    if self.session_id is None or not self._started.done():
+                        raise
+                    await self._resume(lost)
+        except asyncio.CancelledError:
+            self._fail(ConnectionLost("the session was closed"))
+            raise
+        except Exception as e:
+            self._fail(e)
+        finally:
+            self._queue.put_nowait(_END)
+            self._signal()
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _fail(self, e: BaseException) -> None:
+        if not self._started.done():
+            self._started.set_exception(e)
+        self._failed = e
+        self._queue.put_nowait(e)
+
+    async def _resume(self, lost: BaseException) -> None:
+        """Reconnect with `resume {session_id, last_seq}`; ResumeFailed after max_reconnects tries or when the
+        hub no longer holds the session."""
+        old = self._conn
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+        delay = self.client.reconnect_delay_s
+        last: BaseException = lost
+        for _ in range(self.client.max_reconnects):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            assert self.session_id is not None
+            cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(session_id=self.session_id,
+                                                                           last_seq=self.last_seq)})
+            conn = self.client.connection()
+            try:
+                await conn.open(cmd)
+            except HubRequestError as e:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                if e.code in ("session_not_found", "invalid_command", "unauthorized"):
+                    raise ResumeFailed(f"session {self.session_id} cannot be resumed: {e}", e) from e
+                last = e
+                continue
+            except (ConnectionLost, OSError) as e:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                last = e
+                continue
+            self.reconnects += 1
+            self.client.reconnects += 1
+            log.info("session %s resumed after seq %d (%s)", self.session_id, self.last_seq, lost)
+            self._conn = conn
+            self._signal()
+            return
+        raise ResumeFailed(f"session {self.session_id}: {self.client.max_reconnects} reconnects failed", last)
+
+    async def __anext__(self) -> Event:
+        item = await self._queue.get()
+        if item is _END:
+            self._queue.put_nowait(_END)
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> LiveSession:
+        return self
+
+    # -- sending -----------------------------------------------------------------------------------
+    async def _call(self, op: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run op on the live connection; when it is lost, wait for the resume and run it again there. A
+        command the hub answers with an error (HTTP+SSE) becomes an `error` event in the stream (seq 0), as
+        the other wires report it."""
+        while True:
+            if self._failed is not None:
+                raise self._failed
+            if self.ended is not None:
+                raise HubRequestError("invalid_command", f"session '{self.session_id}' has ended "
+                                      f"(reason {self.ended.reason}); no more audio or commands")
+            conn = self._conn
+            assert conn is not None
+            try:
+                await op(conn)
+                return
+            except HubRequestError as e:
+                self._queue.put_nowait(ErrorEvent(session_id=self.session_id or "", code=e.code, message=e.message))
+                return
+            except ConnectionLost:
+                # wait for the reader: it resumes (a new connection), fails, or sees the session end
+                while self._conn is conn and self._failed is None and self.ended is None \
+                        and self._reader is not None and not self._reader.done():
+                    await self._changed.wait()
+
+    async def send(self, data: bytes) -> None:
+        if data:
+            await self._call(lambda c: c.send_audio(data))
+
+    async def flush(self) -> None:
+        await self._call(lambda c: c.flush())
+
+    async def stop(self) -> None:
+        await self._call(lambda c: c.stop())
+
+    async def keepalive(self) -> None:
+        """Pausing the audio: keep the session from being ended as idle (start option idle_timeout_s)."""
+        await self._call(lambda c: c.keepalive())
+
+
+class StreamingClient(abc.ABC):
+    """One interface over every streaming transport; subclasses supply `connection()`.
+
+    `api_key` is an API key or a short-lived token from POST /v1/tokens (either is sent where that
+    transport carries credentials). Each stream()/session() call opens its own connection, so one client
+    serves many sessions, concurrently too."""
+
+    transport: ClassVar[str] = "?"
+
+    def __init__(self, *, api_key: str | None = None, max_reconnects: int = 5, reconnect_delay_s: float = 0.2,
+                 start_timeout_s: float = 30.0, busy_retries: int = 3, busy_delay_s: float = 0.5) -> None:
+        self.api_key = api_key
+        self.busy_retries = busy_retries    # starts refused with too_many_sessions are tried again ...
+        self.busy_delay_s = busy_delay_s    # ... after this, doubling each time
+        self.max_reconnects = max_reconnects
+        self.reconnect_delay_s = reconnect_delay_s
+        self.start_timeout_s = start_timeout_s
+        self.reconnects = 0  # resumes after dropped connections, over all sessions of this client
+
+    @abc.abstractmethod
+    def connection(self) -> Connection: ...
+
+    async def session(self, options: StartSession | None = None, **fields: Any) -> LiveSession:
+        """Start (or, with `resume=`, resume) a session; returns once the hub has started it. Use it as
+        `async with await client.session(...) as s:` and iterate `s` for its events."""
+        opts = _options(options, fields)
+        delay = self.busy_delay_s
+        for attempt in range(self.busy_retries + 1):
+            s = LiveSession(self, opts)
+            try:
+                await s._begin()
+                return s
+            except HubRequestError as e:  # a hub at capacity says so at once: come back shortly
+                if e.code != "too_many_sessions" or attempt == self.busy_retries:
+                    raise
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    async def stream(self, audio: AudioSource, options: StartSession | None = None, *, realtime: float | None = None,
+                     chunk_ms: int = 100, **fields: Any) -> AsyncGenerator[Event, None]:
+        """Send `audio` (bytes, a file path, or an (async) iterator of chunks) in one session, then `stop`;
+        yield every event of the session once, in order, up to `session.ended`. `realtime` paces PCM and
+        WAV at that multiple of real time (None: as fast as the connection takes it)."""
+        opts = _options(options, fields)
+        declared = opts.audio if "audio" in opts.model_fields_set else None
+        prepared = prepare(audio, declared, chunk_ms)
+        opts = opts.model_copy(update={"audio": prepared.spec})
+        s = await self.session(opts)
+        sender = asyncio.create_task(self._send_all(s, paced(prepared.chunks, prepared.bytes_per_s, realtime)))
+        try:
+            async for ev in s:
+                yield ev
+            if not sender.done():
+                sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        finally:
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
+            await s.close()
+
+    @staticmethod
+    async def _send_all(s: LiveSession, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                await s.send(chunk)
+            await s.stop()
+        except Exception as e:  # the audio source (or a send) failed: the iteration raises it now
+            if e is not s._failed:  # (a failed session has queued its own error already)
+                s._queue.put_nowait(e)
+
+    async def transcribe(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> str:
+        """The session's final transcripts joined by spaces."""
+        finals = [ev.text async for ev in self.stream(audio, options, **kw) if isinstance(ev, TranscriptFinal)]
+        return " ".join(t.strip() for t in finals if t.strip())
+
+    async def aclose(self) -> None:  # noqa: B027 (transports with shared resources override it)
+        """Release shared resources (none by default: each session owns its connection)."""
+
+    async def __aenter__(self) -> StreamingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _options(options: StartSession | None, fields: dict[str, Any]) -> StartSession:
+    if options is not None and fields:
+        return options.model_copy(update=StartSession.model_validate(fields).model_dump(exclude_unset=True))
+    if options is not None:
+        return options
+    return StartSession.model_validate(fields)

@@ -1,0 +1,28 @@
+"""Errors the client raises (events the hub sends in a session are yielded, not raised)."""
+
+from __future__ import annotations
+
+
+class HubRequestError(Exception):
+    """The hub refused a request outright: a start, a resume, a token, a connection (contract error code,
+    e.g. `unauthorized`, `too_many_sessions`, `session_not_found`)."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class ConnectionLost(Exception):
+    """The connection under a session dropped (the session itself may still be resumable)."""
+
+
+class ResumeFailed(HubRequestError):
+    """A session could not be resumed: the hub refused (its code, e.g. `session_not_found`) or every
+    reconnect failed (code `connection_lost`)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        code = cause.code if isinstance(cause, HubRequestError) else "connection_lost"
+        super().__init__(code, message)
+        self.cause = cause

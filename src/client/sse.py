@@ -1,0 +1,102 @@
+"""HTTP + SSE transport: POST /v1/sessions, GET its events as text/event-stream, POST audio/flush/stop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..core.commands import StartSession
+from ..core.events import Event
+from .base import Connection, StreamingClient
+from .errors import ConnectionLost, HubRequestError
+from .events import parse_event
+
+
+def http_error(status: int, body: bytes) -> HubRequestError:
+    try:
+        err = json.loads(body)["error"]
+        return HubRequestError(str(err["code"]), str(err["message"]), status)
+    except (ValueError, KeyError, TypeError):
+        return HubRequestError(f"http_{status}", body[:200].decode(errors="replace"), status)
+
+
+class SseConnection(Connection):
+    def __init__(self, client: SseClient) -> None:
+        import httpx
+        self.client = client
+        headers = {"Authorization": f"Bearer {client.api_key}"} if client.api_key else {}
+        self.http = httpx.AsyncClient(base_url=client.base_url, headers=headers,
+                                      timeout=httpx.Timeout(client.start_timeout_s, read=None))
+        self.session_id = ""
+        self.audio_url = ""
+        self.events_url = ""
+        self.after = 0
+        self.response: Any = None
+
+    async def _post(self, url: str, **kw: Any) -> Any:
+        import httpx
+        try:
+            r = await self.http.post(url, **kw)
+        except httpx.TransportError as e:
+            raise ConnectionLost(f"POST {url}: {e}") from e
+        if r.status_code >= 400:
+            raise http_error(r.status_code, r.content)
+        return r
+
+    async def open(self, start: StartSession) -> str | None:
+        r = await self._post("/v1/sessions", json=start.model_dump(exclude_none=True))
+        info = r.json()
+        self.session_id = info["session_id"]
+        self.audio_url = info["audio_url"]
+        self.events_url = info["events_url"]
+        self.after = start.resume.last_seq if start.resume else 0
+        return self.session_id  # type: ignore[no-any-return]
+
+    async def events(self) -> AsyncIterator[Event]:
+        import httpx
+        headers = {"Last-Event-ID": str(self.after)} if self.after else {}
+        try:
+            async with self.http.stream("GET", self.events_url, headers=headers) as r:
+                self.response = r
+                if r.status_code == 204:
+                    return  # the session ended and everything was delivered
+                if r.status_code >= 400:
+                    raise http_error(r.status_code, await r.aread())
+                data: list[str] = []
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].lstrip(" "))
+                    elif line == "" and data:
+                        yield parse_event(json.loads("\n".join(data)))
+                        data = []
+        except httpx.TransportError as e:
+            raise ConnectionLost(f"event stream: {e}") from e
+
+    async def send_audio(self, data: bytes) -> None:
+        await self._post(self.audio_url, content=data, headers={"content-type": "application/octet-stream"})
+
+    async def flush(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/flush")
+
+    async def stop(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/stop")
+
+    async def keepalive(self) -> None:
+        await self._post(f"/v1/sessions/{self.session_id}/keepalive")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class SseClient(StreamingClient):
+    """`SseClient("http://127.0.0.1:8000", api_key=...)`; the key goes in the Authorization header."""
+
+    transport = "sse"
+
+    def __init__(self, base_url: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.base_url = base_url.rstrip("/")
+
+    def connection(self) -> Connection:
+        return SseConnection(self)
