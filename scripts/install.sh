@@ -30,3 +30,10 @@ if has silero || has test; then
   "${pip[@]}" onnxruntime
   "${pip[@]}" --no-deps silero-vad==6.2.3
 fi
+# pipecat's OpenAI STT service (tests/integrations): pipecat-ai pins protobuf<7 and soxr~=1.0, but the hub's
+# generated gRPC code needs protobuf 7. --no-deps, then only what its OpenAI STT imports (none pulls torch).
+if has test; then
+  "${pip[@]}" --no-deps pipecat-ai==1.14.0
+  "${pip[@]}" loguru docstring_parser "wait_for2<1" "loudness<1" sentencex==1.0.32 "Markdown<4" "resampy~=0.4.3" \
+    num2words
+fi

@@ -25,7 +25,7 @@ from ..core.config import HubConfig, load_config
 from ..core.hub import Hub
 from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
-from . import openai_compat, rest, sse, tokens, websocket
+from . import openai_compat, openai_models, realtime, rest, sse, tokens, websocket
 from .auth import AuthMiddleware
 from .grpc import GrpcServer
 from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_handlers
@@ -74,6 +74,9 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     app.include_router(sse.router)
     app.include_router(tokens.router)
     app.include_router(openai_compat.router)
+    app.include_router(openai_compat.native_router)
+    app.include_router(openai_models.router)
+    app.include_router(realtime.router)
     app.state.grpc = grpc_server
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")

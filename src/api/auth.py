@@ -17,6 +17,8 @@ from urllib.parse import parse_qs
 from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
 from .errors import error_event
+from .openai_errors import OPENAI_PATHS, openai_error_body
+from .realtime_events import realtime_error
 
 Scope = dict[str, Any]
 PROTECTED = ("/v1/", "/socket.io")
@@ -81,13 +83,16 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Any, send: Any, err: HubError) -> None:
+        openai_shape = scope["path"].startswith(OPENAI_PATHS)
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
-            await send({"type": "websocket.send", "text": error_event(err).to_json()})
+            text = realtime_error(err).model_dump_json() if openai_shape else error_event(err).to_json()
+            await send({"type": "websocket.send", "text": text})
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"error": {"code": err.code.value, "message": err.message}}).encode()
+        body = (openai_error_body(err).model_dump_json() if openai_shape else
+                json.dumps({"error": {"code": err.code.value, "message": err.message}})).encode()
         await send({"type": "http.response.start", "status": err.http_status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"www-authenticate", b"Bearer")]})

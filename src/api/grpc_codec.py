@@ -42,7 +42,7 @@ class BadRequest:
 
 def _unknown_fields(msg: Any, path: str = "") -> list[str]:
     """Field numbers the contract does not define, anywhere in the message."""
-    found = [f"{path}#{f.field_number}" for f in UnknownFieldSet(msg)]
+    found = [f"{path}#{f.field_number}" for f in UnknownFieldSet(msg)]  # type: ignore[attr-defined]
     for field, value in msg.ListFields():
         repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
         if field.message_type is not None and not repeated:

@@ -1,66 +1,68 @@
-"""Whole-file transcription over REST (DESIGN §3.7).
+"""Whole-file transcription over REST (DESIGN §3.7, §3.8).
 
-POST /v1/audio/transcriptions is compatible with OpenAI's API (and its official clients): multipart
-`file`, `model` (a hub provider name, or "whisper-1" = the default provider), `language`, `prompt`,
-`response_format` json|text|verbose_json|srt|vtt, `temperature`, `timestamp_granularities[]`.
-POST /v1/transcribe takes the same upload and answers the hub-native JSON (text, segments, words,
-language, duration_ms, provider).
+POST /v1/audio/transcriptions and /v1/audio/translations speak OpenAI's API (and its official clients):
+multipart `file`, `model` (an alias from `openai_compat.aliases`, or a hub provider name), `language`,
+`prompt`, `response_format` json|text|verbose_json|srt|vtt, `temperature`, `timestamp_granularities[]`,
+`include[]` (logprobs), `chunking_strategy` ("auto" or server_vad settings), `stream` (SSE deltas, see
+openai_stream). Errors use OpenAI's shape (openai_errors). POST /v1/transcribe takes the same upload and
+answers the hub-native JSON (text, segments, words, language, duration_ms, provider).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, load_raw, transcribe_audio
+from ..core.language import model_language
+from ..core.transcribe import (
+    MAX_UPLOAD_BYTES,
+    FileTranscript,
+    SplitOptions,
+    load_audio,
+    load_raw,
+    transcribe_audio,
+    transcribe_file,
+)
 from ..core.validation import request_options, validate_start
 from ..formats import format_segments
-from ..providers.base import Provider, Task
+from ..providers.base import Provider, Task, TranscribeOptions
 from .errors import ERROR_RESPONSES, HubRoute, error_response
+from .languages import language_code, language_name
+from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, openai_error_body
+from .openai_models import resolve
+from .openai_stream import piece_stream, session_stream, start_for
+from .openai_wire import (
+    Logprob,
+    StreamDelta,
+    StreamDone,
+    Transcription,
+    TranscriptionVerbose,
+    Translation,
+    Usage,
+    VerboseSegment,
+    VerboseWord,
+)
 
-router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
+log = logging.getLogger(__name__)
+router = APIRouter(route_class=OpenAIRoute, tags=["OpenAI-compatible"])
+native_router = APIRouter(route_class=HubRoute, tags=["transcription (REST)"])
 
-OPENAI_DEFAULT_MODELS = ("whisper-1", "default", "")
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
-
-
-class Transcription(BaseModel):
-    text: str
-
-
-class VerboseSegment(BaseModel):
-    id: int
-    seek: int = 0
-    start: float
-    end: float
-    text: str
-    tokens: list[int] = []
-    temperature: float = 0.0
-    avg_logprob: float = 0.0
-    compression_ratio: float = 0.0
-    no_speech_prob: float = 0.0
-
-
-class VerboseWord(BaseModel):
-    word: str
-    start: float
-    end: float
-
-
-class TranscriptionVerbose(BaseModel):
-    task: str = "transcribe"
-    language: str
-    duration: float
-    text: str
-    segments: list[VerboseSegment] | None = None
-    words: list[VerboseWord] | None = None
+#: every form field the transcription route reads; anything else is refused, not ignored
+KNOWN_FIELDS = {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
+                "stream", "include[]", "chunking_strategy", "chunking_strategy[type]",
+                "chunking_strategy[silence_duration_ms]", "chunking_strategy[prefix_padding_ms]",
+                "chunking_strategy[threshold]", "languages[]", "keywords[]"}
 
 
 class HubWord(BaseModel):
@@ -83,6 +85,31 @@ class HubTranscription(BaseModel):
     language: str | None
     duration_ms: int
     provider: str
+
+
+def _check(request: Request, provider: Provider, language: str | None, prompt: str | None = None,
+           task: Task = "transcribe") -> None:
+    """The options checked as a streaming start checks them (language tag, prompt, task); the field at
+    fault is OpenAI's `param`."""
+    try:
+        opts = request_options(provider=provider.name, language=language, prompt=prompt, task=task)
+        validate_start(opts, provider, request.app.state.hub.config.limits)
+    except HubError as e:
+        param = "language" if "language" in e.message else "prompt" if "prompt" in e.message else "model"
+        raise ParamError(e.code, e.message, param) from None
+
+
+async def _read_audio(request: Request, file: UploadFile) -> Any:
+    limit = int(request.app.state.hub.config.openai_compat.max_upload_mb * 1024 * 1024)
+    if file.size is not None and file.size > limit:
+        raise ParamError(ErrorCode.payload_too_large, f"file of {file.size} bytes exceeds the limit of {limit}", "file")
+    data = await file.read()
+    if not data:
+        raise ParamError(ErrorCode.invalid_audio, "the uploaded file is empty", "file")
+    try:
+        return await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
+    except HubError as e:
+        raise ParamError(e.code, e.message, "file") from None
 
 
 def _provider(request: Request, name: str | None, language: str | None,
@@ -126,62 +153,193 @@ async def _transcribe(request: Request, file: UploadFile, provider_name: str | N
                                   temperature=temperature, task=task, hotwords=hotwords)
 
 
-def _verbose(res: dict[str, Any], temperature: float, words: bool) -> dict[str, Any]:
-    out = TranscriptionVerbose(
-        language=res.get("language") or "", duration=res["duration_ms"] / 1000.0, text=res["text"],
-        segments=[VerboseSegment(id=i, start=s["start_ms"] / 1000.0, end=s["end_ms"] / 1000.0, text=s["text"],
-                                 temperature=temperature) for i, s in enumerate(res["segments"])],
-        words=[VerboseWord(word=w["word"].strip(), start=w["start_ms"] / 1000.0, end=w["end_ms"] / 1000.0)
-               for w in res["words"]] if words else None)
-    return out.model_dump(exclude_none=True)
+def _chunking(raw: str | None, kind: str | None, silence: int | None, prefix: int | None,
+              threshold: float | None) -> tuple[SplitOptions | None, float | None]:
+    """OpenAI `chunking_strategy`: "auto", a JSON object, or the SDK's bracketed form fields."""
+    if raw and raw.strip().startswith("{"):
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise ParamError(ErrorCode.invalid_command, "chunking_strategy is not valid JSON", "chunking_strategy") \
+                from None
+        if not isinstance(obj, dict):
+            raise ParamError(ErrorCode.invalid_command, "chunking_strategy must be \"auto\" or an object",
+                             "chunking_strategy")
+        kind, silence, prefix, threshold = (obj.get("type"), obj.get("silence_duration_ms"),
+                                            obj.get("prefix_padding_ms"), obj.get("threshold"))
+    elif raw not in (None, "", "auto"):
+        raise ParamError(ErrorCode.invalid_command, f"chunking_strategy {raw!r}: use \"auto\" or "
+                         "{\"type\": \"server_vad\", ...}", "chunking_strategy")
+    if kind is None and silence is None and prefix is None and threshold is None:
+        return None, None
+    if kind != "server_vad":
+        raise ParamError(ErrorCode.invalid_command, f"chunking_strategy type {kind!r}: only \"server_vad\" is known",
+                         "chunking_strategy")
+    try:
+        sil = int(silence) if silence is not None else 500
+        pre = int(prefix) if prefix is not None else 300
+        thr = float(threshold) if threshold is not None else None
+    except (TypeError, ValueError):
+        raise ParamError(ErrorCode.invalid_command, "chunking_strategy values must be numbers",
+                         "chunking_strategy") from None
+    if not (50 <= sil <= 10_000 and 0 <= pre <= 2_000 and (thr is None or 0 < thr < 1)):
+        raise ParamError(ErrorCode.invalid_command, "chunking_strategy out of range: silence_duration_ms 50..10000, "
+                         "prefix_padding_ms 0..2000, threshold 0..1 (exclusive)", "chunking_strategy")
+    # the file splitter runs the WebRTC VAD: a higher threshold = a more aggressive mode
+    mode = 2 if thr is None else min(3, int(thr * 4))
+    return SplitOptions(silence_ms=sil, pre_roll_ms=pre, aggressiveness=mode), thr
+
+
+def _logprobs(res: FileTranscript) -> list[Logprob] | None:
+    if res.logprobs is None:
+        return None
+    return [Logprob(token=t.token, logprob=round(t.logprob, 6), bytes=t.bytes) for t in res.logprobs]
+
+
+def _verbose(res: FileTranscript, task: Literal["transcribe", "translate"], words: bool,
+             segments: bool) -> TranscriptionVerbose:
+    return TranscriptionVerbose(
+        task=task, language=language_name(res.language), duration=res.duration_ms / 1000.0, text=res.text,
+        segments=[VerboseSegment(id=i, seek=s.seek, start=s.start_ms / 1000.0, end=s.end_ms / 1000.0, text=s.text,
+                                 tokens=list(s.tokens), temperature=s.temperature, avg_logprob=s.avg_logprob,
+                                 compression_ratio=s.compression_ratio, no_speech_prob=s.no_speech_prob)
+                  for i, s in enumerate(res.segments)] if segments else None,
+        words=[VerboseWord(word=w.word.strip(), start=w.start_ms / 1000.0, end=w.end_ms / 1000.0)
+               for w in res.words] if words else None,
+        usage=Usage(seconds=res.duration_ms / 1000.0) if task == "transcribe" else None)
+
+
+def _answer(res: FileTranscript, fmt: ResponseFormat, task: Literal["transcribe", "translate"], words: bool,
+            segments: bool) -> Response:
+    if fmt == "json":
+        body: BaseModel = (Transcription(text=res.text, logprobs=_logprobs(res), usage=Usage(
+            seconds=res.duration_ms / 1000.0)) if task == "transcribe" else Translation(text=res.text))
+        return JSONResponse(body.model_dump(exclude_none=True))
+    if fmt == "verbose_json":
+        return JSONResponse(_verbose(res, task, words, segments).model_dump(exclude_none=True))
+    rows = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text} for s in res.segments]
+    if fmt == "vtt":
+        return PlainTextResponse(format_segments(rows, "vtt"), media_type="text/vtt")
+    return PlainTextResponse(format_segments(rows, fmt))
+
+
+async def _sse(events: AsyncIterator[StreamDelta | StreamDone]) -> AsyncIterator[bytes]:
+    try:
+        async for ev in events:
+            yield f"data: {ev.model_dump_json(exclude_none=True)}\n\n".encode()
+    except HubError as e:  # mid-stream: OpenAI's error object as the last event (the SDK raises it)
+        yield f"data: {openai_error_body(e).model_dump_json()}\n\n".encode()
+    except Exception as e:  # never a silently truncated stream
+        log.exception("transcription stream failed")
+        err = HubError(ErrorCode.internal, f"internal error: {type(e).__name__}")
+        yield f"data: {openai_error_body(err).model_dump_json()}\n\n".encode()
 
 
 _FORMATS_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"description": "json: Transcription; verbose_json: TranscriptionVerbose; text/srt/vtt: plain text",
+    200: {"description": "json: Transcription; verbose_json: TranscriptionVerbose; text/srt/vtt: plain text; "
+                         "stream=true: text/event-stream of transcript.text.delta / transcript.text.done",
           "content": {"application/json": {"schema": {"anyOf": [
               {"$ref": "#/components/schemas/Transcription"},
               {"$ref": "#/components/schemas/TranscriptionVerbose"}]}},
-              "text/plain": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}}}},
-    **ERROR_RESPONSES}
+              "text/plain": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}},
+              "text/event-stream": {"schema": {"anyOf": [{"$ref": "#/components/schemas/StreamDelta"},
+                                                         {"$ref": "#/components/schemas/StreamDone"}]}}}},
+    **OPENAI_ERROR_RESPONSES}
 
 
-@router.post("/v1/audio/transcriptions", response_model=Transcription | TranscriptionVerbose,
+@router.post("/v1/audio/transcriptions", response_model=Transcription | TranscriptionVerbose | StreamDelta | StreamDone,
              responses=_FORMATS_DOC, summary="Transcribe a file (OpenAI-compatible)")
 async def audio_transcriptions(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file (wav, flac, mp3, ogg, webm, m4a, ...)")],
-    model: Annotated[str, Form(description='a hub provider name, or "whisper-1" for the default provider')]
-    = "whisper-1",
-    language: Annotated[str | None, Form(description="ISO-639-1 code, e.g. en")] = None,
+    model: Annotated[str, Form(description="an alias (openai_compat.aliases: whisper-1, gpt-4o-transcribe, "
+                                           "gpt-4o-mini-transcribe) or a hub provider name")] = "whisper-1",
+    language: Annotated[str | None, Form(description="ISO-639-1 code (e.g. en) or English name")] = None,
     prompt: Annotated[str | None, Form(description="text to condition the decoder on")] = None,
     response_format: Annotated[ResponseFormat, Form()] = "json",
     temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
     timestamp_granularities: Annotated[list[Literal["word", "segment"]] | None,
                                        Form(alias="timestamp_granularities[]",
                                             description="verbose_json only: word and/or segment")] = None,
-    stream: Annotated[bool, Form(description="streaming answers are not supported: must be false")] = False,
+    stream: Annotated[bool, Form(description="answer text/event-stream: transcript.text.delta while decoding, "
+                                             "then transcript.text.done")] = False,
+    include: Annotated[list[Literal["logprobs"]] | None,
+                       Form(alias="include[]", description="logprobs: token log-probabilities (json or stream)")]
+    = None,
+    chunking_strategy: Annotated[str | None, Form(description='"auto" or a JSON server_vad object')] = None,
+    cs_type: Annotated[str | None, Form(alias="chunking_strategy[type]")] = None,
+    cs_silence: Annotated[int | None, Form(alias="chunking_strategy[silence_duration_ms]")] = None,
+    cs_prefix: Annotated[int | None, Form(alias="chunking_strategy[prefix_padding_ms]")] = None,
+    cs_threshold: Annotated[float | None, Form(alias="chunking_strategy[threshold]")] = None,
+    languages: Annotated[list[str] | None, Form(alias="languages[]", description="possible languages: one is used "
+                                                "as `language`, several mean detection")] = None,
+    keywords: Annotated[list[str] | None, Form(alias="keywords[]", description="terms to expect: given to the "
+                                               "decoder as its prompt when there is no `prompt`")] = None,
 ) -> Response:
-    try:
-        if stream:
-            raise HubError(ErrorCode.invalid_command, "stream=true is not supported here; stream audio over "
-                           "/v1/ws, /v1/sessions (SSE), Socket.IO or gRPC instead")
-        granularities = set(timestamp_granularities or ["segment"])
-        words = response_format == "verbose_json" and "word" in granularities
-        res = await _transcribe(request, file, None if model in OPENAI_DEFAULT_MODELS else model, language, prompt,
-                                temperature, words)
-    except HubError as e:
-        return error_response(e)
-    if response_format == "json":
-        return JSONResponse({"text": res["text"]})
-    if response_format == "verbose_json":
-        return JSONResponse(_verbose(res, temperature, words))
-    if response_format == "vtt":
-        return PlainTextResponse(format_segments(res["segments"], "vtt"), media_type="text/vtt")
-    return PlainTextResponse(format_segments(res["segments"], response_format))
+    unknown = sorted(set((await request.form()).keys()) - KNOWN_FIELDS)
+    if unknown:
+        raise ParamError(ErrorCode.invalid_command, f"unsupported parameter '{unknown[0]}'", unknown[0])
+    if not language and languages:
+        language = languages[0] if len(languages) == 1 else "auto"
+    lang = language_code(language)
+    provider = resolve(request, model, lang)
+    if keywords and not prompt:
+        prompt = ", ".join(k.strip() for k in keywords if k.strip())
+    _check(request, provider, lang, prompt or None)
+    split, threshold = _chunking(chunking_strategy, cs_type, cs_silence, cs_prefix, cs_threshold)
+    logprobs = "logprobs" in (include or [])
+    if logprobs and response_format != "json":
+        raise ParamError(ErrorCode.invalid_command, "include[]=logprobs needs response_format json", "include[]")
+    if logprobs and not provider.capabilities.logprobs:
+        raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' does not report token "
+                         "log-probabilities", "include[]")
+    if stream and response_format not in ("json", "text"):
+        raise ParamError(ErrorCode.invalid_command, "stream=true answers transcript.text events: use response_format "
+                         "json or text", "stream")
+    granularities = set(timestamp_granularities or ["segment"])
+    words = response_format == "verbose_json" and "word" in granularities
+    audio = await _read_audio(request, file)
+    locale = lang or provider.language
+    opts = TranscribeOptions(language=model_language(locale), word_timestamps=words, initial_prompt=prompt or None,
+                             temperature=temperature, logprobs=logprobs)
+    if stream:
+        if logprobs:  # session finals carry no token log-probabilities
+            events = piece_stream(provider, audio, opts, split)
+        else:
+            service = request.app.state.hub.service
+            session = service.start_session(start_for(provider, lang, split, threshold, prompt or None), "openai",
+                                            request.scope.get("asrhub.api_key"))  # refused: an HTTP error
+            events = session_stream(service, session, audio)
+        return StreamingResponse(_sse(events), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    res = await transcribe_file(provider, audio, opts, split, locale=locale)
+    return _answer(res, response_format, "transcribe", words, "segment" in granularities or not words)
 
 
-@router.post("/v1/transcribe", response_model=HubTranscription, responses=ERROR_RESPONSES,
-             summary="Transcribe a file (hub-native answer with words and provider)")
+@router.post("/v1/audio/translations", response_model=Translation | TranscriptionVerbose,
+             responses=OPENAI_ERROR_RESPONSES, summary="Translate speech into English text (OpenAI-compatible)")
+async def audio_translations(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the audio file, any language the model knows")],
+    model: Annotated[str, Form(description="an alias or a hub provider name; it must be a multilingual Whisper")]
+    = "whisper-1",
+    prompt: Annotated[str | None, Form(description="English text to condition the decoder on")] = None,
+    response_format: Annotated[ResponseFormat, Form()] = "json",
+    temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
+) -> Response:
+    provider = resolve(request, model, None, "translate")
+    if not provider.capabilities.translate:
+        raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' (model '{provider.model}') cannot "
+                         "translate: translation needs a multilingual Whisper model", "model")
+    _check(request, provider, None, prompt or None, "translate")
+    audio = await _read_audio(request, file)
+    opts = TranscribeOptions(initial_prompt=prompt or None, temperature=temperature, task="translate")
+    res = await transcribe_file(provider, audio, opts)
+    return _answer(res, response_format, "translate", False, True)
+
+
+@native_router.post("/v1/transcribe", response_model=HubTranscription, responses=ERROR_RESPONSES,
+                    summary="Transcribe a file (hub-native answer with words and provider)")
 async def transcribe(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file (wav, flac, mp3, ogg, webm, m4a, ...)")],
@@ -198,7 +356,9 @@ async def transcribe(
     task: Annotated[Task, Form(description="translate: English text out (multilingual Whisper)")] = "transcribe",
     hotwords: Annotated[list[str] | None, Form(description="boosted phrases (repeat the field)")] = None,
 ) -> Response:
-    name = provider or (None if model in (None, *OPENAI_DEFAULT_MODELS) else model)
+    aliases: dict[str, str] = request.app.state.hub.config.openai_compat.aliases
+    name = provider or (aliases[model] or None if model in aliases else
+                        None if model in (None, "", "default") else model)
     try:
         raw = _raw_spec(encoding, sample_rate, channels)
         res = await _transcribe(request, file, name, language, prompt, temperature, word_timestamps, raw, task,

@@ -225,6 +225,15 @@ class LoggingConfig(Strict):
             logging.getLogger(name).setLevel(level.upper())
 
 
+class OpenAICompatConfig(Strict):
+    """The OpenAI-compatible routes (/v1/audio/*, /v1/models, /v1/realtime)."""
+
+    # OpenAI model names -> hub provider names ("" = providers.default, with its fallbacks)
+    aliases: dict[str, str] = Field(default_factory=lambda: {
+        "whisper-1": "", "gpt-4o-transcribe": "", "gpt-4o-mini-transcribe": ""})
+    max_upload_mb: float = Field(100.0, gt=0)  # a bigger `file` answers 413
+
+
 class HubConfig(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -233,6 +242,7 @@ class HubConfig(Strict):
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    openai_compat: OpenAICompatConfig = Field(default_factory=OpenAICompatConfig)
     _source: Path | None = PrivateAttr(None)  # the file it was read from (watched for hot reload)
 
     @property

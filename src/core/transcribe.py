@@ -3,6 +3,7 @@ decode each piece with the chosen provider."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
-from ..providers.base import Provider, Task, TranscribeOptions
+from ..providers.base import Provider, Task, TokenLogprob, TranscribeOptions, WordTiming
 from ..providers.localise import localise_result
 from .audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
 from .commands import AudioSpec
@@ -45,11 +46,23 @@ def load_raw(data: bytes, spec: AudioSpec) -> np.ndarray:
     return float_to_int16(Resampler(spec.sample_rate).process(downmix(frames), last=True))
 
 
-def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a long file is cut into pieces at pauses (OpenAI `chunking_strategy` server_vad maps here)."""
+
+    silence_ms: int = 500
+    pre_roll_ms: int = 200
+    aggressiveness: int = 2   # WebRTC VAD mode 0..3
+    max_s: float = MAX_PIECE_S
+
+
+def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S,
+                    split: SplitOptions | None = None) -> list[tuple[int, int]]:
     """Pieces of at most `max_s`, cut in pauses found by the WebRTC VAD."""
-    if len(audio) <= max_s * HUB_RATE:
+    so = split or SplitOptions(max_s=max_s)
+    if len(audio) <= so.max_s * HUB_RATE:
         return [(0, len(audio))]
-    ep = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 500, 200, max_s))
+    ep = Endpointer(WebRtcVad(so.aggressiveness), EndpointOptions(True, 150, so.silence_ms, so.pre_roll_ms, so.max_s))
     pieces: list[tuple[int, int]] = []
     start: int | None = None
     from ..operators.base import SpeechEnd, SpeechStart
@@ -63,34 +76,78 @@ def split_at_pauses(audio: np.ndarray, max_s: float = MAX_PIECE_S) -> list[tuple
     return pieces
 
 
+@dataclass(frozen=True)
+class FileSegment:
+    """A segment of a whole-file transcript: times in the file's timeline, the decoder's statistics."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    seek: int = 0      # the piece's offset in 10 ms frames (Whisper's `seek`)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass
+class FileTranscript:
+    text: str
+    segments: list[FileSegment]
+    words: list[WordTiming]
+    language: str | None
+    duration_ms: int
+    provider: str
+    logprobs: list[TokenLogprob] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hub-native JSON answer (POST /v1/transcribe, gRPC Recognize, CLI)."""
+        return {"text": self.text,
+                "segments": [{"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text} for s in self.segments],
+                "words": [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms,
+                           "confidence": round(w.confidence, 4)} for w in self.words],
+                "language": self.language, "duration_ms": self.duration_ms, "provider": self.provider}
+
+
+async def transcribe_file(provider: Provider, audio: np.ndarray, opts: TranscribeOptions,
+                          split: SplitOptions | None = None, progress: Any = None,
+                          locale: str | None = None) -> FileTranscript:
+    """Decode `audio` (int16 mono, hub rate) piece by piece. `locale`: the requested BCP-47 tag (the text
+    follows its script); `opts.language` is the model's code for it (None: the provider's default)."""
+    segments: list[FileSegment] = []
+    words: list[WordTiming] = []
+    logprobs: list[TokenLogprob] | None = [] if opts.logprobs and provider.capabilities.logprobs else None
+    lang = None
+    for a, b in split_at_pauses(audio, split=split):
+        res = localise_result(await provider.transcribe(audio[a:b], opts), locale)
+        base = samples_to_ms(a)
+        lang = res.language or lang
+        if res.segments:
+            segments.extend(FileSegment(base + int(s.start * 1000), base + int(s.end * 1000), s.text, a // 160,
+                                        s.avg_logprob, s.no_speech_prob, s.compression_ratio, s.temperature, s.tokens)
+                            for s in res.segments)
+        elif res.text:
+            segments.append(FileSegment(base, samples_to_ms(b), res.text, a // 160))
+        words.extend(WordTiming(w.word, base + w.start_ms, base + w.end_ms, w.confidence) for w in res.words)
+        if logprobs is not None and res.logprobs:
+            logprobs.extend(res.logprobs)  # Whisper tokens carry their leading space
+        if progress is not None:
+            progress.update((b - a) / HUB_RATE)
+    return FileTranscript(" ".join(s.text for s in segments).strip(), segments, words, lang or locale or opts.language,
+                          samples_to_ms(len(audio)), provider.name, logprobs)
+
+
 async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
                            word_timestamps: bool = True, prompt: str | None = None,
                            progress: Any = None, temperature: float | None = None, task: Task = "transcribe",
                            hotwords: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
     """`language`: a BCP-47 tag or "auto" (the text follows its script); `prompt`/`hotwords`: the client's."""
-    segments: list[dict[str, Any]] = []
-    words: list[dict[str, Any]] = []
-    lang = None
     locale = language or provider.language
     opts = TranscribeOptions(language=model_language(locale), word_timestamps=word_timestamps,
                              initial_prompt=prompt or None, temperature=temperature, task=task,
                              hotwords=tuple(hotwords or ()))
-    for a, b in split_at_pauses(audio):
-        res = localise_result(await provider.transcribe(audio[a:b], opts), locale)
-        base = samples_to_ms(a)
-        lang = res.language or lang
-        if res.segments:
-            for s in res.segments:
-                segments.append({"start_ms": base + int(s["start"] * 1000), "end_ms": base + int(s["end"] * 1000),
-                                 "text": s["text"]})
-        elif res.text:
-            segments.append({"start_ms": base, "end_ms": samples_to_ms(b), "text": res.text})
-        words.extend({"word": w.word, "start_ms": base + w.start_ms, "end_ms": base + w.end_ms,
-                      "confidence": round(w.confidence, 4)} for w in res.words)
-        if progress is not None:
-            progress.update((b - a) / HUB_RATE)
-    return {"text": " ".join(s["text"] for s in segments).strip(), "segments": segments, "words": words,
-            "language": lang or locale, "duration_ms": samples_to_ms(len(audio)), "provider": provider.name}
+    return (await transcribe_file(provider, audio, opts, progress=progress, locale=locale)).as_dict()
 
 
 async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,

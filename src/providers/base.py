@@ -38,13 +38,14 @@ class Capabilities:
     prompt: bool = False      # honours a per-session `prompt` (context / vocabulary hint)
     hotwords: bool = False    # honours per-session `hotwords`
     translate: bool = False   # honours `task: translate` (any language in, English text out)
+    logprobs: bool = False    # Result.logprobs when TranscribeOptions.logprobs is asked
     known_languages: frozenset[str] | None = None  # for ("auto",): the codes the engine knows (None: any)
 
     def as_dict(self) -> dict[str, Any]:
         return {"streaming": self.streaming, "interim": self.interim,
                 "word_timestamps": self.word_timestamps, "languages": list(self.languages),
                 "max_concurrency": self.max_concurrency, "prompt": self.prompt, "hotwords": self.hotwords,
-                "translate": self.translate}
+                "translate": self.translate, "logprobs": self.logprobs}
 
     def supports_language(self, language: str) -> bool:
         """A BCP-47 tag or "auto" (assumed well-formed: `parse_language` first)."""
@@ -56,11 +57,12 @@ class Capabilities:
         return tag.code in self.languages or tag.tag in self.languages
 
 
-def whisper_capabilities(multilingual: bool, max_concurrency: int, *, hotwords: bool) -> Capabilities:
+def whisper_capabilities(multilingual: bool, max_concurrency: int, *, hotwords: bool,
+                         logprobs: bool = False) -> Capabilities:
     """Whisper models: English-only ones neither detect nor translate."""
     return Capabilities(streaming=True, interim=True, word_timestamps=True,
                         languages=(AUTO,) if multilingual else ("en",), max_concurrency=max_concurrency,
-                        prompt=True, hotwords=hotwords, translate=multilingual,
+                        prompt=True, hotwords=hotwords, translate=multilingual, logprobs=logprobs,
                         known_languages=WHISPER_LANGUAGES if multilingual else None)
 
 
@@ -96,6 +98,34 @@ class TranscribeOptions:
     task: Task = "transcribe"
     initial_prompt: str | None = None         # the client's `prompt`: kept on every decode, before `prompt`
     hotwords: tuple[str, ...] = ()            # the client's `hotwords`
+    logprobs: bool = False         # fill Result.logprobs (token log-probabilities) where the model has them
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded segment with the decoder's own statistics (None: the provider does not report it).
+    `start`/`end` are seconds from the start of the audio given to the provider."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one decoded text token."""
+
+    token: str
+    logprob: float
+
+    @property
+    def bytes(self) -> list[int]:
+        return list(self.token.encode("utf-8"))
 
 
 @dataclass
@@ -104,7 +134,8 @@ class Result:
     words: list[WordTiming] = field(default_factory=list)
     language: str | None = None
     duration_ms: int = 0
-    segments: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # asked with TranscribeOptions.logprobs and supported
 
 
 @dataclass(frozen=True)

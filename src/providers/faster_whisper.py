@@ -23,7 +23,7 @@ from pydantic import Field
 from ..core.audio import HUB_RATE
 from ..core.language import model_language
 from ..core.work import Batch
-from .base import ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
@@ -73,7 +73,7 @@ class FasterWhisperProvider(BatchProvider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.capabilities = whisper_capabilities(not english_only_model(self.model), self.scheduler.workers,
-                                                 hotwords=True)
+                                                 hotwords=True, logprobs=True)
         self._model: Any = None
         o = self.settings
         self.beam_size = o.beam_size
@@ -118,7 +118,7 @@ class FasterWhisperProvider(BatchProvider):
             self.set_health("unavailable", str(e))
             return
         self.capabilities = whisper_capabilities(self._model.model.is_multilingual, self.scheduler.workers,
-                                                 hotwords=True)
+                                                 hotwords=True, logprobs=True)
         self._ct2 = CT2Whisper(self._model, Thresholds(self.no_speech_threshold, self.log_prob_threshold,
                                                        self.compression_ratio_threshold), interim_model=interim)
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
@@ -129,7 +129,7 @@ class FasterWhisperProvider(BatchProvider):
             return None
         # one batch shares the tokenizer (language, task) and the client's prompt/hotwords
         key = (f"{self.name}:{opts.interim}:{opts.language or self.model_lang}:{opts.word_timestamps}:{opts.task}:"
-               f"{opts.initial_prompt!r}:{opts.hotwords!r}")
+               f"{opts.initial_prompt!r}:{opts.hotwords!r}:{opts.temperature or 0.0}")
         return Batch(key, self._timed_batch, (audio, opts))
 
     def _timed_batch(self, items: list[tuple[np.ndarray, TranscribeOptions]]) -> list[Result]:
@@ -203,22 +203,24 @@ class FasterWhisperProvider(BatchProvider):
             condition_on_previous_text=False,
             without_timestamps=opts.interim,
             vad_filter=False,
-            temperature=0.0 if opts.interim else [0.0, 0.2, 0.4, 0.6],
+            temperature=(0.0 if opts.interim else opts.temperature if opts.temperature else [0.0, 0.2, 0.4, 0.6]),
             no_speech_threshold=self.no_speech_threshold,
             log_prob_threshold=self.log_prob_threshold,
             compression_ratio_threshold=self.compression_ratio_threshold,
         )
+        eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
         texts: list[str] = []
         words: list[WordTiming] = []
-        segs: list[dict[str, Any]] = []
+        segs: list[Segment] = []
         for s in segments:
             if s.no_speech_prob > self.no_speech_threshold and s.avg_logprob < self.log_prob_threshold:
                 continue  # whisper's own "this is silence" rule
             if s.compression_ratio > self.compression_ratio_threshold:
                 continue  # repetition loop
             texts.append(s.text.strip())
-            segs.append({"start": s.start, "end": s.end, "text": s.text.strip(), "avg_logprob": s.avg_logprob,
-                         "no_speech_prob": s.no_speech_prob})
+            segs.append(Segment(s.start, s.end, s.text.strip(), avg_logprob=s.avg_logprob,
+                                no_speech_prob=s.no_speech_prob, compression_ratio=s.compression_ratio,
+                                temperature=s.temperature, tokens=tuple(t for t in s.tokens if t < eot)))
             for w in s.words or []:
                 words.append(WordTiming(w.word.strip(), int(w.start * 1000), int(w.end * 1000), float(w.probability)))
         return Result(text=" ".join(t for t in texts if t), words=words, language=info.language,

@@ -76,7 +76,7 @@ def localise_result(res: Result, requested: str | None) -> Result:
     language = result_language(requested, res.language)
     text = localise_text(res.text, language)
     words = [dataclasses.replace(w, word=localise_text(w.word, language)) for w in res.words]
-    segments = [{**seg, "text": localise_text(str(seg.get("text", "")), language)} for seg in res.segments]
+    segments = [dataclasses.replace(seg, text=localise_text(seg.text, language)) for seg in res.segments]
     return dataclasses.replace(res, text=text, words=words, language=language, segments=segments)
 
 

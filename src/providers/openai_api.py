@@ -24,6 +24,7 @@ from .base import (
     ProviderOptions,
     ProviderStream,
     Result,
+    Segment,
     StreamOptions,
     StreamSink,
     TranscribeOptions,
@@ -118,7 +119,10 @@ class OpenAIProvider(BatchProvider):
         text = out if isinstance(out, str) else str(_get(out, "text", ""))
         words = [WordTiming(str(_get(w, "word", "")).strip(), int(float(_get(w, "start", 0)) * 1000),
                             int(float(_get(w, "end", 0)) * 1000), 1.0) for w in (_get(out, "words") or [])]
-        segs = [{"start": _get(s, "start"), "end": _get(s, "end"), "text": str(_get(s, "text", "")).strip()}
+        segs = [Segment(float(_get(s, "start", 0.0)), float(_get(s, "end", 0.0)), str(_get(s, "text", "")).strip(),
+                        avg_logprob=_float(_get(s, "avg_logprob")), no_speech_prob=_float(_get(s, "no_speech_prob")),
+                        compression_ratio=_float(_get(s, "compression_ratio")),
+                        temperature=_float(_get(s, "temperature")), tokens=tuple(_get(s, "tokens") or ()))
                 for s in (_get(out, "segments") or [])]
         language = _get(out, "language") if not isinstance(out, str) else None
         return Result(text.strip(), words, language=lang if lang and lang != "auto" else language,
@@ -128,3 +132,7 @@ class OpenAIProvider(BatchProvider):
     def open_stream(self, opts: StreamOptions, sink: StreamSink, ring: RingBuffer) -> ProviderStream:
         from .streaming import StreamAdapter
         return StreamAdapter(self, replace(opts, interim_results=opts.interim_results and self.interim), sink, ring)
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)

@@ -27,7 +27,7 @@ from ..core.audio import HUB_RATE
 from ..core.config import ConfigError
 from ..core.language import model_language
 from ..core.work import Superseded
-from .base import ProviderOptions, Result, TranscribeOptions, WordTiming, whisper_capabilities
+from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
 from .bundled import bundled_model_dir, cache_root, is_english_only
 from .models import Device, resolve_device, torch_cuda_count
@@ -195,7 +195,7 @@ class OpenAIWhisperProvider(BatchProvider):
             self._lock.release()
         texts: list[str] = []
         words: list[WordTiming] = []
-        segs: list[dict[str, Any]] = []
+        segs: list[Segment] = []
         for s in out.get("segments", []):
             if s["compression_ratio"] > self.compression_ratio_threshold:
                 continue
@@ -203,8 +203,10 @@ class OpenAIWhisperProvider(BatchProvider):
             if not text:
                 continue
             texts.append(text)
-            segs.append({"start": s["start"], "end": s["end"], "text": text, "avg_logprob": s["avg_logprob"],
-                         "no_speech_prob": s["no_speech_prob"]})
+            segs.append(Segment(float(s["start"]), float(s["end"]), text, avg_logprob=float(s["avg_logprob"]),
+                                no_speech_prob=float(s["no_speech_prob"]),
+                                compression_ratio=float(s["compression_ratio"]),
+                                temperature=float(s["temperature"]), tokens=tuple(int(t) for t in s["tokens"])))
             for w in s.get("words") or []:
                 words.append(WordTiming(str(w["word"]).strip(), int(w["start"] * 1000), int(w["end"] * 1000),
                                         float(w["probability"])))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
-from .base import Result, TranscribeOptions, WordTiming
+from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
 from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run, restart_tail
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
@@ -59,9 +59,9 @@ def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4
         text = " ".join(text.split()[n:])
     if not text.strip():
         return "ok"
-    seg = r.segments[0] if r.segments else {}
-    no_speech = float(seg.get("no_speech_prob", 0.0))
-    logprob = float(seg.get("avg_logprob", 0.0))
+    seg = r.segments[0] if r.segments else None
+    no_speech = seg.no_speech_prob or 0.0 if seg is not None else 0.0
+    logprob = seg.avg_logprob or 0.0 if seg is not None else 0.0
     if non_speech_phrase(text) and (no_speech > 0.2 or logprob < -0.7):
         return "non_speech"
     if repeat_run(text) >= 3 or compression_ratio(text) > max_compression or restart_tail(text):
@@ -143,13 +143,18 @@ class CT2Whisper:
         # speech runs at most ~8 tokens/s: a cap by duration stops a decoder that loops on silence
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         max_length = min(self.m.max_length, max(len(p) for p in prompts) + int(longest * 8) + 16)
+        # a temperature above 0 samples from the whole distribution (OpenAI `temperature`); 0 is greedy/beam
+        temperature = opts[0].temperature or 0.0
+        sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0 else {}
         results = model.generate(
-            enc, prompts, beam_size=beam_size, max_length=max_length, suppress_blank=True,
+            enc, prompts, beam_size=1 if sampling else beam_size, max_length=max_length, suppress_blank=True,
             suppress_tokens=list(get_suppressed_tokens(tok, (-1,))), return_scores=True, return_no_speech_prob=True,
+            **sampling,
         )
         out: list[Result] = []
         align_idx: list[int] = []
         align_tokens: list[list[int]] = []
+        prob_idx: list[int] = []
         for i, (r, o) in enumerate(zip(results, opts, strict=True)):
             tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
             text = tok.decode(tokens).strip()
@@ -159,20 +164,41 @@ class CT2Whisper:
             n = len(r.sequences_ids[0])
             avg_logprob = r.scores[0] * n / (n + 1)
             silent = r.no_speech_prob > self.th.no_speech and avg_logprob < self.th.log_prob
-            looping = compression_ratio(text) > self.th.compression_ratio
-            if silent or looping:
+            ratio = compression_ratio(text)
+            if silent or ratio > self.th.compression_ratio:
                 text = ""
             lang = detected[i].strip("<|>")
+            seg = Segment(0.0, len(audios[i]) / SAMPLE_RATE, text, avg_logprob=float(avg_logprob),
+                          no_speech_prob=float(r.no_speech_prob), compression_ratio=ratio, temperature=temperature,
+                          tokens=tuple(tokens))
             out.append(Result(text=text, language=lang, duration_ms=len(audios[i]) * 1000 // SAMPLE_RATE,
-                              segments=[{"start": 0.0, "end": len(audios[i]) / SAMPLE_RATE, "text": text,
-                                         "avg_logprob": avg_logprob, "no_speech_prob": r.no_speech_prob}]
-                              if text else []))
+                              segments=[seg] if text else []))
             if o.word_timestamps and text and not o.interim:
                 align_idx.append(i)
                 align_tokens.append(tokens)
+            if o.logprobs:
+                prob_idx.append(i)
         if align_idx:
             self._align(enc, tok, align_idx, align_tokens, lengths, out)
+        for i in prob_idx:
+            out[i].logprobs = self._logprobs(model, enc, tok, i, detected[i], out[i], lengths[i])
         return out
+
+    def _logprobs(self, model: Any, enc: Any, tok: Any, i: int, lang_token: str, res: Result,
+                  frames: int) -> list[TokenLogprob]:
+        """Per-token log-probabilities of the decoded text: the decoder re-scores its own tokens
+        (teacher-forced, CTranslate2 `align`)."""
+        import ctranslate2
+
+        tokens = list(res.segments[0].tokens) if res.segments else []
+        if not tokens:
+            return []
+        sot = list(tok.sot_sequence)
+        if self.m.model.is_multilingual and tok.language in sot:
+            sot[sot.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)
+        row = ctranslate2.StorageView.from_array(np.asarray(enc)[i:i + 1])
+        probs = model.align(row, sot, [tokens], frames)[0].text_token_probs
+        return [TokenLogprob(tok.decode([t]), float(np.log(max(p, 1e-12)))) for t, p in zip(tokens, probs, strict=False)]
 
     def _align(self, enc: Any, tok: Any, idx: list[int], tokens: list[list[int]], lengths: list[int],
                out: list[Result]) -> None:

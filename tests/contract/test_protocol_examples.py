@@ -35,7 +35,8 @@ JS = sorted(n for n, (lang, _) in EXAMPLES.items() if lang == "javascript")
 
 
 def test_every_transport_has_its_examples() -> None:
-    assert set(PY) == {"py-ws", "py-sse", "py-sio", "py-grpc", "py-openai", "py-client"}
+    assert set(PY) == {"py-ws", "py-sse", "py-sio", "py-grpc", "py-openai", "py-openai-stream", "py-realtime",
+                       "py-client"}
     assert set(JS) == {"js-ws", "js-sse", "js-sio"}
 
 

@@ -1,0 +1,109 @@
+"""OpenAI's error shape for the OpenAI-compatible routes: `{"error": {"message", "type", "param", "code"}}`.
+
+`code` is the hub's stable error code (DESIGN §3.2); `type` is OpenAI's class of error; `param` names the
+request field at fault when there is one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from ..core.errors import ErrorCode, HubError
+
+#: paths whose errors use OpenAI's shape (the auth middleware answers them so too)
+OPENAI_PATHS = ("/v1/audio/", "/v1/models", "/v1/realtime")
+
+
+class ParamError(HubError):
+    """A HubError about one request field (OpenAI `param`)."""
+
+    def __init__(self, code: ErrorCode | str, message: str, param: str | None) -> None:
+        super().__init__(code, message)
+        self.param = param
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str
+
+
+class OpenAIErrorBody(BaseModel):
+    error: OpenAIErrorDetail
+
+
+def error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def openai_error_body(err: HubError) -> OpenAIErrorBody:
+    return OpenAIErrorBody(error=OpenAIErrorDetail(message=err.message, type=error_type(err.http_status),
+                                                   param=getattr(err, "param", None), code=err.code.value))
+
+
+def openai_error_response(err: HubError) -> JSONResponse:
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s is not None else None
+    return JSONResponse(openai_error_body(err).model_dump(), status_code=err.http_status, headers=headers)
+
+
+#: OpenAPI `responses=` for the OpenAI routes
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorBody} for status in (400, 401, 404, 413, 415, 500, 503)}
+
+
+def _param(errors: Sequence[Any]) -> str | None:
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "header", "path")]
+        if loc:
+            return loc[0]
+    return None
+
+
+class OpenAIRoute(APIRoute):
+    """Request-validation failures and unparseable bodies answer 400 in OpenAI's error shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            from .errors import describe_request_errors
+            try:
+                return await handler(request)
+            except HubError as e:
+                return openai_error_response(e)
+            except RequestValidationError as e:
+                return openai_error_response(ParamError(ErrorCode.invalid_command, describe_request_errors(e.errors()),
+                                                        _param(e.errors())))
+            except HTTPException as e:
+                if e.status_code == 413:
+                    return openai_error_response(HubError(ErrorCode.payload_too_large, f"request body: {e.detail}"))
+                if e.status_code != 400:
+                    raise
+                return openai_error_response(HubError(ErrorCode.invalid_command,
+                                                      f"cannot parse the request body: {e.detail}"))
+
+        return route_handler
+
+
+def error_body_for_path(path: str, err: HubError) -> dict[str, Any]:
+    """The error body a route answers with: OpenAI's shape on the OpenAI routes, the hub's elsewhere
+    (for app-wide 404/405/500 handlers)."""
+    if path.startswith(OPENAI_PATHS):
+        return openai_error_body(err).model_dump()
+    return {"error": {"code": err.code.value, "message": err.message}}

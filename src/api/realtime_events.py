@@ -1,0 +1,312 @@
+"""The OpenAI Realtime API's transcription events, built from the `openai` package's own types
+(openai.types.realtime, GA names; the beta `transcription_session.*` form for older clients).
+
+Client events are parsed here into one typed `ClientEvent`; server events are SDK models serialised as
+the wire JSON. G.711 (audio/pcmu, audio/pcma) is decoded here to 16-bit PCM at 8 kHz."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from openai.types.beta.realtime.transcription_session import TranscriptionSession
+from openai.types.beta.realtime.transcription_session_update import TranscriptionSessionUpdate
+from openai.types.beta.realtime.transcription_session_updated_event import TranscriptionSessionUpdatedEvent
+from openai.types.realtime import (
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    RealtimeErrorEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+from openai.types.realtime.realtime_error import RealtimeError
+from openai.types.realtime.realtime_transcription_session_create_request import (
+    RealtimeTranscriptionSessionCreateRequest,
+)
+from pydantic import BaseModel, ValidationError
+
+from ..core.errors import ErrorCode, HubError
+from .openai_errors import error_type
+
+AudioFormat = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
+BETA_FORMATS: dict[str, AudioFormat] = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+def event_id() -> str:
+    return "event_" + uuid.uuid4().hex[:20]
+
+
+def item_id() -> str:
+    return "item_" + uuid.uuid4().hex[:20]
+
+
+@dataclass(frozen=True)
+class TranscriptionConfig:
+    """The effective transcription session (what `session.update` set)."""
+
+    format: AudioFormat = "audio/pcm"
+    model: str = "whisper-1"
+    language: str | None = None
+    prompt: str | None = None
+    server_vad: bool = True
+    silence_ms: int | None = None
+    prefix_ms: int | None = None
+    threshold: float | None = None
+    logprobs: bool = False
+    beta: bool = False  # the session was set with `transcription_session.update`: answer in that form
+
+    def ga_session(self) -> RealtimeTranscriptionSessionCreateRequest:
+        fmt: dict[str, Any] = {"type": self.format, **({"rate": 24000} if self.format == "audio/pcm" else {})}
+        td = ({"type": "server_vad", "silence_duration_ms": self.silence_ms or 500,
+               "prefix_padding_ms": self.prefix_ms if self.prefix_ms is not None else 300,
+               "threshold": self.threshold if self.threshold is not None else 0.5} if self.server_vad else None)
+        tr = {"model": self.model, **({"language": self.language} if self.language else {}),
+              **({"prompt": self.prompt} if self.prompt else {})}
+        return RealtimeTranscriptionSessionCreateRequest.model_validate({
+            "type": "transcription", "audio": {"input": {"format": fmt, "transcription": tr, "turn_detection": td}},
+            **({"include": ["item.input_audio_transcription.logprobs"]} if self.logprobs else {})})
+
+    def beta_session(self) -> dict[str, Any]:
+        fmt = next(k for k, v in BETA_FORMATS.items() if v == self.format)
+        ga = self.ga_session()
+        assert ga.audio is not None and ga.audio.input is not None
+        td = ga.audio.input.turn_detection
+        return {"input_audio_format": fmt, "modalities": ["text"],
+                "input_audio_transcription": ga.audio.input.transcription.model_dump(exclude_none=True)
+                if ga.audio.input.transcription else None,
+                "turn_detection": td.model_dump(exclude_none=True) if td is not None else None}
+
+
+@dataclass(frozen=True)
+class SessionUpdate:
+    config: TranscriptionConfig
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Append:
+    audio: bytes
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Commit:
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Clear:
+    event_id: str | None = None
+
+
+ClientEvent = SessionUpdate | Append | Commit | Clear
+
+
+class RealtimeProblem(HubError):
+    """A refused client event: the Realtime `error` event names its `param` and the client's `event_id`."""
+
+    def __init__(self, message: str, param: str | None = None, client_event_id: str | None = None,
+                 code: ErrorCode = ErrorCode.invalid_command) -> None:
+        super().__init__(code, message)
+        self.param = param
+        self.client_event_id = client_event_id
+
+
+def _problem(err: ValidationError, ev_id: str | None) -> RealtimeProblem:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    return RealtimeProblem(f"'{loc}': {e['msg']}", loc or None, ev_id)
+
+
+def _ga_config(session: Any, base: TranscriptionConfig) -> TranscriptionConfig:
+    if getattr(session, "type", None) != "transcription":
+        raise RealtimeProblem("this hub serves transcription sessions only: send session.type \"transcription\" "
+                              "(connect with ?intent=transcription)", "session.type")
+    cfg = base.__dict__ | {"beta": False}
+    inp = session.audio.input if session.audio is not None else None
+    if inp is not None:
+        fields = inp.model_fields_set
+        if inp.format is not None:
+            cfg["format"] = inp.format.type or "audio/pcm"
+        if inp.transcription is not None:
+            t = inp.transcription
+            language = t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None)
+            prompt = t.prompt or (", ".join(t.keywords) if t.keywords else None)  # keywords: a Whisper prompt
+            cfg |= {"model": t.model or base.model, "language": language, "prompt": prompt}
+        if "turn_detection" in fields:
+            td = inp.turn_detection
+            if td is None:
+                cfg |= {"server_vad": False}
+            elif td.type != "server_vad":
+                raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
+                                      "session.audio.input.turn_detection.type")
+            else:
+                cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
+                        "threshold": td.threshold}
+    if session.include is not None:
+        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in session.include
+    return TranscriptionConfig(**cfg)
+
+
+def _beta_config(upd: TranscriptionSessionUpdate, base: TranscriptionConfig) -> TranscriptionConfig:
+    s = upd.session
+    cfg = base.__dict__ | {"beta": True}
+    if s.input_audio_format is not None:
+        cfg["format"] = BETA_FORMATS[s.input_audio_format]
+    if s.input_audio_transcription is not None:
+        t = s.input_audio_transcription
+        cfg |= {"model": t.model or base.model, "language": t.language, "prompt": t.prompt}
+    if "turn_detection" in s.model_fields_set:
+        td = s.turn_detection
+        if td is None:
+            cfg["server_vad"] = False
+        elif td.type not in (None, "server_vad"):
+            raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
+                                  "session.turn_detection.type")
+        else:
+            cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
+                    "threshold": td.threshold}
+    if s.include is not None:
+        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in s.include
+    return TranscriptionConfig(**cfg)
+
+
+def _strict(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """Validate with the SDK model, refusing fields it does not know (the SDK's models allow extras)."""
+    obj = model.model_validate(data)
+    extra = getattr(obj, "model_extra", None) or getattr(obj, "__pydantic_extra__", None)
+    if extra:
+        raise RealtimeProblem(f"unknown field '{next(iter(extra))}'", next(iter(extra)), data.get("event_id"))
+    return obj
+
+
+def parse_client_event(text: str | bytes, current: TranscriptionConfig) -> ClientEvent:
+    if len(text) > MAX_EVENT_BYTES:
+        raise RealtimeProblem(f"event of {len(text)} bytes exceeds the limit of {MAX_EVENT_BYTES}",
+                              code=ErrorCode.payload_too_large)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise RealtimeProblem(f"event is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise RealtimeProblem("an event must be a JSON object with a string 'type'", "type")
+    kind, ev_id = data["type"], data.get("event_id") if isinstance(data.get("event_id"), str) else None
+    try:
+        if kind == "session.update":
+            session = data.get("session")
+            if not isinstance(session, dict) or session.get("type") != "transcription":
+                raise RealtimeProblem("this hub serves transcription sessions only: send session.type "
+                                      "\"transcription\"", "session.type", ev_id)
+            sess = RealtimeTranscriptionSessionCreateRequest.model_validate(session)
+            return SessionUpdate(_ga_config(sess, current), ev_id)
+        if kind == "transcription_session.update":
+            return SessionUpdate(_beta_config(TranscriptionSessionUpdate.model_validate(data), current), ev_id)
+        if kind == "input_audio_buffer.append":
+            ev = _strict(InputAudioBufferAppendEvent, data)
+            try:
+                return Append(base64.b64decode(ev.audio, validate=True), ev_id)
+            except (binascii.Error, ValueError):
+                raise RealtimeProblem("'audio' is not valid base64", "audio", ev_id,
+                                      code=ErrorCode.invalid_audio) from None
+        if kind == "input_audio_buffer.commit":
+            _strict(InputAudioBufferCommitEvent, data)
+            return Commit(ev_id)
+        if kind == "input_audio_buffer.clear":
+            _strict(InputAudioBufferClearEvent, data)
+            return Clear(ev_id)
+    except ValidationError as e:
+        raise _problem(e, ev_id) from None
+    except RealtimeProblem as e:
+        e.client_event_id = e.client_event_id or ev_id
+        raise
+    raise RealtimeProblem(f"event type '{kind}' is not supported by a transcription session", "type", ev_id)
+
+
+# -- server events -----------------------------------------------------------------------------
+def session_event(cfg: TranscriptionConfig, created: bool) -> BaseModel:
+    if cfg.beta:
+        return TranscriptionSessionUpdatedEvent.model_construct(  # no client_secret: not a minted session
+            event_id=event_id(), type="transcription_session.updated",
+            session=TranscriptionSession.model_construct(**cfg.beta_session()))
+    if created:
+        return SessionCreatedEvent(event_id=event_id(), type="session.created", session=cfg.ga_session())
+    return SessionUpdatedEvent(event_id=event_id(), type="session.updated", session=cfg.ga_session())
+
+
+def realtime_error(err: HubError) -> RealtimeErrorEvent:
+    return RealtimeErrorEvent(event_id=event_id(), type="error", error=RealtimeError(
+        message=err.message, type=error_type(err.http_status), code=err.code.value,
+        param=getattr(err, "param", None), event_id=getattr(err, "client_event_id", None)))
+
+
+def speech_started(item: str, ms: int) -> InputAudioBufferSpeechStartedEvent:
+    return InputAudioBufferSpeechStartedEvent(event_id=event_id(), type="input_audio_buffer.speech_started",
+                                              audio_start_ms=ms, item_id=item)
+
+
+def speech_stopped(item: str, ms: int) -> InputAudioBufferSpeechStoppedEvent:
+    return InputAudioBufferSpeechStoppedEvent(event_id=event_id(), type="input_audio_buffer.speech_stopped",
+                                              audio_end_ms=ms, item_id=item)
+
+
+def committed(item: str, previous: str | None) -> InputAudioBufferCommittedEvent:
+    return InputAudioBufferCommittedEvent(event_id=event_id(), type="input_audio_buffer.committed", item_id=item,
+                                          previous_item_id=previous)
+
+
+def cleared() -> InputAudioBufferClearedEvent:
+    return InputAudioBufferClearedEvent(event_id=event_id(), type="input_audio_buffer.cleared")
+
+
+def delta(item: str, text: str) -> ConversationItemInputAudioTranscriptionDeltaEvent:
+    return ConversationItemInputAudioTranscriptionDeltaEvent(
+        event_id=event_id(), type="conversation.item.input_audio_transcription.delta", item_id=item,
+        content_index=0, delta=text)
+
+
+def completed(item: str, transcript: str, seconds: float) -> ConversationItemInputAudioTranscriptionCompletedEvent:
+    return ConversationItemInputAudioTranscriptionCompletedEvent.model_validate({
+        "event_id": event_id(), "type": "conversation.item.input_audio_transcription.completed", "item_id": item,
+        "content_index": 0, "transcript": transcript, "usage": {"type": "duration", "seconds": round(seconds, 3)}})
+
+
+def to_wire(ev: BaseModel) -> str:
+    return ev.model_dump_json(exclude_unset=True)
+
+
+# -- G.711 -----------------------------------------------------------------------------------
+def _ulaw_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
+
+
+def _alaw_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    seg = (a & 0x70) >> 4
+    mant = (a & 0x0F) << 4
+    t = np.where(seg == 0, mant + 8, (mant + 0x108) << np.maximum(seg - 1, 0))
+    return np.where(a & 0x80, t, -t).astype(np.int16)
+
+
+ULAW = _ulaw_table()
+ALAW = _alaw_table()
+
+
+def g711_to_pcm16(data: bytes, fmt: AudioFormat) -> bytes:
+    """audio/pcmu or audio/pcma bytes (8 kHz) -> little-endian 16-bit PCM (8 kHz)."""
+    table = ULAW if fmt == "audio/pcmu" else ALAW
+    return table[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
