@@ -25,11 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import HTTP_STATUS, ErrorCode
 from .errors import describe_request_errors
+from .openai_errors import OPENAI_PATHS  # routes that speak OpenAI's API answer OpenAI's error shape
 
 log = logging.getLogger(__name__)
 
-#: routes that speak OpenAI's API answer OpenAI's error shape
-OPENAI_PREFIXES = ("/v1/audio/", "/v1/models", "/v1/realtime")
 
 _BY_STATUS: dict[int, ErrorCode] = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed,
                                     431: ErrorCode.headers_too_large}
@@ -44,7 +43,7 @@ def code_for_status(status: int) -> ErrorCode:
 
 
 def error_body(path: str, status: int, code: ErrorCode, message: str) -> dict[str, Any]:
-    if path.startswith(OPENAI_PREFIXES):
+    if path.startswith(OPENAI_PATHS):
         kind = "server_error" if status >= 500 else "invalid_request_error"
         return {"error": {"message": message, "type": kind, "param": None, "code": code.value}}
     return {"error": {"code": code.value, "message": message}}

@@ -100,10 +100,3 @@ class OpenAIRoute(APIRoute):
 
         return route_handler
 
-
-def error_body_for_path(path: str, err: HubError) -> dict[str, Any]:
-    """The error body a route answers with: OpenAI's shape on the OpenAI routes, the hub's elsewhere
-    (for app-wide 404/405/500 handlers)."""
-    if path.startswith(OPENAI_PATHS):
-        return openai_error_body(err).model_dump()
-    return {"error": {"code": err.code.value, "message": err.message}}
