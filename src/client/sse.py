@@ -36,10 +36,16 @@ class SseConnection(Connection):
 
     async def _post(self, url: str, **kw: Any) -> Any:
         import httpx
+        if self.http.is_closed:  # this connection was closed by a reconnect meanwhile
+            raise ConnectionLost(f"POST {url}: the connection is closed")
         try:
             r = await self.http.post(url, **kw)
         except httpx.TransportError as e:
             raise ConnectionLost(f"POST {url}: {e}") from e
+        except RuntimeError as e:  # closed while the request was being set up
+            if not self.http.is_closed:
+                raise
+            raise ConnectionLost(f"POST {url}: the connection is closed") from e
         if r.status_code >= 400:
             raise http_error(r.status_code, r.content)
         return r

@@ -29,7 +29,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
-from .text_guard import echoes
+from .text_guard import count_words, echoes
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,10 @@ class StreamAdapter(ProviderStream):
         self.interval = ms_to_samples(opts.interim_interval_ms)
         self.min_partial = ms_to_samples(opts.min_partial_ms)
         self.overdue = ms_to_samples(self.overdue_ms)
-        self.use_context = bool(provider.options.get("condition_on_previous", True))
+        # the previous final as the prompt; not when the language may change between utterances (auto):
+        # another language's text there steers Whisper into translating
+        self.use_context = bool(provider.options.get("condition_on_previous", True)) and bool(
+            opts.language and opts.language != "auto")
         self._utt: _Utterance | None = None
         self._audio_end = 0
         self._finals: deque[_PendingFinal] = deque()
@@ -267,7 +270,8 @@ class StreamAdapter(ProviderStream):
                 check.add_done_callback(lambda g: confirm(g, res))
                 return
             stable = u.committed
-            if fallback is None and len(stable) >= 4 and len(res.text.split()) < self.short_of_partials * len(stable):
+            if fallback is None and len(stable) >= 4 and \
+                    count_words(res.text) < self.short_of_partials * count_words(" ".join(stable)):
                 # far fewer words than the partials agreed on: decode again with them forced (a final is
                 # never worse than the partials it replaces)
                 self.redecodes += 1
@@ -275,7 +279,7 @@ class StreamAdapter(ProviderStream):
                 retry = self._decode(audio, replace(opts, prefix=forced))
                 retry.add_done_callback(lambda g: settle(g, res))
                 return
-            if fallback is not None and fallback.text and len(res.text.split()) < len(fallback.text.split()):
+            if fallback is not None and fallback.text and count_words(res.text) < count_words(fallback.text):
                 res = fallback
             outer.set_result(res)
 

@@ -13,6 +13,15 @@ def compression_ratio(text: str) -> float:
     return len(b) / max(1, len(zlib.compress(b)))
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def count_words(text: str) -> int:
+    """Words for comparing lengths across hypotheses: space-separated tokens, each CJK character one
+    word (Chinese and Japanese are written without spaces)."""
+    return sum(max(1, len(_CJK.findall(tok))) for tok in text.split())
+
+
 def _words(text: str) -> list[str]:
     return [w for w in (re.sub(r"[^\w']", "", x.lower()) for x in text.split()) if w]
 

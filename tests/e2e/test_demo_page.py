@@ -133,8 +133,8 @@ def test_engine_list_shows_every_provider_and_why(hub: HubProcess, context: Any)
     options = page.eval_on_selector_all("#provider option", "os => os.map(o => ({value: o.value, "
                                         "disabled: o.disabled, status: o.dataset.status, title: o.title}))")
     rows = {r["name"]: r for r in httpx.get(hub.http + "/v1/providers", timeout=10).json()}
-    assert {o["value"] for o in options} == set(rows) == {"faster_whisper", "openai_whisper", "vosk", "funasr",
-                                                           "google", "openai"}
+    assert {o["value"] for o in options} == set(rows) == {"faster_whisper", "whisper_multi", "openai_whisper", "vosk",
+                                                           "funasr", "google", "openai"}
     for o in options:
         row = rows[o["value"]]
         assert o["status"] == row["status"] and o["disabled"] == (row["status"] != "available")
