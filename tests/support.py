@@ -237,3 +237,16 @@ def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def final_text(events: list[dict[str, Any]]) -> str:
     return " ".join(e["text"] for e in finals(events)).strip()
+
+
+def last_voiced_end(pcm: np.ndarray) -> int:
+    """Just after the last frame the hub's default VAD calls speech."""
+    from asrhub.operators.vad_webrtc import WebRtcVad
+
+    vad = WebRtcVad(2)
+    n = vad.frame_samples
+    end = len(pcm)
+    for i in range(0, len(pcm) - n + 1, n):
+        if vad.is_speech(pcm[i:i + n]):
+            end = i + n
+    return end

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from asrhub.providers.text_guard import echoes, non_speech_phrase, repeat_run, restart_tail
-from tests.support import REPO, SPEECH, HubProcess, clip, finals, load_pcm16, wer, ws_stream
+from tests.support import REPO, SPEECH, HubProcess, clip, finals, last_voiced_end, load_pcm16, wer, ws_stream
 
 VARIED = REPO / "tests" / "data" / "varied"
 DEV = [clip(n) for n in ("en_libri_1221-135766-0002", "en_libri_1089-134691-0001", "en_ljspeech_LJ001-0005",
@@ -22,19 +22,6 @@ DEV = [clip(n) for n in ("en_libri_1221-135766-0002", "en_libri_1089-134691-0001
 FLEURS_000 = clip("en_cuttledoc_fleurs-en-000", VARIED)
 FLEURS_004 = clip("en_cuttledoc_fleurs-en-004", VARIED)
 GO_FORWARD = clip("en_pocketsphinx_goforward", VARIED)
-
-
-def last_voiced_end(pcm: np.ndarray) -> int:
-    """Just after the last frame the hub's default VAD calls speech."""
-    from asrhub.operators.vad_webrtc import WebRtcVad
-
-    vad = WebRtcVad(2)
-    n = vad.frame_samples
-    end = len(pcm)
-    for i in range(0, len(pcm) - n + 1, n):
-        if vad.is_speech(pcm[i:i + n]):
-            end = i + n
-    return end
 
 
 async def _finals(hub: HubProcess, pcm: np.ndarray, **start: object) -> list[str]:
