@@ -59,7 +59,9 @@ class GrpcConnection(Connection):
         self.call: Any = None
         self.requests: asyncio.Queue[Any] = asyncio.Queue()
 
-    async def _request_stream(self) -> AsyncIterator[Any]:
+    async def _request_stream(self, delay_s: float = 0.0) -> AsyncIterator[Any]:
+        if delay_s:  # a retried start: let a refusal of the call land before we write to it
+            await asyncio.sleep(delay_s)
         while True:
             item = await self.requests.get()
             if item is _END:
@@ -74,11 +76,12 @@ class GrpcConnection(Connection):
         self._call_with_start()
         return start.resume.session_id if start.resume else None
 
-    def _call_with_start(self) -> None:
+    def _call_with_start(self, delay_s: float = 0.0) -> None:
         metadata = (("authorization", f"Bearer {self.client.api_key}"),) if self.client.api_key else ()
         self.requests = asyncio.Queue()
         self.requests.put_nowait(self.start_request)
-        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(self._request_stream(), metadata=metadata)
+        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(self._request_stream(delay_s),
+                                                                             metadata=metadata)
 
     async def events(self) -> AsyncIterator[Event]:
         import grpc
@@ -98,7 +101,7 @@ class GrpcConnection(Connection):
                     # a refusal (bad key) that lands while our start is being written shows as INTERNAL
                     # ("Internal error from Core") without the hub's status: ask again to hear the real one
                     retries += 1
-                    self._call_with_start()
+                    self._call_with_start(delay_s=0.1 * retries)
                     continue
                 raise ConnectionLost(f"gRPC {e.code().name}: {e.details()}") from e
 
