@@ -234,6 +234,19 @@ class OpenAICompatConfig(Strict):
     max_upload_mb: float = Field(100.0, gt=0)  # a bigger `file` answers 413
 
 
+class ClusterConfig(Strict):
+    """Several hub nodes coordinated through Redis (DESIGN §8). An empty `redis_url` is one node, as
+    before, with no Redis needed."""
+
+    redis_url: str = ""              # e.g. redis://127.0.0.1:6379/0 (env: ASRHUB_CLUSTER__REDIS_URL)
+    node_id: str = ""                # "" = host:port of this node
+    advertise_url: str = ""          # how other nodes and operators reach this node ("" = http://host:port)
+    lease_ms: int = Field(3000, ge=500)          # node lease `node:{id}` (PX); renewed every lease_ms / 3
+    stream_maxlen: int = Field(10_000, ge=100)   # `MAXLEN ~` of a session's event log `ev:{id}`
+    bridge_block_ms: int = Field(1000, ge=50)    # one blocking XREAD of a bridge / the owner's inbox at most
+    connect_timeout_s: float = Field(1.0, gt=0)  # a Redis call slower than this counts as Redis down
+
+
 class HubConfig(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -243,6 +256,7 @@ class HubConfig(Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     openai_compat: OpenAICompatConfig = Field(default_factory=OpenAICompatConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     _source: Path | None = PrivateAttr(None)  # the file it was read from (watched for hot reload)
 
     @property
