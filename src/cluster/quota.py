@@ -137,6 +137,10 @@ class KeyQuota:
         Returns:
           True when admitted (or already counted); False when the key already has `limit` live
           sessions across the cluster.
+
+        Raises:
+          ClusterUnavailable: Redis did not answer; admit by local limits. The call may still have
+            reached Redis and taken the slot: unrenewed, it frees itself after `ttl_ms`.
         """
         if limit < 1 or ttl_ms < 1:
             raise ValueError(f"limit and ttl_ms must be positive (limit={limit}, ttl_ms={ttl_ms})")
