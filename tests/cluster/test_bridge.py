@@ -5,7 +5,6 @@ reaches the owner's pipeline. Three real `asrhub serve` nodes on one real redis-
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
