@@ -40,6 +40,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def open_session(service: SessionService, cmd: StartSession, transport: str, api_key: str | None) -> Session:
+    """`service.start_session`, with the API key's session quota held across the cluster's nodes
+    (DESIGN §8 "Admission") when there is a cluster: the session's id is reserved in the quota first."""
+    node = service.cluster
+    if node is None or cmd.resume is not None or api_key is None:
+        return service.start_session(cmd, transport, api_key)
+    from ..cluster.node import ClusterNode
+
+    assert isinstance(node, ClusterNode)
+    limit = service.admission.key_limits.get(api_key, service.config.limits.max_sessions_per_key)
+    sid = await node.reserve(api_key, limit)
+    try:
+        return service.start_session(cmd, transport, api_key, session_id=sid)
+    except BaseException:
+        if sid is not None:
+            node.removed(sid)  # never started: its slot is free again
+        raise
+
+
 class SessionBinding:
     def __init__(self, service: SessionService, transport: str, api_key: str | None, verb: str = "send") -> None:
         self.service = service
@@ -99,7 +118,7 @@ class SessionBinding:
         if cmd.resume is not None and cmd.resume.session_id not in self.service.sessions \
                 and self.service.cluster is not None:
             return await self._bridge(cmd), after
-        session = self.service.start_session(cmd, self.transport, self.api_key)
+        session = await open_session(self.service, cmd, self.transport, self.api_key)
         self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
         return session.id, after

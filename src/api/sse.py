@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
-from .binding import SessionBinding
+from .binding import SessionBinding, open_session
 from .errors import ERROR_RESPONSES, error_response
 from .http_guard import is_head
 from .openapi import inline_schema
@@ -77,7 +77,7 @@ async def _read_start(request: Request) -> StartSession:
 async def create_session(request: Request) -> Response:
     try:
         cmd = await _read_start(request)
-        session = _service(request).start_session(cmd, "sse", _api_key(request))
+        session = await open_session(_service(request), cmd, "sse", _api_key(request))
     except HubError as e:
         return error_response(e)
     except Exception as e:

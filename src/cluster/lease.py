@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,7 @@ class NodeLoad:
 class Lease:
     def __init__(self, client: aioredis.Redis, node_id: str, lease_ms: int, load: Callable[[], NodeLoad],
                  live_sessions: Callable[[], Iterable[str]], session_ttl_s: int,
-                 on_health: Callable[[bool], None]) -> None:
+                 on_health: Callable[[bool], None], also: Callable[[], Awaitable[None]] | None = None) -> None:
         self.client = client
         self.node_id = node_id
         self.lease_ms = lease_ms
@@ -41,6 +41,7 @@ class Lease:
         self.live_sessions = live_sessions
         self.session_ttl_s = session_ttl_s
         self.on_health = on_health  # True: Redis answered this beat; False: it did not
+        self.also = also            # what else renews with the lease (the quotas)
         self.renewed = asyncio.Event()  # set after each beat that reached Redis
 
     async def beat(self) -> bool:
@@ -65,7 +66,8 @@ class Lease:
     async def run(self) -> None:
         period = self.lease_ms / 3000.0
         while True:
-            await self.beat()
+            if await self.beat() and self.also is not None:
+                await self.also()
             await asyncio.sleep(period)
 
     async def release(self) -> None:

@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,17 +26,20 @@ from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
 from .append import LogAppender
 from .bridge import BridgedSession
-from .errors import REDIS_DOWN
+from .errors import REDIS_DOWN, ClusterUnavailable
 from .inbox import Inbox
 from .lease import Lease, NodeLoad
 from .log import EventLog
 from .messages import InboxMessage
+from .quota import KeyQuota, KeyRateLimit
 
 if TYPE_CHECKING:
     from ..core.service import SessionService
     from ..core.session import Session
 
 log = logging.getLogger(__name__)
+
+UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +73,15 @@ class ClusterNode:
                                                 socket_connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
-        self.logs: dict[str, EventLog] = {}
+        self.event_logs: dict[str, EventLog] = {}
         self.log_tasks: dict[str, asyncio.Task[None]] = {}
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
+        self.lease_ms = cc.lease_ms
+        self.quota = KeyQuota(self.client, timeout_s=timeout)
+        self.rate = KeyRateLimit(self.client, timeout_s=timeout)
+        self.quota_held: dict[str, str] = {}   # session -> API key id, counted in the key's quota
         self.lease = Lease(self.client, self.node_id, cc.lease_ms, self._load, self._active, self.session_ttl_s,
-                           self._health)
+                           self._health, self._renew_quotas)
         self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns = itertools.count(1)
@@ -122,22 +130,22 @@ class ClusterNode:
         return [sid for sid, t in self.log_tasks.items() if not t.done()]
 
     # -- ClusterHooks (the session service) --------------------------------------------------------
-    @property
-    def logs_sessions(self) -> bool:
-        return not self.degraded
+    def logs(self, transport: str) -> bool:
+        return not self.degraded and transport not in UNRESUMABLE
 
     def created(self, session: Session) -> None:
         if not session.channel.gated:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False))
-        self.logs[session.id] = ev_log
+                          self._fenced, lambda: self._health(False), self._release)
+        self.event_logs[session.id] = ev_log
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
 
     def removed(self, session_id: str) -> None:
-        self.logs.pop(session_id, None)
+        self._release(session_id)
+        self.event_logs.pop(session_id, None)
         self.attachments.pop(session_id, None)
         task = self.log_tasks.pop(session_id, None)
         if task is not None and not task.done():
@@ -155,6 +163,56 @@ class ClusterNode:
 
     def _fenced(self, session_id: str) -> None:
         self.service.end(session_id, "error")
+
+    # -- admission across nodes (quota.py) ----------------------------------------------------------
+    async def reserve(self, api_key: str | None, limit: int) -> str | None:
+        """A new session's id, counted in the API key's quota across the cluster; None when there is
+        nothing to count (no key) or Redis is down (local limits only). Refused: too_many_sessions."""
+        if api_key is None or self.degraded:
+            return None
+        sid = uuid.uuid4().hex
+        try:
+            admitted = await self.quota.acquire(api_key, sid, limit, self.lease_ms)
+        except ClusterUnavailable as e:
+            log.warning("cluster: %s; admitting by this node's limits", e)
+            self._health(False)
+            return None
+        if not admitted:
+            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {limit} sessions "
+                           "(across the cluster)", retry_after_s=5)
+        self.quota_held[sid] = api_key
+        return sid
+
+    def _release(self, session_id: str) -> None:
+        """The session ended (or was never started): its slot in the key's quota is free."""
+        key = self.quota_held.pop(session_id, None)
+        if key is not None:
+            self._spawn(self._release_now(key, session_id))
+
+    async def _release_now(self, key: str, session_id: str) -> None:
+        with contextlib.suppress(ClusterUnavailable):
+            await self.quota.release(key, session_id)
+
+    async def _renew_quotas(self) -> None:
+        held = list(self.quota_held.items())
+        if not held:
+            return
+        try:
+            gone = await self.quota.renew([(k, sid) for sid, k in held], self.lease_ms)
+            for entry in gone:  # (Redis restarted empty): counted again
+                if entry.session_id in self.quota_held:
+                    await self.quota.acquire(entry.key_id, entry.session_id, 1 << 30, self.lease_ms)
+        except ClusterUnavailable:
+            pass
+
+    async def rate_hit(self, api_key: str, per_minute: int) -> None:
+        """Requests per minute of an API key across the cluster (rate_limited past it)."""
+        if self.degraded:
+            return
+        try:
+            await self.rate.hit(api_key, per_minute)
+        except ClusterUnavailable:
+            self._health(False)
 
     # -- the owner's inbox ---------------------------------------------------------------------
     def apply(self, session_id: str, msg: InboxMessage) -> None:

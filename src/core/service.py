@@ -54,9 +54,9 @@ Actions = Sequence[Action[Any]]
 class ClusterHooks(Protocol):
     """What the service tells a cluster node (src/cluster/node.py; DESIGN §8) of its sessions."""
 
-    @property
-    def logs_sessions(self) -> bool:
-        """New sessions are logged to the cluster (not when Redis is down: they are local only)."""
+    def logs(self, transport: str) -> bool:
+        """A new session of `transport` is logged to the cluster (resumable on any node); not when Redis
+        is down (it is local only), nor on wires that cannot resume (OpenAI, Realtime)."""
         ...
 
     def created(self, session: Session) -> None: ...
@@ -140,7 +140,7 @@ class SessionService:
         validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
         sid = session_id or uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
-        logged = self.cluster is not None and self.cluster.logs_sessions
+        logged = self.cluster is not None and self.cluster.logs(transport)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered, gated=logged), limits.max_session_buffer_s)
         session.last_activity = asyncio.get_running_loop().time()
