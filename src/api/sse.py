@@ -75,16 +75,20 @@ async def _read_start(request: Request) -> StartSession:
              openapi_extra={"requestBody": {"required": False, "content": {
                  "application/json": {"schema": inline_schema(StartSession)}}}})
 async def create_session(request: Request) -> Response:
+    service = _service(request)
     try:
         cmd = await _read_start(request)
-        session = await open_session(_service(request), cmd, "sse", _api_key(request))
+        if cmd.resume is not None and cmd.resume.session_id not in service.sessions and service.cluster is not None:
+            session_id = await _remote_resume(service, cmd)
+        else:
+            session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
     except HubError as e:
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST /v1/sessions")
-    body = SessionCreated(session_id=session.id,
-                          events_url=str(request.url_for("sse_events", session_id=session.id)),
-                          audio_url=str(request.url_for("sse_audio", session_id=session.id)))
+    body = SessionCreated(session_id=session_id,
+                          events_url=str(request.url_for("sse_events", session_id=session_id)),
+                          audio_url=str(request.url_for("sse_audio", session_id=session_id)))
     return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
 
 
@@ -126,6 +130,19 @@ async def session_events(request: Request, session_id: str,
     if not service.is_live(session.id) and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
     return EventStream.local(service, session, after)
+
+
+async def _remote_resume(service: SessionService, cmd: StartSession) -> str:
+    """Cluster: `resume` of a session another node owns. The session is checked here; the events
+    stream (with Last-Event-ID) attaches it, as on its own node."""
+    from ..cluster.node import ClusterNode
+
+    assert cmd.resume is not None and isinstance(service.cluster, ClusterNode)
+    bridge = await service.cluster.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
+    if cmd.resume.last_seq > bridge.last_seq:
+        raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {cmd.resume.last_seq}: the cluster "
+                       f"holds events up to {bridge.last_seq}")
+    return bridge.id
 
 
 async def _remote_events(request: Request, service: SessionService, session_id: str, after: int) -> Response:

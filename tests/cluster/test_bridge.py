@@ -4,14 +4,19 @@ reaches the owner's pipeline. Three real `asrhub serve` nodes on one real redis-
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.cluster.nodes import Cluster, WsClient, assert_gapless, finals, speech
+from tests.contract.clients import CLIENTS
 from tests.support import normalise
 
 FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
+BODY = {"audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}  # StartSession
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def reference(cluster: Cluster) -> list[str]:
     """The finals of the same audio on one node, without a drop."""
-    import asyncio
-
     async def run() -> list[str]:
         c = WsClient()
         await c.connect(cluster.nodes[0])
@@ -58,3 +61,73 @@ async def test_ws_resume_on_another_node(cluster: Cluster, reference: list[str])
     assert c.events[k]["seq"] == k + 1
     assert [normalise(t) for t in finals(c.events)] == [normalise(t) for t in reference]
     assert cluster.owner(c.session_id) == "node0"  # computed where it was created
+
+
+@pytest.mark.parametrize("transport", ["websocket", "socketio", "grpc", "sse"])
+async def test_resume_on_another_node_over_every_transport(cluster: Cluster, reference: list[str],
+                                                           transport: str) -> None:
+    """The official clients' wires (python-socketio, grpcio, httpx SSE, websockets): dropped on node0
+    after its first final, resumed on node2 with the last seq it holds."""
+    first = CLIENTS[transport](cluster.nodes[0])
+    await first.connect()
+    sid = await first.start(dict(BODY))
+    assert sid
+    await first.stream(speech(FIRST), chunk_bytes=3200, realtime=0)
+    await first.wait_for(lambda e: e["type"] == "transcript.final", 60)
+    await first.drop()
+    held = first.session_events()
+    k = held[-1]["seq"]
+
+    second = CLIENTS[transport](cluster.nodes[2])
+    await second.connect()
+    try:
+        assert await second.start({**BODY, "resume": {"session_id": sid, "last_seq": k}}) == sid
+        await second.stream(speech(SECOND), chunk_bytes=3200, realtime=0)
+        await second.stop()
+        rest = await second.wait_ended(120)
+    finally:
+        await second.close()
+    events = held + rest
+    assert_gapless(events)
+    assert [normalise(t) for t in finals(events)] == [normalise(t) for t in reference]
+    assert cluster.owner(sid) == "node0"
+
+
+async def test_sse_across_three_nodes(cluster: Cluster, reference: list[str]) -> None:
+    """Created on node0, events read on node1, audio and stop POSTed to node2 (DESIGN §3.4 over §8)."""
+    import httpx
+
+    a, b, c = (httpx.AsyncClient(base_url=n.http, timeout=httpx.Timeout(60.0, read=None)) for n in cluster.nodes)
+    try:
+        r = await a.post("/v1/sessions", json=BODY)
+        assert r.status_code == 201, r.text
+        sid = r.json()["session_id"]
+        events: list[dict[str, Any]] = []
+        got_started = asyncio.Event()
+
+        async def read() -> None:
+            async with b.stream("GET", f"/v1/sessions/{sid}/events") as resp:
+                assert resp.status_code == 200
+                async for line in resp.aiter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+                        got_started.set()
+                        if events[-1]["type"] == "session.ended":
+                            return
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait_for(got_started.wait(), 30)
+        pcm = speech(FIRST, SECOND)
+        for i in range(0, len(pcm), 32000):
+            r = await c.post(f"/v1/sessions/{sid}/audio", content=pcm[i:i + 32000],
+                             headers={"content-type": "application/octet-stream"})
+            assert r.status_code == 202, r.text
+        assert (await c.post(f"/v1/sessions/{sid}/stop")).status_code == 202
+        await asyncio.wait_for(reader, 120)
+    finally:
+        for h in (a, b, c):
+            await h.aclose()
+    assert_gapless(events)
+    assert events[-1]["type"] == "session.ended" and events[-1]["reason"] == "stop"
+    assert [normalise(t) for t in finals(events)] == [normalise(t) for t in reference]
+    assert cluster.owner(sid) == "node0"
