@@ -42,7 +42,7 @@ class GrpcStream:
     (errors outside a session) and the end of the call."""
 
     MAX_QUEUED_ERRORS = 256
-    DROP_GRACE_S = 0.25  # how long a request stream that ended without stop waits to tell a drop from a half-close
+    DROP_GRACE_S = 1.0  # how long a request stream that ended without stop waits to tell a drop from a half-close
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.bind = SessionBinding(hub.service, "grpc", api_key)
