@@ -19,13 +19,14 @@ LEASE_MS = 1500  # a short lease keeps the owner-death tests quick (the default 
 
 
 class Cluster:
-    def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS) -> None:
+    def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS,
+                 env: dict[str, str] | None = None) -> None:
         self.redis = RedisServer(tmp).start()
         self.lease_ms = lease_ms
         config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n  bridge_block_ms: 250\n",
                              extra=extra_config)
         self.nodes = [HubProcess(config, tmp, env={"ASRHUB_CLUSTER__REDIS_URL": self.redis.url,
-                                                   "ASRHUB_CLUSTER__NODE_ID": f"node{i}"})
+                                                   "ASRHUB_CLUSTER__NODE_ID": f"node{i}", **(env or {})})
                       for i in range(nodes)]
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda n: n.start(), self.nodes))
@@ -37,6 +38,10 @@ class Cluster:
         for n in self.nodes:
             n.stop()
         self.redis.stop()
+
+    def log(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's event log in Redis, oldest first."""
+        return [json.loads(f[b"e"]) for _, f in self.redis.client().xrange(f"ev:{session_id}")]
 
     def owner(self, session_id: str) -> str:
         v = self.redis.client().hget(f"sess:{session_id}", "owner")
@@ -63,6 +68,7 @@ class WsClient:
         self.session_id = ""
         self.ws: Any = None
         self.close_code: int | None = None
+        self.refusals: list[dict[str, Any]] = []
 
     @property
     def last_seq(self) -> int:
@@ -85,18 +91,24 @@ class WsClient:
             assert first is not None and first["type"] == "session.started", first
             self.session_id = first["session_id"]
 
-    async def recv(self, timeout: float = 60.0) -> dict[str, Any] | None:  # noqa: ASYNC109
-        """The next event (kept in `events`); None when the hub closed the connection."""
+    async def recv(self, timeout: float = 60.0, strict: bool = True) -> dict[str, Any] | None:  # noqa: ASYNC109
+        """The next event of the session (kept in `events`); None when the hub closed the connection.
+        An error outside the session (seq 0: e.g. a refused resume) fails the test when `strict`, else
+        it is kept in `refusals`."""
         import websockets
 
-        try:
-            msg = await asyncio.wait_for(self.ws.recv(), timeout)
-        except websockets.ConnectionClosed as e:
-            self.close_code = e.rcvd.code if e.rcvd else None
-            return None
-        ev: dict[str, Any] = json.loads(msg)
-        if ev.get("seq", 0) == 0:  # an out-of-session error (e.g. a refused resume)
-            raise AssertionError(f"refused: {ev}")
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.recv(), timeout)
+            except websockets.ConnectionClosed as e:
+                self.close_code = e.rcvd.code if e.rcvd else None
+                return None
+            ev: dict[str, Any] = json.loads(msg)
+            if ev.get("seq", 0) != 0:
+                break
+            if strict:
+                raise AssertionError(f"refused: {ev}")
+            self.refusals.append(ev)
         self.events.append(ev)
         return ev
 
