@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import redis.exceptions
@@ -36,7 +36,7 @@ class EventLog:
     def __init__(self, client: aioredis.Redis, appender: LogAppender, node_id: str, session_id: str,
                  channel: EventChannel, api_key_id: str, ttl_s: int, ended_ttl_s: int,
                  on_fenced: Callable[[str], None], on_redis_down: Callable[[], None],
-                 on_ended: Callable[[str], None]) -> None:
+                 on_ended: Callable[[str], Awaitable[None]]) -> None:
         self.client = client
         self.appender = appender
         self.node_id = node_id
@@ -47,7 +47,7 @@ class EventLog:
         self.ended_ttl_s = ended_ttl_s  # after session.ended: the resume window
         self.on_fenced = on_fenced
         self.on_redis_down = on_redis_down
-        self.on_ended = on_ended        # session.ended is in the log
+        self.on_ended = on_ended        # session.ended is in the log (its clients see it after this)
         self.cursor = 0                 # the last seq in the log
         self.local_only = False
 
@@ -73,9 +73,10 @@ class EventLog:
                     self.on_fenced(sid)
                     return
                 self.cursor = res.last_seq
+                if ended:
+                    await self.on_ended(sid)
                 self.channel.commit(self.cursor)
                 if ended:
-                    self.on_ended(sid)
                     return
         except REDIS_DOWN as e:
             log.warning("session %s: Redis unreachable (%s); it goes on on this node only", sid, e)

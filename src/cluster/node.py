@@ -138,7 +138,7 @@ class ClusterNode:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False), self._release)
+                          self._fenced, lambda: self._health(False), self._release_ended)
         self.event_logs[session.id] = ev_log
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
@@ -188,6 +188,12 @@ class ClusterNode:
         key = self.quota_held.pop(session_id, None)
         if key is not None:
             self._spawn(self._release_now(key, session_id))
+
+    async def _release_ended(self, session_id: str) -> None:
+        """session.ended is logged: the key's slot is free before the client hears of the end."""
+        key = self.quota_held.pop(session_id, None)
+        if key is not None:
+            await self._release_now(key, session_id)
 
     async def _release_now(self, key: str, session_id: str) -> None:
         with contextlib.suppress(ClusterUnavailable):
