@@ -101,10 +101,13 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
         out["errors"].append(type(e).__name__)
 
 
-async def run_n(url: str, clips: list[bytes], n: int, seconds: float, gap_s: float | None = None) -> dict[str, Any]:
+async def run_n(url: str | list[str], clips: list[bytes], n: int, seconds: float,
+                gap_s: float | None = None) -> dict[str, Any]:
+    """`n` streams at once; with several URLs (hubs), stream i goes to hub i mod len(urls)."""
+    urls = [url] if isinstance(url, str) else url
     out: dict[str, Any] = {"latency": [], "lag": [], "finals": 0, "partials": 0, "refused": 0, "errors": [],
                            "first_partial": [], "no_partial": 0}
-    await asyncio.gather(*(one_stream(url, clips, seconds, i, out, gap_s) for i in range(n)))
+    await asyncio.gather(*(one_stream(urls[i % len(urls)], clips, seconds, i, out, gap_s) for i in range(n)))
     return out
 
 

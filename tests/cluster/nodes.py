@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ LEASE_MS = 1500  # a short lease keeps the owner-death tests quick (the default 
 
 class Cluster:
     def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, bridge_block_ms: int | None = 250,
+                 command: Callable[[int], list[str] | None] | None = None) -> None:
+        """`bridge_block_ms=None`: the configured default. `command(i)`: node i's program (HubProcess's
+        `command`, e.g. under `taskset`); None or returning None: this interpreter's `-m asrhub.cli`."""
         self.redis = RedisServer(tmp).start()
         self.lease_ms = lease_ms
-        config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n  bridge_block_ms: 250\n",
-                             extra=extra_config)
+        block = "" if bridge_block_ms is None else f"  bridge_block_ms: {bridge_block_ms}\n"
+        config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n{block}", extra=extra_config)
         self.nodes = [HubProcess(config, tmp, env={"ASRHUB_CLUSTER__REDIS_URL": self.redis.url,
-                                                   "ASRHUB_CLUSTER__NODE_ID": f"node{i}", **(env or {})})
+                                                   "ASRHUB_CLUSTER__NODE_ID": f"node{i}", **(env or {})},
+                                 command=command(i) if command else None)
                       for i in range(nodes)]
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda n: n.start(), self.nodes))
