@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cluster.nodes import Cluster, WsClient, assert_gapless, finals, speech
-from tests.support import clip, normalise, wer
+from tests.support import HubProcess, clip, normalise, wer
 
 FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
 
@@ -47,6 +47,13 @@ async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
     return c
 
 
+def metric(node: HubProcess, name: str) -> float:
+    for line in httpx.get(node.http + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
 def assert_ended_lost(events: list[dict[str, Any]]) -> None:
     err, end = events[-2], events[-1]
     assert err["type"] == "error" and err["code"] == "node_lost" and err["fatal"] is True, err
@@ -67,6 +74,7 @@ async def test_kill_9_of_the_owner(cluster: Cluster) -> None:
     logged = cluster.log(c.session_id)
     assert [e["seq"] for e in logged] == [e["seq"] for e in c.events]  # every logged event, nothing else
     assert logged[:-2] == c.events[:-2]
+    assert metric(cluster.nodes[1], "asrhub_cluster_sessions_lost_total") == 1.0
 
 
 async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
@@ -101,6 +109,7 @@ async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
         assert by_seq[ev["seq"]] == ev, (ev, by_seq.get(ev["seq"]))
     assert max(e["seq"] for e in old.events) < moved.events[-2]["seq"]
     assert cluster.log(old.session_id)[-1]["type"] == "session.ended"
+    assert metric(cluster.nodes[0], "asrhub_cluster_sessions_fenced_total") == 1.0
 
 
 async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
