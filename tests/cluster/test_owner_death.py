@@ -33,14 +33,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
-async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
-    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+async def moved_after_a_final(cluster: Cluster) -> WsClient:
+    """A session of node0 that has its first final, and whose client has moved to node1."""
     c = WsClient()
     await c.connect(cluster.nodes[0])
     await c.send_audio(speech(FIRST))
     await c.recv_until(lambda e: e["type"] == "transcript.final")
     await c.drop()
     await c.connect(cluster.nodes[1], resume=True)
+    return c
+
+
+async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
+    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+    c = await moved_after_a_final(cluster)
     second = speech(SECOND)
     await c.send_audio(second[: len(second) // 2])  # half a sentence: the utterance is open
     await c.recv_until(lambda e: e["type"] == "speech.started" and e["seq"] > 4)
@@ -132,12 +138,7 @@ async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -
         while (await http.get(cluster.nodes[0].http + "/readyz")).json().get("cluster") != "ok":
             assert time.monotonic() < deadline, "node0 did not rejoin the cluster"
             await asyncio.sleep(0.2)
-    d = WsClient()
-    await d.connect(cluster.nodes[0])
-    await d.send_audio(speech(FIRST))
-    await d.recv_until(lambda e: e["type"] == "transcript.final")
-    await d.drop()
-    await d.connect(cluster.nodes[1], resume=True)
+    d = await moved_after_a_final(cluster)
     await d.stop()
     await d.rest()
     assert_gapless(d.events)
