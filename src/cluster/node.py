@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import math
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
 
+def default_node_id(host: str, port: int) -> str:
+    """host:port; a node listening on every interface is named by its hostname (each container's own)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteRecord:
     """What Redis says of a session (`sess:{id}`)."""
@@ -60,7 +68,7 @@ class ClusterNode:
         server = config.server
         self.config = config
         self.service = service
-        self.node_id = cc.node_id or f"{server.host}:{server.port}"
+        self.node_id = cc.node_id or default_node_id(server.host, server.port)
         self.url = cc.advertise_url or f"http://{server.host}:{server.port}"
         self.block_ms = cc.bridge_block_ms
         self.max_message_bytes = config.limits.max_message_bytes
@@ -316,7 +324,7 @@ class ClusterNode:
             try:
                 top = wire.entries(await self.client.xrevrange(keys.events(session_id), "+", "-", count=1))
                 last = wire.seq_of(top[0][0]) if top else 0
-                if top and parse_event(top[0][1][b"e"]).type == "session.ended":
+                if top and parse_event(top[0][1][b"event"]).type == "session.ended":
                     return
                 now = time.time()
                 err = ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=ErrorCode.node_lost.value,

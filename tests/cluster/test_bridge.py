@@ -221,7 +221,7 @@ async def test_a_bridged_client_leaving_starts_the_owners_resume_window(cluster:
             assert answer, "the session did not end"
             for entry_id, fields in answer[0][1]:
                 cursor = entry_id
-                ev = json.loads(fields[b"e"])
+                ev = json.loads(fields[b"event"])
                 if ev["type"] == "session.ended":
                     ended = ev
     finally:
