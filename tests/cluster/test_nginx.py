@@ -1,0 +1,356 @@
+"""deploy/nginx.conf, run for real: the shipped file, rendered by deploy/render_nginx.py for loopback
+ports, in front of two real `asrhub serve` nodes sharing a real redis-server. Real speech goes through
+nginx on every streaming wire (WebSocket, SSE, Socket.IO long-polling, gRPC via grpc_pass); nginx's own
+access log (`$upstream_addr`) shows where each request went.
+
+Also checks deploy/docker-compose.cluster.yml against the config (no docker here: the YAML is parsed
+and every name it uses is checked)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.cluster.redis_server import RedisServer
+from tests.contract.clients import PCM16, SseClient
+from tests.contract.grpc_client import GrpcClient
+from tests.support import (REPO, HubProcess, base_config, clip, final_text, free_port, load_pcm16, wer,
+                           ws_stream)
+
+DEPLOY = REPO / "deploy"
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()),
+                                      None)
+#: With the cluster core (src/cluster, DESIGN §8) any node serves any request of a session; without it an
+#: SSE client's requests must all reach the node that created its session (so its test uses one node).
+CLUSTER_CORE = importlib.util.find_spec("asrhub.cluster") is not None
+#: short clips (a few seconds), streamed at twice real time
+WS_CLIP, SSE_CLIP, SIO_CLIP, GRPC_CLIP = ("en_libri_1089-134691-0001", "en_libri_1221-135766-0002",
+                                          "en_ljspeech_LJ001-0005", "en_libri_1089-134691-0001")
+MAX_WER = 0.2  # one clip each; the accuracy of the hub itself is test_accuracy's subject
+
+
+@dataclass(frozen=True)
+class LogLine:
+    method: str
+    uri: str
+    status: int
+    upstream: str  # "-" when nginx answered itself; "a, b" when it tried more than one node
+    rid: str
+    key: str
+
+
+_LOG = re.compile(r"\] (?P<method>\S+) (?P<uri>\S+) (?P<status>\d+) \d+ upstream=(?P<upstream>.*?) "
+                  r"rt=\S+ rid=(?P<rid>\S+) key=(?P<key>\S+)$")
+
+
+class Nginx:
+    """nginx running deploy/nginx.conf, rendered for `hubs` on free loopback ports, everything of it in `dir`."""
+
+    def __init__(self, dir: Path, hubs: list[HubProcess]) -> None:
+        assert NGINX is not None
+        self.dir = dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.hubs = hubs
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.conf = dir / "nginx.conf"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/ws"
+
+    def render(self) -> None:
+        subprocess.run([sys.executable, str(DEPLOY / "render_nginx.py"),
+                        *(f"--hub=127.0.0.1:{h.port}:{h.grpc_port}" for h in self.hubs),
+                        "--listen", f"127.0.0.1:{self.port}", "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
+                        "--local", str(self.dir), "-o", str(self.conf)], check=True)
+
+    def start(self, timeout: float = 20.0) -> Nginx:
+        assert NGINX is not None
+        self.render()
+        main = "daemon off;"
+        if os.geteuid() == 0:  # workers as this user (not nobody), so they can use the temp dirs in tmp
+            main += f" user {pwd.getpwuid(os.geteuid()).pw_name};"
+        with open(self.dir / "stderr.log", "ab") as out:
+            self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
+                                         "-c", str(self.conf), "-g", main], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.errors()}")
+            try:
+                if httpx.get(self.http + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"nginx not answering in {timeout} s:\n{self.errors()}")
+
+    def errors(self) -> str:
+        return "".join(p.read_text()[-3000:] for p in (self.dir / "stderr.log", self.dir / "error.log") if p.exists())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open streams are cut
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def access_log(self) -> list[LogLine]:
+        path = self.dir / "access.log"
+        if not path.exists():
+            return []
+        lines = []
+        for raw in path.read_text().splitlines():
+            m = _LOG.search(raw)
+            assert m is not None, f"access log line not in the asrhub format: {raw!r}"
+            lines.append(LogLine(m["method"], m["uri"], int(m["status"]), m["upstream"], m["rid"], m["key"]))
+        return lines
+
+    async def wait_log(self, pred: Callable[[LogLine], bool], count: int = 1, wait_s: float = 10.0) -> list[LogLine]:
+        """The access log's lines matching pred, once there are `count` (nginx writes a line when its
+        request is done, which may be just after the client saw the end of the answer)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = [x for x in self.access_log() if pred(x)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    hubs: list[HubProcess]
+    front: Nginx
+
+    def http_upstreams(self) -> set[str]:
+        return {f"127.0.0.1:{h.port}" for h in self.hubs}
+
+    def grpc_upstreams(self) -> set[str]:
+        return {f"127.0.0.1:{h.grpc_port}" for h in self.hubs}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """redis-server, two hub nodes on it (hub1, hub2) and nginx in front, for the whole module."""
+    if NGINX is None:
+        pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
+    tmp = tmp_path_factory.mktemp("nginx-cluster")
+    redis = RedisServer(tmp).start()
+    hubs = [HubProcess(base_config(), tmp, env={"ASRHUB_CLUSTER__REDIS_URL": redis.url,
+                                                "ASRHUB_CLUSTER__NODE_ID": f"hub{i}"}) for i in (1, 2)]
+    front: Nginx | None = None
+    try:
+        with ThreadPoolExecutor(len(hubs)) as pool:
+            list(pool.map(lambda h: h.start(), hubs))
+        front = Nginx(tmp / "nginx", hubs).start()
+        yield Cluster(redis, hubs, front)
+    finally:
+        if front is not None:
+            front.stop()
+        for h in hubs:
+            h.stop()
+        redis.stop()
+
+
+def _pcm(name: str) -> tuple[bytes, str]:
+    c = clip(name)
+    return load_pcm16(c.path).tobytes(), c.transcript
+
+
+def _check_session(events: list[dict[str, Any]], transcript: str) -> None:
+    types = [e["type"] for e in events]
+    assert types[0] == "session.started", types
+    assert types[-1] == "session.ended" and events[-1]["reason"] == "stop", types
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert wer([transcript], [final_text(events)]) <= MAX_WER, final_text(events)
+
+
+async def test_websocket_session_through_nginx(cluster: Cluster) -> None:
+    pcm, transcript = _pcm(WS_CLIP)
+    events = await ws_stream(cluster.front.ws, pcm, realtime=2.0, timeout=60)
+    _check_session(events, transcript)
+    lines = await cluster.front.wait_log(lambda x: x.uri == "/v1/ws")
+    assert [x.status for x in lines] == [101]  # upgraded by nginx (Upgrade/Connection passed on)
+    assert lines[0].upstream in cluster.http_upstreams()
+
+
+async def test_sse_events_are_not_buffered(cluster: Cluster, tmp_path: Path) -> None:
+    """The first transcript event reaches the client through nginx while the session is still open (no
+    stop sent): nginx does not hold the event stream back. With the cluster core the session's requests
+    are spread over both nodes by least_conn (events read on one, audio posted to the other)."""
+    front = cluster.front if CLUSTER_CORE else Nginx(tmp_path / "nginx-one-node", cluster.hubs[:1]).start()
+    pcm, transcript = _pcm(SSE_CLIP)
+    c = SseClient(front)
+    try:
+        sid = await c.start({"audio": PCM16})
+        assert sid is not None, await c.next_error()
+        await c.stream(pcm, realtime=2.0)
+        first = await c.wait_for(lambda e: e["type"] in ("transcript.partial", "transcript.final"), wait_s=30)
+        assert c.events[-1]["type"] != "session.ended"  # no stop sent yet: the stream is open
+        lag = c.arrivals[c.events.index(first)] - first["ts"]
+        assert lag < 2.0, f"{first['type']} made {lag:.2f} s before it arrived"
+        await c.stop()
+        events = await c.wait_ended(60)
+    finally:
+        await c.close()
+        if front is not cluster.front:
+            front.stop()
+    _check_session(events, transcript)
+    prefix = f"/v1/sessions/{sid}/"
+    streams = await front.wait_log(lambda x: x.uri == prefix + "events")
+    assert [x.status for x in streams] == [200]
+    lines = [x for x in front.access_log() if x.uri.startswith(prefix)]
+    assert {x.upstream for x in lines} <= {f"127.0.0.1:{h.port}" for h in front.hubs}
+    if CLUSTER_CORE:
+        assert len({x.upstream for x in lines}) == 2, lines
+
+
+async def test_socketio_long_polling_is_pinned_to_one_node(cluster: Cluster) -> None:
+    """Socket.IO with the polling transport only: every request of the client (handshake, namespace,
+    each POST of audio, each long-poll GET) reaches one node, by the sticky cookie nginx sets on the first
+    answer; the whole session works."""
+    import aiohttp
+    import socketio
+
+    front = cluster.front
+    before = len(front.access_log())
+    pcm, transcript = _pcm(SIO_CLIP)
+    events: list[dict[str, Any]] = []
+    ended = asyncio.Event()
+
+    async def on_any(event: str, data: Any = None) -> None:
+        events.append(data)
+        if event == "session.ended":
+            ended.set()
+
+    # a browser keeps a cookie set by 127.0.0.1; aiohttp's default jar refuses cookies of IP hosts
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    sio = socketio.AsyncClient(reconnection=False, http_session=http)
+    sio.on("*", on_any, namespace="/asr")
+    try:
+        await sio.connect(front.http, namespaces=["/asr"], transports=["polling"], wait_timeout=10)
+        assert sio.transport() == "polling"
+        ack = await sio.call("start", {"audio": PCM16}, namespace="/asr", timeout=30)
+        assert isinstance(ack, dict) and ack.get("session_id"), ack
+        t0 = time.perf_counter()
+        step = 3200  # 100 ms
+        for i in range(0, len(pcm), step):
+            await sio.emit("audio", pcm[i:i + step], namespace="/asr")
+            delay = t0 + (i + step) / 32000 / 2.0 - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await sio.emit("stop", namespace="/asr")
+        await asyncio.wait_for(ended.wait(), 60)
+    finally:
+        # abort: python-engineio's server does not answer the pending long-poll when the client closes,
+        # so a waiting disconnect would sit out the poll's 30 s timeout (with or without nginx)
+        await sio.eio.disconnect(abort=True)
+        await http.close()
+    _check_session(events, transcript)
+
+    lines = [x for x in front.access_log()[before:] if x.uri.startswith("/socket.io/")]
+    methods = [x.method for x in lines]
+    assert methods.count("POST") >= 3 and methods.count("GET") >= 3, lines
+    first = lines[0]
+    assert first.rid == first.key, first  # the handshake was hashed on the id it was given as its cookie
+    assert {x.key for x in lines} == {first.key}, lines
+    assert {x.upstream for x in lines} == {first.upstream}, lines
+    assert first.upstream in cluster.http_upstreams()
+    # every request answered by the node; only the long-poll pending at the close may be cut (499)
+    assert all(x.status == 200 for x in lines if x is not lines[-1]) and lines[-1].status in (200, 499), lines
+
+
+async def test_grpc_session_through_grpc_pass(cluster: Cluster) -> None:
+    pcm, transcript = _pcm(GRPC_CLIP)
+    c = GrpcClient(cluster.front)  # the official grpcio client, on nginx's HTTP/2 listener
+    await c.connect()
+    try:
+        sid = await c.start({"audio": PCM16})
+        assert sid is not None, await c.next_error()
+        await c.stream(pcm, realtime=2.0)
+        await c.stop()
+        events = await c.wait_ended(60)
+    finally:
+        await c.close()
+    _check_session(events, transcript)
+    lines = await cluster.front.wait_log(lambda x: x.uri == "/asrhub.v1.AsrHub/StreamingRecognize")
+    assert lines and lines[-1].status == 200 and lines[-1].upstream in cluster.grpc_upstreams(), lines
+
+
+async def test_body_limits(cluster: Cluster) -> None:
+    """A body a little over limits.max_message_bytes still reaches a node (which answers in its own words);
+    one over the proxy's client_max_body_size is refused by nginx, in the hub's error shape."""
+    front = cluster.front
+    async with httpx.AsyncClient(base_url=front.http, timeout=30) as http:
+        octets = {"content-type": "application/octet-stream"}
+        passed = await http.post("/v1/sessions/no-such-session/audio", content=bytes(1_200_000), headers=octets)
+        assert passed.status_code == 404 and passed.json()["error"]["code"] == "session_not_found", passed.text
+        refused = await http.post("/v1/sessions/no-such-session/audio", content=bytes(3 << 20), headers=octets)
+        assert refused.status_code == 413, refused.text
+        assert refused.json() == {"error": {"code": "payload_too_large",
+                                            "message": "request body over the proxy's client_max_body_size"}}
+    lines = await front.wait_log(lambda x: x.uri == "/v1/sessions/no-such-session/audio", count=2)
+    assert [x.status for x in lines[-2:]] == [404, 413]
+    assert lines[-2].upstream in cluster.http_upstreams() and lines[-1].upstream == "-"
+
+
+# ---------------------------------------------------------------------------------------------------
+def _render(*args: str) -> str:
+    return subprocess.run([sys.executable, str(DEPLOY / "render_nginx.py"), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_compose_cluster_matches_the_nginx_config() -> None:
+    """docker-compose.cluster.yml parses; every service, volume and file it names exists; its hubs are the
+    nodes the shipped nginx.conf lists (rendering the file for them changes nothing)."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.cluster.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "hub1", "hub2", "nginx"} <= set(services)
+    volumes = set(compose.get("volumes") or {})
+    for name, svc in services.items():
+        deps = svc.get("depends_on") or []
+        assert set(deps) <= set(services), (name, deps)
+        for vol in svc.get("volumes") or []:
+            source = vol.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (DEPLOY / source).exists(), (name, source)
+            else:
+                assert source in volumes, (name, source)
+        if "build" in svc:
+            assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file(), name
+    hubs = [n for n in services if n.startswith("hub")]
+    for n in hubs:
+        env = services[n]["environment"]
+        assert env["ASRHUB_CLUSTER__REDIS_URL"].startswith("redis://redis:"), n
+        assert env["ASRHUB_CLUSTER__NODE_ID"] == n and env["ASRHUB_CLUSTER__ADVERTISE_URL"] == f"http://{n}:8000"
+    assert set(services["nginx"]["ports"]) == {"8000:8000", "50051:50051"}
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
+    shipped = (DEPLOY / "nginx.conf").read_text()
+    assert _render(*(f"--hub={n}:8000:50051" for n in hubs), "--listen=8000", "--grpc-listen=50051") == shipped
