@@ -31,8 +31,17 @@ import yaml
 from tests.cluster.redis_server import RedisServer
 from tests.contract.clients import PCM16, SseClient
 from tests.contract.grpc_client import GrpcClient
-from tests.support import (REPO, HubProcess, base_config, clip, final_text, free_port, load_pcm16, wer,
-                           ws_stream)
+from tests.support import (
+    REPO,
+    HubProcess,
+    base_config,
+    clip,
+    final_text,
+    free_port,
+    load_pcm16,
+    wer,
+    ws_stream,
+)
 
 DEPLOY = REPO / "deploy"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()),
@@ -163,8 +172,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
     tmp = tmp_path_factory.mktemp("nginx-cluster")
     redis = RedisServer(tmp).start()
+    # a short drain: the Socket.IO test leaves a long-poll the node only gives up at the drain's end
     hubs = [HubProcess(base_config(), tmp, env={"ASRHUB_CLUSTER__REDIS_URL": redis.url,
-                                                "ASRHUB_CLUSTER__NODE_ID": f"hub{i}"}) for i in (1, 2)]
+                                                "ASRHUB_CLUSTER__NODE_ID": f"hub{i}",
+                                                "ASRHUB_SERVER__SHUTDOWN_GRACE_S": "2"}) for i in (1, 2)]
     front: Nginx | None = None
     try:
         with ThreadPoolExecutor(len(hubs)) as pool:
