@@ -222,6 +222,7 @@ async def test_sse_events_are_not_buffered(cluster: Cluster, tmp_path: Path) -> 
     try:
         sid = await c.start({"audio": PCM16})
         assert sid is not None, await c.next_error()
+        assert c.audio_url == f"{front.http}/v1/sessions/{sid}/audio"  # built from the Host nginx passes on
         await c.stream(pcm, realtime=2.0)
         first = await c.wait_for(lambda e: e["type"] in ("transcript.partial", "transcript.final"), wait_s=30)
         assert c.events[-1]["type"] != "session.ended"  # no stop sent yet: the stream is open
@@ -243,10 +244,12 @@ async def test_sse_events_are_not_buffered(cluster: Cluster, tmp_path: Path) -> 
         assert len({x.upstream for x in lines}) == 2, lines
 
 
-async def test_socketio_long_polling_is_pinned_to_one_node(cluster: Cluster) -> None:
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]], ids=["polling", "upgrade"])
+async def test_socketio_is_pinned_to_one_node(cluster: Cluster, transports: list[str]) -> None:
     """Socket.IO with the polling transport only: every request of the client (handshake, namespace,
     each POST of audio, each long-poll GET) reaches one node, by the sticky cookie nginx sets on the first
-    answer; the whole session works."""
+    answer; the whole session works. With the upgrade (a browser's default), the WebSocket that takes over
+    the polling connection reaches the same node too."""
     import aiohttp
     import socketio
 
@@ -266,8 +269,8 @@ async def test_socketio_long_polling_is_pinned_to_one_node(cluster: Cluster) -> 
     sio = socketio.AsyncClient(reconnection=False, http_session=http)
     sio.on("*", on_any, namespace="/asr")
     try:
-        await sio.connect(front.http, namespaces=["/asr"], transports=["polling"], wait_timeout=10)
-        assert sio.transport() == "polling"
+        await sio.connect(front.http, namespaces=["/asr"], transports=transports, wait_timeout=10)
+        assert sio.transport() == transports[-1]
         ack = await sio.call("start", {"audio": PCM16}, namespace="/asr", timeout=30)
         assert isinstance(ack, dict) and ack.get("session_id"), ack
         t0 = time.perf_counter()
@@ -286,16 +289,25 @@ async def test_socketio_long_polling_is_pinned_to_one_node(cluster: Cluster) -> 
         await http.close()
     _check_session(events, transcript)
 
-    lines = [x for x in front.access_log()[before:] if x.uri.startswith("/socket.io/")]
+    def mine(x: LogLine) -> bool:
+        return x.uri.startswith("/socket.io/")
+
+    if "websocket" in transports:
+        await front.wait_log(lambda x: mine(x) and x.status == 101)
+    lines = [x for x in front.access_log()[before:] if mine(x)]
     methods = [x.method for x in lines]
-    assert methods.count("POST") >= 3 and methods.count("GET") >= 3, lines
+    if "websocket" in transports:
+        assert [x.status for x in lines].count(101) == 1 and methods.count("GET") >= 2, lines
+    else:
+        assert methods.count("POST") >= 3 and methods.count("GET") >= 3, lines
     first = lines[0]
     assert first.rid == first.key, first  # the handshake was hashed on the id it was given as its cookie
     assert {x.key for x in lines} == {first.key}, lines
     assert {x.upstream for x in lines} == {first.upstream}, lines
     assert first.upstream in cluster.http_upstreams()
     # every request answered by the node; only the long-poll pending at the close may be cut (499)
-    assert all(x.status == 200 for x in lines if x is not lines[-1]) and lines[-1].status in (200, 499), lines
+    assert all(x.status in (200, 101) for x in lines if x is not lines[-1]), lines
+    assert lines[-1].status in (200, 101, 499), lines
 
 
 async def test_grpc_session_through_grpc_pass(cluster: Cluster) -> None:
@@ -313,6 +325,22 @@ async def test_grpc_session_through_grpc_pass(cluster: Cluster) -> None:
     _check_session(events, transcript)
     lines = await cluster.front.wait_log(lambda x: x.uri == "/asrhub.v1.AsrHub/StreamingRecognize")
     assert lines and lines[-1].status == 200 and lines[-1].upstream in cluster.grpc_upstreams(), lines
+
+
+async def test_client_address_reaches_the_node(cluster: Cluster) -> None:
+    """nginx sets X-Forwarded-For (appending to the client's own); the node, trusting its loopback peer,
+    logs the address the header names (port 0) rather than nginx's connection (a real port)."""
+    stamp = time.time_ns()
+    probes = {f"plain-{stamp}": ({}, "127.0.0.1:0"),
+              f"forwarded-{stamp}": ({"X-Forwarded-For": "203.0.113.7"}, "203.0.113.7:0")}
+    async with httpx.AsyncClient(base_url=cluster.front.http, timeout=30) as http:
+        for probe, (headers, _) in probes.items():
+            assert (await http.get(f"/healthz?probe={probe}", headers=headers)).status_code == 200
+    for probe, (_, client) in probes.items():
+        deadline = time.monotonic() + 10
+        while not any(f'{client} - "GET /healthz?probe={probe}' in h.log.read_text() for h in cluster.hubs):
+            assert time.monotonic() < deadline, f"no node logged {probe} as coming from {client}"
+            await asyncio.sleep(0.05)
 
 
 async def test_body_limits(cluster: Cluster) -> None:
