@@ -60,7 +60,8 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     app = FastAPI(title="ASR Hub", version=__version__, lifespan=lifespan)
     app.state.hub = hub
     app.state.config = config
-    app.add_middleware(AuthMiddleware, auth=hub.auth)  # inside CORS: preflights need no key
+    app.add_middleware(AuthMiddleware, auth=hub.auth,  # (cluster: rate limits count across nodes)
+                       cluster_rate=hub.cluster.rate_hit if hub.cluster is not None else None)  # inside CORS: preflights need no key
     app.add_middleware(CORSMiddleware, allow_origins=config.server.allowed_origins, allow_methods=["*"],
                        allow_headers=["*"])
     app.add_middleware(HeadMiddleware)  # HEAD = GET without the body, on every route and mount

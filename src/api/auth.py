@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -52,10 +53,16 @@ def check_session_token(scope: Scope, path: str, cred: Credential) -> None:
                        "get a new one from POST /v1/tokens", fatal=True)
 
 
+RateHit = Callable[[str, int], Awaitable[None]]
+
+
 class AuthMiddleware:
-    def __init__(self, app: Any, auth: Authenticator) -> None:
+    def __init__(self, app: Any, auth: Authenticator, cluster_rate: RateHit | None = None) -> None:
+        """`cluster_rate`: the requests-per-minute count of a key across a cluster's nodes (DESIGN §8),
+        on top of this node's own limiter."""
         self.app = app
         self.auth = auth
+        self.cluster_rate = cluster_rate
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(PROTECTED):
@@ -77,6 +84,8 @@ class AuthMiddleware:
                     check_session_token(scope, path, cred)
                 scope["asrhub.api_key"] = key_id(cred.key)
                 scope["asrhub.credential"] = cred
+                if self.cluster_rate is not None and cred.key is not None and cred.key.requests_per_minute:
+                    await self.cluster_rate(key_id(cred.key) or "", cred.key.requests_per_minute)
         except HubError as e:
             await self._refuse(scope, receive, send, e)
             return

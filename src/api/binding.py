@@ -13,13 +13,20 @@ A transport maps its wire onto these calls and keeps only that mapping:
   `send` answers False (the client is gone). Backpressure is the transport's `send`: it returns once
   the event is on its way, and events wait in the session's bounded channel meanwhile;
 - `detach()`: the connection is gone: a live session waits `resume_window_s` for its client.
+
+Cluster (DESIGN §8): a resume of a session that another node owns binds the connection to a bridge
+(`remote`): the same calls, with events from the session's log and commands to its owner. A client
+whose session another node has taken over (`ChannelFenced`) is told to resume: `pump` returns False and
+`moved` is set, and the transport closes the connection as "try again".
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from ..core.channel import ChannelFenced
 from ..core.commands import StartSession
 from ..core.errors import ClientError, ErrorCode, HubError
 from ..core.events import ErrorEvent, Event
@@ -27,7 +34,29 @@ from ..core.service import SessionService
 from ..core.session import Session
 from .errors import error_event
 
+if TYPE_CHECKING:
+    from ..cluster.bridge import BridgedSession
+
 log = logging.getLogger(__name__)
+
+
+async def open_session(service: SessionService, cmd: StartSession, transport: str, api_key: str | None) -> Session:
+    """`service.start_session`, with the API key's session quota held across the cluster's nodes
+    (DESIGN §8 "Admission") when there is a cluster: the session's id is reserved in the quota first."""
+    node = service.cluster
+    if node is None or cmd.resume is not None or api_key is None:
+        return service.start_session(cmd, transport, api_key)
+    from ..cluster.node import ClusterNode
+
+    assert isinstance(node, ClusterNode)
+    limit = service.admission.key_limits.get(api_key, service.config.limits.max_sessions_per_key)
+    sid = await node.reserve(api_key, limit)
+    try:
+        return service.start_session(cmd, transport, api_key, session_id=sid)
+    except BaseException:
+        if sid is not None:
+            node.removed(sid)  # never started: its slot is free again
+        raise
 
 
 class SessionBinding:
@@ -37,57 +66,113 @@ class SessionBinding:
         self.api_key = api_key
         self.verb = verb  # how the transport's docs say a command is made: "send" / "emit"
         self.session: Session | None = None
+        self.remote: BridgedSession | None = None  # a session of another node (cluster)
         self.attachment = 0  # which attachment of the session this connection is (resume makes new ones)
+        self.moved = False   # the session continues on another node: the client should resume
 
     @classmethod
-    def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
-        """A binding to an existing session (SSE: each request names its session in the path)."""
+    async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
+        """A binding to an existing session (SSE: each request names its session in the path), here or
+        (cluster) on another node, for commands only."""
         bind = cls(service, transport, None)
+        if session_id not in service.sessions and service.cluster is not None:
+            from ..cluster.node import ClusterNode
+
+            assert isinstance(service.cluster, ClusterNode)
+            bind.remote = await service.cluster.bridge(session_id, 0, attach=False)
+            return bind
         bind.session = service.get(session_id)
         bind.attachment = service.attachment(session_id)
         return bind
 
     @property
     def live(self) -> bool:
-        """A session is bound and has not ended (the store's view)."""
+        """A session is bound and has not ended (the store's view; a bridge's own for another node's)."""
+        if self.remote is not None:
+            return self.remote.live
         return self.session is not None and self.service.is_live(self.session.id)
 
     @property
     def session_id(self) -> str:
+        if self.remote is not None:
+            return self.remote.id
         return self.session.id if self.session is not None else ""
 
+    async def settle(self) -> None:
+        """The commands given are on their way (a bridge's are in Redis); for one-request bindings."""
+        if self.remote is not None:
+            await self.remote.flushed()
+
+    def is_open(self) -> bool:
+        """The bound session takes audio and commands now."""
+        if self.remote is not None:
+            return self.remote.live
+        return self.session is not None and self.service.is_open(self.session.id)
+
     # -- commands -------------------------------------------------------------------------------
-    def start(self, cmd: StartSession) -> tuple[Session, int]:
-        """The session and the seq its events start after (a resume replays from `last_seq`)."""
+    async def start(self, cmd: StartSession) -> tuple[str, int]:
+        """The session's id and the seq its events start after (a resume replays from `last_seq`)."""
         if self.live:
             raise ClientError(ErrorCode.invalid_command, "a session is already running on this connection")
-        session = self.service.start_session(cmd, self.transport, self.api_key)
-        self.session = session
+        after = cmd.resume.last_seq if cmd.resume else 0
+        if cmd.resume is not None and cmd.resume.session_id not in self.service.sessions \
+                and self.service.cluster is not None:
+            return await self._bridge(cmd), after
+        session = await open_session(self.service, cmd, self.transport, self.api_key)
+        self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
-        return session, cmd.resume.last_seq if cmd.resume else 0
+        return session.id, after
 
-    def _bound(self, what: str) -> Session:
+    async def _bridge(self, cmd: StartSession) -> str:
+        from ..cluster.node import ClusterNode
+        from ..core.validation import validate_audio_spec, validate_idle_timeout
+
+        assert cmd.resume is not None and isinstance(self.service.cluster, ClusterNode)
+        validate_audio_spec(cmd.audio, self.service.config.limits)  # as a local resume checks them
+        validate_idle_timeout(cmd.idle_timeout_s, self.service.config.limits)
+        self.remote = await self.service.cluster.bridge(cmd.resume.session_id, cmd.resume.last_seq)
+        self.session = None
+        return self.remote.id
+
+    def _bound(self, what: str) -> str:
+        if self.remote is not None:
+            return self.remote.id
         if self.session is None:
             raise ClientError(ErrorCode.invalid_command, f"{what} before 'start'; {self.verb} start first")
-        return self.session
+        return self.session.id
 
     def audio(self, data: bytes) -> None:
-        self.service.push_audio(self._bound("audio arrived").id, data)
+        sid = self._bound("audio arrived")
+        if self.remote is not None:
+            self.remote.audio(data)
+        else:
+            self.service.push_audio(sid, data)
+
+    def _command(self, op: str) -> None:
+        sid = self._bound(f"'{op}'")
+        if self.remote is not None:
+            self.remote.command(op)
+        elif op == "flush":
+            self.service.flush(sid)
+        elif op == "stop":
+            self.service.stop(sid)
+        else:
+            self.service.keepalive(sid)
 
     def flush(self) -> None:
-        self.service.flush(self._bound("'flush'").id)
+        self._command("flush")
 
     def stop(self) -> None:
-        self.service.stop(self._bound("'stop'").id)
+        self._command("stop")
 
     def keepalive(self) -> None:
-        self.service.keepalive(self._bound("'keepalive'").id)
+        self._command("keepalive")
 
     def end_of_input(self) -> ErrorEvent | None:
         """The client closed its side: stop the session if it still takes commands."""
-        if self.session is not None and self.service.is_open(self.session.id):
+        if self.is_open():
             try:
-                self.service.stop(self.session.id)
+                self.stop()
             except HubError as e:
                 return self.fail(e)
         return None
@@ -96,7 +181,10 @@ class SessionBinding:
     def fail(self, err: HubError) -> ErrorEvent | None:
         """Report `err`: through the live session's channel (None), or as an event to send now."""
         if self.live:
-            self.service.error(self.session_id, err)
+            if self.remote is not None:
+                self.remote.fail(err)
+            else:
+                self.service.error(self.session_id, err)
             return None
         return error_event(err)
 
@@ -106,16 +194,24 @@ class SessionBinding:
 
     # -- events -----------------------------------------------------------------------------------
     def events(self, after_seq: int) -> AsyncIterator[Event]:
-        return self.service.events(self._bound("events").id, after_seq)
+        sid = self._bound("events")
+        if self.remote is not None:
+            return self.remote.events(after_seq)
+        return self.service.events(sid, after_seq)
 
     async def pump(self, send: Callable[[Event], Awaitable[bool | None]], after_seq: int) -> bool:
-        """Send the session's events; True when `session.ended` went out, False when `send` gave up."""
+        """Send the session's events; True when `session.ended` went out, False when `send` gave up or
+        the session moved to another node (`moved`: the client should resume)."""
         sub = self.events(after_seq)
         try:
             async for ev in sub:
                 if await send(ev) is False:
                     return False
             return True
+        except ChannelFenced as e:
+            log.info("%s: %s", self.transport, e)
+            self.moved = True
+            return False
         finally:
             aclose = getattr(sub, "aclose", None)
             if aclose is not None:
@@ -123,5 +219,7 @@ class SessionBinding:
 
     def detach(self) -> None:
         """This connection is gone (a resume elsewhere may have taken the session over already)."""
-        if self.live:
+        if self.remote is not None:
+            self.remote.detach()
+        elif self.live:
             self.service.detach(self.session_id, self.attachment)

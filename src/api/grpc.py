@@ -62,6 +62,8 @@ class AsrHubServicer:
         try:
             async for msg in responses:
                 yield msg
+        except HubError as e:  # node_lost: another node took the session over; the client resumes
+            await abort(context, e)
         except Exception as e:  # never an untyped UNKNOWN: INTERNAL with the contract code
             if isinstance(e, grpc.aio.AbortError):
                 raise

@@ -26,6 +26,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.rate_limited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.unauthorized: grpc.StatusCode.UNAUTHENTICATED,
     ErrorCode.session_not_found: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.node_lost: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.not_found: grpc.StatusCode.NOT_FOUND,
     ErrorCode.method_not_allowed: grpc.StatusCode.UNIMPLEMENTED,
     ErrorCode.headers_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,

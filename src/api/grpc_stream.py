@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from ..core.channel import ChannelFenced
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
@@ -41,7 +42,7 @@ class GrpcStream:
     (errors outside a session) and the end of the call."""
 
     MAX_QUEUED_ERRORS = 256
-    DROP_GRACE_S = 0.25  # how long a request stream that ended without stop waits to tell a drop from a half-close
+    DROP_GRACE_S = 1.0  # how long a request stream that ended without stop waits to tell a drop from a half-close
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.bind = SessionBinding(hub.service, "grpc", api_key)
@@ -55,13 +56,13 @@ class GrpcStream:
         if direct is not None and self.out.qsize() < self.MAX_QUEUED_ERRORS:
             self.out.put_nowait(direct)
 
-    def handle(self, req: Any) -> None:
+    async def handle(self, req: Any) -> None:
         if isinstance(req, BadRequest):
             raise HubError(ErrorCode.invalid_command, req.message)
         kind = req.WhichOneof("request")
         if kind == "start":
-            session, after = self.bind.start(parse_start(start_to_dict(req.start)))
-            self.out.put_nowait(_Attach(session.id, after))
+            session_id, after = await self.bind.start(parse_start(start_to_dict(req.start)))
+            self.out.put_nowait(_Attach(session_id, after))
         elif kind == "audio":
             self.bind.audio(req.audio)
         elif kind == "flush":
@@ -78,7 +79,7 @@ class GrpcStream:
         try:
             async for req in requests:
                 try:
-                    self.handle(req)
+                    await self.handle(req)
                 except HubError as e:
                     self.report(e)
                 except Exception as e:
@@ -89,8 +90,7 @@ class GrpcStream:
             if self.streaming is not None:
                 self.streaming.cancel()  # it waits on the session's channel, not on `out`
             return
-        if self.bind.session is not None and self.bind.service.is_open(self.bind.session.id) \
-                and await self._dropped():
+        if self.bind.is_open() and await self._dropped():
             # grpc ends the request stream of a dropped connection as if the client had half-closed; the
             # call's cancellation follows: detach (resumable), do not stop
             self.out.put_nowait(_END)
@@ -98,7 +98,7 @@ class GrpcStream:
                 self.streaming.cancel()
             return
         # the client half-closed: that is the end of its audio
-        if self.bind.session is None:
+        if not self.bind.session_id:
             self.out.put_nowait(_END)
         elif (direct := self.bind.end_of_input()) is not None:
             self.out.put_nowait(direct)
@@ -132,6 +132,8 @@ class GrpcStream:
                 try:
                     async for ev in sub:
                         yield event_to_proto(self.pb, ev)
+                except ChannelFenced as e:  # another node took the session over: the client resumes
+                    raise HubError(ErrorCode.node_lost, f"{e}; resume the session") from None
                 finally:
                     self.streaming = None
                     await aclose(sub)

@@ -36,6 +36,7 @@ from ..core.transcribe import (
 from ..core.validation import request_options, validate_start
 from ..formats import format_segments
 from ..providers.base import Provider, Task, TranscribeOptions
+from .binding import open_session
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name
 from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, openai_error_body
@@ -307,8 +308,8 @@ async def audio_transcriptions(
             events = piece_stream(provider, audio, opts, split)
         else:
             service = request.app.state.hub.service
-            session = service.start_session(start_for(provider, lang, split, threshold, prompt or None), "openai",
-                                            request.scope.get("asrhub.api_key"))  # refused: an HTTP error
+            session = await open_session(service, start_for(provider, lang, split, threshold, prompt or None),
+                                         "openai", request.scope.get("asrhub.api_key"))  # refused: an HTTP error
             events = session_stream(service, session, audio)
         return StreamingResponse(_sse(events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

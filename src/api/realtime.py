@@ -42,6 +42,7 @@ from ..core.events import (
 from ..core.service import SessionService
 from ..core.session import Session
 from . import realtime_events as rt
+from .binding import open_session
 from .openai_models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class RealtimeConnection:
         self.cfg = cfg
         await self.send(rt.session_event(cfg, created=False))
 
-    def start_run(self) -> HubRun:
+    async def start_run(self) -> HubRun:
         cfg = self.cfg
         provider = resolve_model(self.ws.app.state.hub, cfg.model, cfg.language)
         rate = 24000 if cfg.format == "audio/pcm" else 8000
@@ -113,7 +114,7 @@ class RealtimeConnection:
         start = StartSession(provider=provider.name, language=cfg.language,
                              audio=AudioSpec(encoding="pcm_s16le", sample_rate=rate, channels=1),
                              interim_results=True, vad=vad, prompt=cfg.prompt or None)
-        session = self.service.start_session(start, "realtime", self.ws.scope.get("asrhub.api_key"))
+        session = await open_session(self.service, start, "realtime", self.ws.scope.get("asrhub.api_key"))
         run = HubRun(session, round(self.audio_s * 1000), manual=not cfg.server_vad)
         run.pump = asyncio.create_task(self.pump(run))
         self.runs.add(run)
@@ -133,7 +134,7 @@ class RealtimeConnection:
         if not data:
             return
         if self.run is None or not self.service.is_open(self.run.session.id):
-            self.run = self.start_run()
+            self.run = await self.start_run()
         if self.current_item is None:
             self.current_item = rt.item_id()
         self.service.push_audio(self.run.session.id, data)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from ..cluster.health import ClusterStatus, cluster_status
+from ..store.hub.selectors import select_draining
 
 router = APIRouter()
 
@@ -26,9 +30,41 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+NotReadyReason = Literal["starting", "draining", "full", "lagging"]
+
+
+class Readiness(BaseModel):
+    """`GET /readyz`: 200 while this node takes new sessions, 503 otherwise, so a load balancer sends
+    new clients elsewhere. `cluster` is "off" (single node), "ok", or "degraded" (Redis unreachable:
+    the node still serves, local-only, and stays 200)."""
+
+    ready: bool
+    sessions: int                    # live sessions on this node
+    reason: NotReadyReason | None    # why not ready; null when ready
+    cluster: ClusterStatus
+
+
+def readiness(hub: Any) -> Readiness:
+    """This node's readiness: loaded and not draining, under `limits.max_sessions`, and finals trailing
+    audio by no more than `limits.admission_lag_s` (the same tests admission makes)."""
+    if hub is None:
+        return Readiness(ready=False, sessions=0, reason="starting", cluster="off")
+    sessions = hub.service.live_count()
+    limits = hub.config.limits
+    reason: NotReadyReason | None = None
+    if select_draining(hub.service.state):
+        reason = "draining"
+    elif not hub.ready:
+        reason = "starting"
+    elif sessions >= limits.max_sessions:
+        reason = "full"
+    elif hub.service.max_pending_lag() > limits.admission_lag_s:
+        reason = "lagging"
+    return Readiness(ready=reason is None, sessions=sessions, reason=reason,
+                     cluster=cluster_status(getattr(hub, "cluster", None)))
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(request: Request) -> JSONResponse:
-    hub = getattr(request.app.state, "hub", None)
-    ready = hub is not None and hub.ready
-    return JSONResponse({"ready": ready, "sessions": hub.service.live_count() if hub else 0},
-                        status_code=200 if ready else 503)
+    r = readiness(getattr(request.app.state, "hub", None))
+    return JSONResponse(r.model_dump(), status_code=200 if r.ready else 503)

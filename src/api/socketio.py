@@ -150,6 +150,8 @@ class AsrNamespace:
 
         try:
             await bind.pump(send, after_seq)
+            if bind.moved:  # another node took the session over: the client resumes (anywhere)
+                await self.sio.disconnect(sid, namespace=NAMESPACE)
         except Exception:  # the client went away mid-emit; disconnect handling detaches
             log.debug("socket.io pump for %s ended", sid, exc_info=True)
 
@@ -166,7 +168,7 @@ class AsrNamespace:
         if self.not_reading(sid):
             return _ack_error(NOT_READING)
         try:
-            session, after = conn.bind.start(parse_start(data if data is not None else {}))
+            session_id, after = await conn.bind.start(parse_start(data if data is not None else {}))
         except HubError as e:
             return _ack_error(e)
         except Exception as e:
@@ -174,7 +176,7 @@ class AsrNamespace:
         if conn.pump is not None and not conn.pump.done():
             conn.pump.cancel()
         conn.pump = asyncio.create_task(self.pump(sid, conn.bind, after))
-        return {"session_id": session.id}
+        return {"session_id": session_id}
 
     async def _command(self, sid: str, name: str, data: Any = None) -> dict[str, Any]:
         """audio / flush / stop. Errors go out as `error` events (and in the ack, when one was asked)."""

@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
-from .binding import SessionBinding
+from .binding import SessionBinding, open_session
 from .errors import ERROR_RESPONSES, error_response
 from .http_guard import is_head
 from .openapi import inline_schema
@@ -75,16 +75,20 @@ async def _read_start(request: Request) -> StartSession:
              openapi_extra={"requestBody": {"required": False, "content": {
                  "application/json": {"schema": inline_schema(StartSession)}}}})
 async def create_session(request: Request) -> Response:
+    service = _service(request)
     try:
         cmd = await _read_start(request)
-        session = _service(request).start_session(cmd, "sse", _api_key(request))
+        if cmd.resume is not None and cmd.resume.session_id not in service.sessions and service.cluster is not None:
+            session_id = await _remote_resume(service, cmd)
+        else:
+            session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
     except HubError as e:
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST /v1/sessions")
-    body = SessionCreated(session_id=session.id,
-                          events_url=str(request.url_for("sse_events", session_id=session.id)),
-                          audio_url=str(request.url_for("sse_audio", session_id=session.id)))
+    body = SessionCreated(session_id=session_id,
+                          events_url=str(request.url_for("sse_events", session_id=session_id)),
+                          audio_url=str(request.url_for("sse_audio", session_id=session_id)))
     return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
 
 
@@ -112,6 +116,8 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
+        if session_id not in service.sessions and service.cluster is not None:
+            return await _remote_events(request, service, session_id, after)
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
             session = service.get(session_id)
             if after > session.channel.last_seq or not session.channel.can_replay(after):
@@ -123,7 +129,32 @@ async def session_events(request: Request, session_id: str,
         return error_response(e)
     if not service.is_live(session.id) and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
-    return EventStream(service, session, after)
+    return EventStream.local(service, session, after)
+
+
+async def _remote_resume(service: SessionService, cmd: StartSession) -> str:
+    """Cluster: `resume` of a session another node owns. The session is checked here; the events
+    stream (with Last-Event-ID) attaches it, as on its own node."""
+    from ..cluster.node import ClusterNode
+
+    assert cmd.resume is not None and isinstance(service.cluster, ClusterNode)
+    bridge = await service.cluster.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
+    if cmd.resume.last_seq > bridge.last_seq:
+        raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {cmd.resume.last_seq}: the cluster "
+                       f"holds events up to {bridge.last_seq}")
+    return bridge.id
+
+
+async def _remote_events(request: Request, service: SessionService, session_id: str, after: int) -> Response:
+    """Cluster: a session another node owns, read from its log through a bridge (DESIGN §8)."""
+    from ..cluster.node import ClusterNode
+
+    assert isinstance(service.cluster, ClusterNode)
+    head = is_head(request.scope)
+    bridge = await service.cluster.bridge(session_id, after, attach=not head)
+    if bridge.ended and after >= bridge.last_seq:
+        return Response(status_code=204)
+    return EventStream(session_id, lambda: bridge.events(after), bridge.detach)
 
 
 @router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, responses={
@@ -131,22 +162,25 @@ async def session_events(request: Request, session_id: str,
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def session_audio(request: Request, session_id: str) -> Response:
     service = _service(request)
+    bind: SessionBinding | None = None
     try:
-        bind = SessionBinding.of(service, "sse", session_id)
-        channel = service.get(session_id).channel
+        bind = await SessionBinding.of(service, "sse", session_id)
+        channel = service.sessions[session_id].channel if bind.remote is None else None
         limit = service.config.limits.max_message_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise HubError(ErrorCode.payload_too_large, f"audio message of {declared} bytes exceeds the limit of {limit}")
-        before = channel.last_seq
+        before = channel.last_seq if channel is not None else 0
         bind.audio(await request.body())
+        await bind.settle()
     except HubError as e:
-        if e.fatal:  # e.g. an undecodable stream: ends the session, as on the other wires
+        if e.fatal and bind is not None:  # e.g. an undecodable stream: ends the session, as on the other wires
             bind.fail(e)
+            await bind.settle()
         return error_response(e)
     except Exception as e:
         return _internal(e, "POST audio")
-    if channel.last_seq != before:
+    if channel is not None and channel.last_seq != before:
         await _stream_first()
     return Response(status_code=202)
 
@@ -159,14 +193,14 @@ async def _stream_first() -> None:
 
 @router.post("/v1/sessions/{session_id}/flush", status_code=202, responses=ERROR_RESPONSES)
 async def session_flush(request: Request, session_id: str) -> Response:
-    response = _command(request, session_id, "flush")
+    response = await _command(request, session_id, "flush")
     await _stream_first()
     return response
 
 
 @router.post("/v1/sessions/{session_id}/stop", status_code=202, responses=ERROR_RESPONSES)
 async def session_stop(request: Request, session_id: str) -> Response:
-    response = _command(request, session_id, "stop")
+    response = await _command(request, session_id, "stop")
     await _stream_first()
     return response
 
@@ -174,18 +208,18 @@ async def session_stop(request: Request, session_id: str) -> Response:
 @router.post("/v1/sessions/{session_id}/keepalive", status_code=202, responses=ERROR_RESPONSES,
              summary="No audio for a while: reset the session's idle timer")
 async def session_keepalive(request: Request, session_id: str) -> Response:
-    return _command(request, session_id, "keepalive")
+    return await _command(request, session_id, "keepalive")
 
 
 @router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,
              include_in_schema=False)
 async def session_unknown(request: Request, session_id: str, command: str) -> Response:
-    return _command(request, session_id, command)
+    return await _command(request, session_id, command)
 
 
-def _command(request: Request, session_id: str, command: str) -> Response:
+async def _command(request: Request, session_id: str, command: str) -> Response:
     try:
-        bind = SessionBinding.of(_service(request), "sse", session_id)
+        bind = await SessionBinding.of(_service(request), "sse", session_id)
         if command == "flush":
             bind.flush()
         elif command == "stop":
@@ -197,6 +231,7 @@ def _command(request: Request, session_id: str, command: str) -> Response:
                            + (" and ended" if not bind.live else "") + "; POST /v1/sessions opens another")
         else:
             raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop, keepalive)")
+        await bind.settle()
     except HubError as e:
         return error_response(e)
     except Exception as e:
@@ -208,7 +243,14 @@ def _command(request: Request, session_id: str, command: str) -> Response:
                summary="Abort the session now (no finalisation)")
 async def delete_session(request: Request, session_id: str) -> Response:
     try:
-        _service(request).abort(session_id)
+        service = _service(request)
+        if session_id not in service.sessions and service.cluster is not None:
+            bind = await SessionBinding.of(service, "sse", session_id)
+            assert bind.remote is not None
+            bind.remote.command("abort")
+            await bind.settle()
+        else:
+            service.abort(session_id)
     except HubError as e:
         return error_response(e)
     return Response(status_code=204)

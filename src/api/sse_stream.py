@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from fastapi import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from ..core.channel import ChannelFenced
 from ..core.events import Event
 from ..core.service import SessionService
 from ..core.session import Session
@@ -36,20 +38,27 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> None:
+    def __init__(self, session_id: str, events: Callable[[], AsyncIterator[Event]], on_close: Callable[[], None],
+                 ping_s: float = PING_S) -> None:
         # no Response.__init__: there is no body to render (and no content-length to announce)
         self.status_code = 200
         self.background = None
         self.raw_headers = list(self.HEADERS)
-        self.service = service
-        self.session = session
-        self.after = after
+        self.session_id = session_id
+        self.events = events       # the session's events after the reader's Last-Event-ID
+        self.on_close = on_close   # the reader is gone
         self.ping_s = ping_s
-        self.attachment = service.attachment(session.id)
 
-    def _detach_if_last(self) -> None:
-        if self.service.is_live(self.session.id) and self.session.channel.readers == 0:
-            self.service.detach(self.session.id, self.attachment)
+    @classmethod
+    def local(cls, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> EventStream:
+        """A session of this node: the session is detached when this was its last reader."""
+        attachment = service.attachment(session.id)
+
+        def detach_if_last() -> None:
+            if service.is_live(session.id) and session.channel.readers == 0:
+                service.detach(session.id, attachment)
+
+        return cls(session.id, lambda: service.events(session.id, after), detach_if_last, ping_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -71,21 +80,23 @@ class EventStream(Response):
                         await task
         if writer.done() and not writer.cancelled():
             if writer.exception() is not None:
-                log.error("SSE stream of session %s failed", self.session.id, exc_info=writer.exception())
+                log.error("SSE stream of session %s failed", self.session_id, exc_info=writer.exception())
             await send({"type": "http.response.body", "body": b"", "more_body": False})  # the stream ends here
         if self.background is not None:
             await self.background()
 
     async def _write(self, send: Send) -> None:
-        sub = self.service.events(self.session.id, self.after)
+        sub = self.events()
         try:
             async for ev in sub:
                 await send({"type": "http.response.body", "body": sse_frame(ev), "more_body": True})
+        except ChannelFenced as e:  # another node took the session over: the stream ends, EventSource
+            log.info("SSE: %s", e)  # reconnects with Last-Event-ID (to any node)
         finally:
             aclose = getattr(sub, "aclose", None)
             if aclose is not None:
                 await aclose()
-            self._detach_if_last()
+            self.on_close()
 
     @staticmethod
     async def _until_disconnect(receive: Receive) -> None:

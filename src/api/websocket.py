@@ -43,6 +43,8 @@ class WsConnection:
         try:
             if await self.bind.pump(self.send_event, after_seq):
                 await self.ws.close(1000)
+            elif self.bind.moved:  # another node took the session over: resume (anywhere)
+                await self.ws.close(1012, "session moved; resume it")
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
 
@@ -58,7 +60,7 @@ class WsConnection:
         assert isinstance(text, str)
         cmd = parse_command(text)
         if isinstance(cmd, StartCommand):
-            _, after = self.bind.start(cmd)
+            _, after = await self.bind.start(cmd)
             self.sender = asyncio.create_task(self.pump_events(after))
         elif isinstance(cmd, FlushCommand):
             self.bind.flush()

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     rate_limited = "rate_limited"
     unauthorized = "unauthorized"
     session_not_found = "session_not_found"
+    node_lost = "node_lost"                    # cluster: the node computing the session died (DESIGN §8)
     not_found = "not_found"                    # HTTP: no such route or file (404)
     method_not_allowed = "method_not_allowed"  # HTTP: the route exists, not with this method (405)
     headers_too_large = "headers_too_large"    # HTTP: request headers over server.max_header_bytes/max_headers (431)
@@ -36,6 +37,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.rate_limited: 429,
     ErrorCode.unauthorized: 401,
     ErrorCode.session_not_found: 404,
+    ErrorCode.node_lost: 503,
     ErrorCode.not_found: 404,
     ErrorCode.method_not_allowed: 405,
     ErrorCode.headers_too_large: 431,
@@ -46,7 +48,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 #: Codes a client may retry as they are (later, or elsewhere): the failure is not in the request.
 RETRYABLE: frozenset[ErrorCode] = frozenset({
     ErrorCode.provider_unavailable, ErrorCode.provider_error, ErrorCode.too_many_sessions,
-    ErrorCode.rate_limited, ErrorCode.internal})
+    ErrorCode.rate_limited, ErrorCode.internal, ErrorCode.node_lost})
 
 
 class HubError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,3 +158,23 @@ EVENT_TYPES = (
     "session.started", "speech.started", "speech.ended", "transcript.partial", "transcript.final",
     "provider.switched", "wakeword.detected", "error", "session.ended",
 )
+
+
+def _event_models() -> dict[str, type[Event]]:
+    models: dict[str, type[Event]] = {}
+    for cls in (SessionStarted, SpeechStarted, SpeechEnded, TranscriptPartial, TranscriptFinal, ProviderSwitched,
+                WakewordDetected, ErrorEvent, SessionEnded):
+        models[cls.model_fields["type"].default] = cls
+    return models
+
+
+EVENT_MODELS = _event_models()
+
+
+def parse_event(text: str | bytes) -> Event:
+    """An event from its wire JSON (`to_json`), as its own model (the cluster's event log holds JSON)."""
+    data = json.loads(text)
+    cls = EVENT_MODELS.get(data.get("type", "")) if isinstance(data, dict) else None
+    if cls is None:
+        raise ValueError(f"not a hub event: {str(text)[:80]!r}")
+    return cls.model_validate(data)

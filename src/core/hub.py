@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..providers.base import Provider
 from ..providers.registry import ProviderSet
@@ -16,6 +17,9 @@ from .metrics import HubMetrics
 from .reload import ConfigReloader
 from .scheduler import Scheduler
 from .service import SessionService
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,12 @@ class Hub:
         self.service = SessionService(config, self.providers, self.metrics)
         self.metrics.bind(self)
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
+        self.cluster: ClusterNode | None = None
+        if config.cluster.redis_url:  # DESIGN §8; empty: one node, no Redis
+            from ..cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(config, self.service)
+            self.service.cluster = self.cluster
 
     @property
     def ready(self) -> bool:
@@ -42,6 +52,8 @@ class Hub:
         self.report_health(self.providers.providers.values())
         await self.prewarm_pipeline()
         await self.service.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         if self.reloader is not None:
             await self.reloader.start()
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
@@ -66,5 +78,7 @@ class Hub:
         if self.reloader is not None:
             await self.reloader.close()
         await self.service.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.providers.close()
         await self.scheduler.stop()

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pystorex import Action
 
@@ -51,6 +51,19 @@ log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
 
 
+class ClusterHooks(Protocol):
+    """What the service tells a cluster node (src/cluster/node.py; DESIGN §8) of its sessions."""
+
+    def logs(self, transport: str) -> bool:
+        """A new session of `transport` is logged to the cluster (resumable on any node); not when Redis
+        is down (it is local only), nor on wires that cannot resume (OpenAI, Realtime)."""
+        ...
+
+    def created(self, session: Session) -> None: ...
+
+    def removed(self, session_id: str) -> None: ...
+
+
 class SessionService:
     def __init__(self, config: HubConfig, providers: ProviderSet, metrics: HubMetrics | None = None) -> None:
         self.config = config
@@ -63,6 +76,7 @@ class SessionService:
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
+        self.cluster: ClusterHooks | None = None   # set by the hub when cluster.redis_url is set
 
     # -- lifecycle of the service ----------------------------------------------------------
     async def start(self) -> None:
@@ -110,7 +124,10 @@ class SessionService:
         return self.admission.max_pending_lag()
 
     # -- commands --------------------------------------------------------------------------
-    def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None) -> Session:
+    def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None,
+                      session_id: str | None = None) -> Session:
+        """Open a session (or resume one held here). `session_id`: the id to give it (the caller has
+        already reserved it, e.g. in the cluster's quotas); default a new one."""
         limits = self.config.limits
         validate_audio_spec(cmd.audio, limits)  # a resume's are ignored, but never taken when absurd
         validate_idle_timeout(cmd.idle_timeout_s, limits)
@@ -121,12 +138,15 @@ class SessionService:
         self.admission.admit(api_key)
         provider = self.providers.for_request(cmd.provider, cmd.language, cmd.task)  # providers.routes
         validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
-        sid = uuid.uuid4().hex
+        sid = session_id or uuid.uuid4().hex
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
+        logged = self.cluster is not None and self.cluster.logs(transport)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
-                          EventChannel(sid, limits.max_events_buffered), limits.max_session_buffer_s)
+                          EventChannel(sid, limits.max_events_buffered, gated=logged), limits.max_session_buffer_s)
         session.last_activity = asyncio.get_running_loop().time()
         self.sessions[sid] = session
+        if self.cluster is not None:
+            self.cluster.created(session)
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
         if self.is_live(sid):
             self._arm_idle(session)
@@ -269,13 +289,21 @@ class SessionService:
         if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
             raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
                               f"up to {s.channel.last_seq}")
-        if self.is_live(session_id):
-            t = self._removals.pop(session_id, None)
-            if t:
-                t.cancel()
-            self.dispatch(A.attached(A.SessionRef(session_id)))
-            s.last_activity = asyncio.get_running_loop().time()
+        self.attach(session_id)
         return s
+
+    def attach(self, session_id: str) -> int:
+        """A client (here, or bridged from another node) takes the session over: its resume window stops.
+        The new attachment; 0 when the session has ended (its events can still be replayed)."""
+        s = self.sessions.get(session_id)
+        if s is None or not self.is_live(session_id):
+            return 0
+        t = self._removals.pop(session_id, None)
+        if t:
+            t.cancel()
+        self.dispatch(A.attached(A.SessionRef(session_id)))
+        s.last_activity = asyncio.get_running_loop().time()
+        return self.attachment(session_id)
 
     def events(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         return self.get(session_id).channel.subscribe(after_seq)
@@ -355,6 +383,8 @@ class SessionService:
         if s is not None:
             for t in list(s.tasks):
                 t.cancel()
+            if self.cluster is not None:
+                self.cluster.removed(session_id)
         self.dispatch(A.removed(A.SessionRef(session_id)))
 
     def spawn(self, s: Session, coro: Coroutine[Any, Any, Any]) -> None:

@@ -15,7 +15,7 @@ VOCABULARY = {f"asrhub.core.{m}" for m in ("audio", "errors", "events", "command
                                                  "language", "resources")}  # resources: a leaf (where packaged files are)
 ENGINE = {f"asrhub.core.{m}" for m in ("service", "scheduler", "failover", "hub", "reload", "metrics", "admission",
                                        "session", "transcribe", "streams")}
-ENGINE_USERS = ("asrhub.api", "asrhub.cli", "asrhub.core")
+ENGINE_USERS = ("asrhub.api", "asrhub.cli", "asrhub.core", "asrhub.cluster")
 
 
 def module_name(path: Path) -> str:

@@ -67,7 +67,7 @@ def stream(method: str = "GET", ping_s: float = 15.0, after: int = 0) -> tuple[E
     async def send(message: dict[str, Any]) -> None:
         await sent.add(message)
 
-    app = EventStream(service, session, after, ping_s=ping_s)  # type: ignore[arg-type]
+    app = EventStream.local(service, session, after, ping_s=ping_s)  # type: ignore[arg-type]
     call = app({"type": "http", "method": method}, receive, send)
     return app, service, (call, sent, gone), session
 

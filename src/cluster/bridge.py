@@ -1,0 +1,166 @@
+"""A session owned by another node, served here (DESIGN §8 "Bridge").
+
+Events come from the session's log (`XREAD ev:{id}` after the client's last seq); commands and audio go
+to the owner's inbox `in:{id}`, in order, through one sender task. The bridge says `attach` when it
+opens and `detach` when its client goes, so the owner's resume and idle timers stay right, and reports
+every so often how far its client has read. When the log is quiet for a block and the owner's lease is
+gone, the bridge ends the session in the log itself: `error{node_lost}` and `session.ended{error}`.
+
+Audio has no seq: what is in flight when a connection drops is delivered at most once (documented).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Protocol
+
+from ..core.channel import ChannelFenced
+from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.events import Event, parse_event
+from . import keys, wire
+from .errors import REDIS_DOWN
+from .messages import InboxMessage
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY = 256  # events between two `delivered` reports
+
+
+class BridgeHost(Protocol):
+    client: aioredis.Redis
+    blocking: aioredis.Redis
+    block_ms: int
+    max_message_bytes: int
+
+    async def owner_alive(self, owner: str) -> bool: ...
+
+    async def end_lost(self, session_id: str, owner: str) -> None: ...
+
+
+class BridgedSession:
+    def __init__(self, host: BridgeHost, session_id: str, owner: str, conn: str, *, ended: bool = False,
+                 last_seq: int = 0) -> None:
+        self.host = host
+        self.id = session_id
+        self.owner = owner
+        self.last_seq = last_seq                # the log's last seq when the bridge opened
+        self.conn = conn
+        self.ended = ended                      # session.ended seen (or in the log already)
+        self._queue: asyncio.Queue[InboxMessage | None] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._closed = False
+        self.attached = False
+
+    @property
+    def live(self) -> bool:
+        return not self.ended
+
+    # -- commands: to the owner's inbox, in order ------------------------------------------------
+    async def attach(self) -> None:
+        """Take the session over for this client (the owner's resume window stops)."""
+        await self.send_now(InboxMessage("attach", self.conn))
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.host.client.hset(keys.session(self.id), "attached_node", self.conn.rsplit("#", 1)[0])
+        self.attached = True
+        self._start_sender()
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+
+    async def send_now(self, msg: InboxMessage) -> None:
+        """One message, in Redis when this returns (the SSE command routes answer after it)."""
+        try:
+            await self.host.client.xadd(keys.inbox(self.id), msg.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+        except REDIS_DOWN as e:
+            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); "
+                           "resume on the session's own node") from None
+
+    def _put(self, msg: InboxMessage) -> None:
+        if self.ended:
+            raise ClientError(ErrorCode.invalid_command, f"session '{self.id}' has ended")
+        if self._closed:
+            raise ClientError(ErrorCode.invalid_command, f"session '{self.id}' is no longer attached here")
+        self._start_sender()
+        self._queue.put_nowait(msg)
+
+    def audio(self, data: bytes) -> None:
+        if len(data) > self.host.max_message_bytes:
+            raise ClientError(ErrorCode.payload_too_large, f"audio message of {len(data)} bytes exceeds the limit "
+                              f"of {self.host.max_message_bytes}")
+        if data:
+            self._put(InboxMessage("audio", self.conn, data=data))
+
+    def command(self, op: str) -> None:
+        assert op in ("flush", "stop", "keepalive", "abort")
+        self._put(InboxMessage(op, self.conn))  # type: ignore[arg-type]
+
+    def fail(self, err: HubError) -> None:
+        """A transport error, reported in the session (in seq order, by the owner)."""
+        self._put(InboxMessage("error", self.conn, code=err.code.value, message=err.message, fatal=err.fatal))
+
+    def detach(self) -> None:
+        """The client is gone: the owner's resume window starts (once the queue is through)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.attached and not self.ended:
+            self._queue.put_nowait(InboxMessage("detach", self.conn))
+        self._queue.put_nowait(None)
+
+    async def _send_loop(self) -> None:
+        key = keys.inbox(self.id)
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            msgs = [m for m in batch if m is not None]
+            if msgs:
+                try:
+                    pipe = self.host.client.pipeline(transaction=False)
+                    for m in msgs:
+                        pipe.xadd(key, m.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+                    await pipe.execute()
+                except REDIS_DOWN as e:
+                    log.warning("bridge of session %s: %d message(s) for the owner lost: %s", self.id, len(msgs), e)
+            if None in batch:
+                return
+
+    async def flushed(self) -> None:
+        """Everything queued is in Redis (and the bridge is closed)."""
+        self.detach()
+        if self._sender is not None:
+            await self._sender
+
+    # -- events: from the log --------------------------------------------------------------------
+    async def events(self, after_seq: int) -> AsyncIterator[Event]:
+        """Every event after `after_seq`, from the log, until `session.ended`."""
+        key = keys.events(self.id)
+        cursor = reported = after_seq
+        while True:
+            try:
+                answer = await self.host.blocking.xread({key: f"0-{cursor}"}, block=self.host.block_ms, count=512)
+            except REDIS_DOWN as e:
+                raise ChannelFenced(f"session {self.id}: the cluster is unreachable ({type(e).__name__})") from None
+            if not answer:
+                if not self.ended and not await self.host.owner_alive(self.owner):
+                    await self.host.end_lost(self.id, self.owner)
+                continue
+            for _, entries in wire.read(answer):
+                for _, fields in entries:
+                    ev = parse_event(fields[b"e"])
+                    cursor = ev.seq
+                    yield ev
+                    if ev.type == "session.ended":
+                        self.ended = True
+                        return
+            if self.attached and cursor - reported >= REPORT_EVERY and not self._closed:
+                reported = cursor
+                self._queue.put_nowait(InboxMessage("delivered", self.conn, seq=cursor))

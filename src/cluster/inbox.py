@@ -1,0 +1,71 @@
+"""The owner's inbox (DESIGN §8 "Bridge"): one multiplexed blocking XREAD over `in:{id}` of every
+session this node logs, plus `wake:{node}`, which the node appends to when that set changes (so the
+read starts over with the new set at once, without waiting out its block).
+
+Each message is applied to the session as the same command from a local client would be (`InboxHost`);
+what the command raises is reported in the session, as a local transport reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from . import keys, wire
+from .errors import REDIS_DOWN
+from .messages import InboxMessage
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+
+class InboxHost(Protocol):
+    def apply(self, session_id: str, msg: InboxMessage) -> None: ...
+
+
+class Inbox:
+    def __init__(self, client: aioredis.Redis, node_id: str, sessions: Callable[[], Iterable[str]],
+                 host: InboxHost, block_ms: int, on_health: Callable[[bool], None]) -> None:
+        self.client = client            # a connection pool whose timeout allows for `block_ms`
+        self.node_id = node_id
+        self.sessions = sessions
+        self.host = host
+        self.block_ms = block_ms
+        self.on_health = on_health
+        self.cursors: dict[str, bytes | str] = {}   # stream key -> last ID read
+        self.wake_cursor: bytes | str = "$"
+
+    async def run(self) -> None:
+        wake = keys.wake(self.node_id)
+        while True:
+            live = {keys.inbox(sid): sid for sid in self.sessions()}
+            self.cursors = {k: self.cursors.get(k, b"0-0") for k in live}
+            streams: dict[str, bytes | str] = {**self.cursors, wake: self.wake_cursor}
+            try:
+                answer = await self.client.xread(streams, block=self.block_ms, count=256)  # type: ignore[arg-type]
+            except REDIS_DOWN as e:
+                log.debug("inbox of %s: %s", self.node_id, e)
+                self.on_health(False)
+                await asyncio.sleep(self.block_ms / 1000)  # Redis is down: try again after a block's time
+                continue
+            for key, entries in wire.read(answer):
+                if key == wake:
+                    self.wake_cursor = entries[-1][0]
+                    continue
+                self.cursors[key] = entries[-1][0]
+                sid = live.get(key)
+                if sid is None:
+                    continue
+                for _, fields in entries:
+                    msg = InboxMessage.parse(fields)
+                    if msg is None:
+                        log.warning("inbox of session %s: an entry that is no message: ignored", sid)
+                        continue
+                    try:
+                        self.host.apply(sid, msg)
+                    except Exception:
+                        log.exception("inbox of session %s: applying %s failed", sid, msg.op)

@@ -1,0 +1,53 @@
+"""What a bridge sends the session's owner through `in:{id}` (DESIGN §8 "Bridge")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+Op = Literal["attach", "detach", "audio", "flush", "stop", "keepalive", "abort", "delivered", "error"]
+OPS: frozenset[str] = frozenset(Op.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """One command for the owner.
+
+    op: what to do. `attach`/`detach`: a client connection (`conn`, unique per bridge) took the session
+        or went away; `audio` carries `data`; `delivered`: the bridged client has taken events up to
+        `seq`; `error`: a transport error to report in the session (`code`, `message`, `fatal`).
+    conn: the bridge that sent it (node id and a counter), so a detach only detaches its own attach.
+    """
+
+    op: Op
+    conn: str = ""
+    data: bytes = b""
+    seq: int = 0
+    code: str = ""
+    message: str = ""
+    fatal: bool = False
+
+    def fields(self) -> dict[str, bytes | str | int]:
+        out: dict[str, bytes | str | int] = {"op": self.op, "conn": self.conn}
+        if self.data:
+            out["data"] = self.data
+        if self.seq:
+            out["seq"] = self.seq
+        if self.code:
+            out.update(code=self.code, message=self.message, fatal=int(self.fatal))
+        return out
+
+    @classmethod
+    def parse(cls, fields: dict[bytes, bytes]) -> InboxMessage | None:
+        """None for an entry that is not a message (never trusted to be well-formed)."""
+        op = fields.get(b"op", b"").decode("ascii", "replace")
+        if op not in OPS:
+            return None
+        try:
+            return cls(op=cast(Op, op), conn=fields.get(b"conn", b"").decode("utf-8", "replace"),
+                       data=fields.get(b"data", b""), seq=int(fields.get(b"seq", b"0") or 0),
+                       code=fields.get(b"code", b"").decode("utf-8", "replace"),
+                       message=fields.get(b"message", b"").decode("utf-8", "replace"),
+                       fatal=fields.get(b"fatal", b"0") == b"1")
+        except ValueError:
+            return None

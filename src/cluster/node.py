@@ -1,0 +1,312 @@
+"""This node in a cluster (DESIGN §8): ties the lease, the event logs of the sessions it owns, its inbox
+and the bridges to sessions that other nodes own. The session service sees it through its
+`ClusterHooks` (created / removed); the transports through `find` / `bridge`.
+
+Redis down: the node is `degraded`. Sessions it owns go on locally (their logs ungate their channels),
+new sessions are local only, and it heals on the next lease beat that reaches Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+
+from ..core.config import HubConfig
+from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.events import ErrorEvent, SessionEnded, parse_event
+from . import keys, wire
+from .append import LogAppender
+from .bridge import BridgedSession
+from .errors import REDIS_DOWN, ClusterUnavailable
+from .inbox import Inbox
+from .lease import Lease, NodeLoad
+from .log import EventLog
+from .messages import InboxMessage
+from .quota import KeyQuota, KeyRateLimit
+
+if TYPE_CHECKING:
+    from ..core.service import SessionService
+    from ..core.session import Session
+
+log = logging.getLogger(__name__)
+
+UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """What Redis says of a session (`sess:{id}`)."""
+
+    session_id: str
+    owner: str
+    last_seq: int
+    first_seq: int     # the oldest seq the log still holds (0: none)
+    ended: bool
+
+
+class ClusterNode:
+    def __init__(self, config: HubConfig, service: SessionService) -> None:
+        cc = config.cluster
+        server = config.server
+        self.config = config
+        self.service = service
+        self.node_id = cc.node_id or f"{server.host}:{server.port}"
+        self.url = cc.advertise_url or f"http://{server.host}:{server.port}"
+        self.block_ms = cc.bridge_block_ms
+        self.max_message_bytes = config.limits.max_message_bytes
+        lease_s = cc.lease_ms / 1000
+        window = config.limits.resume_window_s
+        self.ended_ttl_s = max(1, math.ceil(window))
+        self.session_ttl_s = math.ceil(window + 2 * lease_s + 5)
+        timeout = cc.connect_timeout_s
+        self.client = aioredis.Redis.from_url(cc.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.blocking = aioredis.Redis.from_url(cc.redis_url, socket_timeout=cc.bridge_block_ms / 1000 + timeout,
+                                                socket_connect_timeout=timeout)
+        self.appender = LogAppender(self.client, cc.stream_maxlen)
+        self.degraded = True   # until the first lease beat reaches Redis
+        self.event_logs: dict[str, EventLog] = {}
+        self.log_tasks: dict[str, asyncio.Task[None]] = {}
+        self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
+        self.lease_ms = cc.lease_ms
+        self.quota = KeyQuota(self.client, timeout_s=timeout)
+        self.rate = KeyRateLimit(self.client, timeout_s=timeout)
+        self.quota_held: dict[str, str] = {}   # session -> API key id, counted in the key's quota
+        self.lease = Lease(self.client, self.node_id, cc.lease_ms, self._load, self._active, self.session_ttl_s,
+                           self._health, self._renew_quotas)
+        self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._conns = itertools.count(1)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not await self.lease.beat():
+            log.warning("cluster: Redis at %s does not answer; node %s starts local-only (degraded)",
+                        self.config.cluster.redis_url, self.node_id)
+        self._spawn(self.lease.run())
+        self._spawn(self.inbox.run())
+        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, self.config.cluster.redis_url)
+
+    async def close(self) -> None:
+        writing = [t for t in self.log_tasks.values() if not t.done()]
+        if writing:  # the sessions' last events (session.ended on shutdown) into their logs
+            await asyncio.wait(writing, timeout=1.0)
+        for t in [*self._tasks, *self.log_tasks.values()]:
+            t.cancel()
+        for t in [*self._tasks, *self.log_tasks.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.lease.release()
+        for c in (self.client, self.blocking):
+            with contextlib.suppress(Exception):
+                await c.aclose()
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _health(self, ok: bool) -> None:
+        if ok == self.degraded:
+            log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
+                        "joins the cluster again" if ok else "runs local-only (degraded)")
+        self.degraded = not ok
+
+    def _load(self) -> NodeLoad:
+        live = self.service.live_count()
+        return NodeLoad(self.url, live, self.service.max_pending_lag(), live / self.config.limits.max_sessions)
+
+    def _active(self) -> list[str]:
+        """Sessions whose log this node writes now."""
+        return [sid for sid, t in self.log_tasks.items() if not t.done()]
+
+    # -- ClusterHooks (the session service) --------------------------------------------------------
+    def logs(self, transport: str) -> bool:
+        return not self.degraded and transport not in UNRESUMABLE
+
+    def created(self, session: Session) -> None:
+        if not session.channel.gated:
+            return
+        ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
+                          session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
+                          self._fenced, lambda: self._health(False), self._release)
+        self.event_logs[session.id] = ev_log
+        self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
+        self._spawn(self._wake())
+
+    def removed(self, session_id: str) -> None:
+        self._release(session_id)
+        self.event_logs.pop(session_id, None)
+        self.attachments.pop(session_id, None)
+        task = self.log_tasks.pop(session_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+        self._spawn(self._forget(session_id))
+
+    async def _wake(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.client.xadd(keys.wake(self.node_id), {"w": 1}, maxlen=16, approximate=False)
+
+    async def _forget(self, session_id: str) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.client.delete(keys.inbox(session_id))
+        await self._wake()
+
+    def _fenced(self, session_id: str) -> None:
+        self.service.end(session_id, "error")
+
+    # -- admission across nodes (quota.py) ----------------------------------------------------------
+    async def reserve(self, api_key: str | None, limit: int) -> str | None:
+        """A new session's id, counted in the API key's quota across the cluster; None when there is
+        nothing to count (no key) or Redis is down (local limits only). Refused: too_many_sessions."""
+        if api_key is None or self.degraded:
+            return None
+        sid = uuid.uuid4().hex
+        try:
+            admitted = await self.quota.acquire(api_key, sid, limit, self.lease_ms)
+        except ClusterUnavailable as e:
+            log.warning("cluster: %s; admitting by this node's limits", e)
+            self._health(False)
+            return None
+        if not admitted:
+            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {limit} sessions "
+                           "(across the cluster)", retry_after_s=5)
+        self.quota_held[sid] = api_key
+        return sid
+
+    def _release(self, session_id: str) -> None:
+        """The session ended (or was never started): its slot in the key's quota is free."""
+        key = self.quota_held.pop(session_id, None)
+        if key is not None:
+            self._spawn(self._release_now(key, session_id))
+
+    async def _release_now(self, key: str, session_id: str) -> None:
+        with contextlib.suppress(ClusterUnavailable):
+            await self.quota.release(key, session_id)
+
+    async def _renew_quotas(self) -> None:
+        held = list(self.quota_held.items())
+        if not held:
+            return
+        try:
+            gone = await self.quota.renew([(k, sid) for sid, k in held], self.lease_ms)
+            for entry in gone:  # (Redis restarted empty): counted again
+                if entry.session_id in self.quota_held:
+                    await self.quota.acquire(entry.key_id, entry.session_id, 1 << 30, self.lease_ms)
+        except ClusterUnavailable:
+            pass
+
+    async def rate_hit(self, api_key: str, per_minute: int) -> None:
+        """Requests per minute of an API key across the cluster (rate_limited past it)."""
+        if self.degraded:
+            return
+        try:
+            await self.rate.hit(api_key, per_minute)
+        except ClusterUnavailable:
+            self._health(False)
+
+    # -- the owner's inbox ---------------------------------------------------------------------
+    def apply(self, session_id: str, msg: InboxMessage) -> None:
+        svc = self.service
+        s = svc.sessions.get(session_id)
+        if s is None:
+            return
+        try:
+            if msg.op == "attach":
+                attachment = svc.attach(session_id)
+                if attachment:
+                    self.attachments.setdefault(session_id, {})[msg.conn] = attachment
+                    s.channel.remote_readers += 1
+            elif msg.op == "detach":
+                attachment = self.attachments.get(session_id, {}).pop(msg.conn, 0)
+                if attachment:
+                    s.channel.remote_readers = max(0, s.channel.remote_readers - 1)
+                    svc.detach(session_id, attachment)
+            elif msg.op == "audio":
+                svc.push_audio(session_id, msg.data)
+            elif msg.op == "flush":
+                svc.flush(session_id)
+            elif msg.op == "stop":
+                svc.stop(session_id)
+            elif msg.op == "keepalive":
+                svc.keepalive(session_id)
+            elif msg.op == "abort":
+                svc.abort(session_id)
+            elif msg.op == "delivered":
+                s.channel.mark_delivered(msg.seq)
+            elif msg.op == "error":
+                code = ErrorCode(msg.code) if msg.code in ErrorCode.__members__ else ErrorCode.internal
+                svc.error(session_id, HubError(code, msg.message, fatal=msg.fatal))
+        except HubError as e:
+            svc.error(session_id, e)
+
+    # -- sessions of other nodes -----------------------------------------------------------------
+    async def find(self, session_id: str) -> RemoteRecord | None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(keys.session(session_id))
+            pipe.xrange(keys.events(session_id), "-", "+", count=1)
+            raw_rec, raw_first = await pipe.execute()
+        except REDIS_DOWN as e:
+            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); the session "
+                           f"'{session_id}' can be resumed only on its own node now") from None
+        rec = {bytes(k): bytes(v) for k, v in (raw_rec or {}).items()}
+        if b"owner" not in rec:
+            return None
+        first = wire.entries(raw_first)
+        first_seq = wire.seq_of(first[0][0]) if first else 0
+        return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
+                            rec.get(b"ended") == b"1")
+
+    async def bridge(self, session_id: str, last_seq: int, *, attach: bool = True) -> BridgedSession:
+        """Serve here a session another node owns: its events after `last_seq`, commands to its owner."""
+        rec = await self.find(session_id)
+        if rec is None or rec.owner == self.node_id:  # (ours but gone from here: this node restarted)
+            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
+        if attach and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
+            raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
+                              f"events {rec.first_seq} to {rec.last_seq}")
+        bridge = BridgedSession(self, session_id, rec.owner, f"{self.node_id}#{next(self._conns)}", ended=rec.ended,
+                                last_seq=rec.last_seq)
+        if attach and not rec.ended:
+            await bridge.attach()
+        return bridge
+
+    async def owner_alive(self, owner: str) -> bool:
+        try:
+            return bool(await self.client.exists(keys.node(owner)))
+        except REDIS_DOWN:
+            return True  # not known: Redis itself is away (a node is not declared lost on that)
+
+    async def end_lost(self, session_id: str, owner: str) -> None:
+        """The owner's lease is gone: end the session in its log (`node_lost`), unless it has ended or
+        the owner wrote meanwhile. The log's writer of a returning owner is then refused (fenced)."""
+        for _ in range(3):
+            try:
+                top = wire.entries(await self.client.xrevrange(keys.events(session_id), "+", "-", count=1))
+                last = wire.seq_of(top[0][0]) if top else 0
+                if top and parse_event(top[0][1][b"e"]).type == "session.ended":
+                    return
+                now = time.time()
+                err = ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=ErrorCode.node_lost.value,
+                                 message=f"the node computing this session ({owner}) is gone", fatal=True)
+                end = SessionEnded(session_id=session_id, seq=last + 2, ts=now, reason="error")
+                res = await self.appender.append(session_id, last, [err, end], self.ended_ttl_s)
+            except REDIS_DOWN as e:
+                log.warning("session %s: owner %s lost and Redis unreachable: %s", session_id, owner, e)
+                return
+            if res.ok:
+                log.warning("session %s: its node %s is gone (lease expired); ended with node_lost at seq %d",
+                            session_id, owner, last + 1)
+                return
+            if res.lost:
+                return

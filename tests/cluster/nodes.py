@@ -1,0 +1,146 @@
+"""A real cluster on loopback: one redis-server and N `asrhub serve` processes, each its own node
+(`ASRHUB_CLUSTER__REDIS_URL`, `ASRHUB_CLUSTER__NODE_ID`), started in parallel, stopped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.cluster.redis_server import RedisServer
+from tests.support import HubProcess, base_config, clip, load_pcm16
+
+LEASE_MS = 1500  # a short lease keeps the owner-death tests quick (the default is 3000)
+
+
+class Cluster:
+    def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS,
+                 env: dict[str, str] | None = None) -> None:
+        self.redis = RedisServer(tmp).start()
+        self.lease_ms = lease_ms
+        config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n  bridge_block_ms: 250\n",
+                             extra=extra_config)
+        self.nodes = [HubProcess(config, tmp, env={"ASRHUB_CLUSTER__REDIS_URL": self.redis.url,
+                                                   "ASRHUB_CLUSTER__NODE_ID": f"node{i}", **(env or {})})
+                      for i in range(nodes)]
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(lambda n: n.start(), self.nodes))
+
+    def node_id(self, i: int) -> str:
+        return f"node{i}"
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+        self.redis.stop()
+
+    def log(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's event log in Redis, oldest first."""
+        return [json.loads(f[b"e"]) for _, f in self.redis.client().xrange(f"ev:{session_id}")]
+
+    def owner(self, session_id: str) -> str:
+        v = self.redis.client().hget(f"sess:{session_id}", "owner")
+        return v.decode() if v else ""
+
+
+def speech(*names: str, gap_s: float = 1.0) -> bytes:
+    """Clips one after another with `gap_s` of silence after each: 16 kHz pcm_s16le."""
+    parts: list[np.ndarray] = []
+    for name in names:
+        parts += [load_pcm16(clip(name).path), np.zeros(int(16000 * gap_s), dtype=np.int16)]
+    return np.concatenate(parts).astype(np.int16).tobytes()
+
+
+START = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
+CHUNK = 3200  # 100 ms
+
+
+class WsClient:
+    """A WebSocket client of one session that can drop its connection and resume on any node."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.session_id = ""
+        self.ws: Any = None
+        self.close_code: int | None = None
+        self.refusals: list[dict[str, Any]] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1]["seq"] if self.events else 0
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1]["type"] == "session.ended"
+
+    async def connect(self, node: HubProcess, resume: bool = False) -> None:
+        import websockets
+
+        self.ws = await websockets.connect(node.ws, max_size=None)
+        cmd: dict[str, Any] = dict(START)
+        if resume:
+            cmd["resume"] = {"session_id": self.session_id, "last_seq": self.last_seq}
+        await self.ws.send(json.dumps(cmd))
+        if not resume:
+            first = await self.recv()
+            assert first is not None and first["type"] == "session.started", first
+            self.session_id = first["session_id"]
+
+    async def recv(self, timeout: float = 60.0, strict: bool = True) -> dict[str, Any] | None:  # noqa: ASYNC109
+        """The next event of the session (kept in `events`); None when the hub closed the connection.
+        An error outside the session (seq 0: e.g. a refused resume) fails the test when `strict`, else
+        it is kept in `refusals`."""
+        import websockets
+
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.recv(), timeout)
+            except websockets.ConnectionClosed as e:
+                self.close_code = e.rcvd.code if e.rcvd else None
+                return None
+            ev: dict[str, Any] = json.loads(msg)
+            if ev.get("seq", 0) != 0:
+                break
+            if strict:
+                raise AssertionError(f"refused: {ev}")
+            self.refusals.append(ev)
+        self.events.append(ev)
+        return ev
+
+    async def recv_until(self, pred: Any, timeout: float = 60.0) -> dict[str, Any]:  # noqa: ASYNC109
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = await self.recv(max(0.1, deadline - time.monotonic()))
+            assert ev is not None, f"connection closed before the awaited event; got {self.events[-3:]}"
+            if pred(ev):
+                return ev
+
+    async def send_audio(self, pcm: bytes) -> None:
+        for i in range(0, len(pcm), CHUNK):
+            await self.ws.send(pcm[i:i + CHUNK])
+
+    async def stop(self) -> None:
+        await self.ws.send(json.dumps({"type": "stop"}))
+
+    async def drop(self) -> None:
+        await self.ws.close()
+
+    async def rest(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Every event up to session.ended."""
+        while not self.ended:
+            ev = await self.recv(timeout)
+            assert ev is not None, f"closed before session.ended (code {self.close_code})"
+
+
+def finals(events: list[dict[str, Any]]) -> list[str]:
+    return [e["text"] for e in events if e["type"] == "transcript.final"]
+
+
+def assert_gapless(events: list[dict[str, Any]]) -> None:
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"seqs not 1..N: {seqs}"

@@ -1,0 +1,135 @@
+"""When the owner of a session dies (issue 13 items 4-6, DESIGN §8 "Owner death", "Redis down"): a
+client bridged on another node gets every event the owner logged, then `error{node_lost}` and
+`session.ended` within the lease + 1 s; an owner that was only frozen finds itself fenced out and ends
+its copy, and no client ever gets a seq twice; Redis restarting does not touch running sessions.
+Each test has its own two real nodes (it kills one) on its own real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.nodes import Cluster, WsClient, assert_gapless, finals, speech
+from tests.support import clip, normalise, wer
+
+FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 2)
+    yield c
+    for n in c.nodes:  # a node left frozen by a failed test must still be stoppable
+        if n.proc is not None and n.proc.poll() is None:
+            os.kill(n.proc.pid, signal.SIGCONT)
+    c.stop()
+
+
+async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
+    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+    c = WsClient()
+    await c.connect(cluster.nodes[0])
+    await c.send_audio(speech(FIRST))
+    await c.recv_until(lambda e: e["type"] == "transcript.final")
+    await c.drop()
+    await c.connect(cluster.nodes[1], resume=True)
+    second = speech(SECOND)
+    await c.send_audio(second[: len(second) // 2])  # half a sentence: the utterance is open
+    await c.recv_until(lambda e: e["type"] == "speech.started" and e["seq"] > 4)
+    return c
+
+
+def assert_ended_lost(events: list[dict[str, Any]]) -> None:
+    err, end = events[-2], events[-1]
+    assert err["type"] == "error" and err["code"] == "node_lost" and err["fatal"] is True, err
+    assert end["type"] == "session.ended" and end["reason"] == "error", end
+
+
+async def test_kill_9_of_the_owner(cluster: Cluster) -> None:
+    c = await bridged_mid_utterance(cluster)
+    assert cluster.owner(c.session_id) == "node0"
+    assert cluster.nodes[0].proc is not None
+    killed = time.monotonic()
+    cluster.nodes[0].proc.send_signal(signal.SIGKILL)
+    await c.rest(timeout=30)
+    took = time.monotonic() - killed
+    assert took <= cluster.lease_ms / 1000 + 1.0, f"node_lost after {took:.2f} s"
+    assert_gapless(c.events)
+    assert_ended_lost(c.events)
+    logged = cluster.log(c.session_id)
+    assert [e["seq"] for e in logged] == [e["seq"] for e in c.events]  # every logged event, nothing else
+    assert logged[:-2] == c.events[:-2]
+
+
+async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
+    """SIGSTOP of the owner for longer than its lease, then SIGCONT: the client that moved to node1
+    gets node_lost; the frozen owner's own connection gets no seq beyond what was logged, and is closed
+    (1012: resume) when the owner finds its log refused."""
+    old = WsClient()
+    await old.connect(cluster.nodes[0])
+    await old.send_audio(speech(FIRST))
+    await old.recv_until(lambda e: e["type"] == "transcript.final")
+    proc = cluster.nodes[0].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        moved = WsClient()
+        moved.session_id, moved.events = old.session_id, list(old.events)
+        stopped = time.monotonic()
+        await moved.connect(cluster.nodes[1], resume=True)
+        await moved.rest(timeout=30)
+        assert time.monotonic() - stopped <= cluster.lease_ms / 1000 + 1.5
+        assert_ended_lost(moved.events)
+        assert_gapless(moved.events)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    # the owner runs again: audio on its old connection makes events it can no longer log
+    await old.send_audio(speech(SECOND))
+    while await old.recv(30, strict=False) is not None:
+        pass
+    assert old.close_code == 1012, old.close_code
+    by_seq = {e["seq"]: e for e in moved.events}
+    for ev in old.events:  # one seq, one event: whatever both clients got is the same event
+        assert by_seq[ev["seq"]] == ev, (ev, by_seq.get(ev["seq"]))
+    assert max(e["seq"] for e in old.events) < moved.events[-2]["seq"]
+    assert cluster.log(old.session_id)[-1]["type"] == "session.ended"
+
+
+async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
+    c = WsClient()
+    await c.connect(cluster.nodes[0])
+    await c.send_audio(speech(FIRST))
+    await c.recv_until(lambda e: e["type"] == "transcript.final")
+    cluster.redis.restart()  # empty: no persistence
+    await c.send_audio(speech(SECOND))
+    await c.stop()
+    await c.rest()
+    assert_gapless(c.events)
+    assert c.events[-1]["reason"] == "stop"
+    refs = [clip(FIRST).transcript, clip(SECOND).transcript]
+    assert len(finals(c.events)) == 2 and wer(refs, finals(c.events)) < 0.25, finals(c.events)
+
+    # healed: node0's lease is back, and a new session of node0 resumes on node1 again
+    async with httpx.AsyncClient() as http:
+        deadline = time.monotonic() + 20
+        while (await http.get(cluster.nodes[0].http + "/readyz")).json().get("cluster") != "ok":
+            assert time.monotonic() < deadline, "node0 did not rejoin the cluster"
+            await asyncio.sleep(0.2)
+    d = WsClient()
+    await d.connect(cluster.nodes[0])
+    await d.send_audio(speech(FIRST))
+    await d.recv_until(lambda e: e["type"] == "transcript.final")
+    await d.drop()
+    await d.connect(cluster.nodes[1], resume=True)
+    await d.stop()
+    await d.rest()
+    assert_gapless(d.events)
+    assert [normalise(t) for t in finals(d.events)] == [normalise(finals(c.events)[0])]
