@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.cluster.redis_server import RedisServer
+from tests.cluster.nodes import Cluster
 from tests.contract.clients import PCM16, SseClient
 from tests.contract.grpc_client import GrpcClient
 from tests.support import (
     REPO,
     HubProcess,
-    base_config,
     clip,
     final_text,
     free_port,
@@ -149,10 +147,13 @@ class Nginx:
 
 
 @dataclass
-class Cluster:
-    redis: RedisServer
-    hubs: list[HubProcess]
+class Deployment:
+    nodes: Cluster  # redis-server and the hub nodes
     front: Nginx
+
+    @property
+    def hubs(self) -> list[HubProcess]:
+        return self.nodes.nodes
 
     def http_upstreams(self) -> set[str]:
         return {f"127.0.0.1:{h.port}" for h in self.hubs}
@@ -162,28 +163,22 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """redis-server, two hub nodes on it (hub1, hub2) and nginx in front, for the whole module."""
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """redis-server, two hub nodes on it and nginx in front of them, for the whole module."""
     if NGINX is None:
         pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
     tmp = tmp_path_factory.mktemp("nginx-cluster")
-    redis = RedisServer(tmp).start()
-    # a short drain: the Socket.IO test leaves a long-poll the node only gives up at the drain's end
-    hubs = [HubProcess(base_config(), tmp, env={"ASRHUB_CLUSTER__REDIS_URL": redis.url,
-                                                "ASRHUB_CLUSTER__NODE_ID": f"hub{i}",
-                                                "ASRHUB_SERVER__SHUTDOWN_GRACE_S": "2"}) for i in (1, 2)]
+    # the default lease; a short drain: the Socket.IO test leaves a long-poll the node only gives up at
+    # the drain's end
+    nodes = Cluster(tmp, 2, lease_ms=3000, env={"ASRHUB_SERVER__SHUTDOWN_GRACE_S": "2"})
     front: Nginx | None = None
     try:
-        with ThreadPoolExecutor(len(hubs)) as pool:
-            list(pool.map(lambda h: h.start(), hubs))
-        front = Nginx(tmp / "nginx", hubs).start()
-        yield Cluster(redis, hubs, front)
+        front = Nginx(tmp / "nginx", nodes.nodes).start()
+        yield Deployment(nodes, front)
     finally:
         if front is not None:
             front.stop()
-        for h in hubs:
-            h.stop()
-        redis.stop()
+        nodes.stop()
 
 
 def _pcm(name: str) -> tuple[bytes, str]:
@@ -199,7 +194,7 @@ def _check_session(events: list[dict[str, Any]], transcript: str) -> None:
     assert wer([transcript], [final_text(events)]) <= MAX_WER, final_text(events)
 
 
-async def test_websocket_session_through_nginx(cluster: Cluster) -> None:
+async def test_websocket_session_through_nginx(cluster: Deployment) -> None:
     pcm, transcript = _pcm(WS_CLIP)
     events = await ws_stream(cluster.front.ws, pcm, realtime=2.0, timeout=60)
     _check_session(events, transcript)
@@ -208,7 +203,7 @@ async def test_websocket_session_through_nginx(cluster: Cluster) -> None:
     assert lines[0].upstream in cluster.http_upstreams()
 
 
-async def test_sse_events_are_not_buffered(cluster: Cluster) -> None:
+async def test_sse_events_are_not_buffered(cluster: Deployment) -> None:
     """The first transcript event reaches the client through nginx while the session is still open (no
     stop sent): nginx does not hold the event stream back. least_conn spreads the session's requests over
     both nodes (the events read on one, the audio posted to the other), which the cluster bridges."""
@@ -237,7 +232,7 @@ async def test_sse_events_are_not_buffered(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]], ids=["polling", "upgrade"])
-async def test_socketio_is_pinned_to_one_node(cluster: Cluster, transports: list[str]) -> None:
+async def test_socketio_is_pinned_to_one_node(cluster: Deployment, transports: list[str]) -> None:
     """Socket.IO with the polling transport only: every request of the client (handshake, namespace,
     each POST of audio, each long-poll GET) reaches one node, by the sticky cookie nginx sets on the first
     answer; the whole session works. With the upgrade (a browser's default), the WebSocket that takes over
@@ -302,7 +297,7 @@ async def test_socketio_is_pinned_to_one_node(cluster: Cluster, transports: list
     assert lines[-1].status in (200, 101, 499), lines
 
 
-async def test_grpc_session_through_grpc_pass(cluster: Cluster) -> None:
+async def test_grpc_session_through_grpc_pass(cluster: Deployment) -> None:
     pcm, transcript = _pcm(GRPC_CLIP)
     c = GrpcClient(cluster.front)  # the official grpcio client, on nginx's HTTP/2 listener
     await c.connect()
@@ -319,7 +314,7 @@ async def test_grpc_session_through_grpc_pass(cluster: Cluster) -> None:
     assert lines and lines[-1].status == 200 and lines[-1].upstream in cluster.grpc_upstreams(), lines
 
 
-async def test_client_address_reaches_the_node(cluster: Cluster) -> None:
+async def test_client_address_reaches_the_node(cluster: Deployment) -> None:
     """nginx sets X-Forwarded-For (appending to the client's own); the node, trusting its loopback peer,
     logs the address the header names (port 0) rather than nginx's connection (a real port)."""
     stamp = time.time_ns()
@@ -335,7 +330,7 @@ async def test_client_address_reaches_the_node(cluster: Cluster) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_body_limits(cluster: Cluster) -> None:
+async def test_body_limits(cluster: Deployment) -> None:
     """A body a little over limits.max_message_bytes still reaches a node (which answers in its own words);
     one over the proxy's client_max_body_size is refused by nginx, in the hub's error shape."""
     front = cluster.front
