@@ -9,6 +9,7 @@ and every name it uses is checked)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import re
@@ -26,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.cluster.nodes import Cluster
+from tests.cluster.nodes import START, Cluster, WsClient, assert_gapless, speech
 from tests.contract.clients import PCM16, SseClient
 from tests.contract.grpc_client import GrpcClient
 from tests.support import (
@@ -201,6 +202,39 @@ async def test_websocket_session_through_nginx(cluster: Deployment) -> None:
     lines = await cluster.front.wait_log(lambda x: x.uri == "/v1/ws")
     assert [x.status for x in lines] == [101]  # upgraded by nginx (Upgrade/Connection passed on)
     assert lines[0].upstream in cluster.http_upstreams()
+
+
+async def test_websocket_resume_on_the_other_node_through_nginx(cluster: Deployment) -> None:
+    """No stickiness for WebSocket: a client that lost its connection resumes through nginx on the other
+    node (the connection is opened while the first is still live, so least_conn must pick the other
+    node) and gets exactly the events after the last one it holds."""
+    import websockets
+
+    front = cluster.front
+    before = len(front.access_log())
+    first, second = clip(WS_CLIP), clip(SSE_CLIP)
+    c = WsClient()
+    await c.connect(front)  # WsClient.connect takes anything with a `ws` URL
+    await c.send_audio(speech(WS_CLIP))
+    await c.recv_until(lambda e: e["type"] == "transcript.final")
+    spare = await websockets.connect(front.ws, max_size=None)
+    k = c.last_seq
+    await c.drop()
+    c.ws = spare
+    await spare.send(json.dumps({**START, "resume": {"session_id": c.session_id, "last_seq": k}}))
+    await c.send_audio(speech(SSE_CLIP))
+    await c.stop()
+    await c.rest()
+
+    assert_gapless(c.events)
+    assert c.events[k]["seq"] == k + 1
+    assert c.events[-1]["type"] == "session.ended" and c.events[-1]["reason"] == "stop"
+    assert wer([f"{first.transcript} {second.transcript}"], [final_text(c.events)]) <= MAX_WER, final_text(c.events)
+    earlier = sum(x.uri == "/v1/ws" for x in front.access_log()[:before])
+    lines = (await front.wait_log(lambda x: x.uri == "/v1/ws", count=earlier + 2))[earlier:]
+    owner = f"127.0.0.1:{cluster.hubs[int(cluster.nodes.owner(c.session_id).removeprefix('node'))].port}"
+    other = (cluster.http_upstreams() - {owner}).pop()
+    assert [x.upstream for x in lines] == [owner, other], lines  # created on the owner, resumed on the other
 
 
 async def test_sse_events_are_not_buffered(cluster: Deployment) -> None:
