@@ -381,6 +381,41 @@ async def test_body_limits(cluster: Deployment) -> None:
     assert lines[-2].upstream in cluster.http_upstreams() and lines[-1].upstream == "-"
 
 
+async def test_a_dead_node_is_passed_over(cluster: Deployment) -> None:
+    """One node killed (-9): new sessions through nginx still work on every wire. A refused connection is
+    retried on the next node (POST included: nothing was sent), then the dead node is left out for
+    fail_timeout. The node is started again afterwards."""
+    front = cluster.front
+    live, dead = cluster.hubs
+    before = len(front.access_log())
+    dead.stop(signal.SIGKILL)
+    try:
+        pcm, transcript = _pcm(GRPC_CLIP)
+        for _ in range(2):  # two new sessions in a row: least_conn offers the dead node one of them
+            _check_session(await ws_stream(front.ws, pcm, realtime=0, timeout=60), transcript)
+        async with httpx.AsyncClient(base_url=front.http, timeout=30) as http:
+            for _ in range(2):
+                r = await http.post("/v1/sessions", json={"audio": PCM16})
+                assert r.status_code == 201, r.text
+                assert (await http.delete(f"/v1/sessions/{r.json()['session_id']}")).status_code == 204
+        c = GrpcClient(front)
+        await c.connect()
+        try:
+            assert await c.start({"audio": PCM16}) is not None, await c.next_error()
+            await c.stream(pcm, realtime=0)
+            await c.stop()
+            _check_session(await c.wait_ended(60), transcript)
+        finally:
+            await c.close()
+    finally:
+        await asyncio.to_thread(dead.start)
+    lines = [x for x in front.access_log()[before:] if x.uri != "/healthz"]
+    tried = [x.upstream.split(", ") for x in lines]
+    assert all(t[-1] in (f"127.0.0.1:{live.port}", f"127.0.0.1:{live.grpc_port}") for t in tried), lines
+    assert any(len(t) == 2 for t in tried), lines  # the dead node was offered a request, which went on
+    assert all(x.status in (101, 200, 201, 204) for x in lines), lines
+
+
 # ---------------------------------------------------------------------------------------------------
 def _render(*args: str) -> str:
     return subprocess.run([sys.executable, str(DEPLOY / "render_nginx.py"), *args], check=True,
