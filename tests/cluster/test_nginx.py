@@ -18,10 +18,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -50,6 +50,16 @@ WS_CLIP, SSE_CLIP, SIO_CLIP, GRPC_CLIP = ("en_libri_1089-134691-0001", "en_libri
 MAX_WER = 0.2  # one clip each; the accuracy of the hub itself is test_accuracy's subject
 
 
+class Node(Protocol):
+    """What nginx needs of a hub node: its ports on 127.0.0.1."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def grpc_port(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class LogLine:
     method: str
@@ -67,7 +77,7 @@ _LOG = re.compile(r"\] (?P<method>\S+) (?P<uri>\S+) (?P<status>\d+) \d+ upstream
 class Nginx:
     """nginx running deploy/nginx.conf, rendered for `hubs` on free loopback ports, everything of it in `dir`."""
 
-    def __init__(self, dir: Path, hubs: list[HubProcess]) -> None:
+    def __init__(self, dir: Path, hubs: Sequence[Node]) -> None:
         assert NGINX is not None
         self.dir = dir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +101,8 @@ class Nginx:
                         "--listen", f"127.0.0.1:{self.port}", "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
                         "--local", str(self.dir), "-o", str(self.conf)], check=True)
 
-    def start(self, timeout: float = 20.0) -> Nginx:
+    def start(self, timeout: float = 20.0, ready: int = 200) -> Nginx:
+        """Started once GET /healthz through it answers `ready` (200: a node answers)."""
         assert NGINX is not None
         self.render()
         main = "daemon off;"
@@ -105,7 +116,7 @@ class Nginx:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.errors()}")
             try:
-                if httpx.get(self.http + "/healthz", timeout=2).status_code == 200:
+                if httpx.get(self.http + "/healthz", timeout=2).status_code == ready:
                     return self
             except httpx.HTTPError:
                 pass
@@ -364,9 +375,10 @@ async def test_client_address_reaches_the_node(cluster: Deployment) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_body_limits(cluster: Deployment) -> None:
+async def test_body_and_header_limits(cluster: Deployment) -> None:
     """A body a little over limits.max_message_bytes still reaches a node (which answers in its own words);
-    one over the proxy's client_max_body_size is refused by nginx, in the hub's error shape."""
+    one over the proxy's client_max_body_size, or a header line over its buffers, is refused by nginx, in
+    the hub's error shape."""
     front = cluster.front
     async with httpx.AsyncClient(base_url=front.http, timeout=30) as http:
         octets = {"content-type": "application/octet-stream"}
@@ -376,6 +388,8 @@ async def test_body_limits(cluster: Deployment) -> None:
         assert refused.status_code == 413, refused.text
         assert refused.json() == {"error": {"code": "payload_too_large",
                                             "message": "request body over the proxy's client_max_body_size"}}
+        heads = await http.get("/healthz", headers={"x-padding": "a" * 9000})  # one line over 8 KiB
+        assert heads.status_code == 431 and heads.json()["error"]["code"] == "headers_too_large", heads.text
     lines = await front.wait_log(lambda x: x.uri == "/v1/sessions/no-such-session/audio", count=2)
     assert [x.status for x in lines[-2:]] == [404, 413]
     assert lines[-2].upstream in cluster.http_upstreams() and lines[-1].upstream == "-"
@@ -414,6 +428,27 @@ async def test_a_dead_node_is_passed_over(cluster: Deployment) -> None:
     assert all(t[-1] in (f"127.0.0.1:{live.port}", f"127.0.0.1:{live.grpc_port}") for t in tried), lines
     assert any(len(t) == 2 for t in tried), lines  # the dead node was offered a request, which went on
     assert all(x.status in (101, 200, 201, 204) for x in lines), lines
+
+
+@dataclass(frozen=True)
+class _Nowhere:
+    """A node address nothing listens on."""
+
+    port: int
+    grpc_port: int
+
+
+def test_no_node_answering(tmp_path: Path) -> None:
+    """Every node down: nginx's own 502 in the hub's error shape (not an HTML page)."""
+    if NGINX is None:
+        pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
+    front = Nginx(tmp_path / "nginx", [_Nowhere(free_port(), free_port())]).start(ready=502)
+    try:
+        r = httpx.post(front.http + "/v1/sessions", json={"audio": PCM16}, timeout=10)
+    finally:
+        front.stop()
+    assert r.status_code == 502 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": {"code": "internal", "message": "no hub node answered"}}
 
 
 # ---------------------------------------------------------------------------------------------------
