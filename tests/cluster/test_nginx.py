@@ -207,10 +207,12 @@ def _check_session(events: list[dict[str, Any]], transcript: str) -> None:
 
 
 async def test_websocket_session_through_nginx(cluster: Deployment) -> None:
+    front = cluster.front
+    earlier = sum(x.uri == "/v1/ws" for x in front.access_log())
     pcm, transcript = _pcm(WS_CLIP)
-    events = await ws_stream(cluster.front.ws, pcm, realtime=2.0, timeout=60)
+    events = await ws_stream(front.ws, pcm, realtime=2.0, timeout=60)
     _check_session(events, transcript)
-    lines = await cluster.front.wait_log(lambda x: x.uri == "/v1/ws")
+    lines = (await front.wait_log(lambda x: x.uri == "/v1/ws", count=earlier + 1))[earlier:]
     assert [x.status for x in lines] == [101]  # upgraded by nginx (Upgrade/Connection passed on)
     assert lines[0].upstream in cluster.http_upstreams()
 
@@ -222,26 +224,28 @@ async def test_websocket_resume_on_the_other_node_through_nginx(cluster: Deploym
     import websockets
 
     front = cluster.front
-    before = len(front.access_log())
+    earlier = sum(x.uri == "/v1/ws" for x in front.access_log())
     first, second = clip(WS_CLIP), clip(SSE_CLIP)
     c = WsClient()
     await c.connect(front)  # WsClient.connect takes anything with a `ws` URL
     await c.send_audio(speech(WS_CLIP))
     await c.recv_until(lambda e: e["type"] == "transcript.final")
     spare = await websockets.connect(front.ws, max_size=None)
-    k = c.last_seq
-    await c.drop()
-    c.ws = spare
-    await spare.send(json.dumps({**START, "resume": {"session_id": c.session_id, "last_seq": k}}))
-    await c.send_audio(speech(SSE_CLIP))
-    await c.stop()
-    await c.rest()
+    try:
+        k = c.last_seq
+        await c.drop()
+        c.ws = spare
+        await spare.send(json.dumps({**START, "resume": {"session_id": c.session_id, "last_seq": k}}))
+        await c.send_audio(speech(SSE_CLIP))
+        await c.stop()
+        await c.rest()
+    finally:
+        await spare.close()
 
     assert_gapless(c.events)
     assert c.events[k]["seq"] == k + 1
     assert c.events[-1]["type"] == "session.ended" and c.events[-1]["reason"] == "stop"
     assert wer([f"{first.transcript} {second.transcript}"], [final_text(c.events)]) <= MAX_WER, final_text(c.events)
-    earlier = sum(x.uri == "/v1/ws" for x in front.access_log()[:before])
     lines = (await front.wait_log(lambda x: x.uri == "/v1/ws", count=earlier + 2))[earlier:]
     owner = f"127.0.0.1:{cluster.hubs[int(cluster.nodes.owner(c.session_id).removeprefix('node'))].port}"
     other = (cluster.http_upstreams() - {owner}).pop()
