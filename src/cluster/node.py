@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig
 from ..core.errors import ClientError, ErrorCode, HubError
@@ -85,6 +86,19 @@ class ClusterNode:
         self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns = itertools.count(1)
+        self.bridges = 0   # clients of other nodes' sessions served here now
+        r = service.metrics.registry
+        self.m_up = Gauge("asrhub_cluster_up", "1 while this node reaches the cluster's Redis, 0 while degraded "
+                          "(local-only)", registry=r)
+        self.m_bridges = Gauge("asrhub_cluster_bridged_clients", "Clients of other nodes' sessions served here",
+                               registry=r)
+        self.m_bridges.set_function(lambda: self.bridges)
+        self.m_lost = Counter("asrhub_cluster_sessions_lost", "Sessions this node ended for a lost owner (node_lost)",
+                              registry=r)
+        self.m_fenced = Counter("asrhub_cluster_sessions_fenced", "Sessions of this node another node had ended "
+                                "(this node was taken for lost)", registry=r)
+        self.m_append = Histogram("asrhub_cluster_log_append_seconds", "One batch of events into a session's log",
+                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,6 +130,7 @@ class ClusterNode:
         return task
 
     def _health(self, ok: bool) -> None:
+        self.m_up.set(1 if ok else 0)
         if ok == self.degraded:
             log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
                         "joins the cluster again" if ok else "runs local-only (degraded)")
@@ -138,7 +153,7 @@ class ClusterNode:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False), self._release)
+                          self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe)
         self.event_logs[session.id] = ev_log
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
@@ -162,6 +177,7 @@ class ClusterNode:
         await self._wake()
 
     def _fenced(self, session_id: str) -> None:
+        self.m_fenced.inc()
         self.service.end(session_id, "error")
 
     # -- admission across nodes (quota.py) ----------------------------------------------------------
@@ -188,6 +204,12 @@ class ClusterNode:
         key = self.quota_held.pop(session_id, None)
         if key is not None:
             self._spawn(self._release_now(key, session_id))
+
+    async def _release_ended(self, session_id: str) -> None:
+        """session.ended is logged: the key's slot is free before the client hears of the end."""
+        key = self.quota_held.pop(session_id, None)
+        if key is not None:
+            await self._release_now(key, session_id)
 
     async def _release_now(self, key: str, session_id: str) -> None:
         with contextlib.suppress(ClusterUnavailable):
@@ -305,6 +327,7 @@ class ClusterNode:
                 log.warning("session %s: owner %s lost and Redis unreachable: %s", session_id, owner, e)
                 return
             if res.ok:
+                self.m_lost.inc()
                 log.warning("session %s: its node %s is gone (lease expired); ended with node_lost at seq %d",
                             session_id, owner, last + 1)
                 return

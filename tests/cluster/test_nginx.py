@@ -480,9 +480,13 @@ def test_compose_cluster_matches_the_nginx_config() -> None:
         if "build" in svc:
             assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file(), name
     hubs = [n for n in services if n.startswith("hub")]
+    own = ("ASRHUB_CLUSTER__NODE_ID", "ASRHUB_CLUSTER__ADVERTISE_URL")
+    shared = [{k: v for k, v in services[n]["environment"].items() if k not in own} for n in hubs]
+    assert all(env == shared[0] for env in shared), "the nodes differ in more than their names"
+    assert shared[0]["ASRHUB_CLUSTER__REDIS_URL"].startswith("redis://redis:")
+    assert "ASRHUB_SERVER__AUTH__TOKEN_SECRET" in shared[0]  # tokens of one node valid on all
     for n in hubs:
         env = services[n]["environment"]
-        assert env["ASRHUB_CLUSTER__REDIS_URL"].startswith("redis://redis:"), n
         assert env["ASRHUB_CLUSTER__NODE_ID"] == n and env["ASRHUB_CLUSTER__ADVERTISE_URL"] == f"http://{n}:8000"
     assert set(services["nginx"]["ports"]) == {"8000:8000", "50051:50051"}
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
