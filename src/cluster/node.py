@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..core.config import HubConfig
+from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError
 from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
@@ -104,10 +104,10 @@ class ClusterNode:
     async def start(self) -> None:
         if not await self.lease.beat():
             log.warning("cluster: Redis at %s does not answer; node %s starts local-only (degraded)",
-                        self.config.cluster.redis_url, self.node_id)
+                        mask_url(self.config.cluster.redis_url), self.node_id)
         self._spawn(self.lease.run())
         self._spawn(self.inbox.run())
-        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, self.config.cluster.redis_url)
+        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, mask_url(self.config.cluster.redis_url))
 
     async def close(self) -> None:
         writing = [t for t in self.log_tasks.values() if not t.done()]
