@@ -82,6 +82,7 @@ class ClusterNode:
                                                 socket_connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
+        self._beaten = False   # a lease beat has been tried
         self.event_logs: dict[str, EventLog] = {}
         self.log_tasks: dict[str, asyncio.Task[None]] = {}
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
@@ -139,7 +140,9 @@ class ClusterNode:
 
     def _health(self, ok: bool) -> None:
         self.m_up.set(1 if ok else 0)
-        if ok == self.degraded:
+        first = not self._beaten
+        self._beaten = True
+        if ok == self.degraded and not (first and ok):
             log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
                         "joins the cluster again" if ok else "runs local-only (degraded)")
         self.degraded = not ok
