@@ -37,6 +37,9 @@ class BridgeHost(Protocol):
     blocking: aioredis.Redis
     block_ms: int
     max_message_bytes: int
+    session_ttl_s: int
+
+    bridges: int
 
     async def owner_alive(self, owner: str) -> bool: ...
 
@@ -68,6 +71,7 @@ class BridgedSession:
         with contextlib.suppress(*REDIS_DOWN):
             await self.host.client.hset(keys.session(self.id), "attached_node", self.conn.rsplit("#", 1)[0])
         self.attached = True
+        self.host.bridges += 1
         self._start_sender()
 
     def _start_sender(self) -> None:
@@ -77,7 +81,10 @@ class BridgedSession:
     async def send_now(self, msg: InboxMessage) -> None:
         """One message, in Redis when this returns (the SSE command routes answer after it)."""
         try:
-            await self.host.client.xadd(keys.inbox(self.id), msg.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+            pipe = self.host.client.pipeline(transaction=False)
+            pipe.xadd(keys.inbox(self.id), msg.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(keys.inbox(self.id), self.host.session_ttl_s)  # gone with the session, if its owner is
+            await pipe.execute()
         except REDIS_DOWN as e:
             raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); "
                            "resume on the session's own node") from None
@@ -110,6 +117,8 @@ class BridgedSession:
         if self._closed:
             return
         self._closed = True
+        if self.attached:
+            self.host.bridges -= 1
         if self.attached and not self.ended:
             self._queue.put_nowait(InboxMessage("detach", self.conn))
         self._queue.put_nowait(None)
@@ -127,6 +136,7 @@ class BridgedSession:
                     pipe = self.host.client.pipeline(transaction=False)
                     for m in msgs:
                         pipe.xadd(key, m.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+                    pipe.expire(key, self.host.session_ttl_s)
                     await pipe.execute()
                 except REDIS_DOWN as e:
                     log.warning("bridge of session %s: %d message(s) for the owner lost: %s", self.id, len(msgs), e)
@@ -155,7 +165,7 @@ class BridgedSession:
                 continue
             for _, entries in wire.read(answer):
                 for _, fields in entries:
-                    ev = parse_event(fields[b"e"])
+                    ev = parse_event(fields[b"event"])
                     cursor = ev.seq
                     yield ev
                     if ev.type == "session.ended":

@@ -36,7 +36,7 @@ class EventLog:
     def __init__(self, client: aioredis.Redis, appender: LogAppender, node_id: str, session_id: str,
                  channel: EventChannel, api_key_id: str, ttl_s: int, ended_ttl_s: int,
                  on_fenced: Callable[[str], None], on_redis_down: Callable[[], None],
-                 on_ended: Callable[[str], Awaitable[None]]) -> None:
+                 on_ended: Callable[[str], Awaitable[None]], observe: Callable[[float], None] | None = None) -> None:
         self.client = client
         self.appender = appender
         self.node_id = node_id
@@ -48,6 +48,7 @@ class EventLog:
         self.on_fenced = on_fenced
         self.on_redis_down = on_redis_down
         self.on_ended = on_ended        # session.ended is in the log (its clients see it after this)
+        self.observe = observe          # seconds each append took
         self.cursor = 0                 # the last seq in the log
         self.local_only = False
 
@@ -61,7 +62,10 @@ class EventLog:
             while True:
                 batch = await self.channel.log_batch(self.cursor)
                 ended = batch[-1].type == "session.ended"
+                t0 = time.perf_counter()
                 res = await self.appender.append(sid, self.cursor, batch, self.ended_ttl_s if ended else self.ttl_s)
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - t0)
                 if res.lost:
                     log.warning("session %s: its event log is gone from Redis; it goes on on this node only", sid)
                     self._go_local()
@@ -87,6 +91,9 @@ class EventLog:
             self._go_local()
         except asyncio.CancelledError:
             raise
+        except Exception:  # never leave the session's clients waiting on a log that stopped
+            log.exception("session %s: the event log failed; it goes on on this node only", sid)
+            self._go_local()
 
     def _go_local(self) -> None:
         self.local_only = True

@@ -13,14 +13,16 @@ import contextlib
 import itertools
 import logging
 import math
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge, Histogram
 
-from ..core.config import HubConfig
+from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError
 from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
@@ -42,6 +44,13 @@ log = logging.getLogger(__name__)
 UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
 
+def default_node_id(host: str, port: int) -> str:
+    """host:port; a node listening on every interface is named by its hostname (each container's own)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteRecord:
     """What Redis says of a session (`sess:{id}`)."""
@@ -59,7 +68,7 @@ class ClusterNode:
         server = config.server
         self.config = config
         self.service = service
-        self.node_id = cc.node_id or f"{server.host}:{server.port}"
+        self.node_id = cc.node_id or default_node_id(server.host, server.port)
         self.url = cc.advertise_url or f"http://{server.host}:{server.port}"
         self.block_ms = cc.bridge_block_ms
         self.max_message_bytes = config.limits.max_message_bytes
@@ -73,6 +82,7 @@ class ClusterNode:
                                                 socket_connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
+        self._beaten = False   # a lease beat has been tried
         self.event_logs: dict[str, EventLog] = {}
         self.log_tasks: dict[str, asyncio.Task[None]] = {}
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
@@ -85,15 +95,28 @@ class ClusterNode:
         self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns = itertools.count(1)
+        self.bridges = 0   # clients of other nodes' sessions served here now
+        r = service.metrics.registry
+        self.m_up = Gauge("asrhub_cluster_up", "1 while this node reaches the cluster's Redis, 0 while degraded "
+                          "(local-only)", registry=r)
+        self.m_bridges = Gauge("asrhub_cluster_bridged_clients", "Clients of other nodes' sessions served here",
+                               registry=r)
+        self.m_bridges.set_function(lambda: self.bridges)
+        self.m_lost = Counter("asrhub_cluster_sessions_lost", "Sessions this node ended for a lost owner (node_lost)",
+                              registry=r)
+        self.m_fenced = Counter("asrhub_cluster_sessions_fenced", "Sessions of this node another node had ended "
+                                "(this node was taken for lost)", registry=r)
+        self.m_append = Histogram("asrhub_cluster_log_append_seconds", "One batch of events into a session's log",
+                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         if not await self.lease.beat():
             log.warning("cluster: Redis at %s does not answer; node %s starts local-only (degraded)",
-                        self.config.cluster.redis_url, self.node_id)
+                        mask_url(self.config.cluster.redis_url), self.node_id)
         self._spawn(self.lease.run())
         self._spawn(self.inbox.run())
-        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, self.config.cluster.redis_url)
+        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, mask_url(self.config.cluster.redis_url))
 
     async def close(self) -> None:
         writing = [t for t in self.log_tasks.values() if not t.done()]
@@ -116,7 +139,10 @@ class ClusterNode:
         return task
 
     def _health(self, ok: bool) -> None:
-        if ok == self.degraded:
+        self.m_up.set(1 if ok else 0)
+        first = not self._beaten
+        self._beaten = True
+        if ok == self.degraded and not (first and ok):
             log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
                         "joins the cluster again" if ok else "runs local-only (degraded)")
         self.degraded = not ok
@@ -138,7 +164,7 @@ class ClusterNode:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False), self._release_ended)
+                          self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe)
         self.event_logs[session.id] = ev_log
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
@@ -162,6 +188,7 @@ class ClusterNode:
         await self._wake()
 
     def _fenced(self, session_id: str) -> None:
+        self.m_fenced.inc()
         self.service.end(session_id, "error")
 
     # -- admission across nodes (quota.py) ----------------------------------------------------------
@@ -300,7 +327,7 @@ class ClusterNode:
             try:
                 top = wire.entries(await self.client.xrevrange(keys.events(session_id), "+", "-", count=1))
                 last = wire.seq_of(top[0][0]) if top else 0
-                if top and parse_event(top[0][1][b"e"]).type == "session.ended":
+                if top and parse_event(top[0][1][b"event"]).type == "session.ended":
                     return
                 now = time.time()
                 err = ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=ErrorCode.node_lost.value,
@@ -311,6 +338,7 @@ class ClusterNode:
                 log.warning("session %s: owner %s lost and Redis unreachable: %s", session_id, owner, e)
                 return
             if res.ok:
+                self.m_lost.inc()
                 log.warning("session %s: its node %s is gone (lease expired); ended with node_lost at seq %d",
                             session_id, owner, last + 1)
                 return

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cluster.nodes import Cluster, WsClient, assert_gapless, finals, speech
-from tests.support import clip, normalise, wer
+from tests.support import HubProcess, clip, normalise, wer
 
 FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
 
@@ -33,18 +33,31 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
-async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
-    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+async def moved_after_a_final(cluster: Cluster) -> WsClient:
+    """A session of node0 that has its first final, and whose client has moved to node1."""
     c = WsClient()
     await c.connect(cluster.nodes[0])
     await c.send_audio(speech(FIRST))
     await c.recv_until(lambda e: e["type"] == "transcript.final")
     await c.drop()
     await c.connect(cluster.nodes[1], resume=True)
+    return c
+
+
+async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
+    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+    c = await moved_after_a_final(cluster)
     second = speech(SECOND)
     await c.send_audio(second[: len(second) // 2])  # half a sentence: the utterance is open
     await c.recv_until(lambda e: e["type"] == "speech.started" and e["seq"] > 4)
     return c
+
+
+def metric(node: HubProcess, name: str) -> float:
+    for line in httpx.get(node.http + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
 
 
 def assert_ended_lost(events: list[dict[str, Any]]) -> None:
@@ -67,6 +80,7 @@ async def test_kill_9_of_the_owner(cluster: Cluster) -> None:
     logged = cluster.log(c.session_id)
     assert [e["seq"] for e in logged] == [e["seq"] for e in c.events]  # every logged event, nothing else
     assert logged[:-2] == c.events[:-2]
+    assert metric(cluster.nodes[1], "asrhub_cluster_sessions_lost_total") == 1.0
 
 
 async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
@@ -101,15 +115,39 @@ async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
         assert by_seq[ev["seq"]] == ev, (ev, by_seq.get(ev["seq"]))
     assert max(e["seq"] for e in old.events) < moved.events[-2]["seq"]
     assert cluster.log(old.session_id)[-1]["type"] == "session.ended"
+    assert metric(cluster.nodes[0], "asrhub_cluster_sessions_fenced_total") == 1.0
 
 
-async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
+async def cluster_state(node: HubProcess, want: str) -> None:
+    """Wait for the node's /readyz to report `cluster: want` (its lease beat, every lease_ms / 3, is what
+    changes it: there is no event a test could await instead)."""
+    async with httpx.AsyncClient() as http:
+        deadline = time.monotonic() + 20
+        while True:
+            r = await http.get(node.http + "/readyz")
+            if r.json().get("cluster") == want:
+                assert r.status_code == 200  # degraded still serves (local-only)
+                return
+            assert time.monotonic() < deadline, f"{node.http} never reported cluster {want}: {r.json()}"
+            await asyncio.sleep(0.2)
+
+
+async def test_redis_down_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
     c = WsClient()
     await c.connect(cluster.nodes[0])
     await c.send_audio(speech(FIRST))
     await c.recv_until(lambda e: e["type"] == "transcript.final")
-    cluster.redis.restart()  # empty: no persistence
-    await c.send_audio(speech(SECOND))
+    cluster.redis.stop()
+    await cluster_state(cluster.nodes[0], "degraded")
+    # a new session while Redis is down: local, and fine
+    alone = WsClient()
+    await alone.connect(cluster.nodes[1])
+    await alone.send_audio(speech(SECOND))
+    await alone.stop()
+    await alone.rest()
+    assert len(finals(alone.events)) == 1 and wer([clip(SECOND).transcript], finals(alone.events)) < 0.25
+    cluster.redis.start()  # empty: no persistence
+    await c.send_audio(speech(SECOND))  # the running session never noticed
     await c.stop()
     await c.rest()
     assert_gapless(c.events)
@@ -118,17 +156,8 @@ async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -
     assert len(finals(c.events)) == 2 and wer(refs, finals(c.events)) < 0.25, finals(c.events)
 
     # healed: node0's lease is back, and a new session of node0 resumes on node1 again
-    async with httpx.AsyncClient() as http:
-        deadline = time.monotonic() + 20
-        while (await http.get(cluster.nodes[0].http + "/readyz")).json().get("cluster") != "ok":
-            assert time.monotonic() < deadline, "node0 did not rejoin the cluster"
-            await asyncio.sleep(0.2)
-    d = WsClient()
-    await d.connect(cluster.nodes[0])
-    await d.send_audio(speech(FIRST))
-    await d.recv_until(lambda e: e["type"] == "transcript.final")
-    await d.drop()
-    await d.connect(cluster.nodes[1], resume=True)
+    await cluster_state(cluster.nodes[0], "ok")
+    d = await moved_after_a_final(cluster)
     await d.stop()
     await d.rest()
     assert_gapless(d.events)
