@@ -303,13 +303,13 @@ async def memory(sessions: int, seconds: float) -> None:
         inbox_left = sum(int(r.exists(f"in:{c.session_id}")) for c in clients)
         ev_ttl = [int(r.ttl(f"ev:{c.session_id}")) for c in clients]
         in_ttl = sorted({int(r.ttl(f"in:{c.session_id}")) for c in clients})  # -2: gone, -1: no expiry
+        lost = Losses()
+        for c in clients:
+            lost.check(c.events, cluster.log(c.session_id))
         await asyncio.sleep(max(ev_ttl) + 2)  # the resume window: the owner forgets the session
         inbox_later = sum(int(r.exists(f"in:{c.session_id}")) for c in clients)
         keys_later = sum(int(r.exists(f"{k}:{c.session_id}")) for c in clients for k in ("sess", "ev"))
         event_bytes = mean([len(json.dumps(e)) for c in clients for e in c.events])
-        lost = Losses()
-        for c in clients:
-            lost.check(c.events, cluster.log(c.session_id))
     finally:
         cluster.stop()
     b = [i for i in range(sessions) if i in bridged]
