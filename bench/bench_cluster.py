@@ -1,6 +1,6 @@
 """The hub as a cluster on Redis (issue 13, DESIGN §8): what it costs and how fast it recovers.
 
-    .venv/bin/python -m bench.bench_cluster talkers --streams 4 6 8 --seconds 40
+    .venv/bin/python -m bench.bench_cluster talkers --streams 4 5 6 7 --seconds 45
     .venv/bin/python -m bench.bench_cluster resume --sessions 10 --resumes 10
     .venv/bin/python -m bench.bench_cluster death --reps 5
     .venv/bin/python -m bench.bench_cluster memory --sessions 8 --seconds 60
@@ -338,15 +338,16 @@ async def run_all(a: argparse.Namespace) -> None:
     r = await resume(a.sessions, a.resumes, a.rewind)
     d = await death(a.reps)
     await memory(a.memory_sessions, a.memory_seconds)
-    print(f"events lost over resume + death: {r.lost + d.lost} of {r.events + d.events}")
+    print(f"events lost over resume + death: {r.lost + d.lost} of {r.events + d.events} "
+          f"(replayed copies that differ: {r.mismatched + d.mismatched})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("talkers")
-    t.add_argument("--streams", type=int, nargs="+", default=[4, 6, 8], help="talkers per node")
-    t.add_argument("--seconds", type=float, default=40)
+    t.add_argument("--streams", type=int, nargs="+", default=[4, 5, 6, 7], help="talkers per node")
+    t.add_argument("--seconds", type=float, default=45)
     t.add_argument("--modes", nargs="+", choices=["single", "pair", "cluster"], default=["single", "cluster"])
     r = sub.add_parser("resume")
     r.add_argument("--sessions", type=int, default=10)
@@ -358,9 +359,9 @@ def main() -> None:
     m.add_argument("--sessions", type=int, default=8)
     m.add_argument("--seconds", type=float, default=60)
     al = sub.add_parser("all")
-    al.add_argument("--streams", type=int, nargs="+", default=[4, 6, 8])
-    al.add_argument("--seconds", type=float, default=40)
-    al.add_argument("--modes", nargs="+", default=["single", "cluster"])
+    al.add_argument("--streams", type=int, nargs="+", default=[4, 5, 6, 7])
+    al.add_argument("--seconds", type=float, default=45)
+    al.add_argument("--modes", nargs="+", choices=["single", "pair", "cluster"], default=["single", "pair", "cluster"])
     al.add_argument("--sessions", type=int, default=10)
     al.add_argument("--resumes", type=int, default=10)
     al.add_argument("--rewind", type=int, default=3)

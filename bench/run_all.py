@@ -18,6 +18,7 @@ HARNESSES = [
     ["bench.bench_concurrency", "--streams", "8", "12", "16", "20", "24", "32", "--seconds", "60"],
     ["bench.bench_concurrency", "--streams", "48", "--max-sessions", "24", "--seconds", "60"],  # overload
     ["bench.bench_capacity", "--streams", "250", "500", "1000"],
+    ["bench.bench_cluster", "all"],  # redis-server and 2-3 nodes; talkers: taskset, one core per node
 ]
 
 
