@@ -135,52 +135,48 @@ def _ga_config(session: Any, base: TranscriptionConfig) -> TranscriptionConfig:
     if getattr(session, "type", None) != "transcription":
         raise RealtimeProblem("this hub serves transcription sessions only: send session.type \"transcription\" "
                               "(connect with ?intent=transcription)", "session.type")
-    cfg = base.__dict__ | {"beta": False}
     inp = session.audio.input if session.audio is not None else None
-    if inp is not None:
-        fields = inp.model_fields_set
-        if inp.format is not None:
-            cfg["format"] = inp.format.type or "audio/pcm"
-        if inp.transcription is not None:
-            t = inp.transcription
-            language = t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None)
-            prompt = t.prompt or (", ".join(t.keywords) if t.keywords else None)  # keywords: a Whisper prompt
-            cfg |= {"model": t.model or base.model, "language": language, "prompt": prompt}
-        if "turn_detection" in fields:
-            td = inp.turn_detection
-            if td is None:
-                cfg |= {"server_vad": False}
-            elif td.type != "server_vad":
-                raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
-                                      "session.audio.input.turn_detection.type")
-            else:
-                cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
-                        "threshold": td.threshold}
-    if session.include is not None:
-        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in session.include
-    return TranscriptionConfig(**cfg)
+    if inp is None:
+        return _config(base, False, include=session.include)
+    t = inp.transcription
+    tr = None if t is None else (
+        t.model, t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None),
+        t.prompt or (", ".join(t.keywords) if t.keywords else None))  # keywords: a Whisper prompt
+    return _config(base, False, fmt=(inp.format.type or "audio/pcm") if inp.format is not None else None,
+                   transcription=tr, td_set="turn_detection" in inp.model_fields_set, td=inp.turn_detection,
+                   td_param="session.audio.input.turn_detection.type", include=session.include)
 
 
 def _beta_config(upd: TranscriptionSessionUpdate, base: TranscriptionConfig) -> TranscriptionConfig:
-    s = upd.session
-    cfg = base.__dict__ | {"beta": True}
-    if s.input_audio_format is not None:
-        cfg["format"] = BETA_FORMATS[s.input_audio_format]
-    if s.input_audio_transcription is not None:
-        t = s.input_audio_transcription
-        cfg |= {"model": t.model or base.model, "language": t.language, "prompt": t.prompt}
-    if "turn_detection" in s.model_fields_set:
-        td = s.turn_detection
+    s, t = upd.session, upd.session.input_audio_transcription
+    return _config(base, True, fmt=BETA_FORMATS[s.input_audio_format] if s.input_audio_format is not None else None,
+                   transcription=None if t is None else (t.model, t.language, t.prompt),
+                   td_set="turn_detection" in s.model_fields_set, td=s.turn_detection,
+                   td_param="session.turn_detection.type", include=s.include)
+
+
+def _config(base: TranscriptionConfig, beta: bool, *, fmt: str | None = None,
+            transcription: tuple[str | None, str | None, str | None] | None = None, td_set: bool = False,
+            td: Any = None, td_param: str = "", include: list[str] | None = None) -> TranscriptionConfig:
+    """`base` with what a GA `session.update` or a beta `transcription_session.update` set: the input format,
+    the transcription (model, language, prompt), turn_detection (when the event names it) and include[]."""
+    cfg = base.__dict__ | {"beta": beta}
+    if fmt is not None:
+        cfg["format"] = fmt
+    if transcription is not None:
+        model, language, prompt = transcription
+        cfg |= {"model": model or base.model, "language": language, "prompt": prompt}
+    if td_set:
         if td is None:
             cfg["server_vad"] = False
         elif td.type not in (None, "server_vad"):
             raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
-                                  "session.turn_detection.type")
+                                  td_param)
         else:
             cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
                     "threshold": td.threshold}
-    if s.include is not None:
-        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in s.include
+    if include is not None:
+        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in include
     return TranscriptionConfig(**cfg)
 
 
