@@ -111,9 +111,9 @@ class AsrHubServicer:
                                      hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
-            text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
-            words=[pb.Word(**w) for w in res["words"]], language=res.get("language") or "",
-            duration_ms=res["duration_ms"], provider=res["provider"])
+            text=res.text, segments=[pb.Segment(**s.model_dump()) for s in res.segments],
+            words=[pb.Word(**w.model_dump()) for w in res.words], language=res.language or "",
+            duration_ms=res.duration_ms, provider=res.provider)
 
     async def _list_providers(self, request: Any) -> Any:
         pb = self.pb
