@@ -32,7 +32,7 @@ if last ~= expected then
   return {0, last}
 end
 for i = 5, #ARGV, 2 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. ARGV[i], 'e', ARGV[i + 1])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-' .. ARGV[i], 'event', ARGV[i + 1])
   last = tonumber(ARGV[i])
 end
 redis.call('HSET', KEYS[2], 'last_seq', last)

@@ -165,7 +165,7 @@ class BridgedSession:
                 continue
             for _, entries in wire.read(answer):
                 for _, fields in entries:
-                    ev = parse_event(fields[b"e"])
+                    ev = parse_event(fields[b"event"])
                     cursor = ev.seq
                     yield ev
                     if ev.type == "session.ended":

@@ -9,7 +9,7 @@ def session(session_id: str) -> str:
 
 
 def events(session_id: str) -> str:
-    """Stream: the session's events, entry ID `0-<seq>`, field `e` = the event's JSON."""
+    """Stream: the session's events, entry ID `0-<seq>`, field `event` = the event's JSON (as sent to clients)."""
     return f"ev:{session_id}"
 
 

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import math
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..core.config import HubConfig
+from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError
 from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
 
+def default_node_id(host: str, port: int) -> str:
+    """host:port; a node listening on every interface is named by its hostname (each container's own)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteRecord:
     """What Redis says of a session (`sess:{id}`)."""
@@ -60,7 +68,7 @@ class ClusterNode:
         server = config.server
         self.config = config
         self.service = service
-        self.node_id = cc.node_id or f"{server.host}:{server.port}"
+        self.node_id = cc.node_id or default_node_id(server.host, server.port)
         self.url = cc.advertise_url or f"http://{server.host}:{server.port}"
         self.block_ms = cc.bridge_block_ms
         self.max_message_bytes = config.limits.max_message_bytes
@@ -74,6 +82,7 @@ class ClusterNode:
                                                 socket_connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
+        self._beaten = False   # a lease beat has been tried
         self.event_logs: dict[str, EventLog] = {}
         self.log_tasks: dict[str, asyncio.Task[None]] = {}
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
@@ -104,10 +113,10 @@ class ClusterNode:
     async def start(self) -> None:
         if not await self.lease.beat():
             log.warning("cluster: Redis at %s does not answer; node %s starts local-only (degraded)",
-                        self.config.cluster.redis_url, self.node_id)
+                        mask_url(self.config.cluster.redis_url), self.node_id)
         self._spawn(self.lease.run())
         self._spawn(self.inbox.run())
-        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, self.config.cluster.redis_url)
+        log.info("cluster: node %s (%s) on %s", self.node_id, self.url, mask_url(self.config.cluster.redis_url))
 
     async def close(self) -> None:
         writing = [t for t in self.log_tasks.values() if not t.done()]
@@ -131,7 +140,9 @@ class ClusterNode:
 
     def _health(self, ok: bool) -> None:
         self.m_up.set(1 if ok else 0)
-        if ok == self.degraded:
+        first = not self._beaten
+        self._beaten = True
+        if ok == self.degraded and not (first and ok):
             log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
                         "joins the cluster again" if ok else "runs local-only (degraded)")
         self.degraded = not ok
@@ -166,6 +177,14 @@ class ClusterNode:
         if task is not None and not task.done():
             task.cancel()
         self._spawn(self._forget(session_id))
+
+    def resumed(self, session_id: str) -> None:
+        if session_id in self.event_logs and not self.degraded:
+            self._spawn(self._attached_here(session_id))
+
+    async def _attached_here(self, session_id: str) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.client.hset(keys.session(session_id), "attached_node", self.node_id)
 
     async def _wake(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):
@@ -316,7 +335,7 @@ class ClusterNode:
             try:
                 top = wire.entries(await self.client.xrevrange(keys.events(session_id), "+", "-", count=1))
                 last = wire.seq_of(top[0][0]) if top else 0
-                if top and parse_event(top[0][1][b"e"]).type == "session.ended":
+                if top and parse_event(top[0][1][b"event"]).type == "session.ended":
                     return
                 now = time.time()
                 err = ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=ErrorCode.node_lost.value,

@@ -370,7 +370,17 @@ def mask_secrets(node: Any, key: str = "") -> Any:
         return [mask_secrets(v, key) for v in node]
     if isinstance(node, str) and node and _SECRET_KEY.search(key):
         return MASK
+    if isinstance(node, str):
+        return mask_url(node)
     return node
+
+
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@/]+)(@)", re.IGNORECASE)
+
+
+def mask_url(text: str) -> str:
+    """`redis://:pw@host:6379/0` -> `redis://:***@host:6379/0` (for logs and `config check`)."""
+    return _URL_PASSWORD.sub(rf"\1{MASK}\3", text)
 
 
 def effective_config(cfg: HubConfig) -> dict[str, Any]:

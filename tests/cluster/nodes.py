@@ -41,7 +41,7 @@ class Cluster:
 
     def log(self, session_id: str) -> list[dict[str, Any]]:
         """The session's event log in Redis, oldest first."""
-        return [json.loads(f[b"e"]) for _, f in self.redis.client().xrange(f"ev:{session_id}")]
+        return [json.loads(f[b"event"]) for _, f in self.redis.client().xrange(f"ev:{session_id}")]
 
     def owner(self, session_id: str) -> str:
         v = self.redis.client().hget(f"sess:{session_id}", "owner")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +64,7 @@ async def test_ws_resume_on_another_node(cluster: Cluster, reference: list[str])
     assert c.events[k]["seq"] == k + 1
     assert [normalise(t) for t in finals(c.events)] == [normalise(t) for t in reference]
     assert cluster.owner(c.session_id) == "node0"  # computed where it was created
+    assert cluster.redis.client().hget(f"sess:{c.session_id}", "attached_node") == b"node1"
 
 
 @pytest.mark.parametrize("transport", ["websocket", "socketio", "grpc", "sse"])
@@ -169,3 +171,62 @@ async def test_200_random_disconnects_lose_and_repeat_nothing(cluster: Cluster) 
         assert_gapless(c.events)  # every seq once, in order, across all its connections
         assert c.events[0]["type"] == "session.started" and c.events[-1]["reason"] == "stop"
         assert finals(c.events), "no final at all"
+
+
+async def test_resume_refusals_on_another_node(cluster: Cluster) -> None:
+    """A resume the cluster cannot serve is refused with the contract's codes, on any node."""
+    import websockets
+
+    c = WsClient()
+    await c.connect(cluster.nodes[0])
+    await c.send_audio(speech(FIRST))
+    await c.stop()
+    await c.rest()
+
+    async def refused(body: dict[str, Any]) -> dict[str, Any]:
+        async with websockets.connect(cluster.nodes[1].ws) as ws:
+            await ws.send(json.dumps({"type": "start", **BODY, **body}))
+            ev: dict[str, Any] = json.loads(await ws.recv())
+            return ev
+
+    unknown = await refused({"resume": {"session_id": "f" * 32, "last_seq": 0}})
+    assert unknown["type"] == "error" and unknown["code"] == "session_not_found", unknown
+    ahead = await refused({"resume": {"session_id": c.session_id, "last_seq": c.last_seq + 5}})
+    assert ahead["type"] == "error" and ahead["code"] == "invalid_command", ahead
+    # an ended session (within the resume window) replays its events, session.ended included
+    again = WsClient()
+    again.session_id, again.events = c.session_id, c.events[:2]
+    await again.connect(cluster.nodes[2], resume=True)
+    await again.rest()
+    assert again.events == c.events
+
+
+async def test_a_bridged_client_leaving_starts_the_owners_resume_window(cluster: Cluster) -> None:
+    """Attach and detach reach the owner through its inbox: the client resumed on node1 goes away, and
+    node0 ends the session `client_gone` once limits.resume_window_s (5 s here) has passed."""
+    import redis.asyncio as aioredis
+
+    c = WsClient()
+    await c.connect(cluster.nodes[0])
+    await c.send_audio(speech(FIRST))
+    await c.recv_until(lambda e: e["type"] == "transcript.final")
+    await c.drop()
+    await c.connect(cluster.nodes[1], resume=True)
+    await c.drop()
+    left = time.monotonic()
+    r = aioredis.Redis.from_url(cluster.redis.url)
+    cursor, ended = f"0-{c.last_seq}", None
+    try:
+        while ended is None:  # the owner's log, read as it grows (a blocking XREAD, no polling)
+            answer = await r.xread({f"ev:{c.session_id}": cursor}, block=15_000)
+            assert answer, "the session did not end"
+            for entry_id, fields in answer[0][1]:
+                cursor = entry_id
+                ev = json.loads(fields[b"event"])
+                if ev["type"] == "session.ended":
+                    ended = ev
+    finally:
+        await r.aclose()
+    waited = time.monotonic() - left
+    assert ended["reason"] == "client_gone", ended
+    assert 4.0 <= waited <= 5.0 + 3.0, waited

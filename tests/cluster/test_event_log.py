@@ -54,7 +54,7 @@ async def test_events_are_logged_in_order_then_committed(client: aioredis.Redis)
     await committed(ch, 5)
     entries = await client.xrange("ev:s1")
     assert [e[0] for e in entries] == [f"0-{i}".encode() for i in range(1, 6)]
-    assert [parse_event(e[1][b"e"]).seq for e in entries] == [1, 2, 3, 4, 5]
+    assert [parse_event(e[1][b"event"]).seq for e in entries] == [1, 2, 3, 4, 5]
     rec = await client.hgetall("sess:s1")
     assert rec[b"owner"] == b"nodeA" and rec[b"last_seq"] == b"5"
     ch.emit(SessionEnded(session_id="", reason="stop"))
@@ -81,7 +81,7 @@ async def test_a_log_continued_by_another_node_fences_the_owner(client: aioredis
     assert out.fenced == ["s2"] and ch.fenced
     with pytest.raises(ChannelFenced):
         await asyncio.wait_for(reader.__anext__(), 5)
-    assert [parse_event(e[1][b"e"]).type for e in await client.xrange("ev:s2")] == \
+    assert [parse_event(e[1][b"event"]).type for e in await client.xrange("ev:s2")] == \
         ["speech.started", "error", "session.ended"]
 
 

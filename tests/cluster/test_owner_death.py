@@ -118,13 +118,36 @@ async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
     assert metric(cluster.nodes[0], "asrhub_cluster_sessions_fenced_total") == 1.0
 
 
-async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
+async def cluster_state(node: HubProcess, want: str) -> None:
+    """Wait for the node's /readyz to report `cluster: want` (its lease beat, every lease_ms / 3, is what
+    changes it: there is no event a test could await instead)."""
+    async with httpx.AsyncClient() as http:
+        deadline = time.monotonic() + 20
+        while True:
+            r = await http.get(node.http + "/readyz")
+            if r.json().get("cluster") == want:
+                assert r.status_code == 200  # degraded still serves (local-only)
+                return
+            assert time.monotonic() < deadline, f"{node.http} never reported cluster {want}: {r.json()}"
+            await asyncio.sleep(0.2)
+
+
+async def test_redis_down_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
     c = WsClient()
     await c.connect(cluster.nodes[0])
     await c.send_audio(speech(FIRST))
     await c.recv_until(lambda e: e["type"] == "transcript.final")
-    cluster.redis.restart()  # empty: no persistence
-    await c.send_audio(speech(SECOND))
+    cluster.redis.stop()
+    await cluster_state(cluster.nodes[0], "degraded")
+    # a new session while Redis is down: local, and fine
+    alone = WsClient()
+    await alone.connect(cluster.nodes[1])
+    await alone.send_audio(speech(SECOND))
+    await alone.stop()
+    await alone.rest()
+    assert len(finals(alone.events)) == 1 and wer([clip(SECOND).transcript], finals(alone.events)) < 0.25
+    cluster.redis.start()  # empty: no persistence
+    await c.send_audio(speech(SECOND))  # the running session never noticed
     await c.stop()
     await c.rest()
     assert_gapless(c.events)
@@ -133,11 +156,7 @@ async def test_redis_restart_leaves_sessions_alone_and_heals(cluster: Cluster) -
     assert len(finals(c.events)) == 2 and wer(refs, finals(c.events)) < 0.25, finals(c.events)
 
     # healed: node0's lease is back, and a new session of node0 resumes on node1 again
-    async with httpx.AsyncClient() as http:
-        deadline = time.monotonic() + 20
-        while (await http.get(cluster.nodes[0].http + "/readyz")).json().get("cluster") != "ok":
-            assert time.monotonic() < deadline, "node0 did not rejoin the cluster"
-            await asyncio.sleep(0.2)
+    await cluster_state(cluster.nodes[0], "ok")
     d = await moved_after_a_final(cluster)
     await d.stop()
     await d.rest()

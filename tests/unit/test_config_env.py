@@ -60,10 +60,12 @@ def test_precedence_defaults_file_env(tmp_path: Path) -> None:
 def test_effective_config_masks_secrets(tmp_path: Path) -> None:
     p = _write(tmp_path, "server:\n  auth:\n    api_keys:\n      - {key: sk-live-123, name: ops}\n"
                          "providers:\n  default: faster_whisper\n  instances:\n"
-                         "    faster_whisper: {model: bundled:tiny.en}\n    openai: {api_key: sk-openai-456}\n")
+                         "    faster_whisper: {model: bundled:tiny.en}\n    openai: {api_key: sk-openai-456}\n"
+                         "cluster:\n  redis_url: redis://:hunter2-redis@10.0.0.5:6379/0\n")
     out = effective_config(load_config(p, env={}))
     text = json.dumps(out)
-    assert "sk-live-123" not in text and "sk-openai-456" not in text
+    assert "sk-live-123" not in text and "sk-openai-456" not in text and "hunter2" not in text
+    assert out["cluster"]["redis_url"] == "redis://:***@10.0.0.5:6379/0"  # a password in a URL
     assert out["server"]["auth"]["api_keys"][0] == {"key": "***", "name": "ops", "max_sessions": None,
                                                     "requests_per_minute": None}
     assert out["providers"]["instances"]["openai"]["api_key"] == "***"
