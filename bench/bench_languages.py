@@ -82,7 +82,7 @@ async def main(name):
             continue
         for c in clips:
             r = await transcribe_audio(p, load_pcm16(c.path), lang, False)
-            out[lang].append([c.transcript, r["text"]])
+            out[lang].append([c.transcript, r.text])
     st = p.stats
     out["rtf"] = st.decode_s / max(st.audio_s, 1e-9)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -25,7 +25,7 @@ async def offline_wer() -> float:
 
     clips = english(SPEECH_ROOT)
     res = await transcribe_files(load_config(None), [c.path for c in clips], None, "en", progress=False)
-    return wer([c.transcript for c in clips], [r["text"] for _, r in res])
+    return wer([c.transcript for c in clips], [r.text for _, r in res])
 
 
 async def run(silence_ms: int, runs: int) -> None:

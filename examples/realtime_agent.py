@@ -12,6 +12,8 @@ import asyncio
 import base64
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import av
 from openai import AsyncOpenAI
@@ -40,7 +42,18 @@ async def microphone(conn: object, pcm: bytes, speed: float) -> None:
     await conn.input_audio_buffer.append(audio=silence)  # type: ignore
 
 
-async def run(base_url: str, api_key: str, path: str, speed: float = 1.0) -> list[str]:
+def show(event: Any, turns: list[str]) -> None:
+    """What this agent does with the socket's events: print each user turn (the agent answers here) and errors."""
+    if event.type == "conversation.item.input_audio_transcription.completed":
+        print(f"user turn {len(turns)}: {event.transcript}", flush=True)
+    elif event.type == "error":
+        print(f"error: {event.error.message}", file=sys.stderr, flush=True)
+
+
+async def run(base_url: str, api_key: str, path: str, speed: float = 1.0,
+              on_event: Callable[[Any, list[str]], None] = show) -> list[str]:
+    """Transcribe the file as a live microphone; `on_event(event, turns so far)` sees every server event.
+    Returns the user turns' transcripts."""
     client = AsyncOpenAI(base_url=base_url, api_key=api_key)
     turns: list[str] = []
     async with client.realtime.connect(model="gpt-4o-transcribe", extra_query={"intent": "transcription"}) as conn:
@@ -59,11 +72,9 @@ async def run(base_url: str, api_key: str, path: str, speed: float = 1.0) -> lis
                     open_turns += 1
                 elif event.type == "conversation.item.input_audio_transcription.completed":
                     turns.append(event.transcript)
-                    print(f"user turn {len(turns)}: {event.transcript}", flush=True)  # the agent answers here
                     open_turns -= 1
                     changed.set()
-                elif event.type == "error":
-                    print(f"error: {event.error.message}", file=sys.stderr, flush=True)
+                on_event(event, turns)
 
         listener = asyncio.create_task(listen())
         await microphone(conn, read_pcm24k(path), speed)

@@ -130,11 +130,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             status = 1
             continue
         if args.format == "json":
-            print(json.dumps({"file": str(path), **res}, ensure_ascii=False))
+            print(json.dumps({"file": str(path), **res.model_dump()}, ensure_ascii=False))
         else:
             if len(results) > 1 and args.format == "text":
                 print(f"# {path}")
-            sys.stdout.write(format_segments(res["segments"], args.format))
+            sys.stdout.write(format_segments(res.segments, args.format))
     return status
 
 

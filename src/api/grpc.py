@@ -33,6 +33,7 @@ from .grpc_stream import GrpcStream, aclose
 log = logging.getLogger(__name__)
 
 SERVICE = "asrhub.v1.AsrHub"
+TRANSPORT_FACTOR = 2  # grpc's max_receive_message_length, in multiples of the hub's own message limit
 
 async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
     """End the call with the status for err's code; the code itself rides in trailing metadata."""
@@ -85,7 +86,7 @@ class AsrHubServicer:
         await self.authenticate(context)
         try:
             if isinstance(request, BadRequest):
-                raise HubError(ErrorCode.invalid_command, request.message)
+                raise HubError(request.code, request.message)
             return await handler(request)
         except HubError as e:
             await abort(context, e)
@@ -111,9 +112,9 @@ class AsrHubServicer:
                                      hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(
-            text=res["text"], segments=[pb.Segment(**s) for s in res["segments"]],
-            words=[pb.Word(**w) for w in res["words"]], language=res.get("language") or "",
-            duration_ms=res["duration_ms"], provider=res["provider"])
+            text=res.text, segments=[pb.Segment(**s.model_dump()) for s in res.segments],
+            words=[pb.Word(**w.model_dump()) for w in res.words], language=res.language or "",
+            duration_ms=res.duration_ms, provider=res.provider)
 
     async def _list_providers(self, request: Any) -> Any:
         pb = self.pb
@@ -147,20 +148,22 @@ class GrpcServer:
 
         pb, _ = grpc_gen.load()
         cfg = self.hub.config
+        # the hub's own limit, checked by the deserializers (payload_too_large with asrhub-error-code); grpc
+        # itself refuses only messages over twice that, with a bare RESOURCE_EXHAUSTED
         limit = max(MAX_UPLOAD_BYTES, cfg.limits.max_message_bytes) + 1024 * 1024
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", TRANSPORT_FACTOR * limit),
                                           ("grpc.max_send_message_length", 16 * 1024 * 1024)],
                                  interceptors=[GrpcMetricsInterceptor(self.hub.metrics)])
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
             "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
-                servicer.StreamingRecognize, request_deserializer=message_deserializer(pb.StreamingRequest),
+                servicer.StreamingRecognize, request_deserializer=message_deserializer(pb.StreamingRequest, limit),
                 response_serializer=pb.Event.SerializeToString),
             "Recognize": grpc.unary_unary_rpc_method_handler(
-                servicer.Recognize, request_deserializer=message_deserializer(pb.RecognizeRequest),
+                servicer.Recognize, request_deserializer=message_deserializer(pb.RecognizeRequest, limit),
                 response_serializer=pb.RecognizeResponse.SerializeToString),
             "ListProviders": grpc.unary_unary_rpc_method_handler(
-                servicer.ListProviders, request_deserializer=message_deserializer(pb.ListProvidersRequest),
+                servicer.ListProviders, request_deserializer=message_deserializer(pb.ListProvidersRequest, limit),
                 response_serializer=pb.ListProvidersResponse.SerializeToString),
         }),))
         self.health = health.aio.HealthServicer()

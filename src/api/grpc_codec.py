@@ -35,10 +35,12 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
 
 
 class BadRequest:
-    """A StreamingRequest that could not be taken: undecodable bytes or unknown fields."""
+    """A request that could not be taken: undecodable bytes or unknown fields (invalid_command), or more
+    bytes than the hub takes in one message (payload_too_large)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.invalid_command) -> None:
         self.message = message
+        self.code = code
 
 
 def _unknown_fields(msg: Any, path: str = "") -> list[str]:
@@ -51,13 +53,18 @@ def _unknown_fields(msg: Any, path: str = "") -> list[str]:
     return found
 
 
-def message_deserializer(message: Any) -> Callable[[bytes], Any]:
+def message_deserializer(message: Any, max_bytes: int | None = None) -> Callable[[bytes], Any]:
     """A tolerant deserializer for any request type: bytes that do not decode, or that carry fields the
     contract does not define, become a BadRequest the handler answers with INVALID_ARGUMENT (grpc's own
-    handling of a raising deserializer would be an untyped status without `asrhub-error-code`)."""
+    handling of a raising deserializer would be an untyped status without `asrhub-error-code`); a message
+    over `max_bytes` becomes a payload_too_large BadRequest, unparsed (the server lets grpc take somewhat
+    larger messages so that this check, not grpc's code-less RESOURCE_EXHAUSTED, answers them)."""
     name = message.DESCRIPTOR.name
 
     def parse(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            return BadRequest(f"{name} message of {len(data)} bytes exceeds the limit of {max_bytes}",
+                              ErrorCode.payload_too_large)
         try:
             msg = message.FromString(data)
         except Exception as e:  # DecodeError, and anything the C parser raises on hostile bytes

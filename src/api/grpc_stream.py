@@ -58,7 +58,7 @@ class GrpcStream:
 
     async def handle(self, req: Any) -> None:
         if isinstance(req, BadRequest):
-            raise HubError(ErrorCode.invalid_command, req.message)
+            raise HubError(req.code, req.message)
         kind = req.WhichOneof("request")
         if kind == "start":
             session_id, after = await self.bind.start(parse_start(start_to_dict(req.start)))

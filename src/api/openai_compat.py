@@ -27,6 +27,7 @@ from ..core.language import model_language
 from ..core.transcribe import (
     MAX_UPLOAD_BYTES,
     FileTranscript,
+    HubTranscription,
     SplitOptions,
     load_audio,
     load_raw,
@@ -64,28 +65,6 @@ KNOWN_FIELDS = {"file", "model", "language", "prompt", "response_format", "tempe
                 "stream", "include[]", "chunking_strategy", "chunking_strategy[type]",
                 "chunking_strategy[silence_duration_ms]", "chunking_strategy[prefix_padding_ms]",
                 "chunking_strategy[threshold]", "languages[]", "keywords[]"}
-
-
-class HubWord(BaseModel):
-    word: str
-    start_ms: int
-    end_ms: int
-    confidence: float
-
-
-class HubSegment(BaseModel):
-    start_ms: int
-    end_ms: int
-    text: str
-
-
-class HubTranscription(BaseModel):
-    text: str
-    segments: list[HubSegment]
-    words: list[HubWord]
-    language: str | None
-    duration_ms: int
-    provider: str
 
 
 def _check(request: Request, provider: Provider, language: str | None, prompt: str | None = None,
@@ -137,7 +116,7 @@ def _raw_spec(encoding: str | None, sample_rate: int | None, channels: int | Non
 async def _transcribe(request: Request, file: UploadFile, provider_name: str | None, language: str | None,
                       prompt: str | None, temperature: float | None, word_timestamps: bool,
                       raw: AudioSpec | None = None, task: Task = "transcribe",
-                      hotwords: list[str] | None = None) -> dict[str, Any]:
+                      hotwords: list[str] | None = None) -> HubTranscription:
     language = language or None
     provider = _provider(request, provider_name, language, raw, prompt or None, task, hotwords)
     raw = raw if raw is not None and raw.encoding in PCM_ENCODINGS else None  # containers: their header says
@@ -218,10 +197,9 @@ def _answer(res: FileTranscript, fmt: ResponseFormat, task: Literal["transcribe"
         return JSONResponse(body.model_dump(exclude_none=True))
     if fmt == "verbose_json":
         return JSONResponse(_verbose(res, task, words, segments).model_dump(exclude_none=True))
-    rows = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text} for s in res.segments]
     if fmt == "vtt":
-        return PlainTextResponse(format_segments(rows, "vtt"), media_type="text/vtt")
-    return PlainTextResponse(format_segments(rows, fmt))
+        return PlainTextResponse(format_segments(res.segments, "vtt"), media_type="text/vtt")
+    return PlainTextResponse(format_segments(res.segments, fmt))
 
 
 async def _sse(events: AsyncIterator[StreamDelta | StreamDone]) -> AsyncIterator[bytes]:
@@ -366,4 +344,4 @@ async def transcribe(
                                 hotwords)
     except HubError as e:
         return error_response(e)
-    return JSONResponse(HubTranscription.model_validate(res).model_dump())
+    return JSONResponse(res.model_dump())

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
-from ..core.commands import AudioSpec, StartSession, VadOptions
+from ..core.commands import StartSession, VadOptions
 from ..core.errors import ErrorCode, HubError
 from ..core.events import (
     ErrorEvent,
@@ -108,11 +108,10 @@ class RealtimeConnection:
     async def start_run(self) -> HubRun:
         cfg = self.cfg
         provider = resolve_model(self.ws.app.state.hub, cfg.model, cfg.language)
-        rate = 24000 if cfg.format == "audio/pcm" else 8000
         vad = VadOptions(enabled=cfg.server_vad, silence_ms=cfg.silence_ms, pre_roll_ms=cfg.prefix_ms,
                          threshold=cfg.threshold)
         start = StartSession(provider=provider.name, language=cfg.language,
-                             audio=AudioSpec(encoding="pcm_s16le", sample_rate=rate, channels=1),
+                             audio=rt.INPUT_AUDIO[cfg.format].spec(),
                              interim_results=True, vad=vad, prompt=cfg.prompt or None)
         session = await open_session(self.service, start, "realtime", self.ws.scope.get("asrhub.api_key"))
         run = HubRun(session, round(self.audio_s * 1000), manual=not cfg.server_vad)
@@ -126,9 +125,7 @@ class RealtimeConnection:
             self.service.stop(run.session.id)
 
     async def append(self, data: bytes) -> None:
-        if self.cfg.format != "audio/pcm":
-            data = rt.g711_to_pcm16(data, self.cfg.format)
-        elif len(data) % 2:
+        if self.cfg.format == "audio/pcm" and len(data) % 2:
             raise rt.RealtimeProblem("audio/pcm audio must be whole 16-bit samples (an even number of bytes)",
                                      "audio", code=ErrorCode.invalid_audio)
         if not data:
@@ -138,9 +135,8 @@ class RealtimeConnection:
         if self.current_item is None:
             self.current_item = rt.item_id()
         self.service.push_audio(self.run.session.id, data)
-        rate = 24000 if self.cfg.format == "audio/pcm" else 8000
         self.uncommitted_bytes += len(data)
-        self.audio_s += len(data) / (2 * rate)
+        self.audio_s += rt.INPUT_AUDIO[self.cfg.format].seconds(len(data))
 
     async def commit(self) -> None:
         if self.cfg.server_vad:

@@ -2,7 +2,8 @@
 (openai.types.realtime, GA names; the beta `transcription_session.*` form for older clients).
 
 Client events are parsed here into one typed `ClientEvent`; server events are SDK models serialised as
-the wire JSON. G.711 (audio/pcmu, audio/pcma) is decoded here to 16-bit PCM at 8 kHz."""
+the wire JSON. Each input format is one hub AudioSpec: G.711 (audio/pcmu, audio/pcma) goes to the pipeline as
+pcm_mulaw/pcm_alaw at 8 kHz, decoded there like any other session's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from openai.types.beta.realtime.transcription_session import TranscriptionSession
 from openai.types.beta.realtime.transcription_session_update import TranscriptionSessionUpdate
 from openai.types.beta.realtime.transcription_session_updated_event import TranscriptionSessionUpdatedEvent
@@ -37,12 +37,34 @@ from openai.types.realtime.realtime_transcription_session_create_request import 
 )
 from pydantic import BaseModel, ValidationError
 
+from ..core.audio import Encoding
+from ..core.commands import AudioSpec
 from ..core.errors import ErrorCode, HubError
 from .openai_errors import error_type
 
 AudioFormat = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
 BETA_FORMATS: dict[str, AudioFormat] = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputAudio:
+    """What one Realtime input format is to the hub: its pipeline encoding, rate and bytes per sample."""
+
+    encoding: Encoding
+    sample_rate: int
+    sample_bytes: int
+
+    def spec(self) -> AudioSpec:
+        return AudioSpec(encoding=self.encoding, sample_rate=self.sample_rate, channels=1)
+
+    def seconds(self, n_bytes: int) -> float:
+        return n_bytes / (self.sample_bytes * self.sample_rate)
+
+
+INPUT_AUDIO: dict[AudioFormat, InputAudio] = {"audio/pcm": InputAudio("pcm_s16le", 24000, 2),
+                                              "audio/pcmu": InputAudio("pcm_mulaw", 8000, 1),
+                                              "audio/pcma": InputAudio("pcm_alaw", 8000, 1)}
 
 
 def event_id() -> str:
@@ -135,52 +157,48 @@ def _ga_config(session: Any, base: TranscriptionConfig) -> TranscriptionConfig:
     if getattr(session, "type", None) != "transcription":
         raise RealtimeProblem("this hub serves transcription sessions only: send session.type \"transcription\" "
                               "(connect with ?intent=transcription)", "session.type")
-    cfg = base.__dict__ | {"beta": False}
     inp = session.audio.input if session.audio is not None else None
-    if inp is not None:
-        fields = inp.model_fields_set
-        if inp.format is not None:
-            cfg["format"] = inp.format.type or "audio/pcm"
-        if inp.transcription is not None:
-            t = inp.transcription
-            language = t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None)
-            prompt = t.prompt or (", ".join(t.keywords) if t.keywords else None)  # keywords: a Whisper prompt
-            cfg |= {"model": t.model or base.model, "language": language, "prompt": prompt}
-        if "turn_detection" in fields:
-            td = inp.turn_detection
-            if td is None:
-                cfg |= {"server_vad": False}
-            elif td.type != "server_vad":
-                raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
-                                      "session.audio.input.turn_detection.type")
-            else:
-                cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
-                        "threshold": td.threshold}
-    if session.include is not None:
-        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in session.include
-    return TranscriptionConfig(**cfg)
+    if inp is None:
+        return _config(base, False, include=session.include)
+    t = inp.transcription
+    tr = None if t is None else (
+        t.model, t.language or (t.languages[0] if t.languages and len(t.languages) == 1 else None),
+        t.prompt or (", ".join(t.keywords) if t.keywords else None))  # keywords: a Whisper prompt
+    return _config(base, False, fmt=(inp.format.type or "audio/pcm") if inp.format is not None else None,
+                   transcription=tr, td_set="turn_detection" in inp.model_fields_set, td=inp.turn_detection,
+                   td_param="session.audio.input.turn_detection.type", include=session.include)
 
 
 def _beta_config(upd: TranscriptionSessionUpdate, base: TranscriptionConfig) -> TranscriptionConfig:
-    s = upd.session
-    cfg = base.__dict__ | {"beta": True}
-    if s.input_audio_format is not None:
-        cfg["format"] = BETA_FORMATS[s.input_audio_format]
-    if s.input_audio_transcription is not None:
-        t = s.input_audio_transcription
-        cfg |= {"model": t.model or base.model, "language": t.language, "prompt": t.prompt}
-    if "turn_detection" in s.model_fields_set:
-        td = s.turn_detection
+    s, t = upd.session, upd.session.input_audio_transcription
+    return _config(base, True, fmt=BETA_FORMATS[s.input_audio_format] if s.input_audio_format is not None else None,
+                   transcription=None if t is None else (t.model, t.language, t.prompt),
+                   td_set="turn_detection" in s.model_fields_set, td=s.turn_detection,
+                   td_param="session.turn_detection.type", include=s.include)
+
+
+def _config(base: TranscriptionConfig, beta: bool, *, fmt: str | None = None,
+            transcription: tuple[str | None, str | None, str | None] | None = None, td_set: bool = False,
+            td: Any = None, td_param: str = "", include: list[str] | None = None) -> TranscriptionConfig:
+    """`base` with what a GA `session.update` or a beta `transcription_session.update` set: the input format,
+    the transcription (model, language, prompt), turn_detection (when the event names it) and include[]."""
+    cfg = base.__dict__ | {"beta": beta}
+    if fmt is not None:
+        cfg["format"] = fmt
+    if transcription is not None:
+        model, language, prompt = transcription
+        cfg |= {"model": model or base.model, "language": language, "prompt": prompt}
+    if td_set:
         if td is None:
             cfg["server_vad"] = False
         elif td.type not in (None, "server_vad"):
             raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
-                                  "session.turn_detection.type")
+                                  td_param)
         else:
             cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
                     "threshold": td.threshold}
-    if s.include is not None:
-        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in s.include
+    if include is not None:
+        cfg["logprobs"] = "item.input_audio_transcription.logprobs" in include
     return TranscriptionConfig(**cfg)
 
 
@@ -285,28 +303,3 @@ def completed(item: str, transcript: str, seconds: float) -> ConversationItemInp
 
 def to_wire(ev: BaseModel) -> str:
     return ev.model_dump_json(exclude_unset=True)
-
-
-# -- G.711 -----------------------------------------------------------------------------------
-def _ulaw_table() -> np.ndarray:
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
-    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
-
-
-def _alaw_table() -> np.ndarray:
-    a = np.arange(256, dtype=np.int32) ^ 0x55
-    seg = (a & 0x70) >> 4
-    mant = (a & 0x0F) << 4
-    t = np.where(seg == 0, mant + 8, (mant + 0x108) << np.maximum(seg - 1, 0))
-    return np.where(a & 0x80, t, -t).astype(np.int16)
-
-
-ULAW = _ulaw_table()
-ALAW = _alaw_table()
-
-
-def g711_to_pcm16(data: bytes, fmt: AudioFormat) -> bytes:
-    """audio/pcmu or audio/pcma bytes (8 kHz) -> little-endian 16-bit PCM (8 kHz)."""
-    table = ULAW if fmt == "audio/pcmu" else ALAW
-    return table[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.commands import AudioSpec, StartSession, VadOptions
-from ..core.events import (
+from .base import Connection, LiveSession, StreamingClient
+from .errors import ConnectionLost, HubRequestError, ResumeFailed
+from .events import (
     ErrorEvent,
     Event,
     ProviderSwitched,
@@ -29,10 +31,8 @@ from ..core.events import (
     TranscriptFinal,
     TranscriptPartial,
     WakewordDetected,
+    parse_event,
 )
-from .base import Connection, LiveSession, StreamingClient
-from .errors import ConnectionLost, HubRequestError, ResumeFailed
-from .events import parse_event
 from .grpc import GrpcClient
 from .sio import SocketIOClient
 from .sse import SseClient

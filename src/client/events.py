@@ -51,3 +51,9 @@ def parse_event(data: dict[str, Any]) -> Event:
         return Event(type=str(data.get("type")), session_id=str(data.get("session_id", "")),
                      seq=int(data.get("seq", 0)), ts=float(data.get("ts", 0.0)))
     return _adapter.validate_python({k: v for k, v in data.items() if k in keys})
+
+
+__all__ = [
+    "AnyEvent", "ErrorEvent", "Event", "ProviderSwitched", "SessionEnded", "SessionStarted", "SpeechEnded",
+    "SpeechStarted", "TranscriptFinal", "TranscriptPartial", "WakewordDetected", "parse_event",
+]

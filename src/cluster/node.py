@@ -178,6 +178,14 @@ class ClusterNode:
             task.cancel()
         self._spawn(self._forget(session_id))
 
+    def resumed(self, session_id: str) -> None:
+        if session_id in self.event_logs and not self.degraded:
+            self._spawn(self._attached_here(session_id))
+
+    async def _attached_here(self, session_id: str) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.client.hset(keys.session(session_id), "attached_node", self.node_id)
+
     async def _wake(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):
             await self.client.xadd(keys.wake(self.node_id), {"w": 1}, maxlen=16, approximate=False)

@@ -63,6 +63,10 @@ class ClusterHooks(Protocol):
 
     def removed(self, session_id: str) -> None: ...
 
+    def resumed(self, session_id: str) -> None:
+        """A client resumed the session on this node (its own)."""
+        ...
+
 
 class SessionService:
     def __init__(self, config: HubConfig, providers: ProviderSet, metrics: HubMetrics | None = None) -> None:
@@ -289,7 +293,8 @@ class SessionService:
         if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
             raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
                               f"up to {s.channel.last_seq}")
-        self.attach(session_id)
+        if self.attach(session_id) and self.cluster is not None:
+            self.cluster.resumed(session_id)
         return s
 
     def attach(self, session_id: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
@@ -101,13 +102,35 @@ class FileTranscript:
     provider: str
     logprobs: list[TokenLogprob] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The hub-native JSON answer (POST /v1/transcribe, gRPC Recognize, CLI)."""
-        return {"text": self.text,
-                "segments": [{"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text} for s in self.segments],
-                "words": [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms,
-                           "confidence": round(w.confidence, 4)} for w in self.words],
-                "language": self.language, "duration_ms": self.duration_ms, "provider": self.provider}
+    def hub(self) -> HubTranscription:
+        """The hub-native answer (POST /v1/transcribe, gRPC Recognize, CLI)."""
+        return HubTranscription(
+            text=self.text, segments=[HubSegment(start_ms=s.start_ms, end_ms=s.end_ms, text=s.text) for s in self.segments],
+            words=[HubWord(word=w.word, start_ms=w.start_ms, end_ms=w.end_ms, confidence=round(w.confidence, 4))
+                   for w in self.words],
+            language=self.language, duration_ms=self.duration_ms, provider=self.provider)
+
+
+class HubWord(BaseModel):
+    word: str
+    start_ms: int
+    end_ms: int
+    confidence: float
+
+
+class HubSegment(BaseModel):
+    start_ms: int
+    end_ms: int
+    text: str
+
+
+class HubTranscription(BaseModel):  # the hub's own whole-file answer (no docstring: the OpenAPI schema is as before)
+    text: str
+    segments: list[HubSegment]
+    words: list[HubWord]
+    language: str | None
+    duration_ms: int
+    provider: str
 
 
 async def transcribe_file(provider: Provider, audio: np.ndarray, opts: TranscribeOptions,
@@ -141,17 +164,17 @@ async def transcribe_file(provider: Provider, audio: np.ndarray, opts: Transcrib
 async def transcribe_audio(provider: Provider, audio: np.ndarray, language: str | None = None,
                            word_timestamps: bool = True, prompt: str | None = None,
                            progress: Any = None, temperature: float | None = None, task: Task = "transcribe",
-                           hotwords: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+                           hotwords: list[str] | tuple[str, ...] | None = None) -> HubTranscription:
     """`language`: a BCP-47 tag or "auto" (the text follows its script); `prompt`/`hotwords`: the client's."""
     locale = language or provider.language
     opts = TranscribeOptions(language=model_language(locale), word_timestamps=word_timestamps,
                              initial_prompt=prompt or None, temperature=temperature, task=task,
                              hotwords=tuple(hotwords or ()))
-    return (await transcribe_file(provider, audio, opts, progress=progress, locale=locale)).as_dict()
+    return (await transcribe_file(provider, audio, opts, progress=progress, locale=locale)).hub()
 
 
 async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | None, language: str | None,
-                           progress: bool = True) -> list[tuple[Path, Any]]:
+                           progress: bool = True) -> list[tuple[Path, HubTranscription | HubError]]:
     from tqdm import tqdm
 
     from ..providers.registry import ProviderSet
@@ -161,11 +184,11 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
     sched = Scheduler(sc.workers, sc.max_queue, sc.max_batch, sc.max_partial_batch, sc.partial_workers)
     await sched.start()
     providers = ProviderSet(cfg.providers, sched)
-    out: list[tuple[Path, Any]] = []
+    out: list[tuple[Path, HubTranscription | HubError]] = []
     try:
         await providers.load()
         provider = providers.resolve(provider_name, language)  # providers.routes
-        audios: list[tuple[Path, Any]] = []
+        audios: list[tuple[Path, np.ndarray | HubError]] = []
         for f in files:
             try:
                 audios.append((f, load_audio(f.read_bytes())))
@@ -175,7 +198,7 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
         bar = tqdm(total=round(total, 1), unit="s", desc="transcribing", disable=not progress or total < 30,
                    file=__import__("sys").stderr)
         for f, a in audios:
-            if isinstance(a, Exception):
+            if isinstance(a, HubError):
                 out.append((f, a))
                 continue
             out.append((f, await transcribe_audio(provider, a, language, progress=bar)))

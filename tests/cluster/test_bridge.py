@@ -64,6 +64,7 @@ async def test_ws_resume_on_another_node(cluster: Cluster, reference: list[str])
     assert c.events[k]["seq"] == k + 1
     assert [normalise(t) for t in finals(c.events)] == [normalise(t) for t in reference]
     assert cluster.owner(c.session_id) == "node0"  # computed where it was created
+    assert cluster.redis.client().hget(f"sess:{c.session_id}", "attached_node") == b"node1"
 
 
 @pytest.mark.parametrize("transport", ["websocket", "socketio", "grpc", "sse"])

@@ -9,6 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from asrhub.core.transcribe import MAX_UPLOAD_BYTES
 from tests.support import HubProcess, clip, load_pcm16, wer
 
 
@@ -71,6 +72,36 @@ async def test_recognize_errors_carry_the_code(channel: Any, stubs: tuple[Any, A
             await stub.Recognize(req, timeout=30)
         assert exc.value.code() == status
         assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == code
+
+
+async def test_oversized_messages_carry_the_code(channel: Any, stubs: tuple[Any, Any]) -> None:
+    """A message over the hub's gRPC limit (the largest upload + 1 MiB) is refused by the hub, not by grpc's own
+    size check: Recognize ends with RESOURCE_EXHAUSTED *and* `asrhub-error-code: payload_too_large`; inside
+    StreamingRecognize it is a payload_too_large `error` event and the session goes on."""
+    pb, pb_grpc = stubs
+    stub = pb_grpc.AsrHubStub(channel)
+    big = bytes(MAX_UPLOAD_BYTES + 2 * 1024 * 1024)
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await stub.Recognize(pb.RecognizeRequest(audio=big), timeout=120)
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(exc.value.trailing_metadata() or ())["asrhub-error-code"] == "payload_too_large"
+    assert "exceeds the limit" in (exc.value.details() or "")
+
+    pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
+
+    async def requests() -> Any:
+        yield pb.StreamingRequest(start=pb.StartSession(audio=pb.AudioSpec(encoding="pcm_s16le", sample_rate=16000),
+                                                        vad=pb.VadOptions(silence_ms=400), record=False,
+                                                        wakeword=pb.WakewordOptions(enabled=False)))
+        yield pb.StreamingRequest(audio=big)
+        for i in range(0, len(pcm), 16000):
+            yield pb.StreamingRequest(audio=pcm[i:i + 16000])
+
+    events = [ev async for ev in stub.StreamingRecognize(requests(), timeout=120)]
+    errors = [e.error for e in events if e.type == "error"]
+    assert [e.code for e in errors] == ["payload_too_large"] and not errors[0].fatal, errors
+    assert [e for e in events if e.type == "transcript.final"], events  # the session went on
+    assert events[-1].type == "session.ended" and events[-1].session_ended.reason == "stop"
 
 
 async def test_list_providers(channel: Any, stubs: tuple[Any, Any]) -> None:

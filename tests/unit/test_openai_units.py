@@ -15,16 +15,17 @@ from asrhub.api.openai_compat import _chunking
 from asrhub.api.openai_errors import ParamError
 from asrhub.api.openai_stream import _Utterances
 from asrhub.api.realtime_events import (
+    INPUT_AUDIO,
     Append,
     Commit,
     RealtimeProblem,
     SessionUpdate,
     TranscriptionConfig,
-    g711_to_pcm16,
     parse_client_event,
     session_event,
 )
 from asrhub.core.events import TranscriptFinal, TranscriptPartial
+from asrhub.operators.decode import PcmDecoder
 
 
 def test_language_names() -> None:
@@ -36,11 +37,19 @@ def test_language_names() -> None:
 @pytest.mark.parametrize("fmt,encode,decode", [("audio/pcmu", audioop.lin2ulaw, audioop.ulaw2lin),
                                                ("audio/pcma", audioop.lin2alaw, audioop.alaw2lin)])
 def test_g711_matches_the_reference_decoder(fmt: str, encode: object, decode: object) -> None:
+    """The Realtime socket's G.711 goes to the pipeline's decoder (8 kHz): it decodes as the reference does."""
+    audio = INPUT_AUDIO[fmt]  # type: ignore[index]
+    assert (audio.sample_rate, audio.sample_bytes, audio.spec().sample_rate) == (8000, 1, 8000)
+
+    def pipeline(coded: bytes) -> bytes:
+        x = PcmDecoder(audio.encoding, audio.sample_rate, 1).feed(coded)
+        return np.rint(x[:, 0] * 32768).astype("<i2").tobytes()
+
     every_code = bytes(range(256))
-    assert g711_to_pcm16(every_code, fmt) == decode(every_code, 2)  # type: ignore[arg-type, operator]
+    assert pipeline(every_code) == decode(every_code, 2)  # type: ignore[operator]
     speechlike = (np.sin(np.arange(4000) / 7) * 12000).astype("<i2").tobytes()
     coded = encode(speechlike, 2)  # type: ignore[operator]
-    assert g711_to_pcm16(coded, fmt) == decode(coded, 2)  # type: ignore[arg-type, operator]
+    assert pipeline(coded) == decode(coded, 2)  # type: ignore[operator]
 
 
 def _p(uid: str, stable: str) -> TranscriptPartial:
