@@ -52,11 +52,13 @@ class Inbox:
                 self.on_health(False)
                 await asyncio.sleep(self.block_ms / 1000)  # Redis is down: try again after a block's time
                 continue
+            taken: dict[str, list[bytes]] = {}
             for key, entries in wire.read(answer):
                 if key == wake:
                     self.wake_cursor = entries[-1][0]
                     continue
                 self.cursors[key] = entries[-1][0]
+                taken[key] = [entry_id for entry_id, _ in entries]
                 sid = live.get(key)
                 if sid is None:
                     continue
@@ -69,3 +71,15 @@ class Inbox:
                         self.host.apply(sid, msg)
                     except Exception:
                         log.exception("inbox of session %s: applying %s failed", sid, msg.op)
+            if taken:
+                await self._forget(taken)
+
+    async def _forget(self, taken: dict[str, list[bytes]]) -> None:
+        """Applied messages leave the inbox (audio would otherwise stay there up to its MAXLEN)."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, ids in taken.items():
+                pipe.xdel(key, *ids)
+            await pipe.execute()
+        except REDIS_DOWN as e:
+            log.debug("inbox of %s: %s", self.node_id, e)
