@@ -42,8 +42,15 @@ import websockets
 
 from bench.bench_concurrency import CHUNK_MS, run_n
 from bench.common import SPEECH_ROOT, machine, mean, p50_p95, pct
-from tests.cluster.nodes import START, Cluster, WsClient, assert_gapless, speech
-from tests.cluster.test_owner_death import assert_ended_lost, bridged_mid_utterance
+from tests.cluster.nodes import (
+    START,
+    Cluster,
+    WsClient,
+    assert_ended_lost,
+    assert_gapless,
+    bridged_mid_utterance,
+    speech,
+)
 from tests.support import HubProcess, base_config, english, load_pcm16
 
 P95_TARGET_MS = 1000.0

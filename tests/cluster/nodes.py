@@ -16,6 +16,7 @@ import numpy as np
 from tests.cluster.redis_server import RedisServer
 from tests.support import HubProcess, base_config, clip, load_pcm16
 
+FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"  # two English clips, in this order
 LEASE_MS = 1500  # a short lease keeps the owner-death tests quick (the default is 3000)
 
 
@@ -149,3 +150,29 @@ def finals(events: list[dict[str, Any]]) -> list[str]:
 def assert_gapless(events: list[dict[str, Any]]) -> None:
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1)), f"seqs not 1..N: {seqs}"
+
+
+async def moved_after_a_final(cluster: Cluster) -> WsClient:
+    """A session of node0 that has its first final, and whose client has moved to node1."""
+    c = WsClient()
+    await c.connect(cluster.nodes[0])
+    await c.send_audio(speech(FIRST))
+    await c.recv_until(lambda e: e["type"] == "transcript.final")
+    await c.drop()
+    await c.connect(cluster.nodes[1], resume=True)
+    return c
+
+
+async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
+    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
+    c = await moved_after_a_final(cluster)
+    second = speech(SECOND)
+    await c.send_audio(second[: len(second) // 2])  # half a sentence: the utterance is open
+    await c.recv_until(lambda e: e["type"] == "speech.started" and e["seq"] > 4)
+    return c
+
+
+def assert_ended_lost(events: list[dict[str, Any]]) -> None:
+    err, end = events[-2], events[-1]
+    assert err["type"] == "error" and err["code"] == "node_lost" and err["fatal"] is True, err
+    assert end["type"] == "session.ended" and end["reason"] == "error", end

@@ -14,11 +14,20 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.nodes import CHUNK, Cluster, WsClient, assert_gapless, finals, speech
+from tests.cluster.nodes import (
+    CHUNK,
+    FIRST,
+    SECOND,
+    Cluster,
+    WsClient,
+    assert_gapless,
+    finals,
+    moved_after_a_final,
+    speech,
+)
 from tests.contract.clients import CLIENTS
 from tests.support import normalise
 
-FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
 BODY = {"audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}  # StartSession
 
 
@@ -207,15 +216,10 @@ async def test_a_bridged_client_leaving_starts_the_owners_resume_window(cluster:
     node0 ends the session `client_gone` once limits.resume_window_s (5 s here) has passed."""
     import redis.asyncio as aioredis
 
-    c = WsClient()
-    await c.connect(cluster.nodes[0])
-    await c.send_audio(speech(FIRST))
-    await c.recv_until(lambda e: e["type"] == "transcript.final")
-    await c.drop()
-    await c.connect(cluster.nodes[1], resume=True)
+    c = await moved_after_a_final(cluster)
     await c.drop()
     left = time.monotonic()
-    r = aioredis.Redis.from_url(cluster.redis.url)
+    r = aioredis.Redis.from_url(cluster.redis.url, socket_timeout=30)
     cursor, ended = f"0-{c.last_seq}", None
     try:
         while ended is None:  # the owner's log, read as it grows (a blocking XREAD, no polling)

@@ -12,15 +12,23 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.cluster.nodes import Cluster, WsClient, assert_gapless, finals, speech
+from tests.cluster.nodes import (
+    FIRST,
+    SECOND,
+    Cluster,
+    WsClient,
+    assert_ended_lost,
+    assert_gapless,
+    bridged_mid_utterance,
+    finals,
+    moved_after_a_final,
+    speech,
+)
 from tests.support import HubProcess, clip, normalise, wer
-
-FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"
 
 
 @pytest.fixture
@@ -33,37 +41,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
-async def moved_after_a_final(cluster: Cluster) -> WsClient:
-    """A session of node0 that has its first final, and whose client has moved to node1."""
-    c = WsClient()
-    await c.connect(cluster.nodes[0])
-    await c.send_audio(speech(FIRST))
-    await c.recv_until(lambda e: e["type"] == "transcript.final")
-    await c.drop()
-    await c.connect(cluster.nodes[1], resume=True)
-    return c
-
-
-async def bridged_mid_utterance(cluster: Cluster) -> WsClient:
-    """A session of node0 whose client is now bridged on node1, in the middle of its second utterance."""
-    c = await moved_after_a_final(cluster)
-    second = speech(SECOND)
-    await c.send_audio(second[: len(second) // 2])  # half a sentence: the utterance is open
-    await c.recv_until(lambda e: e["type"] == "speech.started" and e["seq"] > 4)
-    return c
-
-
 def metric(node: HubProcess, name: str) -> float:
     for line in httpx.get(node.http + "/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics")
-
-
-def assert_ended_lost(events: list[dict[str, Any]]) -> None:
-    err, end = events[-2], events[-1]
-    assert err["type"] == "error" and err["code"] == "node_lost" and err["fatal"] is True, err
-    assert end["type"] == "session.ended" and end["reason"] == "error", end
 
 
 async def test_kill_9_of_the_owner(cluster: Cluster) -> None:
