@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from ..core.events import (
+    EVENT_MODELS,
     ErrorEvent,
     Event,
     ProviderSwitched,
@@ -25,12 +26,6 @@ from ..core.events import (
 AnyEvent = Annotated[SessionStarted | SpeechStarted | SpeechEnded | TranscriptPartial | TranscriptFinal
                      | ProviderSwitched | WakewordDetected | ErrorEvent | SessionEnded, Field(discriminator="type")]
 _adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
-_MODELS: dict[str, type[Event]] = {
-    m.model_fields["type"].default: m for m in (SessionStarted, SpeechStarted, SpeechEnded, TranscriptPartial,
-                                                TranscriptFinal, ProviderSwitched, WakewordDetected, ErrorEvent,
-                                                SessionEnded)}
-
-
 def _known_keys(model: type[Event]) -> set[str]:
     keys = set()
     for name, f in model.model_fields.items():
@@ -40,7 +35,7 @@ def _known_keys(model: type[Event]) -> set[str]:
     return keys
 
 
-_KEYS = {t: _known_keys(m) for t, m in _MODELS.items()}
+_KEYS = {t: _known_keys(m) for t, m in EVENT_MODELS.items()}
 
 
 def parse_event(data: dict[str, Any]) -> Event:

@@ -154,21 +154,12 @@ class SessionEnded(Event):
     stats: SessionStats = Field(default_factory=SessionStats)
 
 
-EVENT_TYPES = (
-    "session.started", "speech.started", "speech.ended", "transcript.partial", "transcript.final",
-    "provider.switched", "wakeword.detected", "error", "session.ended",
-)
-
-
-def _event_models() -> dict[str, type[Event]]:
-    models: dict[str, type[Event]] = {}
-    for cls in (SessionStarted, SpeechStarted, SpeechEnded, TranscriptPartial, TranscriptFinal, ProviderSwitched,
-                WakewordDetected, ErrorEvent, SessionEnded):
-        models[cls.model_fields["type"].default] = cls
-    return models
-
-
-EVENT_MODELS = _event_models()
+#: Each event type's model, by its `type`.
+EVENT_MODELS: dict[str, type[Event]] = {
+    m.model_fields["type"].default: m for m in (SessionStarted, SpeechStarted, SpeechEnded, TranscriptPartial,
+                                                TranscriptFinal, ProviderSwitched, WakewordDetected, ErrorEvent,
+                                                SessionEnded)}
+EVENT_TYPES = tuple(EVENT_MODELS)
 
 
 def parse_event(text: str | bytes) -> Event:
