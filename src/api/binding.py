@@ -36,19 +36,32 @@ from .errors import error_event
 
 if TYPE_CHECKING:
     from ..cluster.bridge import BridgedSession
+    from ..cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
+
+
+def cluster_node(service: SessionService) -> ClusterNode | None:
+    """This node in a cluster (DESIGN §8); None on a single node."""
+    if service.cluster is None:
+        return None
+    from ..cluster.node import ClusterNode
+
+    assert isinstance(service.cluster, ClusterNode)
+    return service.cluster
+
+
+def remote_node(service: SessionService, session_id: str) -> ClusterNode | None:
+    """The cluster node, when the session is not held here (another node may own it)."""
+    return cluster_node(service) if session_id not in service.sessions else None
 
 
 async def open_session(service: SessionService, cmd: StartSession, transport: str, api_key: str | None) -> Session:
     """`service.start_session`, with the API key's session quota held across the cluster's nodes
     (DESIGN §8 "Admission") when there is a cluster: the session's id is reserved in the quota first."""
-    node = service.cluster
+    node = cluster_node(service)
     if node is None or cmd.resume is not None or api_key is None:
         return service.start_session(cmd, transport, api_key)
-    from ..cluster.node import ClusterNode
-
-    assert isinstance(node, ClusterNode)
     limit = service.admission.key_limits.get(api_key, service.config.limits.max_sessions_per_key)
     sid = await node.reserve(api_key, limit)
     try:
@@ -75,11 +88,8 @@ class SessionBinding:
         """A binding to an existing session (SSE: each request names its session in the path), here or
         (cluster) on another node, for commands only."""
         bind = cls(service, transport, None)
-        if session_id not in service.sessions and service.cluster is not None:
-            from ..cluster.node import ClusterNode
-
-            assert isinstance(service.cluster, ClusterNode)
-            bind.remote = await service.cluster.bridge(session_id, 0, attach=False)
+        if (node := remote_node(service, session_id)) is not None:
+            bind.remote = await node.bridge(session_id, None, attach=False)
             return bind
         bind.session = service.get(session_id)
         bind.attachment = service.attachment(session_id)
@@ -115,22 +125,20 @@ class SessionBinding:
         if self.live:
             raise ClientError(ErrorCode.invalid_command, "a session is already running on this connection")
         after = cmd.resume.last_seq if cmd.resume else 0
-        if cmd.resume is not None and cmd.resume.session_id not in self.service.sessions \
-                and self.service.cluster is not None:
-            return await self._bridge(cmd), after
+        if cmd.resume is not None and (node := remote_node(self.service, cmd.resume.session_id)) is not None:
+            return await self._bridge(node, cmd), after
         session = await open_session(self.service, cmd, self.transport, self.api_key)
         self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
         return session.id, after
 
-    async def _bridge(self, cmd: StartSession) -> str:
-        from ..cluster.node import ClusterNode
+    async def _bridge(self, node: ClusterNode, cmd: StartSession) -> str:
         from ..core.validation import validate_audio_spec, validate_idle_timeout
 
-        assert cmd.resume is not None and isinstance(self.service.cluster, ClusterNode)
+        assert cmd.resume is not None
         validate_audio_spec(cmd.audio, self.service.config.limits)  # as a local resume checks them
         validate_idle_timeout(cmd.idle_timeout_s, self.service.config.limits)
-        self.remote = await self.service.cluster.bridge(cmd.resume.session_id, cmd.resume.last_seq)
+        self.remote = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq)
         self.session = None
         return self.remote.id
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,7 +22,10 @@ from starlette.requests import ClientDisconnect
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.service import SessionService
-from .binding import SessionBinding, open_session
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
+from .binding import SessionBinding, open_session, remote_node
 from .errors import ERROR_RESPONSES, error_response
 from .http_guard import is_head
 from .openapi import inline_schema
@@ -78,8 +82,9 @@ async def create_session(request: Request) -> Response:
     service = _service(request)
     try:
         cmd = await _read_start(request)
-        if cmd.resume is not None and cmd.resume.session_id not in service.sessions and service.cluster is not None:
-            session_id = await _remote_resume(service, cmd)
+        if cmd.resume is not None and (node := remote_node(service, cmd.resume.session_id)) is not None:
+            # another node's session: checked here; its event stream (Last-Event-ID) attaches it
+            session_id = (await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)).id
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
     except HubError as e:
@@ -116,8 +121,8 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
-        if session_id not in service.sessions and service.cluster is not None:
-            return await _remote_events(request, service, session_id, after)
+        if (node := remote_node(service, session_id)) is not None:
+            return await _remote_events(request, node, session_id, after)
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
             session = service.get(session_id)
             if after > session.channel.last_seq or not session.channel.can_replay(after):
@@ -132,26 +137,9 @@ async def session_events(request: Request, session_id: str,
     return EventStream.local(service, session, after)
 
 
-async def _remote_resume(service: SessionService, cmd: StartSession) -> str:
-    """Cluster: `resume` of a session another node owns. The session is checked here; the events
-    stream (with Last-Event-ID) attaches it, as on its own node."""
-    from ..cluster.node import ClusterNode
-
-    assert cmd.resume is not None and isinstance(service.cluster, ClusterNode)
-    bridge = await service.cluster.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
-    if cmd.resume.last_seq > bridge.last_seq:
-        raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {cmd.resume.last_seq}: the cluster "
-                       f"holds events up to {bridge.last_seq}")
-    return bridge.id
-
-
-async def _remote_events(request: Request, service: SessionService, session_id: str, after: int) -> Response:
+async def _remote_events(request: Request, node: ClusterNode, session_id: str, after: int) -> Response:
     """Cluster: a session another node owns, read from its log through a bridge (DESIGN §8)."""
-    from ..cluster.node import ClusterNode
-
-    assert isinstance(service.cluster, ClusterNode)
-    head = is_head(request.scope)
-    bridge = await service.cluster.bridge(session_id, after, attach=not head)
+    bridge = await node.bridge(session_id, after, attach=not is_head(request.scope))
     if bridge.ended and after >= bridge.last_seq:
         return Response(status_code=204)
     return EventStream(session_id, lambda: bridge.events(after), bridge.detach)
@@ -244,7 +232,7 @@ async def _command(request: Request, session_id: str, command: str) -> Response:
 async def delete_session(request: Request, session_id: str) -> Response:
     try:
         service = _service(request)
-        if session_id not in service.sessions and service.cluster is not None:
+        if remote_node(service, session_id) is not None:
             bind = await SessionBinding.of(service, "sse", session_id)
             assert bind.remote is not None
             bind.remote.command("abort")

@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_EVERY = 256  # events between two `delivered` reports
+REPORT_EVERY = 256     # events between two `delivered` reports
+INBOX_MAXLEN = 10_000  # `MAXLEN ~` of `in:{id}`: a bound should its owner stop reading
 
 
 class BridgeHost(Protocol):
+    node_id: str
     client: aioredis.Redis
     blocking: aioredis.Redis
     block_ms: int
@@ -69,7 +71,7 @@ class BridgedSession:
         """Take the session over for this client (the owner's resume window stops)."""
         await self.send_now(InboxMessage("attach", self.conn))
         with contextlib.suppress(*REDIS_DOWN):
-            await self.host.client.hset(keys.session(self.id), "attached_node", self.conn.rsplit("#", 1)[0])
+            await self.host.client.hset(keys.session(self.id), "attached_node", self.host.node_id)
         self.attached = True
         self.host.bridges += 1
         self._start_sender()
@@ -81,13 +83,18 @@ class BridgedSession:
     async def send_now(self, msg: InboxMessage) -> None:
         """One message, in Redis when this returns (the SSE command routes answer after it)."""
         try:
-            pipe = self.host.client.pipeline(transaction=False)
-            pipe.xadd(keys.inbox(self.id), msg.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(keys.inbox(self.id), self.host.session_ttl_s)  # gone with the session, if its owner is
-            await pipe.execute()
+            await self._write([msg])
         except REDIS_DOWN as e:
             raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); "
                            "resume on the session's own node") from None
+
+    async def _write(self, msgs: list[InboxMessage]) -> None:
+        key = keys.inbox(self.id)
+        pipe = self.host.client.pipeline(transaction=False)
+        for m in msgs:
+            pipe.xadd(key, m.fields(), maxlen=INBOX_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.expire(key, self.host.session_ttl_s)  # gone with the session, if its owner is
+        await pipe.execute()
 
     def _put(self, msg: InboxMessage) -> None:
         if self.ended:
@@ -124,7 +131,6 @@ class BridgedSession:
         self._queue.put_nowait(None)
 
     async def _send_loop(self) -> None:
-        key = keys.inbox(self.id)
         while True:
             first = await self._queue.get()
             batch = [first]
@@ -133,11 +139,7 @@ class BridgedSession:
             msgs = [m for m in batch if m is not None]
             if msgs:
                 try:
-                    pipe = self.host.client.pipeline(transaction=False)
-                    for m in msgs:
-                        pipe.xadd(key, m.fields(), maxlen=10_000, approximate=True)  # type: ignore[arg-type]
-                    pipe.expire(key, self.host.session_ttl_s)
-                    await pipe.execute()
+                    await self._write(msgs)
                 except REDIS_DOWN as e:
                     log.warning("bridge of session %s: %d message(s) for the owner lost: %s", self.id, len(msgs), e)
             if None in batch:

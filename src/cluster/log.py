@@ -13,7 +13,6 @@ event that the log does not. Three ends besides `session.ended`:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,7 +49,6 @@ class EventLog:
         self.on_ended = on_ended        # session.ended is in the log (its clients see it after this)
         self.observe = observe          # seconds each append took
         self.cursor = 0                 # the last seq in the log
-        self.local_only = False
 
     async def run(self) -> None:
         sid = self.session_id
@@ -68,7 +66,7 @@ class EventLog:
                     self.observe(time.perf_counter() - t0)
                 if res.lost:
                     log.warning("session %s: its event log is gone from Redis; it goes on on this node only", sid)
-                    self._go_local()
+                    self.channel.ungate()
                     return
                 if not res.ok:
                     log.warning("session %s: another node ended it in the log at seq %d (this node was taken "
@@ -84,17 +82,12 @@ class EventLog:
                     return
         except REDIS_DOWN as e:
             log.warning("session %s: Redis unreachable (%s); it goes on on this node only", sid, e)
-            self._go_local()
+            self.channel.ungate()
             self.on_redis_down()
         except redis.exceptions.ResponseError as e:
             log.error("session %s: Redis refused the event log (%s); it goes on on this node only", sid, e)
-            self._go_local()
-        except asyncio.CancelledError:
-            raise
+            self.channel.ungate()
         except Exception:  # never leave the session's clients waiting on a log that stopped
             log.exception("session %s: the event log failed; it goes on on this node only", sid)
-            self._go_local()
+            self.channel.ungate()
 
-    def _go_local(self) -> None:
-        self.local_only = True
-        self.channel.ungate()

@@ -83,8 +83,7 @@ class ClusterNode:
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
         self._beaten = False   # a lease beat has been tried
-        self.event_logs: dict[str, EventLog] = {}
-        self.log_tasks: dict[str, asyncio.Task[None]] = {}
+        self.log_tasks: dict[str, asyncio.Task[None]] = {}   # session -> its event log writer
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
         self.lease_ms = cc.lease_ms
         self.quota = KeyQuota(self.client, timeout_s=timeout)
@@ -153,7 +152,11 @@ class ClusterNode:
 
     def _active(self) -> list[str]:
         """Sessions whose log this node writes now."""
-        return [sid for sid, t in self.log_tasks.items() if not t.done()]
+        return [sid for sid in self.log_tasks if self._logging(sid)]
+
+    def _logging(self, session_id: str) -> bool:
+        task = self.log_tasks.get(session_id)
+        return task is not None and not task.done()
 
     # -- ClusterHooks (the session service) --------------------------------------------------------
     def logs(self, transport: str) -> bool:
@@ -165,13 +168,11 @@ class ClusterNode:
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
                           self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe)
-        self.event_logs[session.id] = ev_log
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
 
     def removed(self, session_id: str) -> None:
         self._release(session_id)
-        self.event_logs.pop(session_id, None)
         self.attachments.pop(session_id, None)
         task = self.log_tasks.pop(session_id, None)
         if task is not None and not task.done():
@@ -179,7 +180,7 @@ class ClusterNode:
         self._spawn(self._forget(session_id))
 
     def resumed(self, session_id: str) -> None:
-        if session_id in self.event_logs and not self.degraded:
+        if self._logging(session_id) and not self.degraded:
             self._spawn(self._attached_here(session_id))
 
     async def _attached_here(self, session_id: str) -> None:
@@ -308,12 +309,13 @@ class ClusterNode:
         return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
                             rec.get(b"ended") == b"1")
 
-    async def bridge(self, session_id: str, last_seq: int, *, attach: bool = True) -> BridgedSession:
-        """Serve here a session another node owns: its events after `last_seq`, commands to its owner."""
+    async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession:
+        """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
+        None: commands only), commands to its owner; `attach`: this client takes the session over."""
         rec = await self.find(session_id)
         if rec is None or rec.owner == self.node_id:  # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
-        if attach and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
+        if last_seq is not None and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
             raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
                               f"events {rec.first_seq} to {rec.last_seq}")
         bridge = BridgedSession(self, session_id, rec.owner, f"{self.node_id}#{next(self._conns)}", ended=rec.ended,
