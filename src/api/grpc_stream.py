@@ -43,6 +43,7 @@ class GrpcStream:
 
     MAX_QUEUED_ERRORS = 256
     DROP_GRACE_S = 1.0  # how long a request stream that ended without stop waits to tell a drop from a half-close
+    SETTLE_S = 0.2  # ... and then once more, for callbacks that a held-up loop has not run yet
 
     def __init__(self, hub: Hub, pb: Any, api_key: str | None) -> None:
         self.bind = SessionBinding(hub.service, "grpc", api_key)
@@ -115,7 +116,16 @@ class GrpcStream:
         context.add_done_callback(lambda _: done.set())
         with contextlib.suppress(TimeoutError):  # (a drop usually cancels this wait itself, via run())
             await asyncio.wait_for(done.wait(), self.DROP_GRACE_S)
-        return context.cancelled()
+        if not context.cancelled():
+            # the loop may have been held up past the grace (a busy machine): a cancellation that grpc
+            # received meanwhile is still a few callbacks away. Let them run before calling it a half-close
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.SETTLE_S)
+        if context.cancelled():
+            return True
+        log.info("gRPC call for session %s half-closed without stop: taken as the end of its audio",
+                 self.bind.session_id)
+        return False
 
     async def run(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         reader = asyncio.create_task(self.read(requests))

@@ -103,7 +103,8 @@ async def test_resume_on_another_node_over_every_transport(cluster: Cluster, ref
         await second.close()
     events = held + rest
     assert_gapless(events)
-    assert [normalise(t) for t in finals(events)] == [normalise(t) for t in reference]
+    assert [normalise(t) for t in finals(events)] == [normalise(t) for t in reference], (
+        events[-1], cluster.nodes[0].log.read_text()[-4000:])
     assert cluster.owner(sid) == "node0"
 
 
