@@ -1,12 +1,15 @@
 """Inference scheduler: one bounded executor for all blocking model work, in two lanes.
 
 Finals have `workers` lanes (one per core by default) and partials `partial_workers` lanes of their own,
-so a final never waits behind a partial decode and partials never take a final's lane. Providers that
+so a final never queues behind refresh partials. A final lane that no final is waiting for may take an
+utterance's first partial (a short decode, run at the finals' priority). Providers that
 can, run the partial lane at a lower CPU priority (faster-whisper: a model replica on a niced thread),
 so a final on the same core gets the CPU first. A partial that is superseded (same key) before it
 starts is dropped, so stale work never queues; while finals are waiting, new partials are refused (the
-session skips that partial, never a final) unless they are overdue (their utterance has shown nothing
-for a while: fairness to the oldest pending partial). Workers await an asyncio.Event: no polling.
+session skips that partial, never a final) unless they are an utterance's first or overdue (their
+utterance has shown nothing for a while). The partial lanes serve an utterance's first partial before refreshes, and among them the
+utterance that has shown nothing for longest: fairness to the oldest pending partial. Workers await an
+asyncio.Event: no polling.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .work import Batch, Superseded
+from .work import Batch, Superseded, run_on_lane
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +36,8 @@ FINAL, PARTIAL = 0, 1
 @dataclass(order=True)
 class _Job:
     priority: int
+    tier: int       # partials: 0 for an utterance's first, 1 for a refresh
+    since: float    # partials: when the utterance last showed anything (the longest wait goes first)
     order: int
     fn: Callable[[], Any] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
@@ -110,29 +115,43 @@ class Scheduler:
         return bool(self._finals)
 
     def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None,
-               batch: Batch | None = None, overdue: bool = False) -> asyncio.Future[T] | None:
-        """Queue a job; returns its future, or None if a partial is refused under load. An `overdue`
-        partial (its utterance has shown nothing for a while) is queued even then: it runs on the partial
-        lane, never a final's, so under load long utterances still get partials, oldest first."""
+               batch: Batch | None = None, overdue: bool = False, first: bool = False,
+               since: float | None = None) -> asyncio.Future[T] | None:
+        """Queue a job; returns its future, or None if a partial is refused under load.
+
+        Partials are served by how long their utterance has shown nothing: `first` (the utterance has no
+        partial yet) before refreshes, then the oldest `since` (monotonic time of the utterance's start or
+        of its last partial; default now). Under load (finals queued) a refresh is refused unless
+        `overdue` (its utterance has shown nothing for a while); a first partial never is: it is the
+        shortest decode and the one a listener is waiting for. Partials run on their own lanes, never a
+        final's."""
         if not self._tasks or self._wake is None:
             raise RuntimeError("scheduler is not started")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
+        now = time.monotonic()
+        tier = 0 if final or first else 1
+        waited = now if since is None or final else since
         if not final:
-            if (self.overloaded() and not overdue) or len(self._partials) >= self.max_queue:
+            if (self.overloaded() and not (overdue or first)) or len(self._partials) >= self.max_queue:
                 self.dropped_partials += 1
                 return None
             old = self._pending_partial.get(key) if key is not None else None
             if old is not None:
-                # supersede in place: the newer partial keeps the older one's place in the queue, so a
-                # session that keeps talking is not starved by sessions queued behind it
+                # supersede in place: the newer partial takes the older one's entry (and its rank, which
+                # is the utterance's wait, not the request's), so stale work never queues
                 if not old.future.done():
                     old.future.set_exception(Superseded())
                     old.future.exception()  # mark retrieved
                 old.fn, old.future, old.batch = fn, fut, batch
+                if (tier, waited) != (old.tier, old.since):
+                    old.tier, old.since = tier, waited
+                    heapq.heapify(self._partials)
                 self.dropped_partials += 1
+                self._wake.set()
                 return fut
-        job = _Job(FINAL if final else PARTIAL, next(self._counter), fn, fut, key, time.monotonic(), batch)
+        job = _Job(FINAL if final else PARTIAL, tier, 0.0 if final else waited, next(self._counter), fn, fut, key,
+                   now, batch)
         if final:
             heapq.heappush(self._finals, job)
         else:
@@ -152,28 +171,28 @@ class Scheduler:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            queue = self._next_queue()
-            while queue is None:
+            lane = self._next_lane()
+            while lane is None:
                 self._wake.clear()
                 await self._wake.wait()
-                queue = self._next_queue()
+                lane = self._next_lane()
+            queue, final_lane = lane
             job = self._pop(queue)
             if job is None:
                 continue
-            jobs = self._batch_with(job, queue)
-            partial = job.priority == PARTIAL
-            if partial:
-                self.running_partials += 1
-            else:
+            jobs = self._batch_with(job, queue, final_lane)
+            if final_lane:
                 self.running_finals += 1
+            else:
+                self.running_partials += 1
             t0 = time.perf_counter()
             try:
                 if len(jobs) == 1:
-                    results = [await loop.run_in_executor(self._executor, job.fn)]
+                    results = [await loop.run_in_executor(self._executor, run_on_lane, job.fn, final_lane)]
                 else:
                     assert job.batch is not None
                     run, items = job.batch.run, [j.batch.item for j in jobs if j.batch is not None]
-                    results = await loop.run_in_executor(self._executor, run, items)
+                    results = await loop.run_in_executor(self._executor, run_on_lane, run, final_lane, items)
                     self.batches += 1
                     self.batched_jobs += len(jobs)
             except Exception as e:  # delivered to the callers, never kills the worker
@@ -185,26 +204,35 @@ class Scheduler:
                     if not j.future.done():
                         j.future.set_result(r)
             finally:
-                if partial:
-                    self.running_partials -= 1
-                else:
+                if final_lane:
                     self.running_finals -= 1
+                else:
+                    self.running_partials -= 1
                 self.completed += len(jobs)
                 if self._finals or self._partials:
                     self._wake.set()  # a lane is free again
                 ran = time.perf_counter() - t0
                 self.busy_s += ran
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("lane %d ran %s x%d in %.0f ms after %.0f ms queued; %d finals, %d partials waiting",
-                              index, "partial" if partial else "final", len(jobs), ran * 1000,
-                              (time.monotonic() - ran - job.queued_at) * 1000, len(self._finals),
-                              len(self._partials))
+                    log.debug("lane %d ran %s x%d on a %s lane in %.0f ms after %.0f ms queued; %d finals, %d partials "
+                              "waiting", index, "partial" if job.priority == PARTIAL else "final", len(jobs),
+                              "final" if final_lane else "partial", ran * 1000,
+                              (time.monotonic() - ran - job.queued_at) * 1000, len(self._finals), len(self._partials))
 
-    def _next_queue(self) -> list[_Job] | None:
+    def _next_lane(self) -> tuple[list[_Job], bool] | None:
+        """The queue to take a job from, and whether it runs on a final lane. A final lane that no final
+        is waiting for takes an utterance's first partial (short, and at the finals' priority it is not
+        slowed by them); refreshes run only on the partial lanes."""
         if self._finals and self.running_finals < self.workers:
-            return self._finals
-        if self._partials and self.running_partials < self.partial_workers:
-            return self._partials
+            return self._finals, True
+        while self._partials and self._partials[0].future.done():  # superseded or cancelled while queued
+            self._forget(heapq.heappop(self._partials))
+        if not self._partials:
+            return None
+        if self._partials[0].tier == 0 and self.running_finals < self.workers:
+            return self._partials, True
+        if self.running_partials < self.partial_workers:
+            return self._partials, False
         return None
 
     def _pop(self, queue: list[_Job]) -> _Job | None:
@@ -216,13 +244,15 @@ class Scheduler:
         if job.priority == PARTIAL and job.key is not None and self._pending_partial.get(job.key) is job:
             del self._pending_partial[job.key]
 
-    def _batch_with(self, job: _Job, queue: list[_Job]) -> list[_Job]:
-        """`job` plus queued jobs of its lane with the same batch key (up to max_batch / max_partial_batch)."""
+    def _batch_with(self, job: _Job, queue: list[_Job], final_lane: bool = False) -> list[_Job]:
+        """`job` plus queued jobs of its lane with the same batch key (up to max_batch / max_partial_batch;
+        a partial on a final lane takes only other first partials)."""
         limit = self.max_batch if job.priority == FINAL else self.max_partial_batch
         if job.batch is None or limit <= 1:
             return [job]
+        firsts_only = final_lane and job.priority == PARTIAL
         mates = sorted(j for j in queue if j.batch is not None and j.batch.key == job.batch.key
-                       and not j.future.done())[: limit - 1]  # the oldest first
+                       and not j.future.done() and (j.tier == 0 or not firsts_only))[: limit - 1]  # oldest first
         if not mates:
             return [job]
         taken = {id(j) for j in mates}

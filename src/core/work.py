@@ -7,11 +7,30 @@ Providers import this module, never the scheduler itself (the scheduler belongs 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+_lane = threading.local()
+
+
+def on_final_lane() -> bool:
+    """True while the calling thread runs a job on one of the finals' lanes. A partial can run there (an
+    utterance's first partial, taken by a free final lane); a provider with a low-priority replica for
+    partials then decodes it on the finals' replica, at their priority."""
+    return bool(getattr(_lane, "final", False))
+
+
+def run_on_lane(fn: Callable[..., T], final: bool, *args: Any) -> T:
+    """Run `fn(*args)` with `on_final_lane()` answering `final` (called by the scheduler's workers)."""
+    _lane.final = final
+    try:
+        return fn(*args)
+    finally:
+        _lane.final = False
 
 
 class Superseded(Exception):
@@ -35,7 +54,8 @@ class Scheduling(Protocol):
     partial_workers: int   # lanes of their own for partials
 
     def submit(self, fn: Callable[[], T], *, final: bool, key: str | None = None,
-               batch: Batch | None = None, overdue: bool = False) -> asyncio.Future[T] | None: ...
+               batch: Batch | None = None, overdue: bool = False, first: bool = False,
+               since: float | None = None) -> asyncio.Future[T] | None: ...
 
     async def run(self, fn: Callable[[], T], *, final: bool = True) -> T: ...
 

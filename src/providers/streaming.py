@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -62,6 +63,7 @@ class _Utterance:
     speculative: _FinalJob | None = None  # a decode started at a pause
     index: int = 0                        # utterance number in this stream
     shown: int = 0                        # audio end of the last partial delivered (its start before one)
+    shown_at: float = 0.0                 # monotonic time of that partial (of the start before one)
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,15 @@ class StreamAdapter(ProviderStream):
         u = self._utt
         if u is None or not self.opts.interim_results or self._closed:
             return
-        if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= self.interval:
+        # until the utterance shows its first words, it asks twice as often (those decodes are short)
+        interval = self.interval if u.shown > u.start else self.interval // 2
+        if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval:
             self._request_partial(u)
 
     def start_utterance(self, utterance_id: str, offset: int) -> None:
         self._index += 1
-        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index, shown=offset)
+        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index, shown=offset,
+                               shown_at=time.monotonic())
         if not self.left_context:
             return
         if self._recent is None:
@@ -352,7 +357,8 @@ class StreamAdapter(ProviderStream):
         overdue = end - u.shown >= self.overdue
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
-                                             key=self.opts.session_id, overdue=overdue)
+                                             key=self.opts.session_id, overdue=overdue,
+                                             first=u.shown == u.start, since=u.shown_at)
         if fut is None:
             return  # skipped under load
         fut.add_done_callback(lambda f: self._on_partial(u, end, f))
@@ -375,6 +381,7 @@ class StreamAdapter(ProviderStream):
             u.committed = words[:agreed]
         u.previous = words
         u.shown = end
+        u.shown_at = time.monotonic()
         text_words = u.committed + words[len(u.committed):]
         self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
                                          stable_text=" ".join(u.committed), language=res.language or self.opts.language))

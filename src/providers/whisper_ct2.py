@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
+from ..core.work import on_final_lane
 from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
 from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run, restart_tail
 
@@ -120,7 +121,8 @@ class CT2Whisper:
         language = opts[0].language if opts[0].language not in (None, "auto") else None
         tok = self.tokenizer(language, opts[0].task)
         features, lengths = self._features(audios)
-        model = self.interim if self.interim is not None and opts[0].interim else self.m.model
+        # partials decode on the low-priority replica, unless a free final lane took them
+        model = self.interim if self.interim is not None and opts[0].interim and not on_final_lane() else self.m.model
         enc = model.encode(ctranslate2.StorageView.from_array(features))
         if self.m.model.is_multilingual and language is None:
             detected = [langs[0][0] for langs in model.detect_language(enc)]
