@@ -65,8 +65,9 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.running_finals = 0
-        self.running_partials = 0
+        self.running_finals = 0    # final lanes taken (by finals, or by first partials)
+        self.running_partials = 0  # partial lanes taken
+        self.finals_running = 0    # final jobs running
         self.completed = 0
         self.dropped_partials = 0
         self.busy_s = 0.0
@@ -107,8 +108,9 @@ class Scheduler:
         return len(self._finals)
 
     def finals_busy(self) -> bool:
-        """Every final lane is taken or finals are queued."""
-        return bool(self._finals) or self.running_finals >= self.workers
+        """Every final lane is taken by a final, or finals are queued (a first partial on a final lane is
+        short: a final does not count it)."""
+        return bool(self._finals) or self.finals_running >= self.workers
 
     def overloaded(self) -> bool:
         """Finals are queued: new partials are refused until they have run."""
@@ -185,6 +187,8 @@ class Scheduler:
                 self.running_finals += 1
             else:
                 self.running_partials += 1
+            if job.priority == FINAL:
+                self.finals_running += 1
             t0 = time.perf_counter()
             try:
                 if len(jobs) == 1:
@@ -208,6 +212,8 @@ class Scheduler:
                     self.running_finals -= 1
                 else:
                     self.running_partials -= 1
+                if job.priority == FINAL:
+                    self.finals_running -= 1
                 self.completed += len(jobs)
                 if self._finals or self._partials:
                     self._wake.set()  # a lane is free again
