@@ -32,9 +32,10 @@ def _load(path: str | None) -> HubConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .core.memory import tune_malloc
+    from .core.memory import single_threaded_blas, tune_malloc
 
     tune_malloc()  # before any worker thread exists
+    single_threaded_blas()  # before numpy is imported
 
     import uvicorn
 

@@ -1,5 +1,11 @@
-"""Allocator settings for a long-running hub (glibc only; elsewhere a no-op).
+"""Allocator and math-library settings for a long-running hub.
 
+`single_threaded_blas`: numpy's OpenBLAS starts a thread per core whose workers spin while they wait
+for work; the hub's parallelism is its own (scheduler lanes, CTranslate2 threads), and on a 2-core
+machine under 24 streams that spinning took a quarter of a core (BENCHMARKS). Must run before numpy is
+imported; an operator's own OPENBLAS_NUM_THREADS / MKL_NUM_THREADS wins.
+
+`tune_malloc` (glibc only; elsewhere a no-op):
 Model decodes allocate and free multi-megabyte buffers from several threads. glibc's defaults give each
 thread its own arena and raise the mmap threshold as large blocks are freed, so those buffers end up
 inside the heaps, where freed space is rarely returned: resident memory crept up for as long as the hub
@@ -12,9 +18,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_threaded_blas() -> bool:
+    """Returns True when the setting can still apply (numpy not imported yet)."""
+    if "numpy" in sys.modules:
+        return False
+    for name in BLAS_THREAD_VARS:
+        os.environ.setdefault(name, "1")
+    return True
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8

@@ -206,3 +206,22 @@ def test_allocator_settings_apply_on_glibc() -> None:
     from asrhub.core.memory import tune_malloc
 
     assert tune_malloc() is True  # Debian (glibc), as the hub's machines and CI
+
+
+def test_the_hub_keeps_numpy_blas_single_threaded() -> None:
+    """OpenBLAS's worker threads spin while they wait; the hub runs numpy math on one thread (serve calls
+    single_threaded_blas before numpy is imported)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import numpy, os; print(len(os.listdir('/proc/self/task')))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+
+    def threads(setup: str) -> int:
+        out = subprocess.run([sys.executable, "-c", setup + probe], env=env, capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    assert threads("from asrhub.core.memory import single_threaded_blas; assert single_threaded_blas(); ") == 1
+    if (os.cpu_count() or 1) > 1:
+        assert threads("") > 1  # without it, OpenBLAS starts its own threads
