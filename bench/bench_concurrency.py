@@ -10,6 +10,8 @@ latency p95 stays <= 1.0 s is the figure. Overload: `--streams 48 --max-sessions
 the hub capped at it): the admitted streams' latency and lag, and how many were refused.
 `--gap-s 1` makes continuous talkers instead (clips back to back, 1 s of silence after each, issue 11).
 First partial: per utterance longer than 1.5 s, from the sending of its speech onset to its first partial.
+`--language zh` streams the Mandarin manifest clips with `language: zh` (the default config routes them to
+bundled:base).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from typing import Any
 import websockets
 
 from bench.common import SPEECH_ROOT, machine, p50_p95, pct
-from tests.support import HubProcess, base_config, english, load_pcm16
+from tests.support import HubProcess, base_config, english, load_pcm16, manifest
 
 CHUNK_MS = 40
 
 
 async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, out: dict[str, Any],
-                     gap_s: float | None = None) -> None:
+                     gap_s: float | None = None, start: dict[str, Any] | None = None) -> None:
     step = 32 * CHUNK_MS
     order = clips[index % len(clips):] + clips[: index % len(clips)]
     # whole clips, each followed by as much silence, up to `seconds`: every utterance ends in silence, so
@@ -48,7 +50,7 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
     started: list[float] = []
     try:
         async with websockets.connect(url, max_size=None) as ws:
-            await ws.send(json.dumps({"type": "start"}))
+            await ws.send(json.dumps({"type": "start", **(start or {})}))
             first = json.loads(await ws.recv())
             if first["type"] == "error":
                 out["refused"] += 1
@@ -102,28 +104,31 @@ async def one_stream(url: str, clips: list[bytes], seconds: float, index: int, o
 
 
 async def run_n(url: str | list[str], clips: list[bytes], n: int, seconds: float,
-                gap_s: float | None = None) -> dict[str, Any]:
+                gap_s: float | None = None, start: dict[str, Any] | None = None) -> dict[str, Any]:
     """`n` streams at once; with several URLs (hubs), stream i goes to hub i mod len(urls)."""
     urls = [url] if isinstance(url, str) else url
     out: dict[str, Any] = {"latency": [], "lag": [], "finals": 0, "partials": 0, "refused": 0, "errors": [],
                            "first_partial": [], "no_partial": 0}
-    await asyncio.gather(*(one_stream(urls[i % len(urls)], clips, seconds, i, out, gap_s) for i in range(n)))
+    await asyncio.gather(*(one_stream(urls[i % len(urls)], clips, seconds, i, out, gap_s, start) for i in range(n)))
     return out
 
 
 async def main_async(streams: list[int], seconds: float, extra: str, max_sessions: int,
-                     gap_s: float | None = None) -> None:
-    clips = [load_pcm16(c.path).tobytes() for c in english(SPEECH_ROOT) if c.seconds < 15]
+                     gap_s: float | None = None, language: str = "en") -> None:
+    pool = english(SPEECH_ROOT) if language == "en" else [c for c in manifest(SPEECH_ROOT) if c.language == language]
+    clips = [load_pcm16(c.path).tobytes() for c in pool if c.seconds < 15]
+    start = None if language == "en" else {"language": language}  # routed by the default config (DESIGN §5)
     limits = f"\nlimits:\n  max_sessions: {max_sessions}\n"
     hub = HubProcess(base_config() + extra + limits, Path(tempfile.mkdtemp())).start()
     talk = "50% talk" if gap_s is None else f"continuous talk ({gap_s:g} s after each clip)"
-    print(f"machine: {machine()}; {seconds:.0f} s per stream, {talk}, {CHUNK_MS} ms chunks")
+    print(f"machine: {machine()}; {seconds:.0f} s per stream, {talk}, {CHUNK_MS} ms chunks, "
+          f"language {language} ({len(clips)} clips)")
     print("| streams | final latency p50 / p95 (ms) | first partial p50 / p95 (ms), utterances > 1.5 s "
           "| without partial | lag at finals p95 (ms) | finals | partials | refused | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     try:
         for n in streams:
-            r = await run_n(hub.ws, clips, n, seconds, gap_s)
+            r = await run_n(hub.ws, clips, n, seconds, gap_s, start)
             print(f"| {n} | {p50_p95(r['latency'])} | {p50_p95(r['first_partial'])} | {r['no_partial']} | "
                   f"{pct(r['lag'], 95):.0f} | {r['finals']} | {r['partials']} | "
                   f"{r['refused']} | {len(r['errors'])} |", flush=True)
@@ -138,8 +143,10 @@ def main() -> None:
     ap.add_argument("--config-extra", default="", help="YAML appended to the hub config")
     ap.add_argument("--max-sessions", type=int, default=400, help="limits.max_sessions (overload: the capacity)")
     ap.add_argument("--gap-s", type=float, default=None, help="continuous talkers: this much silence after each clip")
+    ap.add_argument("--language", default="en", help="clips of this manifest language, sent as the session's "
+                    "`language` (zh: Mandarin, routed to bundled:base)")
     a = ap.parse_args()
-    asyncio.run(main_async(a.streams, a.seconds, a.config_extra, a.max_sessions, a.gap_s))
+    asyncio.run(main_async(a.streams, a.seconds, a.config_extra, a.max_sessions, a.gap_s, a.language))
 
 
 if __name__ == "__main__":

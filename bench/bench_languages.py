@@ -5,6 +5,7 @@ routed by `language`) and offline (whole file), plus each bundled model's real-t
 
 Mandarin is scored as DESIGN says: Simplified (OpenCC), punctuation and spaces removed, CER over all
 Mandarin dev clips. English WER over the English dev clips with `provider: whisper_multi` (bundled:base).
+Streaming: each clip then 1 s of silence; push-to-talk: the clip cut at its last voiced frame, `stop` at once.
 RTF = decode CPU time / audio time for one offline pass over the English clips, one model loaded alone in a
 fresh process (peak RSS measured there).
 """
@@ -26,7 +27,17 @@ import jiwer
 import numpy as np
 
 from bench.common import machine
-from tests.support import HubProcess, base_config, english, final_text, load_pcm16, manifest, wer, ws_stream
+from tests.support import (
+    HubProcess,
+    base_config,
+    english,
+    final_text,
+    last_voiced_end,
+    load_pcm16,
+    manifest,
+    wer,
+    ws_stream,
+)
 
 
 def mandarin() -> list:  # type: ignore[type-arg]
@@ -39,26 +50,31 @@ def chars(text: str) -> str:
 
 
 async def streaming(realtime: float) -> dict[str, float]:
+    """Streaming (clip + 1 s of silence, the VAD closes the last utterance) and push-to-talk (the clip cut
+    at its last voiced frame, `stop` right after it), both over WebSocket with the default config."""
     tmp = Path(tempfile.mkdtemp())
     hub = HubProcess(base_config(), tmp).start(timeout=300)
     silence = np.zeros(16000, dtype=np.int16).tobytes()
+    runs = {"zh": (mandarin(), {"language": "zh"}), "en": (english(), {"language": "en", "provider": "whisper_multi"})}
+    out: dict[str, float] = {}
     try:
-        refs, hyps = [], []
-        for c in mandarin():
-            ev = await ws_stream(hub.ws, load_pcm16(c.path).tobytes() + silence, start={"language": "zh"},
-                                 chunk_bytes=3200, realtime=realtime, timeout=300)
-            refs.append(chars(c.transcript))
-            hyps.append(chars(final_text(ev)))
-        en_refs, en_hyps = [], []
-        for c in english():
-            ev = await ws_stream(hub.ws, load_pcm16(c.path).tobytes() + silence,
-                                 start={"language": "en", "provider": "whisper_multi"}, chunk_bytes=3200,
-                                 realtime=realtime, timeout=300)
-            en_refs.append(c.transcript)
-            en_hyps.append(final_text(ev))
+        for lang, (clips, start) in runs.items():
+            refs: list[str] = []
+            hyps: dict[str, list[str]] = {"stream": [], "ptt": []}
+            for c in clips:
+                pcm = load_pcm16(c.path)
+                refs.append(c.transcript)
+                for mode, audio in (("stream", pcm.tobytes() + silence), ("ptt", pcm[:last_voiced_end(pcm)].tobytes())):
+                    ev = await ws_stream(hub.ws, audio, start=start, chunk_bytes=3200, realtime=realtime, timeout=300)
+                    hyps[mode].append(final_text(ev))
+            for mode, h in hyps.items():
+                if lang == "zh":
+                    out[f"zh_cer_{mode}"] = float(jiwer.cer([chars(r) for r in refs], [chars(x) for x in h]))
+                else:
+                    out[f"en_wer_{mode}"] = wer(refs, h)
     finally:
         hub.stop()
-    return {"zh_cer": float(jiwer.cer(refs, hyps)), "en_wer": wer(en_refs, en_hyps)}
+    return out
 
 
 _OFFLINE = """
@@ -115,8 +131,9 @@ def main() -> None:
         print(f"offline {name} ({model}, int8, 1 worker): " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
     if not args.skip_streaming:
         s = asyncio.run(streaming(args.realtime))
-        print(f"streaming (WebSocket, default config, {args.realtime}x real time): Mandarin CER {s['zh_cer']:.3f} "
-              f"(language zh -> whisper_multi), English WER {s['en_wer']:.3f} (provider whisper_multi)")
+        print(f"WebSocket, default config, {args.realtime}x real time: Mandarin CER streaming {s['zh_cer_stream']:.3f}, "
+              f"push-to-talk {s['zh_cer_ptt']:.3f} (language zh -> whisper_multi); English WER streaming "
+              f"{s['en_wer_stream']:.3f}, push-to-talk {s['en_wer_ptt']:.3f} (provider whisper_multi)")
     print(f"took {time.perf_counter() - t0:.0f} s; this process peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
