@@ -121,8 +121,10 @@ def test_every_transport_gives_the_same_session(jfk_runs: dict[str, Any]) -> Non
     for name in TRANSPORTS:
         assert seqs[name] == reference, f"{name} differs from websocket:\n{seqs[name]}\n{reference}"
         # the four sessions run at once, so their finals may share a decode batch (one window length,
-        # one prompt length, greedy search): case and punctuation may differ, the words may not
-        assert normalise(texts[name]) == normalise(texts["websocket"])
+        # one prompt length, greedy search), and a batch of int8 matrices does not round exactly as one
+        # row alone: under heavy load a word may flip ("ask" / "asked", seen once in a loaded run). The
+        # events above are equal; the words may differ by that much and no more
+        assert wer([normalise(texts["websocket"])], [normalise(texts[name])]) <= 0.1, (name, texts)
 
 
 # ---------------------------------------------------------------------------------------------
