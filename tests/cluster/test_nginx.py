@@ -387,7 +387,10 @@ async def test_body_and_header_limits(cluster: Deployment) -> None:
     one over the proxy's client_max_body_size, or a header line over its buffers, is refused by nginx, in
     the hub's error shape."""
     front = cluster.front
-    async with httpx.AsyncClient(base_url=front.http, timeout=30) as http:
+    # a connection per request: after a response that came before the whole body was read, nginx closes
+    # the connection, and a client reusing it races that close ("Server disconnected", seen once in CI)
+    async with httpx.AsyncClient(base_url=front.http, timeout=30,
+                                 limits=httpx.Limits(max_keepalive_connections=0)) as http:
         octets = {"content-type": "application/octet-stream"}
         passed = await http.post("/v1/sessions/no-such-session/audio", content=bytes(1_200_000), headers=octets)
         assert passed.status_code == 404 and passed.json()["error"]["code"] == "session_not_found", passed.text
