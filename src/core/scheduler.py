@@ -7,9 +7,9 @@ can, run the partial lane at a lower CPU priority (faster-whisper: a model repli
 so a final on the same core gets the CPU first. A partial that is superseded (same key) before it
 starts is dropped, so stale work never queues; while finals are waiting, new partials are refused (the
 session skips that partial, never a final) unless they are an utterance's first or overdue (their
-utterance has shown nothing for a while). The partial lanes serve an utterance's first partial before refreshes, and among them the
-utterance that has shown nothing for longest: fairness to the oldest pending partial. Workers await an
-asyncio.Event: no polling.
+utterance has shown nothing for a while). Partials are served an utterance's first before refreshes,
+and among them the utterance that has shown nothing for longest: fairness to the oldest pending partial.
+Workers await an asyncio.Event: no polling.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.running_finals = 0    # final lanes taken (by finals, or by first partials)
+        self.running_finals = 0    # final jobs running
+        self.final_lanes = 0       # final lanes taken (by finals, or by first partials)
         self.running_partials = 0  # partial lanes taken
-        self.finals_running = 0    # final jobs running
         self.completed = 0
         self.dropped_partials = 0
         self.busy_s = 0.0
@@ -101,7 +101,8 @@ class Scheduler:
 
     @property
     def running(self) -> int:
-        return self.running_finals + self.running_partials
+        """Jobs (or batches) running: one per lane taken."""
+        return self.final_lanes + self.running_partials
 
     @property
     def finals_waiting(self) -> int:
@@ -110,7 +111,7 @@ class Scheduler:
     def finals_busy(self) -> bool:
         """Every final lane is taken by a final, or finals are queued (a first partial on a final lane is
         short: a final does not count it)."""
-        return bool(self._finals) or self.finals_running >= self.workers
+        return bool(self._finals) or self.running_finals >= self.workers
 
     def overloaded(self) -> bool:
         """Finals are queued: new partials are refused until they have run."""
@@ -125,15 +126,14 @@ class Scheduler:
         partial yet) before refreshes, then the oldest `since` (monotonic time of the utterance's start or
         of its last partial; default now). Under load (finals queued) a refresh is refused unless
         `overdue` (its utterance has shown nothing for a while); a first partial never is: it is the
-        shortest decode and the one a listener is waiting for. Partials run on their own lanes, never a
-        final's."""
+        shortest decode and the one a listener is waiting for. Refreshes run on the partial lanes only; a
+        first partial may also take a final lane that no final is waiting for (`_next_lane`)."""
         if not self._tasks or self._wake is None:
             raise RuntimeError("scheduler is not started")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         now = time.monotonic()
-        tier = 0 if final or first else 1
-        waited = now if since is None or final else since
+        tier, waited = (0, 0.0) if final else (0 if first else 1, now if since is None else since)
         if not final:
             if (self.overloaded() and not (overdue or first)) or len(self._partials) >= self.max_queue:
                 self.dropped_partials += 1
@@ -152,8 +152,7 @@ class Scheduler:
                 self.dropped_partials += 1
                 self._wake.set()
                 return fut
-        job = _Job(FINAL if final else PARTIAL, tier, 0.0 if final else waited, next(self._counter), fn, fut, key,
-                   now, batch)
+        job = _Job(FINAL if final else PARTIAL, tier, waited, next(self._counter), fn, fut, key, now, batch)
         if final:
             heapq.heappush(self._finals, job)
         else:
@@ -184,11 +183,11 @@ class Scheduler:
                 continue
             jobs = self._batch_with(job, queue, final_lane)
             if final_lane:
-                self.running_finals += 1
+                self.final_lanes += 1
             else:
                 self.running_partials += 1
             if job.priority == FINAL:
-                self.finals_running += 1
+                self.running_finals += 1
             t0 = time.perf_counter()
             try:
                 if len(jobs) == 1:
@@ -209,11 +208,11 @@ class Scheduler:
                         j.future.set_result(r)
             finally:
                 if final_lane:
-                    self.running_finals -= 1
+                    self.final_lanes -= 1
                 else:
                     self.running_partials -= 1
                 if job.priority == FINAL:
-                    self.finals_running -= 1
+                    self.running_finals -= 1
                 self.completed += len(jobs)
                 if self._finals or self._partials:
                     self._wake.set()  # a lane is free again
@@ -229,13 +228,13 @@ class Scheduler:
         """The queue to take a job from, and whether it runs on a final lane. A final lane that no final
         is waiting for takes an utterance's first partial (short, and at the finals' priority it is not
         slowed by them); refreshes run only on the partial lanes."""
-        if self._finals and self.running_finals < self.workers:
+        if self._finals and self.final_lanes < self.workers:
             return self._finals, True
         while self._partials and self._partials[0].future.done():  # superseded or cancelled while queued
             self._forget(heapq.heappop(self._partials))
         if not self._partials:
             return None
-        if self._partials[0].tier == 0 and self.running_finals < self.workers:
+        if self._partials[0].tier == 0 and self.final_lanes < self.workers:
             return self._partials, True
         if self.running_partials < self.partial_workers:
             return self._partials, False

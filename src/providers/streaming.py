@@ -65,6 +65,11 @@ class _Utterance:
     shown: int = 0                        # audio end of the last partial delivered (its start before one)
     shown_at: float = 0.0                 # monotonic time of that partial (of the start before one)
 
+    @property
+    def showed_words(self) -> bool:
+        """A partial with words has been delivered for this utterance."""
+        return self.shown > self.start
+
 
 @dataclass(frozen=True)
 class _Heard:
@@ -137,7 +142,7 @@ class StreamAdapter(ProviderStream):
         if u is None or not self.opts.interim_results or self._closed:
             return
         # until the utterance shows its first words, it asks twice as often (those decodes are short)
-        interval = self.interval if u.shown > u.start else self.interval // 2
+        interval = self.interval if u.showed_words else self.interval // 2
         if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval:
             self._request_partial(u)
 
@@ -358,7 +363,7 @@ class StreamAdapter(ProviderStream):
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
                                              batch=self.provider.batch(audio, opts),
                                              key=self.opts.session_id, overdue=overdue,
-                                             first=u.shown == u.start, since=u.shown_at)
+                                             first=not u.showed_words, since=u.shown_at)
         if fut is None:
             return  # skipped under load
         fut.add_done_callback(lambda f: self._on_partial(u, end, f))

@@ -40,6 +40,31 @@ def record(name: str, log: list[tuple[str, bool]]) -> Callable[[], str]:
     return run
 
 
+Queued = list["asyncio.Future[str] | None"]
+
+
+async def run_order(queue: Callable[[Scheduler, list[tuple[str, bool]], float], Queued]) -> tuple[list[str], Queued]:
+    """A scheduler with one final lane and one partial lane (no partial batches), both held by blocked
+    jobs; `queue(scheduler, log, now)` submits partials meanwhile. The partial lane is freed first and the
+    final lane only after, so one lane runs them: returns their run order and their futures."""
+    s = Scheduler(workers=1, partial_workers=1, max_partial_batch=1)
+    await s.start()
+    log: list[tuple[str, bool]] = []
+    busy, lane = Gate(), Gate()
+    held = s.submit(busy.job("refresh-0", log), final=False, key="z")  # (a queued final would refuse it)
+    final = s.submit(lane.job("final", log), final=True)  # holds the final lane throughout
+    await lane.wait_started()
+    await busy.wait_started()  # both lanes are held
+    jobs = queue(s, log, time.monotonic())
+    assert final and held
+    busy.release.set()
+    await asyncio.gather(held, *(j for j in jobs if j is not None and not j.done()))  # (a superseded one is done)
+    lane.release.set()
+    await final
+    await s.stop()
+    return [name for name, _ in log if name not in ("final", "refresh-0")], jobs
+
+
 def test_a_first_partial_takes_a_free_final_lane_and_refreshes_do_not() -> None:
     async def run() -> None:
         s = Scheduler(workers=1, partial_workers=1)
@@ -56,39 +81,24 @@ def test_a_first_partial_takes_a_free_final_lane_and_refreshes_do_not() -> None:
         busy.release.set()
         assert await asyncio.gather(refresh, queued) == ["refresh-a", "refresh-b"]
         assert ("refresh-a", False) in log and ("refresh-b", False) in log  # refreshes: partial lane only
-        assert s.running_finals == 0 and s.running_partials == 0
+        assert s.running_finals == 0 and s.final_lanes == 0 and s.running_partials == 0
         await s.stop()
 
     asyncio.run(run())
 
 
 def test_first_partials_before_refreshes_and_the_longest_wait_first() -> None:
-    async def run() -> None:
-        s = Scheduler(workers=1, partial_workers=1, max_partial_batch=1)
-        await s.start()
-        log: list[tuple[str, bool]] = []
-        busy, lane = Gate(), Gate()
-        held = s.submit(busy.job("refresh-0", log), final=False, key="z")  # (a queued final would refuse it)
-        final = s.submit(lane.job("final", log), final=True)  # holds the final lane throughout: one lane runs
-        await lane.wait_started()
-        await busy.wait_started()  # both lanes are held
-        now = time.monotonic()
-        jobs = [
+    def queue(s: Scheduler, log: list[tuple[str, bool]], now: float) -> Queued:
+        return [
             s.submit(record("refresh-recent", log), final=False, key="a", since=now - 0.5),
             s.submit(record("refresh-old", log), final=False, key="b", since=now - 3.0),
             s.submit(record("first-late", log), final=False, key="c", first=True, since=now - 0.2),
             s.submit(record("first-early", log), final=False, key="d", first=True, since=now - 0.4),
         ]
-        assert final and held and all(jobs)
-        busy.release.set()
-        await asyncio.gather(held, *jobs)  # type: ignore[arg-type]
-        lane.release.set()
-        await final
-        order = [name for name, _ in log if name not in ("final", "refresh-0")]
-        assert order == ["first-early", "first-late", "refresh-old", "refresh-recent"], order
-        await s.stop()
 
-    asyncio.run(run())
+    order, jobs = asyncio.run(run_order(queue))
+    assert all(jobs)
+    assert order == ["first-early", "first-late", "refresh-old", "refresh-recent"], order
 
 
 def test_under_load_a_first_partial_is_queued_and_a_refresh_refused() -> None:
@@ -114,28 +124,14 @@ def test_under_load_a_first_partial_is_queued_and_a_refresh_refused() -> None:
 
 
 def test_a_superseding_partial_takes_the_rank_of_its_utterance() -> None:
-    async def run() -> None:
-        s = Scheduler(workers=1, partial_workers=1, max_partial_batch=1)
-        await s.start()
-        log: list[tuple[str, bool]] = []
-        busy, lane = Gate(), Gate()
-        held = s.submit(busy.job("refresh-0", log), final=False, key="z")  # (a queued final would refuse it)
-        final = s.submit(lane.job("final", log), final=True)  # holds the final lane throughout: one lane runs
-        await lane.wait_started()
-        await busy.wait_started()
-        now = time.monotonic()
+    def queue(s: Scheduler, log: list[tuple[str, bool]], now: float) -> Queued:
         other = s.submit(record("other", log), final=False, key="a", since=now - 1.0)
         stale = s.submit(record("stale", log), final=False, key="b", since=now - 0.1)
         # the same utterance asks again before its partial ran; it has now waited for its first words
         newer = s.submit(record("newer", log), final=False, key="b", first=True, since=now - 0.1)
-        assert final and held and other and stale and newer
-        busy.release.set()
-        await asyncio.gather(held, other, newer)  # type: ignore[arg-type]
-        lane.release.set()
-        await final
-        assert stale.cancelled() or stale.exception() is not None
-        order = [name for name, _ in log if name not in ("final", "refresh-0")]
-        assert order == ["newer", "other"], order
-        await s.stop()
+        return [other, stale, newer]
 
-    asyncio.run(run())
+    order, (other, stale, newer) = asyncio.run(run_order(queue))
+    assert other and stale and newer
+    assert stale.cancelled() or stale.exception() is not None
+    assert order == ["newer", "other"], order
