@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` needs on a fresh machine: the package with its test extras (through
 # scripts/install.sh, shared with `make run` and the Dockerfiles), and the
-# Debian packages the tests drive (chromium for the browser tests, espeak-ng/sox for generated speech, redis-server and nginx
-# for the cluster tests).
+# Debian packages of every program the tests drive, listed once in scripts/system-programs.txt.
 # The demo page's Socket.IO client is vendored (frontend/realtime-streaming/vendor/): no npm.
 set -euo pipefail
 extras="${1:-default,test}"
@@ -10,11 +9,13 @@ extras="${1:-default,test}"
 # procedure (torch CPU build first, the package editable, silero-vad without its torch dependency).
 bash scripts/install.sh .venv/bin/python "${extras},providers" editable
 
+# Every program the tests, the bench and `make run` call, from the one list (scripts/system-programs.txt;
+# tests/unit/test_system_programs.py checks it against the code). A program already on the machine is kept.
 need_apt=()
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)   # the cluster tests (DESIGN §8)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)  # deploy/nginx.conf on loopback
+while read -r program package _; do
+  [[ -z "$program" || "$program" == \#* ]] && continue
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || need_apt+=("$package")
+done < scripts/system-programs.txt
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -178,7 +178,7 @@ class Deployment:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """redis-server, two hub nodes on it and nginx in front of them, for the whole module."""
     if NGINX is None:
-        pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
+        pytest.fail("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
     tmp = tmp_path_factory.mktemp("nginx-cluster")
     # the default lease; a short drain: the Socket.IO test leaves a long-poll the node only gives up at
     # the drain's end
@@ -451,7 +451,7 @@ class _Nowhere:
 def test_no_node_answering(tmp_path: Path) -> None:
     """Every node down: nginx's own 502 in the hub's error shape (not an HTML page)."""
     if NGINX is None:
-        pytest.skip("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
+        pytest.fail("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
     front = Nginx(tmp_path / "nginx", [_Nowhere(free_port(), free_port())]).start(ready=502)
     try:
         r = httpx.post(front.http + "/v1/sessions", json={"audio": PCM16}, timeout=10)

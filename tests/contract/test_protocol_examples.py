@@ -79,11 +79,11 @@ def browser_runs(hub: HubProcess) -> dict[str, Any]:
 
     wav = base64.b64encode(CLIP.path.read_bytes()).decode()
     sio_js = _socketio_client_js()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian chromium is installed by scripts/bootstrap-test.sh (scripts/system-programs.txt)"
     out: dict[str, Any] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"]) if chromium \
-            else p.chromium.launch()
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page()
             page.set_default_timeout(120_000)
