@@ -1,8 +1,8 @@
-"""`asrhub serve | transcribe | providers | config check`.
+"""`asrhub serve | transcribe | providers | config check | config init` (also `python -m asrhub`).
 
 Settings combine in this order, later ones winning: built-in defaults < the config file (`--config`,
 else `ASRHUB_CONFIG`, else the embedded default) < `ASRHUB_<SECTION>__<KEY>` environment variables <
-command-line flags (`serve --host/--port/--grpc-port/--log-level`).
+command-line flags (`serve --host/--port/--grpc-port/--log-level/--log-json`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .core.auth import check_bind
 from .core.config import ConfigError, HubConfig, load_config
 from .core.errors import HubError
@@ -40,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api.app import create_app
+    from .api.grpc import check_grpc_port
     from .core.logs import configure_logging
 
     cfg = _load(args.config)
@@ -49,9 +51,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.server.port = args.port
     if args.grpc_port is not None:
         cfg.server.grpc_port = args.grpc_port
+    if args.log_json:
+        cfg.logging.json_format = True
     configure_logging(cfg.logging, args.log_level)
     try:
         check_bind(cfg.server)
+        check_grpc_port(cfg.server)
     except HubError as e:
         print(f"asrhub: {e.message}", file=sys.stderr)
         return 2
@@ -66,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                            ssl_certfile=tls.cert if tls.enabled else None,
                                            ssl_keyfile=tls.key if tls.enabled else None))
     server.run()
-    return 0
+    return 0 if server.started else 1  # e.g. a port taken after the checks: uvicorn logged why
 
 
 def _http_protocol(cfg: HubConfig) -> Any:
@@ -140,7 +145,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
-    from .core.provider_check import describe_providers
+    from .core.provider_check import describe_providers, unavailable_in
 
     cfg = _load(args.config)
     logging.basicConfig(level=logging.WARNING)
@@ -156,55 +161,117 @@ def cmd_providers(args: argparse.Namespace) -> int:
                   f"streaming={caps.get('streaming', '-')} languages={','.join(caps.get('languages', [])) or '-'}"
                   + (f"  check={'ok' if check['ok'] else 'FAILED'} ({check['detail']})" if check else "")
                   + (f"  ({r['reason']})" if r["reason"] else ""))
-    if args.check and any(r.get("check") and not r["check"]["ok"] for r in rows):
-        return 1
-    return 0
+    if not args.check:
+        return 0
+    missing = unavailable_in(cfg.providers, rows)
+    for u in missing:  # a hub on this config would not be ready: say which and how to fix it
+        print(f"asrhub: {u.describe()}. Fix: {u.fix}", file=sys.stderr)
+    failed = any(r.get("check") and not r["check"]["ok"] for r in rows)
+    return 1 if failed or missing else 0
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate, print the effective config (provider options with their defaults), then load the
+    default and routed providers: exit 1 when one cannot load (the hub would serve nothing there)."""
     import yaml
 
-    from .core.config import effective_config
+    from .core.config import effective_config, mask_secrets
+    from .core.provider_check import effective_provider_options, load_required
 
     cfg = _load(args.file)
+    shown = effective_config(cfg)
+    shown["providers"]["instances"] = mask_secrets(effective_provider_options(cfg.providers))
     print(f"# {cfg.source}: valid. Effective config (defaults < file < ASRHUB_* env), secrets masked:",
           file=sys.stderr)
-    sys.stdout.write(yaml.safe_dump(effective_config(cfg), sort_keys=False, allow_unicode=True))
+    sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True))
+    if args.no_load:
+        return 0
+    logging.basicConfig(level=logging.CRITICAL)  # a failed load is reported below, once, with its fix
+    loaded, missing = asyncio.run(load_required(cfg))
+    for name in loaded:
+        print(f"# provider '{name}': available", file=sys.stderr)
+    for u in missing:
+        print(f"asrhub: {u.describe()}. Fix: {u.fix}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    """Write the commented example config (every key with its default) to PATH."""
+    from .core.resources import resource
+
+    target = Path(args.path)
+    if target.exists() and not args.force:
+        print(f"asrhub: {target} exists; not overwritten (--force replaces it)", file=sys.stderr)
+        return 1
+    try:
+        target.write_text(resource("config/config.example.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as e:
+        print(f"asrhub: cannot write {target}: {e.strerror}", file=sys.stderr)
+        return 1
+    print(f"# wrote {target}: edit it, then `asrhub config check {target}` and "
+          f"`asrhub serve --config {target}`", file=sys.stderr)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+CONFIG_HELP = "YAML config file (default: $ASRHUB_CONFIG, else the embedded config)"
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asrhub", description="ASR Hub: one server, many speech recognisers.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("serve", help="run the hub")
-    s.add_argument("--config", help="YAML config file (default: $ASRHUB_CONFIG, else the embedded config)")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
-    s.add_argument("--grpc-port", type=int)
+    p.add_argument("--version", action="version", version=f"asrhub {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    s = sub.add_parser("serve", help="run the hub", description="Run the hub: HTTP (WebSocket, SSE, Socket.IO, "
+                       "REST, OpenAI routes, demo page) and gRPC. Flags override the config.")
+    s.add_argument("--config", help=CONFIG_HELP)
+    s.add_argument("--host", help="HTTP/gRPC bind address (overrides server.host; not loopback needs API keys)")
+    s.add_argument("--port", type=int, help="HTTP port (overrides server.port)")
+    s.add_argument("--grpc-port", type=int, help="gRPC port (overrides server.grpc_port)")
     s.add_argument("--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                    help="root log level (overrides logging.level)")
+    s.add_argument("--log-json", action="store_true",
+                   help="one JSON object per log line on stderr (overrides logging.json)")
     s.set_defaults(fn=cmd_serve)
-    t = sub.add_parser("transcribe", help="transcribe audio files")
-    t.add_argument("files", nargs="+")
-    t.add_argument("--config")
-    t.add_argument("--provider")
-    t.add_argument("--language")
-    t.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text")
+    t = sub.add_parser("transcribe", help="transcribe audio files",
+                       description="Transcribe whole files with the configured providers, no server needed.")
+    t.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format PyAV decodes)")
+    t.add_argument("--config", help=CONFIG_HELP)
+    t.add_argument("--provider", help="provider name from the config (default: routed by --language, else "
+                                      "providers.default)")
+    t.add_argument("--language", help="BCP-47 tag (en, zh-TW, ...) or auto; default: the provider's own")
+    t.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
+                   help="output format (default: text)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_transcribe)
     pr = sub.add_parser("providers", help="list providers and their status")
-    pr.add_argument("--config")
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--config", help=CONFIG_HELP)
+    pr.add_argument("--json", action="store_true", help="print the list as JSON")
     pr.add_argument("--check", action="store_true",
-                    help="also probe each available provider with a short decode (exit 1 if one fails)")
+                    help="also probe each available provider with a short decode (exit 1 if one fails, or "
+                         "if the default or a routed provider is unavailable)")
     pr.set_defaults(fn=cmd_providers)
-    c = sub.add_parser("config", help="configuration tools")
-    csub = c.add_subparsers(dest="config_cmd", required=True)
-    cc = csub.add_parser("check", help="validate a config file and print the effective config, secrets masked")
+    c = sub.add_parser("config", help="configuration tools (check, init)")
+    csub = c.add_subparsers(dest="config_cmd", required=True, metavar="ACTION")
+    cc = csub.add_parser("check", help="validate a config file and print the effective config, secrets masked; "
+                                       "exit 1 if the default or a routed provider cannot load")
     cc.add_argument("file", nargs="?", help="default: $ASRHUB_CONFIG, else the embedded config")
+    cc.add_argument("--no-load", action="store_true",
+                    help="validate only: do not load the default and routed providers")
     cc.set_defaults(fn=cmd_config_check)
-    args = p.parse_args(argv)
-    return int(args.fn(args))
+    ci = csub.add_parser("init", help="write the commented example config (every key with its default)")
+    ci.add_argument("path", nargs="?", default="config.yaml", help="where to write it (default: ./config.yaml)")
+    ci.add_argument("--force", action="store_true", help="overwrite an existing file")
+    ci.set_defaults(fn=cmd_config_init)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except HubError as e:  # one line, never a traceback: the message names the problem
+        print(f"asrhub: {e.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ other ASGI servers: `uvicorn --factory asrhub.api.app:create_app` or gunicorn wi
 (`-k uvicorn.workers.UvicornWorker 'asrhub.api.app:create_app()'`). It then reads the config the
 same way as the CLI (`ASRHUB_CONFIG`, else the embedded default, then `ASRHUB_<SECTION>__<KEY>`); the
 HTTP host and port are the server's own flags, gRPC listens on `server.grpc_port` (SO_REUSEPORT, so
-several workers share it).
+several workers share it). Given a config (`asrhub serve`), the app's gRPC port is its own: a taken one is
+an error.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ FRONTEND_DIR = resource("frontend/realtime-streaming")  # its vendor/ holds the 
 
 
 def create_app(config: HubConfig | None = None) -> FastAPI:
+    shared_grpc_port = config is None  # the factory under another server: its workers share the port
     if config is None:  # under another ASGI server: the hub's own records get the hub's handler (text or
         config = load_config()  # JSON); the server's lines follow its own log config (uvicorn --log-config)
         configure_logging(config.logging)
     install_redaction()  # ?token= values never reach uvicorn's access or handshake log lines
     hub = Hub(config)
-    grpc_server = GrpcServer(hub) if config.server.grpc_enabled else None
+    grpc_server = GrpcServer(hub, shared_grpc_port) if config.server.grpc_enabled else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

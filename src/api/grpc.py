@@ -12,7 +12,10 @@ served too, without auth. Generated code comes from grpc_gen (built from the .pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 import grpc
 
 from ..core.auth import Purpose, bearer, key_id
-from ..core.config import TlsConfig
+from ..core.config import ServerConfig, TlsConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
@@ -35,6 +38,21 @@ log = logging.getLogger(__name__)
 SERVICE = "asrhub.v1.AsrHub"
 TRANSPORT_FACTOR = 2  # grpc's max_receive_message_length, in multiples of the hub's own message limit
 
+# how long a refused StreamingRecognize reads (and drops) its requests before its status goes out
+REFUSAL_GRACE_S = 1.0
+
+
+async def drain(requests: AsyncIterator[Any], grace: float) -> None:
+    """Read and drop a refused call's requests until the client half-closes, or for `grace` s at most.
+    grpc's asyncio client reports its own `INTERNAL: Internal error from Core` instead of the server's
+    status when one of its writes is in flight as that status lands (grpc/grpc#36066): a client that sent
+    `start` and audio at once must see UNAUTHENTICATED, so the status waits until what it sent is read."""
+    with contextlib.suppress(TimeoutError, Exception):
+        async with asyncio.timeout(grace):
+            async for _ in requests:
+                pass
+
+
 async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
     """End the call with the status for err's code; the code itself rides in trailing metadata."""
     await context.abort(STATUS[err.code], err.message, trailing_metadata=(("asrhub-error-code", err.code.value),))
@@ -45,19 +63,29 @@ class AsrHubServicer:
         self.hub = hub
         self.pb = pb
 
-    async def authenticate(self, context: grpc.aio.ServicerContext, purpose: Purpose = "api") -> str | None:
-        """`authorization: Bearer <key>` metadata -> the key's id (None when auth is off); aborts the call
-        with UNAUTHENTICATED (or RESOURCE_EXHAUSTED for rate_limited) otherwise."""
+    def credential(self, context: grpc.aio.ServicerContext, purpose: Purpose) -> str | None:
+        """`authorization: Bearer <key>` metadata -> the key's id (None when auth is off); HubError
+        (unauthorized, or rate_limited) otherwise."""
         metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization")), purpose, "this gRPC call"))
+
+    async def authenticate(self, context: grpc.aio.ServicerContext, purpose: Purpose = "api") -> str | None:
+        """`credential`, or the call aborted with UNAUTHENTICATED (RESOURCE_EXHAUSTED for rate_limited)."""
         try:
-            return key_id(self.hub.auth.authenticate(bearer(metadata.get("authorization")), purpose, "this gRPC call"))
+            return self.credential(context, purpose)
         except HubError as e:
             await abort(context, e)
             raise  # not reached: abort raises
 
     async def StreamingRecognize(self, requests: AsyncIterator[Any],  # noqa: N802 (gRPC method name)
                                  context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        stream = GrpcStream(self.hub, self.pb, await self.authenticate(context, "start"))
+        try:
+            api_key = self.credential(context, "start")
+        except HubError as e:
+            await drain(requests, REFUSAL_GRACE_S)
+            await abort(context, e)
+            return
+        stream = GrpcStream(self.hub, self.pb, api_key)
         stream.context = context
         responses = stream.run(requests)
         try:
@@ -133,11 +161,43 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())])
 
 
-class GrpcServer:
-    """The grpc.aio server of one hub, started and stopped by the app's lifespan."""
+def in_use(host: str, port: int) -> bool:
+    """Another socket listens on host:port."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False  # an unresolvable host: grpc names it when it binds
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no holder
+            try:
+                probe.bind(addr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return True
+    return False
 
-    def __init__(self, hub: Hub) -> None:
+
+def port_taken(host: str, port: int) -> HubError:
+    return HubError(ErrorCode.internal, f"the gRPC port {host}:{port} is in use by another process: stop it, or "
+                    "choose another port (--grpc-port, server.grpc_port; server.grpc_enabled: false turns gRPC off)")
+
+
+def check_grpc_port(server: ServerConfig) -> None:
+    """HubError when another process listens on the gRPC port, so `asrhub serve` stops before it starts (as
+    uvicorn does for a taken HTTP port) rather than share it: grpc's default SO_REUSEPORT let a second hub
+    take half of the first one's calls. GrpcServer.start refuses it too; this check only comes first."""
+    if server.grpc_enabled and server.grpc_port != 0 and in_use(server.host, server.grpc_port):
+        raise port_taken(server.host, server.grpc_port)
+
+
+class GrpcServer:
+    """The grpc.aio server of one hub, started and stopped by the app's lifespan. `shared_port`: several
+    processes serve one port (SO_REUSEPORT, e.g. gunicorn's workers); otherwise a taken port is an error."""
+
+    def __init__(self, hub: Hub, shared_port: bool = False) -> None:
         self.hub = hub
+        self.shared_port = shared_port
         self.server: grpc.aio.Server | None = None
         self.health: Any = None
         self.port = 0
@@ -152,7 +212,8 @@ class GrpcServer:
         # itself refuses only messages over twice that, with a bare RESOURCE_EXHAUSTED
         limit = max(MAX_UPLOAD_BYTES, cfg.limits.max_message_bytes) + 1024 * 1024
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", TRANSPORT_FACTOR * limit),
-                                          ("grpc.max_send_message_length", 16 * 1024 * 1024)],
+                                          ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                                          ("grpc.so_reuseport", int(self.shared_port))],
                                  interceptors=[GrpcMetricsInterceptor(self.hub.metrics)])
         servicer = AsrHubServicer(self.hub, pb)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
@@ -171,12 +232,17 @@ class GrpcServer:
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{cfg.server.host}:{cfg.server.grpc_port}"
         tls = cfg.server.tls
-        if tls.enabled:  # the same PEM pair as HTTPS (server.tls)
-            self.port = server.add_secure_port(address, server_credentials(tls))
-        else:
-            self.port = server.add_insecure_port(address)
+        try:  # a port that cannot be bound: 0 from some grpc versions, RuntimeError from others
+            if tls.enabled:  # the same PEM pair as HTTPS (server.tls)
+                self.port = server.add_secure_port(address, server_credentials(tls))
+            else:
+                self.port = server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if not self.port:
-            raise RuntimeError(f"gRPC cannot listen on {address}")
+            if in_use(cfg.server.host, cfg.server.grpc_port):
+                raise port_taken(cfg.server.host, cfg.server.grpc_port)
+            raise HubError(ErrorCode.internal, f"gRPC cannot listen on {address}")
         await server.start()
         for name in ("", SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -86,3 +86,32 @@ async def test_grpc_calls_need_a_key(keyed_hub: HubProcess) -> None:
         # the health service stays open (load balancers probe it without keys)
         health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_grpc_stream_refused_early_is_unauthenticated_every_time(keyed_hub: HubProcess) -> None:
+    """Issue 24: a StreamingRecognize without a key is UNAUTHENTICATED however early it is refused: also
+    when the client is still writing its start and audio as the refusal lands (grpc's asyncio client
+    then reported its own failed write, `INTERNAL: Internal error from Core`, in about 1 call in 4)."""
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+    chunk = b"\0" * 3200
+
+    async def one(stub: Any, i: int) -> tuple[grpc.StatusCode, str]:
+        async def eager() -> Any:  # start and audio at once, then half-close
+            yield pb.StreamingRequest(start=pb.StartSession())
+            for _ in range(i % 4 * 8):
+                yield pb.StreamingRequest(audio=chunk)
+
+        # every 5th call sends nothing and never half-closes: the refusal must come all the same
+        call = stub.StreamingRecognize(None if i % 5 == 0 else eager(), timeout=20,
+                                       metadata=(("authorization", "Bearer wrong"),) if i % 2 else ())
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            _ = [ev async for ev in call]
+        return exc.value.code(), str(exc.value.details())
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{keyed_hub.grpc_port}") as ch:
+        stub = pb_grpc.AsrHubStub(ch)
+        for _ in range(3):
+            outcomes = await asyncio.gather(*(one(stub, i) for i in range(50)))
+            wrong = [o for o in outcomes if o[0] != grpc.StatusCode.UNAUTHENTICATED]
+            assert not wrong, wrong

@@ -1,0 +1,76 @@
+"""Issue 24 item 5: a taken gRPC port stops `asrhub serve` with one clear line, as a taken HTTP port does
+(grpc's default SO_REUSEPORT let a second hub share the port and take half of the first one's calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from asrhub.api import grpc_gen
+from asrhub.api.grpc import GrpcServer
+from asrhub.core.config import load_config
+from asrhub.core.errors import HubError
+from asrhub.core.hub import Hub
+from tests.support import REPO, HubProcess, base_config, free_port
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    hub = HubProcess(base_config(), tmp_path_factory.mktemp("first")).start()
+    yield hub
+    hub.stop()
+
+
+async def served_by(grpc_port: int, calls: int) -> int:
+    """How many of `calls` ListProviders calls on the port were answered (each on a new connection)."""
+    pb, pb_grpc = grpc_gen.load()
+    answered = 0
+    for _ in range(calls):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+            res = await pb_grpc.AsrHubStub(ch).ListProviders(pb.ListProvidersRequest(), timeout=10)
+            answered += bool(res.providers)
+    return answered
+
+
+def test_second_hub_on_a_taken_grpc_port_exits_with_one_line(first: HubProcess, tmp_path: Path) -> None:
+    cfg = tmp_path / "second.yaml"
+    cfg.write_text(base_config())
+    second = subprocess.run([sys.executable, "-m", "asrhub.cli", "serve", "--config", str(cfg),
+                             "--port", str(free_port()), "--grpc-port", str(first.grpc_port)],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert second.returncode != 0, second.stderr[-2000:]
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert f"gRPC port 127.0.0.1:{first.grpc_port} is in use" in lines[0], lines
+    assert "--grpc-port" in lines[0]  # names the fix
+    assert first.alive()
+    assert asyncio.run(served_by(first.grpc_port, 10)) == 10
+
+
+@pytest.fixture
+async def shared_listener() -> AsyncIterator[int]:
+    """A grpc server with grpc's own defaults (SO_REUSEPORT on), as the hub's was: it lets others in."""
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield port
+    await server.stop(None)
+
+
+async def test_grpc_server_refuses_a_port_another_server_shares(shared_listener: int) -> None:
+    """GrpcServer itself (the lifespan's start, after serve's own check) does not join a port held with
+    SO_REUSEPORT: HubError naming the port."""
+    config = load_config(None, env={})
+    config.server.host, config.server.grpc_port = "127.0.0.1", shared_listener
+    with pytest.raises(HubError, match=f"gRPC port 127.0.0.1:{shared_listener} is in use"):
+        await GrpcServer(Hub(config)).start()
+    # under another ASGI server's workers (the app factory) the port is shared on purpose
+    shared = GrpcServer(Hub(config), shared_port=True)
+    assert await shared.start() == shared_listener
+    await shared.stop(None)
