@@ -12,14 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..core.metrics import HubMetrics
 
 
-def route_template(scope: Scope, routes: list[BaseRoute] | None = None) -> str:
+def route_template(scope: Scope, routes: list[BaseRoute] | None = None, status: int | None = None) -> str:
     """`/v1/sessions/{session_id}/audio` for a matched route, `/socket.io/{path:path}` inside a mount,
-    `unmatched` when nothing matches. A request refused before routing (401, 429 from the auth
-    middleware) is matched against `routes` here, so refusals count under their route too."""
+    `unmatched` when nothing matches, a 404 from a mount included (the demo page's static files are
+    mounted at `/`, so every unknown path reaches that mount). A request refused before routing (401,
+    429 from the auth middleware) is matched against `routes` here, so refusals count under their route."""
     route: Any = scope.get("route")
     if route is None and routes:
         route = _match(routes, dict(scope))
-    if route is None:
+    if route is None or (status == 404 and isinstance(route, Mount)):
         return "unmatched"
     path = getattr(route, "path", None) or ""
     if isinstance(route, Mount):
@@ -53,6 +54,6 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route, method = route_template(scope, self.routes), scope.get("method", "")
+            route, method = route_template(scope, self.routes, status), scope.get("method", "")
             self.metrics.http_requests.labels(route, method, str(status)).inc()
             self.metrics.http_latency.labels(route, method).observe(time.perf_counter() - t0)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from ..cluster.health import ClusterStatus, cluster_status
+from ..core.provider_check import required_unavailable
 from ..store.hub.selectors import select_draining
 
 router = APIRouter()
@@ -30,7 +31,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-NotReadyReason = Literal["starting", "draining", "full", "lagging"]
+NotReadyReason = Literal["starting", "draining", "provider_unavailable", "full", "lagging"]
 
 
 class Readiness(BaseModel):
@@ -42,26 +43,33 @@ class Readiness(BaseModel):
     sessions: int                    # live sessions on this node
     reason: NotReadyReason | None    # why not ready; null when ready
     cluster: ClusterStatus
+    # provider_unavailable: which provider, why, and the fix (one sentence per provider); else null
+    detail: str | None = None
 
 
 def readiness(hub: Any) -> Readiness:
-    """This node's readiness: loaded and not draining, under `limits.max_sessions`, and finals trailing
-    audio by no more than `limits.admission_lag_s` (the same tests admission makes)."""
+    """This node's readiness: loaded and not draining, its default provider and every routed one
+    available, under `limits.max_sessions`, and finals trailing audio by no more than
+    `limits.admission_lag_s` (the same tests admission makes)."""
     if hub is None:
         return Readiness(ready=False, sessions=0, reason="starting", cluster="off")
     sessions = hub.service.live_count()
     limits = hub.config.limits
     reason: NotReadyReason | None = None
+    detail: str | None = None
     if select_draining(hub.service.state):
         reason = "draining"
     elif not hub.ready:
         reason = "starting"
+    elif missing := required_unavailable(hub.providers):
+        reason = "provider_unavailable"
+        detail = "; ".join(f"{u.describe()} (fix: {u.fix})" for u in missing)
     elif sessions >= limits.max_sessions:
         reason = "full"
     elif hub.service.max_pending_lag() > limits.admission_lag_s:
         reason = "lagging"
     return Readiness(ready=reason is None, sessions=sessions, reason=reason,
-                     cluster=cluster_status(getattr(hub, "cluster", None)))
+                     cluster=cluster_status(getattr(hub, "cluster", None)), detail=detail)
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.commands import AudioSpec, StartSession, VadOptions
 from .base import Connection, LiveSession, StreamingClient
-from .errors import ConnectionLost, HubRequestError, ResumeFailed
+from .errors import ConnectionLost, HubRequestError, MissingClientDependency, ResumeFailed
 from .events import (
     ErrorEvent,
     Event,
@@ -56,7 +56,7 @@ def connect(transport: str, url: str, **kw: Any) -> StreamingClient:
 
 __all__ = [
     "AudioSpec", "Connection", "ConnectionLost", "ErrorEvent", "Event", "GrpcClient", "HubRequestError",
-    "LiveSession", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionStarted", "SocketIOClient", "SpeechEnded",
+    "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionStarted", "SocketIOClient", "SpeechEnded",
     "SpeechStarted", "SseClient", "StartSession", "StreamingClient", "SyncClient", "TRANSPORTS",
     "TranscriptFinal", "TranscriptPartial", "VadOptions", "WakewordDetected", "WebSocketClient", "connect",
     "create_token", "parse_event",

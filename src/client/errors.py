@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
+CLIENT_EXTRA = "pip install 'asrhub[client]'"
+
 
 class HubRequestError(Exception):
     """The hub refused a request outright: a start, a resume, a token, a connection (contract error code,
@@ -26,3 +31,17 @@ class ResumeFailed(HubRequestError):
         code = cause.code if isinstance(cause, HubRequestError) else "connection_lost"
         super().__init__(code, message)
         self.cause = cause
+
+
+class MissingClientDependency(ImportError):
+    """A transport needs a package of the `client` extra that is not installed (HTTP+SSE and tokens:
+    httpx; Socket.IO: aiohttp, python-socketio's asyncio client). The message names the install command."""
+
+
+def client_dependency(module: str, needed_by: str) -> ModuleType:
+    """`module`, imported; a MissingClientDependency naming `asrhub[client]` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingClientDependency(f"{needed_by} needs the '{module}' package, which is not installed: "
+                                      f"{CLIENT_EXTRA}", name=module) from e

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.commands import StartSession
 from ..core.events import Event
 from .base import Connection, StreamingClient
-from .errors import ConnectionLost, HubRequestError
+from .errors import ConnectionLost, HubRequestError, client_dependency
 from .events import parse_event
 
 NAMESPACE = "/asr"
@@ -18,7 +18,8 @@ _GONE = object()
 
 class SioConnection(Connection):
     def __init__(self, client: SocketIOClient) -> None:
-        import socketio
+        client_dependency("aiohttp", "the Socket.IO client (SocketIOClient)")  # its asyncio transport
+        socketio = client_dependency("socketio", "the Socket.IO client (SocketIOClient)")
         self.client = client
         self.sio = socketio.AsyncClient(reconnection=False)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.commands import StartSession
 from ..core.events import Event
 from .base import Connection, StreamingClient
-from .errors import ConnectionLost, HubRequestError
+from .errors import ConnectionLost, HubRequestError, client_dependency
 from .events import parse_event
 
 
@@ -23,7 +23,7 @@ def http_error(status: int, body: bytes) -> HubRequestError:
 
 class SseConnection(Connection):
     def __init__(self, client: SseClient) -> None:
-        import httpx
+        httpx = client_dependency("httpx", "the HTTP+SSE client (SseClient)")
         self.client = client
         headers = {"Authorization": f"Bearer {client.api_key}"} if client.api_key else {}
         self.http = httpx.AsyncClient(base_url=client.base_url, headers=headers,

@@ -14,6 +14,7 @@ from ..store.hub.selectors import select_ready
 from .auth import Authenticator
 from .config import HubConfig
 from .metrics import HubMetrics
+from .provider_check import warn_unavailable
 from .reload import ConfigReloader
 from .scheduler import Scheduler
 from .service import SessionService
@@ -59,7 +60,10 @@ class Hub:
         self.service.dispatch(HA.ready_changed(HA.Flag(True)))
 
     def report_health(self, providers: Iterable[Provider]) -> None:
+        """Load results into the store (at start and after a reload), then a WARNING with the fix for a
+        default or routed provider that is unavailable (/readyz answers 503 meanwhile)."""
         self.service.report_health(providers)
+        warn_unavailable(self.providers)
 
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the

@@ -2,7 +2,8 @@
 
 `configure_logging()` installs one root handler (uvicorn is told not to configure its own loggers, so
 its records reach the same handler). `logging.json: true` selects `JsonFormatter`: one object per line
-with `ts`, `level`, `logger`, `msg`, any `extra=` fields, and `exc` for a traceback. `RedactTokens`, on
+with `ts`, `level`, `logger`, `msg`, any `extra=` fields, and `exc` for a traceback; never a terminal
+colour escape, nor uvicorn's `color_message` (its message again, coloured). `RedactTokens`, on
 uvicorn's access and WebSocket-handshake loggers, replaces the value of `token=` query parameters (browser and Socket.IO
 clients pass their key that way) with `***`.
 """
@@ -20,8 +21,16 @@ from .config import LoggingConfig
 
 #: Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: `extra=` fields that are presentation, not data (uvicorn's coloured copy of the message).
+_DROPPED = {"color_message"}
 _TOKEN_RE = re.compile(r"((?:^|[?&])(?:token|api_key|key)=)[^&#\s]*", re.IGNORECASE)
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def strip_ansi(text: str) -> str:
+    """The text without terminal control sequences (colours: ESC [ 32 m ... ESC [ 0 m)."""
+    return _ANSI_RE.sub("", text)
 
 
 def redact_url(text: str) -> str:
@@ -35,13 +44,13 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": strip_ansi(record.getMessage()),
         }
         for k, v in vars(record).items():
-            if k not in _STANDARD and not k.startswith("_"):
-                out[k] = v
+            if k not in _STANDARD and k not in _DROPPED and not k.startswith("_"):
+                out[k] = strip_ansi(v) if isinstance(v, str) else v
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = strip_ansi(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False, default=str)
 
 

@@ -34,13 +34,13 @@ def test_readyz_is_503_full_while_the_node_is_at_max_sessions(tmp_path: Path) ->
         async with httpx.AsyncClient(base_url=hub.http, timeout=10) as http:
             idle = await http.get("/readyz")
             assert idle.status_code == 200
-            assert idle.json() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off"}
+            assert idle.json() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off", "detail": None}
             async with websockets.connect(hub.ws) as ws:
                 await ws.send(json.dumps({"type": "start"}))
                 await next_event(ws, "session.started")
                 full = await http.get("/readyz")
                 assert full.status_code == 503
-                assert full.json() == {"ready": False, "sessions": 1, "reason": "full", "cluster": "off"}
+                assert full.json() == {"ready": False, "sessions": 1, "reason": "full", "cluster": "off", "detail": None}
                 # What readyz says is what admission does: a second session here is refused.
                 async with websockets.connect(hub.ws) as other:
                     await other.send(json.dumps({"type": "start"}))
@@ -50,7 +50,7 @@ def test_readyz_is_503_full_while_the_node_is_at_max_sessions(tmp_path: Path) ->
                 await next_event(ws, "session.ended")
             again = await http.get("/readyz")
             assert again.status_code == 200
-            assert again.json() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off"}
+            assert again.json() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off", "detail": None}
 
     try:
         asyncio.run(asyncio.wait_for(run(), 60))
@@ -67,15 +67,16 @@ class Link:
 
 async def test_readiness_reports_the_cluster_link_and_stays_ready_when_degraded() -> None:
     hub = Hub(HubConfig())  # not started: no provider loads
-    assert readiness(hub).model_dump() == {"ready": False, "sessions": 0, "reason": "starting", "cluster": "off"}
+    assert readiness(hub).model_dump() == {"ready": False, "sessions": 0, "reason": "starting", "cluster": "off", "detail": None}
     hub.service.dispatch(HA.ready_changed(HA.Flag(True)))
-    assert readiness(hub).model_dump() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off"}
+    assert readiness(hub).model_dump() == {"ready": True, "sessions": 0, "reason": None, "cluster": "off", "detail": None}
     link = Link()
     assert isinstance(link, ClusterHealth)
     hub.cluster = link  # type: ignore[attr-defined]  (the lead's ClusterNode sets it)
     assert readiness(hub).cluster == "ok"
     link.degraded = True  # Redis unreachable: local-only, still taking sessions
-    assert readiness(hub).model_dump() == {"ready": True, "sessions": 0, "reason": None, "cluster": "degraded"}
+    assert readiness(hub).model_dump() == {"ready": True, "sessions": 0, "reason": None, "cluster": "degraded",
+                                           "detail": None}
     hub.service.dispatch(HA.draining_started(HA.Flag(True)))
     assert readiness(hub).model_dump() == {"ready": False, "sessions": 0, "reason": "draining",
-                                           "cluster": "degraded"}
+                                           "cluster": "degraded", "detail": None}
