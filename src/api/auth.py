@@ -5,7 +5,7 @@ The key's name is put in scope["asrhub.api_key"] for the transports (per-key ses
 credential in scope["asrhub.credential"]. Which credential a route takes is decided here, by path:
 routes that start a session take tokens too (core.auth "start"), a running HTTP+SSE session's own
 routes take a token of the session's key ("session"), every other route (tokens, REST transcription,
-admin) API keys only ("api")."""
+admin) API keys only ("api"). A session's routes answer only its own key's credentials (check_session)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from urllib.parse import parse_qs
 
 from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
+from .binding import check_owner
 from .errors import error_event
+from .http_guard import is_head
 from .openai_errors import OPENAI_PATHS, openai_error_body
 from .realtime_events import realtime_error
 
@@ -35,18 +37,33 @@ def purpose_of(path: str) -> Purpose:
     return "api"
 
 
-def check_session_token(scope: Scope, path: str, cred: Credential) -> None:
-    """A token on a running session's route: the session must belong to the token's key and have started
-    while the token was valid. An unknown session is left to the route (session_not_found)."""
-    if cred.token is None:
+def session_call(scope: Scope, path: str) -> tuple[str, bool] | None:
+    """(session id, is an event stream) when the request is one the HTTP+SSE routes answer by looking its
+    session up: GET/HEAD .../events, POST .../<command>, DELETE /v1/sessions/{id}. Anything else is
+    answered by routing (404, 405) whatever the session, so it needs no owner."""
+    parts = path[len(SESSION_PREFIX):].split("/")
+    method = "HEAD" if is_head(scope) else scope.get("method", "GET")
+    if len(parts) == 2 and parts[1] == "events" and method in ("GET", "HEAD"):
+        return parts[0], method == "GET"
+    if (len(parts) == 2 and method == "POST") or (len(parts) == 1 and method == "DELETE"):
+        return parts[0], False
+    return None
+
+
+async def check_session(scope: Scope, path: str, cred: Credential) -> None:
+    """A request on a running HTTP+SSE session: the session must be of the credential's own key (the same
+    rule, and answer, as every other wire: binding.check_owner); a token's must also have started while
+    the token was valid. An unknown session is left to the route (session_not_found)."""
+    call = session_call(scope, path)
+    if call is None:
         return
-    sid = path[len(SESSION_PREFIX):].split("/", 1)[0]
-    try:
-        session = scope["app"].state.hub.service.get(sid)
-    except HubError:
-        return  # no such session: the route answers session_not_found
-    if session.api_key != key_id(cred.key):
-        raise HubError(ErrorCode.unauthorized, f"this token's API key does not own session '{sid}'", fatal=True)
+    sid, events = call
+    service = scope["app"].state.hub.service
+    # GET events resumes (its HEAD only looks): the route's own words for an unknown session
+    await check_owner(service, sid, key_id(cred.key), resume=events)
+    session = service.sessions.get(sid)
+    if cred.token is None or session is None:
+        return
     started = time.time() - (time.monotonic() - session.created)
     if started >= cred.token.expires_at:
         raise HubError(ErrorCode.unauthorized, f"the token had expired when session '{sid}' started; "
@@ -81,7 +98,7 @@ class AuthMiddleware:
                 purpose = purpose_of(path)
                 cred = self.auth.credential(token, purpose, what)
                 if purpose == "session":
-                    check_session_token(scope, path, cred)
+                    await check_session(scope, path, cred)
                 scope["asrhub.api_key"] = key_id(cred.key)
                 scope["asrhub.credential"] = cred
                 if self.cluster_rate is not None and cred.key is not None and cred.key.requests_per_minute:

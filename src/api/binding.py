@@ -56,6 +56,34 @@ def remote_node(service: SessionService, session_id: str) -> ClusterNode | None:
     return cluster_node(service) if session_id not in service.sessions else None
 
 
+def unknown_session(session_id: str, resume: bool) -> ClientError:
+    """What a call on a session that does not exist is answered: `service.resume`'s words for a resume or
+    an event stream (and for any session of another node: the cluster's bridge says the same), `service.get`'s
+    for the rest."""
+    if resume:
+        return ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
+    return ClientError(ErrorCode.session_not_found, f"no session '{session_id}'")
+
+
+async def check_owner(service: SessionService, session_id: str, api_key: str | None, *, resume: bool) -> None:
+    """The one ownership rule of every wire (DESIGN §3.8): a session answers only credentials of the API key
+    that started it (a token counts as its key). Any other key's call on it (resume, events, audio, flush,
+    stop, keepalive, delete) gets exactly what an unknown session gets: the session's existence is not
+    revealed to another key. `api_key` None: auth is off, every session is everyone's. Here or (cluster)
+    on another node; an unknown session is left to the caller's own lookup."""
+    if api_key is None:
+        return
+    session = service.sessions.get(session_id)
+    if session is not None:
+        if session.api_key != api_key:
+            raise unknown_session(session_id, resume)
+        return
+    if (node := cluster_node(service)) is not None:
+        rec = await node.find(session_id)
+        if rec is not None and rec.api_key != api_key:
+            raise unknown_session(session_id, True)
+
+
 async def open_session(service: SessionService, cmd: StartSession, transport: str, api_key: str | None) -> Session:
     """`service.start_session`, with the API key's session quota held across the cluster's nodes
     (DESIGN §8 "Admission") when there is a cluster: the session's id is reserved in the quota first."""
@@ -125,6 +153,8 @@ class SessionBinding:
         if self.live:
             raise ClientError(ErrorCode.invalid_command, "a session is already running on this connection")
         after = cmd.resume.last_seq if cmd.resume else 0
+        if cmd.resume is not None:
+            await check_owner(self.service, cmd.resume.session_id, self.api_key, resume=True)
         if cmd.resume is not None and (node := remote_node(self.service, cmd.resume.session_id)) is not None:
             return await self._bridge(node, cmd), after
         session = await open_session(self.service, cmd, self.transport, self.api_key)

@@ -25,7 +25,7 @@ from ..core.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-from .binding import SessionBinding, open_session, remote_node
+from .binding import SessionBinding, check_owner, open_session, remote_node
 from .errors import ERROR_RESPONSES, error_response
 from .http_guard import is_head
 from .openapi import inline_schema
@@ -82,6 +82,8 @@ async def create_session(request: Request) -> Response:
     service = _service(request)
     try:
         cmd = await _read_start(request)
+        if cmd.resume is not None:  # only the session's own key resumes it (as on every wire)
+            await check_owner(service, cmd.resume.session_id, _api_key(request), resume=True)
         if cmd.resume is not None and (node := remote_node(service, cmd.resume.session_id)) is not None:
             # another node's session: checked here; its event stream (Last-Event-ID) attaches it
             session_id = (await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)).id

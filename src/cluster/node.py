@@ -60,6 +60,7 @@ class RemoteRecord:
     last_seq: int
     first_seq: int     # the oldest seq the log still holds (0: none)
     ended: bool
+    api_key: str = ""  # the id of the API key that started it ("": auth was off)
 
 
 class ClusterNode:
@@ -307,7 +308,7 @@ class ClusterNode:
         first = wire.entries(raw_first)
         first_seq = wire.seq_of(first[0][0]) if first else 0
         return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
-                            rec.get(b"ended") == b"1")
+                            rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode())
 
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession:
         """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;

@@ -162,9 +162,11 @@ async def test_sse_session_with_a_token(keyed: HubProcess) -> None:
         r = await http.post("/v1/sessions", json={"audio": PCM16}, headers=h)
         assert r.status_code == 201, r.text
         sid = r.json()["session_id"]
-        # another key's token may not drive this session; its own key's token may
+        # another key's token may not drive this session (to it, the session does not exist); its own key's
+        # token may (test_hostile_tenants: every wire and operation)
         r = await http.post(f"/v1/sessions/{sid}/flush", headers={"Authorization": f"Bearer {other}"})
-        refused(r, "does not own", sid)
+        assert r.status_code == 404 and r.json()["error"] == {"code": "session_not_found",
+                                                              "message": f"no session '{sid}'"}, r.text
         # a token expired before this session started drives nothing
         stale = minted(BETA, "beta", expires_in=-1)
         refused(await http.post(f"/v1/sessions/{sid}/flush", headers={"Authorization": f"Bearer {stale}"}),
