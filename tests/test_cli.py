@@ -156,7 +156,7 @@ def test_providers_check_fails_on_an_unavailable_routed_provider(tmp_path: Path)
     assert re.search(r"\*\s+en\s+available", r.stdout) and "check=ok" in r.stdout
     problems = [ln for ln in r.stderr.splitlines() if ln.startswith("asrhub:")]
     assert len(problems) == 1, r.stderr
-    assert "provider 'de' (a routed provider" in problems[0] and "Fix: correct providers.instances.de.model" in problems[0]
+    assert "provider 'de' (routed to by providers.routes)" in problems[0] and "Fix: correct providers.instances.de.model" in problems[0]
     r = _cli("providers", "--config", str(cfg))  # listing only: not a check
     assert r.returncode == 0, r.stderr
 

@@ -43,7 +43,7 @@ class Unavailable:
     fix: str
 
     def describe(self) -> str:
-        role = "the default provider" if self.role == "default" else "a routed provider (providers.routes)"
+        role = "the default provider" if self.role == "default" else "routed to by providers.routes"
         return f"provider '{self.name}' ({role}) is unavailable: {self.reason}"
 
 
