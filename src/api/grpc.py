@@ -26,6 +26,7 @@ from ..core.auth import Purpose, bearer, key_id
 from ..core.config import ServerConfig, TlsConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
+from ..core.routing import route_upload
 from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
 from ..core.validation import request_options, validate_start
 from . import grpc_gen
@@ -135,8 +136,11 @@ class AsrHubServicer:
         if not request.audio:
             raise HubError(ErrorCode.invalid_audio, "no audio in the request")
         audio = await asyncio.to_thread(load_audio, request.audio)
+        language = opts.language
+        if routed := await route_upload(self.hub.providers, opts.provider, language, opts.task, audio):
+            provider, language = routed  # no language: the one the speech is in (DESIGN §5)
         words = request.word_timestamps if request.HasField("word_timestamps") else True
-        res = await transcribe_audio(provider, audio, opts.language, words, prompt=opts.prompt, task=opts.task,
+        res = await transcribe_audio(provider, audio, language, words, prompt=opts.prompt, task=opts.task,
                                      hotwords=opts.hotwords)
         pb = self.pb
         return pb.RecognizeResponse(

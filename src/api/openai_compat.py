@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.language import model_language
+from ..core.language import model_language, parse_language
+from ..core.routing import route_upload
 from ..core.transcribe import (
     MAX_UPLOAD_BYTES,
     FileTranscript,
@@ -40,8 +41,8 @@ from ..providers.base import Provider, Task, TranscribeOptions
 from .binding import open_session
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name
-from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, openai_error_body
-from .openai_models import resolve
+from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, field_of, openai_error_body, param
+from .openai_models import hub_choice, resolve, routed_start
 from .openai_stream import piece_stream, session_stream, start_for
 from .openai_wire import (
     Logprob,
@@ -65,6 +66,19 @@ KNOWN_FIELDS = {"file", "model", "language", "prompt", "response_format", "tempe
                 "stream", "include[]", "chunking_strategy", "chunking_strategy[type]",
                 "chunking_strategy[silence_duration_ms]", "chunking_strategy[prefix_padding_ms]",
                 "chunking_strategy[threshold]", "languages[]", "keywords[]"}
+#: every form field the translation route reads (OpenAI's translations take no `language`: always English)
+TRANSLATION_FIELDS = {"file", "model", "prompt", "response_format", "temperature"}
+
+
+async def _known_fields(request: Request, known: set[str], route: str) -> None:
+    """A form field the route does not read is refused (param: that field), never silently ignored."""
+    unknown = sorted(set((await request.form()).keys()) - known)
+    if not unknown:
+        return
+    why = (": translations always answer in English; transcriptions take `language`"
+           if unknown[0] == "language" and route == "translations" else "")
+    raise ParamError(ErrorCode.invalid_command, f"unsupported parameter '{unknown[0]}' on /v1/audio/{route}{why}",
+                     unknown[0])
 
 
 def _check(request: Request, provider: Provider, language: str | None, prompt: str | None = None,
@@ -75,8 +89,7 @@ def _check(request: Request, provider: Provider, language: str | None, prompt: s
         opts = request_options(provider=provider.name, language=language, prompt=prompt, task=task)
         validate_start(opts, provider, request.app.state.hub.config.limits)
     except HubError as e:
-        param = "language" if "language" in e.message else "prompt" if "prompt" in e.message else "model"
-        raise ParamError(e.code, e.message, param) from None
+        raise ParamError(e.code, e.message, field_of(e, "model")) from None
 
 
 async def _read_audio(request: Request, file: UploadFile) -> Any:
@@ -129,6 +142,8 @@ async def _transcribe(request: Request, file: UploadFile, provider_name: str | N
         audio = await asyncio.to_thread(load_raw, data, raw)
     else:
         audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
+    if routed := await route_upload(request.app.state.hub.providers, provider_name, language, task, audio):
+        provider, language = routed  # no language: the one the speech is in (DESIGN §5)
     return await transcribe_audio(provider, audio, language, word_timestamps=word_timestamps, prompt=prompt or None,
                                   temperature=temperature, task=task, hotwords=hotwords)
 
@@ -255,13 +270,19 @@ async def audio_transcriptions(
     keywords: Annotated[list[str] | None, Form(alias="keywords[]", description="terms to expect: given to the "
                                                "decoder as its prompt when there is no `prompt`")] = None,
 ) -> Response:
-    unknown = sorted(set((await request.form()).keys()) - KNOWN_FIELDS)
-    if unknown:
-        raise ParamError(ErrorCode.invalid_command, f"unsupported parameter '{unknown[0]}'", unknown[0])
+    await _known_fields(request, KNOWN_FIELDS, "transcriptions")
+    for tag in languages or []:
+        with param("languages[]"):
+            parse_language(language_code(tag) or "")
+    field = "language" if language or not languages else "languages[]"
     if not language and languages:
         language = languages[0] if len(languages) == 1 else "auto"
     lang = language_code(language)
-    provider = resolve(request, model, lang)
+    with param(field):
+        if lang is not None:
+            parse_language(lang)  # a malformed tag is the field's fault, whichever check meets it first
+    with param("model"):
+        provider = resolve(request, model, lang)
     if keywords and not prompt:
         prompt = ", ".join(k.strip() for k in keywords if k.strip())
     _check(request, provider, lang, prompt or None)
@@ -278,6 +299,11 @@ async def audio_transcriptions(
     granularities = set(timestamp_granularities or ["segment"])
     words = response_format == "verbose_json" and "word" in granularities
     audio = await _read_audio(request, file)
+    hub = request.app.state.hub
+    if (not stream or logprobs) and hub_choice(hub, model) \
+            and (routed := await route_upload(hub.providers, None, lang, "transcribe", audio)):
+        provider, lang = routed  # whisper-1 with no language: detected, as OpenAI does (a session routes itself)
+        _check(request, provider, lang, prompt or None)
     locale = lang or provider.language
     opts = TranscribeOptions(language=model_language(locale), word_timestamps=words, initial_prompt=prompt or None,
                              temperature=temperature, logprobs=logprobs)
@@ -286,13 +312,17 @@ async def audio_transcriptions(
             events = piece_stream(provider, audio, opts, split)
         else:
             service = request.app.state.hub.service
-            session = await open_session(service, start_for(provider, lang, split, threshold, prompt or None),
-                                         "openai", request.scope.get("asrhub.api_key"))  # refused: an HTTP error
+            start = routed_start(hub, model, start_for(provider, lang, split, threshold, prompt or None))
+            session = await open_session(service, start, "openai",
+                                         request.scope.get("asrhub.api_key"))  # refused: an HTTP error
             events = session_stream(service, session, audio)
         return StreamingResponse(_sse(events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    res = await transcribe_file(provider, audio, opts, split, locale=locale)
-    return _answer(res, response_format, "transcribe", words, "segment" in granularities or not words)
+    with param("file"):  # what the decode refuses is the file's fault (its failures, 5xx, are no field's)
+        res = await transcribe_file(provider, audio, opts, split, locale=locale)
+    answer = _answer(res, response_format, "transcribe", words, "segment" in granularities or not words)
+    answer.headers["x-asrhub-provider"] = provider.name  # which engine decoded it (routing by language)
+    return answer
 
 
 @router.post("/v1/audio/translations", response_model=Translation | TranscriptionVerbose,
@@ -306,14 +336,17 @@ async def audio_translations(
     response_format: Annotated[ResponseFormat, Form()] = "json",
     temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
 ) -> Response:
-    provider = resolve(request, model, None, "translate")
+    await _known_fields(request, TRANSLATION_FIELDS, "translations")
+    with param("model"):
+        provider = resolve(request, model, None, "translate")
     if not provider.capabilities.translate:
         raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' (model '{provider.model}') cannot "
                          "translate: translation needs a multilingual Whisper model", "model")
     _check(request, provider, None, prompt or None, "translate")
     audio = await _read_audio(request, file)
     opts = TranscribeOptions(initial_prompt=prompt or None, temperature=temperature, task="translate")
-    res = await transcribe_file(provider, audio, opts)
+    with param("file"):
+        res = await transcribe_file(provider, audio, opts)
     return _answer(res, response_format, "translate", False, True)
 
 

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ..core.commands import StartSession
 from ..core.errors import ErrorCode
 from ..providers.base import Provider
-from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError
+from .openai_errors import OpenAIErrorBody, OpenAIRoute, ParamError
 
 router = APIRouter(route_class=OpenAIRoute, tags=["OpenAI-compatible"])
 STARTED = int(time.time())
@@ -57,6 +58,19 @@ def resolve_model(hub: Any, model: str | None, language: str | None = None, task
     return hub.providers.get(name)  # type: ignore[no-any-return]
 
 
+def hub_choice(hub: Any, model: str | None) -> bool:
+    """`model` leaves the provider to the hub: an alias onto "" (whisper-1 by default), or "default"."""
+    name = model or ""
+    aliases: dict[str, str] = hub.config.openai_compat.aliases
+    return aliases.get(name, name) in ("", "default") and name not in hub.providers.providers
+
+
+def routed_start(hub: Any, model: str | None, start: StartSession) -> StartSession:
+    """A session for the hub's choice names no provider: the service routes it by its language, the named
+    one or, with none, the one its speech is in (DESIGN §5)."""
+    return start.model_copy(update={"provider": None}) if hub_choice(hub, model) else start
+
+
 def catalog(request: Request) -> list[ModelCard]:
     hub = request.app.state.hub
     providers: dict[str, Provider] = hub.providers.providers
@@ -70,13 +84,14 @@ def catalog(request: Request) -> list[ModelCard]:
     return cards
 
 
-@router.get("/v1/models", response_model=ModelList, responses=OPENAI_ERROR_RESPONSES,
+@router.get("/v1/models", response_model=ModelList,
             summary="List models (OpenAI-compatible): providers and aliases")
 async def list_models(request: Request) -> JSONResponse:
     return JSONResponse(ModelList(data=catalog(request)).model_dump())
 
 
-@router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=OPENAI_ERROR_RESPONSES,
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard,
+            responses={404: {"model": OpenAIErrorBody, "description": "no such model"}},
             summary="Retrieve a model (OpenAI-compatible)")
 async def get_model(request: Request, model_id: str) -> JSONResponse:
     for card in catalog(request):

@@ -136,6 +136,24 @@ class RecorderConfig(Strict):
     max_total_mb: float = Field(500.0, gt=0)
 
 
+class TurnConfig(Strict):
+    """When an utterance ends: `silence` after vad.silence_ms; `semantic` when the turn model (Smart Turn v3.2,
+    from the pipecat-ai package) says the speaker has finished, within min/max_silence_ms (docs/PROTOCOL.md)."""
+
+    mode: Literal["silence", "semantic"] = "silence"
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    min_silence_ms: int | None = Field(None, ge=50, le=5_000)   # None: the eagerness's own
+    max_silence_ms: int | None = Field(None, ge=100, le=10_000)
+    model_path: str = ""  # the Smart Turn v3.2 ONNX file; "": the one inside the installed pipecat-ai package
+
+    @model_validator(mode="after")
+    def _silences(self) -> TurnConfig:
+        if self.min_silence_ms is not None and self.max_silence_ms is not None \
+                and self.min_silence_ms >= self.max_silence_ms:
+            raise ValueError("min_silence_ms must be below max_silence_ms")
+        return self
+
+
 StageName = Literal["wakeword", "vad", "recorder"]
 DEFAULT_ORDER: list[StageName] = ["wakeword", "vad", "recorder"]
 
@@ -146,6 +164,7 @@ class PipelineConfig(Strict):
     vad: VadConfig = Field(default_factory=VadConfig)
     wakeword: WakewordConfig = Field(default_factory=WakewordConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
 
     @model_validator(mode="after")
     def _check_order(self) -> PipelineConfig:
@@ -183,8 +202,11 @@ class RouteConfig(Strict):
 
 
 class ProvidersConfig(Strict):
-    default: str = "faster_whisper"  # sessions that name neither a provider nor a language
+    default: str = "faster_whisper"  # sessions that name neither a provider nor a language (detect: false)
     routes: list[RouteConfig] = Field(default_factory=list)
+    # a session with no language (or `auto`) and no provider is routed by the language its speech is in:
+    # the multilingual model's language ID over its first 2 s, then `routes` as if it had been named
+    detect: bool = True
     fallback: list[str] = Field(default_factory=list)
     timeout_s: float = Field(20.0, gt=0)
     probe_interval_s: float = Field(5.0, gt=0)  # how often a failed provider is re-tried

@@ -69,6 +69,8 @@ class SessionStats(_Part):
     partials: int = 0
     audio_bytes: int = 0
     duration_ms: int = 0
+    language: str | None = None               # detected (a session routed by its language): the last answer
+    language_probability: float | None = None
 
 
 class SessionStarted(Event):
@@ -88,6 +90,10 @@ class SpeechStarted(Event):
 class SpeechEnded(Event):
     type: Literal["speech.ended"] = "speech.ended"
     offset_ms: int
+    # why the utterance ended: silence (vad.silence_ms), turn (the turn model), max_silence (turn mode's longest
+    # wait), max_length (vad.max_utterance_s), flush (flush, stop, a wake gate closing)
+    reason: Literal["silence", "turn", "max_silence", "max_length", "flush"] = "silence"
+    turn_probability: float | None = None  # semantic turn mode: the turn model's last answer
 
 
 class Word(BaseModel):
@@ -114,10 +120,12 @@ class TranscriptFinal(Event):
     end_ms: int
     words: list[Word] | None = None
     language: str | None = None
+    language_probability: float | None = None  # how sure the language ID was (a session routed by it)
     provider: str
     latency_ms: int
     lag_ms: int | None = None
     recording: str | None = None
+    end_of_turn: bool | None = None  # semantic turn mode: the speaker has finished (not a long turn cut)
 
 
 class ProviderSwitched(Event):

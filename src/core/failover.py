@@ -151,17 +151,12 @@ class Failover:
             out.append(PA.status_changed(PA.StatusChanged(old.name, "unhealthy", reason[:300])))
             log.warning("provider %s marked unhealthy: %s", old.name, reason)
         for new in candidates:
-            old_stream = s.stream
-            s.provider = new
             try:
-                stream = self.host.new_stream(s)
+                self.move(s, new)
             except Exception as e:
                 log.warning("session %s: cannot open a stream on %s: %s", s.id, new.name, e)
-                s.provider = old
                 out.append(PA.status_changed(PA.StatusChanged(new.name, "unhealthy", f"error: {e}"[:300])))
                 continue
-            s.stream = stream
-            self.host.spawn(s, old_stream.close())
             ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old.name, "to": new.name,
                                                   "reason": reason[:300]})
             out += [PA.failed(PA.Failed(old.name, None, None, reason)),
@@ -171,9 +166,25 @@ class Failover:
             log.warning("session %s: provider %s -> %s (%s); replaying %d utterance(s)", s.id, old.name, new.name,
                         reason, len(s.pending) + (s.open_utterance is not None))
             self.switches += 1
-            self.replay(s)
             return True, out
         return False, out
+
+    def move(self, s: Session, new: Provider) -> None:
+        """Put the session on a new stream of `new` (in the language the session now runs in), close the
+        old stream and replay the utterances it owed from the ring buffer. Raises (and leaves the session
+        as it was) when the stream cannot be opened. Failover and routing by language both move this way."""
+        old, old_stream = s.provider, s.stream
+        assert old_stream is not None
+        s.provider = new
+        try:
+            stream = self.host.new_stream(s)
+        except Exception:
+            s.provider = old
+            raise
+        s.stream = stream
+        s.held.clear()  # finals the old stream gave that were waiting: the replay decodes them again
+        self.host.spawn(s, old_stream.close())
+        self.replay(s)
 
     def replay(self, s: Session) -> None:
         """Re-send the audio of the utterances awaiting finals, then the open one, to the new stream;

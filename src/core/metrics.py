@@ -211,6 +211,8 @@ class MetricsEffects:
                 self.m.failovers.labels(getattr(p.event, "from_", ""), p.to).inc()
                 if p.session_id in self._open:
                     self._open[p.session_id].provider = p.to
+            elif a.type == A.language_routed.type and p.session_id in self._open:  # routed by language: no failover
+                self._open[p.session_id].provider = p.to
             elif a.type == A.ended.type:
                 self.m.sessions_ended.labels(p.reason).inc()
                 self._log_end(p.session_id, p.reason, p.stats)

@@ -19,7 +19,7 @@ from pystorex import Action
 
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec
-from ..providers.base import Provider, ProviderHealth, ProviderStream
+from ..providers.base import Provider, ProviderHealth, ProviderStream, StreamResult
 from ..providers.registry import ProviderSet
 from ..store.hub.selectors import select_draining
 from ..store.providers import actions as PA
@@ -33,7 +33,7 @@ from .audio import HUB_RATE, samples_to_ms
 from .channel import EventChannel
 from .commands import StartSession
 from .config import HubConfig
-from .errors import ClientError, ErrorCode, HubError
+from .errors import ClientError, ErrorCode, HubError, SessionStateError
 from .events import (
     ErrorEvent,
     Event,
@@ -42,7 +42,9 @@ from .events import (
     WakewordDetected,
 )
 from .failover import Failover
+from .language import parse_language
 from .metrics import HubMetrics, MetricsEffects
+from .routing import LanguageRouting
 from .session import Session
 from .streams import Streams
 from .validation import validate_audio_spec, validate_idle_timeout, validate_start
@@ -76,7 +78,9 @@ class SessionService:
         self.sessions: dict[str, Session] = {}
         self.failover = Failover(self)
         self.streams = Streams(self)
-        self.store = build_store(self.streams, self.failover, self.streams, MetricsEffects(self.metrics))
+        self.routing = LanguageRouting(self)
+        self.store = build_store(self.streams, self.failover, self.streams, MetricsEffects(self.metrics),
+                                 routing=self.routing)
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
@@ -140,18 +144,27 @@ class SessionService:
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not admitting new sessions")
         self.admission.admit(api_key)
-        provider = self.providers.for_request(cmd.provider, cmd.language, cmd.task)  # providers.routes
+        if cmd.language:
+            parse_language(cmd.language)  # a malformed tag is the client's error, whatever the routing
+        # no provider and no language (or auto): routed by the language of its speech (core.routing); it
+        # starts where the default provider's language routes, so partials flow at once
+        detect = self.providers.detects(cmd.provider, cmd.language, cmd.task)
+        default = self.providers.providers.get(self.providers.config.default)
+        language = (default.language if default is not None else None) if detect else cmd.language
+        provider = self.providers.for_request(cmd.provider, language, cmd.task)  # providers.routes
         validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
         sid = session_id or uuid.uuid4().hex
-        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record), sid)
+        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
+                                       cmd.turn), sid)
         logged = self.cluster is not None and self.cluster.logs(transport)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           EventChannel(sid, limits.max_events_buffered, gated=logged), limits.max_session_buffer_s)
         session.last_activity = asyncio.get_running_loop().time()
         self.sessions[sid] = session
+        pipeline.on_late = lambda items: self._feed_late(session, items)  # the turn model's decisions
         if self.cluster is not None:
             self.cluster.created(session)
-        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time())))
+        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
         if self.is_live(sid):
             self._arm_idle(session)
         return session
@@ -167,12 +180,12 @@ class SessionService:
         s = self.get(session_id)
         rec = select_session(self.state, session_id)
         if rec is None or rec.state == SessionState.ended:
-            raise ClientError(ErrorCode.invalid_command, f"session '{session_id}' has ended")
+            raise SessionStateError(ErrorCode.invalid_command, f"session '{session_id}' has ended")
         if rec.state == SessionState.finalizing:
-            raise ClientError(ErrorCode.invalid_command,
-                              f"session '{session_id}' is stopping; no more audio or commands")
+            raise SessionStateError(ErrorCode.invalid_command,
+                                    f"session '{session_id}' is stopping; no more audio or commands")
         if rec.state == SessionState.created:
-            raise ClientError(ErrorCode.invalid_command, f"session '{session_id}' has not started yet")
+            raise SessionStateError(ErrorCode.invalid_command, f"session '{session_id}' has not started yet")
         return s
 
     def push_audio(self, session_id: str, data: bytes) -> None:
@@ -291,7 +304,7 @@ class SessionService:
         if s is None:
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
-            raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
+            raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
                               f"up to {s.channel.last_seq}")
         if self.attach(session_id) and self.cluster is not None:
             self.cluster.resumed(session_id)
@@ -319,16 +332,36 @@ class SessionService:
             if isinstance(item, SpeechStart):
                 ev: Event = SpeechStarted(session_id=s.id, offset_ms=samples_to_ms(item.offset))
                 self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True, uid)))
+                rec = select_session(self.state, s.id)
+                if rec is not None and self.routing.due_at_start(s, rec, item.offset):
+                    self.dispatch(A.detect_due(A.UtteranceRef(s.id, uid)))
             else:
                 self.arm_final_timer(s, uid)
-                ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset))
+                ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset), reason=item.reason,
+                                 turn_probability=None if item.turn_probability is None
+                                 else round(item.turn_probability, 4))
                 self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False, uid)))
+                self._request_detection(s, (uid, s.pending[uid][0], item.offset) if uid in s.pending else None)
 
         for item in items:
             if isinstance(item, WakeWord):  # ahead of the utterance it opens
                 ev = WakewordDetected(session_id=s.id, phrase=item.phrase, offset_ms=samples_to_ms(item.offset))
                 self.dispatch(A.wakeword_detected(A.WakewordDetected(s.id, ev)))
         s.feed(items, marker)
+        self._request_detection(s)
+
+    def _request_detection(self, s: Session, ended: tuple[str, int, int] | None = None) -> None:
+        """The due utterance's language ID, once it has enough audio or has `ended` (id, start, end): asked
+        before the stream is told the utterance ended, so its final is held for the answer."""
+        rec = select_session(self.state, s.id)
+        action = self.routing.request(s, rec, ended) if rec is not None and rec.detect_due is not None else None
+        if action is not None:
+            self.dispatch(action)
+
+    def _feed_late(self, s: Session, items: list[Any]) -> None:
+        """Markers the pipeline decided outside a push (the turn model answered), while the session is open."""
+        if s.pipeline is not None and self.is_open(s.id):
+            self._feed(s, items)
 
     def arm_final_timer(self, s: Session, uid: str) -> None:
         """The utterance's final is due within providers.timeout_s; a timer reports it late."""
@@ -365,6 +398,13 @@ class SessionService:
 
     def new_stream(self, s: Session) -> ProviderStream:
         return self.streams.new_stream(s)
+
+    def move(self, s: Session, provider: Provider) -> None:
+        """Put the session on a new stream of `provider`, replaying what the old one owed (core.failover)."""
+        self.failover.move(s, provider)
+
+    def final_actions(self, s: Session, r: StreamResult) -> Actions:
+        return self.streams.final_actions(s, r)
 
     def end(self, session_id: str, reason: str) -> None:
         """End the session now (through the store: `[Session] End Requested`)."""

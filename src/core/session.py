@@ -51,6 +51,10 @@ class Session:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.settled = asyncio.Event()                        # set while no utterance awaits its final
         self.settled.set()
+        self.end_of_turn: dict[str, bool] = {}                # semantic turn mode: utterance id -> its final's
+        self.locale: str | None = None                        # the language tag `stream` was opened with
+        self.held: list[StreamResult] = []                    # finals waiting for their utterance's language
+        self.last_speech_end: int | None = None               # where the last utterance ended (pauses)
 
     # -- timing ----------------------------------------------------------------------------
     @property
@@ -87,7 +91,10 @@ class Session:
             elif isinstance(item, SpeechEnd) and self.open_utterance is not None:
                 uid, start = self.open_utterance
                 self.open_utterance = None
+                self.last_speech_end = item.offset
                 self.await_final(uid, start, item.offset)
+                if self.pipeline is not None and self.pipeline.spec.turn is not None:
+                    self.end_of_turn[uid] = item.reason != "max_length"  # a long turn cut in two goes on
                 on_marker(item, uid)
                 if self.stream is not None:
                     self.stream.end_utterance(uid, item.offset)
@@ -103,6 +110,7 @@ class Session:
         if timer is not None:
             timer.cancel()
         found = self.pending.pop(uid, None) is not None
+        self.end_of_turn.pop(uid, None)  # a final without text has no event to carry it
         if not self.pending:
             self.settled.set()
         return found
@@ -121,7 +129,11 @@ class Session:
                                  stable_text=r.stable_text, start_ms=samples_to_ms(r.start),
                                  end_ms=samples_to_ms(r.end))
 
-    def final_event(self, r: StreamResult, provider: str) -> TranscriptFinal:
+    def pause_before(self, offset: int) -> float:
+        """Seconds between the end of the last utterance and `offset` (inf before the first)."""
+        return float("inf") if self.last_speech_end is None else max(0, offset - self.last_speech_end) / HUB_RATE
+
+    def final_event(self, r: StreamResult, provider: str, language_probability: float | None = None) -> TranscriptFinal:
         now = time.perf_counter()
         latency = (now - self.arrival_time(r.end)) * 1000.0
         # how far the session's results trail its audio: the oldest utterance end still without its
@@ -132,8 +144,9 @@ class Session:
                  for w in r.words] if self.start.word_timestamps else None
         return TranscriptFinal(session_id=self.id, utterance_id=r.utterance_id, text=r.text,
                                start_ms=samples_to_ms(r.start), end_ms=samples_to_ms(r.end), words=words,
-                               language=r.language, provider=provider, latency_ms=max(0, int(latency)),
-                               lag_ms=max(0, int(lag)),
+                               language=r.language, language_probability=language_probability,
+                               provider=provider, latency_ms=max(0, int(latency)),
+                               lag_ms=max(0, int(lag)), end_of_turn=self.end_of_turn.pop(r.utterance_id, None),
                                recording=self.pipeline.recording_for(r.start, r.end) if self.pipeline else None)
 
     def release(self) -> None:
@@ -144,6 +157,7 @@ class Session:
         self.final_timers.clear()
         self.idle_timer = None
         self.pending.clear()
+        self.held.clear()
         self.settled.set()
         if self.pipeline is not None:
             self.pipeline.release()  # closes recordings, returns the wake word decoder

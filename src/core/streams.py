@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from .channel import ChannelOverflow
 from .config import HubConfig
 from .errors import ErrorCode, HubError, ProviderFailure
 from .events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
-from .language import model_language
+from .language import AUTO, model_language
 from .metrics import HubMetrics
 from .session import Session
 
@@ -72,15 +73,28 @@ class Streams:
     def on_result(self, s: Session, r: StreamResult) -> None:
         if not self._live(s):
             return
+        rec = select_session(self.host.state, s.id)
+        unrouted = rec is not None and rec.awaits_language(r.utterance_id)  # DESIGN §5: routing by language
         if not r.is_final:
             onset = s.first_partial_due.pop(r.utterance_id, None)
             self.host.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
+            if unrouted:  # the utterance may move to another provider: nothing is stable yet
+                r = dataclasses.replace(r, stable_text="")
             self.host.dispatch(A.partial_emitted(A.PartialEmitted(s.id, s.partial_event(r))))
             return
-        ev = s.final_event(r, s.provider.name) if r.text.strip() else None
+        if unrouted:
+            s.held.append(r)  # released (or re-decoded elsewhere) once the language is known
+            return
+        for action in self.final_actions(s, r):
+            self.host.dispatch(action)
+
+    def final_actions(self, s: Session, r: StreamResult) -> Actions:
+        """A final result as `[Session] Final Emitted` (none for an empty one); the utterance is done."""
+        rec = select_session(self.host.state, s.id)
+        probability = rec.language_probability if rec is not None and rec.detect else None
+        ev = s.final_event(r, s.provider.name, probability) if r.text.strip() else None
         s.final_arrived(r.utterance_id)
-        if ev is not None:
-            self.host.dispatch(A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms)))
+        return [] if ev is None else [A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms))]
 
     def on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
         """Failover acts on a provider's failure; an error that is the request's own (not retryable:
@@ -98,7 +112,12 @@ class Streams:
     # -- StreamPort ------------------------------------------------------------------------------
     def new_stream(self, s: Session) -> ProviderStream:
         """A stream on the session's current provider; results of a replaced stream are dropped."""
-        locale = s.start.language or s.provider.language  # the tag asked for ("zh-TW"); the model gets "zh"
+        rec = select_session(self.host.state, s.id)
+        if rec is not None and rec.detect:  # routed by its language: the one detected, until then the provider's
+            locale = rec.language if rec.language and s.provider.capabilities.supports_language(rec.language) \
+                else s.provider.language
+        else:
+            locale = s.start.language or s.provider.language  # the tag asked for ("zh-TW"); the model gets "zh"
         opts = StreamOptions(session_id=s.id, language=model_language(locale),
                              interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
                              interim_interval_ms=self.host.config.scheduler.interim_interval_ms,
@@ -113,14 +132,17 @@ class Streams:
         sink = StreamSink(on_result=lambda r: self.on_result(s, r) if current() else None,
                           on_error=lambda e, u: self.on_stream_error(s, e, u) if current() else None)
         own.append(s.provider.open_stream(opts, localising_sink(sink, locale), s.ring))  # labels, OpenCC
+        s.locale = locale
         return own[0]
 
     def open_stream(self, session_id: str) -> Actions:
         s = self.host.sessions[session_id]
         s.stream = self.new_stream(s)
         a = s.start.audio
+        rec = select_session(self.host.state, s.id)
+        detect = rec is not None and rec.detect  # the language is to be detected: "auto"
         ev = SessionStarted(session_id=s.id, provider=s.provider.name,
-                            language=s.start.language or s.provider.language,
+                            language=s.start.language or (AUTO if detect else s.provider.language),
                             audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
                             config=effective_config(s, self.host.config))
         return [PA.stream_opened(PA.StreamRef(s.provider.name, s.id)), A.started(A.Started(s.id, ev, s.provider.name))]
@@ -140,7 +162,9 @@ class Streams:
             return ()
         stats = SessionStats(audio_ms=samples_to_ms(s.audio_samples), utterances=rec.utterances,
                              finals=rec.finals, partials=rec.partials, audio_bytes=s.audio_bytes,
-                             duration_ms=int((time.monotonic() - s.created) * 1000))
+                             duration_ms=int((time.monotonic() - s.created) * 1000),
+                             language=rec.language if rec.detect else None,
+                             language_probability=rec.language_probability if rec.detect else None)
         ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
         s.release()
         self.host.forget_later(session_id)

@@ -178,6 +178,7 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
     from tqdm import tqdm
 
     from ..providers.registry import ProviderSet
+    from .routing import route_upload
     from .scheduler import Scheduler
 
     sc = cfg.scheduler
@@ -201,7 +202,9 @@ async def transcribe_files(cfg: Any, files: list[Path], provider_name: str | Non
             if isinstance(a, HubError):
                 out.append((f, a))
                 continue
-            out.append((f, await transcribe_audio(provider, a, language, progress=bar)))
+            routed = await route_upload(providers, provider_name, language, "transcribe", a)  # no language: detected
+            p, lang = routed if routed is not None else (provider, language)
+            out.append((f, await transcribe_audio(p, a, lang, progress=bar)))
         bar.close()
     finally:
         await providers.close()

@@ -20,10 +20,18 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..core.audio import HUB_RATE
+from ..core.audio import HUB_RATE, int16_to_float
 from ..core.language import model_language
 from ..core.work import Batch
-from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
+from .base import (
+    DecodeStats,
+    ProviderOptions,
+    Result,
+    Segment,
+    TranscribeOptions,
+    WordTiming,
+    whisper_capabilities,
+)
 from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
@@ -88,6 +96,7 @@ class FasterWhisperProvider(BatchProvider):
         self.model_lang = model_language(self.language)
         self.device = "cpu"
         self._ct2: CT2Whisper | None = None
+        self.detect_stats = DecodeStats()  # language ID calls (`finals`) and their cost, apart from decoding
 
     @classmethod
     def check_device(cls, name: str, options: ProviderOptions) -> None:
@@ -123,6 +132,30 @@ class FasterWhisperProvider(BatchProvider):
                                                        self.compression_ratio_threshold), interim_model=interim)
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
         self.set_health("available")
+
+    @property
+    def detects_language(self) -> bool:
+        """Loaded and multilingual: `detect_language` answers from the model (DESIGN §5 routing)."""
+        return self._ct2 is not None and bool(self._model.model.is_multilingual)
+
+    async def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The language of `audio` (int16 or float32 mono at the hub rate, the first second or two of
+        speech) and its probability: one encoder pass, run on a final lane of the scheduler (the finals of
+        the utterance it routes wait for it)."""
+        if self._ct2 is None:
+            raise RuntimeError(f"provider {self.name} is not loaded")
+        pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
+        ct2 = self._ct2
+        fut = self.scheduler.submit(lambda: self._timed_detect(ct2, pcm), final=True)
+        assert fut is not None
+        return await fut
+
+    def _timed_detect(self, ct2: CT2Whisper, pcm: np.ndarray) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        try:
+            return ct2.detect_language(pcm)[0]
+        finally:
+            self.detect_stats.add(time.perf_counter() - t0, len(pcm) / HUB_RATE, False)
 
     def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
         if not (self.short_window and self._ct2 is not None and self._ct2.fits(audio)):

@@ -6,8 +6,9 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 from pydantic import ValidationError
 
 from ..core.config import ConfigError, ProvidersConfig, RouteConfig
@@ -108,6 +109,14 @@ def route_matches(route: RouteConfig, language: str | None, task: Task) -> bool:
     return want in (tag.tag.lower(), tag.code)
 
 
+class LanguageDetector(Protocol):
+    """A provider that identifies languages (faster-whisper with a multilingual model)."""
+
+    name: str
+
+    async def detect_language(self, audio: np.ndarray) -> tuple[str, float]: ...
+
+
 class ProviderSet:
     """The providers one config describes, loaded once and shared by every session."""
 
@@ -171,6 +180,11 @@ class ProviderSet:
                 q = self.providers.get(alt)
                 if q is not None and self.status_of(q)[0] == "available":
                     return q
+        if status == "unavailable" and asked is not None:  # named by the client, and it cannot run here as
+            # configured (its package, model or key is missing): the request's problem, not a passing one
+            usable = [n for n, q in self.providers.items() if self.status_of(q)[0] == "available"]
+            raise HubError(ErrorCode.unknown_provider, f"provider '{name}' is not usable on this hub "
+                           f"({reason or 'unavailable'}); available: {', '.join(usable) or 'none'}")
         if status != "available":
             raise HubError(ErrorCode.provider_unavailable, f"provider '{name}' is {status}: {reason or ''}".strip())
         return p
@@ -184,6 +198,25 @@ class ProviderSet:
             if r.provider in self.providers and route_matches(r, language, task):
                 return r.provider
         return None
+
+    def detector(self) -> LanguageDetector | None:
+        """The provider that identifies the language of a session or upload that names none (DESIGN §5):
+        the multilingual model the routes pick for `auto` (the "*" route), else the default, when it can
+        (`detects_language`) and is available. None: `providers.detect` is off, or nothing can detect."""
+        if not self.config.detect:
+            return None
+        for name in (self.route("auto"), self.config.default):
+            p = self.providers.get(name or "")
+            if p is not None and getattr(p, "detects_language", False) and self.status_of(p)[0] == "available":
+                return p  # type: ignore[return-value]
+        return None
+
+    def detects(self, name: str | None, language: str | None, task: Task = "transcribe") -> bool:
+        """A request the language of whose audio decides its provider: it names no provider, no language
+        (or `auto`), asks for a transcript, and a detector is there."""
+        if name is not None or task != "transcribe" or (language and not parse_language(language).is_auto):
+            return False
+        return self.detector() is not None
 
     def for_request(self, name: str | None, language: str | None, task: Task = "transcribe") -> Provider:
         """The named provider; else the routed one for `language`/`task`; else the default (with the

@@ -114,6 +114,22 @@ class CT2Whisper:
         batch = np.stack([pad_or_trim(f, frames) for f in feats]).astype(np.float32)
         return np.ascontiguousarray(batch), lengths
 
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        """Language ID over `audio` (float32, a second or two of speech): one encoder pass over a window of
+        its own length (whole seconds, no padding: the same answers on the dev clips as with it, and
+        cheaper) and the decoder's language-token distribution, most likely first: [("zh", 0.97), ...]."""
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        if not self.m.model.is_multilingual:
+            return [("en", 1.0)]
+        feats = self.m.feature_extractor(audio)
+        frames = feats.shape[-1]
+        frames = max(BUCKET_FRAMES, min(N_FRAMES, frames + (-frames) % BUCKET_FRAMES))
+        batch = np.ascontiguousarray(pad_or_trim(feats, frames)[None].astype(np.float32))
+        enc = self.m.model.encode(ctranslate2.StorageView.from_array(batch))
+        return [(token.strip("<|>"), float(p)) for token, p in self.m.model.detect_language(enc)[0]]
+
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions], beam_size: int) -> list[Result]:
         import ctranslate2
         from faster_whisper.transcribe import get_suppressed_tokens

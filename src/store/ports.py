@@ -49,6 +49,18 @@ class FailoverPort(Protocol):
         report it available again."""
 
 
+class RoutingPort(Protocol):
+    """Routing by detected language (DESIGN §5): the language ID, then the move it calls for."""
+
+    def detect(self, session_id: str, utterance_id: str, start: int, end: int) -> Awaitable[Actions] | None:
+        """Identify the language of the session's audio [start, end); answers `[Session] Language Detected`
+        (None: the session has ended)."""
+
+    def route(self, session_id: str, utterance_id: str) -> Actions:
+        """The session's language is known: move it to the provider (and language) the routes give for it,
+        or confirm where it is; the finals that waited for the answer are released or re-decoded."""
+
+
 class ChannelPort(Protocol):
     """The session event channels."""
 

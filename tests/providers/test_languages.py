@@ -1,23 +1,38 @@
-"""Issue 11 items 5-7 end to end: the DEFAULT config on a real hub process, real models (tiny.en and
-bundled:base), real speech over WebSocket and gRPC."""
+"""Issue 11 items 5-7 and routing by detected language (issue 23 item 2, issue 24 item 4) end to end: the
+DEFAULT config on a real hub process, real models (tiny.en and bundled:base), real speech over WebSocket,
+gRPC, the OpenAI routes and the Realtime socket (official `openai` client)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import httpx
 import jiwer
 import numpy as np
+import openai
 import pytest
 import websockets
 
 from asrhub.providers.localise import has_han, localise_text
 from tests.support import SPEECH as DATA  # tests/data/speech (tests/data/README.md: sources and licences)
-from tests.support import Clip, HubProcess, clip, final_text, finals, load_pcm16, manifest, ws_stream
+from tests.support import (
+    Clip,
+    HubProcess,
+    base_config,
+    clip,
+    final_text,
+    finals,
+    load_pcm16,
+    manifest,
+    wer,
+    ws_stream,
+)
 
 
 def mandarin() -> list[Clip]:
@@ -73,12 +88,17 @@ def test_mandarin_streams_with_the_default_config(mandarin_runs: list[tuple[Clip
     assert cer <= 0.25, list(zip(refs, hyps, strict=True))
 
 
-async def test_auto_detects_each_utterance(hub: HubProcess) -> None:
+async def test_auto_without_detection_decodes_each_utterance_on_the_multilingual_model(
+        no_detect_hub: HubProcess) -> None:
+    """`providers.detect: false` keeps the old routing: `auto` goes to the "*" route, which detects per
+    utterance."""
     en, zh = clip("en_libri_1089-134691"), clip("zh_funasr_asr_example")
     first = load_pcm16(DATA / en.file).tobytes() + silence(1.0)
     pcm = first + load_pcm16(DATA / zh.file).tobytes() + silence(1.0)
-    events = await ws_stream(hub.ws, pcm, start={"language": "auto"}, chunk_bytes=3200, realtime=2.0, timeout=300)
+    events = await ws_stream(no_detect_hub.ws, pcm, start={"language": "auto"}, chunk_bytes=3200, realtime=2.0,
+                             timeout=300)
     assert events[0]["provider"] == "whisper_multi" and events[0]["language"] == "auto"
+    assert not [e for e in events if e["type"] == "provider.switched"]
     boundary_ms = len(first) // 32
     fs = [f for f in finals(events) if f["text"]]
     english = [f for f in fs if f["end_ms"] <= boundary_ms + 300]
@@ -219,3 +239,151 @@ async def test_sse_and_socketio_take_the_same_start_fields(hub: HubProcess) -> N
         await sio.emit("stop", namespace="/asr")
     finally:
         await sio.disconnect()
+
+
+# -- routing by detected language (issue 23 item 2, issue 24 item 4; DESIGN §5) ---------------------------
+
+def cer(ref: str, hyp: str) -> float:
+    return float(jiwer.cer(chars(ref), chars(hyp)))
+
+
+@pytest.fixture(scope="module")
+def no_detect_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """The default config with `providers.detect: false` (today's routing kept)."""
+    h = HubProcess(base_config(), tmp_path_factory.mktemp("nodetect"),
+                   env={"ASRHUB_PROVIDERS__DETECT": "false"}).start(timeout=300)
+    yield h
+    h.stop()
+
+
+def openai_client(hub: HubProcess) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=hub.http + "/v1", api_key="x", max_retries=0, timeout=300)
+
+
+async def test_whisper_1_without_language_detects_it_as_openai_does(hub: HubProcess) -> None:
+    """The official SDK, `whisper-1`, no `language`: Mandarin comes back in Mandarin (decoded by the
+    multilingual model), English still on tiny.en."""
+    zh, en = clip("zh_aishell_BAC009S0724W0121"), clip("en_libri_1221-135766")
+    client = openai_client(hub)
+    with (DATA / zh.file).open("rb") as f:
+        raw = await client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f,
+                                                                          response_format="verbose_json")
+    res = raw.parse()
+    assert raw.headers["x-asrhub-provider"] == "whisper_multi", res.text
+    assert res.language in ("chinese", "zh"), res.language
+    assert localise_text(res.text, "zh") == res.text and cer(zh.transcript, res.text) < 0.4, res.text
+    with (DATA / en.file).open("rb") as f:
+        raw = await client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f,
+                                                                          response_format="verbose_json")
+    res = raw.parse()
+    assert raw.headers["x-asrhub-provider"] == "faster_whisper" and res.language == "english", res
+    assert wer([en.transcript], [res.text]) < 0.2, res.text
+
+
+async def test_whisper_1_stream_without_language_is_routed_by_its_speech(hub: HubProcess) -> None:
+    zh = clip("zh_funasr_asr_example")
+    client = openai_client(hub)
+    with (DATA / zh.file).open("rb") as f:
+        stream = await client.audio.transcriptions.create(model="whisper-1", file=f, stream=True)
+        done = [ev async for ev in stream if ev.type == "transcript.text.done"]
+    assert len(done) == 1 and has_han(done[0].text), done
+    assert cer(zh.transcript, done[0].text) < 0.4, done[0].text
+
+
+async def test_a_session_without_language_moves_to_the_route_of_its_language(hub: HubProcess) -> None:
+    """Mandarin over WebSocket with no language: the session starts on tiny.en, the language ID says zh, it
+    moves to the multilingual model (`provider.switched`), and every final is Mandarin with its language."""
+    zh = clip("zh_aishell3_SSB06710128")
+    events = await ws_stream(hub.ws, load_pcm16(DATA / zh.file).tobytes() + silence(1.0), chunk_bytes=3200,
+                             realtime=2.0, timeout=300)
+    started = events[0]
+    assert started["provider"] == "faster_whisper" and started["language"] == "auto", started
+    switched = [e for e in events if e["type"] == "provider.switched"]
+    assert len(switched) == 1 and switched[0]["from"] == "faster_whisper" and switched[0]["to"] == "whisper_multi"
+    assert switched[0]["reason"].startswith("language zh"), switched
+    fs = finals(events)
+    assert fs and all(f["provider"] == "whisper_multi" and f["language"] == "zh" for f in fs), fs
+    assert all(0.5 <= f["language_probability"] <= 1 for f in fs), fs
+    text = final_text(events)
+    assert localise_text(text, "zh") == text and cer(zh.transcript, text) < 0.4, text
+    ended = events[-1]
+    assert ended["type"] == "session.ended" and ended["stats"]["language"] == "zh", ended
+    before = events[:events.index(switched[0])]  # tiny.en's partials of Mandarin: nothing stable promised
+    assert all(e["stable_text"] == "" for e in before if e["type"] == "transcript.partial"), before
+
+
+async def test_english_without_language_stays_on_tiny_en(hub: HubProcess) -> None:
+    en = clip("en_libri_1089-134691")
+    events = await ws_stream(hub.ws, load_pcm16(DATA / en.file).tobytes() + silence(1.0), chunk_bytes=3200,
+                             realtime=2.0, timeout=300)
+    assert not [e for e in events if e["type"] == "provider.switched"], events
+    fs = finals(events)
+    assert fs and all(f["provider"] == "faster_whisper" and f["language"] == "en" for f in fs), fs
+    assert all(f["language_probability"] >= 0.5 for f in fs), fs
+    assert wer([en.transcript], [final_text(events)]) < 0.25, final_text(events)
+    partials = [e for e in events if e["type"] == "transcript.partial"]
+    assert partials and partials[0]["end_ms"] < 2000, partials[:1]  # partials flow before the language is known
+
+
+async def test_auto_follows_the_language_at_the_next_utterance(hub: HubProcess) -> None:
+    """English, a pause, then Mandarin, with `language: auto`: the English finals come from tiny.en, the
+    Mandarin ones from the multilingual model after the session moved at the Mandarin utterance."""
+    en, zh = clip("en_libri_1089-134691"), clip("zh_funasr_asr_example")
+    first = load_pcm16(DATA / en.file).tobytes() + silence(3.0)
+    pcm = first + load_pcm16(DATA / zh.file).tobytes() + silence(1.0)
+    events = await ws_stream(hub.ws, pcm, start={"language": "auto"}, chunk_bytes=3200, realtime=2.0, timeout=300)
+    assert events[0]["provider"] == "faster_whisper" and events[0]["language"] == "auto"
+    boundary_ms = len(first) // 32
+    fs = [f for f in finals(events) if f["text"]]
+    english = [f for f in fs if f["end_ms"] <= boundary_ms + 300]
+    chinese = [f for f in fs if f["start_ms"] >= boundary_ms - 3300]
+    assert english and chinese, fs
+    assert all(f["language"] == "en" and f["provider"] == "faster_whisper" for f in english), english
+    assert all(f["language"] == "zh" and f["provider"] == "whisper_multi" for f in chinese), chinese
+    assert "hour" in " ".join(f["text"] for f in english).lower()
+    zh_text = "".join(f["text"] for f in chinese)
+    assert has_han(zh_text) and localise_text(zh_text, "zh") == zh_text
+    switched = [e for e in events if e["type"] == "provider.switched"]
+    assert [(e["from"], e["to"]) for e in switched] == [("faster_whisper", "whisper_multi")], switched
+
+
+async def test_realtime_without_language_is_routed_by_its_speech(hub: HubProcess) -> None:
+    from openai.types.realtime import ConversationItemInputAudioTranscriptionCompletedEvent as Completed
+
+    zh = clip("zh_aishell_BAC009S0724W0121")
+    import soxr
+
+    pcm = soxr.resample(load_pcm16(DATA / zh.file).astype(np.float32), 16000, 24000)  # the socket's 24 kHz
+    pcm24 = np.clip(np.rint(pcm), -32768, 32767).astype("<i2").tobytes() + bytes(24000 * 2)  # + 1 s silence
+    session = {"type": "transcription", "audio": {"input": {
+        "format": {"type": "audio/pcm", "rate": 24000}, "transcription": {"model": "whisper-1"},
+        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}}}}
+    async with openai_client(hub).realtime.connect(extra_query={"intent": "transcription"}, model="whisper-1") as conn:
+        await conn.recv()  # session.created
+        await conn.session.update(session=session)  # type: ignore[arg-type]
+        await conn.recv()  # session.updated
+        for i in range(0, len(pcm24), 9600):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm24[i:i + 9600]).decode())
+        texts: list[str] = []
+        async with asyncio.timeout(120):
+            while not texts:
+                ev = await conn.recv()
+                assert ev.type != "error", ev
+                if isinstance(ev, Completed):
+                    texts.append(ev.transcript)
+    assert has_han(texts[0]) and cer(zh.transcript, texts[0]) < 0.4, texts
+
+
+async def test_without_detection_no_language_keeps_the_default_provider(no_detect_hub: HubProcess) -> None:
+    zh = clip("zh_aishell_BAC009S0724W0121")
+    events = await ws_stream(no_detect_hub.ws, load_pcm16(DATA / zh.file).tobytes() + silence(1.0),
+                             chunk_bytes=3200, realtime=2.0, timeout=300)
+    assert events[0]["provider"] == "faster_whisper" and events[0]["language"] == "en", events[0]
+    assert not [e for e in events if e["type"] == "provider.switched"]
+    fs = finals(events)
+    assert all(f["provider"] == "faster_whisper" and "language_probability" not in f for f in fs), fs
+    async with openai_client(no_detect_hub) as client:
+        with (DATA / zh.file).open("rb") as f:
+            raw = await client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f,
+                                                                              response_format="verbose_json")
+    assert raw.headers["x-asrhub-provider"] == "faster_whisper" and raw.parse().language == "english"

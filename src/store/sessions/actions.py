@@ -19,6 +19,7 @@ class Created:
     transport: str
     api_key: str | None
     at: float
+    detect: bool = False   # routed by the language its speech is in (DESIGN §5; providers.detect)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,33 @@ class ErrorRaised(EventPayload):
 
 
 @dataclass(frozen=True)
+class DetectRequested:
+    """Identify the language of `utterance_id` from the session's audio [start, end) (sample offsets)."""
+
+    session_id: str
+    utterance_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class LanguageDetected:
+    """The language ID's answer for `utterance_id` (`language` None: it failed; the route stays)."""
+
+    session_id: str
+    utterance_id: str
+    language: str | None
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class LanguageRouted(EventPayload):
+    """The session moved to the provider its detected language routes to (`provider.switched`)."""
+
+    to: str
+
+
+@dataclass(frozen=True)
 class EndRequested:
     session_id: str
     reason: str
@@ -116,3 +144,7 @@ detached = ActionType[Detached]("[Session] Client Detached")
 attached = ActionType[SessionRef]("[Session] Client Attached")
 removed = ActionType[SessionRef]("[Session] Removed")
 illegal_transition = ActionType[IllegalTransition]("[Session] Illegal Transition")
+detect_due = ActionType[UtteranceRef]("[Session] Language Detection Due")
+detect_requested = ActionType[DetectRequested]("[Session] Language Detection Requested")
+language_detected = ActionType[LanguageDetected]("[Session] Language Detected")
+language_routed = ActionType[LanguageRouted]("[Session] Language Routed")

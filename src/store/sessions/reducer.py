@@ -34,7 +34,44 @@ def _bump(field: str):  # noqa: ANN202
 def _created(state: Map, action: Action[A.Created]) -> Map:
     p = action.payload
     assert p is not None
-    return state.set(p.session_id, SessionRecord(p.session_id, S.created, p.provider, p.transport, p.api_key, p.at))
+    return state.set(p.session_id, SessionRecord(p.session_id, S.created, p.provider, p.transport, p.api_key, p.at,
+                                                 detect=p.detect))
+
+
+def _detect_due(state: Map, action: Action[A.UtteranceRef]) -> Map:
+    p = action.payload
+    assert p is not None
+    rec = state.get(p.session_id)
+    return state if rec is None or not rec.detect else _update(state, p.session_id, detect_due=p.utterance_id)
+
+
+def _detect_requested(state: Map, action: Action[A.DetectRequested]) -> Map:
+    p = action.payload
+    assert p is not None
+    rec = state.get(p.session_id)
+    if rec is None:
+        return state
+    return _update(state, p.session_id, detecting=p.utterance_id,
+                   detect_due=None if rec.detect_due == p.utterance_id else rec.detect_due)
+
+
+def _language_detected(state: Map, action: Action[A.LanguageDetected]) -> Map:
+    p = action.payload
+    assert p is not None
+    rec = state.get(p.session_id)
+    if rec is None:
+        return state
+    detecting = None if rec.detecting == p.utterance_id else rec.detecting
+    if p.language is None:
+        return _update(state, p.session_id, detecting=detecting)
+    return _update(state, p.session_id, detecting=detecting, language=p.language,
+                   language_probability=p.probability, detections=rec.detections + 1)
+
+
+def _routed(state: Map, action: Action[A.LanguageRouted]) -> Map:
+    p = action.payload
+    assert p is not None
+    return _update(state, p.session_id, provider=p.to)
 
 
 def _started(state: Map, action: Action[A.Started]) -> Map:
@@ -106,5 +143,9 @@ sessions_reducer = create_reducer(
     on(A.detached.type, _detached),
     on(A.attached.type, _attached),
     on(A.illegal_transition.type, _bump("illegal")),
+    on(A.detect_due.type, _detect_due),
+    on(A.detect_requested.type, _detect_requested),
+    on(A.language_detected.type, _language_detected),
+    on(A.language_routed.type, _routed),
     on(A.removed.type, lambda s, a: s.delete(a.payload.session_id) if a.payload.session_id in s else s),
 )

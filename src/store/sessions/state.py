@@ -52,6 +52,18 @@ class SessionRecord:
     illegal: int = 0
     audio_ms: int = 0
     end_reason: str | None = None
+    # routing by detected language (DESIGN §5): on for this session; the utterance whose language is to be
+    # identified once it has enough audio (due) or is being identified (detecting); the last answer
+    detect: bool = False
+    detect_due: str | None = None
+    detecting: str | None = None
+    language: str | None = None
+    language_probability: float | None = None
+    detections: int = 0
+
+    def awaits_language(self, utterance_id: str) -> bool:
+        """The utterance's language is not known yet: its final waits, its partials promise no stable text."""
+        return utterance_id in (self.detect_due, self.detecting)
 
     @property
     def live(self) -> bool:

@@ -1,0 +1,195 @@
+"""Routing by detected language (DESIGN §5): a session, or an upload, that names no provider and no language
+(or `auto`) is routed by the language its speech is in, as if the client had named it.
+
+A session starts at once on the default provider (English tiny.en by default), so its partials flow with
+no added latency. When an utterance to be identified starts (`[Session] Language Detection Due`), its first
+`DETECT_S` of audio (or all of it, when it ends sooner) goes to the multilingual model's language ID
+(`[Session] Language Detection Requested`, one encoder pass on a final lane of the scheduler). Until the
+answer, that utterance's partials carry no `stable_text` and its final waits (`Session.held`). The answer
+(`[Session] Language Detected`) is routed by `providers.routes`: to another provider, or the same one in
+another language, the session moves as failover moves it (a new stream, the open and pending utterances
+replayed from the ring buffer; `provider.switched` with reason "language zh (p=0.98)" when the provider
+changes); otherwise the finals that waited are released. Every final then carries `language` and
+`language_probability`.
+
+Detection runs again at an utterance that starts after a pause of `REDETECT_PAUSE_S` or more (a new turn,
+where the language may change), and at every utterance while the last answer was below `CONFIDENT`.
+
+An upload (OpenAI's `whisper-1` with no language, POST /v1/transcribe, gRPC Recognize, `asrhub transcribe`)
+is identified once, over `DETECT_S` from its first speech, as OpenAI does over its first window; then
+routed and decoded in that language.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from pystorex import Action
+
+from ..operators.base import SpeechStart
+from ..operators.endpoint import Endpointer, EndpointOptions
+from ..operators.vad_webrtc import WebRtcVad
+from ..providers.base import Provider, Task
+from ..providers.registry import LanguageDetector, ProviderSet
+from ..store.providers import actions as PA
+from ..store.sessions import actions as A
+from ..store.sessions.selectors import select_is_live, select_session
+from ..store.sessions.state import SessionRecord
+from .audio import HUB_RATE, AudioChunk
+from .errors import HubError
+from .events import ProviderSwitched
+from .session import Session
+
+log = logging.getLogger(__name__)
+Actions = Sequence[Action[Any]]
+
+DETECT_S = 2.0          # audio the language ID hears (from the utterance's start, pre-roll included)
+CONFIDENT = 0.8         # an answer below this is asked again at the next utterance
+REDETECT_PAUSE_S = 2.0  # an utterance after a pause this long is identified again
+SCAN_S = 30.0           # how far into an upload its first speech is looked for
+
+
+class RoutingHost(Protocol):
+    """What routing needs of the session service."""
+
+    providers: ProviderSet
+    sessions: dict[str, Session]
+
+    @property
+    def state(self) -> Any: ...
+
+    def move(self, s: Session, provider: Provider) -> None: ...
+
+    def final_actions(self, s: Session, r: Any) -> Actions: ...
+
+
+class LanguageRouting:
+    """The RoutingPort behind the routing effects, and the checks the service makes as audio is fed."""
+
+    def __init__(self, host: RoutingHost) -> None:
+        self.host = host
+        self.moves = 0
+
+    # -- the data plane's questions (called by the service while it feeds audio) ----------------------
+    @staticmethod
+    def due_at_start(s: Session, rec: SessionRecord, onset: int) -> bool:
+        """Whether an utterance starting at `onset` is to be identified."""
+        if not rec.detect or rec.detecting is not None:
+            return False  # a detection in flight routes the utterance that follows it too
+        return (rec.language is None or (rec.language_probability or 0.0) < CONFIDENT
+                or s.pause_before(onset) >= REDETECT_PAUSE_S)
+
+    @staticmethod
+    def request(s: Session, rec: SessionRecord, ended: tuple[str, int, int] | None = None) -> Action[Any] | None:
+        """`[Session] Language Detection Requested` for the due utterance once it has `DETECT_S` of audio,
+        or when it has `ended` (id, start, end) before that; None otherwise."""
+        if rec.detect_due is None:
+            return None
+        window = int(DETECT_S * HUB_RATE)
+        if ended is not None and ended[0] == rec.detect_due:
+            uid, start, end = ended
+            return A.detect_requested(A.DetectRequested(s.id, uid, start, min(end, start + window)))
+        if s.open_utterance is not None and s.open_utterance[0] == rec.detect_due:
+            uid, start = s.open_utterance
+            if s.ring.end - start >= window:
+                return A.detect_requested(A.DetectRequested(s.id, uid, start, start + window))
+        return None
+
+    # -- RoutingPort ------------------------------------------------------------------------------
+    def detect(self, session_id: str, utterance_id: str, start: int, end: int) -> Coroutine[Any, Any, Actions] | None:
+        s = self.host.sessions.get(session_id)
+        if s is None or not select_is_live(self.host.state, session_id):
+            return None
+        audio = s.ring.read(max(start, s.ring.start), min(end, s.ring.end))
+        return self._detect(self.host.providers.detector(), session_id, utterance_id, audio)
+
+    @staticmethod
+    async def _detect(detector: LanguageDetector | None, session_id: str, utterance_id: str,
+                      audio: np.ndarray) -> Actions:
+        language: str | None = None
+        probability: float | None = None
+        if detector is not None and len(audio):
+            try:
+                language, probability = await detector.detect_language(audio)
+            except Exception as e:  # the route stays; the next utterance asks again
+                log.warning("session %s: language detection failed: %s", session_id, e)
+        if language is not None:
+            log.debug("session %s %s: language %s (p=%.2f)", session_id, utterance_id, language, probability)
+        return [A.language_detected(A.LanguageDetected(session_id, utterance_id, language, probability))]
+
+    def route(self, session_id: str, utterance_id: str) -> Actions:
+        s = self.host.sessions.get(session_id)
+        rec = select_session(self.host.state, session_id)
+        if s is None or rec is None or not rec.live or s.stream is None:
+            return ()
+        held, s.held = s.held, []
+        if rec.language is not None:
+            moved = self._move(s, rec.language, rec.language_probability or 0.0)
+            if moved is not None:
+                return moved  # the held finals are decoded again by the new stream
+        out: list[Action[Any]] = []
+        for r in held:
+            out += self.host.final_actions(s, r)
+        return out
+
+    def _move(self, s: Session, language: str, probability: float) -> Actions | None:
+        """Move the session where `language` routes (None: it is there already, or cannot move)."""
+        try:
+            target = self.host.providers.for_request(None, language)
+        except HubError as e:
+            log.warning("session %s: no provider for detected language %s: %s", s.id, language, e.message)
+            return None
+        locale = language if target.capabilities.supports_language(language) else target.language
+        if target is s.provider and locale == s.locale:
+            return None
+        old = s.provider
+        try:
+            self.host.move(s, target)
+        except Exception as e:
+            log.warning("session %s: cannot open a stream on %s for language %s: %s", s.id, target.name, language, e)
+            return None
+        self.moves += 1
+        log.info("session %s: language %s (p=%.2f): %s -> %s", s.id, language, probability, old.name, target.name)
+        if target is old:
+            return []
+        reason = f"language {language} (p={probability:.2f})"
+        ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old.name, "to": target.name,
+                                              "reason": reason})
+        return [PA.stream_closed(PA.StreamRef(old.name, s.id)), PA.stream_opened(PA.StreamRef(target.name, s.id)),
+                A.language_routed(A.LanguageRouted(s.id, ev, target.name))]
+
+
+def first_speech(audio: np.ndarray) -> int | None:
+    """Where the first speech of an upload (int16 mono, hub rate) starts (its pre-roll included); None when
+    the WebRTC VAD finds none in its first `SCAN_S`."""
+    head = audio[: int(SCAN_S * HUB_RATE)]
+    ep = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 500, 200, SCAN_S))
+    for item in ep.push(AudioChunk(head, 0)) + ep.flush(len(head)):
+        if isinstance(item, SpeechStart):
+            return int(item.audio_start)
+    return None
+
+
+async def detect_upload(providers: ProviderSet, audio: np.ndarray) -> tuple[str, float] | None:
+    """The language of an upload, from `DETECT_S` of its first speech (None: no detector, or no speech to
+    tell it by; a failure of the language ID propagates as the provider's error)."""
+    detector = providers.detector()
+    start = first_speech(audio) if detector is not None else None
+    if detector is None or start is None:
+        return None
+    return await detector.detect_language(audio[start:start + int(DETECT_S * HUB_RATE)])
+
+
+async def route_upload(providers: ProviderSet, name: str | None, language: str | None, task: Task,
+                       audio: np.ndarray) -> tuple[Provider, str] | None:
+    """An upload that names no provider and no language (or `auto`): the provider its detected language
+    routes to, and that language (None: not routed by detection; the caller keeps its choice)."""
+    if not providers.detects(name, language, task):
+        return None
+    detected = await detect_upload(providers, audio)
+    if detected is None:
+        return None
+    return providers.for_request(None, detected[0], task), detected[0]
