@@ -281,7 +281,7 @@ async def audio_transcriptions(
     with param(field):
         if lang is not None:
             parse_language(lang)  # a malformed tag is the field's fault, whichever check meets it first
-    with param("model"):
+    with param("model", guess=True):  # a language the model cannot do is the language's fault
         provider = resolve(request, model, lang)
     if keywords and not prompt:
         prompt = ", ".join(k.strip() for k in keywords if k.strip())
@@ -337,7 +337,7 @@ async def audio_translations(
     temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
 ) -> Response:
     await _known_fields(request, TRANSLATION_FIELDS, "translations")
-    with param("model"):
+    with param("model", guess=True):  # a language the model cannot do is the language's fault
         provider = resolve(request, model, None, "translate")
     if not provider.capabilities.translate:
         raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' (model '{provider.model}') cannot "

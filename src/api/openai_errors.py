@@ -5,7 +5,8 @@ request field at fault when there is one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+import contextlib
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -27,6 +28,28 @@ class ParamError(HubError):
     def __init__(self, code: ErrorCode | str, message: str, param: str | None) -> None:
         super().__init__(code, message)
         self.param = param
+
+
+def field_of(err: HubError, default: str | None) -> str | None:
+    """The request field a check's HubError is about: its own `param`, else the field its message names
+    (a language or prompt check run on a provider), else `default`."""
+    if isinstance(err, ParamError):
+        return err.param
+    text = err.message.lower()
+    return "language" if "language" in text else "prompt" if "prompt" in text else default
+
+
+@contextlib.contextmanager
+def param(name: str, *, guess: bool = False) -> Iterator[None]:
+    """HubErrors raised in the block are about request field `name` (`guess`: about the field the error
+    names, else `name`: field_of); errors of the hub itself (5xx: a provider failing, a full hub) and rate
+    limits are about no field."""
+    try:
+        yield
+    except HubError as e:
+        if isinstance(e, ParamError) or e.http_status >= 500 or e.retry_after_s is not None:
+            raise
+        raise ParamError(e.code, e.message, field_of(e, name) if guess else name) from None
 
 
 class OpenAIErrorDetail(BaseModel):
@@ -91,8 +114,9 @@ class OpenAIRoute(APIRoute):
                 return openai_error_response(ParamError(ErrorCode.invalid_command, describe_request_errors(e.errors()),
                                                         _param(e.errors())))
             except HTTPException as e:
-                if e.status_code == 413:
-                    return openai_error_response(HubError(ErrorCode.payload_too_large, f"request body: {e.detail}"))
+                if e.status_code == 413:  # the multipart body: its file is what is too large
+                    return openai_error_response(ParamError(ErrorCode.payload_too_large, f"request body: {e.detail}",
+                                                            "file"))
                 if e.status_code != 400:
                     raise
                 return openai_error_response(HubError(ErrorCode.invalid_command,
