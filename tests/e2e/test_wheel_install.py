@@ -123,6 +123,16 @@ def test_transcribe_from_the_installed_script(installed: Path, tmp_path: Path) -
     assert wer([c.transcript], [r.stdout]) <= 0.15, r.stdout
 
 
+def test_config_init_writes_the_example_shipped_in_the_wheel(installed: Path, tmp_path: Path) -> None:
+    r = subprocess.run([installed / "bin" / "asrhub", "config", "init"], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "config.yaml").read_text() == (REPO / "config" / "config.example.yaml").read_text()
+    r = subprocess.run([installed / "bin" / "python", "-m", "asrhub", "--version"], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("asrhub "), r.stderr
+
+
 def test_the_installed_package_is_the_one_imported(installed: Path) -> None:
     out = _run(installed / "bin" / "python", "-c",
                "import asrhub, asrhub.core.config as c, asrhub.api.gen.asrhub.v1.asrhub_pb2 as pb;"
