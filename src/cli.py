@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the hub", description="Run the hub: HTTP (WebSocket, SSE, Socket.IO, "
                        "REST, OpenAI routes, demo page) and gRPC. Flags override the config.")
     s.add_argument("--config", help=CONFIG_HELP)
-    s.add_argument("--host", help="HTTP/gRPC bind address (overrides server.host; not loopback needs API keys)")
+    s.add_argument("--host", help="bind address (overrides server.host; one other than loopback needs API keys)")
     s.add_argument("--port", type=int, help="HTTP port (overrides server.port)")
     s.add_argument("--grpc-port", type=int, help="gRPC port (overrides server.grpc_port)")
     s.add_argument("--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
