@@ -106,7 +106,8 @@ def event_to_proto(pb: Any, ev: Event) -> Any:
                                                        audio=pb.AudioSpec(**d["audio"]), config=config,
                                                        resumed=d.get("resumed", False)))
     elif t in ("speech.started", "speech.ended"):
-        msg.speech.offset_ms = d["offset_ms"]
+        msg.speech.CopyFrom(pb.SpeechEdge(offset_ms=d["offset_ms"], reason=d.get("reason"),
+                                          turn_probability=d.get("turn_probability")))
     elif t in ("transcript.partial", "transcript.final"):
         final = t == "transcript.final"
         msg.transcript.CopyFrom(pb.Transcript(
@@ -114,7 +115,7 @@ def event_to_proto(pb: Any, ev: Event) -> Any:
             is_final=final, start_ms=d["start_ms"], end_ms=d["end_ms"],
             words=[pb.Word(**_known(pb.Word, w)) for w in d.get("words") or []], language=d.get("language") or "",
             provider=d.get("provider", ""), latency_ms=d.get("latency_ms", 0), lag_ms=d.get("lag_ms"),
-            recording=d.get("recording")))
+            recording=d.get("recording"), end_of_turn=d.get("end_of_turn")))
     elif t == "provider.switched":
         msg.provider_switched.CopyFrom(pb.ProviderSwitched(**{"from": d["from"], "to": d["to"], "reason": d["reason"]}))
     elif t == "wakeword.detected":

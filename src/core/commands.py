@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .audio import Encoding
 from .errors import ErrorCode, HubError
@@ -42,6 +50,24 @@ class WakewordOptions(_Cmd):
     window_s: float | None = Field(None, gt=0, le=600)
 
 
+class TurnOptions(_Cmd):
+    """When an utterance ends (DESIGN §3.1 `turn`): after a fixed silence (`silence`: vad.silence_ms), or when a
+    turn model says the speaker has finished (`semantic`). Unset fields keep the config's (pipeline.turn)."""
+
+    mode: Literal["silence", "semantic"] | None = None
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None   # semantic: threshold and timing
+    min_silence_ms: int | None = Field(None, ge=50, le=5_000, strict=True)    # semantic: first question
+    max_silence_ms: int | None = Field(None, ge=100, le=10_000, strict=True)  # semantic: end whatever
+
+    @model_validator(mode="after")
+    def _silences(self) -> TurnOptions:
+        if self.min_silence_ms is not None and self.max_silence_ms is not None \
+                and self.min_silence_ms >= self.max_silence_ms:
+            raise ValueError(f"min_silence_ms ({self.min_silence_ms}) must be below max_silence_ms "
+                             f"({self.max_silence_ms})")
+        return self
+
+
 class ResumeSpec(_Cmd):
     session_id: str = Field(min_length=1, max_length=128)
     last_seq: int = Field(ge=0)
@@ -60,6 +86,7 @@ class StartSession(_Cmd):
     prompt: str | None = Field(None, max_length=2000)   # context / vocabulary hint (Whisper initial_prompt)
     hotwords: list[Hotword] | None = Field(None, max_length=100)  # boosted phrases
     vad: VadOptions = Field(default_factory=VadOptions)
+    turn: TurnOptions | None = None  # silence or semantic turn-taking (config: pipeline.turn)
     wakeword: WakewordOptions | None = None  # wake word gate on/off, phrase, threshold, window
     record: bool | None = Field(None, strict=True)  # recorder on/off for this session (config: pipeline.recorder)
     idle_timeout_s: float | None = Field(None, gt=0, strict=True)  # <= limits.idle_timeout_s; `keepalive` resets it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -16,10 +16,17 @@ class SpeechStart:
     audio_start: int   # where the utterance's audio begins (onset minus pre-roll)
 
 
+#: Why an utterance ended (speech.ended `reason`): the silence wait, the turn model, the longest silence turn
+#: mode waits, the longest utterance, or the client (flush/stop; a wake gate closing its window too).
+EndReason = Literal["silence", "turn", "max_silence", "max_length", "flush"]
+
+
 @dataclass(frozen=True, slots=True)
 class SpeechEnd:
     offset: int        # end of the last voiced audio
     forced: bool = False  # flush, stop or max_utterance_s rather than silence
+    reason: EndReason = "silence"
+    turn_probability: float | None = None  # the turn model's last answer (turn mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.audio import HUB_RATE, AudioChunk, ms_to_samples
-from .base import FrameClassifier, Gated, Item, PauseHint, SpeechEnd, SpeechStart
+from .base import EndReason, FrameClassifier, Gated, Item, PauseHint, SpeechEnd, SpeechStart
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Endpointer:
         self._silent_run = 0
         self._last_end = 0  # end of the previous utterance (pre-roll never reaches back before it)
         self._max_len = int(opts.max_utterance_s * HUB_RATE)
+        self.flush_tail_ms = opts.silence_ms  # audio after the last voiced frame that a flushed utterance keeps
 
     def push(self, chunk: AudioChunk) -> list[Item]:
         out: list[Item] = []
@@ -58,22 +59,33 @@ class Endpointer:
             out.append(chunk)
             self._last_voiced_end = chunk.end
             if self.speaking and chunk.end - self._utt_start >= self._max_len:
-                out.extend(self._end(chunk.end, forced=True))
+                out.extend(self._end(chunk.end, forced=True, reason="max_length"))
             return out
         out.append(chunk)
         if len(self._pending) == 0:
             self._pending_offset = chunk.offset
-            buf = chunk.samples
+            self._pending = chunk.samples
         else:
-            buf = np.concatenate([self._pending, chunk.samples])
-        n = len(buf) // self.frame
-        base = self._pending_offset
-        for i in range(n):
-            frame = buf[i * self.frame:(i + 1) * self.frame]
-            out.extend(self._frame(frame, base + i * self.frame))
-        self._pending = buf[n * self.frame:].copy()
-        self._pending_offset = base + n * self.frame
+            self._pending = np.concatenate([self._pending, chunk.samples])
+        out.extend(self._run())
         return out
+
+    def _run(self) -> list[Item]:
+        """Decide on the whole frames received so far, until a decision has to wait (`_waiting`)."""
+        out: list[Item] = []
+        buf, base, f = self._pending, self._pending_offset, self.frame
+        n = len(buf) // f
+        i = 0
+        while i < n and not self._waiting():
+            out.extend(self._frame(buf[i * f:(i + 1) * f], base + i * f))
+            i += 1
+        self._pending = buf[i * f:].copy()
+        self._pending_offset = base + i * f
+        return out
+
+    def _waiting(self) -> bool:
+        """A decision waits for something outside the audio (the turn model's answer): later frames wait."""
+        return False
 
     def gated(self, item: Gated) -> list[Item]:
         """Audio held back by a wake word gate: never speech. An open utterance ends where it starts, the
@@ -81,7 +93,7 @@ class Endpointer:
         out: list[Item] = [item]
         if self.speaking:
             end = self._last_voiced_end if self.vad is not None and self.opts.enabled else item.chunk.offset
-            out.extend(self._end(min(end, item.chunk.offset), forced=True))
+            out.extend(self._end(min(end, item.chunk.offset), forced=True, reason="flush"))
         self._pending = np.zeros(0, dtype=np.int16)
         self._window.clear()
         self._last_end = max(self._last_end, item.chunk.end)
@@ -112,13 +124,12 @@ class Endpointer:
             self._silent_run = 0
         else:
             self._silent_run += 1
-            if self._silent_run >= self._silence_frames:
-                return self._end(self._last_voiced_end)
-            if self._silent_run == self._hint_frames:
-                return [PauseHint(self._last_voiced_end)]
+            said = self._silence(end)
+            if said is not None:
+                return said
         if end - self._utt_start >= self._max_len:
             cut = min(self._energy, key=lambda e: e[1])[0] if self._energy else end
-            items = self._end(cut, forced=True)
+            items = self._end(cut, forced=True, reason="max_length")
             # the audio after the cut still belongs to speech: open the next utterance right there
             self.speaking = True
             self._utt_start = cut
@@ -127,16 +138,27 @@ class Endpointer:
             return [*items, SpeechStart(cut, cut)]
         return []
 
-    def _end(self, offset: int, forced: bool = False) -> list[Item]:
+    def _silence(self, end: int) -> list[Item] | None:
+        """`_silent_run` frames of silence so far (the last one ends at `end`): the utterance's markers, or
+        None when the silence changes nothing yet."""
+        if self._silent_run >= self._silence_frames:
+            return self._end(self._last_voiced_end)
+        if self._silent_run == self._hint_frames:
+            return [PauseHint(self._last_voiced_end)]
+        return None
+
+    def _end(self, offset: int, forced: bool = False, reason: EndReason = "silence",
+             probability: float | None = None) -> list[Item]:
         self.speaking = False
         self._last_end = offset
         self._silent_run = 0
         self._window.clear()
-        return [SpeechEnd(offset, forced)]
+        return [SpeechEnd(offset, forced, reason, probability)]
 
     def flush(self, at: int) -> list[Item]:
         """Finalise the open utterance now (flush/stop). `at` is the end of the audio so far."""
         if not self.speaking:
             return []
-        end = at if (not self.opts.enabled or self.vad is None) else max(self._last_voiced_end, min(at, self._last_voiced_end + ms_to_samples(self.opts.silence_ms)))
-        return self._end(end, forced=True)
+        tail = ms_to_samples(self.flush_tail_ms)
+        end = at if (not self.opts.enabled or self.vad is None) else max(self._last_voiced_end, min(at, self._last_voiced_end + tail))
+        return self._end(end, forced=True, reason="flush")

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from ..core.audio import AudioChunk, float_to_int16
-from ..core.commands import AudioSpec, VadOptions, WakewordOptions
+from ..core.commands import AudioSpec, TurnOptions, VadOptions, WakewordOptions
 from ..core.config import PipelineConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.validation import validate_audio_spec
@@ -30,6 +31,7 @@ from .decode import Decoder, make_decoder
 from .endpoint import Endpointer, EndpointOptions
 from .recorder import Recorder, get_store
 from .resample import Resampler, downmix
+from .turn import TurnSettings, TurnStage, turn_options
 from .vad_webrtc import WebRtcVad
 from .wake_gate import WakeGate, WakeOptions
 from .wakeword import check_phrase
@@ -49,6 +51,15 @@ class RecordSpec:
 
 
 @dataclass
+class TurnSpec:
+    """Semantic turn mode: the model's settings and where its weights are ("": in the pipecat-ai package)."""
+
+    eagerness: str
+    options: TurnSettings
+    model_path: str = ""
+
+
+@dataclass
 class PipelineSpec:
     audio: AudioSpec
     vad: EndpointOptions
@@ -58,10 +69,30 @@ class PipelineSpec:
     order: tuple[str, ...] = ("wakeword", "vad", "recorder")
     wake: WakeOptions | None = None
     record: RecordSpec | None = None
+    turn: TurnSpec | None = None  # None: silence mode
+
+
+def build_turn(turn: TurnOptions | None, cfg: PipelineConfig, vad_on: bool) -> TurnSpec | None:
+    """Semantic turn mode's settings (config pipeline.turn with the session's `turn` applied), None in silence
+    mode. A session's min/max_silence_ms mean nothing in silence mode, and semantic mode needs the VAD."""
+    t, c = turn or TurnOptions(), cfg.turn
+    if (t.mode or c.mode) == "silence":
+        for name in ("min_silence_ms", "max_silence_ms"):
+            if getattr(t, name) is not None:
+                raise HubError(ErrorCode.invalid_command, f"turn.{name} applies to turn.mode 'semantic' only "
+                               "(silence mode ends an utterance after vad.silence_ms)")
+        return None
+    if not vad_on:
+        raise HubError(ErrorCode.invalid_command, "turn.mode 'semantic' needs the VAD (vad.enabled: true)")
+    eagerness = t.eagerness or c.eagerness
+    lo = t.min_silence_ms if t.min_silence_ms is not None else c.min_silence_ms
+    hi = t.max_silence_ms if t.max_silence_ms is not None else c.max_silence_ms
+    return TurnSpec(eagerness, turn_options(eagerness, lo, hi), c.model_path)
 
 
 def build_spec(audio: AudioSpec, overrides: VadOptions, cfg: PipelineConfig,
-               wakeword: WakewordOptions | None = None, record: bool | None = None) -> PipelineSpec:
+               wakeword: WakewordOptions | None = None, record: bool | None = None,
+               turn: TurnOptions | None = None) -> PipelineSpec:
     """The session's effective pipeline: config defaults with the session's overrides applied."""
     v = cfg.vad
     w = cfg.wakeword
@@ -87,6 +118,7 @@ def build_spec(audio: AudioSpec, overrides: VadOptions, cfg: PipelineConfig,
                          window_s=wo.window_s if wo.window_s is not None else w.window_s,
                          kind=w.kind) if wake_on else None,
         record=RecordSpec(r.folder, r.per, r.max_total_mb) if record_on else None,
+        turn=build_turn(turn, cfg, v.enabled and overrides.enabled),
     )
 
 
@@ -144,14 +176,26 @@ class Pipeline:
         a = spec.audio
         self.decoder: Decoder = make_decoder(a.encoding, a.sample_rate, a.channels)
         self._resampler: Resampler | None = None
-        self.endpointer = Endpointer(make_classifier(spec), spec.vad)
+        #: where markers go that an answer of the turn model decides outside any push (set by the session)
+        self.on_late: Callable[[list[Item]], None] | None = None
+        classifier = make_classifier(spec)
+        self.turn: TurnStage | None = None
+        if spec.turn is not None:
+            assert classifier is not None  # build_turn: semantic mode needs the VAD
+            from .turn_model import get_runner
+            runner = get_runner(spec.turn.model_path or None)
+            runner.check()  # HubError(provider_unavailable) when the model cannot be had
+            self.turn = TurnStage(classifier, spec.vad, spec.turn.options, runner, self._late)
+            self.endpointer: Endpointer = self.turn.endpointer
+        else:
+            self.endpointer = Endpointer(classifier, spec.vad)
         self.gate: WakeGate | None = None
         self.recorder: Recorder | None = None
         self.stages: list[Stage] = []
         try:
             for name in spec.order:
                 if name == "vad":
-                    self.stages.append(EndpointStage(self.endpointer))
+                    self.stages.append(self.turn if self.turn is not None else EndpointStage(self.endpointer))
                 elif name == "wakeword" and spec.wake is not None:
                     self.gate = WakeGate(spec.wake, vad_upstream=spec.order.index("vad") < spec.order.index(name))
                     self.stages.append(self.gate)
@@ -188,6 +232,15 @@ class Pipeline:
             assert self.gate is not None
             self.gate.observe(items)
         return [it.chunk if isinstance(it, Gated) else it for it in items]
+
+    def _late(self, items: list[Item]) -> None:
+        """Markers the turn model's answer decided: through the stages after the endpointer, then out."""
+        assert self.turn is not None
+        for stage in self.stages[self.stages.index(self.turn) + 1:]:
+            items = stage.process(items)
+        items = self._out(items)
+        if items and self.on_late is not None:
+            self.on_late(items)
 
     def push(self, data: bytes) -> list[Item]:
         frames = self.decoder.feed(data)
@@ -236,6 +289,13 @@ def _silero_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("silero_vad", "onnxruntime"))
 
 
+def _turn_installed(model_path: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime",)) and (
+        bool(model_path) or importlib.util.find_spec("pipecat") is not None)
+
+
 def prewarm_pipeline(cfg: PipelineConfig) -> None:
     """Blocking loads for what `cfg` enables (run it in a worker thread at hub start or reload); a
     failure is logged, and sessions then report it themselves."""
@@ -247,10 +307,16 @@ def prewarm_pipeline(cfg: PipelineConfig) -> None:
         from .vad_silero import get_session
         get_session()
 
+    def turn() -> None:
+        from .turn_model import get_runner
+        get_runner(cfg.turn.model_path or None).check()
+
     steps = [("wake word", wake, cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx"),
              ("recorder", lambda: get_store(cfg.recorder.folder, cfg.recorder.max_total_mb), cfg.recorder.enabled),
              # sessions may pick Silero (vad.kind) whatever the default: ~0.7 s to load
-             ("silero VAD", silero, cfg.vad.enabled and (cfg.vad.kind == "silero" or _silero_installed()))]
+             ("silero VAD", silero, cfg.vad.enabled and (cfg.vad.kind == "silero" or _silero_installed())),
+             # sessions may ask for semantic turns whatever the default: ~0.2 s to load
+             ("turn model", turn, cfg.turn.mode == "semantic" or _turn_installed(cfg.turn.model_path))]
     for name, step, wanted in steps:
         if not wanted:
             continue

@@ -84,7 +84,7 @@ class WakeGate:
                 self._window_end = max(self._window_end, it.offset + self._window)
                 if self._passing:
                     self._passing = False
-                    out.append(SpeechEnd(max(it.offset, self._opened_at), it.forced))
+                    out.append(SpeechEnd(max(it.offset, self._opened_at), it.forced, it.reason, it.turn_probability))
             elif isinstance(it, PauseHint):
                 if self._passing:
                     out.append(it)

@@ -140,3 +140,77 @@ def assemble(spec: SplitModel, root: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+# -- the turn model (pipeline.turn, mode "semantic") -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """One model file shipped inside a PyPI package, found in place (never imported, never downloaded)."""
+
+    name: str
+    package: str          # import name of the package folder that holds it
+    folder: str           # its folder inside the package
+    file: str
+    size: int
+    sha256: str
+    pip: str
+
+
+SMART_TURN = PackagedFile(
+    name="smart-turn-v3.2",
+    package="pipecat",
+    folder="audio/turn/smart_turn/data",
+    file="smart-turn-v3.2-cpu.onnx",
+    size=8_679_182,
+    sha256="2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+    pip="pip install --no-deps pipecat-ai==1.14.0",
+)
+
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 already checked
+
+
+def packaged_file(spec: PackagedFile, path: str | None = None) -> Path:
+    """The file of `spec`: `path` when given (an operator's own copy), else the one inside the installed
+    package, found without importing it (pipecat's __init__ needs its own dependencies, which the hub does
+    not install). Size and sha256 are checked (the hash once per file and process)."""
+    if path:
+        found = Path(path).expanduser()
+        if not found.is_file():
+            raise BundledModelError(f"{spec.name}: no file at '{found}'")
+    else:
+        found = _in_package(spec)
+    st = found.stat()
+    if st.st_size != spec.size:
+        raise BundledModelError(f"{spec.name}: {found} is {st.st_size:,} bytes; expected {spec.size:,} "
+                                f"(reinstall: {spec.pip})")
+    key = (str(found), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        digest = hashlib.sha256()
+        with open(found, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        _verified[key] = digest.hexdigest()
+    if _verified[key] != spec.sha256:
+        raise BundledModelError(f"{spec.name}: {found} has sha256 {_verified[key]}; expected {spec.sha256} "
+                                f"(reinstall: {spec.pip})")
+    return found
+
+
+def _in_package(spec: PackagedFile) -> Path:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(spec.package)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise BundledModelError(f"{spec.name} comes inside the '{spec.pip.split()[-1].split('==')[0]}' package, "
+                                f"which is not installed ({spec.pip})")
+    for location in found.submodule_search_locations:
+        candidate = Path(location, *spec.folder.split("/"), spec.file)
+        if candidate.is_file():
+            return candidate
+    raise BundledModelError(f"{spec.name}: {spec.folder}/{spec.file} is missing from the installed "
+                            f"'{spec.package}' package (reinstall: {spec.pip})")

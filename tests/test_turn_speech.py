@@ -1,0 +1,111 @@
+"""Semantic turn mode on real speech with the real Smart Turn v3.2 model (from the installed pipecat-ai wheel).
+
+- the model's input is pipecat's own: our features (faster-whisper's log-mel of the normalised, front-padded
+  8 s window) give the probabilities of pipecat's reference implementation;
+- a whole sentence followed by silence ends at the model's first question (reason `turn`);
+- the same sentence cut mid-word (LJ001-0005 at 55 %: "... in the middle of the fif") is never called
+  finished (P <= 0.07 at every question, threshold 0.5) and ends at max_silence_ms.
+Measured: whole P 0.98-0.99; cut P 0.009, 0.009, 0.018 at 180/360/720 ms of silence (cuts at 54-57 %: <= 0.08).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions
+from asrhub.core.config import PipelineConfig
+from asrhub.core.errors import HubError
+from asrhub.operators.base import Item, SpeechEnd
+from asrhub.operators.pipeline import Pipeline, build_spec
+from asrhub.operators.turn_model import TurnModel, get_runner, window
+from asrhub.providers.bundled import SMART_TURN, BundledModelError, packaged_file
+from tests.support import clip, load_pcm16
+
+SENTENCE = clip("en_ljspeech_LJ001-0005")  # "the invention of movable metal letters in the middle of the ..."
+SILENCE_S = 4
+
+
+def speech(fraction: float = 1.0) -> np.ndarray:
+    pcm = load_pcm16(SENTENCE.path)
+    return np.concatenate([pcm[:int(len(pcm) * fraction)], np.zeros(SILENCE_S * 16000, dtype=np.int16)])
+
+
+async def run(pcm: np.ndarray, turn: TurnOptions) -> tuple[list[SpeechEnd], list[float | None]]:
+    """Every utterance end of `pcm` (pushed at once) in semantic mode, and each answer of the model."""
+    p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=turn))
+    assert p.turn is not None
+    answers: list[float | None] = []
+    ep = p.turn.endpointer
+    answer = ep.answer
+
+    def spy(query_id: int, probability: float | None) -> list[Item]:
+        answers.append(probability)
+        return answer(query_id, probability)
+
+    ep.answer = spy  # type: ignore[method-assign]
+    late: asyncio.Queue[list[Item]] = asyncio.Queue()
+    p.on_late = late.put_nowait
+    ends = [it for it in p.push(pcm.tobytes()) if isinstance(it, SpeechEnd)]
+    while ep.speaking or ep._waiting():
+        ends += [it for it in await asyncio.wait_for(late.get(), 30) if isinstance(it, SpeechEnd)]
+    p.release()
+    return ends, answers
+
+
+async def test_a_whole_sentence_ends_at_the_first_question() -> None:
+    ends, answers = await run(speech(), TurnOptions(mode="semantic", eagerness="low"))
+    last = ends[-1]
+    assert last.reason == "turn" and last.turn_probability is not None and last.turn_probability > 0.9, ends
+    assert answers[-1] == last.turn_probability and len(answers) == 1  # at 300 ms of silence, not 3 s
+    assert abs(last.offset / 16000 - 8.1) < 0.2
+
+
+async def test_the_same_sentence_cut_mid_word_is_not_ended_by_the_model() -> None:
+    ends, answers = await run(speech(0.55), TurnOptions(mode="semantic", max_silence_ms=1200))
+    assert [e.reason for e in ends] == ["max_silence"], ends
+    assert len(answers) == 3 and all(p is not None and p < 0.2 for p in answers), answers  # 180, 360, 720 ms
+    assert abs(ends[0].offset / 16000 - 4.5) < 0.2
+
+
+def test_our_features_give_pipecats_probabilities() -> None:
+    """pipecat's reference preprocessing (its vendored Whisper features, on the same front-padded window)."""
+    ref = importlib.import_module("pipecat.audio.turn.smart_turn._whisper_features")  # the `test` extra has it
+    model = TurnModel()
+    pcm = load_pcm16(SENTENCE.path)
+    clips = [pcm, pcm[:int(len(pcm) * 0.55)], load_pcm16(clip("en_jfk").path)]  # 8.1 s, 4.5 s, 11 s (> 8 s)
+    ours = model.predict(clips)
+    theirs = [float(model._session.run(None, {"input_features": ref.compute_whisper_log_mel_features(
+        window(c))[None]})[0][0, 0]) for c in clips]
+    assert np.allclose(ours, theirs, atol=0.01), (ours, theirs)
+    assert ours[0] > 0.9 and ours[1] < 0.2  # and they mean something: whole vs cut
+    assert model.predict(clips[:1])[0] == pytest.approx(ours[0], abs=1e-5)  # a batch scores each alone
+
+
+def test_the_weights_are_checked(tmp_path: Path) -> None:
+    found = packaged_file(SMART_TURN)
+    assert found.name == "smart-turn-v3.2-cpu.onnx" and found.stat().st_size == SMART_TURN.size
+    copy = tmp_path / "model.onnx"
+    shutil.copyfile(found, copy)
+    assert packaged_file(SMART_TURN, str(copy)) == copy
+    with open(copy, "r+b") as f:  # same size, one byte changed
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BundledModelError, match="sha256"):
+        packaged_file(SMART_TURN, str(copy))
+    copy.write_bytes(b"x" * 10)
+    with pytest.raises(BundledModelError, match="10 bytes"):
+        packaged_file(SMART_TURN, str(copy))
+
+
+def test_a_missing_model_makes_semantic_mode_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(HubError) as e:
+        get_runner(str(tmp_path / "nothing.onnx")).check()
+    assert e.value.code == "provider_unavailable" and "nothing.onnx" in e.value.message

@@ -1,0 +1,200 @@
+"""The turn endpointer's state machine (operators/turn.py), with a scripted VAD and a scripted turn model:
+when it asks, what it does with each answer, and that decisions wait for an answer while audio flows on.
+The real model on real speech: tests/test_turn_speech.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asrhub.core.audio import AudioChunk
+from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions, parse_start
+from asrhub.core.config import PipelineConfig, TurnConfig
+from asrhub.core.errors import HubError
+from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
+from asrhub.operators.endpoint import EndpointOptions
+from asrhub.operators.pipeline import build_spec
+from asrhub.operators.turn import EAGERNESS, TurnEndpointer, TurnSettings, turn_options
+from asrhub.operators.turn_model import WINDOW
+
+FRAME = 480  # 30 ms
+
+
+class LoudIsSpeech:
+    """A frame is speech when it is not silent (the tests write 1000s for speech, 0s for silence)."""
+
+    frame_samples = FRAME
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        return bool(np.abs(frame).max() > 0)
+
+    def reset(self) -> None:
+        return None
+
+
+class Scripted:
+    """Stands in for the model: records each question; the test answers them."""
+
+    def __init__(self) -> None:
+        self.questions: list[tuple[int, np.ndarray]] = []
+
+    def __call__(self, query_id: int, audio: np.ndarray) -> None:
+        self.questions.append((query_id, audio))
+
+    @property
+    def last(self) -> int:
+        return self.questions[-1][0]
+
+
+def make(turn: TurnSettings = TurnSettings(0.5, 210, 2010)) -> tuple[TurnEndpointer, Scripted]:
+    model = Scripted()
+    return TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, pre_roll_ms=300), turn, model), model
+
+
+class Feed:
+    def __init__(self, ep: TurnEndpointer) -> None:
+        self.ep = ep
+        self.offset = 0
+
+    def __call__(self, speech_ms: int = 0, silence_ms: int = 0) -> list[Item]:
+        samples = np.concatenate([np.full(speech_ms * 16, 1000, dtype=np.int16),
+                                  np.zeros(silence_ms * 16, dtype=np.int16)])
+        chunk = AudioChunk(samples, self.offset)
+        self.offset += len(samples)
+        return self.ep.push(chunk)
+
+
+def markers(items: list[Item]) -> list[Item]:
+    return [it for it in items if not isinstance(it, AudioChunk)]
+
+
+def test_a_complete_turn_ends_at_the_first_question_at_the_last_voiced_frame() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    out = markers(feed(speech_ms=990, silence_ms=3000))
+    assert [type(m) for m in out] == [SpeechStart, PauseHint]
+    assert len(model.questions) == 1                     # asked once at 210 ms; later frames wait
+    qid, audio = model.questions[0]
+    assert len(audio) == (990 + 210) * 16             # the utterance so far, its silence included
+    ends = ep.answer(qid, 0.91)
+    assert ends == [SpeechEnd(990 * 16, False, "turn", 0.91)]
+    assert len(model.questions) == 1 and not ep.speaking
+
+
+def test_an_unfinished_turn_is_asked_again_as_the_silence_grows_then_ends_at_max_silence() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=3000)
+    asked_at = []
+    out: list[Item] = []
+    while not out:
+        qid, audio = model.questions[-1]
+        asked_at.append(len(audio) // 16 - 990)          # silence heard when asked (ms)
+        out = ep.answer(qid, 0.2)
+    assert asked_at == [210, 420, 840, 1680]             # min_silence_ms, then twice as long each time
+    assert out == [SpeechEnd(990 * 16, False, "max_silence", 0.2)]
+
+
+def test_speech_that_resumes_keeps_the_utterance_open_and_makes_nothing_of_the_answer() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    first = model.last
+    assert markers(feed(speech_ms=600)) == []            # waits for the answer: no decision yet
+    assert markers(ep.answer(first, 0.3)) == []          # not finished; the speech after it goes on
+    assert ep.speaking
+    assert ep.answer(first, 0.99) == []                  # an answer to an old question is stale
+    assert markers(feed(silence_ms=300)) == [PauseHint(1830 * 16)]
+    assert model.last != first
+    assert ep.answer(model.last, 0.8) == [SpeechEnd(1830 * 16, False, "turn", 0.8)]
+
+
+def test_a_finished_answer_ends_the_utterance_where_it_was_asked_and_the_next_speech_opens_another() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    feed(speech_ms=600)                                  # the next sentence, heard while the model thinks
+    out = markers(ep.answer(model.last, 0.7))
+    assert out[0] == SpeechEnd(990 * 16, False, "turn", 0.7)
+    assert isinstance(out[1], SpeechStart) and out[1].offset == 1230 * 16
+
+
+def test_decisions_wait_for_the_answer_while_the_audio_flows_on() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    items = feed(silence_ms=5000)                        # past max_silence: still no decision
+    assert [type(i) for i in items] == [AudioChunk]
+    assert ep.speaking and len(model.questions) == 1
+
+
+def test_no_answer_counts_as_not_finished() -> None:
+    ep, model = make(TurnSettings(0.5, 210, 500))
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=1000)
+    assert ep.answer(model.last, None) == []             # asked again at 420 ms
+    assert len(model.questions) == 2
+    assert ep.answer(model.last, None) == [SpeechEnd(990 * 16, False, "max_silence", None)]
+
+
+def test_flush_ends_the_utterance_at_once_and_the_pending_answer_is_dropped() -> None:
+    ep, model = make()
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=600)
+    out = ep.flush(feed.offset)
+    assert out == [SpeechEnd(990 * 16 + 210 * 16, True, "flush", None)]  # keeps min_silence_ms of tail
+    assert ep.answer(model.last, 0.99) == []
+    assert len(model.questions) == 1
+
+
+def test_a_question_carries_at_most_the_last_8_s() -> None:
+    ep, model = make()
+    Feed(ep)(speech_ms=10_020, silence_ms=300)
+    audio = model.questions[0][1]
+    assert len(audio) == WINDOW
+    assert audio[-210 * 16:].max() == 0 and audio[: -210 * 16].min() == 1000
+
+
+def test_eagerness_maps_to_threshold_and_timing() -> None:
+    high, medium, low = EAGERNESS["high"], EAGERNESS["medium"], EAGERNESS["low"]
+    assert EAGERNESS["auto"] == medium
+    assert high.threshold < medium.threshold < low.threshold
+    assert high.min_silence_ms < medium.min_silence_ms < low.min_silence_ms
+    assert high.max_silence_ms < medium.max_silence_ms < low.max_silence_ms
+    assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms)
+
+
+# -- the start command and the config ----------------------------------------------------------------
+@pytest.mark.parametrize(("turn", "field"), [
+    ({"mode": "smart"}, "turn.mode"),
+    ({"eagerness": "eager"}, "turn.eagerness"),
+    ({"min_silence_ms": "200"}, "turn.min_silence_ms"),
+    ({"max_silence_ms": 20}, "turn.max_silence_ms"),
+    ({"min_silence_ms": 900, "max_silence_ms": 800}, "min_silence_ms (900) must be below max_silence_ms"),
+    ({"mode": "semantic", "threshold": 0.5}, "unknown field 'turn.threshold'"),
+])
+def test_a_bad_turn_is_an_invalid_command_naming_the_field(turn: dict[str, object], field: str) -> None:
+    with pytest.raises(HubError) as e:
+        parse_start({"turn": turn})
+    assert e.value.code == "invalid_command" and field in e.value.message, e.value.message
+
+
+def test_the_session_turn_over_the_config_default() -> None:
+    cfg = PipelineConfig(turn=TurnConfig(mode="semantic", eagerness="low", max_silence_ms=2500))
+    spec = build_spec(AudioSpec(), VadOptions(), cfg)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.7, 300, 2500)
+    spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.3, 100, 2500)
+    assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
+    assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
+
+
+@pytest.mark.parametrize(("turn", "vad", "words"), [
+    (TurnOptions(min_silence_ms=300), VadOptions(), "turn.min_silence_ms applies to turn.mode 'semantic' only"),
+    (TurnOptions(mode="semantic"), VadOptions(enabled=False), "needs the VAD"),
+    (TurnOptions(mode="semantic", min_silence_ms=2500), VadOptions(), "turn.min_silence_ms (2500) must be below"),
+])
+def test_turn_settings_that_cannot_work_are_refused(turn: TurnOptions, vad: VadOptions, words: str) -> None:
+    with pytest.raises(HubError) as e:
+        build_spec(AudioSpec(), vad, PipelineConfig(), turn=turn)
+    assert e.value.code == "invalid_command" and words in e.value.message, e.value.message
