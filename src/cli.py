@@ -65,13 +65,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # log_config=None: uvicorn's records go to the hub's own handler (text or JSON, tokens redacted)
     server = DrainingServer(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, http=_http_protocol(cfg),
                                            log_config=None, log_level=cfg.logging.level.lower(),
-                                           ws_max_size=16 * 1024 * 1024,
+                                           ws=_ws_protocol(), ws_max_size=16 * 1024 * 1024,
                                            h11_max_incomplete_event_size=cfg.server.max_header_bytes + 8192,
                                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s) + 1,
                                            ssl_certfile=tls.cert if tls.enabled else None,
                                            ssl_keyfile=tls.key if tls.enabled else None))
     server.run()
     return 0 if server.started else 1  # e.g. a port taken after the checks: uvicorn logged why
+
+
+def _ws_protocol() -> Any:
+    """uvicorn's websockets protocol, answering a text frame that is not UTF-8 (api.ws_protocol)."""
+    from .api.ws_protocol import Utf8CheckedProtocol
+    return Utf8CheckedProtocol
 
 
 def _http_protocol(cfg: HubConfig) -> Any:

@@ -5,7 +5,9 @@ Wraps python-engineio's ASGI app (see GuardedApp); the library's own log lines g
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from typing import Any
 
 from .brief_log import BriefLogger
@@ -61,9 +63,28 @@ class GuardedApp:
                 self.log.debug("closing after malformed Engine.IO traffic failed")
 
 
+#: headers of the library's answer that describe its body, not ours: ours is plain JSON of its own length
+BODY_HEADERS = (b"content-type", b"content-length", b"content-encoding", b"transfer-encoding")
+
+
+def _decoded(start: dict[str, Any], raw: bytes) -> bytes:
+    """The library's error body as it was before its compression (gzip or deflate, to a client that
+    accepts it: it compresses any answer over its threshold, errors too)."""
+    encoding = next((v.decode("latin-1").strip().lower() for k, v in start.get("headers", [])
+                     if k.lower() == b"content-encoding"), "")
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(raw)
+        if encoding == "deflate":
+            return zlib.decompress(raw)
+    except (OSError, EOFError, zlib.error):
+        return b""  # not what it said: the message is then the status's own
+    return raw
+
+
 async def _send_contract_error(send: Any, start: dict[str, Any], raw: bytes) -> None:
     status = int(start["status"])
-    text = raw.decode("utf-8", "replace").strip()
+    text = _decoded(start, raw).decode("utf-8", "replace").strip()
     try:
         decoded = json.loads(text)
         text = decoded if isinstance(decoded, str) else text
@@ -71,7 +92,7 @@ async def _send_contract_error(send: Any, start: dict[str, Any], raw: bytes) -> 
         pass
     payload = json.dumps({"error": {"code": code_for_status(status).value,
                                     "message": f"Socket.IO: {text[:200] or 'request refused'}"}}).encode()
-    keep = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+    keep = [(k, v) for k, v in start.get("headers", []) if k.lower() not in BODY_HEADERS]
     await send({"type": "http.response.start", "status": status,
                 "headers": [*keep, (b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode())]})
