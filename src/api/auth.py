@@ -9,7 +9,6 @@ admin) API keys only ("api"). A session's routes answer only its own key's crede
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,9 +17,9 @@ from urllib.parse import parse_qs
 from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
 from .binding import check_owner
-from .errors import error_event
+from .errors import error_event, error_response
 from .http_guard import is_head
-from .openai_errors import OPENAI_PATHS, openai_error_body
+from .openai_errors import OPENAI_PATHS, openai_error_response
 from .realtime_events import realtime_error
 
 Scope = dict[str, Any]
@@ -117,9 +116,9 @@ class AuthMiddleware:
             await send({"type": "websocket.send", "text": text})
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = (openai_error_body(err).model_dump_json() if openai_shape else
-                json.dumps({"error": {"code": err.code.value, "message": err.message}})).encode()
-        await send({"type": "http.response.start", "status": err.http_status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": body})
+        # the routes' own error answer, byte for byte: a session another key owns is refused exactly as an
+        # unknown one is (its existence shows in nothing, not even the JSON's spacing)
+        response = openai_error_response(err) if openai_shape else error_response(err)
+        if err.code == ErrorCode.unauthorized:
+            response.headers["www-authenticate"] = "Bearer"
+        await response(scope, receive, send)

@@ -111,7 +111,9 @@ async def sse_calls(http: httpx.AsyncClient, cred: str, sid: str) -> dict[str, d
     out: dict[str, dict[str, Any]] = {}
 
     async def record(name: str, r: httpx.Response) -> None:
-        out[name] = {"status": r.status_code, "body": r.json() if r.content else None}
+        # the answer as bytes and headers (date aside): nothing in it may tell the two apart
+        out[name] = {"status": r.status_code, "body": r.json() if r.content else None, "raw": r.text,
+                     "headers": sorted((k, v) for k, v in r.headers.items() if k != "date")}
 
     await record("resume", await http.post("/v1/sessions", headers=h,
                                            json={"resume": {"session_id": sid, "last_seq": 0}}))
@@ -142,6 +144,8 @@ async def test_another_keys_credentials_reach_no_session_on_any_wire(
                 if "body" in answer:
                     same_answer(answer["body"], unknown_sse[op]["body"], sid)
                     assert answer["body"]["error"]["code"] == "session_not_found"
+                    assert answer["raw"].replace(sid, UNKNOWN) == unknown_sse[op]["raw"], (op, answer)
+                    assert answer["headers"] == unknown_sse[op]["headers"], (op, answer)
 
         # its own key, and a token of its own key, still reach it
         own = await http.post(f"/v1/sessions/{sid}/keepalive", headers={"Authorization": f"Bearer {ALPHA}"})
