@@ -31,10 +31,16 @@ if has silero || has test; then
   "${pip[@]}" onnxruntime
   "${pip[@]}" --no-deps silero-vad==6.2.3
 fi
-# pipecat's OpenAI STT service (tests/integrations): pipecat-ai pins protobuf<7 and soxr~=1.0, but the hub's
-# generated gRPC code needs protobuf 7. --no-deps, then only what its OpenAI STT imports (none pulls torch).
-if has test; then
+# Semantic turn-taking (pipeline.turn, the `turn` extra; `default` too, so `make run` and the images can serve
+# it): the Smart Turn v3.2 ONNX model inside the pipecat-ai wheel, run on onnxruntime. The hub reads the file in
+# place and never imports pipecat, whose dependencies pin protobuf<7 and soxr~=1.0 while the hub's generated
+# gRPC code needs protobuf 7: --no-deps.
+if has turn || has default || has test; then
+  "${pip[@]}" onnxruntime
   "${pip[@]}" --no-deps pipecat-ai==1.14.0
+fi
+# pipecat's OpenAI STT service (tests/integrations): only what its OpenAI STT imports (none pulls torch).
+if has test; then
   "${pip[@]}" loguru docstring_parser "wait_for2<1" "loudness<1" sentencex==1.0.32 "Markdown<4" "resampy~=0.4.3" \
     num2words
 fi
