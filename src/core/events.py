@@ -50,12 +50,21 @@ class EffectiveWakeword(_Part):
     window_s: float | None = None
 
 
+class EffectiveTurn(_Part):
+    mode: Literal["silence", "semantic"]
+    eagerness: str | None = None        # semantic only, as the rest
+    threshold: float | None = None
+    min_silence_ms: int | None = None
+    max_silence_ms: int | None = None
+
+
 class EffectiveConfig(_Part):
     """What the session runs with: config defaults with its own overrides applied."""
 
     interim_results: bool
     word_timestamps: bool
     vad: EffectiveVad
+    turn: EffectiveTurn | None = None
     wakeword: EffectiveWakeword
     record: bool
     hub_sample_rate: int

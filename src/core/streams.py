@@ -55,6 +55,9 @@ def effective_config(s: Session, config: HubConfig) -> EffectiveConfig:
         "vad": {"enabled": v.enabled, "kind": spec.vad_kind, "silence_ms": v.silence_ms,
                 "min_speech_ms": v.min_speech_ms, "pre_roll_ms": v.pre_roll_ms,
                 "max_utterance_s": v.max_utterance_s},
+        "turn": {"mode": "semantic", "eagerness": t.eagerness, "threshold": t.options.threshold,
+                 "min_silence_ms": t.options.min_silence_ms, "max_silence_ms": t.options.max_silence_ms}
+        if (t := spec.turn) is not None else {"mode": "silence"},
         "wakeword": ({"enabled": True, "phrase": w.phrase, "threshold": w.threshold, "window_s": w.window_s}
                      if w is not None else {"enabled": False}),
         "record": spec.record is not None,

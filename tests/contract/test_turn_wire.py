@@ -64,6 +64,8 @@ def test_semantic_mode_fields(runs: dict[tuple[str, str], list[dict[str, Any]]],
     assert all(isinstance(e["turn_probability"], float) and 0.5 <= e["turn_probability"] <= 1 for e in by_model)
     assert all(f["end_of_turn"] is True for f in finals), finals
     assert not [e for e in events if e["type"] == "speech.started" and "reason" in e]
+    assert events[0]["config"]["turn"] == {"mode": "semantic", "eagerness": "low", "threshold": 0.7,
+                                           "min_silence_ms": 300, "max_silence_ms": 3000}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -74,6 +76,7 @@ def test_silence_mode_says_silence_and_nothing_semantic(runs: dict[tuple[str, st
     assert ended and {e["reason"] for e in ended} <= {"silence", "flush"}, ended
     assert all("turn_probability" not in e for e in ended)
     assert all("end_of_turn" not in e for e in events if e["type"] == "transcript.final")
+    assert events[0]["config"]["turn"] == {"mode": "silence"}
 
 
 def test_every_transport_gives_the_same_turns(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
