@@ -12,11 +12,14 @@ replayed from the ring buffer; `provider.switched` with reason "language zh (p=0
 changes); otherwise the finals that waited are released. Every final then carries `language` and
 `language_probability`.
 
-Detection runs again at an utterance that starts after a pause of `REDETECT_PAUSE_S` or more (a new turn,
-where the language may change), and at every utterance while the last answer was below `CONFIDENT`.
+An answer below `CONFIDENT` is asked again over `DETECT_MAX_S` of the same utterance (when it has more
+audio) before it routes; one below `MIN_P`, or Whisper's answer for noise (`nn`), routes nowhere. Detection runs again at an utterance that starts after a pause of
+`REDETECT_PAUSE_S` or more (a new turn, where the language may change), and at every utterance while the
+last answer was below `CONFIDENT`. Measured (docs/BENCHMARKS.md, bench/bench_detect.py): about 55 ms of
+CPU per call over 2 s, 70 ms over 4 s.
 
 An upload (OpenAI's `whisper-1` with no language, POST /v1/transcribe, gRPC Recognize, `asrhub transcribe`)
-is identified once, over `DETECT_S` from its first speech, as OpenAI does over its first window; then
+is identified once, over `DETECT_MAX_S` from its first speech, as OpenAI does over its first window; then
 routed and decoded in that language.
 """
 
@@ -46,8 +49,12 @@ from .session import Session
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
 
-DETECT_S = 2.0          # audio the language ID hears (from the utterance's start, pre-roll included)
-CONFIDENT = 0.8         # an answer below this is asked again at the next utterance
+DETECT_S = 2.0          # audio the language ID hears first (from the utterance's start, pre-roll included)
+DETECT_MAX_S = 4.0      # ... and, when that answer is unsure, once more (uploads: at once)
+CONFIDENT = 0.8         # below this an answer is unsure: asked again with more audio, and at the next utterance
+MIN_P = 0.5             # an answer below this does not move a session
+#: Whisper's language ID answers Norwegian Nynorsk for noise and silence (2 s of hiss: nn 0.85): no answer
+NON_SPEECH = frozenset({"nn"})
 REDETECT_PAUSE_S = 2.0  # an utterance after a pause this long is identified again
 SCAN_S = 30.0           # how far into an upload its first speech is looked for
 
@@ -75,12 +82,14 @@ class LanguageRouting:
 
     # -- the data plane's questions (called by the service while it feeds audio) ----------------------
     @staticmethod
-    def due_at_start(s: Session, rec: SessionRecord, onset: int) -> bool:
-        """Whether an utterance starting at `onset` is to be identified."""
+    def due_at_start(s: Session, rec: SessionRecord, utterance_id: str, onset: int) -> Action[Any] | None:
+        """`[Session] Language Detection Due` when the utterance starting at `onset` is to be identified."""
         if not rec.detect or rec.detecting is not None:
-            return False  # a detection in flight routes the utterance that follows it too
-        return (rec.language is None or (rec.language_probability or 0.0) < CONFIDENT
-                or s.pause_before(onset) >= REDETECT_PAUSE_S)
+            return None  # a detection in flight routes the utterance that follows it too
+        if (rec.language is None or (rec.language_probability or 0.0) < CONFIDENT
+                or s.pause_before(onset) >= REDETECT_PAUSE_S):
+            return A.detect_due(A.DetectDue(s.id, utterance_id, DETECT_S))
+        return None
 
     @staticmethod
     def request(s: Session, rec: SessionRecord, ended: tuple[str, int, int] | None = None) -> Action[Any] | None:
@@ -88,7 +97,7 @@ class LanguageRouting:
         or when it has `ended` (id, start, end) before that; None otherwise."""
         if rec.detect_due is None:
             return None
-        window = int(DETECT_S * HUB_RATE)
+        window = int(rec.detect_s * HUB_RATE)
         if ended is not None and ended[0] == rec.detect_due:
             uid, start, end = ended
             return A.detect_requested(A.DetectRequested(s.id, uid, start, min(end, start + window)))
@@ -116,24 +125,43 @@ class LanguageRouting:
                 language, probability = await detector.detect_language(audio)
             except Exception as e:  # the route stays; the next utterance asks again
                 log.warning("session %s: language detection failed: %s", session_id, e)
-        if language is not None:
-            log.debug("session %s %s: language %s (p=%.2f)", session_id, utterance_id, language, probability)
+        log.debug("session %s %s: language %s (p=%s)", session_id, utterance_id, language, probability)
+        if language in NON_SPEECH or (probability or 0.0) < MIN_P:
+            language = None  # nothing to route by
         return [A.language_detected(A.LanguageDetected(session_id, utterance_id, language, probability))]
 
-    def route(self, session_id: str, utterance_id: str) -> Actions:
+    def route(self, session_id: str, utterance_id: str, language: str | None, probability: float | None) -> Actions:
         s = self.host.sessions.get(session_id)
         rec = select_session(self.host.state, session_id)
         if s is None or rec is None or not rec.live or s.stream is None:
             return ()
+        if (language is None or (probability or 0.0) < CONFIDENT) and rec.detect_s < DETECT_MAX_S:
+            again = self._listen_longer(s, rec, utterance_id)
+            if again is not None:
+                return again  # its finals wait on
         held, s.held = s.held, []
-        if rec.language is not None:
-            moved = self._move(s, rec.language, rec.language_probability or 0.0)
+        if language is not None:
+            moved = self._move(s, language, probability or 0.0)
             if moved is not None:
                 return moved  # the held finals are decoded again by the new stream
         out: list[Action[Any]] = []
         for r in held:
             out += self.host.final_actions(s, r)
         return out
+
+    @staticmethod
+    def _listen_longer(s: Session, rec: SessionRecord, utterance_id: str) -> Actions | None:
+        """An unsure answer: the utterance is identified again over `DETECT_MAX_S` (None: it had no more
+        audio than was heard)."""
+        due = A.detect_due(A.DetectDue(s.id, utterance_id, DETECT_MAX_S))
+        if s.open_utterance is not None and s.open_utterance[0] == utterance_id:
+            return [due]  # requested once it has that much audio, or ends
+        span = s.pending.get(utterance_id)
+        if span is None or span[1] - span[0] <= rec.detect_s * HUB_RATE:
+            return None
+        start, end = span
+        return [due, A.detect_requested(A.DetectRequested(s.id, utterance_id, start,
+                                                          min(end, start + int(DETECT_MAX_S * HUB_RATE))))]
 
     def _move(self, s: Session, language: str, probability: float) -> Actions | None:
         """Move the session where `language` routes (None: it is there already, or cannot move)."""
@@ -174,13 +202,14 @@ def first_speech(audio: np.ndarray) -> int | None:
 
 
 async def detect_upload(providers: ProviderSet, audio: np.ndarray) -> tuple[str, float] | None:
-    """The language of an upload, from `DETECT_S` of its first speech (None: no detector, or no speech to
-    tell it by; a failure of the language ID propagates as the provider's error)."""
+    """The language of an upload, from `DETECT_MAX_S` of its first speech (None: no detector, or no speech
+    to tell it by; a failure of the language ID propagates as the provider's error)."""
     detector = providers.detector()
     start = first_speech(audio) if detector is not None else None
     if detector is None or start is None:
         return None
-    return await detector.detect_language(audio[start:start + int(DETECT_S * HUB_RATE)])
+    language, probability = await detector.detect_language(audio[start:start + int(DETECT_MAX_S * HUB_RATE)])
+    return None if language in NON_SPEECH or probability < MIN_P else (language, probability)
 
 
 async def route_upload(providers: ProviderSet, name: str | None, language: str | None, task: Task,

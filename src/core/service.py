@@ -333,8 +333,9 @@ class SessionService:
                 ev: Event = SpeechStarted(session_id=s.id, offset_ms=samples_to_ms(item.offset))
                 self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True, uid)))
                 rec = select_session(self.state, s.id)
-                if rec is not None and self.routing.due_at_start(s, rec, item.offset):
-                    self.dispatch(A.detect_due(A.UtteranceRef(s.id, uid)))
+                due = self.routing.due_at_start(s, rec, uid, item.offset) if rec is not None else None
+                if due is not None:
+                    self.dispatch(due)
             else:
                 self.arm_final_timer(s, uid)
                 ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset), reason=item.reason,

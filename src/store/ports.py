@@ -56,9 +56,10 @@ class RoutingPort(Protocol):
         """Identify the language of the session's audio [start, end); answers `[Session] Language Detected`
         (None: the session has ended)."""
 
-    def route(self, session_id: str, utterance_id: str) -> Actions:
-        """The session's language is known: move it to the provider (and language) the routes give for it,
-        or confirm where it is; the finals that waited for the answer are released or re-decoded."""
+    def route(self, session_id: str, utterance_id: str, language: str | None, probability: float | None) -> Actions:
+        """The language ID answered for the utterance: move the session to the provider (and language) the
+        routes give for it, or confirm where it is, or listen longer when the answer is unsure; the finals
+        that waited for it are released or re-decoded."""
 
 
 class ChannelPort(Protocol):

@@ -387,3 +387,32 @@ async def test_without_detection_no_language_keeps_the_default_provider(no_detec
             raw = await client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f,
                                                                               response_format="verbose_json")
     assert raw.headers["x-asrhub-provider"] == "faster_whisper" and raw.parse().language == "english"
+
+
+async def test_uploads_without_language_are_routed_by_their_speech(hub: HubProcess) -> None:
+    """POST /v1/transcribe and gRPC Recognize with no language: Mandarin goes to the multilingual model and
+    is labelled zh; noise has no language to route by and stays on the default provider."""
+    zh = clip("zh_aishell3_SSB03410265")
+    async with httpx.AsyncClient(base_url=hub.http, timeout=120) as client:
+        r = await client.post("/v1/transcribe", files={"file": (zh.file, (DATA / zh.file).read_bytes())})
+        assert r.status_code == 200 and r.json()["provider"] == "whisper_multi", r.text
+        assert r.json()["language"] == "zh" and cer(zh.transcript, r.json()["text"]) < 0.4, r.text
+    from asrhub.api import grpc_gen
+    pb, pb_grpc = grpc_gen.load()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
+        res = await pb_grpc.AsrHubStub(ch).Recognize(pb.RecognizeRequest(audio=(DATA / zh.file).read_bytes()),
+                                                     timeout=120)
+    assert res.provider == "whisper_multi" and res.language == "zh" and has_han(res.text), res
+    hiss = np.random.default_rng(0).normal(0, 1000, 16000 * 3).astype("<i2")
+    import io
+    import wave
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(hiss.tobytes())
+    async with openai_client(hub) as oai:
+        raw = await oai.audio.transcriptions.with_raw_response.create(model="whisper-1",
+                                                                      file=("hiss.wav", buf.getvalue()))
+    assert raw.headers["x-asrhub-provider"] == "faster_whisper", raw.parse()

@@ -79,6 +79,15 @@ class ErrorRaised(EventPayload):
 
 
 @dataclass(frozen=True)
+class DetectDue:
+    """Identify the language of `utterance_id` from its first `seconds` of audio (or all of it, if shorter)."""
+
+    session_id: str
+    utterance_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class DetectRequested:
     """Identify the language of `utterance_id` from the session's audio [start, end) (sample offsets)."""
 
@@ -90,7 +99,8 @@ class DetectRequested:
 
 @dataclass(frozen=True)
 class LanguageDetected:
-    """The language ID's answer for `utterance_id` (`language` None: it failed; the route stays)."""
+    """The language ID's answer for `utterance_id` (`language` None: no answer to route by, it failed or
+    heard no language; the route stays)."""
 
     session_id: str
     utterance_id: str
@@ -144,7 +154,7 @@ detached = ActionType[Detached]("[Session] Client Detached")
 attached = ActionType[SessionRef]("[Session] Client Attached")
 removed = ActionType[SessionRef]("[Session] Removed")
 illegal_transition = ActionType[IllegalTransition]("[Session] Illegal Transition")
-detect_due = ActionType[UtteranceRef]("[Session] Language Detection Due")
+detect_due = ActionType[DetectDue]("[Session] Language Detection Due")
 detect_requested = ActionType[DetectRequested]("[Session] Language Detection Requested")
 language_detected = ActionType[LanguageDetected]("[Session] Language Detected")
 language_routed = ActionType[LanguageRouted]("[Session] Language Routed")

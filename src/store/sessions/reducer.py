@@ -38,11 +38,12 @@ def _created(state: Map, action: Action[A.Created]) -> Map:
                                                  detect=p.detect))
 
 
-def _detect_due(state: Map, action: Action[A.UtteranceRef]) -> Map:
+def _detect_due(state: Map, action: Action[A.DetectDue]) -> Map:
     p = action.payload
     assert p is not None
     rec = state.get(p.session_id)
-    return state if rec is None or not rec.detect else _update(state, p.session_id, detect_due=p.utterance_id)
+    return state if rec is None or not rec.detect else _update(state, p.session_id, detect_due=p.utterance_id,
+                                                               detect_s=p.seconds)
 
 
 def _detect_requested(state: Map, action: Action[A.DetectRequested]) -> Map:

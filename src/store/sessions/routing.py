@@ -31,6 +31,7 @@ class RoutingEffects:
     def route(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
         return actions.pipe(
             of_type(A.language_detected),
-            guarded("routing.route", lambda a: self.port.route(a.payload.session_id, a.payload.utterance_id),
+            guarded("routing.route", lambda a: self.port.route(a.payload.session_id, a.payload.utterance_id,
+                                                               a.payload.language, a.payload.probability),
                     lambda a, e: ()),
         )

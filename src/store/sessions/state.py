@@ -56,6 +56,7 @@ class SessionRecord:
     # identified once it has enough audio (due) or is being identified (detecting); the last answer
     detect: bool = False
     detect_due: str | None = None
+    detect_s: float = 0.0        # how much of the due (or in-flight) utterance the language ID hears
     detecting: str | None = None
     language: str | None = None
     language_probability: float | None = None
