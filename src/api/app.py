@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from .. import __version__
 from ..core.config import HubConfig, load_config
@@ -28,9 +28,11 @@ from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
 from . import openai_compat, openai_models, realtime, rest, sse, tokens, websocket
 from .auth import AuthMiddleware
+from .docs import install_docs
 from .grpc import GrpcServer
 from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_handlers
 from .http_metrics import HttpMetricsMiddleware
+from .openapi import install_openapi
 from .socketio import create_socketio_app
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,9 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
             if grpc_server is not None:
                 await grpc_server.stop(grace=2.0)
 
-    app = FastAPI(title="ASR Hub", version=__version__, lifespan=lifespan)
+    # /docs is served offline (api.docs); ReDoc would load from a CDN
+    app = FastAPI(title="ASR Hub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_openapi(app, lambda: hub.config)  # /openapi.json says what the routes answer (api.openapi)
     app.state.hub = hub
     app.state.config = config
     app.add_middleware(AuthMiddleware, auth=hub.auth,  # (cluster: rate limits count across nodes)
@@ -72,17 +76,17 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     app.add_middleware(HeaderLimitMiddleware, max_bytes=config.server.max_header_bytes,
                        max_count=config.server.max_headers)  # outermost: before anything reads them
     install_error_handlers(app)
-    app.include_router(rest.router)
-    app.include_router(websocket.router)
-    app.include_router(sse.router)
-    app.include_router(tokens.router)
-    app.include_router(openai_compat.router)
-    app.include_router(openai_compat.native_router)
-    app.include_router(openai_models.router)
-    app.include_router(realtime.router)
+    routers = (rest.router, websocket.router, sse.router, tokens.router, openai_compat.router,
+               openai_compat.native_router, openai_models.router, realtime.router)
+    for router in routers:
+        app.include_router(router)
     app.state.grpc = grpc_server
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")
+    install_docs(app)
+    # every route by its own path and methods (what a 405's Allow lists: http_guard.allowed_methods)
+    app.state.routes = [r for router in routers for r in router.routes] + [
+        r for r in app.router.routes if isinstance(r, Route)]
     frontend = Path(config.server.frontend_dir) if config.server.frontend_dir else FRONTEND_DIR
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")

@@ -41,9 +41,35 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-#: OpenAPI `responses=` for routes that answer errors as ErrorBody.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 404, 413, 415, 500, 503)}
+#: What each error status means, for the OpenAPI `responses` of the routes that answer it.
+ERROR_STATUS_TEXT: dict[int, str] = {
+    400: "malformed or invalid request (`invalid_command`, `invalid_audio`)",
+    401: "missing or invalid API key or token (`unauthorized`)",
+    404: "no such session, provider or model",
+    409: "the session's state refuses the request: it has ended, is stopping, or no longer holds the events "
+         "asked for (`invalid_command`)",
+    413: "body over its limit (`payload_too_large`)",
+    415: "audio encoding this hub cannot decode (`unsupported_encoding`)",
+    429: "too many requests for this API key (`rate_limited`)",
+    431: "request headers over server.max_header_bytes / server.max_headers (`headers_too_large`)",
+    500: "a bug (`internal`)",
+    502: "the provider failed on this audio (`provider_error`)",
+    503: "the provider is loading or unhealthy, the hub is full or shutting down, or (cluster) the session's "
+         "node was lost",
+}
+
+
+def error_responses(*statuses: int, model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the error statuses a route answers, each with its error body. (401 and 429
+    are added to every /v1 route when API keys are configured, 431 and 500 to every route: api.openapi.)"""
+    return {status: {"model": model, "description": ERROR_STATUS_TEXT[status]} for status in statuses}
+
+
+#: The errors of a running HTTP+SSE session's command routes (flush, stop, keepalive, DELETE).
+SESSION_COMMAND_ERRORS = error_responses(404, 409, 503)
+
+#: The errors of a whole-file transcription (POST /v1/transcribe).
+ERROR_RESPONSES = error_responses(400, 404, 413, 415, 502, 503)
 
 
 class HubRoute(APIRoute):

@@ -59,8 +59,12 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code
     if status < 400:  # not an error (e.g. 304 from the static files)
         return Response(status_code=status, headers=exc.headers)
-    if status == 404 and _other_method_matches(request):
+    allowed = allowed_methods(request.scope) if status in (404, 405) else []
+    if status == 404 and allowed:
         status = 405  # the static mount at / answers 404 for an API path asked with the wrong method
+    headers = dict(exc.headers or {})
+    if status == 405 and allowed:
+        headers["Allow"] = ", ".join(allowed)  # the route's methods (the static mount would say GET, HEAD)
     code = code_for_status(status)
     if status == 404:
         message = f"no route {request.url.path}"
@@ -68,22 +72,32 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail) if exc.detail else code.value.replace("_", " ")
-    return _json_error(request, status, code, message, headers=dict(exc.headers or {}))
+    return _json_error(request, status, code, message, headers=headers)
 
 
-def _other_method_matches(request: Request) -> bool:
-    """True when a route (not a mount) has this path with another method."""
-    scope = dict(request.scope)
-    for route in request.app.router.routes:
-        if isinstance(route, Mount):
+def allowed_methods(scope: Scope, *, documented_only: bool = False) -> list[str]:
+    """The methods the routes (not the mounts) at this path answer, for a 405's `Allow`: those of the
+    routes in the OpenAPI schema when any matches (a hidden catch-all such as POST
+    /v1/sessions/{id}/{command} is not a method of .../events), else those of the hidden ones; HEAD
+    wherever GET is (HeadMiddleware). Empty when no route has this path."""
+    documented: set[str] = set()
+    hidden: set[str] = set()
+    probe = {**scope, "method": "\x00"}  # no route takes it: every route with this path matches PARTIAL
+    app = scope["app"]
+    for route in getattr(app.state, "routes", None) or app.router.routes:
+        if isinstance(route, Mount) or not isinstance(getattr(route, "methods", None), set | frozenset):
             continue
         try:
-            match, _ = route.matches(scope)
+            match, _ = route.matches(probe)
         except Exception:  # a route type that cannot tell: it does not count
             continue
         if match == Match.PARTIAL:
-            return True
-    return False
+            (documented if getattr(route, "include_in_schema", True) else hidden).update(route.methods)
+    methods = documented or (set() if documented_only else hidden)
+    if "GET" in methods:
+        methods.add("HEAD")
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -20,14 +20,14 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
-from ..core.errors import ErrorCode, HubError
+from ..core.errors import ErrorCode, HubError, SessionStateError
 from ..core.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
 from .binding import SessionBinding, check_owner, open_session, remote_node
-from .errors import ERROR_RESPONSES, error_response
-from .http_guard import is_head
+from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
+from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
 from .sse_stream import EventStream
 
@@ -74,7 +74,8 @@ async def _read_start(request: Request) -> StartSession:
     return parse_start(data)
 
 
-@router.post("/v1/sessions", status_code=201, response_model=SessionCreated, responses=ERROR_RESPONSES,
+@router.post("/v1/sessions", status_code=201, response_model=SessionCreated, responses={
+    200: {"model": SessionCreated, "description": "resumed (`resume`)"}, **error_responses(400, 404, 409, 413, 415, 503)},
              summary="Open a session (or resume one with `resume`)",
              openapi_extra={"requestBody": {"required": False, "content": {
                  "application/json": {"schema": inline_schema(StartSession)}}}})
@@ -99,6 +100,14 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
 
 
+SEQ_PATTERN = r"^[0-9]*$"  # an event seq; empty: from the start
+#: One message of the event stream (keep-alive comments are not messages)
+SSE_EVENT_SCHEMA = {"type": "object", "required": ["id", "event", "data"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the event's seq"},
+    "event": {"type": "string", "description": "the event's type (PROTOCOL.md)"},
+    "data": {"type": "string", "contentMediaType": "application/json", "description": "the event as JSON"}}}
+
+
 def _last_event_id(header: str | None, query: str | None) -> int:
     raw = header if header not in (None, "") else query  # the header (EventSource's own reconnect) wins
     if raw in (None, ""):
@@ -112,13 +121,19 @@ def _last_event_id(header: str | None, query: str | None) -> int:
     return value
 
 
-@router.get("/v1/sessions/{session_id}/events", name="sse_events", responses={
-    200: {"content": {"text/event-stream": {}}, "description": "`id: <seq>`, `event: <type>`, `data: <event JSON>`"},
-    204: {"description": "the session has ended and every event was delivered"}, **ERROR_RESPONSES})
+@router.get("/v1/sessions/{session_id}/events", name="sse_events", status_code=200, response_class=EventStream,
+            responses={
+    200: {"content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+          "description": "`id: <seq>`, `event: <type>`, `data: <event JSON>`"},
+    204: {"description": "the session has ended and every event was delivered"},
+    **error_responses(400, 404, 409, 503)})
 async def session_events(request: Request, session_id: str,
-                         last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
-                         last_event_id: str | None = Query(None, description="same as the Last-Event-ID header "
-                                                           "(for a new EventSource, which cannot set headers)")
+                         # typed `str` (not Optional): an absent header is absent, there is no null to send
+                         last_event_id_header: str = Header(None, alias="Last-Event-ID", pattern=SEQ_PATTERN,
+                                                            description="the last event seq the client has"),
+                         last_event_id: str = Query(None, pattern=SEQ_PATTERN,
+                                                    description="same as the Last-Event-ID header (for a new "
+                                                    "EventSource, which cannot set headers)")
                          ) -> Response:
     service = _service(request)
     try:
@@ -128,7 +143,7 @@ async def session_events(request: Request, session_id: str,
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
             session = service.get(session_id)
             if after > session.channel.last_seq or not session.channel.can_replay(after):
-                raise HubError(ErrorCode.invalid_command, f"cannot resume from seq {after}: the hub holds events "
+                raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {after}: the hub holds events "
                                f"up to {session.channel.last_seq}")
         else:
             session = service.resume(session_id, after)  # (re)attaches; checks the events are still held
@@ -147,8 +162,8 @@ async def _remote_events(request: Request, node: ClusterNode, session_id: str, a
     return EventStream(session_id, lambda: bridge.events(after), bridge.detach)
 
 
-@router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, responses={
-    **ERROR_RESPONSES, 202: {"description": "accepted"}}, openapi_extra={"requestBody": {"required": True, "content": {
+@router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, response_class=Response, responses={
+    202: {"description": "accepted"}, **error_responses(400, 404, 409, 413, 503)}, openapi_extra={"requestBody": {"required": True, "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def session_audio(request: Request, session_id: str) -> Response:
     service = _service(request)
@@ -181,29 +196,35 @@ async def _stream_first() -> None:
     await asyncio.sleep(0)
 
 
-@router.post("/v1/sessions/{session_id}/flush", status_code=202, responses=ERROR_RESPONSES)
+@router.post("/v1/sessions/{session_id}/flush", status_code=202, response_class=Response,
+             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
 async def session_flush(request: Request, session_id: str) -> Response:
     response = await _command(request, session_id, "flush")
     await _stream_first()
     return response
 
 
-@router.post("/v1/sessions/{session_id}/stop", status_code=202, responses=ERROR_RESPONSES)
+@router.post("/v1/sessions/{session_id}/stop", status_code=202, response_class=Response,
+             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
 async def session_stop(request: Request, session_id: str) -> Response:
     response = await _command(request, session_id, "stop")
     await _stream_first()
     return response
 
 
-@router.post("/v1/sessions/{session_id}/keepalive", status_code=202, responses=ERROR_RESPONSES,
+@router.post("/v1/sessions/{session_id}/keepalive", status_code=202, response_class=Response,
+             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS},
              summary="No audio for a while: reset the session's idle timer")
 async def session_keepalive(request: Request, session_id: str) -> Response:
     return await _command(request, session_id, "keepalive")
 
 
-@router.post("/v1/sessions/{session_id}/{command}", status_code=202, responses=ERROR_RESPONSES,
-             include_in_schema=False)
+@router.post("/v1/sessions/{session_id}/{command}", status_code=202, include_in_schema=False)
 async def session_unknown(request: Request, session_id: str, command: str) -> Response:
+    allowed = allowed_methods(request.scope, documented_only=True)
+    if allowed:  # a documented route by another method (GET .../events): not a command
+        return error_response(HubError(ErrorCode.method_not_allowed, f"POST is not allowed on {request.url.path}"),
+                              headers={"Allow": ", ".join(allowed)})
     return await _command(request, session_id, command)
 
 
@@ -217,7 +238,7 @@ async def _command(request: Request, session_id: str, command: str) -> Response:
         elif command == "keepalive":
             bind.keepalive()
         elif command == "start":
-            raise HubError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
+            raise SessionStateError(ErrorCode.invalid_command, f"session '{session_id}' has already started"
                            + (" and ended" if not bind.live else "") + "; POST /v1/sessions opens another")
         else:
             raise HubError(ErrorCode.invalid_command, f"unknown command {command!r} (expected audio, flush, stop, keepalive)")
@@ -229,7 +250,7 @@ async def _command(request: Request, session_id: str, command: str) -> Response:
     return Response(status_code=202)
 
 
-@router.delete("/v1/sessions/{session_id}", status_code=204, responses=ERROR_RESPONSES,
+@router.delete("/v1/sessions/{session_id}", status_code=204, response_class=Response, responses=error_responses(404, 503),
                summary="Abort the session now (no finalisation)")
 async def delete_session(request: Request, session_id: str) -> Response:
     try:

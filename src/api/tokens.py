@@ -15,7 +15,7 @@ from ..core.auth import Authenticator, Credential
 from ..core.commands import MAX_COMMAND_BYTES, describe_validation
 from ..core.errors import ErrorCode, HubError
 from ..core.tokens import TokenIssued, TokenRequest
-from .errors import ERROR_RESPONSES, error_response
+from .errors import error_response, error_responses
 
 router = APIRouter(tags=["auth"])
 
@@ -38,7 +38,7 @@ async def _read(request: Request) -> TokenRequest:
         raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
 
 
-@router.post("/v1/tokens", response_model=TokenIssued, responses=ERROR_RESPONSES,
+@router.post("/v1/tokens", response_model=TokenIssued, responses=error_responses(400, 413),
              summary="A short-lived token that starts sessions for the calling API key",
              openapi_extra={"requestBody": {"required": False, "content": {
                  "application/json": {"schema": TokenRequest.model_json_schema()}}}})

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.channel import ChannelFenced
-from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import Event, parse_event
 from . import keys, wire
 from .errors import REDIS_DOWN
@@ -98,9 +98,9 @@ class BridgedSession:
 
     def _put(self, msg: InboxMessage) -> None:
         if self.ended:
-            raise ClientError(ErrorCode.invalid_command, f"session '{self.id}' has ended")
+            raise SessionStateError(ErrorCode.invalid_command, f"session '{self.id}' has ended")
         if self._closed:
-            raise ClientError(ErrorCode.invalid_command, f"session '{self.id}' is no longer attached here")
+            raise SessionStateError(ErrorCode.invalid_command, f"session '{self.id}' is no longer attached here")
         self._start_sender()
         self._queue.put_nowait(msg)
 

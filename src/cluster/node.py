@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
-from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
 from .append import LogAppender
@@ -317,7 +317,7 @@ class ClusterNode:
         if rec is None or rec.owner == self.node_id:  # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         if last_seq is not None and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
-            raise ClientError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
+            raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
                               f"events {rec.first_seq} to {rec.last_seq}")
         bridge = BridgedSession(self, session_id, rec.owner, f"{self.node_id}#{next(self._conns)}", ended=rec.ended,
                                 last_seq=rec.last_seq)

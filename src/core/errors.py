@@ -93,6 +93,16 @@ class ClientError(HubError):
     cannot help."""
 
 
+class SessionStateError(ClientError):
+    """A well-formed request the session's state refuses: it has ended, is stopping, has not started, or
+    no longer holds the events a resume asks for. The code stays `invalid_command` (the wrong order, on
+    every wire); HTTP answers 409 Conflict: the request is right, the session is not in a state for it."""
+
+    @property
+    def http_status(self) -> int:
+        return 409
+
+
 class ProviderFailure(HubError):
     """A provider failed to produce a result it was asked for: an exception in the engine, or no
     answer within `providers.timeout_s`. Failover moves the session to the next healthy provider."""

@@ -76,8 +76,8 @@ async def test_delete_aborts_without_finalising(hub: HubProcess) -> None:
         events = await c.wait_ended(30)
         assert events[-1]["reason"] == "client_gone"
         assert not [e for e in events if e["type"] == "transcript.final"]
-        r = await c.http.post(f"/v1/sessions/{sid}/audio", content=b"\x00\x00")
-        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_command"
+        r = await c.http.post(f"/v1/sessions/{sid}/audio", content=b"\x00\x00")  # a state conflict: 409
+        assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_command"
         r = await c.http.delete("/v1/sessions/0123")
         assert r.status_code == 404 and r.json()["error"] == {"code": "session_not_found",
                                                               "message": r.json()["error"]["message"]}
@@ -120,4 +120,4 @@ def test_session_without_reader_is_reaped_when_idle(quick_idle_hub: HubProcess) 
     assert events[-1]["type"] == "session.ended" and events[-1]["reason"] == "idle"
     assert time.monotonic() - last_audio >= 1.4  # idle_timeout_s 1.5 after the last audio, not before
     r = httpx.post(f"{http}/v1/sessions/{sid}/audio", content=b"\x00\x00" * 1600, timeout=30)
-    assert r.status_code == 400 and "ended" in r.json()["error"]["message"], r.text
+    assert r.status_code == 409 and "ended" in r.json()["error"]["message"], r.text
