@@ -41,7 +41,15 @@ from ..providers.base import Provider, Task, TranscribeOptions
 from .binding import open_session
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name
-from .openai_errors import OPENAI_ERROR_RESPONSES, OpenAIRoute, ParamError, field_of, openai_error_body, param
+from .openai_errors import (
+    OPENAI_ERROR_RESPONSES,
+    OpenAIRoute,
+    ParamError,
+    field_of,
+    openai_error_body,
+    param,
+    sent_as,
+)
 from .openai_models import hub_choice, resolve, routed_start
 from .openai_stream import piece_stream, session_stream, start_for
 from .openai_wire import (
@@ -281,11 +289,12 @@ async def audio_transcriptions(
     with param(field):
         if lang is not None:
             parse_language(lang)  # a malformed tag is the field's fault, whichever check meets it first
-    with param("model", guess=True):  # a language the model cannot do is the language's fault
+    sent = {"language": field, "prompt": "prompt" if prompt or not keywords else "keywords[]"}
+    with sent_as(sent), param("model", guess=True):  # a language the model cannot do is the language's fault
         provider = resolve(request, model, lang)
-    if keywords and not prompt:
-        prompt = ", ".join(k.strip() for k in keywords if k.strip())
-    _check(request, provider, lang, prompt or None)
+        if keywords and not prompt:
+            prompt = ", ".join(k.strip() for k in keywords if k.strip())
+        _check(request, provider, lang, prompt or None)
     split, threshold = _chunking(chunking_strategy, cs_type, cs_silence, cs_prefix, cs_threshold)
     logprobs = "logprobs" in (include or [])
     if logprobs and response_format != "json":

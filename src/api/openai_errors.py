@@ -52,6 +52,18 @@ def param(name: str, *, guess: bool = False) -> Iterator[None]:
         raise ParamError(e.code, e.message, field_of(e, name) if guess else name) from None
 
 
+@contextlib.contextmanager
+def sent_as(names: dict[str, str]) -> Iterator[None]:
+    """A ParamError about a field the route made from another (a `prompt` from `keywords[]`, a `language`
+    from `languages[]`) names the field the client sent."""
+    try:
+        yield
+    except ParamError as e:
+        if e.param not in names or names[e.param] == e.param:
+            raise
+        raise ParamError(e.code, e.message, names[e.param]) from None
+
+
 class OpenAIErrorDetail(BaseModel):
     message: str
     type: str

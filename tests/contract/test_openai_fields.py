@@ -46,7 +46,10 @@ def test_translations_refuse_language_and_unknown_fields(hub: HubProcess) -> Non
     ({"language": "xx"}, "language"),
     ({"languages[]": "e"}, "languages[]"),            # OpenAI's newer hint list
     ({"languages[]": ["en", "12"]}, "languages[]"),
+    ({"languages[]": "de", "model": "faster_whisper"}, "languages[]"),  # one the model cannot do
+    ({"language": "de", "model": "faster_whisper"}, "language"),
     ({"prompt": "x" * 100_000}, "prompt"),
+    ({"keywords[]": "x" * 100_000}, "keywords[]"),   # made into the prompt: still the field sent
     ({"temperature": "5"}, "temperature"),
     ({"response_format": "bogus"}, "response_format"),
     ({"timestamp_granularities[]": "x"}, "timestamp_granularities[]"),
