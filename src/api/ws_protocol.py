@@ -6,7 +6,8 @@ a traceback and close the connection (1007) with no word to the client. Here suc
 client's fault: it gets the contract's `error` event (`invalid_command`, fatal; the OpenAI shape on
 /v1/realtime, none on Socket.IO's socket, which speaks Engine.IO), then the close 1007 that RFC 6455
 asks for, and the hub logs one INFO line. The app sees the disconnect, as after any dropped
-connection (a session is detached, resumable)."""
+connection (a session is detached, resumable). `asrhub serve` runs it; under another ASGI server (the
+app factory) that server's own handling applies."""
 
 from __future__ import annotations
 
