@@ -64,9 +64,8 @@ async def test_grpc_calls_need_a_key(keyed_hub: HubProcess) -> None:
         calls: list[Any] = []
 
         async def late_start() -> Any:
-            # the refusal comes before any request is read; a client still writing when it lands may see
-            # INTERNAL ("Internal error from Core") from its own failed write instead of the status: write
-            # only once the call has its status
+            # nothing is written until the call has its status, and the request stream stays open: the
+            # refusal comes all the same (after the hub's grace for what a client already sent)
             await calls[0].code()
             yield pb.StreamingRequest(start=pb.StartSession())
 

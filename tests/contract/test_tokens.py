@@ -237,8 +237,7 @@ async def test_grpc_token_in_metadata(keyed: HubProcess) -> None:
         expired = (("authorization", f"Bearer {minted(BETA, 'beta', expires_in=-2)}"),)
 
         async def nothing_yet() -> Any:
-            # the refusal comes before any request is read; a client still writing when it lands may see
-            # INTERNAL from its own failed write instead of the status (see test_auth_transports)
+            # nothing sent, the request stream left open: refused all the same (see test_auth_transports)
             await asyncio.Event().wait()
             yield pb.StreamingRequest(start=pb.StartSession())
 
