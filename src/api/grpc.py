@@ -39,19 +39,22 @@ log = logging.getLogger(__name__)
 SERVICE = "asrhub.v1.AsrHub"
 TRANSPORT_FACTOR = 2  # grpc's max_receive_message_length, in multiples of the hub's own message limit
 
-# how long a refused StreamingRecognize reads (and drops) its requests before its status goes out
-REFUSAL_GRACE_S = 1.0
+# a refused StreamingRecognize reads (and drops) its requests until the client half-closes, pauses this
+# long (it waits for an answer, or paces its audio: no write of its is in flight), or at most REFUSAL_MAX_S
+REFUSAL_IDLE_S = 0.25
+REFUSAL_MAX_S = 5.0
 
 
-async def drain(requests: AsyncIterator[Any], grace: float) -> None:
-    """Read and drop a refused call's requests until the client half-closes, or for `grace` s at most.
-    grpc's asyncio client reports its own `INTERNAL: Internal error from Core` instead of the server's
-    status when one of its writes is in flight as that status lands (grpc/grpc#36066): a client that sent
-    `start` and audio at once must see UNAUTHENTICATED, so the status waits until what it sent is read."""
-    with contextlib.suppress(TimeoutError, Exception):
-        async with asyncio.timeout(grace):
-            async for _ in requests:
-                pass
+async def drain(requests: AsyncIterator[Any], idle: float = REFUSAL_IDLE_S, at_most: float = REFUSAL_MAX_S) -> None:
+    """Read and drop a refused call's requests before its status goes out. grpc's asyncio client reports
+    its own `INTERNAL: Internal error from Core` instead of the server's status when one of its writes is
+    in flight as that status lands (grpc/grpc#36066): a client that sends `start` and audio at once, or
+    streams audio paced in real time, must see UNAUTHENTICATED all the same."""
+    it = aiter(requests)
+    with contextlib.suppress(Exception):  # the time is up (TimeoutError), or the stream broke: answer now
+        async with asyncio.timeout(at_most):
+            while True:
+                await asyncio.wait_for(anext(it), idle)
 
 
 async def abort(context: grpc.aio.ServicerContext, err: HubError) -> None:
@@ -83,7 +86,7 @@ class AsrHubServicer:
         try:
             api_key = self.credential(context, "start")
         except HubError as e:
-            await drain(requests, REFUSAL_GRACE_S)
+            await drain(requests)
             await abort(context, e)
             return
         stream = GrpcStream(self.hub, self.pb, api_key)

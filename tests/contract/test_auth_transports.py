@@ -101,8 +101,15 @@ async def test_grpc_stream_refused_early_is_unauthenticated_every_time(keyed_hub
             for _ in range(i % 4 * 8):
                 yield pb.StreamingRequest(audio=chunk)
 
-        # every 5th call sends nothing and never half-closes: the refusal must come all the same
-        call = stub.StreamingRecognize(None if i % 5 == 0 else eager(), timeout=20,
+        async def live() -> Any:  # a microphone: 100 ms of audio every 100 ms (client pacing), for 1.5 s
+            yield pb.StreamingRequest(start=pb.StartSession())
+            for _ in range(15):
+                await asyncio.sleep(0.1)
+                yield pb.StreamingRequest(audio=chunk)
+
+        # every 5th call sends nothing and never half-closes, every 7th streams live: refused all the same
+        requests = None if i % 5 == 0 else live() if i % 7 == 0 else eager()
+        call = stub.StreamingRecognize(requests, timeout=20,
                                        metadata=(("authorization", "Bearer wrong"),) if i % 2 else ())
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             _ = [ev async for ev in call]
