@@ -26,7 +26,7 @@ from ..providers.registry import ProviderSet
 from ..store.providers import actions as PA
 from ..store.providers.selectors import select_available, select_status
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_is_live, select_live_on_provider
+from ..store.sessions.selectors import select_is_live, select_live_on_provider, select_session
 from .audio import HUB_RATE, AudioChunk, ms_to_samples
 from .config import HubConfig
 from .errors import ErrorCode, HubError
@@ -126,6 +126,9 @@ class Failover:
             i = order.index(failed.name)
             order = order[i + 1:] + order[:i]
         language = s.start.language
+        rec = select_session(self.host.state, s.id)
+        if rec is not None and rec.detect and rec.language:
+            language = s.locale  # routed by its detected language: a fallback must know the one it runs in
         out = []
         for name in order:
             p = self.host.providers.providers.get(name)
