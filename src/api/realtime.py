@@ -8,13 +8,20 @@ A thin transport over the SessionService, speaking what the official `openai` cl
   provider) and language, and `turn_detection`: `server_vad` (silence_duration_ms -> vad.silence_ms,
   prefix_padding_ms -> vad.pre_roll_ms, threshold -> vad.threshold) or null (manual commit, VAD off).
 - `input_audio_buffer.append` feeds a hub session, started on the first append after each (re)configuration.
-- server_vad: each hub utterance is one conversation item: speech.started -> `input_audio_buffer.speech_started`,
-  speech.ended -> `.speech_stopped` + `.committed`; partials (their stable text) and the final become
-  `conversation.item.input_audio_transcription.delta` events, the final also `.completed`.
-- manual: `input_audio_buffer.commit` -> `.committed` and a flush; the utterance's text follows as above.
-- `input_audio_buffer.clear` drops the uncommitted audio: the hub session is stopped (committed items still
-  get their transcripts) and the open item's results are discarded.
-An utterance that decodes to no text (noise) gets a `.completed` with an empty transcript once the session
+- Each hub utterance is given its conversation item when the append that opens it is taken (server_vad: an
+  item per utterance; manual: the item being appended to), so what a later `clear` or `commit` does to it
+  is decided in the order of the client's events, never by when the hub's results come.
+- server_vad: speech.started -> `input_audio_buffer.speech_started`, speech.ended -> `.speech_stopped` +
+  `.committed`. manual: `input_audio_buffer.commit` -> `.committed` and a flush.
+- After `.committed`, the item's settled text (finals, then the open utterance's stable text, which every
+  later text starts with) goes out as `conversation.item.input_audio_transcription.delta` events as it
+  grows, the rest of the transcript as the last delta, then `.completed` (realtime_items: the deltas
+  concatenate to the transcript by construction).
+- `input_audio_buffer.clear` drops the uncommitted audio: its item is marked dropped at once, the hub session
+  is stopped (committed items still get their transcripts) and nothing of the dropped item is sent.
+- `session.update` checks every field against the hub's own ranges before anything changes (realtime_events
+  `validate`); a refused update is an `error` naming the field and the session keeps its configuration.
+An item whose audio decodes to no text (noise) gets a `.completed` with an empty transcript once the session
 has no final pending.
 """
 
@@ -23,13 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
-from ..core.commands import StartSession, VadOptions
 from ..core.errors import ErrorCode, HubError
 from ..core.events import (
     ErrorEvent,
@@ -41,9 +46,11 @@ from ..core.events import (
 )
 from ..core.service import SessionService
 from ..core.session import Session
+from ..core.validation import validate_features, validate_language
 from . import realtime_events as rt
 from .binding import open_session
-from .openai_models import resolve_model
+from .openai_models import resolve_model, routed_start
+from .realtime_items import Item
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,20 +58,20 @@ router = APIRouter()
 
 @dataclass(eq=False)
 class HubRun:
-    """One hub session of this connection and how its utterances map onto conversation items."""
+    """One hub session of this connection and which conversation item each of its utterances is."""
 
     session: Session
-    base_ms: int                                              # audio before this run, in the connection's timeline
+    serial: int                                          # tells the runs' utterance ids apart in an item
+    base_ms: int                                         # audio before this run, in the connection's timeline
     manual: bool
-    items_by_start: list[str] = field(default_factory=list)  # item of the n-th speech start (manual: current item)
-    emitted: dict[str, str] = field(default_factory=dict)    # utterance id -> text sent as deltas
-    dropped: set[str] = field(default_factory=set)           # cleared items: their results are discarded
-    completed: set[str] = field(default_factory=set)         # items whose `...completed` went out
-    start_ms: dict[str, int] = field(default_factory=dict)   # item -> its speech start (session timeline)
-    seen_seq: int = 0                                        # the last hub event the pump has handled
+    items: dict[str, Item] = field(default_factory=dict)  # utterance id -> its item (mapped as audio arrives)
+    mapped: int = 0                                      # utterances mapped so far (u1 .. u<mapped>)
+    starts: int = 0                                      # speech.started / .ended events the pump has seen
+    ends: int = 0
+    speech_ms: dict[str, int] = field(default_factory=dict)  # utterance id -> its speech start (server_vad)
+    seen_seq: int = 0                                    # the last hub event the pump has handled
     seen: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
-    watchers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class RealtimeConnection:
@@ -74,10 +81,11 @@ class RealtimeConnection:
         self.cfg = rt.TranscriptionConfig(model=model or "whisper-1")
         self.run: HubRun | None = None
         self.runs: set[HubRun] = set()
+        self.serial = 0
         self.audio_s = 0.0                 # audio received on this connection (the Realtime timeline)
-        self.uncommitted_bytes = 0
-        self.current_item: str | None = None   # manual mode: the item being appended to
+        self.current: Item | None = None   # manual mode: the item being appended to (uncommitted audio)
         self.previous_item: str | None = None
+        self.watchers: set[asyncio.Task[None]] = set()
         self.send_lock = asyncio.Lock()
 
     async def send(self, ev: BaseModel) -> None:
@@ -96,25 +104,40 @@ class RealtimeConnection:
             await self.clear()
 
     async def configure(self, cfg: rt.TranscriptionConfig) -> None:
-        resolve_model(self.ws.app.state.hub, cfg.model)  # an unknown model is refused now, not at the first audio
+        """Every field is checked before anything changes: a refused update leaves the session as it was."""
+        prefix = "session.input_audio_transcription" if cfg.beta else "session.audio.input.transcription"
+        hub = self.ws.app.state.hub
+        try:
+            resolve_model(hub, cfg.model)
+        except HubError as e:  # an unknown model is refused now, not at the first audio
+            raise rt.RealtimeProblem(e.message, f"{prefix}.model", code=e.code) from None
+        try:
+            provider = resolve_model(hub, cfg.model, cfg.language)  # the route for that language
+            validate_language(provider, cfg.language or provider.language)
+        except HubError as e:
+            raise rt.RealtimeProblem(e.message, f"{prefix}.language", code=e.code) from None
+        try:
+            validate_features(provider, prompt=cfg.prompt)
+        except HubError as e:
+            raise rt.RealtimeProblem(e.message, f"{prefix}.prompt", code=e.code) from None
         if cfg.logprobs:
             raise rt.RealtimeProblem("item.input_audio_transcription.logprobs is not available on the realtime "
                                      "socket (use POST /v1/audio/transcriptions with include[]=logprobs)",
                                      "session.include")
         self.end_run()  # a running hub session finishes under the old settings
+        if cfg.server_vad and self.current is not None:
+            await self.commit_item()  # manual audio not yet committed is one item (turn detection takes over)
         self.cfg = cfg
         await self.send(rt.session_event(cfg, created=False))
 
     async def start_run(self) -> HubRun:
         cfg = self.cfg
         provider = resolve_model(self.ws.app.state.hub, cfg.model, cfg.language)
-        vad = VadOptions(enabled=cfg.server_vad, silence_ms=cfg.silence_ms, pre_roll_ms=cfg.prefix_ms,
-                         threshold=cfg.threshold)
-        start = StartSession(provider=provider.name, language=cfg.language,
-                             audio=rt.INPUT_AUDIO[cfg.format].spec(),
-                             interim_results=True, vad=vad, prompt=cfg.prompt or None)
-        session = await open_session(self.service, start, "realtime", self.ws.scope.get("asrhub.api_key"))
-        run = HubRun(session, round(self.audio_s * 1000), manual=not cfg.server_vad)
+        start = routed_start(self.ws.app.state.hub, cfg.model, cfg.start(provider.name))  # whisper-1: by language
+        session = await open_session(self.service, start, "realtime",
+                                     self.ws.scope.get("asrhub.api_key"))
+        self.serial += 1
+        run = HubRun(session, self.serial, round(self.audio_s * 1000), manual=not cfg.server_vad)
         run.pump = asyncio.create_task(self.pump(run))
         self.runs.add(run)
         return run
@@ -122,7 +145,23 @@ class RealtimeConnection:
     def end_run(self) -> None:
         run, self.run = self.run, None
         if run is not None and self.service.is_open(run.session.id):
-            self.service.stop(run.session.id)
+            self.service.stop(run.session.id)  # finalises the open utterance: map it before the pump sees it
+            self.map_utterances(run)
+
+    def map_utterances(self, run: HubRun, seconds: float = 0.0) -> None:
+        """Give the run's new utterances their items, right as the audio that opened them is taken (so a
+        later `clear` or commit can never move them): manual mode, the current item; server_vad, one new
+        item each."""
+        if run.manual and self.current is not None:
+            self.current.audio_s += seconds
+        for n in range(run.mapped + 1, run.session.utterance_index + 1):
+            uid = f"u{n}"
+            item = self.current if run.manual else Item(rt.item_id())
+            if item is None:  # manual audio with no item (cannot be: append makes one first)
+                continue
+            item.parts.append((run.serial, uid))
+            run.items[uid] = item
+        run.mapped = max(run.mapped, run.session.utterance_index)
 
     async def append(self, data: bytes) -> None:
         if self.cfg.format == "audio/pcm" and len(data) % 2:
@@ -132,50 +171,56 @@ class RealtimeConnection:
             return
         if self.run is None or not self.service.is_open(self.run.session.id):
             self.run = await self.start_run()
-        if self.current_item is None:
-            self.current_item = rt.item_id()
-        self.service.push_audio(self.run.session.id, data)
-        self.uncommitted_bytes += len(data)
-        self.audio_s += rt.INPUT_AUDIO[self.cfg.format].seconds(len(data))
+        if self.run.manual and self.current is None:
+            self.current = Item(rt.item_id())
+        seconds = rt.INPUT_AUDIO[self.cfg.format].seconds(len(data))
+        try:
+            self.service.push_audio(self.run.session.id, data)
+        finally:
+            self.map_utterances(self.run, seconds)
+        self.audio_s += seconds
 
     async def commit(self) -> None:
         if self.cfg.server_vad:
             raise rt.RealtimeProblem("input_audio_buffer.commit is for turn_detection null; with server_vad the "
                                      "hub commits at the end of each utterance", "type")
-        if self.run is None or self.uncommitted_bytes == 0 or self.current_item is None:
+        if self.current is None or self.current.audio_s <= 0:
             raise rt.RealtimeProblem("the input audio buffer is empty: append audio before committing", None)
-        item, self.current_item = self.current_item, None
-        self.uncommitted_bytes = 0
-        await self.send(rt.committed(item, self.previous_item))
-        self.previous_item = item
-        self.service.flush(self.run.session.id)
+        run = self.run
+        if run is not None and self.service.is_open(run.session.id):
+            self.service.flush(run.session.id)
+            self.map_utterances(run)
+        await self.commit_item()
+
+    async def commit_item(self) -> None:
+        item, self.current = self.current, None
+        if item is None:
+            return
+        await self.committed(item)
+        self.watch(item)
+
+    async def committed(self, item: Item) -> None:
+        item.committed = True
+        await self.send(rt.committed(item.id, self.previous_item))
+        self.previous_item = item.id
+        if piece := item.next_delta():  # what the partials settled on while the audio came
+            await self.send(rt.delta(item.id, piece))
 
     async def clear(self) -> None:
+        """Drops the uncommitted audio, ordered with the appends before it: the utterances it opened are
+        marked now, so nothing the hub still decodes from it is ever sent."""
         run = self.run
         if run is not None:
-            if run.manual and self.current_item is not None:
-                run.dropped.add(self.current_item)
-            elif not run.manual and run.session.open_utterance is not None and run.items_by_start:
-                run.dropped.add(run.items_by_start[-1])
+            open_utt = run.session.open_utterance
+            if not run.manual and open_utt is not None and open_utt[0] in run.items:
+                run.items[open_utt[0]].dropped = True
             self.end_run()
-        self.current_item = None
-        self.uncommitted_bytes = 0
+        if self.current is not None:
+            self.current.dropped = True
+        self.current = None
         await self.send(rt.cleared())
 
     # -- hub events -> Realtime events -------------------------------------------------------
-    def _item(self, run: HubRun, utterance_id: str) -> str | None:
-        m = re.fullmatch(r"u(\d+)", utterance_id)
-        n = int(m.group(1)) - 1 if m else len(run.items_by_start) - 1
-        return run.items_by_start[n] if 0 <= n < len(run.items_by_start) else None
-
-    def _delta(self, run: HubRun, uid: str, text: str) -> str:
-        done = run.emitted.get(uid, "")
-        text = text.strip()
-        if len(text) <= len(done) or not text.startswith(done):
-            return ""
-        run.emitted[uid] = text
-        return text[len(done):] if done else text
-
     async def pump(self, run: HubRun) -> None:
         try:
             async for ev in self.service.events(run.session.id):
@@ -188,57 +233,73 @@ class RealtimeConnection:
             pass
         finally:
             self.runs.discard(run)
+            run.seen.set()
 
     async def on_event(self, run: HubRun, ev: object) -> None:
         if isinstance(ev, SpeechStarted):
-            if run.manual:
-                item = self.current_item or rt.item_id()
-                self.current_item = item
-            else:
-                item = rt.item_id()
-            run.items_by_start.append(item)
-            run.start_ms.setdefault(item, ev.offset_ms)
-            if not run.manual:
-                await self.send(rt.speech_started(item, run.base_ms + ev.offset_ms))
-        elif isinstance(ev, SpeechEnded) and run.items_by_start:
-            item = run.items_by_start[-1]
-            if item in run.dropped:
+            run.starts += 1
+            uid = f"u{run.starts}"
+            run.speech_ms[uid] = ev.offset_ms
+            item = run.items.get(uid)
+            if item is not None and item.live and not run.manual:
+                await self.send(rt.speech_started(item.id, run.base_ms + ev.offset_ms))
+        elif isinstance(ev, SpeechEnded):
+            run.ends += 1
+            uid = f"u{run.ends}"
+            item = run.items.get(uid)
+            if item is None or not item.live or run.manual:
                 return
-            watcher = asyncio.create_task(self.complete_if_silent(run, item, ev.offset_ms))
-            run.watchers.add(watcher)
-            watcher.add_done_callback(run.watchers.discard)
-            if run.manual:
-                return
-            await self.send(rt.speech_stopped(item, run.base_ms + ev.offset_ms))
-            await self.send(rt.committed(item, self.previous_item))
-            self.previous_item = item
+            item.audio_s = max(0, ev.offset_ms - run.speech_ms.get(uid, ev.offset_ms)) / 1000.0
+            await self.send(rt.speech_stopped(item.id, run.base_ms + ev.offset_ms))
+            await self.committed(item)
+            self.watch(item)
+            await self.complete_if_final(item)
         elif isinstance(ev, TranscriptPartial | TranscriptFinal):
-            found = self._item(run, ev.utterance_id)
-            if found is None or found in run.dropped:
+            item = run.items.get(ev.utterance_id)
+            if item is None or not item.live:
                 return
-            item = found
-            text = ev.stable_text if isinstance(ev, TranscriptPartial) else ev.text
-            if piece := self._delta(run, ev.utterance_id, text):
-                await self.send(rt.delta(item, piece))
-            if isinstance(ev, TranscriptFinal):
-                run.completed.add(item)
-                await self.send(rt.completed(item, ev.text.strip(), (ev.end_ms - ev.start_ms) / 1000.0))
+            part = (run.serial, ev.utterance_id)
+            if isinstance(ev, TranscriptPartial):
+                item.stable[part] = ev.stable_text.strip()
+            else:
+                item.finals[part] = ev.text.strip()
+            if item.committed and (piece := item.next_delta()):
+                await self.send(rt.delta(item.id, piece))
+            await self.complete_if_final(item)
         elif isinstance(ev, ErrorEvent):
             await self.send(rt.realtime_error(HubError(ev.code, ev.message, fatal=ev.fatal)))
 
-    async def complete_if_silent(self, run: HubRun, item: str, end_ms: int) -> None:
-        """An utterance that decodes to no text has no final event: once the session has no final
-        pending and the pump has handled every event emitted until then, an item still without
-        `...completed` gets one with an empty transcript (as OpenAI sends for silence)."""
+    async def complete_if_final(self, item: Item) -> None:
+        if item.committed and item.live and item.finished():
+            await self.complete(item)
+
+    async def complete(self, item: Item) -> None:
+        piece, transcript = item.close()
+        if piece:
+            await self.send(rt.delta(item.id, piece))
+        await self.send(rt.completed(item.id, transcript, item.audio_s))
+
+    def watch(self, item: Item) -> None:
+        watcher = asyncio.create_task(self.complete_when_settled(item))
+        self.watchers.add(watcher)
+        watcher.add_done_callback(self.watchers.discard)
+
+    async def complete_when_settled(self, item: Item) -> None:
+        """An utterance that decodes to no text has no final event: once each run of the item has no final
+        pending and its pump has handled every event emitted until then, an item still without
+        `...completed` gets one with the finals it has (an empty transcript for silence, as OpenAI sends)."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await run.session.settled.wait()
-            target = run.session.channel.last_seq
-            while run.seen_seq < target and run.pump is not None and not run.pump.done():
-                run.seen.clear()
-                await run.seen.wait()
-            if item not in run.completed and item not in run.dropped:
-                run.completed.add(item)
-                await self.send(rt.completed(item, "", max(0, end_ms - run.start_ms.get(item, end_ms)) / 1000.0))
+            for serial in dict.fromkeys(s for s, _ in item.parts):
+                run = next((r for r in self.runs if r.serial == serial), None)
+                if run is None:
+                    continue  # that run has ended: its pump handled all of it
+                await run.session.settled.wait()
+                target = run.session.channel.last_seq
+                while run.seen_seq < target and run.pump is not None and not run.pump.done():
+                    run.seen.clear()
+                    await run.seen.wait()
+            if item.committed and item.live:
+                await self.complete(item)
 
     # -- the connection ----------------------------------------------------------------------
     async def serve(self) -> None:
@@ -275,11 +336,12 @@ class RealtimeConnection:
         for run in list(self.runs):
             if self.service.is_live(run.session.id):
                 self.service.abort(run.session.id)
-            for task in [run.pump, *run.watchers]:
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        tasks = [*(run.pump for run in self.runs), *self.watchers]
+        for task in tasks:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 @router.websocket("/v1/realtime")

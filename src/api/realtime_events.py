@@ -38,7 +38,7 @@ from openai.types.realtime.realtime_transcription_session_create_request import 
 from pydantic import BaseModel, ValidationError
 
 from ..core.audio import Encoding
-from ..core.commands import AudioSpec
+from ..core.commands import AudioSpec, StartSession, TurnOptions, VadOptions
 from ..core.errors import ErrorCode, HubError
 from .openai_errors import error_type
 
@@ -87,6 +87,7 @@ class TranscriptionConfig:
     silence_ms: int | None = None
     prefix_ms: int | None = None
     threshold: float | None = None
+    eagerness: str | None = None  # semantic_vad (the hub's semantic turn mode); None: server_vad
     logprobs: bool = False
     beta: bool = False  # the session was set with `transcription_session.update`: answer in that form
 
@@ -95,11 +96,24 @@ class TranscriptionConfig:
         td = ({"type": "server_vad", "silence_duration_ms": self.silence_ms or 500,
                "prefix_padding_ms": self.prefix_ms if self.prefix_ms is not None else 300,
                "threshold": self.threshold if self.threshold is not None else 0.5} if self.server_vad else None)
+        if self.server_vad and self.eagerness is not None:
+            td = {"type": "semantic_vad", "eagerness": self.eagerness}
         tr = {"model": self.model, **({"language": self.language} if self.language else {}),
               **({"prompt": self.prompt} if self.prompt else {})}
         return RealtimeTranscriptionSessionCreateRequest.model_validate({
             "type": "transcription", "audio": {"input": {"format": fmt, "transcription": tr, "turn_detection": td}},
             **({"include": ["item.input_audio_transcription.logprobs"]} if self.logprobs else {})})
+
+    def vad(self) -> VadOptions:
+        return VadOptions(enabled=self.server_vad, silence_ms=self.silence_ms, pre_roll_ms=self.prefix_ms,
+                          threshold=self.threshold)
+
+    def start(self, provider: str) -> StartSession:
+        """The hub session this configuration runs as (validated when `session.update` set it)."""
+        return StartSession(provider=provider, language=self.language, audio=INPUT_AUDIO[self.format].spec(),
+                            interim_results=True, vad=self.vad(), prompt=self.prompt or None,
+                            turn=TurnOptions(mode="semantic" if self.eagerness else "silence",
+                                             eagerness=self.eagerness) if self.server_vad else None)
 
     def beta_session(self) -> dict[str, Any]:
         fmt = next(k for k, v in BETA_FORMATS.items() if v == self.format)
@@ -179,7 +193,8 @@ def _beta_config(upd: TranscriptionSessionUpdate, base: TranscriptionConfig) -> 
 
 def _config(base: TranscriptionConfig, beta: bool, *, fmt: str | None = None,
             transcription: tuple[str | None, str | None, str | None] | None = None, td_set: bool = False,
-            td: Any = None, td_param: str = "", include: list[str] | None = None) -> TranscriptionConfig:
+            td: Any = None, td_param: str = "session.audio.input.turn_detection.type",
+            include: list[str] | None = None) -> TranscriptionConfig:
     """`base` with what a GA `session.update` or a beta `transcription_session.update` set: the input format,
     the transcription (model, language, prompt), turn_detection (when the event names it) and include[]."""
     cfg = base.__dict__ | {"beta": beta}
@@ -191,15 +206,48 @@ def _config(base: TranscriptionConfig, beta: bool, *, fmt: str | None = None,
     if td_set:
         if td is None:
             cfg["server_vad"] = False
+        elif td.type == "semantic_vad":  # the hub's semantic turn mode (PROTOCOL: turn-taking)
+            cfg |= {"server_vad": True, "silence_ms": None, "prefix_ms": None, "threshold": None,
+                    "eagerness": td.eagerness or "auto"}
         elif td.type not in (None, "server_vad"):
-            raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad or null",
-                                  td_param)
+            raise RealtimeProblem(f"turn_detection type '{td.type}' is not supported: use server_vad, "
+                                  "semantic_vad or null", td_param)
         else:
             cfg |= {"server_vad": True, "silence_ms": td.silence_duration_ms, "prefix_ms": td.prefix_padding_ms,
-                    "threshold": td.threshold}
+                    "threshold": td.threshold, "eagerness": None}
     if include is not None:
         cfg["logprobs"] = "item.input_audio_transcription.logprobs" in include
-    return TranscriptionConfig(**cfg)
+    out = TranscriptionConfig(**cfg)
+    validate(out, td_param.removesuffix(".type"), td_param.removesuffix("turn_detection.type") +
+             ("input_audio_transcription" if beta else "transcription"))
+    return out
+
+
+# the hub's own field (VadOptions, StartSession) -> the Realtime field it comes from
+_TD_FIELDS = {"silence_ms": "silence_duration_ms", "pre_roll_ms": "prefix_padding_ms", "threshold": "threshold"}
+_TR_FIELDS = {"language": "language", "prompt": "prompt"}
+
+
+def validate(cfg: TranscriptionConfig, td_param: str, tr_param: str) -> None:
+    """Every field with the hub's own ranges (those of a `start` on the other wires, PROTOCOL §7), when
+    `session.update` sets it: a value the hub session would refuse is refused here, naming the field,
+    and the session keeps its previous configuration."""
+    try:
+        cfg.vad()
+    except ValidationError as err:
+        e = err.errors()[0]
+        name = _TD_FIELDS.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else ""
+        raise RealtimeProblem(f"turn_detection.{name}: {e['msg']} (got {e.get('input')!r})",
+                              f"{td_param}.{name}") from None
+    try:
+        StartSession(language=cfg.language, prompt=cfg.prompt or None)
+    except ValidationError as err:
+        e = err.errors()[0]
+        name = _TR_FIELDS.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else ""
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        shown = e.get("input")
+        shown = f"{shown[:40]!r}..." if isinstance(shown, str) and len(shown) > 40 else repr(shown)
+        raise RealtimeProblem(f"transcription.{name}: {msg} (got {shown})", f"{tr_param}.{name}") from None
 
 
 def _strict(model: type[BaseModel], data: dict[str, Any]) -> Any:

@@ -4,6 +4,7 @@ Pure functions on text, shared by the providers' decode paths and the stream ada
 
 from __future__ import annotations
 
+import difflib
 import re
 import zlib
 
@@ -105,3 +106,29 @@ def restart_tail(text: str) -> int:
     if tail and len(tail) < len(head) and head[:len(tail)] == tail:
         return len(words) - ends[-1] - 1
     return 0
+
+
+def _bare(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def carry_stable(stable: str, text: str) -> str:
+    """`text` made to start with `stable` exactly (stable text is a promise: later text never takes it
+    back). Unchanged when it already does. Otherwise the stable words replace the words of `text` they line
+    up with (case and punctuation ignored; a word-level alignment where they differ) and the words of
+    `text` after them follow; punctuation the final put on the last stable word is kept ("sense" ->
+    "sense,"). A `text` without the stable words' continuation is `stable` itself."""
+    stable = stable.strip()
+    if not stable or text.startswith(stable):
+        return text
+    s_words, t_words = stable.split(), text.split()
+    a, b = [_bare(w) for w in s_words], [_bare(w) for w in t_words]
+    end = 0  # index in t_words just after the part that lines up with the stable words
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if i2 == len(a) and i1 < i2:  # the opcode that covers the last stable word
+            end = j1 if tag == "delete" else j1 + min(j2 - j1, i2 - i1)
+            break
+    head = stable
+    if 0 < end <= len(t_words) and b[end - 1] == a[-1] and t_words[end - 1].startswith(s_words[-1]):
+        head = stable + t_words[end - 1][len(s_words[-1]):]
+    return " ".join([head, *t_words[end:]])
