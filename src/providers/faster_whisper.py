@@ -23,15 +23,7 @@ from pydantic import Field
 from ..core.audio import HUB_RATE, int16_to_float
 from ..core.language import model_language
 from ..core.work import Batch
-from .base import (
-    DecodeStats,
-    ProviderOptions,
-    Result,
-    Segment,
-    TranscribeOptions,
-    WordTiming,
-    whisper_capabilities,
-)
+from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
@@ -96,7 +88,6 @@ class FasterWhisperProvider(BatchProvider):
         self.model_lang = model_language(self.language)
         self.device = "cpu"
         self._ct2: CT2Whisper | None = None
-        self.detect_stats = DecodeStats()  # language ID calls (`finals`) and their cost, apart from decoding
 
     @classmethod
     def check_device(cls, name: str, options: ProviderOptions) -> None:
@@ -146,16 +137,9 @@ class FasterWhisperProvider(BatchProvider):
             raise RuntimeError(f"provider {self.name} is not loaded")
         pcm = int16_to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
         ct2 = self._ct2
-        fut = self.scheduler.submit(lambda: self._timed_detect(ct2, pcm), final=True)
+        fut = self.scheduler.submit(lambda: ct2.detect_language(pcm)[0], final=True)
         assert fut is not None
         return await fut
-
-    def _timed_detect(self, ct2: CT2Whisper, pcm: np.ndarray) -> tuple[str, float]:
-        t0 = time.perf_counter()
-        try:
-            return ct2.detect_language(pcm)[0]
-        finally:
-            self.detect_stats.add(time.perf_counter() - t0, len(pcm) / HUB_RATE, False)
 
     def batch(self, audio: np.ndarray, opts: TranscribeOptions) -> Batch | None:
         if not (self.short_window and self._ct2 is not None and self._ct2.fits(audio)):
