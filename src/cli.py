@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api.app import create_app
-    from .api.grpc import check_grpc_port
+    from .api.ports import check_ports
     from .core.logs import configure_logging
 
     cfg = _load(args.config)
@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(cfg.logging, args.log_level)
     try:
         check_bind(cfg.server)
-        check_grpc_port(cfg.server)
+        check_ports(cfg.server)
     except HubError as e:
         print(f"asrhub: {e.message}", file=sys.stderr)
         return 2
@@ -184,7 +184,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from .core.config import effective_config, mask_secrets
     from .core.provider_check import effective_provider_options, load_required
 
-    cfg = _load(args.file)
+    if args.file and args.config_flag and args.file != args.config_flag:
+        print("asrhub: config check takes one file: FILE or --config, not both", file=sys.stderr)
+        return 2
+    cfg = _load(args.file or args.config_flag)
     shown = effective_config(cfg)
     shown["providers"]["instances"] = mask_secrets(effective_provider_options(cfg.providers))
     print(f"# {cfg.source}: valid. Effective config (defaults < file < ASRHUB_* env), secrets masked:",
@@ -261,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc = csub.add_parser("check", help="validate a config file and print the effective config, secrets masked; "
                                        "exit 1 if the default or a routed provider cannot load")
     cc.add_argument("file", nargs="?", help="default: $ASRHUB_CONFIG, else the embedded config")
+    cc.add_argument("--config", dest="config_flag", metavar="FILE",
+                    help="the same as FILE (the flag serve, transcribe and providers take)")
     cc.add_argument("--no-load", action="store_true",
                     help="validate only: do not load the default and routed providers")
     cc.set_defaults(fn=cmd_config_check)
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as e:  # one line, never a traceback: the message names the problem
         print(f"asrhub: {e.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: `serve` has drained and stopped (uvicorn re-raises the signal after)
+        return 130
 
 
 if __name__ == "__main__":

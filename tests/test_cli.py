@@ -178,6 +178,9 @@ def test_config_check_reports_an_unavailable_default_and_shows_provider_defaults
     assert MISSING_MODEL in r.stderr and "Fix: correct providers.instances.fw.model" in r.stderr
     r = _cli("config", "check", "--no-load", str(_broken_default(tmp_path)))
     assert r.returncode == 0, r.stderr
+    # --config, the flag serve/transcribe/providers take, names the same file
+    r = _cli("config", "check", "--config", str(_broken_default(tmp_path)))
+    assert r.returncode == 1 and "provider 'fw' (the default provider) is unavailable" in r.stderr, r.stderr
     # the default config: both required providers load; every option shows, defaults included
     r = _cli("config", "check")
     assert r.returncode == 0, r.stderr

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -74,3 +75,28 @@ async def test_grpc_server_refuses_a_port_another_server_shares(shared_listener:
     shared = GrpcServer(Hub(config), shared_port=True)
     assert await shared.start() == shared_listener
     await shared.stop(None)
+
+
+def test_second_hub_on_a_taken_http_port_exits_with_one_line(first: HubProcess, tmp_path: Path) -> None:
+    """The HTTP port too: refused before any model loads, one line naming --port (uvicorn's own ERROR came
+    only after both models had loaded)."""
+    cfg = tmp_path / "second.yaml"
+    cfg.write_text(base_config())
+    second = subprocess.run([sys.executable, "-m", "asrhub.cli", "serve", "--config", str(cfg),
+                             "--port", str(first.port), "--grpc-port", str(free_port())],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert second.returncode == 2, second.stderr[-2000:]
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert f"HTTP port 127.0.0.1:{first.port} is in use" in lines[0] and "--port" in lines[0], lines
+    assert first.alive()
+
+
+def test_ctrl_c_stops_serve_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) drains and stops `asrhub serve` with the shell's 130 and no traceback (uvicorn re-raises
+    the signal once it has shut down)."""
+    hub = HubProcess(base_config(), tmp_path).start()
+    hub.stop(signal.SIGINT)
+    assert hub.proc is not None and hub.proc.returncode == 130, hub.log.read_text()[-2000:]
+    log = hub.log.read_text()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-2000:]

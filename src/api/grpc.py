@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import grpc
 
 from ..core.auth import Purpose, bearer, key_id
-from ..core.config import ServerConfig, TlsConfig
+from ..core.config import TlsConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.hub import Hub
 from ..core.routing import route_upload
@@ -33,6 +31,7 @@ from . import grpc_gen
 from .grpc_codec import STATUS, BadRequest, message_deserializer
 from .grpc_metrics import GrpcMetricsInterceptor
 from .grpc_stream import GrpcStream, aclose
+from .ports import grpc_port_taken, in_use
 
 log = logging.getLogger(__name__)
 
@@ -168,36 +167,6 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())])
 
 
-def in_use(host: str, port: int) -> bool:
-    """Another socket listens on host:port."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError:
-        return False  # an unresolvable host: grpc names it when it binds
-    for family, kind, proto, _, addr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no holder
-            try:
-                probe.bind(addr)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    return True
-    return False
-
-
-def port_taken(host: str, port: int) -> HubError:
-    return HubError(ErrorCode.internal, f"the gRPC port {host}:{port} is in use by another process: stop it, or "
-                    "choose another port (--grpc-port, server.grpc_port; server.grpc_enabled: false turns gRPC off)")
-
-
-def check_grpc_port(server: ServerConfig) -> None:
-    """HubError when another process listens on the gRPC port, so `asrhub serve` stops before it starts (as
-    uvicorn does for a taken HTTP port) rather than share it: grpc's default SO_REUSEPORT let a second hub
-    take half of the first one's calls. GrpcServer.start refuses it too; this check only comes first."""
-    if server.grpc_enabled and server.grpc_port != 0 and in_use(server.host, server.grpc_port):
-        raise port_taken(server.host, server.grpc_port)
-
-
 class GrpcServer:
     """The grpc.aio server of one hub, started and stopped by the app's lifespan. `shared_port`: several
     processes serve one port (SO_REUSEPORT, e.g. gunicorn's workers); otherwise a taken port is an error."""
@@ -248,7 +217,7 @@ class GrpcServer:
             self.port = 0
         if not self.port:
             if in_use(cfg.server.host, cfg.server.grpc_port):
-                raise port_taken(cfg.server.host, cfg.server.grpc_port)
+                raise grpc_port_taken(cfg.server.host, cfg.server.grpc_port)
             raise HubError(ErrorCode.internal, f"gRPC cannot listen on {address}")
         await server.start()
         for name in ("", SERVICE):
