@@ -60,6 +60,18 @@ def test_transcribe_missing_file_fails_cleanly() -> None:
     assert r.returncode == 1 and "nonexistent" in r.stderr
 
 
+def test_transcribe_bad_file_and_disabled_provider_say_what_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all\n")
+    r = _cli("transcribe", "--quiet", str(bad))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot decode audio file: Invalid data" in r.stderr and "Errno" not in r.stderr, r.stderr
+    # vosk is listed (GET /v1/providers, `asrhub providers`) but switched off in the default config
+    r = _cli("transcribe", "--quiet", "--provider", "vosk", str(clip("en_libri_1995-1837-0001").path))
+    assert r.returncode == 1 and "provider 'vosk' is disabled in the config" in r.stderr, r.stderr
+    assert "providers.instances.vosk.enabled: false" in r.stderr
+
+
 def test_providers_lists_default() -> None:
     r = _cli("providers")
     assert r.returncode == 0, r.stderr

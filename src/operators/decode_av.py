@@ -201,8 +201,9 @@ def decode_file(data: bytes) -> PcmBlock:
                 except av.FFmpegError:
                     continue
                 blocks.extend(frame_to_block(f) for f in frames if f.samples > 0)
-    except av.FFmpegError as exc:
-        raise invalid_audio(f"cannot decode audio file: {exc}") from None
+    except av.FFmpegError as exc:  # FFmpeg's own words ("Invalid data found when processing input"), not its errno
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise invalid_audio(f"cannot decode audio file: {reason} (not an audio format FFmpeg reads)") from None
     if not blocks:
         raise invalid_audio("no audio decoded from file")
     return concat_blocks(blocks)

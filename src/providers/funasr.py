@@ -108,7 +108,7 @@ class FunASRProvider(BatchProvider):
 
     @property
     def model(self) -> str:
-        return self.url or str(self.options.get("model", ""))
+        return self.url or str(self.options.get("model") or "")
 
     # -- runtime protocol --------------------------------------------------------------------
     @property

@@ -171,6 +171,9 @@ class ProviderSet:
         asked = name
         name = name or self.config.default
         p = self.providers.get(name)
+        if p is None and name in self.config.instances:  # listed by GET /v1/providers, switched off
+            raise HubError(ErrorCode.unknown_provider, f"provider '{name}' is disabled in the config "
+                           f"(providers.instances.{name}.enabled: false)")
         if p is None:
             raise HubError(ErrorCode.unknown_provider, f"unknown provider '{name}'; configured: "
                            f"{', '.join(self.providers) or 'none'}")
@@ -254,7 +257,7 @@ class ProviderSet:
             status, reason = self.status_of(p)
             caps = getattr(p, "capabilities", None)
             out.append({"name": p.name, "type": p.kind, "status": status, "reason": reason,
-                        "capabilities": caps.as_dict() if caps else None, "model": p.model,
+                        "capabilities": caps.as_dict() if caps else None, "model": p.model or None,
                         "default": p.name == self.config.default})
         for name, block in self.config.instances.items():
             if block.enabled or name in self.providers:
