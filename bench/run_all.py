@@ -15,6 +15,7 @@ HARNESSES = [
     ["bench.bench_transports"],
     ["bench.bench_providers"],
     ["bench.bench_languages"],
+    ["bench.bench_turns", "--hub"],  # silence vs semantic turn mode: endpoint delay, false cuts, final latency, WER
     ["bench.bench_concurrency", "--streams", "8", "12", "16", "20", "24", "32", "--seconds", "60"],
     ["bench.bench_concurrency", "--streams", "48", "--max-sessions", "24", "--seconds", "60"],  # overload
     ["bench.bench_capacity", "--streams", "250", "500", "1000"],
