@@ -141,6 +141,7 @@ async def session_events(request: Request, session_id: str,
         if (node := remote_node(service, session_id)) is not None:
             return await _remote_events(request, node, session_id, after)
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
+            service.check_not_deleted(session_id)
             session = service.get(session_id)
             if after > session.channel.last_seq or not session.channel.can_replay(after):
                 raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {after}: the hub holds events "
@@ -169,6 +170,7 @@ async def session_audio(request: Request, session_id: str) -> Response:
     service = _service(request)
     bind: SessionBinding | None = None
     try:
+        service.check_not_deleted(session_id)
         bind = await SessionBinding.of(service, "sse", session_id)
         channel = service.sessions[session_id].channel if bind.remote is None else None
         limit = service.config.limits.max_message_bytes
@@ -230,6 +232,7 @@ async def session_unknown(request: Request, session_id: str, command: str) -> Re
 
 async def _command(request: Request, session_id: str, command: str) -> Response:
     try:
+        _service(request).check_not_deleted(session_id)
         bind = await SessionBinding.of(_service(request), "sse", session_id)
         if command == "flush":
             bind.flush()
@@ -261,6 +264,7 @@ async def delete_session(request: Request, session_id: str) -> Response:
             bind.remote.command("abort")
             await bind.settle()
         else:
+            service.check_not_deleted(session_id)  # deleted once: a second DELETE finds nothing
             service.abort(session_id)
     except HubError as e:
         return error_response(e)

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
-from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
+from ..core.errors import ClientError, ErrorCode, HubError, KeyQuotaError, SessionStateError
 from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
 from .append import LogAppender
@@ -215,7 +215,7 @@ class ClusterNode:
             self._health(False)
             return None
         if not admitted:
-            raise HubError(ErrorCode.too_many_sessions, f"this API key is at its limit of {limit} sessions "
+            raise KeyQuotaError(ErrorCode.too_many_sessions, f"this API key is at its limit of {limit} sessions "
                            "(across the cluster)", retry_after_s=5)
         self.quota_held[sid] = api_key
         return sid

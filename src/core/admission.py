@@ -14,7 +14,7 @@ from typing import Any, NoReturn, Protocol
 from ..store.sessions.selectors import select_is_live, select_live_count
 from .auth import key_id
 from .config import HubConfig
-from .errors import ErrorCode, HubError
+from .errors import ErrorCode, HubError, KeyQuotaError
 from .session import Session
 
 
@@ -42,7 +42,7 @@ class Admission:
             self._refuse("sessions", f"the hub is at its limit of {limits.max_sessions} sessions", 5)
         per_key = self.key_limits.get(api_key or "", limits.max_sessions_per_key)
         if api_key is not None and select_live_count(state, api_key) >= per_key:
-            self._refuse("key_sessions", f"this API key is at its limit of {per_key} sessions", 5)
+            self._refuse("key_sessions", f"this API key is at its limit of {per_key} sessions", 5, KeyQuotaError)
         # Refuse new sessions before admitted ones fall behind: when finals already wait for more than
         # `admission_lag_s`, inference is saturated (partials are being skipped already).
         lag = self.max_pending_lag()
@@ -50,10 +50,10 @@ class Admission:
             self._refuse("lag", f"the hub is at capacity (results trail audio by {lag:.1f} s); try again shortly",
                          max(1, int(lag)))
 
-    def _refuse(self, reason: str, message: str, retry_after_s: int) -> NoReturn:
+    def _refuse(self, reason: str, message: str, retry_after_s: int, kind: type[HubError] = HubError) -> NoReturn:
         if self.on_refused is not None:
             self.on_refused(reason)
-        raise HubError(ErrorCode.too_many_sessions, message, retry_after_s=retry_after_s)
+        raise kind(ErrorCode.too_many_sessions, message, retry_after_s=retry_after_s)
 
     def max_pending_lag(self) -> float:
         """Seconds since the oldest audio still waiting for its final arrived."""

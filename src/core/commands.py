@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -18,6 +19,17 @@ from pydantic import (
 from .audio import Encoding
 from .errors import ErrorCode, HubError
 from .language import parse_language
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number only: `true` or "500" is a wrong type (named in the error), not a silent 1 or a parse
+    (what the OpenAPI schema says; 500.0 stays 500, as JSON Schema's integer allows)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    return value
+
+
+Number = BeforeValidator(_json_number)
 
 
 class _Cmd(BaseModel):
@@ -33,11 +45,11 @@ class AudioSpec(_Cmd):
 
 class VadOptions(_Cmd):
     enabled: bool = Field(True, strict=True)
-    silence_ms: int | None = Field(None, ge=50, le=10_000)
-    threshold: float | None = Field(None, gt=0, lt=1)
-    min_speech_ms: int | None = Field(None, ge=0, le=5_000)
-    pre_roll_ms: int | None = Field(None, ge=0, le=2_000)
-    max_utterance_s: float | None = Field(None, gt=1, le=120)
+    silence_ms: Annotated[int | None, Number] = Field(None, ge=50, le=10_000)
+    threshold: Annotated[float | None, Number] = Field(None, gt=0, lt=1)
+    min_speech_ms: Annotated[int | None, Number] = Field(None, ge=0, le=5_000)
+    pre_roll_ms: Annotated[int | None, Number] = Field(None, ge=0, le=2_000)
+    max_utterance_s: Annotated[float | None, Number] = Field(None, gt=1, le=120)
     kind: Literal["webrtc", "silero"] | None = None
 
 
@@ -46,8 +58,8 @@ class WakewordOptions(_Cmd):
 
     enabled: bool | None = Field(None, strict=True)
     phrase: str | None = Field(None, min_length=1, max_length=100)
-    threshold: float | None = Field(None, gt=0, lt=1)
-    window_s: float | None = Field(None, gt=0, le=600)
+    threshold: Annotated[float | None, Number] = Field(None, gt=0, lt=1)
+    window_s: Annotated[float | None, Number] = Field(None, gt=0, le=600)
 
 
 class TurnOptions(_Cmd):
@@ -70,7 +82,7 @@ class TurnOptions(_Cmd):
 
 class ResumeSpec(_Cmd):
     session_id: str = Field(min_length=1, max_length=128)
-    last_seq: int = Field(ge=0)
+    last_seq: int = Field(ge=0)  # lax: gRPC's uint64 reaches here as a JSON string
 
 
 Hotword = Annotated[str, Field(min_length=1, max_length=100)]

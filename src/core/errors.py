@@ -103,6 +103,15 @@ class SessionStateError(ClientError):
         return 409
 
 
+class KeyQuotaError(HubError):
+    """An API key at its own limit (`max_sessions` of the key): `too_many_sessions` as for a full hub, but
+    the client's quota, not the server's capacity: HTTP answers 429 (with Retry-After), not 503."""
+
+    @property
+    def http_status(self) -> int:
+        return 429
+
+
 class ProviderFailure(HubError):
     """A provider failed to produce a result it was asked for: an exception in the engine, or no
     answer within `providers.timeout_s`. Failover moves the session to the next healthy provider."""

@@ -84,6 +84,7 @@ class SessionService:
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
+        self._deleted: set[str] = set()  # DELETEd: gone for every client request, until forgotten
         self.cluster: ClusterHooks | None = None   # set by the hub when cluster.redis_url is set
 
     # -- lifecycle of the service ----------------------------------------------------------
@@ -251,9 +252,15 @@ class SessionService:
             self.end(sid, "shutdown")
 
     def abort(self, session_id: str) -> None:
-        """DELETE: end now, no finalisation."""
+        """DELETE: end now, no finalisation. The session is gone at once for every later request (resume,
+        events, audio, commands: `session_not_found`); readers already attached still get `session.ended`."""
         s = self.get(session_id)
         self.end(s.id, "client_gone")
+        self._deleted.add(s.id)
+
+    def check_not_deleted(self, session_id: str) -> None:
+        if session_id in self._deleted:
+            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' (it was deleted)")
 
     async def _finish(self, s: Session, reason: str) -> None:
         """After `stop`: every stream the session has (it may move on failover) has delivered what it
@@ -303,6 +310,7 @@ class SessionService:
         s = self.sessions.get(session_id)
         if s is None:
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
+        self.check_not_deleted(session_id)
         if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
             raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
                               f"up to {s.channel.last_seq}")
@@ -425,6 +433,7 @@ class SessionService:
 
     def _remove(self, session_id: str) -> None:
         self._removals.pop(session_id, None)
+        self._deleted.discard(session_id)
         s = self.sessions.pop(session_id, None)
         if s is not None:
             for t in list(s.tasks):

@@ -15,9 +15,11 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .commands import Number
 from .errors import ErrorCode, HubError
 
 PREFIX = "ast1."
@@ -28,7 +30,8 @@ class TokenRequest(BaseModel):
     """POST /v1/tokens body (may be empty)."""
 
     model_config = ConfigDict(extra="forbid")
-    ttl_s: int | None = Field(None, ge=1, description="lifetime in seconds; at most server.auth.token_ttl_max_s")
+    ttl_s: Annotated[int | None, Number] = Field(None, ge=1,
+                                                 description="lifetime in seconds; at most server.auth.token_ttl_max_s")
 
 
 class TokenIssued(BaseModel):

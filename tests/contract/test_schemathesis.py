@@ -69,18 +69,38 @@ async def test_405_allow_lists_the_routes_methods(keyed_hub: HubProcess) -> None
             assert r.json()["error"]["code"] == "method_not_allowed", r.text
 
 
-async def test_a_sessions_state_is_a_409_on_http(keyed_hub: HubProcess) -> None:
+async def test_a_sessions_state_is_a_409_and_a_deleted_one_404(keyed_hub: HubProcess) -> None:
     async with httpx.AsyncClient(base_url=keyed_hub.http, headers=_auth(), timeout=30) as http:
         sid = (await http.post("/v1/sessions", json={})).json()["session_id"]
-        assert (await http.delete(f"/v1/sessions/{sid}")).status_code == 204
-        for command in ("keepalive", "flush", "stop", "audio"):
+        assert (await http.post(f"/v1/sessions/{sid}/stop")).status_code == 202
+        for command in ("keepalive", "flush", "stop", "audio"):  # stopping or ended: either way a conflict
             r = await http.post(f"/v1/sessions/{sid}/{command}", content=b"\x00\x00")
             assert r.status_code == 409, (command, r.text)
-            assert r.json()["error"]["code"] == "invalid_command" and "ended" in r.json()["error"]["message"]
+            err = r.json()["error"]
+            assert err["code"] == "invalid_command" and re.search("stopping|ended", err["message"]), err
         r = await http.get(f"/v1/sessions/{sid}/events", headers={"Last-Event-ID": "999999"})
         assert r.status_code == 409 and "cannot resume from seq 999999" in r.json()["error"]["message"], r.text
         r = await http.get(f"/v1/sessions/{sid}/events", headers={"Last-Event-ID": "-1"})  # malformed: 400
         assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"]["message"], r.text
+        # DELETE: the session is gone for every later request
+        assert (await http.delete(f"/v1/sessions/{sid}")).status_code == 204
+        for method, path in (("GET", "events"), ("POST", "keepalive"), ("POST", "audio"), ("DELETE", "")):
+            r = await http.request(method, f"/v1/sessions/{sid}/{path}".rstrip("/"))
+            assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found", (method, path, r.text)
+
+
+async def test_an_api_keys_own_session_limit_is_429(tmp_path: Path) -> None:
+    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: st, "
+                                "max_sessions: 1}\n", 1)
+    hub = HubProcess(cfg, tmp_path).start()
+    try:
+        async with httpx.AsyncClient(base_url=hub.http, headers=_auth(), timeout=30) as http:
+            assert (await http.post("/v1/sessions", json={})).status_code == 201
+            r = await http.post("/v1/sessions", json={})
+            assert r.status_code == 429 and r.headers["retry-after"], r.text
+            assert r.json()["error"]["code"] == "too_many_sessions", r.text
+    finally:
+        hub.stop()
 
 
 async def test_a_provider_that_cannot_run_here_is_404_not_503(keyed_hub: HubProcess) -> None:

@@ -76,8 +76,12 @@ async def test_delete_aborts_without_finalising(hub: HubProcess) -> None:
         events = await c.wait_ended(30)
         assert events[-1]["reason"] == "client_gone"
         assert not [e for e in events if e["type"] == "transcript.final"]
-        r = await c.http.post(f"/v1/sessions/{sid}/audio", content=b"\x00\x00")  # a state conflict: 409
-        assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_command"
+        # deleted: gone for every later request (its own reader above still got session.ended)
+        r = await c.http.post(f"/v1/sessions/{sid}/audio", content=b"\x00\x00")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found", r.text
+        r = await c.http.get(f"/v1/sessions/{sid}/events")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "session_not_found", r.text
+        assert (await c.http.delete(f"/v1/sessions/{sid}")).status_code == 404
         r = await c.http.delete("/v1/sessions/0123")
         assert r.status_code == 404 and r.json()["error"] == {"code": "session_not_found",
                                                               "message": r.json()["error"]["message"]}
