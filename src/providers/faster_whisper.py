@@ -28,6 +28,7 @@ from .batch import BatchProvider
 from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
 from .text_guard import collapse_repeats, repeat_run, restart_tail
+from .text_join import join_words
 from .whisper_ct2 import CT2Whisper, Thresholds, final_guard
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class FasterWhisperProvider(BatchProvider):
                                 temperature=s.temperature, tokens=tuple(t for t in s.tokens if t < eot)))
             for w in s.words or []:
                 words.append(WordTiming(w.word.strip(), int(w.start * 1000), int(w.end * 1000), float(w.probability)))
-        return Result(text=" ".join(t for t in texts if t), words=words, language=info.language,
+        return Result(text=join_words(texts), words=words, language=info.language,
                       duration_ms=int(len(audio) * 1000 / HUB_RATE), segments=segs)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 from typing import Any
 
 from ..core.errors import HubError
@@ -48,9 +49,17 @@ def has_han(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
 
 
+#: spaces between two Han characters: Whisper sometimes writes Chinese phrases apart ("广州市 佛地产")
+_HAN_GAP = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff]) +(?=[\u3400-\u9fff\uf900-\ufaff])")
+
+
 def localise_text(text: str, language: str | None) -> str:
-    """`text` in the script `language` (a tag or a detected code) calls for; other text unchanged."""
-    if not language or language == AUTO or not has_han(text):
+    """`text` in the script `language` (a tag or a detected code) calls for, with no spaces inside Chinese
+    (written without spaces between words); other text unchanged."""
+    if not has_han(text):
+        return text
+    text = _HAN_GAP.sub("", text)
+    if not language or language == AUTO:
         return text
     try:
         tag = parse_language(language)

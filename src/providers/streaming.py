@@ -3,8 +3,10 @@
 Utterances are bounded by the session's VAD endpointer. While an utterance is open its audio is
 re-decoded every `interim_interval_ms` of new audio (driven by arriving audio, not a timer); the word
 prefix two successive hypotheses agree on becomes `stable_text` (LocalAgreement-2) and is never taken
-back. At the utterance end it is decoded once more for the final. Finals are delivered in utterance
-order even when two workers finish out of order.
+back: it is forced as the prefix of every later decode of the utterance, and every later partial and the
+final start with it exactly (`carry_stable` holds that should a decode not honour the prefix). At the
+utterance end it is decoded once more for the final. Finals are delivered in utterance order even when two
+workers finish out of order.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
-from .text_guard import count_words, echoes
+from .text_guard import carry_stable, count_words, echoes, non_speech_phrase, repeat_run, restart_tail
+from .text_join import join_words
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ class StreamAdapter(ProviderStream):
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
+    edge_words = 2      # a partial's last words are never stable text
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -210,7 +214,7 @@ class StreamAdapter(ProviderStream):
             nxt, expected = h.start, h.index - 1
         if not chain:
             return u.start, ""
-        return chain[-1].start, " ".join(h.text for h in reversed(chain))
+        return chain[-1].start, join_words(h.text for h in reversed(chain))
 
     def _final_audio(self, base: int, offset: int) -> np.ndarray:
         """Audio from `base` to the utterance end plus `tail_ms`, as the VAD endpoint sees it. A final forced
@@ -234,8 +238,9 @@ class StreamAdapter(ProviderStream):
         base, prefix = self._left_context(u, offset)
         audio = self._final_audio(base, offset)
         prompt = self._context or None if self.use_context and not prefix else None
+        own = join_words(u.committed)  # the stable text: the final continues it
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
-                                 prompt=prompt, prefix=prefix or None,
+                                 prompt=prompt, prefix=join_words((prefix, own)) or None,
                                  task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         inner = self._decode(audio, opts)
         outer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -267,7 +272,7 @@ class StreamAdapter(ProviderStream):
                 # utterance alone, without context or prompt
                 self.redecodes += 1
                 alone = self._final_audio(u.start, offset)
-                retry = self._decode(alone, replace(opts, prefix=None, prompt=None))
+                retry = self._decode(alone, replace(opts, prefix=own or None, prompt=None))
                 alone_job = _FinalJob(offset, u.start, "", outer)
                 retry.add_done_callback(lambda g: settle(g, Result(text="", language=res.language), alone_job))
                 return
@@ -285,7 +290,7 @@ class StreamAdapter(ProviderStream):
                 # far fewer words than the partials agreed on: decode again with them forced (a final is
                 # never worse than the partials it replaces)
                 self.redecodes += 1
-                forced = " ".join([prefix, *stable]).strip()
+                forced = join_words([prefix, *stable])
                 retry = self._decode(audio, replace(opts, prefix=forced))
                 retry.add_done_callback(lambda g: settle(g, res))
                 return
@@ -321,7 +326,7 @@ class StreamAdapter(ProviderStream):
         shift = samples_to_ms(u.start - job.base)
         timed = [WordTiming(w.word, w.start_ms - shift, w.end_ms - shift, w.confidence) for w in res.words
                  if (w.start_ms + w.end_ms) / 2 >= shift]
-        return Result(text=" ".join(rest), words=timed, language=res.language, duration_ms=res.duration_ms,
+        return Result(text=join_words(rest), words=timed, language=res.language, duration_ms=res.duration_ms,
                       segments=res.segments)
 
     def end_utterance(self, utterance_id: str, offset: int) -> None:
@@ -356,7 +361,7 @@ class StreamAdapter(ProviderStream):
         end = self._audio_end
         audio = int16_to_float(self.ring.read(u.start, end))
         opts = TranscribeOptions(language=self.opts.language, interim=True,
-                                 prefix=" ".join(u.committed) or None,
+                                 prefix=join_words(u.committed) or None,
                                  prompt=self._context or None if self.use_context else None,
                                  task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         overdue = end - u.shown >= self.overdue
@@ -381,15 +386,28 @@ class StreamAdapter(ProviderStream):
         words = res.text.split()
         if not words:
             return
-        agreed = agreed_prefix(u.previous, words)
-        if agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed):
-            u.committed = words[:agreed]
+        # stable text is a promise the final keeps (it is forced to start with it), so only words the final
+        # would very likely write are promised: two hypotheses agree on them (LocalAgreement-2), they are not
+        # among the last `edge_words` (at the edge of the audio: cut, misheard, their punctuation a guess at a
+        # sentence end), nor a restart of the hypothesis' opening words at its end, the hypothesis is not a
+        # loop, a non-speech phrase or a reading of the prompt, and the final will not be decoded with earlier
+        # finals in front (2-pass: their context corrects its first words)
+        agreed = min(agreed_prefix(u.previous, words), len(words) - restart_tail(res.text) - self.edge_words)
+        if (agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed)
+                and repeat_run(res.text) < 3 and not non_speech_phrase(res.text)
+                and not (self.use_context and echoes(res.text, self._context))
+                and not self._left_context(u, end)[1]):
+            # the committed words stay as they were shown (the decode was forced to start with them): the
+            # agreed words after them extend the stable text, never rewrite it
+            u.committed = u.committed + words[len(u.committed):agreed]
+            if u.committed[0][:1].islower():  # an utterance's text starts a sentence, as its final would
+                u.committed[0] = u.committed[0][:1].upper() + u.committed[0][1:]
         u.previous = words
         u.shown = end
         u.shown_at = time.monotonic()
         text_words = u.committed + words[len(u.committed):]
-        self.sink.on_result(StreamResult(u.id, " ".join(text_words), False, u.start, end,
-                                         stable_text=" ".join(u.committed), language=res.language or self.opts.language))
+        self.sink.on_result(StreamResult(u.id, join_words(text_words), False, u.start, end,
+                                         stable_text=join_words(u.committed), language=res.language or self.opts.language))
 
     # -- finals ----------------------------------------------------------------------------
     def _deliver_finals(self) -> None:
@@ -403,7 +421,7 @@ class StreamAdapter(ProviderStream):
                 self.sink.on_error(exc, pf.utt.id)
                 continue
             res = pf.future.result()
-            text = res.text.strip()
+            text = carry_stable(join_words(pf.utt.committed), res.text.strip())  # the stable text is its prefix
             if text:
                 self._context = text[-200:]
                 if self._recent is not None:

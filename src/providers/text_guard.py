@@ -8,6 +8,8 @@ import difflib
 import re
 import zlib
 
+from .text_join import join_words
+
 
 def compression_ratio(text: str) -> float:
     b = text.encode("utf-8")
@@ -131,4 +133,4 @@ def carry_stable(stable: str, text: str) -> str:
     head = stable
     if 0 < end <= len(t_words) and b[end - 1] == a[-1] and t_words[end - 1].startswith(s_words[-1]):
         head = stable + t_words[end - 1][len(s_words[-1]):]
-    return " ".join([head, *t_words[end:]])
+    return join_words([head, *t_words[end:]])

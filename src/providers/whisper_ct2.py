@@ -175,7 +175,8 @@ class CT2Whisper:
         prob_idx: list[int] = []
         for i, (r, o) in enumerate(zip(results, opts, strict=True)):
             tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
-            text = tok.decode(tokens).strip()
+            # a character whose bytes span tokens, cut at the end of the decode, decodes as U+FFFD: not text
+            text = tok.decode(tokens).strip().rstrip("\ufffd").rstrip()
             short = drop_trailing_repeats(text)
             if short != text:
                 text, tokens = short, tok.encode(" " + short)
