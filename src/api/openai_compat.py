@@ -334,8 +334,16 @@ async def audio_transcriptions(
     return answer
 
 
+_TRANSLATION_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "json: Translation; verbose_json: TranscriptionVerbose; text/srt/vtt: plain text",
+          "content": {"application/json": {"schema": {"anyOf": [
+              {"$ref": "#/components/schemas/Translation"}, {"$ref": "#/components/schemas/TranscriptionVerbose"}]}},
+              "text/plain": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}}}},
+    **OPENAI_ERROR_RESPONSES}
+
+
 @router.post("/v1/audio/translations", response_model=Translation | TranscriptionVerbose,
-             responses=OPENAI_ERROR_RESPONSES, summary="Translate speech into English text (OpenAI-compatible)")
+             responses=_TRANSLATION_DOC, summary="Translate speech into English text (OpenAI-compatible)")
 async def audio_translations(
     request: Request,
     file: Annotated[UploadFile, File(description="the audio file, any language the model knows")],

@@ -84,6 +84,9 @@ def truthful(doc: dict[str, Any], config: HubConfig) -> dict[str, Any]:
             for status, response in responses.items():  # errors are JSON, whatever the route's own type
                 if status >= "400" and len(response.get("content", {})) == 1:
                     response["content"] = {"application/json": next(iter(response["content"].values()))}
+                stream = response.get("content", {}).get("text/event-stream")
+                if stream is not None and stream.get("schema", {}).get("type") != "object":
+                    stream["schema"] = sse_message(stream.get("schema"))
             statuses = EVERY_ROUTE + (WITH_KEYS if keys and path.startswith(PROTECTED_PREFIX) else ())
             for status in statuses:
                 responses.setdefault(str(status), {"description": ERROR_STATUS_TEXT[status],
@@ -100,6 +103,16 @@ def truthful(doc: dict[str, Any], config: HubConfig) -> dict[str, Any]:
     for schema in _form_bodies(doc):
         _form_fields(schema, config)
     return doc
+
+
+def sse_message(data: dict[str, Any] | None) -> dict[str, Any]:
+    """One message of an event stream (what a client parses: `event`, `data`, `id`), whose `data` is JSON
+    of the schema `data` (keep-alive comments are not messages)."""
+    payload: dict[str, Any] = {"type": "string", "contentMediaType": "application/json"}
+    if data:
+        payload["contentSchema"] = data
+    return {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "id": {"type": "string"}, "data": payload}}
 
 
 def inline_defs(model: type[BaseModel]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import HubProcess, base_config
+from tests.support import HubProcess, base_config, clip
 
 KEY = "schemathesis-key"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -143,6 +143,27 @@ def test_schema_documents_errors_auth_and_event_stream(keyed_hub: HubProcess) ->
     assert "409" in doc["paths"]["/v1/sessions/{session_id}/keepalive"]["post"]["responses"]
     ready = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
     assert ready["$ref"].endswith("/Readiness")
+
+
+async def test_real_uploads_answer_a_documented_content_type(keyed_hub: HubProcess) -> None:
+    """What fuzzing cannot reach (it has no speech): each response format of a real transcription and
+    translation comes back in a content type the schema documents for that route's 200."""
+    doc = _schema(keyed_hub)
+    audio = clip("en_libri_1089-134691").path.read_bytes()  # 5.4 s of English
+    asks = [("/v1/audio/transcriptions", {"model": "whisper-1", "response_format": fmt})
+            for fmt in ("json", "verbose_json", "text", "srt", "vtt")]
+    asks += [("/v1/audio/transcriptions", {"model": "whisper-1", "stream": "true"}),
+             ("/v1/audio/translations", {"model": "whisper-1", "response_format": "text"}),
+             ("/v1/transcribe", {})]
+    async with httpx.AsyncClient(base_url=keyed_hub.http, headers=_auth(), timeout=120) as http:
+        for path, form in asks:
+            r = await http.post(path, data=form, files={"file": ("a.flac", audio, "audio/flac")})
+            assert r.status_code == 200, (path, form, r.text)
+            media = r.headers["content-type"].split(";")[0]
+            assert media in doc["paths"][path]["post"]["responses"]["200"]["content"], (path, form, media)
+            if media == "text/event-stream":
+                data = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+                assert data and data[-1]["type"] == "transcript.text.done", data
 
 
 def test_docs_load_with_no_request_leaving_the_machine(keyed_hub: HubProcess) -> None:
