@@ -23,7 +23,7 @@ from asrhub.core.config import PipelineConfig
 from asrhub.core.errors import HubError
 from asrhub.operators.base import Item, SpeechEnd
 from asrhub.operators.pipeline import Pipeline, build_spec
-from asrhub.operators.turn_model import TurnModel, get_runner, window
+from asrhub.operators.turn_model import TurnModel, TurnRunner, get_runner, window
 from asrhub.providers.bundled import SMART_TURN, BundledModelError, packaged_file
 from tests.support import clip, load_pcm16
 
@@ -109,3 +109,13 @@ def test_a_missing_model_makes_semantic_mode_unavailable(tmp_path: Path) -> None
     with pytest.raises(HubError) as e:
         get_runner(str(tmp_path / "nothing.onnx")).check()
     assert e.value.code == "provider_unavailable" and "nothing.onnx" in e.value.message
+
+
+async def test_questions_that_queue_while_the_model_runs_go_as_one_batch() -> None:
+    runner = TurnRunner(max_batch=8)
+    pcm = load_pcm16(SENTENCE.path)
+    audios = [pcm, pcm[:int(len(pcm) * 0.55)]] * 3
+    answers = await asyncio.gather(*(runner.submit(a) for a in audios))
+    assert runner.calls == 6 and runner.batches <= 2  # the first may go alone; the rest queued behind it
+    alone = runner.load().predict(audios[:2])
+    assert np.allclose(answers, alone * 3, atol=1e-4), (answers, alone)
