@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..core.channel import ChannelFenced
 from ..core.commands import StartSession
-from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import ErrorEvent, Event
 from ..core.service import SessionService
 from ..core.session import Session
@@ -110,6 +110,7 @@ class SessionBinding:
         self.remote: BridgedSession | None = None  # a session of another node (cluster)
         self.attachment = 0  # which attachment of the session this connection is (resume makes new ones)
         self.moved = False   # the session continues on another node: the client should resume
+        self.told_closed = False  # this connection was told its audio is refused (stopping or ended)
 
     @classmethod
     async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
@@ -180,11 +181,22 @@ class SessionBinding:
         return self.session.id
 
     def audio(self, data: bytes) -> None:
+        """Audio for the bound session. Audio still in flight after a stop or a shutdown is refused once per
+        connection (the error says why); what follows it is dropped quietly, `session.ended` ends the story,
+        rather than one error per frame."""
         sid = self._bound("audio arrived")
         if self.remote is not None:
             self.remote.audio(data)
-        else:
+            return
+        try:
             self.service.push_audio(sid, data)
+        except SessionStateError:
+            if not self.service.is_closing(sid):
+                raise  # not started yet: every frame is refused
+            if self.told_closed:
+                return
+            self.told_closed = True
+            raise
 
     def _command(self, op: str) -> None:
         sid = self._bound(f"'{op}'")

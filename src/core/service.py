@@ -26,7 +26,13 @@ from ..store.providers import actions as PA
 from ..store.providers.selectors import select_status
 from ..store.root import build_store
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_is_live, select_is_open, select_live_count, select_session
+from ..store.sessions.selectors import (
+    select_is_live,
+    select_is_open,
+    select_live_count,
+    select_session,
+    select_state,
+)
 from ..store.sessions.state import SessionState
 from .admission import Admission
 from .audio import HUB_RATE, samples_to_ms
@@ -128,6 +134,10 @@ class SessionService:
     def is_open(self, session_id: str) -> bool:
         """Takes audio, flush and stop now (listening or speaking)."""
         return select_is_open(self.state, session_id)
+
+    def is_closing(self, session_id: str) -> bool:
+        """Stopping (finalizing) or ended: it will never take audio again."""
+        return select_state(self.state, session_id) in (SessionState.finalizing, SessionState.ended, None)
 
     def max_pending_lag(self) -> float:
         return self.admission.max_pending_lag()

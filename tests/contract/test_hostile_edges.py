@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, connected
-from tests.support import HubProcess, base_config, clip
+from tests.support import HubProcess, base_config, clip, load_pcm16
 
 MAX_RATE = 192_000
 MAX_CHANNELS = 8
@@ -417,6 +418,26 @@ async def normal_session(hub: HubProcess, transport: str) -> None:
         await c.stop()
         events = await c.wait_ended(60)
         assert events[-1]["reason"] == "stop" and not [e for e in events if e["type"] == "error"], events
+
+
+@pytest.mark.parametrize("transport", [t for t in CLIENTS if t != "sse"])  # SSE: each POST is answered 409
+async def test_audio_in_flight_after_stop_is_refused_once(hub: HubProcess, transport: str) -> None:
+    """Audio a client sends after its stop (or a shutdown) is refused with one error per connection, not one
+    per frame (a newcomer saw 5-8 identical errors at every shutdown); what follows is dropped quietly."""
+    speech = load_pcm16(clip("en_libri_1089-134691-0001").path)[: 16000 * 3].tobytes()
+    async with connected(hub, transport) as c:
+        assert await c.start({"audio": PCM16})
+        await c.stream(speech, chunk_bytes=6400, realtime=0)
+        await c.stop()
+        for _ in range(10):
+            await c.send_audio(bytes(3200))
+        await c.send_unknown_command()  # a different error, after the audio errors on the same connection
+        refused = []
+        while (err := await c.next_error(30))["code"] == "invalid_command" and \
+                re.search("stopping|ended", err["message"] or ""):
+            refused.append(err)
+        assert len(refused) <= 1, refused
+        assert (await c.wait_ended(60))[-1]["reason"] == "stop"
 
 
 @pytest.mark.parametrize("transport", list(CLIENTS))
