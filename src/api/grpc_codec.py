@@ -84,8 +84,10 @@ def request_deserializer(pb: Any) -> Callable[[bytes], Any]:
 def start_to_dict(start: Any) -> dict[str, Any]:
     """StartSession message -> the StartSession JSON shape (only the fields that are set)."""
     # every field with presence appears only when set; Resume's plain fields always (last_seq 0 is a value)
-    return json_format.MessageToDict(start, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    d = json_format.MessageToDict(start, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    if isinstance(d.get("resume"), dict) and "last_seq" in d["resume"]:  # uint64: proto JSON writes a string
+        d["resume"]["last_seq"] = int(d["resume"]["last_seq"])
+    return d
 
 
 def _known(message: Any, d: dict[str, Any]) -> dict[str, Any]:

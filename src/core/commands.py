@@ -82,7 +82,7 @@ class TurnOptions(_Cmd):
 
 class ResumeSpec(_Cmd):
     session_id: str = Field(min_length=1, max_length=128)
-    last_seq: int = Field(ge=0)  # lax: gRPC's uint64 reaches here as a JSON string
+    last_seq: Annotated[int, Number] = Field(ge=0)
 
 
 Hotword = Annotated[str, Field(min_length=1, max_length=100)]
