@@ -76,7 +76,8 @@ def build_turn(turn: TurnOptions | None, cfg: PipelineConfig, vad_on: bool) -> T
     """Semantic turn mode's settings (config pipeline.turn with the session's `turn` applied), None in silence
     mode. A session's min/max_silence_ms mean nothing in silence mode, and semantic mode needs the VAD."""
     t, c = turn or TurnOptions(), cfg.turn
-    if (t.mode or c.mode) == "silence":
+    # the config's semantic default does not apply to a session without the VAD (push-to-talk, manual commit)
+    if (t.mode or c.mode) == "silence" or (t.mode is None and not vad_on):
         for name in ("min_silence_ms", "max_silence_ms"):
             if getattr(t, name) is not None:
                 raise HubError(ErrorCode.invalid_command, f"turn.{name} applies to turn.mode 'semantic' only "

@@ -187,6 +187,8 @@ def test_the_session_turn_over_the_config_default() -> None:
     assert spec.turn is not None and spec.turn.options == TurnSettings(0.3, 100, 2500)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
+    # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
+    assert build_spec(AudioSpec(), VadOptions(enabled=False), cfg).turn is None
 
 
 @pytest.mark.parametrize(("turn", "vad", "words"), [
