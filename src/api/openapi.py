@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from ..core.audio import Encoding
 from ..core.config import HubConfig
 from ..core.validation import MIN_SAMPLE_RATE
+from ..operators.decode_av import OPUS_RATES
 from .errors import ERROR_STATUS_TEXT, ErrorBody
 from .openai_errors import OPENAI_PATHS, OpenAIErrorBody
 
@@ -136,6 +137,7 @@ def _bounds(doc: dict[str, Any], config: HubConfig) -> None:
         audio = start["properties"]["audio"]["properties"]
         audio["sample_rate"].update(minimum=MIN_SAMPLE_RATE, maximum=limits.max_sample_rate)
         audio["channels"].update(minimum=1, maximum=limits.max_channels)
+        _opus_rule(start["properties"]["audio"])
         _bound_nullable(start["properties"]["idle_timeout_s"], maximum=limits.idle_timeout_s)
     token = _json_body(doc, "/v1/tokens", "post")
     if token is not None:
@@ -169,6 +171,14 @@ def _form_fields(schema: dict[str, Any], config: HubConfig) -> None:
         props["sample_rate"].update(minimum=MIN_SAMPLE_RATE, maximum=config.limits.max_sample_rate)
     if "channels" in props:
         props["channels"].update(minimum=1, maximum=config.limits.max_channels)
+    if {"encoding", "sample_rate", "channels"} <= set(props):
+        _opus_rule(schema)
+
+
+def _opus_rule(audio: dict[str, Any]) -> None:
+    """Raw Opus packets are decoded at the rates and channel counts libopus takes (operators.decode_av)."""
+    audio["if"] = {"properties": {"encoding": {"const": "opus"}}, "required": ["encoding"]}
+    audio["then"] = {"properties": {"sample_rate": {"enum": list(OPUS_RATES)}, "channels": {"enum": [1, 2]}}}
 
 
 def _json_body(doc: dict[str, Any], path: str, method: str) -> dict[str, Any] | None:
