@@ -46,11 +46,13 @@ class TurnSettings:
     max_silence_ms: int    # silence at which the utterance ends whatever the model says
 
 
-#: eagerness -> (threshold, min_silence_ms, max_silence_ms)
+#: eagerness -> (threshold, min_silence_ms, max_silence_ms). Chosen on bench/bench_turns.py (docs/BENCHMARKS.md):
+#: Smart Turn calls many mid-sentence pauses finished, so only a confident answer after 300 ms ends a turn at
+#: `medium` (fewer cuts than the 450 ms silence rule, p50 0.37 s); `high` takes the model's own 0.5 at 200 ms.
 EAGERNESS: dict[str, TurnSettings] = {
-    "high": TurnSettings(0.3, 150, 1000),
-    "medium": TurnSettings(0.5, 200, 2000),
-    "low": TurnSettings(0.7, 300, 3000),
+    "high": TurnSettings(0.5, 200, 1500),
+    "medium": TurnSettings(0.8, 300, 2000),
+    "low": TurnSettings(0.9, 400, 3000),
 }
 EAGERNESS["auto"] = EAGERNESS["medium"]
 

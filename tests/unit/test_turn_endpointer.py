@@ -182,9 +182,9 @@ def test_a_bad_turn_is_an_invalid_command_naming_the_field(turn: dict[str, objec
 def test_the_session_turn_over_the_config_default() -> None:
     cfg = PipelineConfig(turn=TurnConfig(mode="semantic", eagerness="low", max_silence_ms=2500))
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.7, 300, 2500)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 400, 2500)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.3, 100, 2500)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.5, 100, 2500)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
     # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
