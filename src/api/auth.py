@@ -10,12 +10,14 @@ admin) API keys only ("api"). A session's routes answer only its own key's crede
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
+from . import deepgram_wire
 from .binding import check_owner
 from .errors import error_event, error_response
 from .http_guard import is_head
@@ -24,7 +26,7 @@ from .realtime_events import realtime_error
 
 Scope = dict[str, Any]
 PROTECTED = ("/v1/", "/socket.io")
-START_PATHS = ("/v1/ws", "/v1/realtime", "/v1/sessions")
+START_PATHS = ("/v1/ws", "/v1/realtime", "/v1/sessions", "/v1/listen")
 SESSION_PREFIX = "/v1/sessions/"
 
 
@@ -91,8 +93,10 @@ class AuthMiddleware:
                 raise HubError(ErrorCode.unauthorized, f"origin {headers.get('origin')} is not allowed", fatal=True)
             # Socket.IO carries its key in the connect packet's auth; its own handler checks it
             if not scope["path"].startswith("/socket.io"):
-                token = bearer(headers.get("authorization")) or (query.get("token") or [None])[0]
                 path = scope["path"]
+                token = bearer(headers.get("authorization")) or (query.get("token") or [None])[0]
+                if path.startswith("/v1/listen"):  # Deepgram's `Token <key>` and Sec-WebSocket-Protocol forms
+                    token = deepgram_wire.credential(headers) or token
                 what = f"{scope.get('method', 'GET')} {path}" if scope["type"] == "http" else f"WebSocket {path}"
                 purpose = purpose_of(path)
                 cred = self.auth.credential(token, purpose, what)
@@ -109,6 +113,12 @@ class AuthMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Any, send: Any, err: HubError) -> None:
         openai_shape = scope["path"].startswith(OPENAI_PATHS)
+        if scope["type"] == "websocket" and scope["path"].startswith("/v1/listen"):  # Deepgram: HTTP 401
+            await receive()  # websocket.connect
+            code = "INVALID_AUTH" if err.code == ErrorCode.unauthorized else err.code.value.upper()
+            refused = deepgram_wire.ListenRefused(err.http_status, code, err.message)
+            await deepgram_wire.refusal(refused, str(uuid.uuid4()))(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
