@@ -4,7 +4,7 @@ valid UTF-8.
 uvicorn decodes a text message before the app sees it; one that is not UTF-8 made it log an ERROR with
 a traceback and close the connection (1007) with no word to the client. Here such a message is the
 client's fault: it gets the contract's `error` event (`invalid_command`, fatal; the OpenAI shape on
-/v1/realtime, none on Socket.IO's socket, which speaks Engine.IO), then the close 1007 that RFC 6455
+/v1/realtime, Deepgram's `Error` on /v1/listen, none on Socket.IO's socket, which speaks Engine.IO), then the close 1007 that RFC 6455
 asks for, and the hub logs one INFO line. The app sees the disconnect, as after any dropped
 connection (a session is detached, resumable). `asrhub serve` runs it; under another ASGI server (the
 app factory) that server's own handling applies."""
@@ -16,6 +16,7 @@ import logging
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from ..core.errors import ErrorCode, HubError
+from .deepgram_wire import ErrorMsg
 from .errors import error_event
 from .realtime_events import realtime_error
 
@@ -35,6 +36,8 @@ def error_text(path: str, err: HubError) -> str | None:
         return None
     if path.startswith("/v1/realtime"):
         return realtime_error(err).model_dump_json()
+    if path.startswith("/v1/listen"):  # Deepgram's Error message
+        return ErrorMsg(variant=err.code.value, description=err.message).model_dump_json()
     return error_event(err).to_json()
 
 

@@ -24,6 +24,7 @@ from deepgram.listen.v1.types import (
     ListenV1SpeechStarted,
     ListenV1UtteranceEnd,
 )
+from websockets.frames import Frame, Opcode
 
 from tests.support import HubProcess, base_config, clip, load_native, wer
 
@@ -156,6 +157,19 @@ async def test_audio_in_no_known_container_is_refused_by_name(hub: HubProcess) -
             await ws.recv()
     assert err["type"] == "Error" and err["variant"] == "unsupported_encoding" and "encoding" in err["description"]
     assert ws.close_code == 1008
+
+
+async def test_invalid_utf8_text_is_a_deepgram_error_and_a_1007_close(hub: HubProcess) -> None:
+    async with websockets.connect(f"ws://127.0.0.1:{hub.port}/v1/listen?encoding=linear16&sample_rate=16000") as ws:
+        await ws.send(bytes(3200))
+        ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))  # not UTF-8 (the client would refuse it)
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        got = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                got.append(json.loads(await ws.recv()))
+    assert ws.close_code == 1007
+    assert got[0]["type"] == "Error" and got[0]["variant"] == "invalid_command" and "UTF-8" in got[0]["description"]
 
 
 @pytest.mark.parametrize(("query", "param"), [
