@@ -28,6 +28,7 @@ from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
 from . import deepgram, openai_compat, openai_models, realtime, rest, sse, tokens, websocket
 from .auth import AuthMiddleware
+from .deepgram_prerecorded import router as deepgram_files
 from .docs import install_docs
 from .grpc import GrpcServer
 from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_handlers
@@ -77,7 +78,7 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
                        max_count=config.server.max_headers)  # outermost: before anything reads them
     install_error_handlers(app)
     routers = (rest.router, websocket.router, sse.router, tokens.router, openai_compat.router,
-               openai_compat.native_router, openai_models.router, realtime.router, deepgram.router)
+               openai_compat.native_router, openai_models.router, realtime.router, deepgram.router, deepgram_files)
     for router in routers:
         app.include_router(router)
     app.state.grpc = grpc_server

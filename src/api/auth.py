@@ -98,7 +98,7 @@ class AuthMiddleware:
                 if path.startswith("/v1/listen"):  # Deepgram's `Token <key>` and Sec-WebSocket-Protocol forms
                     token = deepgram_wire.credential(headers) or token
                 what = f"{scope.get('method', 'GET')} {path}" if scope["type"] == "http" else f"WebSocket {path}"
-                purpose = purpose_of(path)
+                purpose = purpose_of(path) if scope["type"] == "websocket" or path.rstrip("/") != "/v1/listen" else "api"
                 cred = self.auth.credential(token, purpose, what)
                 if purpose == "session":
                     await check_session(scope, path, cred)
@@ -113,8 +113,9 @@ class AuthMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Any, send: Any, err: HubError) -> None:
         openai_shape = scope["path"].startswith(OPENAI_PATHS)
-        if scope["type"] == "websocket" and scope["path"].startswith("/v1/listen"):  # Deepgram: HTTP 401
-            await receive()  # websocket.connect
+        if scope["path"].startswith("/v1/listen"):  # Deepgram's refusal (a socket's: at its handshake)
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect
             code = "INVALID_AUTH" if err.code == ErrorCode.unauthorized else err.code.value.upper()
             refused = deepgram_wire.ListenRefused(err.http_status, code, err.message)
             await deepgram_wire.refusal(refused, str(uuid.uuid4()))(scope, receive, send)

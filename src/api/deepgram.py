@@ -24,6 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -64,10 +65,21 @@ def sniff(head: bytes) -> AudioSpec:
                       "ogg, webm, mp3): give raw audio's encoding and sample_rate in the query string")
 
 
-def plan(hub: object, p: dg.ListenParams) -> tuple[StartSession, Provider]:
-    """The hub session the query string asks for; a refusal names the parameter."""
+@dataclass(frozen=True)
+class Choice:
+    """What the common parameters ask of the hub: the provider and its options."""
+
+    provider: Provider
+    model: str | None               # the hub's name for it (None: the hub's choice)
+    language: str | None            # a BCP-47 tag, "auto" (detect) or None (the provider's default)
+    hotwords: list[str] | None
+    prompt: str | None
+
+
+def choose(hub: object, p: dg.CommonParams, detect: bool = False) -> Choice:
+    """The provider and options the query string asks for; a refusal names the parameter."""
     model = None if p.model is not None and dg.DEEPGRAM_MODEL.match(p.model) else p.model
-    language = "auto" if p.language == "multi" else p.language
+    language = "auto" if p.language == "multi" or (detect and p.language is None) else p.language
     try:
         provider = resolve_model(hub, model, None if language == "auto" else language)
     except HubError as e:
@@ -85,18 +97,24 @@ def plan(hub: object, p: dg.ListenParams) -> tuple[StartSession, Provider]:
     except HubError as e:
         name = "keyterm" if p.keyterm else "keywords"
         raise dg.ListenRefused(400, "INVALID_QUERY_PARAMETER", f"{name}: {e.message}", name) from None
+    return Choice(provider, model, language, hotwords, prompt)
+
+
+def plan(hub: object, p: dg.ListenParams) -> tuple[StartSession, Provider]:
+    """The hub session the query string asks for; a refusal names the parameter."""
+    c = choose(hub, p)
     audio = AudioSpec(encoding=dg.ENCODINGS[p.encoding], sample_rate=p.sample_rate or 16000,
                       channels=p.channels or 1) if p.encoding else AudioSpec()
     vad = VadOptions(enabled=p.endpointing is not False)
     if not isinstance(p.endpointing, bool):
         vad = VadOptions(silence_ms=max(50, min(10_000, p.endpointing)))
     try:
-        start = StartSession(provider=provider.name, language=language, audio=audio,
-                             interim_results=p.interim_results, word_timestamps=caps.word_timestamps,
-                             hotwords=hotwords, prompt=prompt, vad=vad)
+        start = StartSession(provider=c.provider.name, language=c.language, audio=audio,
+                             interim_results=p.interim_results, word_timestamps=c.provider.capabilities.word_timestamps,
+                             hotwords=c.hotwords, prompt=c.prompt, vad=vad)
     except ValidationError as e:
         raise dg.ListenRefused(400, "INVALID_QUERY_PARAMETER", str(e.errors()[0]["msg"]), None) from None
-    return routed_start(hub, model, start), provider
+    return routed_start(hub, c.model, start), c.provider
 
 
 class ListenConnection:
@@ -268,7 +286,7 @@ class ListenConnection:
 async def listen_endpoint(ws: WebSocket) -> None:
     request_id = str(uuid.uuid4())
     try:
-        params = dg.parse_params(list(ws.query_params.multi_items()))
+        params = dg.parse_params(list(ws.query_params.multi_items()), dg.ListenParams)
         start, provider = plan(ws.app.state.hub, params)
     except dg.ListenRefused as e:
         await ws.send_denial_response(dg.refusal(e, request_id))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse
@@ -57,8 +57,8 @@ def _endpointing(value: Any) -> Any:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
-class ListenParams(BaseModel):
-    """The query string of GET /v1/listen. Unknown parameters are refused (Deepgram answers 400)."""
+class CommonParams(BaseModel):
+    """The query string both /v1/listen routes take. Unknown parameters are refused (Deepgram answers 400)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,10 +68,6 @@ class ListenParams(BaseModel):
     sample_rate: int | None = Field(None, ge=8000, le=48000)
     channels: int | None = Field(None, ge=1, le=8)
     multichannel: Flag = False
-    interim_results: Flag = False
-    endpointing: Annotated[int | bool, BeforeValidator(_endpointing)] = True
-    utterance_end_ms: int | None = Field(None, ge=1000, le=5000)
-    vad_events: Flag = False
     punctuate: Flag = False
     smart_format: Flag = False
     numerals: Flag = False
@@ -91,6 +87,27 @@ class ListenParams(BaseModel):
         return [t for t in dict.fromkeys(w.strip() for w in [*words, *self.keyterm]) if t][:100]
 
 
+class ListenParams(CommonParams):
+    """GET /v1/listen (live)."""
+
+    interim_results: Flag = False
+    endpointing: Annotated[int | bool, BeforeValidator(_endpointing)] = True
+    utterance_end_ms: int | None = Field(None, ge=1000, le=5000)
+    vad_events: Flag = False
+
+
+class PrerecordedParams(CommonParams):
+    """POST /v1/listen (pre-recorded)."""
+
+    paragraphs: Flag = False
+    detect_language: Flag = False  # -> language detection, answered in the channel's detected_language
+
+
+PRERECORDED_NOT_SERVED = {k: f"{k} is not available on this hub" for k in (
+    "utterances", "utt_split", "sentiment", "summarize", "topics", "custom_topic", "custom_topic_mode", "intents",
+    "custom_intent", "custom_intent_mode", "measurements")}
+
+
 class ListenRefused(Exception):
     """A refused handshake: HTTP `status` with Deepgram's error body."""
 
@@ -100,17 +117,20 @@ class ListenRefused(Exception):
 
 
 LIST_PARAMS = ("keywords", "keyterm", "tag")
+P = TypeVar("P", bound=CommonParams)
 
 
-def parse_params(items: list[tuple[str, str]]) -> ListenParams:
+def parse_params(items: list[tuple[str, str]], kind: type[P], not_served: dict[str, str] | None = None) -> P:
+    """The query string as `kind`; a parameter Deepgram has and the hub does not is refused naming it."""
     raw: dict[str, Any] = {}
+    refused = {**NOT_SERVED, **(not_served or {})}
     for key, value in items:
         if key == "token":  # the hub's own browser credential (?token=), taken by the auth middleware
             continue
-        if key in NOT_SERVED:
-            if key == "diarize" and value.lower() == "false":
+        if key in refused:
+            if value.lower() == "false":  # a feature asked off is what the hub does
                 continue
-            raise ListenRefused(400, "INVALID_QUERY_PARAMETER", f"{key}: {NOT_SERVED[key]}", key)
+            raise ListenRefused(400, "INVALID_QUERY_PARAMETER", f"{key}: {refused[key]}", key)
         if key in LIST_PARAMS:
             raw.setdefault(key, []).append(value)
         elif key in raw:
@@ -118,7 +138,7 @@ def parse_params(items: list[tuple[str, str]]) -> ListenParams:
         else:
             raw[key] = value
     try:
-        params = ListenParams.model_validate(raw)
+        params = kind.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "query"

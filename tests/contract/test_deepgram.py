@@ -242,3 +242,54 @@ async def test_auth_token_key_bearer_token_and_subprotocol(keyed_hub: HubProcess
             pass
     assert refused.value.response.status_code == 401
     assert json.loads(refused.value.response.body or b"{}")["err_code"] == "INVALID_AUTH"
+
+
+async def test_prerecorded_file_through_the_sdk(hub: HubProcess) -> None:
+    c = clip("en_ljspeech_LJ001-0001")
+    res = await client(hub).listen.v1.media.transcribe_file(request=c.path.read_bytes(), model="nova-3",
+                                                            smart_format=True, paragraphs=True, tag=["t1"])
+    alt = res.results.channels[0].alternatives[0]  # type: ignore[union-attr,index]
+    assert wer([c.transcript], [alt.transcript or ""]) <= 0.25, alt.transcript
+    assert alt.words and alt.words[0].punctuated_word and 0 < (alt.confidence or 0) <= 1
+    assert alt.paragraphs and alt.paragraphs.paragraphs and alt.paragraphs.paragraphs[0].sentences
+    meta = res.metadata  # type: ignore[union-attr]
+    assert meta.duration == pytest.approx(c.seconds, abs=0.1) and meta.channels == 1 and meta.models
+    assert meta.tags == ["t1"] and len(meta.sha256 or "") == 64
+
+
+async def test_prerecorded_raw_pcm_and_refusals(hub: HubProcess) -> None:
+    import httpx
+    url = f"{hub.http}/v1/listen"
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(url, params={"encoding": "linear16", "sample_rate": 16000, "punctuate": "false"},
+                            content=pcm16(CLIPS[0]), headers={"Content-Type": "audio/l16"})
+        assert r.status_code == 200, r.text
+        got = r.json()["results"]["channels"][0]["alternatives"][0]["transcript"]
+        assert wer([CLIPS[0].transcript], [got]) <= 0.25 and got == got.lower() and "," not in got
+        refused = [
+            (await http.post(url, json={"url": "https://example.com/a.wav"}), "url", 400),
+            (await http.post(url, params={"summarize": "v2"}, content=b"x"), "summarize", 400),
+            (await http.post(url, params={"interim_results": "true"}, content=b"x"), "interim_results", 400),
+            (await http.post(url, content=b""), "body", 400),
+        ]
+        for resp, param, status in refused:
+            assert resp.status_code == status, (param, resp.text)
+            body = resp.json()
+            assert body["param"] == param and body["err_msg"] and body["request_id"], body
+        bad = await http.post(url, content=b"not audio at all")
+        assert bad.status_code == 400 and bad.json()["err_code"] == "INVALID_AUDIO", bad.text
+
+
+async def test_prerecorded_auth_takes_keys_as_deepgram_sends_them(keyed_hub: HubProcess) -> None:
+    import httpx
+    data = CLIPS[0].path.read_bytes()
+    res = await client(keyed_hub, KEY).listen.v1.media.transcribe_file(request=data, model="nova-3")
+    assert wer([CLIPS[0].transcript], [res.results.channels[0].alternatives[0].transcript or ""]) <= 0.25  # type: ignore[union-attr,index]
+    with pytest.raises(ApiError) as e:
+        await client(keyed_hub, "wrong-key").listen.v1.media.transcribe_file(request=data, model="nova-3")
+    assert e.value.status_code == 401 and e.value.body["err_code"] == "INVALID_AUTH"  # type: ignore[index]
+    async with httpx.AsyncClient() as http:
+        token = (await http.post(keyed_hub.http + "/v1/tokens", json={},
+                                 headers={"Authorization": f"Bearer {KEY}"})).json()["token"]
+        r = await http.post(keyed_hub.http + "/v1/listen", content=data, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401, r.text  # a browser token only starts streaming sessions, as on /v1/transcribe

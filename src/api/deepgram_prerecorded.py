@@ -1,0 +1,157 @@
+"""Deepgram-compatible pre-recorded transcription, POST /v1/listen (DESIGN §3.8): the audio is the request
+body (raw, as Deepgram takes it; `{"url": ...}` is refused: the hub fetches no URLs), the query string is
+Deepgram's (deepgram_wire.PrerecordedParams), the work is core.transcribe's, and the answer is Deepgram's
+shape: `metadata` and `results.channels[].alternatives[]` with transcript, confidence, words and, when
+asked, paragraphs. Refusals carry Deepgram's error body (err_code, err_msg, request_id)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from ..core.audio import PCM_ENCODINGS
+from ..core.commands import AudioSpec
+from ..core.errors import ErrorCode, HubError
+from ..core.routing import route_upload
+from ..core.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
+from . import deepgram_wire as dg
+from .deepgram import choose
+
+router = APIRouter()
+PARAGRAPH_GAP_S = 1.0  # a pause this long between two sentences starts a new paragraph
+
+
+class Sentence(BaseModel):
+    text: str
+    start: float
+    end: float
+
+
+class Paragraph(BaseModel):
+    sentences: list[Sentence]
+    num_words: int
+    start: float
+    end: float
+
+
+class Paragraphs(BaseModel):
+    transcript: str
+    paragraphs: list[Paragraph]
+
+
+class FileAlternative(dg.Alternative):
+    paragraphs: Paragraphs | None = None
+
+
+class FileChannel(BaseModel):
+    alternatives: list[FileAlternative]
+    detected_language: str | None = None
+
+
+class FileResults(BaseModel):
+    channels: list[FileChannel]
+
+
+class FileMetadata(BaseModel):
+    transaction_key: str = "deprecated"
+    request_id: str
+    sha256: str
+    created: str
+    duration: float
+    channels: int
+    models: list[str]
+    model_info: dict[str, dg.ModelInfo]
+    tags: list[str] | None = None
+
+
+class FileResponse(BaseModel):
+    metadata: FileMetadata
+    results: FileResults
+
+
+def paragraphs(res: HubTranscription) -> Paragraphs:
+    """The transcript's segments as sentences, grouped into paragraphs at pauses."""
+    groups: list[list[Sentence]] = []
+    for seg in res.segments:
+        if not seg.text.strip():
+            continue
+        s = Sentence(text=seg.text.strip(), start=seg.start_ms / 1000, end=seg.end_ms / 1000)
+        if groups and s.start - groups[-1][-1].end < PARAGRAPH_GAP_S:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    paras = [Paragraph(sentences=g, num_words=sum(len(s.text.split()) for s in g), start=g[0].start, end=g[-1].end)
+             for g in groups]
+    text = "\n\n".join(" ".join(s.text for s in g) for g in groups)
+    return Paragraphs(transcript=text, paragraphs=paras)
+
+
+def answer(res: HubTranscription, p: dg.PrerecordedParams, request_id: str, digest: str, version: str,
+           detected: bool) -> FileResponse:
+    words = [dg.DgWord(word=dg.plain(w.word) or w.word.strip(), start=w.start_ms / 1000, end=w.end_ms / 1000,
+                       confidence=w.confidence, punctuated_word=w.word.strip() if p.punctuated else dg.plain(w.word))
+             for w in res.words if w.word.strip()]
+    confidence = sum(w.confidence for w in words) / len(words) if words else (1.0 if res.text else 0.0)
+    alt = FileAlternative(transcript=res.text.strip() if p.punctuated else dg.plain(res.text),
+                          confidence=round(confidence, 4), words=words,
+                          paragraphs=paragraphs(res) if p.paragraphs else None)
+    uid = dg.model_uuid(res.provider)
+    info = dg.ModelInfo(name=res.provider, version=version, arch="asrhub")
+    created = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    meta = FileMetadata(request_id=request_id, sha256=digest, created=created, duration=res.duration_ms / 1000,
+                        channels=1, models=[uid], model_info={uid: info}, tags=p.tag or None)
+    channel = FileChannel(alternatives=[alt], detected_language=res.language if detected else None)
+    return FileResponse(metadata=meta, results=FileResults(channels=[channel]))
+
+
+async def read_body(request: Request) -> bytes:
+    limit = int(request.app.state.hub.config.openai_compat.max_upload_mb * 1024 * 1024)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise dg.ListenRefused(413, "PAYLOAD_TOO_LARGE", f"the audio is over the limit of {limit} bytes")
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        raise dg.ListenRefused(400, "REMOTE_CONTENT_ERROR", "this hub does not fetch audio from URLs: send the "
+                               "audio itself as the request body (Content-Type: audio/*)", "url")
+    if not body:
+        raise dg.ListenRefused(400, "INVALID_AUDIO", "the request body holds no audio", "body")
+    return bytes(body)
+
+
+# not in /openapi.json yet: its query string and raw body are Deepgram's, documented in PROTOCOL.md
+@router.post("/v1/listen", response_model=FileResponse, include_in_schema=False)
+async def listen_file(request: Request) -> Response:
+    request_id = str(uuid.uuid4())
+    hub = request.app.state.hub
+    try:
+        p = dg.parse_params(list(request.query_params.multi_items()), dg.PrerecordedParams,
+                            dg.PRERECORDED_NOT_SERVED)
+        c = choose(hub, p, detect=p.detect_language)
+        data = await read_body(request)
+        try:
+            if p.encoding is not None and dg.ENCODINGS[p.encoding] in PCM_ENCODINGS:
+                spec = AudioSpec(encoding=dg.ENCODINGS[p.encoding], sample_rate=p.sample_rate or 16000,
+                                 channels=p.channels or 1)
+                audio = await asyncio.to_thread(load_raw, data, spec)
+            else:
+                audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
+            provider, language = c.provider, c.language
+            if routed := await route_upload(hub.providers, c.model, language, "transcribe", audio):
+                provider, language = routed
+            res = await transcribe_audio(provider, audio, language, provider.capabilities.word_timestamps,
+                                         c.prompt, hotwords=c.hotwords)
+        except HubError as e:
+            status = 400 if e.code in (ErrorCode.invalid_audio, ErrorCode.unsupported_encoding) else e.http_status
+            raise dg.ListenRefused(status, e.code.value.upper(), e.message) from None
+    except dg.ListenRefused as e:
+        return dg.refusal(e, request_id)
+    digest = hashlib.sha256(data).hexdigest()
+    body = answer(res, p, request_id, digest, provider.model, detected=language == "auto" or routed is not None)
+    return JSONResponse(body.model_dump(exclude_none=True), headers={"dg-request-id": request_id})
