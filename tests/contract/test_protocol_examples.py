@@ -36,7 +36,7 @@ JS = sorted(n for n, (lang, _) in EXAMPLES.items() if lang == "javascript")
 
 def test_every_transport_has_its_examples() -> None:
     assert set(PY) == {"py-ws", "py-sse", "py-sio", "py-grpc", "py-openai", "py-openai-stream", "py-realtime",
-                       "py-client"}
+                       "py-client", "py-deepgram"}
     assert set(JS) == {"js-ws", "js-sse", "js-sio"}
 
 
