@@ -51,6 +51,7 @@ from .openai_models import resolve_model, routed_start
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+SAMPLE_BYTES = {"pcm_s16le": 2, "pcm_f32le": 4, "pcm_mulaw": 1, "pcm_alaw": 1}
 MAGIC = ((b"RIFF", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"\x1a\x45\xdf\xa3", "webm"), (b"ID3", "mp3"))
 
 
@@ -130,6 +131,8 @@ class ListenConnection:
         self.bind = SessionBinding(hub.service, "deepgram", ws.scope.get("asrhub.api_key"))
         self.sender: asyncio.Task[None] | None = None
         self.started = False
+        self.finalizes = 0  # Finalize messages whose final has not gone out
+        self.carry = b""  # the bytes of a sample frame split across messages
         self.send_lock = asyncio.Lock()
         self.end_reasons: dict[str, str] = {}  # utterance id -> how its speech ended
         self.ends = 0
@@ -160,12 +163,14 @@ class ListenConnection:
         elif isinstance(ev, ErrorEvent):
             await self.send(dg.ErrorMsg(variant=ev.code, description=ev.message))
         elif isinstance(ev, SessionEnded):
-            stats = ev.stats
-            await self.send(dg.Metadata(request_id=self.request_id, sha256="", created=self.created,
-                                        duration=stats.audio_ms / 1000, channels=self.start_cmd.audio.channels,
-                                        models=[dg.model_uuid(self.provider)],
-                                        model_info={dg.model_uuid(self.provider): self.info}))
+            await self.metadata(ev.stats.audio_ms)
         return None
+
+    async def metadata(self, audio_ms: int) -> None:
+        uid = dg.model_uuid(self.provider)
+        await self.send(dg.Metadata(request_id=self.request_id, sha256="", created=self.created,
+                                    duration=audio_ms / 1000, channels=self.start_cmd.audio.channels,
+                                    models=[uid], model_info={uid: self.info}))
 
     async def final(self, ev: TranscriptFinal) -> None:
         reason = self.end_reasons.pop(ev.utterance_id, None)
@@ -176,7 +181,9 @@ class ListenConnection:
                  for w in ev.words or [] if w.word.strip()]
         msg = self.results(ev.text, words, ev.start_ms, ev.end_ms, final=True)
         msg.speech_final = speech_final
-        msg.from_finalize = reason == "flush"
+        msg.from_finalize = reason == "flush" and self.finalizes > 0  # a stop flushes too: that is not one
+        if msg.from_finalize:
+            self.finalizes -= 1
         await self.send(msg)
         if speech_final and self.params.utterance_end_ms is not None:
             last = words[-1].end if words else ev.end_ms / 1000
@@ -221,7 +228,7 @@ class ListenConnection:
             if not self.started:
                 await self.open(sniff(data))
                 self.stream()
-            self.bind.audio(data)
+            self.push(data)
             return
         text = msg.get("text")
         if not isinstance(text, str):
@@ -234,15 +241,30 @@ class ListenConnection:
                 "| \"CloseStream\"}")))
             return
         if not self.started:  # nothing streamed yet (containerised audio starts at its first bytes)
-            if cmd.type == "CloseStream":
+            if cmd.type == "CloseStream":  # no audio at all: the end of an empty stream
+                await self.metadata(0)
                 await self.ws.close(1000)
             return
         if cmd.type == "KeepAlive":
             self.bind.keepalive()
         elif cmd.type == "Finalize":
             self.bind.flush()
+            self.finalizes += 1
         elif self.bind.is_open():
+            self.finalizes = 0
             self.bind.stop()
+
+    def push(self, data: bytes) -> None:
+        """Raw samples may be split anywhere across Deepgram's binary frames: the hub gets whole frames, a
+        split one's bytes wait for the next message."""
+        width = SAMPLE_BYTES.get(self.start_cmd.audio.encoding, 0) * self.start_cmd.audio.channels
+        if width > 1:
+            data = self.carry + data
+            cut = len(data) - len(data) % width
+            data, self.carry = data[:cut], data[cut:]
+            if not data:
+                return
+        self.bind.audio(data)
 
     async def report(self, err: HubError) -> None:
         if self.bind.fail(err) is None:

@@ -172,6 +172,30 @@ async def test_invalid_utf8_text_is_a_deepgram_error_and_a_1007_close(hub: HubPr
     assert got[0]["type"] == "Error" and got[0]["variant"] == "invalid_command" and "UTF-8" in got[0]["description"]
 
 
+async def test_hostile_frames_get_typed_errors_and_finals_still_come(hub: HubProcess) -> None:
+    base = f"ws://127.0.0.1:{hub.port}/v1/listen"
+    async with websockets.connect(base + "?model=nova-3") as ws:  # containerised: no session until audio
+        await ws.send(json.dumps({"type": "Finalize"}))
+        await ws.send(json.dumps({"type": "KeepAlive"}))
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        got = [json.loads(m) async for m in ws]
+    assert [m["type"] for m in got] == ["Metadata"] and got[0]["duration"] == 0 and ws.close_code == 1000
+    speech = pcm16(CLIPS[0])
+    async with websockets.connect(base + "?encoding=linear16&sample_rate=16000&keyterm=Prynne&keywords=Hester:2") as ws:
+        await ws.send(speech[:3201])  # a sample split across messages, as Deepgram takes it
+        await ws.send(speech[3201:])
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        await ws.send(bytes(3200))  # audio after the end of the stream
+        got = [json.loads(m) async for m in ws]
+    kinds = [m["type"] for m in got]
+    assert kinds[-1] == "Metadata" and ws.close_code == 1000, got[-3:]
+    assert all(m["variant"] in ("invalid_audio", "invalid_command") and m["description"]
+               for m in got if m["type"] == "Error")
+    text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in got if m.get("is_final"))
+    assert wer([CLIPS[0].transcript], [text]) <= 0.25, text
+    assert not any(m.get("from_finalize") for m in got), "CloseStream's finals are not from a Finalize"
+
+
 @pytest.mark.parametrize(("query", "param"), [
     ({"bogus_param": "1"}, "bogus_param"),
     ({"diarize": "true"}, "diarize"),
