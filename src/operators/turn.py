@@ -10,7 +10,8 @@ has finished, on the audio of the utterance so far (its last 8 s, this silence i
 While an answer is outstanding the audio flows on (to the ring buffer and the provider) but no later frame
 is decided on: the decisions depend on the audio only, not on how fast it arrives or how busy the model is
 (an answer that does not come within ANSWER_TIMEOUT_S counts as "not finished"). The speculative final's
-decode starts at the first question, so a complete turn's final is ready about when the model answers.
+decode starts after HINT_MS of silence (as in silence mode), so a finished turn's final is (nearly) ready when
+the model says so.
 
 `eagerness` sets the threshold and the timing, as OpenAI's semantic_vad does: `high` ends turns soonest,
 `low` waits longest for a speaker who pauses, `auto` is `medium`.
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Eagerness = Literal["low", "medium", "high", "auto"]
 ANSWER_TIMEOUT_S = 1.0
+HINT_MS = 180  # silence after which the final's speculative decode starts (providers.streaming tail_ms)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ class TurnEndpointer(Endpointer):
         first = max(1, ms_to_samples(turn.min_silence_ms) // self.frame)
         self._asks = set(itertools.takewhile(lambda n: n < self._silence_frames,
                                              (first << k for k in range(16))))
-        self._hint_frames = first
+        # the final's speculative decode starts where silence mode starts it (the provider decodes HINT_MS of
+        # tail after the last voiced frame), before the first question: a finished turn's final is then ready
+        # about when the model answers
+        self._hint_frames = max(1, min(first, ms_to_samples(HINT_MS) // self.frame))
         self.flush_tail_ms = turn.min_silence_ms
         self._history = np.zeros(WINDOW, dtype=np.int16)  # the last 8 s of audio, circular
         self._history_end = 0                              # timeline offset of its end
@@ -118,9 +123,9 @@ class TurnEndpointer(Endpointer):
         run = self._silent_run
         if run >= self._silence_frames:
             return self._end(self._last_voiced_end, reason="max_silence", probability=self.probability)
+        out: list[Item] = [PauseHint(self._last_voiced_end)] if run == self._hint_frames and self._asking else []
         if run not in self._asks or not self._asking:
-            return None
-        out: list[Item] = [PauseHint(self._last_voiced_end)] if run == self._hint_frames else []
+            return out or None
         self._query = next(self._ids)
         self.questions += 1
         self.ask(self._query, self._recent(self._utt_start))

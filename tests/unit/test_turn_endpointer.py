@@ -200,3 +200,12 @@ def test_turn_settings_that_cannot_work_are_refused(turn: TurnOptions, vad: VadO
     with pytest.raises(HubError) as e:
         build_spec(AudioSpec(), vad, PipelineConfig(), turn=turn)
     assert e.value.code == "invalid_command" and words in e.value.message, e.value.message
+
+
+def test_the_speculative_final_starts_at_180_ms_of_silence_before_a_later_first_question() -> None:
+    ep, model = make(TurnSettings(0.5, 600, 2010))
+    feed = Feed(ep)
+    out = markers(feed(speech_ms=990, silence_ms=300))
+    assert [type(m) for m in out] == [SpeechStart, PauseHint] and out[1] == PauseHint(990 * 16)
+    assert model.questions == []                         # the model is asked at 600 ms
+    assert markers(feed(silence_ms=330)) == [] and len(model.questions) == 1
