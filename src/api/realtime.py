@@ -176,8 +176,10 @@ class RealtimeConnection:
         seconds = rt.INPUT_AUDIO[self.cfg.format].seconds(len(data))
         try:
             self.service.push_audio(self.run.session.id, data)
-        finally:
-            self.map_utterances(self.run, seconds)
+        except BaseException:
+            self.map_utterances(self.run)  # what the refused audio's part of the push opened, if anything
+            raise
+        self.map_utterances(self.run, seconds)
         self.audio_s += seconds
 
     async def commit(self) -> None:

@@ -161,9 +161,10 @@ class RealtimeProblem(HubError):
         self.client_event_id = client_event_id
 
 
-def _problem(err: ValidationError, ev_id: str | None) -> RealtimeProblem:
+def _problem(err: ValidationError, ev_id: str | None, under: str = "") -> RealtimeProblem:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"])
+    # a union's member is in the location by its class name ("turn_detection.ServerVad.threshold"): left out
+    loc = under + ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p[:1].isupper()))
     return RealtimeProblem(f"'{loc}': {e['msg']}", loc or None, ev_id)
 
 
@@ -276,7 +277,10 @@ def parse_client_event(text: str | bytes, current: TranscriptionConfig) -> Clien
             if not isinstance(session, dict) or session.get("type") != "transcription":
                 raise RealtimeProblem("this hub serves transcription sessions only: send session.type "
                                       "\"transcription\"", "session.type", ev_id)
-            sess = RealtimeTranscriptionSessionCreateRequest.model_validate(session)
+            try:
+                sess = RealtimeTranscriptionSessionCreateRequest.model_validate(session)
+            except ValidationError as e:  # named from the event's top: session.audio.input...
+                raise _problem(e, ev_id, "session.") from None
             return SessionUpdate(_ga_config(sess, current), ev_id)
         if kind == "transcription_session.update":
             return SessionUpdate(_beta_config(TranscriptionSessionUpdate.model_validate(data), current), ev_id)

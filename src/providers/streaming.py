@@ -2,8 +2,8 @@
 
 Utterances are bounded by the session's VAD endpointer. While an utterance is open its audio is
 re-decoded every `interim_interval_ms` of new audio (driven by arriving audio, not a timer); the word
-prefix two successive hypotheses agree on becomes `stable_text` (LocalAgreement-2) and is never taken
-back: it is forced as the prefix of every later decode of the utterance, and every later partial and the
+prefix successive hypotheses agree on becomes `stable_text` (LocalAgreement-n, see `_on_partial`) and is
+never taken back: it is forced as the prefix of every later decode of the utterance, and every later partial and the
 final start with it exactly (`carry_stable` holds that should a decode not honour the prefix). At the
 utterance end it is decoded once more for the final. Finals are delivered in utterance order even when two
 workers finish out of order.
@@ -60,7 +60,7 @@ class _Utterance:
     start: int
     end: int | None = None
     committed: list[str] = field(default_factory=list)
-    previous: list[str] = field(default_factory=list)
+    previous: list[list[str]] = field(default_factory=list)  # the last hypotheses (words), newest last
     last_partial_end: int = 0
     done: bool = False
     speculative: _FinalJob | None = None  # a decode started at a pause
@@ -109,6 +109,7 @@ class StreamAdapter(ProviderStream):
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
     edge_words = 2      # a partial's last words are never stable text
+    agreement = 2       # stable text: the words this many successive hypotheses agree on (LocalAgreement-n)
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -387,12 +388,13 @@ class StreamAdapter(ProviderStream):
         if not words:
             return
         # stable text is a promise the final keeps (it is forced to start with it), so only words the final
-        # would very likely write are promised: two hypotheses agree on them (LocalAgreement-2), they are not
+        # would very likely write are promised: `agreement` successive hypotheses agree on them, they are not
         # among the last `edge_words` (at the edge of the audio: cut, misheard, their punctuation a guess at a
         # sentence end), nor a restart of the hypothesis' opening words at its end, the hypothesis is not a
         # loop, a non-speech phrase or a reading of the prompt, and the final will not be decoded with earlier
         # finals in front (2-pass: their context corrects its first words)
-        agreed = min(agreed_prefix(u.previous, words), len(words) - restart_tail(res.text) - self.edge_words)
+        agreed = min([agreed_prefix(p, words) for p in u.previous[-(self.agreement - 1):]]
+                     + [len(words) - restart_tail(res.text) - self.edge_words]) if len(u.previous) >= self.agreement - 1 else 0
         if (agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed)
                 and repeat_run(res.text) < 3 and not non_speech_phrase(res.text)
                 and not (self.use_context and echoes(res.text, self._context))
@@ -402,7 +404,7 @@ class StreamAdapter(ProviderStream):
             u.committed = u.committed + words[len(u.committed):agreed]
             if u.committed[0][:1].islower():  # an utterance's text starts a sentence, as its final would
                 u.committed[0] = u.committed[0][:1].upper() + u.committed[0][1:]
-        u.previous = words
+        u.previous = [*u.previous[-(self.agreement - 2):], words] if self.agreement > 2 else [words]
         u.shown = end
         u.shown_at = time.monotonic()
         text_words = u.committed + words[len(u.committed):]

@@ -24,6 +24,8 @@ BAD_TURN_DETECTION = {
     "silence_1e9ms": ({"silence_duration_ms": 1e9}, "silence_duration_ms"),
     "prefix_negative": ({"prefix_padding_ms": -5}, "prefix_padding_ms"),
     "prefix_too_long": ({"prefix_padding_ms": 60_000}, "prefix_padding_ms"),
+    "threshold_not_a_number": ({"threshold": "high"}, "threshold"),
+    "silence_fractional": ({"silence_duration_ms": 500.5}, "silence_duration_ms"),
 }
 BAD_TRANSCRIPTION = {
     "prompt_over_limit": ({"prompt": "word " * 1000}, "prompt"),

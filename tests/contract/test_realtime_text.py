@@ -54,9 +54,16 @@ class RawSocket:
         self.reader, self.writer = await asyncio.open_connection(u.hostname, u.port)
         self.proto.send_request(self.proto.connect())
         self._flush()
-        while not any(isinstance(e, Response) for e in self.proto.events_received()):
+        answered = False
+        while not answered:
             self.proto.receive_data(await self.reader.read(65536))
+            received = self.proto.events_received()
+            answered = any(isinstance(e, Response) for e in received)
+            self._take(received)  # the first events may come in the same read as the handshake's answer
         return self
+
+    def _take(self, received: list[Any]) -> None:
+        self.events += [json.loads(bytes(f.data)) for f in received if isinstance(f, Frame) and f.opcode == Opcode.TEXT]
 
     async def __aexit__(self, *exc: object) -> None:
         self.writer.close()
@@ -86,9 +93,7 @@ class RawSocket:
             data = await self.reader.read(65536)
             assert data, f"connection closed; got {[e['type'] for e in self.events]}"
             self.proto.receive_data(data)
-            for frame in self.proto.events_received():
-                if isinstance(frame, Frame) and frame.opcode == Opcode.TEXT:
-                    self.events.append(json.loads(frame.data))
+            self._take(self.proto.events_received())
             self._flush()  # pongs, close
 
 
