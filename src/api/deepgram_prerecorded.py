@@ -21,7 +21,7 @@ from ..core.errors import ErrorCode, HubError
 from ..core.routing import route_upload
 from ..core.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
 from . import deepgram_wire as dg
-from .deepgram import choose
+from .deepgram_plan import choose
 
 router = APIRouter()
 PARAGRAPH_GAP_S = 1.0  # a pause this long between two sentences starts a new paragraph
