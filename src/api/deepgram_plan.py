@@ -14,6 +14,9 @@ from ..providers.base import Provider
 from . import deepgram_wire as dg
 from .openai_models import resolve_model, routed_start
 
+# Deepgram's endpointing of 10-25 ms (its default, livekit's) cuts Whisper's utterances at every pause
+# between words, and each piece is decoded alone: below this, an utterance ends after this much silence
+MIN_ENDPOINTING_MS = 300
 SAMPLE_BYTES = {"pcm_s16le": 2, "pcm_f32le": 4, "pcm_mulaw": 1, "pcm_alaw": 1}
 MAGIC = ((b"RIFF", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"\x1a\x45\xdf\xa3", "webm"), (b"ID3", "mp3"))
 
@@ -71,7 +74,7 @@ def plan(hub: object, p: dg.ListenParams) -> tuple[StartSession, Provider]:
                       channels=p.channels or 1) if p.encoding else AudioSpec()
     vad = VadOptions(enabled=p.endpointing is not False)
     if not isinstance(p.endpointing, bool):
-        vad = VadOptions(silence_ms=max(50, min(10_000, p.endpointing)))
+        vad = VadOptions(silence_ms=max(MIN_ENDPOINTING_MS, min(10_000, p.endpointing)))
     try:
         start = StartSession(provider=c.provider.name, language=c.language, audio=audio,
                              interim_results=p.interim_results, word_timestamps=c.provider.capabilities.word_timestamps,

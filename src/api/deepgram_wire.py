@@ -26,7 +26,6 @@ NOT_SERVED = {  # Deepgram parameters the hub knows and refuses, with why
     "profanity_filter": "profanity_filter is not available on this hub",
     "detect_entities": "detect_entities is not available on this hub",
     "dictation": "dictation is not available on this hub",
-    "filler_words": "filler_words is not available on this hub",
     "callback": "callbacks are not available on this hub (the hub does not fetch or call URLs)",
     "callback_method": "callbacks are not available on this hub (the hub does not fetch or call URLs)",
     "language_hint": "language_hint is not available on this hub (use language, or language=multi)",
@@ -75,6 +74,7 @@ class CommonParams(BaseModel):
     keyterm: list[str] = Field(default_factory=list, max_length=100)
     tag: list[str] = Field(default_factory=list, max_length=20)
     mip_opt_out: Flag = False  # nothing leaves the hub anyway
+    filler_words: Flag = False  # accepted: whether "uh"/"um" are written is the model's own habit
     version: str | None = None
 
     @property
@@ -94,6 +94,7 @@ class ListenParams(CommonParams):
     endpointing: Annotated[int | bool, BeforeValidator(_endpointing)] = True
     utterance_end_ms: int | None = Field(None, ge=1000, le=5000)
     vad_events: Flag = False
+    no_delay: Flag = False  # smart_format's wait for numbers: the hub formats nothing later, so none
 
 
 class PrerecordedParams(CommonParams):
