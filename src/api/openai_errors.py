@@ -97,9 +97,9 @@ def openai_error_response(err: HubError) -> JSONResponse:
     return JSONResponse(openai_error_body(err).model_dump(), status_code=err.http_status, headers=headers)
 
 
-#: OpenAPI `responses=` for the OpenAI routes
+#: OpenAPI `responses=` for the OpenAI audio routes (401 and 429 with API keys, 431 and 500: api.openapi)
 OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIErrorBody} for status in (400, 401, 404, 413, 415, 500, 503)}
+    status: {"model": OpenAIErrorBody} for status in (400, 404, 413, 415, 502, 503)}
 
 
 def _param(errors: Sequence[Any]) -> str | None:
