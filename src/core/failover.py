@@ -198,14 +198,14 @@ class Failover:
         for uid, (start, end) in sorted(s.pending.items(), key=lambda kv: kv[1][0]):
             first = max(start, ring.start)
             stream.push(AudioChunk(ring.read(first, end + tail), first))
-            stream.start_utterance(uid, start)
+            stream.start_utterance(uid, start, s.promised.get(uid, ""))
             stream.end_utterance(uid, end)
             self.host.arm_final_timer(s, uid)
         if s.open_utterance is not None:
             uid, start = s.open_utterance
             first = max(start, ring.start)
             stream.push(AudioChunk(ring.read(first, ring.end), first))
-            stream.start_utterance(uid, start)
+            stream.start_utterance(uid, start, s.promised.get(uid, ""))
 
     def _live(self, session_id: str) -> Session | None:
         s = self.host.sessions.get(session_id)

@@ -43,6 +43,7 @@ class Session:
         self.utterance_index = 0                              # utterance ids: u1, u2, ...
         self.open_utterance: tuple[str, int] | None = None   # (id, audio start)
         self.pending: dict[str, tuple[int, int]] = {}         # utterance id -> (start, end) awaiting final
+        self.promised: dict[str, str] = {}  # utterance id -> the stable_text its last partial promised
         self.first_partial_due: dict[str, int] = {}           # utterance id -> speech onset, until its 1st partial
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (chunk end offset, arrival time)
         self.audio_bytes = 0
@@ -110,6 +111,7 @@ class Session:
         if timer is not None:
             timer.cancel()
         found = self.pending.pop(uid, None) is not None
+        self.promised.pop(uid, None)
         self.end_of_turn.pop(uid, None)  # a final without text has no event to carry it
         if not self.pending:
             self.settled.set()
@@ -125,6 +127,8 @@ class Session:
 
     # -- results -> events -------------------------------------------------------------------
     def partial_event(self, r: StreamResult) -> TranscriptPartial:
+        if r.stable_text:  # kept for a replay on another provider (failover.replay): the promise holds there
+            self.promised[r.utterance_id] = r.stable_text
         return TranscriptPartial(session_id=self.id, utterance_id=r.utterance_id, text=r.text,
                                  stable_text=r.stable_text, start_ms=samples_to_ms(r.start),
                                  end_ms=samples_to_ms(r.end))

@@ -181,7 +181,10 @@ class ProviderStream(abc.ABC):
     def push(self, chunk: AudioChunk) -> None: ...
 
     @abc.abstractmethod
-    def start_utterance(self, utterance_id: str, offset: int) -> None: ...
+    def start_utterance(self, utterance_id: str, offset: int, stable: str = "") -> None:
+        """An utterance begins at `offset`. `stable`: text already promised to the client as this utterance's
+        `stable_text` (a replay after a provider switch); a stream that can honour it continues it, so the
+        promise holds across the switch."""
 
     @abc.abstractmethod
     def end_utterance(self, utterance_id: str, offset: int) -> None: ...

@@ -91,7 +91,7 @@ class UtteranceStream(ProviderStream):
         if self._current is not None and not self._closed and len(chunk.samples):
             self._current.audio.put_nowait(chunk.samples)
 
-    def start_utterance(self, utterance_id: str, offset: int) -> None:
+    def start_utterance(self, utterance_id: str, offset: int, stable: str = "") -> None:
         if self._closed:
             return
         if self._current is not None:

@@ -151,10 +151,11 @@ class StreamAdapter(ProviderStream):
         if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval:
             self._request_partial(u)
 
-    def start_utterance(self, utterance_id: str, offset: int) -> None:
+    def start_utterance(self, utterance_id: str, offset: int, stable: str = "") -> None:
         self._index += 1
-        self._utt = _Utterance(utterance_id, offset, last_partial_end=offset, index=self._index, shown=offset,
-                               shown_at=time.monotonic())
+        # a replayed utterance keeps the words already promised: its partials and final continue them
+        self._utt = _Utterance(utterance_id, offset, committed=stable.split(), last_partial_end=offset,
+                               index=self._index, shown=offset, shown_at=time.monotonic())
         if not self.left_context:
             return
         if self._recent is None:
