@@ -173,6 +173,10 @@ class OpenAIWhisperProvider(BatchProvider):
             decode_options["beam_size"] = beam
         if opts.prefix:
             decode_options["prefix"] = opts.prefix
+            # a text prefix where the timestamp rules want a timestamp token first gives an empty decode:
+            # a forced prefix (the stable text) is decoded without timestamp tokens (word times still come
+            # from the cross-attention alignment)
+            decode_options["without_timestamps"] = True
         if opts.interim:
             # a partial never waits for the model: it is skipped when a decode runs or a final waits
             if self._finals_waiting or not self._lock.acquire(blocking=False):
