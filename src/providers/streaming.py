@@ -393,8 +393,10 @@ class StreamAdapter(ProviderStream):
         # among the last `edge_words` (at the edge of the audio: cut, misheard, their punctuation a guess at a
         # sentence end), nor a restart of the hypothesis' opening words at its end, the hypothesis is not a
         # loop, a non-speech phrase or a reading of the prompt, and the final will not be decoded with earlier
-        # finals in front (2-pass: their context corrects its first words)
-        agreed = min([agreed_prefix(p, words) for p in u.previous[-(self.agreement - 1):]]
+        # finals in front (2-pass: their context corrects its first words). A translation promises nothing:
+        # its wording changes as the sentence goes on, and a forced English start let the final fall back
+        # into the spoken language
+        agreed = 0 if self.opts.task == "translate" else min([agreed_prefix(p, words) for p in u.previous[-(self.agreement - 1):]]
                      + [len(words) - restart_tail(res.text) - self.edge_words]) if len(u.previous) >= self.agreement - 1 else 0
         if (agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed)
                 and repeat_run(res.text) < 3 and not non_speech_phrase(res.text)
