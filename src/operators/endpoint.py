@@ -162,3 +162,30 @@ class Endpointer:
         tail = ms_to_samples(self.flush_tail_ms)
         end = at if (not self.opts.enabled or self.vad is None) else max(self._last_voiced_end, min(at, self._last_voiced_end + tail))
         return self._end(end, forced=True, reason="flush")
+
+
+class EndpointStage:
+    """The VAD + endpointer as a pipeline stage: audio in, audio and utterance markers out."""
+
+    def __init__(self, endpointer: Endpointer) -> None:
+        self.endpointer = endpointer
+
+    def process(self, items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for it in items:
+            if isinstance(it, AudioChunk):
+                out.extend(self.endpointer.push(it))
+            elif isinstance(it, Gated):
+                out.extend(self.endpointer.gated(it))
+            else:
+                out.append(it)
+        return out
+
+    def flush(self, items: list[Item], at: int) -> list[Item]:
+        return self.process(items) + self.endpointer.flush(at)
+
+    def close(self, items: list[Item], at: int) -> list[Item]:
+        return self.flush(items, at)
+
+    def release(self) -> None:
+        return None

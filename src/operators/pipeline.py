@@ -28,7 +28,7 @@ from ..core.errors import ErrorCode, HubError
 from ..core.validation import validate_audio_spec
 from .base import FrameClassifier, Gated, Item
 from .decode import Decoder, make_decoder
-from .endpoint import Endpointer, EndpointOptions
+from .endpoint import Endpointer, EndpointOptions, EndpointStage
 from .recorder import Recorder, get_store
 from .resample import Resampler, downmix
 from .turn import TurnSettings, TurnStage, turn_options
@@ -130,33 +130,6 @@ def make_classifier(spec: PipelineSpec) -> FrameClassifier | None:
         from .vad_silero import SileroVad
         return SileroVad(threshold=spec.vad_threshold)
     return WebRtcVad(spec.vad_aggressiveness)
-
-
-class EndpointStage:
-    """The VAD + endpointer as a stage: audio in, audio and utterance markers out."""
-
-    def __init__(self, endpointer: Endpointer) -> None:
-        self.endpointer = endpointer
-
-    def process(self, items: list[Item]) -> list[Item]:
-        out: list[Item] = []
-        for it in items:
-            if isinstance(it, AudioChunk):
-                out.extend(self.endpointer.push(it))
-            elif isinstance(it, Gated):
-                out.extend(self.endpointer.gated(it))
-            else:
-                out.append(it)
-        return out
-
-    def flush(self, items: list[Item], at: int) -> list[Item]:
-        return self.process(items) + self.endpointer.flush(at)
-
-    def close(self, items: list[Item], at: int) -> list[Item]:
-        return self.flush(items, at)
-
-    def release(self) -> None:
-        return None
 
 
 class Stage(Protocol):

@@ -28,10 +28,10 @@ from typing import Literal
 
 import numpy as np
 
-from ..core.audio import AudioChunk, ms_to_samples
+from ..core.audio import ms_to_samples
 from ..core.errors import ErrorCode, HubError
 from .base import EndReason, FrameClassifier, Gated, Item, PauseHint
-from .endpoint import Endpointer, EndpointOptions
+from .endpoint import Endpointer, EndpointOptions, EndpointStage
 from .turn_model import WINDOW, TurnRunner
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,15 @@ class TurnEndpointer(Endpointer):
         return super().gated(item)
 
 
-class TurnStage:
+class TurnStage(EndpointStage):
     """The turn endpointer as a pipeline stage: asks the model on `runner`, and hands the markers that an
     answer decides to `late` (they leave the pipeline outside any push)."""
 
+    endpointer: TurnEndpointer
+
     def __init__(self, classifier: FrameClassifier, opts: EndpointOptions, turn: TurnSettings, runner: TurnRunner,
                  late: Callable[[list[Item]], None]) -> None:
-        self.endpointer = TurnEndpointer(classifier, opts, turn, self._ask)
+        super().__init__(TurnEndpointer(classifier, opts, turn, self._ask))
         self.runner = runner
         self.late = late
         self._closed = False
@@ -205,23 +207,6 @@ class TurnStage:
         items = self.endpointer.answer(query_id, probability)
         if items:
             self.late(items)
-
-    def process(self, items: list[Item]) -> list[Item]:
-        out: list[Item] = []
-        for it in items:
-            if isinstance(it, AudioChunk):
-                out.extend(self.endpointer.push(it))
-            elif isinstance(it, Gated):
-                out.extend(self.endpointer.gated(it))
-            else:
-                out.append(it)
-        return out
-
-    def flush(self, items: list[Item], at: int) -> list[Item]:
-        return self.process(items) + self.endpointer.flush(at)
-
-    def close(self, items: list[Item], at: int) -> list[Item]:
-        return self.flush(items, at)
 
     def release(self) -> None:
         self._closed = True
