@@ -51,6 +51,7 @@ class GrpcStream:
         self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.streaming: asyncio.Task[Any] | None = None  # the response task, while it streams a session
         self.context: grpc.aio.ServicerContext | None = None
+        self.detached = False
 
     def report(self, err: HubError) -> None:
         direct = self.bind.fail(err)
@@ -97,6 +98,7 @@ class GrpcStream:
             self.out.put_nowait(_END)
             if self.streaming is not None:
                 self.streaming.cancel()
+            self.detach()  # now: the response generator may have been dropped unclosed (see _dropped)
             return
         # the client half-closed: that is the end of its audio
         if not self.bind.session_id:
@@ -105,23 +107,28 @@ class GrpcStream:
             self.out.put_nowait(direct)
 
     async def _dropped(self) -> bool:
-        """After the request stream ended: True when the call turns out cancelled (the connection dropped)
-        within DROP_GRACE_S, False for a genuine half-close (the call stays open for the events)."""
+        """After the request stream ended: True when the call turns out over (the connection dropped)
+        within DROP_GRACE_S, False for a genuine half-close (the call stays open for the events).
+
+        grpc aio ends the request stream of a cancelled call as it ends a half-closed one, and says
+        nothing of the cancellation on the context (`context.cancelled()` stays False: only a code the
+        handler sets makes it True). The drop shows as the end of the call instead: grpc cancels the
+        handler's task a few callbacks later (which cancels this wait via run()), or the handler's task
+        has already finished because writing an event to the gone client failed (grpc then drops the
+        response generator without closing it, and only the context's done callback tells)."""
         context = self.context
         if context is None:
             return False
-        if context.cancelled():
-            return True
-        done = asyncio.Event()
-        context.add_done_callback(lambda _: done.set())
+        over = asyncio.Event()
+        context.add_done_callback(lambda _: over.set())
         with contextlib.suppress(TimeoutError):  # (a drop usually cancels this wait itself, via run())
-            await asyncio.wait_for(done.wait(), self.DROP_GRACE_S)
-        if not context.cancelled():
+            await asyncio.wait_for(over.wait(), self.DROP_GRACE_S)
+        if not over.is_set():
             # the loop may have been held up past the grace (a busy machine): a cancellation that grpc
             # received meanwhile is still a few callbacks away. Let them run before calling it a half-close
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.SETTLE_S)
-        if context.cancelled():
+                await asyncio.wait_for(over.wait(), self.SETTLE_S)
+        if over.is_set():
             return True
         log.info("gRPC call for session %s half-closed without stop: taken as the end of its audio",
                  self.bind.session_id)
@@ -159,6 +166,12 @@ class GrpcStream:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
+            self.detach()
+
+    def detach(self) -> None:
+        """The call is gone: the session waits for a resume (once per call)."""
+        if not self.detached:
+            self.detached = True
             self.bind.detach()
 
 
