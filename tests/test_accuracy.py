@@ -104,6 +104,9 @@ def test_text_guards() -> None:
     assert repeat_run("ask not what your country can do for you, ask what you can do") == 1
     assert restart_tail("Go forward 10 meters. Go forward 10") == 3
     assert restart_tail("Home sweet home") == 0 and restart_tail("It was. It was not.") == 0
+    # no sentence end between: the opening words again at the end, with words between them
+    assert restart_tail("Go forward 10 meters go forward 10") == 3
+    assert restart_tail("New York New York") == 0 and restart_tail("the cat sat on the mat") == 0
     assert echoes("The grass and bushes were", "It rained. The grass and bushes were wet with dew.")
     assert not echoes("and the dog ran off", "the cat sat down")
     assert non_speech_phrase("Thank you.") and not non_speech_phrase("Thank you, John.")

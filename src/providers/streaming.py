@@ -108,7 +108,7 @@ class StreamAdapter(ProviderStream):
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
-    edge_words = 2      # a partial's last words are never stable text
+    edge_words = 7      # a partial's last words are never stable text (~2.5 s of speech: fewer cost WER)
     agreement = 2       # stable text: the words this many successive hypotheses agree on (LocalAgreement-n)
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):

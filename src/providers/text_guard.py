@@ -101,12 +101,24 @@ def restart_tail(text: str) -> int:
     silence after a short utterance. Returns how many trailing words that is (0: none)."""
     words = text.split()
     ends = [i for i, w in enumerate(words[:-1]) if w.endswith((".", "?", "!"))]
-    if not ends or words[-1].endswith((".", "?", "!")):
+    if not ends:
+        return _bare_restart(words)
+    if words[-1].endswith((".", "?", "!")):
         return 0
     tail = _words(" ".join(words[ends[-1] + 1:]))
     head = _words(" ".join(words[:ends[-1] + 1]))
     if tail and len(tail) < len(head) and head[:len(tail)] == tail:
         return len(words) - ends[-1] - 1
+    return 0
+
+
+def _bare_restart(words: list[str]) -> int:
+    """With no sentence end: the utterance's opening words (2 or more) said again at its end, with other words
+    between ("go forward 10 meters go forward 10"). Returns how many trailing words that is (0: none)."""
+    bare = [_bare(w) for w in words]
+    for k in range(len(bare) // 2, 1, -1):  # the longest restart first; the middle keeps at least one word
+        if len(bare) - 2 * k >= 1 and bare[-k:] == bare[:k] and all(bare[:k]):
+            return k
     return 0
 
 
