@@ -171,12 +171,13 @@ class OpenAIWhisperProvider(BatchProvider):
                                           "task": opts.task if self._model.is_multilingual else "transcribe"}
         if beam > 1 and not opts.interim:
             decode_options["beam_size"] = beam
-        if opts.prefix:
-            decode_options["prefix"] = opts.prefix
-            # a text prefix where the timestamp rules want a timestamp token first gives an empty decode:
-            # a forced prefix (the stable text) is decoded without timestamp tokens (word times still come
-            # from the cross-attention alignment)
-            decode_options["without_timestamps"] = True
+        # a forced prefix only for partials (decoded without timestamps): in a final, openai-whisper's timestamp
+        # rules gave an empty decode after a text prefix, and without timestamps it ran on past the speech into
+        # a hallucinated tail. A final is decoded free; the streaming wrapper makes it start with the stable
+        # text it promised (text_guard.carry_stable)
+        prefix = opts.prefix if opts.interim else None
+        if prefix:
+            decode_options["prefix"] = prefix
         if opts.interim:
             # a partial never waits for the model: it is skipped when a decode runs or a final waits
             if self._finals_waiting or not self._lock.acquire(blocking=False):
@@ -214,7 +215,7 @@ class OpenAIWhisperProvider(BatchProvider):
             for w in s.get("words") or []:
                 words.append(WordTiming(str(w["word"]).strip(), int(w["start"] * 1000), int(w["end"] * 1000),
                                         float(w["probability"])))
-        if opts.prefix:  # openai-whisper returns only what follows the prefix; the hub wants it all
-            texts.insert(0, opts.prefix.strip())
+        if prefix:  # openai-whisper returns only what follows the prefix; the hub wants it all
+            texts.insert(0, prefix.strip())
         return Result(text=" ".join(texts), words=words, language=out.get("language") or lang,
                       duration_ms=int(len(audio) * 1000 / HUB_RATE), segments=segs)
