@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/install.sh | $(BIN)/python
 	bash scripts/install.sh $(BIN)/python "$(EXTRAS)" editable
 	@touch $@
 
-$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh scripts/install.sh scripts/system-programs.txt | $(BIN)/python
+$(TSTAMP): pyproject.toml scripts/bootstrap-test.sh scripts/install.sh | $(BIN)/python
 	bash scripts/bootstrap-test.sh "$(TEST_EXTRAS)"
 	@touch $@ $(STAMP)
 

@@ -80,7 +80,7 @@ def browser_runs(hub: HubProcess) -> dict[str, Any]:
     wav = base64.b64encode(CLIP.path.read_bytes()).decode()
     sio_js = _socketio_client_js()
     chromium = shutil.which("chromium")
-    assert chromium, "Debian chromium is installed by scripts/bootstrap-test.sh (scripts/system-programs.txt)"
+    assert chromium, "Debian chromium is installed by scripts/bootstrap-test.sh (PROGRAMS)"
     out: dict[str, Any] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

@@ -1,5 +1,5 @@
-"""Every program outside the venv that the code runs is in scripts/system-programs.txt, the one list the
-bootstrap installs from (DESIGN §7). `make test` once failed on a fresh machine because a test ran sox and the
+"""Every program outside the venv that the code runs is in PROGRAMS of scripts/bootstrap-test.sh, the one list
+the bootstrap installs from (DESIGN §7). `make test` once failed on a fresh machine because a test ran sox and the
 bootstrap did not install it; these tests find every such program by reading the code, so the next one fails
 here, by name, instead of somewhere else on a machine that happens to lack it."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import REPO
 
-LIST = REPO / "scripts" / "system-programs.txt"
+LIST = REPO / "scripts" / "bootstrap-test.sh"
 #: where the code that runs programs lives: the tests, the bench, the scripts, the hub, deploy helpers, examples
 SCANNED = ("tests", "bench", "scripts", "src", "deploy", "examples")
 #: calls whose first argument is the program (a list/tuple of arguments, or one string for the shell forms)
@@ -25,13 +25,16 @@ INTERPRETER = {"python", "python3", "sys.executable"}
 
 
 def listed() -> dict[str, str]:
-    """program -> Debian package, from the list."""
+    """program -> Debian package, from the bootstrap's PROGRAMS array."""
+    text = LIST.read_text()
+    body = text[text.index("PROGRAMS=(") + len("PROGRAMS=("):]
+    body = body[:body.index("\n)")]
     out: dict[str, str] = {}
-    for line in LIST.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        program, package, *_ = line.split()
-        out[program] = package
+    for line in body.splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            program, package = entry.split(":", 1)
+            out[program] = package
     return out
 
 
@@ -107,17 +110,14 @@ def test_every_program_the_code_runs_is_in_the_bootstrap_list() -> None:
     known = listed()
     missing = {p: sorted(files) for p, files in called().items() if p not in known}
     assert not missing, (f"programs run by the code but not in {LIST.relative_to(REPO)} (add each with its "
-                         f"Debian package, so scripts/bootstrap-test.sh installs it): {missing}")
+                         f"Debian package to PROGRAMS, so the bootstrap installs it): {missing}")
 
 
 def test_the_bootstrap_installs_from_the_list() -> None:
-    """The bootstrap reads the list (rather than a second, hand-kept list of its own)."""
-    text = (REPO / "scripts" / "bootstrap-test.sh").read_text()
-    assert "scripts/system-programs.txt" in text
-    assert "apt-get install" in text
-    make = (REPO / "Makefile").read_text()
-    assert "scripts/system-programs.txt" in make.split("$(TSTAMP):", 1)[1].splitlines()[0], \
-        "a change to the list re-runs the bootstrap"
+    """The bootstrap's apt step reads PROGRAMS (rather than a second, hand-kept list) and finds them all."""
+    text = LIST.read_text()
+    assert 'for entry in "${PROGRAMS[@]}"' in text and "apt-get install" in text
+    assert set(listed()) >= {"chromium", "espeak-ng", "sox", "redis-server", "redis-sentinel", "nginx"}
 
 
 @pytest.mark.parametrize("program", sorted(listed()))
