@@ -3,8 +3,8 @@
 `build_py` also ships what the hub needs besides its Python modules, so an installed wheel runs with no
 checkout: the files listed in asrhub.core.resources.SHIPPED go to `asrhub/_data/` (default config, the
 .proto, the demo page with its vendored Socket.IO client), and the gRPC stubs compiled from the .proto go
-to `asrhub/api/gen/` (grpcio-tools is a build requirement). An editable install skips both: it reads
-the checkout, and compiles the stubs into a user cache folder on first use (asrhub.api.grpc_gen).
+to `asrhub/wire/gen/` (grpcio-tools is a build requirement). An editable install skips both: it reads
+the checkout, and compiles the stubs into a user cache folder on first use (asrhub.wire.grpc_gen).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ class BuildPyWithResources(build_py):
                 shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*FRONTEND_SKIP))
             else:
                 shutil.copy2(src, dst)
-        gen = pkg / "api" / "gen"
+        gen = pkg / "wire" / "gen"
         shutil.rmtree(gen, ignore_errors=True)
-        _load("src/api/grpc_protoc.py").compile_proto(ROOT / "protos", gen)
+        _load("src/wire/grpc_protoc.py").compile_proto(ROOT / "protos", gen)
 
 
 setup(cmdclass={"build_py": BuildPyWithResources})

@@ -59,9 +59,9 @@ def items(which: str) -> list[Item]:
 def offline(paths: list[Path]) -> list[str]:
     from faster_whisper import WhisperModel
 
-    from asrhub.providers.faster_whisper import resolve_model
+    from asrhub.providers.models import resolve_ct2_model
 
-    model = WhisperModel(resolve_model("bundled:tiny.en"), device="cpu", compute_type="int8")
+    model = WhisperModel(str(resolve_ct2_model("bundled:tiny.en", provider="offline")), device="cpu", compute_type="int8")
     out = []
     for p in paths:
         audio = load_pcm16(p).astype(np.float32) / 32768.0

@@ -38,8 +38,8 @@ def clips() -> list[Any]:
 async def language_id(windows: list[float]) -> None:
     from asrhub.core.audio import HUB_RATE, int16_to_float
     from asrhub.core.config import load_config
-    from asrhub.core.routing import CONFIDENT, DETECT_MAX_S, DETECT_S, first_speech
-    from asrhub.core.scheduler import Scheduler
+    from asrhub.engine.routing import CONFIDENT, DETECT_MAX_S, DETECT_S, first_speech
+    from asrhub.engine.scheduler import Scheduler
     from asrhub.providers.registry import ProviderSet
 
     cfg = load_config()

@@ -80,8 +80,8 @@ async def streaming(realtime: float) -> dict[str, float]:
 _OFFLINE = """
 import asyncio, json, resource, sys, time
 from asrhub.core.config import load_config
-from asrhub.core.scheduler import Scheduler
-from asrhub.core.transcribe import transcribe_audio
+from asrhub.engine.scheduler import Scheduler
+from asrhub.engine.transcribe import transcribe_audio
 from asrhub.providers.registry import ProviderSet
 from tests.support import english, load_pcm16, manifest
 

@@ -21,7 +21,7 @@ from tests.support import HubProcess, base_config, english, load_pcm16, wer
 
 async def offline_wer() -> float:
     from asrhub.core.config import load_config
-    from asrhub.core.transcribe import transcribe_files
+    from asrhub.engine.transcribe import transcribe_files
 
     clips = english(SPEECH_ROOT)
     res = await transcribe_files(load_config(None), [c.path for c in clips], None, "en", progress=False)

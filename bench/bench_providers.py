@@ -54,7 +54,7 @@ async def _one(kind: str, n_clips: int) -> dict[str, Any]:
     """Runs in a fresh process: load, memory, RTF."""
     import numpy as np
 
-    from asrhub.core.scheduler import Scheduler
+    from asrhub.engine.scheduler import Scheduler
     from asrhub.providers.base import TranscribeOptions
     from asrhub.providers.registry import provider_class
 

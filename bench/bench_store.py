@@ -18,7 +18,7 @@ from pystorex import Action
 
 from asrhub.core.channel import EventChannel
 from asrhub.core.events import TranscriptPartial
-from asrhub.core.metrics import HubMetrics, MetricsEffects
+from asrhub.engine.metrics import HubMetrics, MetricsEffects
 from asrhub.store.base import EventPayload
 from asrhub.store.root import build_store
 from asrhub.store.sessions import actions as A

@@ -1,3 +1,5 @@
 """ASR Hub: one server, many speech recognisers behind it, any client in front of it."""
 
-__version__ = "0.1.0"
+from .core.version import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .core.version import VERSION as __version__
 from .core.auth import check_bind
 from .core.config import ConfigError, HubConfig, load_config
 from .core.errors import HubError
@@ -128,7 +128,7 @@ def DrainingServer(config: Any) -> Any:  # noqa: N802
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from .core.transcribe import transcribe_files
+    from .engine.transcribe import transcribe_files
     from .formats import format_segments
 
     cfg = _load(args.config)
@@ -151,7 +151,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
-    from .core.provider_check import describe_providers, unavailable_in
+    from .engine.provider_check import describe_providers, unavailable_in
 
     cfg = _load(args.config)
     logging.basicConfig(level=logging.WARNING)
@@ -182,7 +182,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     import yaml
 
     from .core.config import effective_config, mask_secrets
-    from .core.provider_check import effective_provider_options, load_required
+    from .engine.provider_check import effective_provider_options, load_required
 
     if args.file and args.config_flag and args.file != args.config_flag:
         print("asrhub: config check takes one file: FILE or --config, not both", file=sys.stderr)

@@ -75,7 +75,7 @@ def wer(refs: list[str], hyps: list[str]) -> float:
 
 
 def load_pcm16(path: Path) -> np.ndarray:
-    from asrhub.core.transcribe import load_audio
+    from asrhub.engine.transcribe import load_audio
     return load_audio(path.read_bytes())
 
 

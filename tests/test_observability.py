@@ -39,7 +39,7 @@ def traffic(hub: HubProcess) -> dict[str, Any]:
     """One WebSocket session with the key in ?token=, REST calls with and without the key, gRPC calls."""
     import asyncio
 
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
 
     c = clip("en_libri_1089-134691")
     pcm = load_pcm16(c.path).tobytes()

@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from asrhub.api import grpc_gen
 from asrhub.api.grpc import GrpcServer
 from asrhub.core.config import load_config
 from asrhub.core.errors import HubError
-from asrhub.core.hub import Hub
+from asrhub.hub import Hub
+from asrhub.wire import grpc_gen
 from tests.support import REPO, HubProcess, base_config, free_port
 
 

@@ -49,7 +49,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 async def _grpc_recognize(channel: grpc.aio.Channel) -> str:
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     res = await pb_grpc.AsrHubStub(channel).Recognize(pb.RecognizeRequest(audio=CLIP.path.read_bytes()), timeout=60)
     return str(res.text)

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asrhub.core.bundled import SMART_TURN, BundledModelError, packaged_file
 from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions
 from asrhub.core.config import PipelineConfig
 from asrhub.core.errors import HubError
 from asrhub.operators.base import Item, SpeechEnd
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn_model import TurnModel, TurnRunner, get_runner, window
-from asrhub.providers.bundled import SMART_TURN, BundledModelError, packaged_file
 from tests.support import clip, load_pcm16
 
 SENTENCE = clip("en_ljspeech_LJ001-0005")  # "the invention of movable metal letters in the middle of the ..."

@@ -21,11 +21,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Mount, Route
 
-from .. import __version__
+from ..core.version import VERSION as __version__
 from ..core.config import HubConfig, load_config
-from ..core.hub import Hub
 from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
+from ..hub import Hub
 from . import deepgram, openai_compat, openai_models, realtime, rest, sse, tokens, websocket
 from .auth import AuthMiddleware
 from .deepgram_prerecorded import router as deepgram_files

@@ -30,8 +30,8 @@ from ..core.channel import ChannelFenced
 from ..core.commands import StartSession
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import ErrorEvent, Event
-from ..core.service import SessionService
-from ..core.session import Session
+from ..engine.service import SessionService
+from ..engine.session import Session
 from .errors import error_event
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from ..core.commands import AudioSpec, StartSession, VadOptions
 from ..core.errors import ClientError, ErrorCode, HubError
-from ..core.validation import validate_features, validate_language
 from ..providers.base import Provider
+from ..providers.checks import validate_features, validate_language
 from . import deepgram_wire as dg
 from .openai_models import resolve_model, routed_start
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec
 from ..core.errors import ErrorCode, HubError
-from ..core.routing import route_upload
-from ..core.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
+from ..engine.routing import route_upload
+from ..engine.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
 from . import deepgram_wire as dg
 from .deepgram_plan import choose
 

@@ -23,11 +23,12 @@ import grpc
 from ..core.auth import Purpose, bearer, key_id
 from ..core.config import TlsConfig
 from ..core.errors import ErrorCode, HubError
-from ..core.hub import Hub
-from ..core.routing import route_upload
-from ..core.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
-from ..core.validation import request_options, validate_start
-from . import grpc_gen
+from ..core.validation import request_options
+from ..engine.routing import route_upload
+from ..engine.transcribe import MAX_UPLOAD_BYTES, load_audio, transcribe_audio
+from ..hub import Hub
+from ..providers.checks import validate_start
+from ..wire import grpc_gen
 from .grpc_codec import STATUS, BadRequest, message_deserializer
 from .grpc_metrics import GrpcMetricsInterceptor
 from .grpc_stream import GrpcStream, aclose

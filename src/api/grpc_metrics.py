@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from ..core.metrics import HubMetrics
+from ..engine.metrics import HubMetrics
 
 
 def _code(context: Any, error: BaseException | None) -> str:

@@ -16,7 +16,7 @@ import grpc
 from ..core.channel import ChannelFenced
 from ..core.commands import parse_start
 from ..core.errors import ErrorCode, HubError
-from ..core.hub import Hub
+from ..hub import Hub
 from .binding import SessionBinding
 from .grpc_codec import BadRequest, event_to_proto, start_to_dict
 

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.metrics import HubMetrics
+from ..engine.metrics import HubMetrics
 
 
 def route_template(scope: Scope, routes: list[BaseRoute] | None = None, status: int | None = None) -> str:

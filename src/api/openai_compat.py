@@ -24,8 +24,9 @@ from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.language import model_language, parse_language
-from ..core.routing import route_upload
-from ..core.transcribe import (
+from ..core.validation import request_options
+from ..engine.routing import route_upload
+from ..engine.transcribe import (
     MAX_UPLOAD_BYTES,
     FileTranscript,
     HubTranscription,
@@ -35,9 +36,9 @@ from ..core.transcribe import (
     transcribe_audio,
     transcribe_file,
 )
-from ..core.validation import request_options, validate_start
 from ..formats import format_segments
 from ..providers.base import Provider, Task, TranscribeOptions
+from ..providers.checks import validate_start
 from .binding import open_session
 from .errors import ERROR_RESPONSES, HubRoute, error_response
 from .languages import language_code, language_name

@@ -26,9 +26,9 @@ from ..core.audio import HUB_RATE
 from ..core.commands import AudioSpec, StartSession, VadOptions
 from ..core.errors import HubError
 from ..core.events import ErrorEvent, SessionEnded, TranscriptFinal, TranscriptPartial
-from ..core.service import SessionService
-from ..core.session import Session
-from ..core.transcribe import SplitOptions, split_at_pauses
+from ..engine.service import SessionService
+from ..engine.session import Session
+from ..engine.transcribe import SplitOptions, split_at_pauses
 from ..providers.base import Provider, TokenLogprob, TranscribeOptions
 from .openai_wire import Logprob, StreamDelta, StreamDone
 

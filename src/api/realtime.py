@@ -44,9 +44,9 @@ from ..core.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from ..core.service import SessionService
-from ..core.session import Session
-from ..core.validation import validate_features, validate_language
+from ..engine.service import SessionService
+from ..engine.session import Session
+from ..providers.checks import validate_features, validate_language
 from . import realtime_events as rt
 from .binding import open_session
 from .openai_models import resolve_model, routed_start

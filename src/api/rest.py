@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from ..cluster.health import ClusterStatus, cluster_status
-from ..core.provider_check import required_unavailable
+from ..engine.provider_check import required_unavailable
 from ..store.hub.selectors import select_draining
 
 router = APIRouter()

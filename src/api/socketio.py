@@ -29,7 +29,7 @@ from ..core.commands import parse_start
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.events import Event
-from ..core.service import SessionService
+from ..engine.service import SessionService
 from .binding import SessionBinding
 from .brief_log import BriefLogger
 from .engineio_guard import GuardedApp

@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
 from ..core.errors import ErrorCode, HubError, SessionStateError
-from ..core.service import SessionService
+from ..engine.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode

@@ -13,8 +13,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..core.channel import ChannelFenced
 from ..core.events import Event
-from ..core.service import SessionService
-from ..core.session import Session
+from ..engine.service import SessionService
+from ..engine.session import Session
 from .http_guard import is_head
 
 log = logging.getLogger(__name__)

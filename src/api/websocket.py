@@ -13,7 +13,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from ..core.commands import FlushCommand, StartCommand, StopCommand, parse_command
 from ..core.errors import HubError
 from ..core.events import Event
-from ..core.service import SessionService
+from ..engine.service import SessionService
 from .binding import SessionBinding
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """gRPC transport (asrhub.v1.AsrHub/StreamingRecognize): one call per connection, events as protobuf.
 
-The generated protobuf modules come from asrhub.api.grpc_gen (shipped in a wheel, compiled from protos/
+The generated protobuf modules come from asrhub.wire.grpc_gen (shipped in a wheel, compiled from protos/
 into a cache folder in a checkout): a leaf module that imports no engine. It is imported only when a
 gRPC connection is made."""
 
@@ -52,7 +52,7 @@ def event_from_proto(msg: Any) -> Event:
 
 class GrpcConnection(Connection):
     def __init__(self, client: GrpcClient) -> None:
-        from ..api import grpc_gen  # generated wire code only (see the module docstring)
+        from ..wire import grpc_gen  # generated wire code only (see the module docstring)
         self.client = client
         self.pb, self.pb_grpc = grpc_gen.load()
         self.channel: Any = None

@@ -36,8 +36,8 @@ from .messages import InboxMessage
 from .quota import KeyQuota, KeyRateLimit
 
 if TYPE_CHECKING:
-    from ..core.service import SessionService
-    from ..core.session import Session
+    from ..engine.service import SessionService
+    from ..engine.session import Session
 
 log = logging.getLogger(__name__)
 

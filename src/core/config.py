@@ -238,7 +238,7 @@ class SchedulerConfig(Strict):
 class LoggingConfig(Strict):
     level: str = "INFO"
     json_format: bool = Field(False, alias="json")
-    loggers: dict[str, str] = Field(default_factory=dict)  # per-logger levels, e.g. asrhub.core.scheduler: DEBUG
+    loggers: dict[str, str] = Field(default_factory=dict)  # per-logger levels, e.g. asrhub.engine.scheduler: DEBUG
 
     def apply_levels(self) -> None:
         """The root level and the per-logger ones (at start-up and on a config reload)."""

@@ -6,7 +6,7 @@ sits at the same place in every window), normalised to zero mean and unit varian
 then turned into the log-mel spectrogram that Whisper uses (faster-whisper's FeatureExtractor, already a
 hub dependency). Output: `logits` (batch, 1), which are already probabilities (the graph ends in a sigmoid).
 
-The weights come from the pipecat-ai wheel (providers.bundled.SMART_TURN: found in place, size and sha256
+The weights come from the pipecat-ai wheel (core.bundled.SMART_TURN: found in place, size and sha256
 checked, pipecat never imported). Calls from every session go to one thread of their own (`TurnRunner`):
 what queued while a batch ran is the next batch, so a busy hub asks the model once for many sessions.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import HUB_RATE
+from ..core.bundled import SMART_TURN, BundledModelError, packaged_file
 from ..core.errors import ErrorCode, HubError
-from ..providers.bundled import SMART_TURN, BundledModelError, packaged_file
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import numpy as np
 from pydantic import Field
 
 from ..core.audio import HUB_RATE, int16_to_float
+from ..core.bundled import is_english_only
 from ..core.language import model_language
 from ..core.work import Batch
 from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
-from .bundled import is_english_only
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
 from .text_guard import collapse_repeats, repeat_run, restart_tail
 from .text_join import join_words

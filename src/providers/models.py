@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from ..core.bundled import bundled_model_dir
 from ..core.config import ConfigError
-from .bundled import bundled_model_dir
 
 Device = Literal["auto", "cpu", "cuda"]
 

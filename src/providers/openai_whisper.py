@@ -24,12 +24,12 @@ import numpy as np
 from pydantic import Field
 
 from ..core.audio import HUB_RATE
+from ..core.bundled import bundled_model_dir, cache_root, is_english_only
 from ..core.config import ConfigError
 from ..core.language import model_language
 from ..core.work import Superseded
 from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
-from .bundled import bundled_model_dir, cache_root, is_english_only
 from .models import Device, resolve_device, torch_cuda_count
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from ..core.config import ConfigError, ProvidersConfig, RouteConfig
 from ..core.errors import ErrorCode, HubError
 from ..core.language import parse_language
-from ..core.validation import check_request
 from ..core.work import Scheduling
 from .base import Provider, ProviderOptions, Task
+from .checks import check_request
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import websockets
 from asrhub.api.rest import readiness
 from asrhub.cluster.health import ClusterHealth
 from asrhub.core.config import HubConfig
-from asrhub.core.hub import Hub
+from asrhub.hub import Hub
 from asrhub.store.hub import actions as HA
 from tests.support import HubProcess, base_config
 

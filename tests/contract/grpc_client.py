@@ -30,7 +30,7 @@ class GrpcClient(Client):
 
     def __init__(self, hub: Any) -> None:
         super().__init__(hub)
-        from asrhub.api import grpc_gen
+        from asrhub.wire import grpc_gen
         self.pb, _ = grpc_gen.load()
         self.channel: Any = None
         self.call: Any = None

@@ -48,7 +48,7 @@ async def test_socketio_connect_needs_a_key(keyed_hub: HubProcess) -> None:
 
 
 async def test_grpc_calls_need_a_key(keyed_hub: HubProcess) -> None:
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{keyed_hub.grpc_port}") as ch:
         stub = pb_grpc.AsrHubStub(ch)
@@ -91,7 +91,7 @@ async def test_grpc_stream_refused_early_is_unauthenticated_every_time(keyed_hub
     """Issue 24: a StreamingRecognize without a key is UNAUTHENTICATED however early it is refused: also
     when the client is still writing its start and audio as the refusal lands (grpc's asyncio client
     then reported its own failed write, `INTERNAL: Internal error from Core`, in about 1 call in 4)."""
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     chunk = b"\0" * 3200
 

@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from asrhub.core.transcribe import MAX_UPLOAD_BYTES
+from asrhub.engine.transcribe import MAX_UPLOAD_BYTES
 from tests.support import HubProcess, clip, load_pcm16, wer
 
 
@@ -22,7 +22,7 @@ async def channel(hub: HubProcess) -> Any:
 
 @pytest.fixture(scope="module")
 def stubs() -> tuple[Any, Any]:
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     return grpc_gen.load()
 
 

@@ -478,7 +478,7 @@ async def _rest_json(hub: HubProcess) -> None:
 async def _grpc_recognize(hub: HubProcess) -> None:
     import grpc
 
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, _ = grpc_gen.load()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
         call = ch.unary_unary("/asrhub.v1.AsrHub/Recognize", request_serializer=pb.RecognizeRequest.SerializeToString,

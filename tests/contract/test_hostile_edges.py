@@ -145,7 +145,7 @@ async def test_grpc_unary_undecodable_requests(hub: HubProcess, method: str) -> 
 async def test_language_is_validated_the_same_on_every_entry_point(hub: HubProcess) -> None:
     import grpc
 
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, _ = grpc_gen.load()
     wav = clip("en_jfk").path.read_bytes()
     for language in ("xx", "klingon", "XX-EN", "e", "en_US"):  # BCP-47: "EN-XX" would be English

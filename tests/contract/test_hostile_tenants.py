@@ -95,7 +95,7 @@ async def sio_resume(hub: HubProcess, cred: str, sid: str) -> dict[str, Any]:
 
 
 async def grpc_resume(hub: HubProcess, cred: str, sid: str) -> list[dict[str, Any]]:
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     start = pb.StreamingRequest(start=pb.StartSession(resume=pb.Resume(session_id=sid, last_seq=0)))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:

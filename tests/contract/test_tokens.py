@@ -219,7 +219,7 @@ async def test_socketio_token_in_connect_auth(keyed: HubProcess) -> None:
 
 # -- gRPC ------------------------------------------------------------------------------------------------
 async def test_grpc_token_in_metadata(keyed: HubProcess) -> None:
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     tok = token_for(keyed, BETA)["token"]
     md = (("authorization", f"Bearer {tok}"),)

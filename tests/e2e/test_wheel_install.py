@@ -135,7 +135,7 @@ def test_config_init_writes_the_example_shipped_in_the_wheel(installed: Path, tm
 
 def test_the_installed_package_is_the_one_imported(installed: Path) -> None:
     out = _run(installed / "bin" / "python", "-c",
-               "import asrhub, asrhub.core.config as c, asrhub.api.gen.asrhub.v1.asrhub_pb2 as pb;"
+               "import asrhub, asrhub.core.config as c, asrhub.wire.gen.asrhub.v1.asrhub_pb2 as pb;"
                "print(asrhub.__file__); print(c.DEFAULT_CONFIG_PATH); print(pb.__file__)", cwd=Path("/"))
     pkg, config, stubs = out.split()
     assert pkg.startswith(str(installed)) and not pkg.startswith(str(REPO))

@@ -163,7 +163,7 @@ def test_multi_utterance_session_loses_no_words(hub: HubProcess, baseline: dict)
 def test_new_sessions_avoid_an_unhealthy_default(tmp_path: Path) -> None:
     """Unit level: ProviderSet.get() gives the first healthy fallback when the default is down."""
     from asrhub.core.config import parse_config
-    from asrhub.core.scheduler import Scheduler
+    from asrhub.engine.scheduler import Scheduler
     from asrhub.providers.registry import ProviderSet
 
     cfg = parse_config({"providers": {"default": "a", "fallback": ["b"], "instances": {

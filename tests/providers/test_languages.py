@@ -155,7 +155,7 @@ async def test_hotwords_and_prompt_fix_a_proper_name(hub: HubProcess) -> None:
     assert "hester prynne" in final_text(hot).lower(), final_text(hot)
     assert plain[0]["provider"] == hot[0]["provider"] == "faster_whisper"
 
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
 
     async def requests() -> Any:
@@ -201,7 +201,7 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
         ev = await _error_for(hub, start)
         assert ev["type"] == "error" and ev["code"] == "invalid_command", (start, ev)
         assert needle in ev["message"], (start, ev)
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     c = clip("en_libri_1221-135766")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
@@ -404,7 +404,7 @@ async def test_uploads_without_language_are_routed_by_their_speech(hub: HubProce
         r = await client.post("/v1/transcribe", files={"file": (zh.file, (DATA / zh.file).read_bytes())})
         assert r.status_code == 200 and r.json()["provider"] == "whisper_multi", r.text
         assert r.json()["language"] == "zh" and cer(zh.transcript, r.json()["text"]) < 0.4, r.text
-    from asrhub.api import grpc_gen
+    from asrhub.wire import grpc_gen
     pb, pb_grpc = grpc_gen.load()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
         res = await pb_grpc.AsrHubStub(ch).Recognize(pb.RecognizeRequest(audio=(DATA / zh.file).read_bytes()),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asrhub.core.scheduler import Scheduler
+from asrhub.engine.scheduler import Scheduler
 from asrhub.providers.faster_whisper import FasterWhisperProvider
 from tests.support import SPEECH as DATA  # tests/data/speech (tests/data/README.md: sources and licences)
 from tests.support import clip, load_pcm16, wer

@@ -59,7 +59,7 @@ def test_openai_provider_transcribes_through_an_openai_compatible_server(hub: Hu
 
 
 def test_openai_provider_without_key_is_unavailable_with_reason(tmp_path) -> None:  # noqa: ANN001
-    from asrhub.core.scheduler import Scheduler
+    from asrhub.engine.scheduler import Scheduler
     from asrhub.providers.openai_api import OpenAIProvider
 
     async def run() -> tuple[str, str | None]:

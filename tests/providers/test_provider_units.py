@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asrhub.core.errors import HubError
-from asrhub.core.scheduler import Scheduler
+from asrhub.engine.scheduler import Scheduler
 from asrhub.providers import registry
 from asrhub.providers.base import Provider
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from asrhub.api import grpc_gen
 from asrhub.client import AudioSpec, ProviderSwitched, StartSession, TranscriptFinal, parse_event
 from asrhub.client.audio import prepare, sniff, wav_rate
 from asrhub.client.errors import HubRequestError
 from asrhub.client.grpc import start_to_proto
+from asrhub.wire import grpc_gen
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 

@@ -14,7 +14,7 @@ from asrhub.core.commands import AudioSpec, VadOptions, parse_command
 from asrhub.core.config import PipelineConfig
 from asrhub.core.errors import HubError
 from asrhub.core.events import SpeechStarted, TranscriptPartial
-from asrhub.core.scheduler import Scheduler, Superseded
+from asrhub.engine.scheduler import Scheduler, Superseded
 from asrhub.operators.base import SpeechEnd, SpeechStart
 from asrhub.operators.endpoint import Endpointer, EndpointOptions
 from asrhub.operators.pipeline import Pipeline, build_spec
@@ -165,7 +165,7 @@ def test_scheduler_lanes_superseded_partials_and_refusal_under_load() -> None:
 
 
 def test_scheduler_batches_finals_together_and_partials_in_small_batches() -> None:
-    from asrhub.core.scheduler import Batch
+    from asrhub.engine.scheduler import Batch
 
     async def run() -> None:
         s = Scheduler(workers=1, max_batch=8, max_partial_batch=2, partial_workers=1)

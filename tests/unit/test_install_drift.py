@@ -97,7 +97,7 @@ def test_dashboard_uses_exported_metrics_only() -> None:
     dash = json.loads((REPO / "deploy" / "grafana" / "asrhub-dashboard.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"\b(asrhub_\w+)", e)}
-    source = (REPO / "src" / "core" / "metrics.py").read_text()
+    source = (REPO / "src" / "engine" / "metrics.py").read_text()
     exported = set(re.findall(r'"(asrhub_\w+)"', source))
     exported |= {m + "_total" for m in exported}
     assert used and used <= exported, sorted(used - exported)

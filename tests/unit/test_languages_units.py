@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from asrhub.core import bundled
 from asrhub.core.commands import parse_command
 from asrhub.core.config import ConfigError, load_config, parse_config
 from asrhub.core.errors import HubError
 from asrhub.core.language import model_language, parse_language
-from asrhub.core.scheduler import Scheduler
-from asrhub.core.validation import check_request
-from asrhub.providers import bundled
+from asrhub.engine.scheduler import Scheduler
+from asrhub.providers.checks import check_request
 from asrhub.providers.localise import localise_stream_result, localise_text
 from asrhub.providers.models import resolve_device
 from asrhub.providers.registry import ProviderSet, validate_providers
@@ -143,7 +143,7 @@ def test_opencc_scripts() -> None:
 _ASSEMBLE = """
 import sys
 from pathlib import Path
-from asrhub.providers.bundled import BASE, assemble
+from asrhub.core.bundled import BASE, assemble
 print(assemble(BASE, Path(sys.argv[1])))
 """
 

@@ -9,7 +9,7 @@ import pytest
 
 from asrhub.api.rest import readiness
 from asrhub.core.config import parse_config
-from asrhub.core.hub import Hub
+from asrhub.hub import Hub
 
 MISSING = "/nonexistent/asrhub-readiness-model"
 
@@ -26,7 +26,7 @@ async def test_unavailable_default_and_routed_providers_make_the_hub_not_ready(
         }},
         "server": {"grpc_enabled": False, "watch_config": False}})
     hub = Hub(cfg)
-    with caplog.at_level(logging.WARNING, logger="asrhub.core.provider_check"):
+    with caplog.at_level(logging.WARNING, logger="asrhub.engine.provider_check"):
         await hub.start()
     try:
         r = readiness(hub)

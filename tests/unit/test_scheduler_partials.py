@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from asrhub.core.scheduler import Scheduler
 from asrhub.core.work import on_final_lane
+from asrhub.engine.scheduler import Scheduler
 
 
 class Gate:

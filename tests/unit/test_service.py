@@ -15,9 +15,9 @@ import pytest
 from asrhub.core.config import parse_config
 from asrhub.core.errors import HubError
 from asrhub.core.events import Event
-from asrhub.core.scheduler import Scheduler
-from asrhub.core.service import SessionService
-from asrhub.core.session import Session
+from asrhub.engine.scheduler import Scheduler
+from asrhub.engine.service import SessionService
+from asrhub.engine.session import Session
 from asrhub.providers.registry import ProviderSet
 from asrhub.store.providers.selectors import select_status
 from asrhub.store.sessions.selectors import select_session

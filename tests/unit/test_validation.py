@@ -10,12 +10,8 @@ from asrhub.core.audio import Encoding
 from asrhub.core.commands import AudioSpec, parse_start
 from asrhub.core.config import LimitsConfig
 from asrhub.core.errors import HubError
-from asrhub.core.validation import (
-    request_options,
-    validate_audio_spec,
-    validate_idle_timeout,
-    validate_language,
-)
+from asrhub.core.validation import request_options, validate_audio_spec, validate_idle_timeout
+from asrhub.providers.checks import validate_language
 
 LIMITS = LimitsConfig(max_sample_rate=96000, max_channels=2, idle_timeout_s=10)
 

@@ -1,7 +1,7 @@
 """Compile the gRPC contract to Python with grpc_tools.protoc.
 
 Used at build time (setup.py loads this file on its own, so it imports nothing from the package) to
-ship the stubs in the wheel as `asrhub.api.gen`, and at run time by grpc_gen as the fallback for a
+ship the stubs in the wheel as `asrhub.wire.gen`, and at run time by grpc_gen as the fallback for a
 checkout or an editable install.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 OUTPUTS = ("asrhub_pb2.py", "asrhub_pb2.pyi", "asrhub_pb2_grpc.py")
-_HEADER = '"""Generated from protos/asrhub/v1/asrhub.proto by asrhub.api.grpc_protoc; do not edit."""\n'
+_HEADER = '"""Generated from protos/asrhub/v1/asrhub.proto by asrhub.wire.grpc_protoc; do not edit."""\n'
 
 
 def compile_proto(proto_root: Path, out: Path) -> None:

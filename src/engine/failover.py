@@ -21,18 +21,18 @@ from typing import Any, Protocol
 import numpy as np
 from pystorex import Action
 
+from ..core.audio import HUB_RATE, AudioChunk, ms_to_samples
+from ..core.config import HubConfig
+from ..core.errors import ErrorCode, HubError
+from ..core.events import ErrorEvent, ProviderSwitched
 from ..providers.base import Provider, ProviderStream, TranscribeOptions
+from ..providers.checks import check_request
 from ..providers.registry import ProviderSet
 from ..store.providers import actions as PA
 from ..store.providers.selectors import select_available, select_status
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_live_on_provider, select_session
-from .audio import HUB_RATE, AudioChunk, ms_to_samples
-from .config import HubConfig
-from .errors import ErrorCode, HubError
-from .events import ErrorEvent, ProviderSwitched
 from .session import Session
-from .validation import check_request
 
 log = logging.getLogger(__name__)
 

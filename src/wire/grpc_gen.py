@@ -1,10 +1,10 @@
-"""The generated gRPC modules, as `asrhub.api.gen.asrhub.v1.{asrhub_pb2,asrhub_pb2_grpc}`.
+"""The generated gRPC modules, as `asrhub.wire.gen.asrhub.v1.{asrhub_pb2,asrhub_pb2_grpc}`.
 
 An installed wheel ships them (setup.py compiles the .proto at build time), so `load()` just imports
 them. A checkout or an editable install has none: `load()` compiles the .proto once into a user cache
 folder (`$XDG_CACHE_HOME/asrhub/grpc/<hash>`, else `~/.cache/...`, else the temp folder), keyed by the
 .proto's content and the grpcio-tools version, under a file lock (several processes may get there
-first), and serves that folder as `asrhub.api.gen`. Nothing is ever written into the package folder.
+first), and serves that folder as `asrhub.wire.gen`. Nothing is ever written into the package folder.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .grpc_protoc import OUTPUTS, compile_proto
 
 HERE = Path(__file__).resolve().parent
 SHIPPED = HERE / "gen"  # present in a wheel only
-GEN_PACKAGE = __package__ + ".gen"  # asrhub.api.gen
+GEN_PACKAGE = __package__ + ".gen"  # asrhub.wire.gen
 PACKAGE = GEN_PACKAGE + ".asrhub.v1"
 PROTO_ROOT = resource("protos")
 PROTO = PROTO_ROOT / "asrhub" / "v1" / "asrhub.proto"
@@ -75,7 +75,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def ensure_cached() -> Path:
-    """Compile into the cache when that key is not there yet; the folder to serve as asrhub.api.gen."""
+    """Compile into the cache when that key is not there yet; the folder to serve as asrhub.wire.gen."""
     root = cache_root()
     target = root / _key()
     if (target / "asrhub" / "v1" / OUTPUTS[-1]).exists():
@@ -92,7 +92,7 @@ def ensure_cached() -> Path:
 
 
 def _serve_from(folder: Path) -> None:
-    """Make `asrhub.api.gen` a package whose modules are read from `folder`."""
+    """Make `asrhub.wire.gen` a package whose modules are read from `folder`."""
     if GEN_PACKAGE in sys.modules:
         return
     spec = importlib.util.spec_from_loader(GEN_PACKAGE, loader=None, is_package=True)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .work import Batch, Superseded, run_on_lane
+from ..core.work import Batch, Superseded, run_on_lane
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -10,18 +10,18 @@ from typing import Any, Protocol
 
 from pystorex import Action
 
+from ..core.audio import HUB_RATE, samples_to_ms
+from ..core.channel import ChannelOverflow
+from ..core.config import HubConfig
+from ..core.errors import ErrorCode, HubError, ProviderFailure
+from ..core.events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
+from ..core.language import AUTO, model_language
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.localise import localising_sink
 from ..store import base as store_base
 from ..store.providers import actions as PA
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_session
-from .audio import HUB_RATE, samples_to_ms
-from .channel import ChannelOverflow
-from .config import HubConfig
-from .errors import ErrorCode, HubError, ProviderFailure
-from .events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
-from .language import AUTO, model_language
 from .metrics import HubMetrics
 from .session import Session
 

@@ -32,6 +32,9 @@ from typing import Any, Protocol
 import numpy as np
 from pystorex import Action
 
+from ..core.audio import HUB_RATE, AudioChunk
+from ..core.errors import HubError
+from ..core.events import ProviderSwitched
 from ..operators.base import SpeechStart
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.vad_webrtc import WebRtcVad
@@ -41,9 +44,6 @@ from ..store.providers import actions as PA
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_session
 from ..store.sessions.state import SessionRecord
-from .audio import HUB_RATE, AudioChunk
-from .errors import HubError
-from .events import ProviderSwitched
 from .session import Session
 
 log = logging.getLogger(__name__)

@@ -35,11 +35,11 @@ from pystorex import Action, create_effect
 from reactivex import Observable
 from reactivex import operators as ops
 
-from .. import __version__
+from ..core.version import VERSION as __version__
+from ..core.events import ErrorEvent, SessionStats, TranscriptFinal
 from ..store.providers.selectors import select_available
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport
-from .events import ErrorEvent, SessionStats, TranscriptFinal
 
 
 class _Service(Protocol):

@@ -3,7 +3,7 @@
 Commands (start, audio, flush, stop, abort, detach/resume) are gated by selectors over the store's
 sessions slice, which owns each session's lifecycle. The service executes: it runs the data plane
 (pipeline, provider stream, ring buffer) and reports what happens as actions. The ports the store's
-effects use are core/streams.py (streams, channels) and core/failover.py.
+effects use are engine/streams.py (streams, channels) and engine/failover.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,24 @@ from typing import Any, Protocol
 
 from pystorex import Action
 
+from ..core.audio import HUB_RATE, samples_to_ms
+from ..core.channel import EventChannel
+from ..core.commands import StartSession
+from ..core.config import HubConfig
+from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
+from ..core.events import (
+    ErrorEvent,
+    Event,
+    SpeechEnded,
+    SpeechStarted,
+    WakewordDetected,
+)
+from ..core.language import parse_language
+from ..core.validation import validate_audio_spec, validate_idle_timeout
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec
 from ..providers.base import Provider, ProviderHealth, ProviderStream, StreamResult
+from ..providers.checks import validate_start
 from ..providers.registry import ProviderSet
 from ..store.hub.selectors import select_draining
 from ..store.providers import actions as PA
@@ -35,25 +50,11 @@ from ..store.sessions.selectors import (
 )
 from ..store.sessions.state import SessionState
 from .admission import Admission
-from .audio import HUB_RATE, samples_to_ms
-from .channel import EventChannel
-from .commands import StartSession
-from .config import HubConfig
-from .errors import ClientError, ErrorCode, HubError, SessionStateError
-from .events import (
-    ErrorEvent,
-    Event,
-    SpeechEnded,
-    SpeechStarted,
-    WakewordDetected,
-)
 from .failover import Failover
-from .language import parse_language
 from .metrics import HubMetrics, MetricsEffects
 from .routing import LanguageRouting
 from .session import Session
 from .streams import Streams
-from .validation import validate_audio_spec, validate_idle_timeout, validate_start
 
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]

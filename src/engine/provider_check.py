@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.config import HubConfig, ProvidersConfig
 from ..providers.base import Provider, TranscribeOptions
 from ..providers.registry import NEEDS, ProviderSet, provider_class, validate_options
-from .config import HubConfig, ProvidersConfig
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)

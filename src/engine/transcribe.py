@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from ..core.audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
+from ..core.commands import AudioSpec
+from ..core.errors import ErrorCode, HubError
+from ..core.language import model_language
 from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.resample import Resampler, downmix
 from ..operators.vad_webrtc import WebRtcVad
 from ..providers.base import Provider, Task, TokenLogprob, TranscribeOptions, WordTiming
 from ..providers.localise import localise_result
-from .audio import HUB_RATE, PCM_ENCODINGS, AudioChunk, float_to_int16, samples_to_ms
-from .commands import AudioSpec
-from .errors import ErrorCode, HubError
-from .language import model_language
 
 MAX_PIECE_S = 28.0
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the largest whole file a REST or gRPC upload may carry

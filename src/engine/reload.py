@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..core.config import ConfigError, HubConfig, load_config
+from ..core.errors import HubError
 from ..providers.base import Provider
 from ..providers.registry import ProviderSet
-from .config import ConfigError, HubConfig, load_config
-from .errors import HubError
 
 
 class _Service(Protocol):

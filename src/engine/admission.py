@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
+from ..core.auth import key_id
+from ..core.config import HubConfig
+from ..core.errors import ErrorCode, HubError, KeyQuotaError
 from ..store.sessions.selectors import select_is_live, select_live_count
-from .auth import key_id
-from .config import HubConfig
-from .errors import ErrorCode, HubError, KeyQuotaError
 from .session import Session
 
 

@@ -15,12 +15,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core.audio import HUB_RATE, AudioChunk, RingBuffer, ms_to_samples, samples_to_ms
+from ..core.channel import EventChannel
+from ..core.commands import StartSession
+from ..core.events import TranscriptFinal, TranscriptPartial, Word
 from ..operators.base import PauseHint, SpeechEnd, SpeechStart
 from ..providers.base import Provider, ProviderStream, StreamResult
-from .audio import HUB_RATE, AudioChunk, RingBuffer, ms_to_samples, samples_to_ms
-from .channel import EventChannel
-from .commands import StartSession
-from .events import TranscriptFinal, TranscriptPartial, Word
 
 if TYPE_CHECKING:
     from ..operators.pipeline import Pipeline

@@ -7,20 +7,20 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..providers.base import Provider
-from ..providers.registry import ProviderSet
-from ..store.hub import actions as HA
-from ..store.hub.selectors import select_ready
-from .auth import Authenticator
-from .config import HubConfig
-from .metrics import HubMetrics
-from .provider_check import warn_unavailable
-from .reload import ConfigReloader
-from .scheduler import Scheduler
-from .service import SessionService
+from .core.auth import Authenticator
+from .core.config import HubConfig
+from .engine.metrics import HubMetrics
+from .engine.provider_check import warn_unavailable
+from .engine.reload import ConfigReloader
+from .engine.scheduler import Scheduler
+from .engine.service import SessionService
+from .providers.base import Provider
+from .providers.registry import ProviderSet
+from .store.hub import actions as HA
+from .store.hub.selectors import select_ready
 
 if TYPE_CHECKING:
-    from ..cluster.node import ClusterNode
+    from .cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Hub:
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
         self.cluster: ClusterNode | None = None
         if config.cluster.redis_url:  # DESIGN §8; empty: one node, no Redis
-            from ..cluster.node import ClusterNode
+            from .cluster.node import ClusterNode
 
             self.cluster = ClusterNode(config, self.service)
             self.service.cluster = self.cluster
@@ -68,7 +68,7 @@ class Hub:
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the
         recordings folder index, the Silero model."""
-        from ..operators.pipeline import prewarm_pipeline
+        from .operators.pipeline import prewarm_pipeline
 
         await asyncio.to_thread(prewarm_pipeline, self.config.pipeline)
 
