@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core.version import VERSION as __version__
 from .core.auth import check_bind
 from .core.config import ConfigError, HubConfig, load_config
 from .core.errors import HubError
+from .core.version import VERSION as __version__
 
 
 def _load(path: str | None) -> HubConfig:
@@ -90,6 +90,11 @@ def _http_protocol(cfg: HubConfig) -> Any:
     return capped_protocol(cfg.server.max_header_bytes, cfg.server.header_timeout_s)
 
 
+#: After a drain, the longest shutdown waits for connections that carry a session to send `session.ended`
+#: and finish on their own (it goes on as soon as every one has).
+TRANSPORT_FLUSH_S = 0.3
+
+
 def _draining_server_class() -> type:
     import uvicorn
 
@@ -112,9 +117,18 @@ def _draining_server_class() -> type:
         async def _drain_then_exit(self, hub: Any, sig: int, frame: Any) -> None:
             try:
                 await hub.drain()
-                await asyncio.sleep(0.3)  # let transports flush session.ended
+                await self._transports_drained()
             finally:
                 super().handle_exit(sig, frame)
+
+        async def _transports_drained(self) -> None:
+            """Every session has its `session.ended` now: wait for the connections that carry a session to
+            send it and finish (a WebSocket closes with 1000, an SSE stream ends), each request's own task
+            ending, before uvicorn closes what is left. Connections that outlive their session (Socket.IO,
+            a Realtime socket, one that never started a session) are given TRANSPORT_FLUSH_S, no more."""
+            tasks = set(self.server_state.tasks)
+            if tasks:
+                await asyncio.wait(tasks, timeout=TRANSPORT_FLUSH_S)
 
         async def startup(self, sockets: Any = None) -> None:
             self._loop = asyncio.get_running_loop()

@@ -9,7 +9,6 @@ last reader), so a reconnect within the resume window replays what it missed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -29,7 +28,7 @@ from .binding import SessionBinding, check_owner, open_session, remote_node
 from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
 from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
-from .sse_stream import EventStream
+from .sse_stream import EventStream, StreamProgress
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions (HTTP + SSE)"])
@@ -42,6 +41,15 @@ class SessionCreated(BaseModel):
 
 def _service(request: Request) -> SessionService:
     return request.app.state.hub.service  # type: ignore[no-any-return]
+
+
+def _progress(request: Request) -> StreamProgress:
+    """The app's record of how far its event streams have sent (made with the first stream)."""
+    state = request.app.state
+    progress = getattr(state, "sse_progress", None)
+    if progress is None:
+        progress = state.sse_progress = StreamProgress()
+    return progress  # type: ignore[no-any-return]
 
 
 def _api_key(request: Request) -> str | None:
@@ -152,7 +160,7 @@ async def session_events(request: Request, session_id: str,
         return error_response(e)
     if not service.is_live(session.id) and after >= session.channel.last_seq:
         return Response(status_code=204)  # tells EventSource not to reconnect
-    return EventStream.local(service, session, after)
+    return EventStream.local(service, session, after, progress=_progress(request))
 
 
 async def _remote_events(request: Request, node: ClusterNode, session_id: str, after: int) -> Response:
@@ -188,21 +196,24 @@ async def session_audio(request: Request, session_id: str) -> Response:
     except Exception as e:
         return _internal(e, "POST audio")
     if channel is not None and channel.last_seq != before:
-        await _stream_first()
+        await _stream_first(request, session_id)
     return Response(status_code=202)
 
 
-async def _stream_first() -> None:
-    """This request put events (speech edges) in the channel: let the event stream, whose writer is now
-    ready to run, send them before this request finishes its own response (and its access log line)."""
-    await asyncio.sleep(0)
+async def _stream_first(request: Request, session_id: str) -> None:
+    """This request may have put events (speech edges) in the session's channel: let an open event stream
+    send them before this request finishes its own response (and its access log line). It waits on the
+    stream's progress (bounded by SENT_WAIT_S); with no stream open, or a session of another node, at once."""
+    session = _service(request).sessions.get(session_id)
+    if session is not None:
+        await _progress(request).until_sent(session_id, session.channel.visible_seq)
 
 
 @router.post("/v1/sessions/{session_id}/flush", status_code=202, response_class=Response,
              responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
 async def session_flush(request: Request, session_id: str) -> Response:
     response = await _command(request, session_id, "flush")
-    await _stream_first()
+    await _stream_first(request, session_id)
     return response
 
 
@@ -210,7 +221,7 @@ async def session_flush(request: Request, session_id: str) -> Response:
              responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
 async def session_stop(request: Request, session_id: str) -> Response:
     response = await _command(request, session_id, "stop")
-    await _stream_first()
+    await _stream_first(request, session_id)
     return response
 
 

@@ -20,6 +20,55 @@ from .http_guard import is_head
 log = logging.getLogger(__name__)
 
 PING_S = 15.0
+#: The longest a POST that put events in its session's channel waits for an open event stream to send
+#: them (a reader whose connection is backed up is not waited for longer).
+SENT_WAIT_S = 0.5
+
+
+class StreamProgress:
+    """How far the open event streams of each session have written (the highest seq sent), awaitable:
+    a POST that put events in a channel lets the event stream send them before its own answer goes out
+    (and its access log line), so a client reading both sees the events first. One per app."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}      # session id -> event streams open on it
+        self._sent: dict[str, int] = {}      # session id -> highest seq any of them has sent
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    def opened(self, session_id: str) -> None:
+        self._open[session_id] = self._open.get(session_id, 0) + 1
+
+    def sent(self, session_id: str, seq: int) -> None:
+        self._sent[session_id] = max(seq, self._sent.get(session_id, 0))
+        self._wake(session_id)
+
+    def closed(self, session_id: str) -> None:
+        left = self._open.get(session_id, 1) - 1
+        if left > 0:
+            self._open[session_id] = left
+        else:
+            self._open.pop(session_id, None)
+            self._sent.pop(session_id, None)
+        self._wake(session_id)
+
+    def _wake(self, session_id: str) -> None:
+        for f in self._waiters.pop(session_id, ()):
+            if not f.done():
+                f.set_result(None)
+
+    async def until_sent(self, session_id: str, seq: int, timeout_s: float = SENT_WAIT_S) -> bool:
+        """Wait until an open event stream of the session has sent `seq`: True then (or at once when no
+        stream is open); False when `timeout_s` passed first."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while self._open.get(session_id) and self._sent.get(session_id, 0) < seq:
+            f: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(session_id, []).append(f)
+            try:
+                await asyncio.wait_for(f, max(0.0, end - loop.time()))
+            except TimeoutError:
+                return False
+        return True
 
 
 def sse_frame(ev: Event) -> bytes:
@@ -39,7 +88,7 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, session_id: str, events: Callable[[], AsyncIterator[Event]], on_close: Callable[[], None],
-                 ping_s: float = PING_S) -> None:
+                 ping_s: float = PING_S, progress: StreamProgress | None = None) -> None:
         # no Response.__init__: there is no body to render (and no content-length to announce)
         self.status_code = 200
         self.background = None
@@ -48,9 +97,11 @@ class EventStream(Response):
         self.events = events       # the session's events after the reader's Last-Event-ID
         self.on_close = on_close   # the reader is gone
         self.ping_s = ping_s
+        self.progress = progress  # told each seq this stream has sent
 
     @classmethod
-    def local(cls, service: SessionService, session: Session, after: int, ping_s: float = PING_S) -> EventStream:
+    def local(cls, service: SessionService, session: Session, after: int, ping_s: float = PING_S,
+              progress: StreamProgress | None = None) -> EventStream:
         """A session of this node: the session is detached when this was its last reader."""
         attachment = service.attachment(session.id)
 
@@ -58,7 +109,7 @@ class EventStream(Response):
             if service.is_live(session.id) and session.channel.readers == 0:
                 service.detach(session.id, attachment)
 
-        return cls(session.id, lambda: service.events(session.id, after), detach_if_last, ping_s)
+        return cls(session.id, lambda: service.events(session.id, after), detach_if_last, ping_s, progress)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -87,15 +138,22 @@ class EventStream(Response):
 
     async def _write(self, send: Send) -> None:
         sub = self.events()
+        progress = self.progress
+        if progress is not None:
+            progress.opened(self.session_id)
         try:
             async for ev in sub:
                 await send({"type": "http.response.body", "body": sse_frame(ev), "more_body": True})
+                if progress is not None:
+                    progress.sent(self.session_id, ev.seq)
         except ChannelFenced as e:  # another node took the session over: the stream ends, EventSource
             log.info("SSE: %s", e)  # reconnects with Last-Event-ID (to any node)
         finally:
             aclose = getattr(sub, "aclose", None)
             if aclose is not None:
                 await aclose()
+            if progress is not None:
+                progress.closed(self.session_id)
             self.on_close()
 
     @staticmethod

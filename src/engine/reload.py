@@ -5,13 +5,19 @@ A bad edit (invalid YAML, an unknown key, an unknown provider type) is logged an
 stays. Providers whose block is unchanged are kept as they are (no reload of their model); changed or new
 ones are built and loaded before the swap; retired ones are closed once no live session uses them.
 Settings bound at start (server, scheduler workers/queue) need a restart: a change there is logged.
+
+Nothing polls: the file is watched through inotify (watchfiles, on its folder, so an editor's
+replace-by-rename is seen), SIGHUP asks for a reload too, and a retired provider waits on the store's
+state changes (a session ending) before it is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +28,13 @@ from ..providers.base import Provider
 from ..providers.registry import ProviderSet
 
 
+class _Store(Protocol):
+    def select(self, selector: Any = None) -> Any: ...
+
+
 class _Service(Protocol):
     config: HubConfig
+    store: _Store
 
     @property
     def sessions(self) -> dict[str, Any]: ...
@@ -51,7 +62,6 @@ log = logging.getLogger(__name__)
 
 class ConfigReloader:
     debounce_ms = 200
-    retire_poll_s = 1.0
 
     def __init__(self, hub: ReloadHost, path: Path) -> None:
         self.hub = hub
@@ -63,6 +73,7 @@ class ConfigReloader:
         self.reloads = 0
         self.rejected = 0
         self._file_server: Any = None  # the file's own `server` section (the CLI may override the running one)
+        self._sighup = False  # a SIGHUP handler is installed on the loop
 
     def _read_digest(self) -> str | None:
         try:
@@ -76,9 +87,37 @@ class ConfigReloader:
         except ConfigError:
             self._file_server = None
         self._task = asyncio.create_task(self._watch(), name="config-watch")
-        log.info("watching %s for config changes", self.path)
+        self._sighup = self._on_sighup()
+        log.info("watching %s for config changes%s", self.path, " (and SIGHUP)" if self._sighup else "")
+
+    def _on_sighup(self) -> bool:
+        """SIGHUP reloads the file too (the operator's way to ask). Only the main thread's loop can take a
+        signal (a hub run in a test's thread cannot): False there."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+            return False
+        return True
+
+    def _hangup(self) -> None:
+        log.warning("SIGHUP: reloading %s", self.path)
+        t = asyncio.get_running_loop().create_task(self._reload_logged(), name="config-sighup")
+        self._retiring.add(t)  # held (and cancelled on close) with the retirements
+        t.add_done_callback(self._retiring.discard)
+
+    async def _reload_logged(self) -> None:
+        self._digest = self._read_digest()
+        try:
+            await self.reload()
+        except Exception:
+            log.exception("config reload failed; the running config stays")
 
     async def close(self) -> None:
+        if self._sighup:
+            with contextlib.suppress(ValueError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
         tasks = [t for t in (self._task, *self._retiring) if t is not None]
         for t in tasks:
             t.cancel()
@@ -94,11 +133,7 @@ class ConfigReloader:
             digest = self._read_digest()
             if digest is None or digest == self._digest:
                 continue
-            self._digest = digest
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("config reload failed; the running config stays")
+            await self._reload_logged()
 
     async def reload(self) -> bool:
         """Re-read the file and apply it. False (and the old config stays) when it does not validate."""
@@ -162,12 +197,22 @@ class ConfigReloader:
         merged._source = new.source
         return merged
 
+    def _in_use(self, p: Provider) -> bool:
+        service = self.hub.service
+        return any(s.provider is p and service.is_live(s.id) for s in service.sessions.values())
+
     async def _retire(self, p: Provider) -> None:
-        """Close a provider that a reload removed or replaced, once its last session has ended."""
-        while True:
-            if not any(s.provider is p and self.hub.service.is_live(s.id) for s in self.hub.service.sessions.values()):
-                break
-            await asyncio.sleep(self.retire_poll_s)
+        """Close a provider that a reload removed or replaced, once its last session has ended (or moved:
+        each is a change of the store's state, which wakes this check)."""
+        changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        sub = self.hub.service.store.select().subscribe(lambda _: loop.call_soon_threadsafe(changed.set))
+        try:
+            while self._in_use(p):
+                await changed.wait()
+                changed.clear()
+        finally:
+            sub.dispose()
         try:
             await p.close()
         except Exception:

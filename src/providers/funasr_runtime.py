@@ -119,6 +119,7 @@ class _State:
     end_sent: bool = False
     corrected_after_end: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    heard: asyncio.Event = field(default_factory=asyncio.Event)  # a message came, or the reader ended
     last_message: float = 0.0
 
 
@@ -153,15 +154,19 @@ class FunASRRuntimeStream(UtteranceStream):
         return Result(text, st.words, language=self.opts.language or p.language)
 
     async def _wait_final(self, st: _State, reader: asyncio.Task[None]) -> None:
+        """Until the runtime says the utterance is done, its socket ends, or it stays quiet for its idle
+        time: each message (which moves that time on) wakes this wait; nothing polls."""
         p = self.provider
         loop = asyncio.get_running_loop()
+        reader.add_done_callback(lambda _t: st.heard.set())
         while not st.done.is_set() and not reader.done():
             idle = p.final_idle_s if st.corrected_after_end else p.final_wait_s
             left = st.last_message + idle - loop.time()
             if left <= 0:
                 return
+            st.heard.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(st.done.wait(), min(left, 0.1))
+                await asyncio.wait_for(st.heard.wait(), left)
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()  # type: ignore[misc]
 
@@ -179,6 +184,7 @@ class FunASRRuntimeStream(UtteranceStream):
                     log.warning("funasr runtime sent a non-JSON message: %.80s", raw)
                     continue
                 st.last_message = loop.time()
+                st.heard.set()
                 if m.get("error"):
                     raise RuntimeError(f"funasr runtime error: {m['error']}")
                 mode = str(m.get("mode", ""))
