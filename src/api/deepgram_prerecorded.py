@@ -10,7 +10,10 @@ import asyncio
 import datetime
 import hashlib
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -21,7 +24,7 @@ from ..core.errors import ErrorCode, HubError
 from ..engine.routing import route_upload
 from ..engine.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
 from . import deepgram_wire as dg
-from .deepgram_plan import choose
+from .deepgram_plan import SAMPLE_BYTES, Choice, choose
 
 router = APIRouter()
 PARAGRAPH_GAP_S = 1.0  # a pause this long between two sentences starts a new paragraph
@@ -92,22 +95,58 @@ def paragraphs(res: HubTranscription) -> Paragraphs:
     return Paragraphs(transcript=text, paragraphs=paras)
 
 
-def answer(res: HubTranscription, p: dg.PrerecordedParams, request_id: str, digest: str, version: str,
-           detected: bool) -> FileResponse:
+def alternative(res: HubTranscription, p: dg.PrerecordedParams) -> FileAlternative:
     words = [dg.DgWord(word=dg.plain(w.word) or w.word.strip(), start=w.start_ms / 1000, end=w.end_ms / 1000,
                        confidence=w.confidence, punctuated_word=w.word.strip() if p.punctuated else dg.plain(w.word))
              for w in res.words if w.word.strip()]
     confidence = sum(w.confidence for w in words) / len(words) if words else (1.0 if res.text else 0.0)
-    alt = FileAlternative(transcript=res.text.strip() if p.punctuated else dg.plain(res.text),
-                          confidence=round(confidence, 4), words=words,
-                          paragraphs=paragraphs(res) if p.paragraphs else None)
-    uid = dg.model_uuid(res.provider)
-    info = dg.ModelInfo(name=res.provider, version=version, arch="asrhub")
+    return FileAlternative(transcript=res.text.strip() if p.punctuated else dg.plain(res.text),
+                           confidence=round(confidence, 4), words=words,
+                           paragraphs=paragraphs(res) if p.paragraphs else None)
+
+
+def answer(done: list[Transcribed], p: dg.PrerecordedParams, request_id: str, digest: str) -> FileResponse:
+    """Deepgram's response: one channel per transcript (one, or each channel's with multichannel)."""
+    first = done[0]
+    uid = dg.model_uuid(first.res.provider)
+    info = dg.ModelInfo(name=first.res.provider, version=first.version, arch="asrhub")
     created = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
-    meta = FileMetadata(request_id=request_id, sha256=digest, created=created, duration=res.duration_ms / 1000,
-                        channels=1, models=[uid], model_info={uid: info}, tags=p.tag or None)
-    channel = FileChannel(alternatives=[alt], detected_language=res.language if detected else None)
-    return FileResponse(metadata=meta, results=FileResults(channels=[channel]))
+    meta = FileMetadata(request_id=request_id, sha256=digest, created=created,
+                        duration=max(t.res.duration_ms for t in done) / 1000, channels=(p.channels or 1) if p.split
+                        else 1, models=[uid], model_info={uid: info}, tags=p.tag or None)
+    channels = [FileChannel(alternatives=[alternative(t.res, p)], detected_language=t.res.language if t.detected
+                            else None) for t in done]
+    return FileResponse(metadata=meta, results=FileResults(channels=channels))
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    res: HubTranscription
+    version: str     # the provider's model
+    detected: bool   # the language was detected (or routed on)
+
+
+async def transcribe_one(hub: Any, c: Choice, audio: np.ndarray) -> Transcribed:
+    provider, language = c.provider, c.language
+    if routed := await route_upload(hub.providers, c.model, language, "transcribe", audio):
+        provider, language = routed
+    res = await transcribe_audio(provider, audio, language, provider.capabilities.word_timestamps, c.prompt,
+                                 hotwords=c.hotwords)
+    return Transcribed(res, provider.model, language == "auto" or routed is not None)
+
+
+def channel_audio(data: bytes, p: dg.PrerecordedParams) -> list[np.ndarray]:
+    """The body as audio: one mono track, or (multichannel, raw) each channel's own."""
+    if p.encoding is None or dg.ENCODINGS[p.encoding] not in PCM_ENCODINGS:
+        return [load_audio(data)]
+    spec = AudioSpec(encoding=dg.ENCODINGS[p.encoding], sample_rate=p.sample_rate or 16000, channels=p.channels or 1)
+    if not p.split:
+        return [load_raw(data, spec)]
+    sample = SAMPLE_BYTES[spec.encoding]
+    usable = len(data) - len(data) % (sample * spec.channels)
+    frames = np.frombuffer(data[:usable], dtype=np.dtype(f"V{sample}")).reshape(-1, spec.channels)
+    mono = spec.model_copy(update={"channels": 1})
+    return [load_raw(frames[:, i].tobytes(), mono) for i in range(spec.channels)]
 
 
 async def read_body(request: Request) -> bytes:
@@ -136,22 +175,12 @@ async def listen_file(request: Request) -> Response:
         c = choose(hub, p, detect=p.detect_language)
         data = await read_body(request)
         try:
-            if p.encoding is not None and dg.ENCODINGS[p.encoding] in PCM_ENCODINGS:
-                spec = AudioSpec(encoding=dg.ENCODINGS[p.encoding], sample_rate=p.sample_rate or 16000,
-                                 channels=p.channels or 1)
-                audio = await asyncio.to_thread(load_raw, data, spec)
-            else:
-                audio = await asyncio.to_thread(load_audio, data)  # PyAV decoding must not block the loop
-            provider, language = c.provider, c.language
-            if routed := await route_upload(hub.providers, c.model, language, "transcribe", audio):
-                provider, language = routed
-            res = await transcribe_audio(provider, audio, language, provider.capabilities.word_timestamps,
-                                         c.prompt, hotwords=c.hotwords)
+            tracks = await asyncio.to_thread(channel_audio, data, p)  # PyAV decoding must not block the loop
+            done = [await transcribe_one(hub, c, audio) for audio in tracks]
         except HubError as e:
             status = 400 if e.code in (ErrorCode.invalid_audio, ErrorCode.unsupported_encoding) else e.http_status
             raise dg.ListenRefused(status, e.code.value.upper(), e.message) from None
     except dg.ListenRefused as e:
         return dg.refusal(e, request_id)
-    digest = hashlib.sha256(data).hexdigest()
-    body = answer(res, p, request_id, digest, provider.model, detected=language == "auto" or routed is not None)
+    body = answer(done, p, request_id, hashlib.sha256(data).hexdigest())
     return JSONResponse(body.model_dump(exclude_none=True), headers={"dg-request-id": request_id})

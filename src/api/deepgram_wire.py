@@ -17,6 +17,7 @@ from ..core.audio import Encoding
 # Deepgram's `encoding` (raw audio) -> the hub's; "opus" is Ogg Opus in Deepgram's docs
 ENCODINGS: dict[str, Encoding] = {"linear16": "pcm_s16le", "linear32": "pcm_f32le", "mulaw": "pcm_mulaw",
                                   "alaw": "pcm_alaw", "opus": "ogg", "ogg-opus": "ogg", "flac": "flac"}
+RAW_ENCODINGS = ("linear16", "linear32", "mulaw", "alaw")  # interleaved samples: channels can be split
 NOT_SERVED = {  # Deepgram parameters the hub knows and refuses, with why
     "diarize": "speaker diarization is not available on this hub",
     "diarize_model": "speaker diarization is not available on this hub",
@@ -76,6 +77,11 @@ class CommonParams(BaseModel):
     mip_opt_out: Flag = False  # nothing leaves the hub anyway
     filler_words: Flag = False  # accepted: whether "uh"/"um" are written is the model's own habit
     version: str | None = None
+
+    @property
+    def split(self) -> bool:
+        """multichannel with more than one channel: each channel is its own transcript (and hub session)."""
+        return self.multichannel and (self.channels or 1) > 1
 
     @property
     def punctuated(self) -> bool:
@@ -148,12 +154,13 @@ def parse_params(items: list[tuple[str, str]], kind: type[P], not_served: dict[s
     if params.encoding is not None and params.encoding not in ENCODINGS:
         raise ListenRefused(400, "UNSUPPORTED_ENCODING", f"encoding: '{params.encoding}' is not served; this hub "
                             f"takes {', '.join(ENCODINGS)} or containerised audio (no encoding)", "encoding")
-    if params.encoding in ("linear16", "linear32", "mulaw", "alaw") and params.sample_rate is None:
+    if params.encoding in RAW_ENCODINGS and params.sample_rate is None:
         raise ListenRefused(400, "INVALID_QUERY_PARAMETER", f"sample_rate is required with encoding="
                             f"{params.encoding}", "sample_rate")
-    if params.multichannel and (params.channels or 1) > 1:
-        raise ListenRefused(400, "INVALID_QUERY_PARAMETER", "multichannel: a transcript per channel is not "
-                            "available on this hub (send each channel on its own connection)", "multichannel")
+    if params.split and params.encoding not in RAW_ENCODINGS:
+        raise ListenRefused(400, "INVALID_QUERY_PARAMETER", "multichannel: a transcript per channel needs raw "
+                            f"audio (encoding {', '.join(RAW_ENCODINGS)} with sample_rate and channels); "
+                            "containerised or compressed audio is mixed to mono (multichannel=false)", "multichannel")
     return params
 
 
@@ -184,7 +191,10 @@ def credential(headers: dict[str, str]) -> str | None:
 # -- client messages --------------------------------------------------------------------------------
 class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["KeepAlive", "Finalize", "CloseStream"]
+    type: Literal["KeepAlive", "Finalize", "CloseStream", "Configure"]
+    channel: int | None = Field(None, ge=0, strict=True)  # Finalize: only this channel (multichannel)
+    keyterms: list[str] | None = None  # Configure (answered ConfigureFailure: keyterms are set at the handshake)
+    features: dict[str, bool] | None = None
 
 
 # -- server messages --------------------------------------------------------------------------------
@@ -220,7 +230,7 @@ class ResultMetadata(BaseModel):
 
 class Results(BaseModel):
     type: Literal["Results"] = "Results"
-    channel_index: list[int] = [0, 1]
+    channel_index: list[int] = [0, 1]  # [this channel, the stream's channels]
     duration: float
     start: float
     is_final: bool
@@ -259,6 +269,16 @@ class ErrorMsg(BaseModel):
     variant: str          # the hub's error code; "SchemaError" for a client message that is not one
     description: str
     message: str | None = None
+
+
+class ConfigureFailure(BaseModel):
+    """The answer to a `Configure`: the hub sets keyterms and formatting once, from the query string."""
+
+    type: Literal["ConfigureFailure"] = "ConfigureFailure"
+    request_id: str
+    code: str = "CONFIGURE_KEYTERMS_NOT_SUPPORTED"
+    description: str = ("this hub takes keyterms and formatting from the query string (keyterm, keywords, "
+                        "punctuate, smart_format) when the stream opens; a Configure cannot change them mid-stream")
 
 
 def model_uuid(provider: str) -> str:

@@ -203,7 +203,7 @@ async def test_hostile_frames_get_typed_errors_and_finals_still_come(hub: HubPro
     ({"encoding": "linear16"}, "sample_rate"),
     ({"interim_results": "maybe"}, "interim_results"),
     ({"model": "no-such-model"}, "model"),
-    ({"multichannel": "true", "channels": 2, "encoding": "linear16", "sample_rate": 16000}, "multichannel"),
+    ({"multichannel": "true", "channels": 2}, "multichannel"),  # containerised audio is not split by channel
 ])
 async def test_a_bad_parameter_is_refused_at_the_handshake(hub: HubProcess, query: dict[str, Any],
                                                            param: str) -> None:
