@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
@@ -28,6 +27,7 @@ from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
 from .append import LogAppender
 from .bridge import BridgedSession
+from .connect import redis_client
 from .errors import REDIS_DOWN, ClusterUnavailable
 from .inbox import Inbox
 from .lease import Lease, NodeLoad
@@ -78,11 +78,13 @@ class ClusterNode:
         self.ended_ttl_s = max(1, math.ceil(window))
         self.session_ttl_s = math.ceil(window + 2 * lease_s + 5)
         timeout = cc.connect_timeout_s
-        self.client = aioredis.Redis.from_url(cc.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        self.blocking = aioredis.Redis.from_url(cc.redis_url, socket_timeout=cc.bridge_block_ms / 1000 + timeout,
-                                                socket_connect_timeout=timeout)
+        self.client = redis_client(cc.redis_url, socket_timeout=timeout, connect_timeout=timeout)
+        self.blocking = redis_client(cc.redis_url, socket_timeout=cc.bridge_block_ms / 1000 + timeout,
+                                     connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
+        self.reachable = asyncio.Event()  # set while Redis answers (the logs of a gap rejoin on it)
+        self.reached_at = 0.0  # monotonic time Redis answered again after a gap
         self._beaten = False   # a lease beat has been tried
         self.log_tasks: dict[str, asyncio.Task[None]] = {}   # session -> its event log writer
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
@@ -145,7 +147,13 @@ class ClusterNode:
         if ok == self.degraded and not (first and ok):
             log.warning("cluster: Redis %s; node %s %s", "answers again" if ok else "unreachable", self.node_id,
                         "joins the cluster again" if ok else "runs local-only (degraded)")
+        if ok and self.degraded:
+            self.reached_at = time.monotonic()
         self.degraded = not ok
+        if ok:
+            self.reachable.set()
+        else:
+            self.reachable.clear()
 
     def _load(self) -> NodeLoad:
         live = self.service.live_count()
@@ -168,7 +176,8 @@ class ClusterNode:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe)
+                          self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe,
+                          self.reachable)
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
 
@@ -326,6 +335,8 @@ class ClusterNode:
         return bridge
 
     async def owner_alive(self, owner: str) -> bool:
+        if time.monotonic() - self.reached_at < self.lease_ms / 1000:
+            return True  # Redis was away from here just now: it was from the owner too (its lease comes back)
         try:
             return bool(await self.client.exists(keys.node(owner)))
         except REDIS_DOWN:

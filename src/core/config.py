@@ -261,6 +261,7 @@ class ClusterConfig(Strict):
     before, with no Redis needed."""
 
     redis_url: str = ""              # e.g. redis://127.0.0.1:6379/0 (env: ASRHUB_CLUSTER__REDIS_URL)
+    #                                  or redis+sentinel://h1:26379,h2:26379/<master>/<db> (cluster/connect.py)
     node_id: str = ""                # "" = host:port of this node
     advertise_url: str = ""          # how other nodes and operators reach this node ("" = http://host:port)
     lease_ms: int = Field(3000, ge=500)          # node lease `node:{id}` (PX); renewed every lease_ms / 3

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tests.cluster.redis_server import RedisServer
+from tests.cluster.sentinel import Sentinels
 from tests.support import HubProcess, base_config, clip, load_pcm16
 
 FIRST, SECOND = "en_libri_1221", "en_libri_1089-134691"  # two English clips, in this order
@@ -23,10 +24,13 @@ LEASE_MS = 1500  # a short lease keeps the owner-death tests quick (the default 
 class Cluster:
     def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS,
                  env: dict[str, str] | None = None, bridge_block_ms: int | None = 250,
-                 command: Callable[[int], list[str] | None] | None = None) -> None:
+                 command: Callable[[int], list[str] | None] | None = None,
+                 redis: RedisServer | Sentinels | None = None) -> None:
         """`bridge_block_ms=None`: the configured default. `command(i)`: node i's program (HubProcess's
-        `command`, e.g. under `taskset`); None or returning None: this interpreter's `-m asrhub.cli`."""
-        self.redis = RedisServer(tmp).start()
+        `command`, e.g. under `taskset`); None or returning None: this interpreter's `-m asrhub.cli`.
+        `redis`: the Redis the nodes share (e.g. behind Sentinel; stopped with the cluster); default a
+        redis-server of its own."""
+        self.redis = redis if redis is not None else RedisServer(tmp).start()
         self.lease_ms = lease_ms
         block = "" if bridge_block_ms is None else f"  bridge_block_ms: {bridge_block_ms}\n"
         config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n{block}", extra=extra_config)

@@ -14,7 +14,8 @@ from tests.support import free_port
 
 
 class RedisServer:
-    def __init__(self, tmp: Path, *, appendonly: bool = False) -> None:
+    def __init__(self, tmp: Path, *, appendonly: bool = False, args: list[str] | None = None) -> None:
+        """`args`: more redis-server options (e.g. `--replicaof 127.0.0.1 <port>`)."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (scripts/bootstrap-test.sh installs it)")
@@ -23,6 +24,7 @@ class RedisServer:
         self.dir = tmp / f"redis-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
+        self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,7 +39,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
-             "--protected-mode", "yes"], stdout=log, stderr=subprocess.STDOUT)
+             "--protected-mode", "yes", *self.args], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
