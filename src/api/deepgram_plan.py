@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from ..core.commands import AudioSpec, StartSession, VadOptions
 from ..core.errors import ClientError, ErrorCode, HubError
+from ..core.language import parse_language
 from ..providers.base import Provider
 from ..providers.checks import validate_features, validate_language
 from . import deepgram_wire as dg
@@ -47,6 +48,11 @@ def choose(hub: object, p: dg.CommonParams, detect: bool = False) -> Choice:
     """The provider and options the query string asks for; a refusal names the parameter."""
     model = None if p.model is not None and dg.DEEPGRAM_MODEL.match(p.model) else p.model
     language = "auto" if p.language == "multi" or (detect and p.language is None) else p.language
+    try:
+        if language is not None:
+            parse_language(language)  # a malformed tag is the language's fault, not the model's routing
+    except HubError as e:
+        raise dg.ListenRefused(400, "INVALID_QUERY_PARAMETER", f"language: {e.message}", "language") from None
     try:
         provider = resolve_model(hub, model, None if language == "auto" else language)
     except HubError as e:
