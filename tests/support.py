@@ -1,10 +1,12 @@
 """Shared test helpers: the speech manifest, WER scoring, a real hub process, a raw WebSocket client and
-one through asrhub.client."""
+one through asrhub.client, and the one way tests wait for a condition: on events (`until`,
+`until_changed`), never by counting loop ticks or sleeping between checks."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import json
 import os
 import re
@@ -12,10 +14,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jiwer
 import numpy as np
@@ -96,6 +100,124 @@ def load_native(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(parts), rate
 
 
+T = TypeVar("T")
+#: How watchfiles groups a burst of writes (ms): a log line wakes a waiter after about `step`.
+WATCH_DEBOUNCE_MS, WATCH_STEP_MS = 400, 20
+
+
+async def until(check: Callable[[], T | Awaitable[T]], wake: asyncio.Event | AsyncIterable[object], *,
+                timeout: float = 30.0, what: str = "the condition") -> T:  # noqa: ASYNC109
+    """Wait until `check()` (plain or async) is truthy and return its value. It runs once at once, then
+    again each time `wake` fires: an asyncio.Event that what is waited for sets (cleared here before each
+    check), or an async iterable that yields on each change (a `FileWatch`). AssertionError naming
+    `what` after `timeout` s."""
+    async def value() -> T:
+        v = check()
+        return await v if inspect.isawaitable(v) else v
+
+    async def run() -> T:
+        if isinstance(wake, asyncio.Event):
+            while True:
+                wake.clear()
+                if v := await value():
+                    return v
+                await wake.wait()
+        if v := await value():
+            return v
+        async for _ in wake:
+            if v := await value():
+                return v
+        raise AssertionError(f"{what}: the changes ended first")
+
+    try:
+        return await asyncio.wait_for(run(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not met within {timeout:g} s") from None
+
+
+def _news(path: Path, offset: int, own: tuple[str, ...]) -> tuple[int, bool]:
+    """(the file's new end, whether what was written after `offset` has a line not of `own`)."""
+    if not path.exists():
+        return 0, True
+    with open(path, "rb") as f:
+        f.seek(offset)
+        new = f.read()
+    lines = new.decode(errors="replace").splitlines()
+    return offset + len(new), not own or any(not any(o in line for o in own) for line in lines)
+
+
+class FileWatch:
+    """Writes to one file (a process's log), seen through inotify: watchfiles' notifier on the file's
+    folder (so a replace counts too), set up when this is made, so that nothing written after is missed,
+    not even between a first check and the wait. `own`: what the file says of the waiter's own doing
+    (e.g. "GET /readyz" in an access log): writes of only such lines do not count. Async-iterable:
+    yields after each write that counts (`until(check, FileWatch(log))`)."""
+
+    def __init__(self, path: Path, own: tuple[str, ...] = ()) -> None:
+        # watchfiles.watch's own notifier, which watch() sets up only on its first step
+        from watchfiles._rust_notify import RustNotify
+
+        self.path = path
+        self.own = own
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.stop = threading.Event()
+        self._notify = RustNotify([str(path.parent)], False, False, 300, False, False)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the file has a new line that counts (True); False after `timeout_s`, or once
+        `stop` is set."""
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.stop.is_set():
+            ms = 0 if end is None else max(1, int((end - time.monotonic()) * 1000))  # 0: no timeout
+            raw = self._notify.watch(WATCH_DEBOUNCE_MS, WATCH_STEP_MS, ms, self.stop)
+            if isinstance(raw, str):  # "timeout", "stop", "signal"
+                return False
+            if any(Path(p) == self.path for _, p in raw):
+                self.offset, news = _news(self.path, self.offset, self.own)
+                if news:
+                    return True
+        return False
+
+    def close(self) -> None:
+        self.stop.set()
+
+    def __aiter__(self) -> FileWatch:
+        return self
+
+    async def __anext__(self) -> object:
+        try:
+            if await asyncio.to_thread(self.wait):
+                return self.path
+        except asyncio.CancelledError:
+            self.stop.set()  # the thread's wait ends within a step
+            raise
+        raise StopAsyncIteration
+
+
+def until_changed(path: Path, check: Callable[[], T], *, timeout: float = 30.0, what: str = "the condition",
+                  proc: subprocess.Popen[bytes] | None = None, own: tuple[str, ...] = ()) -> T:
+    """`until` for synchronous tests, woken by writes to `path` (a process's log; `own` as in FileWatch):
+    `check()` runs at once, then after each write, until it is truthy. A `proc` that exits ends the
+    wait (after one more check)."""
+    watch = FileWatch(path, own)  # before the first check: a write just after it still wakes the wait
+    if proc is not None:
+        threading.Thread(target=lambda: (proc.wait(), watch.stop.set()), daemon=True).start()
+    end = time.monotonic() + timeout
+    try:
+        if value := check():
+            return value
+        while (left := end - time.monotonic()) > 0 and watch.wait(left):
+            if value := check():
+                return value
+        if value := check():
+            return value
+    finally:
+        watch.close()
+    if proc is not None and proc.poll() is not None:
+        raise AssertionError(f"{what}: the process exited with {proc.returncode} first")
+    raise AssertionError(f"{what}: not met within {timeout:g} s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,18 +262,30 @@ class HubProcess:
         self.proc = subprocess.Popen(
             [*self.command, "serve", *config, "--port", str(self.port), "--grpc-port", str(self.grpc_port),
              *self.extra_args], stdout=self._logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        proc = self.proc
+        log_start = self.log.stat().st_size  # stop() then start() appends to the same log
+
+        def ready() -> bool:
+            """Asked once uvicorn has said it runs, and again after each later log line, until /readyz
+            says 200 (a log line of our own /readyz does not ask again)."""
+            if proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            with open(self.log, "rb") as f:
+                f.seek(log_start)
+                if b"Uvicorn running on" not in f.read():
+                    return False
             try:
-                if httpx.get(self.http + "/readyz", timeout=1, verify=self.verify).status_code == 200:
-                    return self
+                return httpx.get(self.http + "/readyz", timeout=5, verify=self.verify).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"hub not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+                return False
+
+        try:
+            until_changed(self.log, ready, timeout=timeout, what="hub ready", proc=proc, own=("GET /readyz",))
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"hub not ready in {timeout} s (exit {proc.poll()}):\n"
+                               f"{self.log.read_text()[-3000:]}") from None
+        return self
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -11,7 +11,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,17 @@ import grpc
 import httpx
 import pytest
 
-from tests.support import HubProcess, base_config, clip, final_text, free_port, load_pcm16, wer, ws_stream
+from tests.support import (
+    HubProcess,
+    base_config,
+    clip,
+    final_text,
+    free_port,
+    load_pcm16,
+    until_changed,
+    wer,
+    ws_stream,
+)
 
 CLIP = clip("en_libri_1089-134691")
 
@@ -68,16 +77,15 @@ def factory_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subp
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "asrhub.api.app:create_app",
                                  "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                                 env=env)
-    deadline = time.monotonic() + 120
-    while True:
+
+    def ready() -> bool:  # asked after each line uvicorn logs (not those of this check's own requests)
         assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+            return False
+
+    until_changed(log, ready, timeout=120, what="the factory app ready", proc=proc, own=("GET /readyz",))
     yield proc, port, grpc_port, log
     if proc.poll() is None:
         proc.kill()

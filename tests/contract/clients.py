@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tests.support import until
+
 PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
 
 
@@ -50,6 +52,7 @@ class Client(abc.ABC):
         if not isinstance(err, dict):
             err = {"code": f"http_{status}", "message": str(body)}
         self.errors.put_nowait({"code": err.get("code"), "message": err.get("message"), "status": status})
+        self._got.set()  # wakes a waiter that waits for an error too
 
     async def next_error(self, wait_s: float = 10.0) -> dict[str, Any]:
         return await asyncio.wait_for(self.errors.get(), wait_s)
@@ -60,17 +63,11 @@ class Client(abc.ABC):
 
     async def wait_for(self, pred: Any, wait_s: float = 30.0) -> dict[str, Any]:
         """The first received event matching pred (waiting for it if needed)."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            for ev in self.events:
-                if pred(ev):
-                    return ev
-            self._got.clear()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no matching event in {wait_s} s; got {self.types()}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._got.wait(), left)
+        try:
+            return await until(lambda: next((ev for ev in self.events if pred(ev)), None), self._got,
+                               timeout=wait_s, what="a matching event")
+        except AssertionError:
+            raise TimeoutError(f"{self.name}: no matching event in {wait_s} s; got {self.types()}") from None
 
     def session_events(self) -> list[dict[str, Any]]:
         """Events of this client's session (errors outside a session have session_id "")."""
@@ -87,21 +84,25 @@ class Client(abc.ABC):
         resume = body.get("resume")
         self.session_id = resume["session_id"] if resume else None
 
+        def outcome() -> str | None:
+            if self.errors.qsize() > n_err:
+                return "error"
+            if resume and any(e.get("session_id") == self.session_id for e in self.events[n_ev:]):
+                return "resumed"
+            if not resume and self.session_id:
+                return "started"
+            return None
+
         async def wait() -> str | None:
-            deadline = time.monotonic() + (2.0 if resume else 30.0)
-            while time.monotonic() < deadline:
-                if self.errors.qsize() > n_err:
-                    if not resume:
-                        self.session_id = None
-                    return None
-                if resume and any(e.get("session_id") == self.session_id for e in self.events[n_ev:]):
-                    return self.session_id
-                if not resume and self.session_id:
-                    return self.session_id
-                self._got.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._got.wait(), 0.1)
-            return self.session_id if resume else None
+            try:  # each event (an error event too) wakes the check
+                got = await until(outcome, self._got, timeout=2.0 if resume else 30.0, what="the start's answer")
+            except AssertionError:
+                return self.session_id if resume else None
+            if got == "error":
+                if not resume:
+                    self.session_id = None
+                return None
+            return self.session_id
 
         return wait()
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, Client, SseClient, connected
-from tests.support import HubProcess, base_config, clip
+from tests.support import FileWatch, HubProcess, base_config, clip, until
 
 TRANSPORTS = list(CLIENTS)
 MIB = 1024 * 1024
@@ -659,6 +659,16 @@ async def live_sessions(hub: HubProcess) -> float:
     return max(live, gauge)
 
 
+#: The access log lines of live_sessions' own requests (they do not wake the check again).
+OWN_REQUESTS = ("GET /readyz", "GET /metrics")
+
+
+def no_live_sessions(hub: HubProcess) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await live_sessions(hub) == 0
+    return check
+
+
 @pytest.fixture(scope="module")
 def small_buffer_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """limits.max_events_buffered at its minimum (64) keeps the slow-reader tests short."""
@@ -703,10 +713,8 @@ async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: s
         assert mine[-2] is fatal[0], [e["type"] for e in mine[-3:]]
     finally:
         rogue.ws.close()
-    deadline = time.monotonic() + 10
-    while (live := await live_sessions(hub)) > 0:
-        assert time.monotonic() < deadline, f"sessions still live: {live}"
-        await asyncio.sleep(0.2)
+    # each session's end is logged ("session ended"): the check runs after each line the hub logs
+    await until(no_live_sessions(hub), FileWatch(hub.log, own=OWN_REQUESTS), timeout=10, what="no live sessions")
     assert hub.alive()
 
 
@@ -774,17 +782,20 @@ async def test_zz_still_serving(hostile_hub: HubProcess, transport: str) -> None
 
 async def test_zz_no_session_leaks(hostile_hub: HubProcess) -> None:
     """Every hostile session is gone within the resume (1 s) / idle (3 s) windows."""
-    deadline = time.monotonic() + 15
+    seen: list[tuple[Any, float]] = []
     async with httpx.AsyncClient(base_url=hostile_hub.http, timeout=10) as http:
-        while True:
+        async def gone() -> bool:
             live = (await http.get("/readyz")).json()["sessions"]
             metrics = (await http.get("/metrics")).text
             gauge = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                         if line.startswith("asrhub_sessions{") and 'state="ended"' not in line)
-            if live == 0 and gauge == 0:
-                break
-            assert time.monotonic() < deadline, f"sessions still live: readyz {live}, metrics {gauge}"
-            await asyncio.sleep(0.25)
+            seen.append((live, gauge))
+            return live == 0 and gauge == 0
+
+        try:  # checked after each line the hub logs (each session's end is logged)
+            await until(gone, FileWatch(hostile_hub.log, own=OWN_REQUESTS), timeout=15, what="no live sessions")
+        except AssertionError:
+            raise AssertionError(f"sessions still live: readyz, metrics {seen[-1]}") from None
     assert hostile_hub.alive()
     crashes = [line for line in hostile_hub.log.read_text().splitlines() if " ERROR asrhub" in line]
     assert not crashes, crashes  # log.exception: a request the hub did not expect

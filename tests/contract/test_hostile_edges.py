@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, connected
-from tests.support import HubProcess, base_config, clip, load_pcm16
+from tests.support import FileWatch, HubProcess, base_config, clip, load_pcm16, until
 
 MAX_RATE = 192_000
 MAX_CHANNELS = 8
@@ -50,12 +50,14 @@ def log_since(hub: HubProcess, offset: int) -> str:
 async def wait_log(hub: HubProcess, offset: int, needle: str, wait_s: float = 15.0) -> str:
     """The hub log written since `offset`, once it holds `needle` (the line the hub writes when it has
     handled the case: the event this test synchronises on)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while needle not in (text := log_since(hub, offset)):
-        assert loop.time() < deadline, f"no {needle!r} in the hub log:\n{text[-2000:]}"
-        await asyncio.sleep(0.05)
-    return text
+    def holds() -> str | None:
+        text = log_since(hub, offset)
+        return text if needle in text else None
+
+    try:  # checked after each write to the log
+        return await until(holds, FileWatch(hub.log), timeout=wait_s, what=f"{needle!r} in the hub log")
+    except AssertionError as e:
+        raise AssertionError(f"{e}:\n{log_since(hub, offset)[-2000:]}") from None
 
 
 # -- sample_rate / channels for every encoding ------------------------------------------------------

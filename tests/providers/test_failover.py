@@ -17,7 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import HubProcess, base_config, client_stream, clip, finals, load_pcm16, normalise, wer
+from tests.support import (
+    HubProcess,
+    base_config,
+    client_stream,
+    clip,
+    finals,
+    load_pcm16,
+    normalise,
+    until_changed,
+    wer,
+)
 
 FLAKY = "tests.fixtures.failing:FailingProvider"
 
@@ -103,12 +113,9 @@ def _status(h: HubProcess, name: str) -> str:
 
 
 def _wait_status(h: HubProcess, name: str, status: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _status(h, name) == status:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{name} did not become {status}: {_status(h, name)}")
+    """Checked after each line the hub logs (a provider's recovery is logged)."""
+    until_changed(h.log, lambda: _status(h, name) == status, timeout=timeout,
+                  what=f"{name} becoming {status}", proc=h.proc, own=("GET /v1/providers",))
 
 
 def _check_switched(events: list[dict], frm: str, reason: str) -> dict:

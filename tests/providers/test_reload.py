@@ -5,14 +5,13 @@ running config stays."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, client_stream, clip, final_text, load_pcm16
+from tests.support import HubProcess, base_config, client_stream, clip, final_text, load_pcm16, until_changed
 
 ONE = """
 providers:
@@ -58,13 +57,9 @@ def _providers(h: HubProcess) -> dict[str, dict]:
     return {r["name"]: r for r in httpx.get(h.http + "/v1/providers", timeout=5).json()}
 
 
-def _wait(pred, timeout: float = 20.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+def _wait(h: HubProcess, pred, timeout: float = 20.0) -> None:  # noqa: ANN001
+    """Until pred holds, checked after each line the hub logs (a reload or a rejection is logged)."""
+    until_changed(h.log, pred, timeout=timeout, what="the reload", proc=h.proc, own=("GET /v1/providers",))
 
 
 def test_switching_the_default_in_the_file_changes_the_next_session(hub: HubProcess) -> None:
@@ -73,7 +68,7 @@ def test_switching_the_default_in_the_file_changes_the_next_session(hub: HubProc
     assert first["config"]["vad"]["silence_ms"] != 600
 
     hub.config.write_text(base_config(providers=TWO))
-    _wait(lambda: _providers(hub).get("greedy", {}).get("default") is True)
+    _wait(hub, lambda: _providers(hub).get("greedy", {}).get("default") is True)
     assert _providers(hub)["greedy"]["status"] == "available"   # the new provider was loaded live
 
     pcm = load_pcm16(clip("en_libri_1221").path).tobytes()
@@ -88,9 +83,9 @@ def test_switching_the_default_in_the_file_changes_the_next_session(hub: HubProc
 def test_a_bad_edit_keeps_the_running_config(hub: HubProcess) -> None:
     before = _providers(hub)
     hub.config.write_text(base_config(providers=TWO) + "\nproviders:\n  default: greedy\n  bogus_key: 1\n")
-    _wait(lambda: "rejected" in hub.log.read_text())
+    _wait(hub, lambda: "rejected" in hub.log.read_text())
     hub.config.write_text(base_config(providers=TWO).replace("type: faster_whisper", "type: no_such_engine"))
-    _wait(lambda: hub.log.read_text().count("rejected") >= 2)
+    _wait(hub, lambda: hub.log.read_text().count("rejected") >= 2)
     assert _providers(hub) == before
     third, _ = _started(hub)
     assert third["provider"] == "greedy"
@@ -99,7 +94,7 @@ def test_a_bad_edit_keeps_the_running_config(hub: HubProcess) -> None:
 
 def test_removing_a_provider_retires_it_and_sessions_follow_the_file(hub: HubProcess) -> None:
     hub.config.write_text(base_config(providers=ONE))
-    _wait(lambda: "greedy" not in _providers(hub))
+    _wait(hub, lambda: "greedy" not in _providers(hub))
     fourth, _ = _started(hub)
     assert fourth["provider"] == "faster_whisper"
     assert fourth["config"]["vad"]["silence_ms"] != 600   # back to the embedded default

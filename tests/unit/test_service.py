@@ -34,14 +34,34 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self._offset = 0.0
+        self._idle: asyncio.Event | None = None
 
     def time(self) -> float:
         return super().time() + self._offset
 
     async def advance(self, seconds: float) -> None:
         self._offset += seconds
-        for _ in range(5):  # timers now due run on the next iterations; so do their consequences
-            await asyncio.sleep(0)
+        await self.idle()
+
+    def _runnable(self) -> bool:
+        """A callback is ready, or a timer is due (the clock having moved)."""
+        now = self.time()
+        return bool(self._ready) or any(not h.cancelled() and h.when() <= now  # type: ignore[attr-defined]
+                                        for h in self._scheduled)  # type: ignore[attr-defined]
+
+    def _run_once(self) -> None:
+        super()._run_once()  # type: ignore[misc]
+        if self._idle is not None and not self._runnable():
+            self._idle.set()  # the loop would now block: whoever waits in idle() runs next
+
+    async def idle(self) -> None:
+        """Until nothing on the loop can run: the timers now due have run, and so has everything they set
+        off. The loop itself tells (after the turn that left nothing runnable), not a number of turns."""
+        self._idle = asyncio.Event()
+        try:
+            await self._idle.wait()
+        finally:
+            self._idle = None
 
 
 def run(test: Callable[[VirtualTimeLoop], Coroutine[Any, Any, None]]) -> None:
@@ -87,8 +107,10 @@ def provider(svc: SessionService, name: str) -> ScriptedProvider:
 
 
 async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+    """Until the (virtual-time) loop is idle: what the last command set off has happened."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    await loop.idle()
 
 
 def test_a_session_runs_start_to_end() -> None:
