@@ -60,22 +60,29 @@ class SseConnection(Connection):
         return self.session_id  # type: ignore[no-any-return]
 
     async def events(self) -> AsyncIterator[Event]:
+        """The session's event stream, parsed by httpx-sse (`id:`, `event:`, multi-line `data:` and the
+        one optional space after each colon as the SSE specification says). Each event's `id` (its seq)
+        is kept, so that a stream opened again on this connection asks for what follows (Last-Event-ID)."""
         import httpx
+        sse = client_dependency("httpx_sse", "the HTTP+SSE client (SseClient)")
         headers = {"Last-Event-ID": str(self.after)} if self.after else {}
         try:
-            async with self.http.stream("GET", self.events_url, headers=headers) as r:
+            async with sse.aconnect_sse(self.http, "GET", self.events_url, headers=headers) as source:
+                r = source.response
                 self.response = r
                 if r.status_code == 204:
                     return  # the session ended and everything was delivered
                 if r.status_code >= 400:
                     raise http_error(r.status_code, await r.aread())
-                data: list[str] = []
-                async for line in r.aiter_lines():
-                    if line.startswith("data:"):
-                        data.append(line[5:].lstrip(" "))
-                    elif line == "" and data:
-                        yield parse_event(json.loads("\n".join(data)))
-                        data = []
+                async for message in source.aiter_sse():
+                    if not message.data:  # a message with no data is not dispatched (SSE §9.2.6)
+                        continue
+                    ev = parse_event(json.loads(message.data))
+                    if message.id.isdigit():
+                        self.after = int(message.id)
+                    yield ev
+        except sse.SSEError as e:  # not an event stream (e.g. a proxy's HTML page)
+            raise ConnectionLost(f"event stream: {e}") from e
         except httpx.TransportError as e:
             raise ConnectionLost(f"event stream: {e}") from e
 
