@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -32,9 +33,11 @@ class SpeechEnd:
 @dataclass(frozen=True, slots=True)
 class PauseHint:
     """Speech has paused for a while at `offset` (end of the last voiced audio); the utterance may end
-    there. Lets a provider start the final's decode before the endpoint is certain."""
+    there. Lets a provider start the final's decode before the endpoint is certain. `on_text` (turn mode):
+    called once with that decode's text, or None when the provider does not speculate or the decode fails."""
 
     offset: int
+    on_text: Callable[[str | None], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,21 @@
-"""Turn mode ("semantic"): the turn model, not a fixed silence, decides when an utterance ends.
+"""Turn mode ("semantic"): the turn model and the recogniser's own reading, not a fixed silence, decide when an
+utterance ends.
 
-The VAD finds speech and silence as in silence mode (endpoint.Endpointer). When the silence after the last
-voiced frame reaches `min_silence_ms` the endpointer asks the turn model (turn_model.py) whether the speaker
-has finished, on the audio of the utterance so far (its last 8 s, this silence included):
-- P >= threshold: the utterance ends there at once (`reason: turn`, at the end of the last voiced frame);
-- else it waits: speech that resumes continues the utterance; a silence that grows is asked about again at
-  2x, 4x, ... `min_silence_ms`; at `max_silence_ms` the utterance ends whatever the model said
-  (`reason: max_silence`).
-While an answer is outstanding the audio flows on (to the ring buffer and the provider) but no later frame
-is decided on: the decisions depend on the audio only, not on how fast it arrives or how busy the model is
-(an answer that does not come within ANSWER_TIMEOUT_S counts as "not finished"). The speculative final's
-decode starts after HINT_MS of silence (as in silence mode), so a finished turn's final is (nearly) ready when
-the model says so.
+The VAD finds speech and silence as in silence mode (endpoint.Endpointer). Each pause is judged in three steps,
+on the audio only (the decisions do not depend on how fast audio arrives or how busy the model is):
+1. At `min_silence_ms` the turn model (turn_model.py) is asked once whether the speaker has finished, on the
+   utterance so far (its last 8 s, this silence included). P >= threshold: the utterance ends there
+   (`reason: turn`, at the end of the last voiced frame). Smart Turn's answer is sharpest early: asked again
+   later it drifts towards "finished" as any silence grows (bench/bench_turns.py, docs/BENCHMARKS.md), so it
+   is asked once per pause.
+2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
+   `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
+   ellipsis or a dash) ends the utterance (`reason: turn`): Whisper reads an unfinished clause as unfinished
+   more often than the audio model alone does.
+3. At `max_silence_ms` the utterance ends whatever was said (`reason: max_silence`).
+Speech that resumes keeps the utterance open and the pause's answers are stale. While an answer (the model's,
+or the text at step 2) is outstanding the audio flows on, to the ring buffer and the provider, but no later
+frame is decided on; an answer that does not come within ANSWER_TIMEOUT_S counts as "not finished".
 
 `eagerness` sets the threshold and the timing, as OpenAI's semantic_vad does: `high` ends turns soonest,
 `low` waits longest for a speaker who pauses, `auto` is `medium`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -38,62 +43,79 @@ log = logging.getLogger(__name__)
 
 Eagerness = Literal["low", "medium", "high", "auto"]
 ANSWER_TIMEOUT_S = 1.0
-HINT_MS = 180  # silence after which the final's speculative decode starts (providers.streaming tail_ms)
+HINT_MS = 180  # the latest silence at which the final's speculative decode starts (silence mode: 40 % of 450)
+SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
+TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—])['\"”’)\]]*$")
+
+
+def ends_a_sentence(text: str | None) -> bool:
+    """The recogniser's text for the speech so far reads as a finished sentence (not `...`, not a dash)."""
+    t = (text or "").strip()
+    return bool(t) and SENTENCE_END.search(t) is not None and TRAILING_OFF.search(t) is None
 
 
 @dataclass(frozen=True)
 class TurnSettings:
-    threshold: float       # P(turn complete) at or above which the utterance ends
-    min_silence_ms: int    # silence before the model is first asked
-    max_silence_ms: int    # silence at which the utterance ends whatever the model says
+    threshold: float       # P(turn complete) at or above which the utterance ends at the first question
+    min_silence_ms: int    # silence at which the model is asked (and the final's decode starts)
+    max_silence_ms: int    # silence at which the utterance ends whatever was said
+    text_silence_ms: int   # silence at which a text that ends a sentence ends the utterance
 
 
-#: eagerness -> (threshold, min_silence_ms, max_silence_ms). Chosen on bench/bench_turns.py (docs/BENCHMARKS.md):
-#: Smart Turn calls many mid-sentence pauses finished, so only a confident answer after 300 ms ends a turn at
-#: `medium` (fewer cuts than the 450 ms silence rule, p50 0.37 s); `high` takes the model's own 0.5 at 200 ms.
+#: eagerness -> settings. Chosen on bench/bench_turns.py (docs/BENCHMARKS.md): on English the model asked at
+#: 100 ms says >= 0.95 for most finished turns and few mid-sentence pauses; the text at 500 ms catches most of
+#: the finished turns it doubted; `low` waits longer at each step for a speaker who pauses.
 EAGERNESS: dict[str, TurnSettings] = {
-    "high": TurnSettings(0.5, 200, 1500),
-    "medium": TurnSettings(0.8, 300, 2000),
-    "low": TurnSettings(0.9, 400, 3000),
+    "high": TurnSettings(0.9, 100, 1000, 300),
+    "medium": TurnSettings(0.95, 100, 1500, 500),
+    "low": TurnSettings(0.98, 150, 2500, 800),
 }
 EAGERNESS["auto"] = EAGERNESS["medium"]
 
 
 def turn_options(eagerness: str, min_silence_ms: int | None, max_silence_ms: int | None) -> TurnSettings:
-    """The eagerness's settings with the given silences in place of its own (checked: min below max)."""
+    """The eagerness's settings with the given silences in place of its own (checked: min below max). The
+    text step stays within them."""
     base = EAGERNESS[eagerness]
     lo = base.min_silence_ms if min_silence_ms is None else min_silence_ms
     hi = base.max_silence_ms if max_silence_ms is None else max_silence_ms
     if lo >= hi:
         raise HubError(ErrorCode.invalid_command, f"turn.min_silence_ms ({lo}) must be below turn.max_silence_ms "
                        f"({hi})")
-    return TurnSettings(base.threshold, lo, hi)
+    return TurnSettings(base.threshold, lo, hi, min(max(base.text_silence_ms, lo), hi))
 
 
 class TurnEndpointer(Endpointer):
-    """The silence endpointer whose end of utterance is the turn model's, within max_silence_ms.
+    """The silence endpointer whose end of utterance is the turn model's or the recogniser's, within
+    max_silence_ms.
 
     `ask(query_id, audio)` is called when the model must be asked; its answer comes back through
-    `answer(query_id, probability)`, which returns the markers the frames decided on meanwhile."""
+    `answer(query_id, probability)`. `listen(pause_id)` gives the callback a PauseHint carries for the text of
+    the final's speculative decode; the text comes back through `heard(pause_id, text)`. Both return the
+    markers the frames decided on meanwhile."""
 
     def __init__(self, classifier: FrameClassifier, opts: EndpointOptions, turn: TurnSettings,
-                 ask: Callable[[int, np.ndarray], None]) -> None:
+                 ask: Callable[[int, np.ndarray], None],
+                 listen: Callable[[int], Callable[[str | None], None]] | None = None) -> None:
         super().__init__(classifier, EndpointOptions(opts.enabled, opts.min_speech_ms, turn.max_silence_ms,
                                                      opts.pre_roll_ms, opts.max_utterance_s))
         self.turn = turn
         self.ask = ask
-        first = max(1, ms_to_samples(turn.min_silence_ms) // self.frame)
-        self._asks = set(itertools.takewhile(lambda n: n < self._silence_frames,
-                                             (first << k for k in range(16))))
-        # the final's speculative decode starts where silence mode starts it (the provider decodes HINT_MS of
-        # tail after the last voiced frame), before the first question: a finished turn's final is then ready
-        # about when the model answers
-        self._hint_frames = max(1, min(first, ms_to_samples(HINT_MS) // self.frame))
+        self.listen = listen
+        self._ask_frames = max(1, ms_to_samples(turn.min_silence_ms) // self.frame)
+        self._text_frames = max(self._ask_frames, ms_to_samples(turn.text_silence_ms) // self.frame)
+        # the final's speculative decode starts with the question (or at HINT_MS if that is sooner): a finished
+        # turn's final is then (nearly) ready when the model answers, and its text is there for step 2
+        self._hint_frames = max(1, min(self._ask_frames, ms_to_samples(HINT_MS) // self.frame))
         self.flush_tail_ms = turn.min_silence_ms
         self._history = np.zeros(WINDOW, dtype=np.int16)  # the last 8 s of audio, circular
         self._history_end = 0                              # timeline offset of its end
         self._ids = itertools.count(1)
         self._query: int | None = None                     # the question waiting for its answer
+        self._pause = 0                                    # the current pause (its text's id)
+        self._text: str | None = None                      # the pause's speculative text, once heard
+        self._text_heard = False
+        self._awaiting_text = False                        # step 2 waits for the text
         self._asking = True
         self.probability: float | None = None              # the model's last answer in this utterance
         self.questions = 0
@@ -117,19 +139,39 @@ class TurnEndpointer(Endpointer):
 
     # -- decisions ---------------------------------------------------------------------------
     def _waiting(self) -> bool:
-        return self._query is not None
+        return self._query is not None or self._awaiting_text
 
     def _silence(self, end: int) -> list[Item] | None:
         run = self._silent_run
+        if run == 1:  # a new pause: the last one's text says nothing about this one
+            self._pause = next(self._ids)
+            self._text, self._text_heard = None, False
         if run >= self._silence_frames:
             return self._end(self._last_voiced_end, reason="max_silence", probability=self.probability)
-        out: list[Item] = [PauseHint(self._last_voiced_end)] if run == self._hint_frames and self._asking else []
-        if run not in self._asks or not self._asking:
-            return out or None
-        self._query = next(self._ids)
-        self.questions += 1
-        self.ask(self._query, self._recent(self._utt_start))
-        return out
+        if not self._asking:
+            return None
+        out: list[Item] = []
+        if run == self._hint_frames:
+            on_text = self.listen(self._pause) if self.listen is not None else None
+            out.append(PauseHint(self._last_voiced_end, on_text))
+        if run == self._ask_frames:
+            self._query = next(self._ids)
+            self.questions += 1
+            self.ask(self._query, self._recent(self._utt_start))
+        if run == self._text_frames and self._query is None:
+            out.extend(self._read_text())
+        return out or None
+
+    def _read_text(self) -> list[Item]:
+        """Step 2: end the utterance if the pause's text ends a sentence; wait for a text still coming."""
+        if self.listen is None:
+            return []
+        if not self._text_heard:
+            self._awaiting_text = True
+            return []
+        if self.speaking and ends_a_sentence(self._text):
+            return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
+        return []
 
     def answer(self, query_id: int, probability: float | None) -> list[Item]:
         """The model's answer to question `query_id` (None: no answer): the markers it and the frames that
@@ -142,6 +184,22 @@ class TurnEndpointer(Endpointer):
             self.probability = probability
             if self.speaking and probability >= self.turn.threshold:
                 out.extend(self._end(self._last_voiced_end, reason="turn", probability=probability))
+        if self.speaking and self._silent_run >= self._text_frames and self._asking:
+            out.extend(self._read_text())  # the text step's frame went by while the model was asked
+        if not self._waiting():
+            out.extend(self._run())
+        return out
+
+    def heard(self, pause_id: int, text: str | None) -> list[Item]:
+        """The text of pause `pause_id`'s speculative decode (None: none): the markers it and the frames that
+        waited for it decide. A stale text (speech resumed, flush) changes nothing."""
+        if pause_id != self._pause or self._text_heard:
+            return []
+        self._text, self._text_heard = text, True
+        if not self._awaiting_text:
+            return []
+        self._awaiting_text = False
+        out = self._read_text()
         out.extend(self._run())
         return out
 
@@ -149,12 +207,15 @@ class TurnEndpointer(Endpointer):
              probability: float | None = None) -> list[Item]:
         items = super()._end(offset, forced, reason, probability)
         self.probability = None
+        self._awaiting_text = False
+        self._pause = next(self._ids)  # what comes back for the ended pause is stale
         return items
 
     # -- client and gate ---------------------------------------------------------------------
     def _settle(self) -> list[Item]:
         """Decide on the frames that wait, without asking the model (flush, stop: the client decides)."""
         self._query = None
+        self._awaiting_text = False
         self._asking = False
         try:
             return self._run()
@@ -167,18 +228,20 @@ class TurnEndpointer(Endpointer):
 
     def gated(self, item: Gated) -> list[Item]:
         self._query = None
+        self._awaiting_text = False
         return super().gated(item)
 
 
 class TurnStage(EndpointStage):
-    """The turn endpointer as a pipeline stage: asks the model on `runner`, and hands the markers that an
-    answer decides to `late` (they leave the pipeline outside any push)."""
+    """The turn endpointer as a pipeline stage: asks the model on `runner`, hears the speculative text through
+    the PauseHint, and hands the markers that an answer decides to `late` (they leave the pipeline outside any
+    push)."""
 
     endpointer: TurnEndpointer
 
     def __init__(self, classifier: FrameClassifier, opts: EndpointOptions, turn: TurnSettings, runner: TurnRunner,
                  late: Callable[[list[Item]], None]) -> None:
-        super().__init__(TurnEndpointer(classifier, opts, turn, self._ask))
+        super().__init__(TurnEndpointer(classifier, opts, turn, self._ask, self._listen))
         self.runner = runner
         self.late = late
         self._closed = False
@@ -202,9 +265,22 @@ class TurnStage(EndpointStage):
         fut.add_done_callback(done)
 
     def _answer(self, query_id: int, probability: float | None) -> None:
-        if self._closed:
-            return
-        items = self.endpointer.answer(query_id, probability)
+        if not self._closed:
+            self._deliver(self.endpointer.answer(query_id, probability))
+
+    def _listen(self, pause_id: int) -> Callable[[str | None], None]:
+        """The callback for a pause's speculative text: the first call counts (the timer's None if no text
+        comes in time)."""
+        timer = asyncio.get_running_loop().call_later(ANSWER_TIMEOUT_S, lambda: on_text(None))
+
+        def on_text(text: str | None) -> None:
+            timer.cancel()
+            if not self._closed:
+                self._deliver(self.endpointer.heard(pause_id, text))
+
+        return on_text
+
+    def _deliver(self, items: list[Item]) -> None:
         if items:
             self.late(items)
 

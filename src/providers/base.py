@@ -189,9 +189,13 @@ class ProviderStream(abc.ABC):
     @abc.abstractmethod
     def end_utterance(self, utterance_id: str, offset: int) -> None: ...
 
-    def pause_hint(self, utterance_id: str, offset: int) -> None:
-        """Speech paused at `offset`; the utterance may end there (optional speculation)."""
-        return None
+    def pause_hint(self, utterance_id: str, offset: int,
+                   on_text: Callable[[str | None], None] | None = None) -> None:
+        """Speech paused at `offset`; the utterance may end there (optional speculation). `on_text`, when
+        given, is called once: with the text a speculative decode of the utterance up to `offset` gives, or
+        with None at once by a stream that does not speculate (turn mode reads it, operators/turn.py)."""
+        if on_text is not None:
+            on_text(None)
 
     @abc.abstractmethod
     async def drain(self) -> None:

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -89,6 +90,13 @@ class _FinalJob:
     base: int                          # start of the decoded audio (the utterance's, or an earlier final's)
     prefix: str                        # earlier finals' text forced in front of it ("" without left context)
     future: asyncio.Future[Result]     # the result for this utterance alone (prefix words removed)
+
+
+def _text_of(f: asyncio.Future[Result]) -> str | None:
+    """A finished decode's text; None if it was dropped or failed (a dropped speculation is no error)."""
+    if f.cancelled() or f.exception() is not None:
+        return None
+    return f.result().text
 
 
 @dataclass
@@ -179,16 +187,22 @@ class StreamAdapter(ProviderStream):
             return
         r.append(chunk.samples)
 
-    def pause_hint(self, utterance_id: str, offset: int) -> None:
+    def pause_hint(self, utterance_id: str, offset: int,
+                   on_text: Callable[[str | None], None] | None = None) -> None:
         """Start the final's decode at a pause; if the endpoint lands on the same offset, the final is
-        (nearly) ready when it is declared. Speech that resumes makes the speculation stale."""
+        (nearly) ready when it is declared. Speech that resumes makes the speculation stale. `on_text` hears
+        the speculation's text (None: no speculation, or it failed or was dropped)."""
         u = self._utt
-        if u is None or u.id != utterance_id or offset - u.start < ms_to_samples(self.min_final_ms):
+        speculate = (u is not None and u.id == utterance_id and offset - u.start >= ms_to_samples(self.min_final_ms)
+                     and not self.provider.scheduler.finals_busy())  # busy: it would take a real final's lane
+        if u is None or not speculate:
+            if on_text is not None:
+                on_text(None)
             return
-        if self.provider.scheduler.finals_busy():
-            return  # speculation would take a final lane from a real final
         self._drop_speculation(u)
         u.speculative = self._submit_final(u, offset)
+        if on_text is not None:
+            u.speculative.future.add_done_callback(lambda f: on_text(_text_of(f)))
 
     def _drop_speculation(self, u: _Utterance) -> None:
         if u.speculative is not None:

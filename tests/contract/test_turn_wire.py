@@ -64,8 +64,8 @@ def test_semantic_mode_fields(runs: dict[tuple[str, str], list[dict[str, Any]]],
     assert all(isinstance(e["turn_probability"], float) and 0.5 <= e["turn_probability"] <= 1 for e in by_model)
     assert all(f["end_of_turn"] is True for f in finals), finals
     assert not [e for e in events if e["type"] == "speech.started" and "reason" in e]
-    assert events[0]["config"]["turn"] == {"mode": "semantic", "eagerness": "low", "threshold": 0.9,
-                                           "min_silence_ms": 400, "max_silence_ms": 3000}
+    assert events[0]["config"]["turn"] == {"mode": "semantic", "eagerness": "low", "threshold": 0.98,
+                                           "min_silence_ms": 150, "max_silence_ms": 2500}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

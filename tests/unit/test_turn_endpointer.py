@@ -1,8 +1,11 @@
-"""The turn endpointer's state machine (operators/turn.py), with a scripted VAD and a scripted turn model:
-when it asks, what it does with each answer, and that decisions wait for an answer while audio flows on.
+"""The turn endpointer's state machine (operators/turn.py), with a scripted VAD, a scripted turn model and a
+scripted speculative text: when it asks, what it does with each answer and each text, and that decisions wait
+for an answer while audio flows on.
 The real model on real speech: tests/test_turn_speech.py."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from asrhub.core.errors import HubError
 from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.endpoint import EndpointOptions
 from asrhub.operators.pipeline import build_spec
-from asrhub.operators.turn import EAGERNESS, TurnEndpointer, TurnSettings, turn_options
+from asrhub.operators.turn import EAGERNESS, TurnEndpointer, TurnSettings, ends_a_sentence, turn_options
 from asrhub.operators.turn_model import WINDOW
 
 FRAME = 480  # 30 ms
@@ -46,9 +49,22 @@ class Scripted:
         return self.questions[-1][0]
 
 
-def make(turn: TurnSettings = TurnSettings(0.5, 210, 2010)) -> tuple[TurnEndpointer, Scripted]:
+class Texts:
+    """Stands in for the recogniser's speculative decode: records each pause it was told of."""
+
+    def __init__(self) -> None:
+        self.pauses: list[int] = []
+
+    def __call__(self, pause_id: int) -> Callable[[str | None], None]:
+        self.pauses.append(pause_id)
+        return lambda text: None  # the tests hand texts to `heard` themselves
+
+
+def make(turn: TurnSettings = TurnSettings(0.5, 210, 2010, 510),
+         texts: Texts | None = None) -> tuple[TurnEndpointer, Scripted]:
     model = Scripted()
-    return TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, pre_roll_ms=300), turn, model), model
+    return TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, pre_roll_ms=300), turn, model,
+                          texts), model
 
 
 class Feed:
@@ -81,18 +97,53 @@ def test_a_complete_turn_ends_at_the_first_question_at_the_last_voiced_frame() -
     assert len(model.questions) == 1 and not ep.speaking
 
 
-def test_an_unfinished_turn_is_asked_again_as_the_silence_grows_then_ends_at_max_silence() -> None:
+def test_an_unfinished_turn_is_asked_once_then_ends_at_max_silence() -> None:
     ep, model = make()
     feed = Feed(ep)
     feed(speech_ms=990, silence_ms=3000)
-    asked_at = []
-    out: list[Item] = []
-    while not out:
-        qid, audio = model.questions[-1]
-        asked_at.append(len(audio) // 16 - 990)          # silence heard when asked (ms)
-        out = ep.answer(qid, 0.2)
-    assert asked_at == [210, 420, 840, 1680]             # min_silence_ms, then twice as long each time
+    out = ep.answer(model.last, 0.2)
+    assert len(model.questions) == 1                     # the model's answer drifts as silence grows: asked once
     assert out == [SpeechEnd(990 * 16, False, "max_silence", 0.2)]
+
+
+@pytest.mark.parametrize(("text", "reason", "at_ms"), [
+    ("Yet these thoughts affected Hester Prynne less with hope than apprehension.", "turn", 990),
+    ("And so, my fellow Americans?", "turn", 990),
+    ("今天天气很好。", "turn", 990),
+    ("He hoped there would be stew for dinner, turnips and carrots and", "max_silence", 990),
+    ("She saw a cat in the...", "max_silence", 990),
+    ("For a full hour he had paced up and down waiting, but he-", "max_silence", 990),
+    (None, "max_silence", 990),
+])
+def test_the_text_at_text_silence_ends_a_doubted_turn_only_when_it_ends_a_sentence(
+        text: str | None, reason: str, at_ms: int) -> None:
+    texts = Texts()
+    ep, model = make(texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=3000)
+    assert texts.pauses and markers(ep.answer(model.last, 0.2)) == []  # doubted; the text step waits for the text
+    out = ep.heard(texts.pauses[-1], text)
+    assert out == [SpeechEnd(at_ms * 16, False, reason, 0.2)]  # type: ignore[arg-type]
+
+
+def test_a_text_heard_before_the_text_step_is_read_there_and_a_stale_one_is_not() -> None:
+    texts = Texts()
+    ep, model = make(texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    ep.answer(model.last, 0.2)
+    stale = texts.pauses[-1]
+    feed(speech_ms=300, silence_ms=240)                  # speech resumed: a new pause
+    assert ep.heard(stale, "The end.") == []
+    ep.heard(texts.pauses[-1], "The end.")
+    ep.answer(model.last, 0.2)
+    assert markers(feed(silence_ms=300)) == [SpeechEnd(1530 * 16, False, "turn", 0.2)]
+
+
+def test_what_reads_as_a_finished_sentence() -> None:
+    assert ends_a_sentence("It is done.") and ends_a_sentence('He said "go."') and ends_a_sentence("好吗？")
+    assert not ends_a_sentence("It is...") and not ends_a_sentence("It is…") and not ends_a_sentence("It is -")
+    assert not ends_a_sentence("and then,") and not ends_a_sentence("") and not ends_a_sentence(None)
 
 
 def test_speech_that_resumes_keeps_the_utterance_open_and_makes_nothing_of_the_answer() -> None:
@@ -129,12 +180,11 @@ def test_decisions_wait_for_the_answer_while_the_audio_flows_on() -> None:
 
 
 def test_no_answer_counts_as_not_finished() -> None:
-    ep, model = make(TurnSettings(0.5, 210, 500))
+    ep, model = make(TurnSettings(0.5, 210, 500, 300))
     feed = Feed(ep)
     feed(speech_ms=990, silence_ms=1000)
-    assert ep.answer(model.last, None) == []             # asked again at 420 ms
-    assert len(model.questions) == 2
     assert ep.answer(model.last, None) == [SpeechEnd(990 * 16, False, "max_silence", None)]
+    assert len(model.questions) == 1
 
 
 def test_flush_ends_the_utterance_at_once_and_the_pending_answer_is_dropped() -> None:
@@ -159,9 +209,11 @@ def test_eagerness_maps_to_threshold_and_timing() -> None:
     high, medium, low = EAGERNESS["high"], EAGERNESS["medium"], EAGERNESS["low"]
     assert EAGERNESS["auto"] == medium
     assert high.threshold < medium.threshold < low.threshold
-    assert high.min_silence_ms < medium.min_silence_ms < low.min_silence_ms
+    assert high.min_silence_ms <= medium.min_silence_ms <= low.min_silence_ms
+    assert high.text_silence_ms < medium.text_silence_ms < low.text_silence_ms
     assert high.max_silence_ms < medium.max_silence_ms < low.max_silence_ms
-    assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms)
+    assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms, low.text_silence_ms)
+    assert turn_options("medium", 900, 1200) == TurnSettings(medium.threshold, 900, 1200, 900)  # text step within
 
 
 # -- the start command and the config ----------------------------------------------------------------
@@ -182,9 +234,9 @@ def test_a_bad_turn_is_an_invalid_command_naming_the_field(turn: dict[str, objec
 def test_the_session_turn_over_the_config_default() -> None:
     cfg = PipelineConfig(turn=TurnConfig(mode="semantic", eagerness="low", max_silence_ms=2500))
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 400, 2500)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 800)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.5, 100, 2500)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 300)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
     # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
@@ -203,7 +255,7 @@ def test_turn_settings_that_cannot_work_are_refused(turn: TurnOptions, vad: VadO
 
 
 def test_the_speculative_final_starts_at_180_ms_of_silence_before_a_later_first_question() -> None:
-    ep, model = make(TurnSettings(0.5, 600, 2010))
+    ep, model = make(TurnSettings(0.5, 600, 2010, 600))
     feed = Feed(ep)
     out = markers(feed(speech_ms=990, silence_ms=300))
     assert [type(m) for m in out] == [SpeechStart, PauseHint] and out[1] == PauseHint(990 * 16)
