@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 from .config import ApiKey, ServerConfig
 from .errors import ErrorCode, HubError
+from .rate import RateCounter
 from .tokens import TokenClaims, TokenSigner, looks_like_token
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,11 @@ class Credential:
     token: TokenClaims | None     # set when the credential was a short-lived token
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
 class Authenticator:
     def __init__(self, server: ServerConfig) -> None:
         self.keys: dict[str, ApiKey] = {k.key: k for k in server.auth.api_keys}
         self.origins = server.allowed_origins
-        self._buckets: dict[str, _Bucket] = {}
+        self.rates = RateCounter()  # key requests_per_minute, fixed windows as across nodes (core.rate)
         self.tokens = TokenSigner(server.auth.token_secret)
         self.token_ttl_max_s = server.auth.token_ttl_max_s
         self.token_ttl_default_s = min(server.auth.token_ttl_default_s, server.auth.token_ttl_max_s)
@@ -97,19 +91,8 @@ class Authenticator:
         return self.tokens.issue(key_id(key), key.key if key else None, ttl)
 
     def _rate(self, key: ApiKey) -> None:
-        if not key.requests_per_minute:
-            return
-        now = time.monotonic()
-        cap = float(key.requests_per_minute)
-        b = self._buckets.get(key.key)
-        if b is None:
-            b = self._buckets[key.key] = _Bucket(cap, now)
-        b.tokens = min(cap, b.tokens + (now - b.at) * cap / 60.0)
-        b.at = now
-        if b.tokens < 1.0:
-            raise HubError(ErrorCode.rate_limited, f"more than {key.requests_per_minute} requests per minute "
-                           "for this API key; slow down")
-        b.tokens -= 1.0
+        if key.requests_per_minute:
+            self.rates.hit(key.key, key.requests_per_minute)
 
     def origin_allowed(self, origin: str | None) -> bool:
         return origin is None or "*" in self.origins or origin in self.origins
