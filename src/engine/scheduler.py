@@ -135,10 +135,13 @@ class Scheduler:
         now = time.monotonic()
         tier, waited = (0, 0.0) if final else (0 if first else 1, now if since is None else since)
         if not final:
-            if (self.overloaded() and not (overdue or first)) or len(self._partials) >= self.max_queue:
+            if self.overloaded() and not (overdue or first):
                 self.dropped_partials += 1
                 return None
             old = self._pending_partial.get(key) if key is not None else None
+            if old is None and len(self._partials) >= self.max_queue:  # (superseding in place takes no room)
+                self.dropped_partials += 1
+                return None
             if old is not None:
                 # supersede in place: the newer partial takes the older one's entry (and its rank, which
                 # is the utterance's wait, not the request's), so stale work never queues
