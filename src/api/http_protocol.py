@@ -1,28 +1,37 @@
-"""uvicorn's httptools protocol with bounds on how much of a request head it reads, and for how long.
+"""Bounds on how much of a request head the HTTP server reads, and for how long, around uvicorn's own
+httptools protocol (composed, not subclassed: uvicorn's protocol classes are not a public API).
 
 httptools (llhttp) accumulates a request's headers however long they are, and uvicorn hands them to
 the app only once they are complete: 16 MiB of headers would be read into memory before the app's
-431 (http_guard.HeaderLimitMiddleware) could say no. This protocol counts the bytes of each request
-head as they arrive (a read that completes the head does not count: bodies are not heads); past
-`head_limit` it answers 431 `headers_too_large` itself, then reads and drops
-what the client still sends for a short while (a lingering close, so the client sees the answer
-rather than a reset) and closes. The precise caps (server.max_header_bytes / server.max_headers) stay
-with the middleware; `head_limit` sits above them with room for a long request line.
+431 (http_guard.HeaderLimitMiddleware) could say no. `HeadBoundProtocol` is the asyncio protocol of
+each connection: it runs a parser of its own (httptools' public `HttpRequestParser`, which only marks
+where each request head begins and ends) over the bytes before it hands them to uvicorn's protocol,
+and counts the bytes of each request head as they arrive (a read that completes the head does not
+count: bodies are not heads). Past `head_limit` it answers 431 `headers_too_large` itself, hands
+uvicorn nothing more, and reads and drops what the client still sends for a short while (a lingering
+close, so the client sees the answer rather than a reset), then closes. The precise caps
+(server.max_header_bytes / server.max_headers) stay with the middleware; `head_limit` sits above them
+with room for a long request line.
 
 A request head must also be complete within `head_timeout_s` (server.header_timeout_s) of its first
 byte (or of the connection, for its first request): a client that drips header bytes is answered 408
 and closed, one that connects and sends nothing is closed (uvicorn's keep-alive timeout only covers
 the time between requests).
+
+Once a request upgrades the connection (WebSocket), uvicorn gives the transport to its WebSocket
+protocol, and this one sees no more of it; after a head this parser cannot read, uvicorn's own answers
+(400) and this one only passes the bytes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
 
 log = logging.getLogger(__name__)
 
@@ -31,35 +40,78 @@ LINGER_S = 1.0           # after the answer: drop what still comes until this lo
 LINGER_MAX_BYTES = 64 * 1024 * 1024
 
 
-class CappedHttpToolsProtocol(HttpToolsProtocol):
+@functools.cache
+def _uvicorn_httptools() -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, by the name its Config gives `http="httptools"` (built, not extended)."""
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    return import_from_string(HTTP_PROTOCOLS["httptools"])  # type: ignore[no-any-return]
+
+
+class HeadBoundProtocol(asyncio.Protocol):
+    """One connection: bounds its request heads, and passes every byte and transport event to `inner`
+    (uvicorn's protocol, made with the arguments uvicorn makes this one with)."""
+
     head_limit = 32 * 1024 + HEAD_SLACK
     head_timeout_s = 30.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        self.inner: asyncio.Protocol = _uvicorn_httptools()(*args, **kwargs)
+        self._parser = httptools.HttpRequestParser(self)  # calls on_message_begin / on_headers_complete
+        self._watching = True    # False once the connection upgraded, or its bytes are no HTTP this parser reads
         self._in_head = True
         self._head_bytes = 0
         self._refused = False
         self._dropped = 0
         self._linger: asyncio.TimerHandle | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # -- asyncio.Protocol: this protocol's checks, then uvicorn's ------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # (uvloop's transports are not asyncio's classes)
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+        self.inner.connection_made(transport)
         self._arm_head_timer()  # a connection that never completes a request head is not held forever
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             self._drop(len(data))
             return
-        super().data_received(data)  # at most one socket read (256 KiB): the parser's callbacks run
-        if self._in_head and not self.transport.is_closing():  # this request's head is still not complete
-            self._head_bytes += len(data)
-            if self._head_bytes > self.head_limit:
-                self._refuse()
+        if self._watching:
+            try:
+                self._parser.feed_data(data)  # at most one socket read (256 KiB): the callbacks below run
+            except httptools.HttpParserUpgrade:
+                self._watching = False  # uvicorn hands the transport to its WebSocket protocol
+            except httptools.HttpParserError:
+                self._watching = False  # uvicorn's parser refuses it too, and answers 400
+                self._cancel(self._head_timer)
+            if self._in_head and self._watching and not self._closing():  # this request's head is not complete
+                self._head_bytes += len(data)
+                if self._head_bytes > self.head_limit:
+                    self._refuse()
+                    return
+        self.inner.data_received(data)
 
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel(self._linger)
+        self._cancel(self._head_timer)
+        self.inner.connection_lost(exc)
+
+    # -- the parser's callbacks: where each request head begins and ends ----------------------------------
     def on_message_begin(self) -> None:
-        super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
         self._arm_head_timer()
@@ -68,7 +120,10 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel(self._head_timer)
         self._head_timer = None
-        super().on_headers_complete()
+
+    # -- bounds ------------------------------------------------------------------------------------------
+    def _closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def _arm_head_timer(self) -> None:
         self._cancel(self._head_timer)
@@ -78,9 +133,10 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         """No complete request head within head_timeout_s (a slow drip of header bytes, or nothing):
         408 when part of a head came, else a quiet close."""
         self._head_timer = None
-        if not self._in_head or self._refused or self.transport.is_closing():
+        if not self._in_head or self._refused or not self._watching or self._closing():
             return
-        if self._head_bytes == 0 and not getattr(self, "url", b"") and not self.headers:
+        assert self.transport is not None
+        if self._head_bytes == 0:
             self.transport.close()
             return
         log.info("%s:%s: request head not complete within %g s; closing", *(self.client or ("?", 0)),
@@ -104,12 +160,14 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         self._drop(0)
 
     def _answer(self, status: int, phrase: str, code: str, message: str) -> None:
+        assert self.transport is not None
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         self.transport.write(f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n".encode()
                              + b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
                              + body)
 
     def _drop(self, n: int) -> None:
+        assert self.transport is not None
         self._dropped += n
         if self._linger is not None:
             self._linger.cancel()
@@ -118,13 +176,8 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._linger = asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel(self._linger)
-        self._cancel(self._head_timer)
-        super().connection_lost(exc)
 
-
-def capped_protocol(max_header_bytes: int, header_timeout_s: float) -> type[CappedHttpToolsProtocol]:
+def capped_protocol(max_header_bytes: int, header_timeout_s: float) -> type[HeadBoundProtocol]:
     """The protocol class for uvicorn.Config(http=...), bounded for this configuration."""
-    return type("CappedHttpToolsProtocol", (CappedHttpToolsProtocol,),
+    return type("HeadBoundProtocol", (HeadBoundProtocol,),
                 {"head_limit": max_header_bytes + HEAD_SLACK, "head_timeout_s": header_timeout_s})
