@@ -9,16 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.providers.test_reload import ONE
 from tests.support import HubProcess, base_config, until_changed
-
-ONE = """
-providers:
-  default: faster_whisper
-  instances:
-    faster_whisper:
-      model: bundled:tiny.en
-      language: en
-"""
 
 
 @pytest.fixture(scope="module")

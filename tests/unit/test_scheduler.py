@@ -45,6 +45,28 @@ async def started(**kw: int) -> Scheduler:
     return s
 
 
+class Lanes:
+    """A scheduler's one partial lane and one final lane, each held by a blocked job."""
+
+    def __init__(self, s: Scheduler) -> None:
+        self.partial, self.final = Hold("partial"), Hold("final")
+        # the partial first: a final still queued would refuse it
+        self.jobs = [s.submit(self.partial, final=False, key="busy"), s.submit(self.final, final=True)]
+
+    async def held(self) -> Lanes:
+        await self.partial.running()
+        await self.final.running()
+        return self
+
+    def release(self) -> None:
+        self.partial.release.set()
+        self.final.release.set()
+
+    async def done(self) -> None:
+        self.release()
+        assert await asyncio.gather(*self.jobs) == ["partial", "final"]  # type: ignore[arg-type]
+
+
 def test_submitting_before_start_is_an_error() -> None:
     async def run() -> None:
         s = Scheduler(workers=1)
@@ -124,20 +146,14 @@ def test_run_of_a_refused_partial_raises_superseded() -> None:
 def test_partials_past_the_queue_bound_are_refused() -> None:
     async def run() -> None:
         s = await started(workers=1, partial_workers=1, max_queue=3)
-        hold_p, hold_f = Hold(), Hold()
-        busy_p = s.submit(hold_p, final=False, key="busy")  # holds the partial lane
-        busy_f = s.submit(hold_f, final=True)               # and the final lane
-        await hold_p.running()
-        await hold_f.running()
+        lanes = await Lanes(s).held()
         log: list[str] = []
         queued = [s.submit(ran(log, f"p{i}"), final=False, key=f"k{i}") for i in range(3)]
         assert all(queued) and s.queue_depth == 3
         assert s.submit(ran(log, "p3"), final=False, key="k3") is None  # the fourth: no room
         late = s.submit(ran(log, "late"), final=False, key="k0")  # superseding in place takes no room
         assert late is not None
-        hold_p.release.set()
-        hold_f.release.set()
-        await asyncio.gather(busy_p, busy_f)  # type: ignore[arg-type]
+        await lanes.done()
         with pytest.raises(Superseded):
             await queued[0]  # type: ignore[misc]
         assert sorted(await asyncio.gather(late, *queued[1:])) == ["late", "p1", "p2"]  # type: ignore[misc]
@@ -150,10 +166,7 @@ def test_partials_past_the_queue_bound_are_refused() -> None:
 def test_a_job_cancelled_while_queued_never_runs() -> None:
     async def run() -> None:
         s = await started(workers=1, partial_workers=1)
-        hold_p, hold_f = Hold(), Hold()
-        busy = [s.submit(hold_p, final=False, key="busy"), s.submit(hold_f, final=True)]
-        await hold_p.running()
-        await hold_f.running()
+        lanes = await Lanes(s).held()
         log: list[str] = []
         gone_partial = s.submit(ran(log, "partial-cancelled"), final=False, key="a")
         kept = s.submit(ran(log, "kept"), final=False, key="b")
@@ -161,10 +174,8 @@ def test_a_job_cancelled_while_queued_never_runs() -> None:
         assert gone_final and gone_partial and kept
         gone_final.cancel()
         gone_partial.cancel()
-        hold_p.release.set()
-        hold_f.release.set()
+        await lanes.done()
         assert await kept == "kept"
-        await asyncio.gather(*busy)  # type: ignore[arg-type]
         assert log == ["kept"]
         assert s._pending_partial == {}  # the cancelled partial's key is forgotten
         await s.stop()
@@ -175,14 +186,9 @@ def test_a_job_cancelled_while_queued_never_runs() -> None:
 def test_stop_cancels_what_is_still_queued() -> None:
     async def run() -> None:
         s = await started(workers=1, partial_workers=1)
-        hold_p, hold_f = Hold(), Hold()
-        s.submit(hold_p, final=False, key="busy")
-        s.submit(hold_f, final=True)
-        await hold_p.running()
-        await hold_f.running()
+        lanes = await Lanes(s).held()
         queued = [s.submit(lambda: "p", final=False, key="a"), s.submit(lambda: "f", final=True)]
-        hold_p.release.set()  # (the threads are not waited for by stop)
-        hold_f.release.set()
+        lanes.release()  # (stop does not wait for the threads)
         await s.stop()
         assert all(q is not None and q.cancelled() for q in queued)
         assert s.queue_depth == 0 and s._pending_partial == {}
@@ -213,26 +219,21 @@ def test_final_lanes_run_side_by_side_and_the_counters_follow() -> None:
 def test_a_final_goes_before_a_queued_first_partial_on_a_final_lane() -> None:
     async def run() -> None:
         s = await started(workers=1, partial_workers=1)
-        hold_f, hold_p = Hold(), Hold()
-        busy_p = s.submit(hold_p, final=False, key="busy")  # (first: a queued final would refuse it)
-        busy_f = s.submit(hold_f, final=True)
-        await hold_f.running()
-        await hold_p.running()
-        lanes: list[tuple[str, bool]] = []
+        lanes = await Lanes(s).held()
+        ran_on: list[tuple[str, bool]] = []
 
         def on(name: str) -> Callable[[], str]:
             def run() -> str:
-                lanes.append((name, on_final_lane()))
+                ran_on.append((name, on_final_lane()))
                 return name
             return run
 
         first = s.submit(on("first"), final=False, key="a", first=True)
         final = s.submit(on("final"), final=True)
-        hold_f.release.set()  # the final lane frees first: the final takes it, then the first partial
-        assert await asyncio.gather(busy_f, final, first) == ["held", "final", "first"]  # type: ignore[arg-type]
-        assert lanes == [("final", True), ("first", True)]
-        hold_p.release.set()
-        await busy_p
+        lanes.final.release.set()  # the final lane frees first: the final takes it, then the first partial
+        assert await asyncio.gather(lanes.jobs[1], final, first) == ["final", "final", "first"]  # type: ignore[arg-type]
+        assert ran_on == [("final", True), ("first", True)]
+        await lanes.done()
         await s.stop()
 
     asyncio.run(run())
