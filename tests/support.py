@@ -147,21 +147,22 @@ def _news(path: Path, offset: int, own: tuple[str, ...]) -> tuple[int, bool]:
 
 
 class FileWatch:
-    """Writes to one file (a process's log), seen through inotify: watchfiles' notifier on the file's
+    """Writes to files (a process's logs), seen through inotify: watchfiles' notifier on each file's
     folder (so a replace counts too), set up when this is made, so that nothing written after is missed,
-    not even between a first check and the wait. `own`: what the file says of the waiter's own doing
+    not even between a first check and the wait. `own`: what the files say of the waiter's own doing
     (e.g. "GET /readyz" in an access log): writes of only such lines do not count. Async-iterable:
     yields after each write that counts (`until(check, FileWatch(log))`)."""
 
-    def __init__(self, path: Path, own: tuple[str, ...] = ()) -> None:
+    def __init__(self, path: Path, *more: Path, own: tuple[str, ...] = ()) -> None:
         # watchfiles.watch's own notifier, which watch() sets up only on its first step
         from watchfiles._rust_notify import RustNotify
 
-        self.path = path
+        self.paths = (path, *more)
         self.own = own
-        self.offset = path.stat().st_size if path.exists() else 0
+        self.offsets = {p: p.stat().st_size if p.exists() else 0 for p in self.paths}
         self.stop = threading.Event()
-        self._notify = RustNotify([str(path.parent)], False, False, 300, False, False)
+        folders = sorted({str(p.parent) for p in self.paths})
+        self._notify = RustNotify(folders, False, False, 300, False, False)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the file has a new line that counts (True); False after `timeout_s`, or once
@@ -172,10 +173,12 @@ class FileWatch:
             raw = self._notify.watch(WATCH_DEBOUNCE_MS, WATCH_STEP_MS, ms, self.stop)
             if isinstance(raw, str):  # "timeout", "stop", "signal"
                 return False
-            if any(Path(p) == self.path for _, p in raw):
-                self.offset, news = _news(self.path, self.offset, self.own)
-                if news:
-                    return True
+            news = False
+            for path in {Path(p) for _, p in raw} & set(self.paths):
+                self.offsets[path], written = _news(path, self.offsets[path], self.own)
+                news = news or written
+            if news:
+                return True
         return False
 
     def close(self) -> None:
@@ -187,7 +190,7 @@ class FileWatch:
     async def __anext__(self) -> object:
         try:
             if await asyncio.to_thread(self.wait):
-                return self.path
+                return self.paths
         except asyncio.CancelledError:
             self.stop.set()  # the thread's wait ends within a step
             raise
@@ -199,7 +202,7 @@ def until_changed(path: Path, check: Callable[[], T], *, timeout: float = 30.0, 
     """`until` for synchronous tests, woken by writes to `path` (a process's log; `own` as in FileWatch):
     `check()` runs at once, then after each write, until it is truthy. A `proc` that exits ends the
     wait (after one more check)."""
-    watch = FileWatch(path, own)  # before the first check: a write just after it still wakes the wait
+    watch = FileWatch(path, own=own)  # before the first check: a write just after it still wakes the wait
     if proc is not None:
         threading.Thread(target=lambda: (proc.wait(), watch.stop.set()), daemon=True).start()
     end = time.monotonic() + timeout

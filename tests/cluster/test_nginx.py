@@ -32,11 +32,13 @@ from tests.contract.clients import PCM16, SseClient
 from tests.contract.grpc_client import GrpcClient
 from tests.support import (
     REPO,
+    FileWatch,
     HubProcess,
     clip,
     final_text,
     free_port,
     load_pcm16,
+    until,
     wer,
     ws_stream,
 )
@@ -111,16 +113,31 @@ class Nginx:
         with open(self.dir / "stderr.log", "ab") as out:
             self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
                                          "-c", str(self.conf), "-g", main], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.errors()}")
+        proc = self.proc
+        logs = (self.dir / "error.log", self.dir / "access.log")
+
+        def answers() -> bool:
+            """Asked once nginx logs that it started its workers (it listens then), and again after each
+            line it logs that is not of these requests."""
+            if proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {proc.returncode}:\n{self.errors()}")
+            if not logs[0].exists() or "start worker process" not in logs[0].read_text():
+                return False
             try:
-                if httpx.get(self.http + "/healthz", timeout=2).status_code == ready:
-                    return self
+                return httpx.get(self.http + "/healthz", timeout=2).status_code == ready
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+                return False
+
+        watch = FileWatch(*logs, own=("GET /healthz",))
+        try:
+            if answers():
+                return self
+            end = time.monotonic() + timeout
+            while (left := end - time.monotonic()) > 0 and watch.wait(left):
+                if answers():
+                    return self
+        finally:
+            watch.close()
         self.stop()
         raise RuntimeError(f"nginx not answering in {timeout} s:\n{self.errors()}")
 
@@ -150,12 +167,14 @@ class Nginx:
     async def wait_log(self, pred: Callable[[LogLine], bool], count: int = 1, wait_s: float = 10.0) -> list[LogLine]:
         """The access log's lines matching pred, once there are `count` (nginx writes a line when its
         request is done, which may be just after the client saw the end of the answer)."""
-        deadline = time.monotonic() + wait_s
-        while True:
+        def enough() -> list[LogLine] | None:
             found = [x for x in self.access_log() if pred(x)]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.05)
+            return found if len(found) >= count else None
+
+        try:  # checked after each line nginx writes to it
+            return await until(enough, FileWatch(self.dir / "access.log"), timeout=wait_s, what="access log lines")
+        except AssertionError:
+            return [x for x in self.access_log() if pred(x)]
 
 
 @dataclass
@@ -376,10 +395,11 @@ async def test_client_address_reaches_the_node(cluster: Deployment) -> None:
         for probe, (headers, _) in probes.items():
             assert (await http.get(f"/healthz?probe={probe}", headers=headers)).status_code == 200
     for probe, (_, client) in probes.items():
-        deadline = time.monotonic() + 10
-        while not any(f'{client} - "GET /healthz?probe={probe}' in h.log.read_text() for h in cluster.hubs):
-            assert time.monotonic() < deadline, f"no node logged {probe} as coming from {client}"
-            await asyncio.sleep(0.05)
+        def logged(line: str = f'{client} - "GET /healthz?probe={probe}') -> bool:
+            return any(line in h.log.read_text() for h in cluster.hubs)
+
+        await until(logged, FileWatch(*(h.log for h in cluster.hubs)), timeout=10,
+                    what=f"a node logging {probe} as coming from {client}")
 
 
 async def test_body_and_header_limits(cluster: Deployment) -> None:
