@@ -25,7 +25,9 @@ from .events import (
     Event,
     ProviderSwitched,
     SessionEnded,
+    SessionMigrated,
     SessionStarted,
+    SessionStartedMigrated,
     SpeechEnded,
     SpeechStarted,
     TranscriptFinal,
@@ -56,7 +58,8 @@ def connect(transport: str, url: str, **kw: Any) -> StreamingClient:
 
 __all__ = [
     "AudioSpec", "Connection", "ConnectionLost", "ErrorEvent", "Event", "GrpcClient", "HubRequestError",
-    "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionStarted", "SocketIOClient", "SpeechEnded",
+    "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionMigrated",
+    "SessionStarted", "SessionStartedMigrated", "SocketIOClient", "SpeechEnded",
     "SpeechStarted", "SseClient", "StartSession", "StreamingClient", "SyncClient", "TRANSPORTS",
     "TranscriptFinal", "TranscriptPartial", "VadOptions", "WakewordDetected", "WebSocketClient", "connect",
     "create_token", "parse_event",

@@ -6,6 +6,12 @@ drops before `session.ended`, it reconnects and sends `start {resume: {session_i
 hands the application each event once, in seq order (events the hub replays are skipped by seq). Audio
 that failed to send while the connection was down is sent again after the resume; audio that a dying
 connection had already accepted may be lost (at most what was in flight).
+
+Takeover (DESIGN §8): the session keeps the audio sent since the last final's `end_ms` (`HeldAudio`, at
+most `replay_audio_s`). When the session's node died and another took it over, the resumed connection
+brings `session.migrated {audio_from_ms}`: the held audio from there is sent again before anything else,
+so the open utterance is decoded again. After a resume, sending waits for that event for at most
+`migration_wait_s` (it comes with the replayed events, when it comes).
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from typing import Any, ClassVar
 
 from ..core.commands import ResumeSpec, StartSession
 from ..core.events import ErrorEvent, Event, SessionEnded, SessionStarted, TranscriptFinal
+from ..core.migration import SessionMigrated
 from .audio import AudioSource, paced, prepare
 from .errors import ConnectionLost, HubRequestError, ResumeFailed
+from .held import HeldAudio
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -76,6 +84,14 @@ class LiveSession:
         self._failed: BaseException | None = None
         self._reader: asyncio.Task[None] | None = None
         self._started = asyncio.get_running_loop().create_future()
+        self.held = HeldAudio(start.audio, client.replay_audio_s)
+        self.migrations = 0      # takeovers of this session by another node, seen here
+        self.replayed_ms = 0     # audio sent again after them (ms), gap included
+        self.gap_ms = 0          # of which silence: audio no longer held
+        self._sendable = asyncio.Event()  # clear after a resume until it is known whether the session moved
+        self._sendable.set()
+        self._settling: asyncio.Task[None] | None = None
+        self._stop_sent = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:
@@ -101,6 +117,8 @@ class LiveSession:
 
     async def close(self) -> None:
         """Stop reading and close the connection (without `stop`: use stop() to end the session)."""
+        if self._settling is not None:
+            self._settling.cancel()
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -136,7 +154,48 @@ class LiveSession:
             self._started.set_result(None)
         if isinstance(ev, SessionEnded):
             self.ended = ev
+        if isinstance(ev, TranscriptFinal):
+            self.held.settled(ev.end_ms)
+        if isinstance(ev, SessionMigrated):
+            self._migrated(ev)
         self._queue.put_nowait(ev)
+
+    def _migrated(self, ev: SessionMigrated) -> None:
+        """Another node took the session over: send the held audio from `audio_from_ms` again, first."""
+        self.migrations += 1
+        self._sendable.clear()
+        if self._settling is not None:
+            self._settling.cancel()
+        self._settling = asyncio.create_task(self._send_again(ev.audio_from_ms))
+
+    async def _send_again(self, from_ms: int) -> None:
+        data, gap = self.held.since(from_ms)
+        conn = self._conn
+        log.info("session %s taken over by another node: sending %d bytes again from %d ms (%d ms no longer "
+                 "held)", self.session_id, len(data), from_ms, gap)
+        frame = self.held.frame
+        step = frame * max(1, self.held.rate // 10) if frame else max(1, len(data))  # 100 ms a message
+        try:
+            for i in range(0, len(data), step):
+                assert conn is not None
+                await conn.send_audio(data[i:i + step])
+            self.replayed_ms += len(data) * 1000 // (self.held.rate * frame) if frame else 0
+            if self._stop_sent:  # a stop the dead node may never have had: after the audio, again
+                assert conn is not None
+                await conn.stop()
+            self.gap_ms += gap
+        except ConnectionLost:
+            pass  # the reader resumes; the new connection brings the takeover again if there was one
+        finally:
+            self._sendable.set()
+
+    async def _settle_after_resume(self) -> None:
+        """After a resume: no `session.migrated` within migration_wait_s means the session did not move."""
+        try:
+            await asyncio.sleep(self.client.migration_wait_s)
+        except asyncio.CancelledError:
+            return
+        self._sendable.set()
 
     async def _read(self) -> None:
         try:
@@ -206,6 +265,11 @@ class LiveSession:
             self.reconnects += 1
             self.client.reconnects += 1
             log.info("session %s resumed after seq %d (%s)", self.session_id, self.last_seq, lost)
+            if self.held.enabled:  # nothing goes out until it is known whether another node took over
+                self._sendable.clear()
+                if self._settling is not None:
+                    self._settling.cancel()
+                self._settling = asyncio.create_task(self._settle_after_resume())
             self._conn = conn
             self._signal()
             return
@@ -234,6 +298,9 @@ class LiveSession:
             if self.ended is not None:
                 raise HubRequestError("invalid_command", f"session '{self.session_id}' has ended "
                                       f"(reason {self.ended.reason}); no more audio or commands")
+            if not self._sendable.is_set():
+                await self._sendable.wait()
+                continue
             conn = self._conn
             assert conn is not None
             try:
@@ -251,12 +318,14 @@ class LiveSession:
     async def send(self, data: bytes) -> None:
         if data:
             await self._call(lambda c: c.send_audio(data))
+            self.held.add(data)
 
     async def flush(self) -> None:
         await self._call(lambda c: c.flush())
 
     async def stop(self) -> None:
         await self._call(lambda c: c.stop())
+        self._stop_sent = True
 
     async def keepalive(self) -> None:
         """Pausing the audio: keep the session from being ended as idle (start option idle_timeout_s)."""
@@ -273,8 +342,14 @@ class StreamingClient(abc.ABC):
     transport: ClassVar[str] = "?"
 
     def __init__(self, *, api_key: str | None = None, max_reconnects: int = 5, reconnect_delay_s: float = 0.2,
-                 start_timeout_s: float = 30.0, busy_retries: int = 3, busy_delay_s: float = 0.5) -> None:
+                 start_timeout_s: float = 30.0, busy_retries: int = 3, busy_delay_s: float = 0.5,
+                 replay_audio_s: float = 30.0, migration_wait_s: float = 0.5) -> None:
+        """`replay_audio_s`: the most audio each session holds for a takeover (the hub's
+        `limits.replay_audio_s`; 0: none). `migration_wait_s`: after a resume, how long sending waits for
+        word of a takeover."""
         self.api_key = api_key
+        self.replay_audio_s = replay_audio_s
+        self.migration_wait_s = migration_wait_s
         self.busy_retries = busy_retries    # starts refused with too_many_sessions are tried again ...
         self.busy_delay_s = busy_delay_s    # ... after this, doubling each time
         self.max_reconnects = max_reconnects

@@ -4,7 +4,10 @@ Events come from the session's log (`XREAD ev:{id}` after the client's last seq)
 to the owner's inbox `in:{id}`, in order, through one sender task. The bridge says `attach` when it
 opens and `detach` when its client goes, so the owner's resume and idle timers stay right, and reports
 every so often how far its client has read. When the log is quiet for a block and the owner's lease is
-gone, the bridge ends the session in the log itself: `error{node_lost}` and `session.ended{error}`.
+gone, the bridge's node takes the session over (`takeover.py`), or, where it cannot, ends the session in
+the log: `error{node_lost}` and `session.ended{error}`. A bridge to the old owner that reads
+`session.migrated` stops its client's stream (the client resumes, and re-sends its held audio to the new
+owner on its new connection).
 
 Audio has no seq: what is in flight when a connection drops is delivered at most once (documented).
 """
@@ -15,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.channel import ChannelFenced
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
-from ..core.events import Event, parse_event
+from ..core.events import Event
+from ..core.migration import SessionMigrated, parse_event
 from . import keys, wire
 from .errors import REDIS_DOWN
 from .messages import InboxMessage
@@ -45,7 +50,7 @@ class BridgeHost(Protocol):
 
     async def owner_alive(self, owner: str) -> bool: ...
 
-    async def end_lost(self, session_id: str, owner: str) -> None: ...
+    async def owner_lost(self, session_id: str, owner: str) -> None: ...
 
 
 class BridgedSession:
@@ -92,7 +97,8 @@ class BridgedSession:
         key = keys.inbox(self.id)
         pipe = self.host.client.pipeline(transaction=False)
         for m in msgs:
-            pipe.xadd(key, m.fields(), maxlen=INBOX_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            fields = replace(m, to=self.owner).fields()
+            pipe.xadd(key, fields, maxlen=INBOX_MAXLEN, approximate=True)  # type: ignore[arg-type]
         pipe.expire(key, self.host.session_ttl_s)  # gone with the session, if its owner is
         await pipe.execute()
 
@@ -163,11 +169,15 @@ class BridgedSession:
                 raise ChannelFenced(f"session {self.id}: the cluster is unreachable ({type(e).__name__})") from None
             if not answer:
                 if not self.ended and not await self.host.owner_alive(self.owner):
-                    await self.host.end_lost(self.id, self.owner)
+                    await self.host.owner_lost(self.id, self.owner)
                 continue
             for _, entries in wire.read(answer):
                 for _, fields in entries:
                     ev = parse_event(fields[b"event"])
+                    if isinstance(ev, SessionMigrated) and ev.to_node != self.owner:
+                        # another node took the session over: this connection's client resumes (there, or
+                        # anywhere), and hears of the move on a connection whose audio reaches the new owner
+                        raise ChannelFenced(f"session {self.id} was taken over by {ev.to_node}")
                     cursor = ev.seq
                     yield ev
                     if ev.type == "session.ended":

@@ -58,12 +58,14 @@ class Inbox:
                     self.wake_cursor = entries[-1][0]
                     continue
                 self.cursors[key] = entries[-1][0]
-                taken[key] = [entry_id for entry_id, _ in entries]
                 sid = live.get(key)
                 if sid is None:
                     continue
-                for _, fields in entries:
+                for entry_id, fields in entries:
                     msg = InboxMessage.parse(fields)
+                    if msg is not None and msg.to and msg.to != self.node_id:
+                        continue  # for the node that took the session over (this one was taken for dead): its own
+                    taken.setdefault(key, []).append(entry_id)
                     if msg is None:
                         log.warning("inbox of session %s: an entry that is no message: ignored", sid)
                         continue

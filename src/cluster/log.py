@@ -41,7 +41,8 @@ class EventLog:
                  channel: EventChannel, api_key_id: str, ttl_s: int, ended_ttl_s: int,
                  on_fenced: Callable[[str], None], on_redis_down: Callable[[], None],
                  on_ended: Callable[[str], Awaitable[None]], observe: Callable[[float], None] | None = None,
-                 redis_back: asyncio.Event | None = None, registered: bool = False) -> None:
+                 redis_back: asyncio.Event | None = None, registered: bool = False, start: str = "",
+                 transport: str = "") -> None:
         self.client = client
         self.appender = appender
         self.node_id = node_id
@@ -56,6 +57,8 @@ class EventLog:
         self.observe = observe          # seconds each append took
         self.redis_back = redis_back    # set while the node reaches Redis (None: never rejoin)
         self.registered = registered    # `sess:{id}` already names this node (a takeover wrote it)
+        self.start = start              # the session's start options (JSON): what a takeover opens it with
+        self.transport = transport
         self.cursor = channel.committed  # the last seq in the log
 
     async def run(self) -> None:
@@ -65,7 +68,8 @@ class EventLog:
                 if not self.registered:
                     await self.client.hset(keys.session(sid), mapping={
                         "owner": self.node_id, "attached_node": self.node_id, "last_seq": 0,
-                        "created": time.time(), "api_key": self.api_key_id})
+                        "created": time.time(), "api_key": self.api_key_id, "start": self.start,
+                        "transport": self.transport})
                     await self.client.expire(keys.session(sid), self.ttl_s)
                     self.registered = True
                 await self._write()

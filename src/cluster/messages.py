@@ -17,6 +17,8 @@ class InboxMessage:
         or went away; `audio` carries `data`; `delivered`: the bridged client has taken events up to
         `seq`; `error`: a transport error to report in the session (`code`, `message`, `fatal`).
     conn: the bridge that sent it (node id and a counter), so a detach only detaches its own attach.
+    to: the owner the bridge sent it to. After a takeover the new owner applies only what was sent to
+        it: what a client sent the dead owner is sent again from `audio_from_ms` on a new connection.
     """
 
     op: Op
@@ -26,9 +28,12 @@ class InboxMessage:
     code: str = ""
     message: str = ""
     fatal: bool = False
+    to: str = ""
 
     def fields(self) -> dict[str, bytes | str | int]:
         out: dict[str, bytes | str | int] = {"op": self.op, "conn": self.conn}
+        if self.to:
+            out["to"] = self.to
         if self.data:
             out["data"] = self.data
         if self.seq:
@@ -48,6 +53,7 @@ class InboxMessage:
                        data=fields.get(b"data", b""), seq=int(fields.get(b"seq", b"0") or 0),
                        code=fields.get(b"code", b"").decode("utf-8", "replace"),
                        message=fields.get(b"message", b"").decode("utf-8", "replace"),
-                       fatal=fields.get(b"fatal", b"0") == b"1")
+                       fatal=fields.get(b"fatal", b"0") == b"1",
+                       to=fields.get(b"to", b"").decode("utf-8", "replace"))
         except ValueError:
             return None

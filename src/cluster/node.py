@@ -23,7 +23,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError, KeyQuotaError, SessionStateError
-from ..core.events import ErrorEvent, SessionEnded, parse_event
+from ..core.events import ErrorEvent, SessionEnded
+from ..core.migration import parse_event
 from . import keys, wire
 from .append import LogAppender
 from .bridge import BridgedSession
@@ -34,6 +35,7 @@ from .lease import Lease, NodeLoad
 from .log import EventLog
 from .messages import InboxMessage
 from .quota import KeyQuota, KeyRateLimit
+from .takeover import Claimer, ClaimRefused, read_takeover
 
 if TYPE_CHECKING:
     from ..engine.service import SessionService
@@ -82,6 +84,7 @@ class ClusterNode:
         self.blocking = redis_client(cc.redis_url, socket_timeout=cc.bridge_block_ms / 1000 + timeout,
                                      connect_timeout=timeout)
         self.appender = LogAppender(self.client, cc.stream_maxlen)
+        self.claimer = Claimer(self.client, cc.stream_maxlen)
         self.degraded = True   # until the first lease beat reaches Redis
         self.reachable = asyncio.Event()  # set while Redis answers (the logs of a gap rejoin on it)
         self.reached_at = 0.0  # monotonic time Redis answered again after a gap
@@ -106,6 +109,8 @@ class ClusterNode:
         self.m_bridges.set_function(lambda: self.bridges)
         self.m_lost = Counter("asrhub_cluster_sessions_lost", "Sessions this node ended for a lost owner (node_lost)",
                               registry=r)
+        self.m_taken = Counter("asrhub_cluster_sessions_taken_over", "Sessions of a dead node this node took over "
+                               "(session.migrated)", registry=r)
         self.m_fenced = Counter("asrhub_cluster_sessions_fenced", "Sessions of this node another node had ended "
                                 "(this node was taken for lost)", registry=r)
         self.m_append = Histogram("asrhub_cluster_log_append_seconds", "One batch of events into a session's log",
@@ -177,7 +182,9 @@ class ClusterNode:
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
                           self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe,
-                          self.reachable)
+                          self.reachable, registered=session.channel.committed > 0,
+                          start=session.start.model_dump_json(exclude={"resume", "type"}, exclude_none=True),
+                          transport=session.transport)
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
 
@@ -245,6 +252,10 @@ class ClusterNode:
         with contextlib.suppress(ClusterUnavailable):
             await self.quota.release(key, session_id)
 
+    async def _count_again(self, key: str, session_id: str) -> None:
+        with contextlib.suppress(ClusterUnavailable):
+            await self.quota.acquire(key, session_id, 1 << 30, self.lease_ms)
+
     async def _renew_quotas(self) -> None:
         held = list(self.quota_held.items())
         if not held:
@@ -272,6 +283,8 @@ class ClusterNode:
         s = svc.sessions.get(session_id)
         if s is None:
             return
+        if msg.to and msg.to != self.node_id:
+            return  # sent to the dead owner before a takeover: its client sends it again (from audio_from_ms)
         try:
             if msg.op == "attach":
                 attachment = svc.attach(session_id)
@@ -323,7 +336,11 @@ class ClusterNode:
         """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
         None: commands only), commands to its owner; `attach`: this client takes the session over."""
         rec = await self.find(session_id)
-        if rec is None or rec.owner == self.node_id:  # (ours but gone from here: this node restarted)
+        if rec is not None and attach and not rec.ended and rec.owner != self.node_id \
+                and not await self.owner_alive(rec.owner) and await self.take_over(session_id, rec.owner):
+            rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
+        if rec is None or (rec.owner == self.node_id and session_id not in self.service.sessions):
+            # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         if last_seq is not None and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
             raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
@@ -341,6 +358,56 @@ class ClusterNode:
             return bool(await self.client.exists(keys.node(owner)))
         except REDIS_DOWN:
             return True  # not known: Redis itself is away (a node is not declared lost on that)
+
+    async def owner_lost(self, session_id: str, owner: str) -> None:
+        """The owner's lease is gone: take the session over, or where that cannot be, end it (node_lost)."""
+        if not await self.take_over(session_id, owner):
+            await self.end_lost(session_id, owner)
+
+    async def take_over(self, session_id: str, owner: str) -> bool:
+        """Claim the session of a dead owner and go on with it here (DESIGN §8 "Owner death → takeover").
+        True when it has a live owner again (this node, or a node whose claim came first); False when it
+        cannot be taken over (takeover off, its start options not kept, ended, Redis away)."""
+        if not self.config.cluster.takeover:
+            return False
+        for _ in range(3):
+            try:
+                point = await read_takeover(self.client, session_id, self.config.limits.replay_audio_s)
+                if point.ended or point.start is None:
+                    log.info("session %s: owner %s lost; not taken over (%s)", session_id, owner,
+                             "it has ended" if point.ended else "its start options are not kept")
+                    return False
+                res = await self.claimer.claim(session_id, owner, self.node_id, point, self.session_ttl_s)
+            except REDIS_DOWN as e:
+                log.warning("session %s: owner %s lost, and Redis unreachable for a takeover: %s", session_id, owner, e)
+                return False
+            if res is ClaimRefused.moved_on:
+                continue
+            if isinstance(res, ClaimRefused):
+                log.info("session %s: owner %s lost; the claim was refused (%s)", session_id, owner, res.name)
+                return res in (ClaimRefused.taken, ClaimRefused.owner_back)
+            try:
+                self.service.take_over(point.start, point.transport or "websocket", point.api_key or None, res,
+                                       point.utterances, point.tail)
+            except HubError as e:
+                log.warning("session %s: claimed from %s, but it cannot go on here: %s", session_id, owner, e)
+                await self._end_in_log(session_id, res.seq, e)
+                return True
+            if point.api_key:  # the key's slot in its quota is this node's to renew now
+                self.quota_held[session_id] = point.api_key
+                self._spawn(self._count_again(point.api_key, session_id))
+            self.m_taken.inc()
+            log.warning("session %s: its node %s is gone (lease expired); taken over here at seq %d, audio from "
+                        "%d ms", session_id, owner, res.seq, res.audio_from_ms)
+            return True
+        return False
+
+    async def _end_in_log(self, session_id: str, last: int, err: HubError) -> None:
+        now = time.time()
+        events = [ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=err.code.value, message=err.message,
+                             fatal=True), SessionEnded(session_id=session_id, seq=last + 2, ts=now, reason="error")]
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.appender.append(session_id, last, events, self.ended_ttl_s, writer=self.node_id)
 
     async def end_lost(self, session_id: str, owner: str) -> None:
         """The owner's lease is gone: end the session in its log (`node_lost`), unless it has ended or

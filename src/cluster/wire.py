@@ -7,8 +7,11 @@ from typing import Any
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def _b(v: Any) -> bytes:
+def as_bytes(v: Any) -> bytes:
     return v if isinstance(v, bytes) else str(v).encode()
+
+
+_b = as_bytes
 
 
 def entries(raw: Any) -> list[Entry]:

@@ -102,6 +102,7 @@ class LimitsConfig(Strict):
     admission_lag_s: float = Field(2.0, gt=0)  # refuse new sessions while finals trail audio by more
     max_sample_rate: int = Field(192_000, ge=8000)
     max_channels: int = Field(8, ge=1)
+    replay_audio_s: float = Field(30.0, ge=0)  # a node taking over a session asks for at most this much audio again
 
 
 class AudioConfig(Strict):
@@ -268,6 +269,7 @@ class ClusterConfig(Strict):
     stream_maxlen: int = Field(10_000, ge=100)   # `MAXLEN ~` of a session's event log `ev:{id}`
     bridge_block_ms: int = Field(1000, ge=50)    # one blocking XREAD of a bridge / the owner's inbox at most
     connect_timeout_s: float = Field(1.0, gt=0)  # a Redis call slower than this counts as Redis down
+    takeover: bool = True            # a dead owner's session moves to the node its client resumes on (else node_lost)
 
 
 class HubConfig(Strict):

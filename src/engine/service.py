@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pystorex import Action
 
-from ..core.audio import HUB_RATE, samples_to_ms
+from ..core.audio import HUB_RATE, ms_to_samples, samples_to_ms
 from ..core.channel import EventChannel
 from ..core.commands import StartSession
 from ..core.config import HubConfig
@@ -30,6 +30,7 @@ from ..core.events import (
     WakewordDetected,
 )
 from ..core.language import parse_language
+from ..core.migration import SessionMigrated
 from ..core.validation import validate_audio_spec, validate_idle_timeout
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec
@@ -50,6 +51,7 @@ from ..store.sessions.selectors import (
 )
 from ..store.sessions.state import SessionState
 from .admission import Admission
+from .continued import ContinuedChannel
 from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .routing import LanguageRouting
@@ -179,6 +181,38 @@ class SessionService:
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
         if self.is_live(sid):
             self._arm_idle(session)
+        return session
+
+    def take_over(self, cmd: StartSession, transport: str, api_key: str | None, migrated: SessionMigrated,
+                  utterances: int, tail: Sequence[Event] = ()) -> Session:
+        """Open here, under its id, a session another node computed until it died (DESIGN §8 "Owner death
+        → takeover"): its start options as kept in the cluster, its seqs after the claim's
+        `session.migrated`, its audio timeline from `audio_from_ms` and its utterance numbers after
+        `utterances`; `tail`: the log's newest events before the claim (replayed by a resume here). No client is
+        attached yet: the resume window runs until one is."""
+        if select_draining(self.state):
+            raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not taking sessions over")
+        self.admission.admit(api_key)
+        limits = self.config.limits
+        detect = self.providers.detects(cmd.provider, cmd.language, cmd.task)
+        default = self.providers.providers.get(self.providers.config.default)
+        language = (default.language if default is not None else None) if detect else cmd.language
+        provider = self.providers.for_request(cmd.provider, language, cmd.task)
+        sid = migrated.session_id
+        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
+                                       cmd.turn), sid)
+        session = Session(sid, cmd, transport, api_key, provider, pipeline,
+                          ContinuedChannel(migrated, limits.max_events_buffered, tail), limits.max_session_buffer_s)
+        session.continue_at(ms_to_samples(migrated.audio_from_ms), utterances)
+        session.last_activity = asyncio.get_running_loop().time()
+        self.sessions[sid] = session
+        pipeline.on_late = lambda items: self._feed_late(session, items)
+        if self.cluster is not None:
+            self.cluster.created(session)
+        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
+        if self.is_live(sid):
+            self._arm_idle(session)
+            self.detach(sid)
         return session
 
     def get(self, session_id: str) -> Session:

@@ -57,6 +57,15 @@ class Session:
         self.held: list[StreamResult] = []                    # finals waiting for their utterance's language
         self.last_speech_end: int | None = None               # where the last utterance ended (pauses)
 
+    def continue_at(self, offset: int, utterances: int) -> None:
+        """A session taken over from another node: its timeline goes on at `offset` (samples), its
+        utterance numbers after `utterances`. Before any audio."""
+        if self.pipeline is not None:
+            self.pipeline.offset = offset
+        self.ring.start = self.ring.end = offset
+        self.utterance_index = utterances
+        self.last_speech_end = offset
+
     # -- timing ----------------------------------------------------------------------------
     @property
     def audio_samples(self) -> int:
@@ -88,7 +97,7 @@ class Session:
                 on_marker(item, uid)
             elif isinstance(item, PauseHint):
                 if self.stream is not None and self.open_utterance is not None:
-                    self.stream.pause_hint(self.open_utterance[0], item.offset)
+                    self.stream.pause_hint(self.open_utterance[0], item.offset, item.on_text)
             elif isinstance(item, SpeechEnd) and self.open_utterance is not None:
                 uid, start = self.open_utterance
                 self.open_utterance = None

@@ -1,4 +1,5 @@
-"""When the owner of a session dies (issue 13 items 4-6, DESIGN §8 "Owner death", "Redis down"): a
+"""When the owner of a session dies and takeover is off (`cluster.takeover: false`; issue 13 items 4-6,
+DESIGN §8 "Owner death", "Redis down"; the takeover itself: test_takeover.py): a
 client bridged on another node gets every event the owner logged, then `error{node_lost}` and
 `session.ended` within the lease + 1 s; an owner that was only frozen finds itself fenced out and ends
 its copy, and no client ever gets a seq twice; Redis restarting does not touch running sessions.
@@ -33,7 +34,7 @@ from tests.support import HubProcess, clip, normalise, wer
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, 2)
+    c = Cluster(tmp_path, 2, env={"ASRHUB_CLUSTER__TAKEOVER": "false"})
     yield c
     for n in c.nodes:  # a node left frozen by a failed test must still be stoppable
         if n.proc is not None and n.proc.poll() is None:

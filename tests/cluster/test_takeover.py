@@ -1,0 +1,186 @@
+"""Owner death → takeover (issue 21 items 1-2, DESIGN §8): `kill -9` of the node computing a session in
+the middle of an utterance; the client (`asrhub.client`, holding the audio sent since the last final)
+resumes on the other node, which claims the session, goes on with its timeline and asks for the audio
+again from `audio_from_ms`. The utterance that was open is decoded again: its final arrives once, with
+its words, on the same timeline. A frozen owner that comes back is fenced out. Real nodes, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asrhub.client import (
+    AudioSpec,
+    Event,
+    SessionEnded,
+    SessionMigrated,
+    SessionStartedMigrated,
+    SocketIOClient,
+    SpeechStarted,
+    SseClient,
+    TranscriptFinal,
+    WebSocketClient,
+)
+from tests.cluster.nodes import FIRST, SECOND, Cluster, WsClient, speech
+from tests.support import clip, wer
+
+PCM = AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1)
+CHUNK = 3200  # 100 ms
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 2)
+    yield c
+    for n in c.nodes:
+        if n.proc is not None and n.proc.poll() is None:
+            os.kill(n.proc.pid, signal.SIGCONT)
+    c.stop()
+
+
+class Reader:
+    """The application's side: every event of the session, once each, with when it arrived."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.at: list[float] = []
+        self._new = asyncio.Event()
+
+    async def run(self, session: object) -> None:
+        async for ev in session:  # type: ignore[attr-defined]
+            self.events.append(ev)
+            self.at.append(time.monotonic())
+            self._new.set()
+
+    async def until(self, pred: object, timeout: float = 60.0) -> Event:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            seen = 0
+            while True:
+                for ev in self.events[seen:]:
+                    if pred(ev):  # type: ignore[operator]
+                        return ev
+                seen = len(self.events)
+                self._new.clear()
+                await self._new.wait()
+
+
+def metric(node_http: str, name: str) -> float:
+    for line in httpx.get(node_http + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+async def send(session: object, pcm: bytes) -> None:
+    for i in range(0, len(pcm), CHUNK):
+        await session.send(pcm[i:i + CHUNK])  # type: ignore[attr-defined]
+
+
+CLIENTS: dict[str, type[WebSocketClient | SocketIOClient | SseClient]] = {
+    "websocket": WebSocketClient, "socketio": SocketIOClient, "sse": SseClient}
+
+
+@pytest.mark.parametrize("transport", list(CLIENTS))
+async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -> None:
+    client = CLIENTS[transport](cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=10)
+    s = await client.session(audio=PCM)
+    reader = Reader()
+    reading = asyncio.create_task(reader.run(s))
+    first, second = speech(FIRST), speech(SECOND)
+    await send(s, first)
+    final1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
+    half = len(second) // 2 // 2 * 2
+    await send(s, second[:half])  # the second sentence, half of it: its utterance is open
+    opened = await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > final1.seq)
+    assert cluster.owner(s.session_id or "") == "node0"
+    assert cluster.nodes[0].proc is not None
+    client.base_url = cluster.nodes[1].http  # where the client reconnects (a balancer would send it there)
+    killed = time.monotonic()
+    cluster.nodes[0].proc.send_signal(signal.SIGKILL)
+
+    await send(s, second[half:])  # goes on as the client would, through the reconnect
+    await s.stop()
+    await asyncio.wait_for(reading, 90)
+    events = reader.events
+
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs  # each seq once, none missing
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-1]
+    migrated = [e for e in events if isinstance(e, SessionMigrated)]
+    assert len(migrated) == 1, migrated
+    m = migrated[0]
+    assert (m.from_node, m.to_node) == ("node0", "node1")
+    assert isinstance(final1, TranscriptFinal) and m.audio_from_ms == final1.end_ms
+    restarted = [e for e in events if isinstance(e, SessionStartedMigrated)]
+    assert len(restarted) == 1 and restarted[0].resumed and restarted[0].audio_from_ms == m.audio_from_ms
+    took = reader.at[events.index(m)] - killed
+    print(f"\ntakeover ({transport}): kill -> session.migrated at the client {took:.2f} s (lease {cluster.lease_ms} ms); "
+          f"{s.replayed_ms} ms of audio sent again")
+    assert took <= cluster.lease_ms / 1000 + 2.0, f"session.migrated {took:.2f} s after the kill"
+    assert s.migrations == 1 and s.gap_ms == 0
+
+    finals = [e for e in events if isinstance(e, TranscriptFinal)]
+    assert len(finals) == 2, [f.text for f in finals]  # the open utterance's final, once
+    refs = [clip(FIRST).transcript, clip(SECOND).transcript]
+    assert wer(refs, [f.text for f in finals]) < 0.25, [f.text for f in finals]
+    assert wer([refs[1]], [finals[1].text]) < 0.25, finals[1].text  # both halves of the cut sentence
+    # one timeline: the re-decoded utterance starts where the dead node had heard it start
+    assert isinstance(opened, SpeechStarted)
+    assert finals[1].utterance_id == "u2"
+    assert abs(finals[1].start_ms - opened.offset_ms) <= 500, (finals[1].start_ms, opened.offset_ms)
+    total_ms = (len(first) + len(second)) * 1000 // 32000
+    assert final1.end_ms <= finals[1].start_ms < finals[1].end_ms <= total_ms
+    logged = cluster.log(s.session_id or "")
+    assert [e["seq"] for e in logged] == seqs  # the client has what the cluster has
+    assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 1.0
+
+
+async def test_frozen_owner_is_fenced_after_a_takeover(cluster: Cluster) -> None:
+    """SIGSTOP of the owner past its lease; the client resumes on node1, which takes the session over;
+    SIGCONT: the old owner's next append is refused (the owner is node1 now) and it ends its copy, its
+    old connection closed (1012). No seq ever carries two different events."""
+    old = WsClient()
+    await old.connect(cluster.nodes[0])
+    await old.send_audio(speech(FIRST))
+    await old.recv_until(lambda e: e["type"] == "transcript.final")
+    proc = cluster.nodes[0].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        moved = WsClient()
+        moved.session_id, moved.events = old.session_id, list(old.events)
+        # the first resume may still find node0's lease: the bridge then sees it go and fences the
+        # connection (1012) once node1 has claimed the session; the second resume is served by node1
+        await moved.connect(cluster.nodes[1], resume=True)
+        ev = await moved.recv(30)
+        if ev is None:
+            assert moved.close_code == 1012, moved.close_code
+            await moved.connect(cluster.nodes[1], resume=True)
+            ev = await moved.recv(30)
+        assert ev is not None and ev["type"] == "session.migrated", ev
+        started = await moved.recv(30)
+        assert started is not None and started["type"] == "session.started" and started["migrated"], started
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    # node0 runs again: audio on its old connection makes events it can no longer log
+    await old.send_audio(speech(SECOND))
+    while await old.recv(30, strict=False) is not None:
+        pass
+    assert old.close_code == 1012, old.close_code
+    # the session goes on on node1
+    await moved.send_audio(speech(SECOND))
+    await moved.stop()
+    await moved.rest()
+    by_seq = {e["seq"]: e for e in moved.events}
+    for ev in old.events:
+        assert by_seq[ev["seq"]] == ev, (ev, by_seq.get(ev["seq"]))
+    texts = [e["text"] for e in moved.events if e["type"] == "transcript.final"]
+    assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
+    assert metric(cluster.nodes[0].http, "asrhub_cluster_sessions_fenced_total") == 1.0
