@@ -388,7 +388,7 @@ class ClusterNode:
                 return res in (ClaimRefused.taken, ClaimRefused.owner_back)
             try:
                 self.service.take_over(point.start, point.transport or "websocket", point.api_key or None, res,
-                                       point.utterances, point.tail)
+                                       point.utterances, point.tail, point.promised)
             except HubError as e:
                 log.warning("session %s: claimed from %s, but it cannot go on here: %s", session_id, owner, e)
                 await self._end_in_log(session_id, res.seq, e)

@@ -75,6 +75,7 @@ class TakeoverPoint:
     utterances: int             # the last utterance's number (the next is one more)
     ended: bool
     tail: tuple[Event, ...] = ()  # the log's newest events, oldest first (replayed by a resume here)
+    promised: str = ""          # the stable_text the open utterance's last partial promised (it holds on)
 
 
 async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s: float) -> TakeoverPoint:
@@ -88,6 +89,7 @@ async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s:
             start = None
     last_seq = final_end = heard = utterances = 0
     found = False
+    partials: list[dict[str, Any]] = []  # the partials after the last final, newest first
     ended = rec.get(b"ended") == b"1"
     top = "+"
     tail: list[Event] = []
@@ -102,6 +104,8 @@ async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s:
             heard = max(heard, int(ev.get("end_ms") or ev.get("offset_ms") or 0))
             if ev.get("type") == "session.ended":
                 ended = True
+            if ev.get("type") == "transcript.partial":
+                partials.append(ev)
             if ev.get("type") == "transcript.final":
                 final_end = int(ev["end_ms"])
                 utterances = _number(str(ev.get("utterance_id", "")))
@@ -115,8 +119,12 @@ async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s:
             break
         top = f"({page[-1][0].decode()}"
     audio_from = max(final_end, heard - int(replay_audio_s * 1000))
+    opened = f"u{utterances + 1}"  # the utterance open (or awaiting its final) after the last final
+    promised = next((str(p.get("stable_text") or "") for p in partials if p.get("utterance_id") == opened), "")
+    if audio_from > final_end:
+        promised = ""  # its start is not sent again: its words are not all decoded again
     return TakeoverPoint(start, rec.get(b"transport", b"").decode(), rec.get(b"api_key", b"").decode(), last_seq,
-                         audio_from, utterances, ended, tuple(tail))
+                         audio_from, utterances, ended, tuple(tail), promised)
 
 
 def _number(utterance_id: str) -> int:

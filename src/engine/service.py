@@ -184,12 +184,13 @@ class SessionService:
         return session
 
     def take_over(self, cmd: StartSession, transport: str, api_key: str | None, migrated: SessionMigrated,
-                  utterances: int, tail: Sequence[Event] = ()) -> Session:
+                  utterances: int, tail: Sequence[Event] = (), promised: str = "") -> Session:
         """Open here, under its id, a session another node computed until it died (DESIGN §8 "Owner death
         → takeover"): its start options as kept in the cluster, its seqs after the claim's
         `session.migrated`, its audio timeline from `audio_from_ms` and its utterance numbers after
-        `utterances`; `tail`: the log's newest events before the claim (replayed by a resume here). No client is
-        attached yet: the resume window runs until one is."""
+        `utterances`; `tail`: the log's newest events before the claim (replayed by a resume here); `promised`:
+        the stable_text the open utterance was promised (the utterance decoded again continues it). No client
+        is attached yet: the resume window runs until one is."""
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not taking sessions over")
         self.admission.admit(api_key)
@@ -203,7 +204,7 @@ class SessionService:
                                        cmd.turn), sid)
         session = Session(sid, cmd, transport, api_key, provider, pipeline,
                           ContinuedChannel(migrated, limits.max_events_buffered, tail), limits.max_session_buffer_s)
-        session.continue_at(ms_to_samples(migrated.audio_from_ms), utterances)
+        session.continue_at(ms_to_samples(migrated.audio_from_ms), utterances, promised)
         session.last_activity = asyncio.get_running_loop().time()
         self.sessions[sid] = session
         pipeline.on_late = lambda items: self._feed_late(session, items)

@@ -57,9 +57,12 @@ class Session:
         self.held: list[StreamResult] = []                    # finals waiting for their utterance's language
         self.last_speech_end: int | None = None               # where the last utterance ended (pauses)
 
-    def continue_at(self, offset: int, utterances: int) -> None:
+    def continue_at(self, offset: int, utterances: int, promised: str = "") -> None:
         """A session taken over from another node: its timeline goes on at `offset` (samples), its
-        utterance numbers after `utterances`. Before any audio."""
+        utterance numbers after `utterances`; `promised`: the stable_text the next utterance had been
+        promised there. Before any audio."""
+        if promised:
+            self.promised[f"u{utterances + 1}"] = promised
         if self.pipeline is not None:
             self.pipeline.offset = offset
         self.ring.start = self.ring.end = offset
@@ -92,8 +95,8 @@ class Session:
                 uid = f"u{self.utterance_index}"
                 self.open_utterance = (uid, item.audio_start)
                 self.first_partial_due = {uid: item.offset}
-                if self.stream is not None:
-                    self.stream.start_utterance(uid, item.audio_start)
+                if self.stream is not None:  # (a promise holds on: an utterance decoded again after a takeover)
+                    self.stream.start_utterance(uid, item.audio_start, self.promised.get(uid, ""))
                 on_marker(item, uid)
             elif isinstance(item, PauseHint):
                 if self.stream is not None and self.open_utterance is not None:

@@ -26,6 +26,7 @@ from asrhub.client import (
     SpeechStarted,
     SseClient,
     TranscriptFinal,
+    TranscriptPartial,
     WebSocketClient,
 )
 from tests.cluster.nodes import FIRST, SECOND, Cluster, WsClient, speech
@@ -120,9 +121,12 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
     assert isinstance(final1, TranscriptFinal) and m.audio_from_ms == final1.end_ms
     restarted = [e for e in events if isinstance(e, SessionStartedMigrated)]
     assert len(restarted) == 1 and restarted[0].resumed and restarted[0].audio_from_ms == m.audio_from_ms
+    # the promise holds: the stable text shown before the kill starts the final decoded after it
+    shown = [e.stable_text for e in events[:events.index(m)]
+             if isinstance(e, TranscriptPartial) and e.utterance_id == "u2" and e.stable_text]
     took = reader.at[events.index(m)] - killed
     print(f"\ntakeover ({transport}): kill -> session.migrated at the client {took:.2f} s (lease {cluster.lease_ms} ms); "
-          f"{s.replayed_ms} ms of audio sent again")
+          f"{s.replayed_ms} ms of audio sent again; stable text shown before the kill: {shown[-1:] if shown else '-'}")
     assert took <= cluster.lease_ms / 1000 + 2.0, f"session.migrated {took:.2f} s after the kill"
     assert s.migrations == 1 and s.gap_ms == 0
 
@@ -137,6 +141,8 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
     assert abs(finals[1].start_ms - opened.offset_ms) <= 500, (finals[1].start_ms, opened.offset_ms)
     total_ms = (len(first) + len(second)) * 1000 // 32000
     assert final1.end_ms <= finals[1].start_ms < finals[1].end_ms <= total_ms
+    if shown:
+        assert finals[1].text.startswith(shown[-1]), (shown[-1], finals[1].text)
     logged = cluster.log(s.session_id or "")
     assert [e["seq"] for e in logged] == seqs  # the client has what the cluster has
     assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 1.0
@@ -184,3 +190,54 @@ async def test_frozen_owner_is_fenced_after_a_takeover(cluster: Cluster) -> None
     texts = [e["text"] for e in moved.events if e["type"] == "transcript.final"]
     assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
     assert metric(cluster.nodes[0].http, "asrhub_cluster_sessions_fenced_total") == 1.0
+
+
+LONG = "en_libri_2412-153948-0000"  # 11.7 s, 36 words: long enough for a partial to promise words
+
+
+async def test_takeover_keeps_the_promised_words(cluster: Cluster) -> None:
+    """The owner dies while a partial's `stable_text` has promised words of the open utterance: the
+    utterance decoded again on the new node keeps the promise (its final starts with those words)."""
+    client = WebSocketClient(cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=10)
+    s = await client.session(audio=PCM)
+    reader = Reader()
+    reading = asyncio.create_task(reader.run(s))
+    await send(s, speech(FIRST))
+    await reader.until(lambda e: isinstance(e, TranscriptFinal))
+    long = speech(LONG)
+
+    async def microphone() -> None:  # real-time pace, as a live client
+        for i in range(0, len(long), CHUNK):
+            await s.send(long[i:i + CHUNK])
+            await asyncio.sleep(CHUNK / 32000)
+        await s.stop()
+
+    talking = asyncio.create_task(microphone())
+    finalised: set[str] = set()
+
+    def promised(e: Event) -> bool:
+        if isinstance(e, TranscriptFinal):
+            finalised.add(e.utterance_id)
+        return isinstance(e, TranscriptPartial) and bool(e.stable_text) and e.utterance_id not in finalised
+
+    shown = await reader.until(promised)
+    assert isinstance(shown, TranscriptPartial) and cluster.nodes[0].proc is not None
+    client.base_url = cluster.nodes[1].http
+    cluster.nodes[0].proc.send_signal(signal.SIGKILL)
+    await talking
+    await asyncio.wait_for(reading, 90)
+    events = reader.events
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-1]
+    m = next(e for e in events if isinstance(e, SessionMigrated))
+    before = events[:events.index(m)]
+    last_promise = [e for e in before if isinstance(e, TranscriptPartial) and e.utterance_id == shown.utterance_id
+                    and e.stable_text][-1].stable_text
+    finals = [e for e in events if isinstance(e, TranscriptFinal)]
+    cut = [f for f in finals if f.utterance_id == shown.utterance_id]
+    assert len(cut) == 1, [(f.utterance_id, f.text) for f in finals]  # its final, once
+    print(f"\npromised before the kill: {last_promise!r}; final after the takeover: {cut[0].text!r}")
+    assert cut[0].text.startswith(last_promise), (last_promise, cut[0].text)
+    assert [f.utterance_id for f in finals] == sorted({f.utterance_id for f in finals}, key=lambda u: int(u[1:]))
+    refs = [clip(FIRST).transcript, clip(LONG).transcript]
+    assert wer([" ".join(refs)], [" ".join(f.text for f in finals)]) < 0.25, [f.text for f in finals]
