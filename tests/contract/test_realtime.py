@@ -47,7 +47,6 @@ def client(hub: HubProcess, key: str = "x") -> openai.AsyncOpenAI:
 async def send_audio(conn: Any, data: bytes, chunk: int = 9600) -> None:
     for i in range(0, len(data), chunk):
         await conn.input_audio_buffer.append(audio=base64.b64encode(data[i:i + chunk]).decode())
-        await asyncio.sleep(0)
 
 
 async def recv_until(conn: Any, want: type, n: int = 1, timeout: float = 30) -> list[Any]:  # noqa: ASYNC109
