@@ -87,7 +87,7 @@ async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s:
             start = StartSession.model_validate_json(rec[b"start"])
         except ValidationError:
             start = None
-    last_seq = final_end = heard = utterances = 0
+    last_seq = final_end = heard = utterances = settled = 0
     found = False
     partials: list[dict[str, Any]] = []  # the partials after the last final, newest first
     ended = rec.get(b"ended") == b"1"
@@ -111,14 +111,12 @@ async def read_takeover(client: aioredis.Redis, session_id: str, replay_audio_s:
                 utterances = _number(str(ev.get("utterance_id", "")))
                 found = True
                 break
-            if ev.get("type") == "session.migrated" or seq == 1:  # an earlier takeover: its point stands
-                final_end = int(ev.get("audio_from_ms", 0))
-                found = True
-                break
+            if ev.get("type") == "session.migrated":  # an earlier takeover: the timeline was settled there too
+                settled = max(settled, int(ev.get("audio_from_ms", 0)))
         if len(page) < PAGE or found:
             break
         top = f"({page[-1][0].decode()}"
-    audio_from = max(final_end, heard - int(replay_audio_s * 1000))
+    audio_from = max(final_end, settled, heard - int(replay_audio_s * 1000))
     opened = f"u{utterances + 1}"  # the utterance open (or awaiting its final) after the last final
     promised = next((str(p.get("stable_text") or "") for p in partials if p.get("utterance_id") == opened), "")
     if audio_from > final_end:

@@ -103,3 +103,20 @@ async def test_audio_from_is_bounded_by_replay_audio_s(client: aioredis.Redis) -
     # heard up to 3900 ms, the last final ends at 2000: asked again from 2900 at most; the utterance's
     # start is not sent again, so its promise is not kept
     assert (point.audio_from_ms, point.promised) == (2900, "")
+
+
+async def test_a_second_takeover_goes_on_from_the_first(client: aioredis.Redis) -> None:
+    """node1 took node0's session over (from 2900 ms: replay_audio_s 1) and died before a final: node2
+    goes on from there, with the utterance numbers after the last final (u1)."""
+    await a_session_of_node0(client)
+    first = await read_takeover(client, "s1", replay_audio_s=1)
+    claimed = await Claimer(client, 1000).claim("s1", "node0", "node1", first, 60)
+    assert isinstance(claimed, SessionMigrated) and claimed.audio_from_ms == 2900
+    later = [SpeechStarted(session_id="s1", seq=6, offset_ms=3000),
+             TranscriptPartial(session_id="s1", seq=7, utterance_id="u2", text="two", stable_text="",
+                               start_ms=3000, end_ms=3500)]
+    assert (await LogAppender(client, 1000).append("s1", 5, later, 60, writer="node1")).ok
+    point = await read_takeover(client, "s1", replay_audio_s=30)
+    assert (point.last_seq, point.audio_from_ms, point.utterances) == (7, 2900, 1)
+    second = await Claimer(client, 1000).claim("s1", "node1", "node2", point, 60)
+    assert isinstance(second, SessionMigrated) and (second.seq, second.from_node) == (8, "node1")
