@@ -50,6 +50,7 @@ class GrpcClient(Client):
     async def _requests(self) -> AsyncIterator[bytes]:
         while True:
             item = await self.queue.get()
+            self.queue.task_done()  # taken by the request stream (what send_audio waits for)
             if item is _END:
                 return
             yield item
@@ -81,8 +82,16 @@ class GrpcClient(Client):
         self.queue.put_nowait(b"\x0a" + _varint(len(raw)) + raw)  # StreamingRequest.start (field 1)
 
     async def send_audio(self, data: bytes) -> None:
+        """Queued for the request stream; returns once the stream has taken it (as a send on the other
+        wires returns once written), or the call has ended."""
         self._send(audio=data)
-        await asyncio.sleep(0)
+        if self.reader is None or self.reader.done():
+            return
+        taken = asyncio.ensure_future(self.queue.join())
+        try:
+            await asyncio.wait({taken, self.reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            taken.cancel()
 
     async def flush(self) -> None:
         self._send(flush=self.pb.Flush())
