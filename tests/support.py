@@ -108,9 +108,10 @@ WATCH_DEBOUNCE_MS, WATCH_STEP_MS = 400, 20
 async def until(check: Callable[[], T | Awaitable[T]], wake: asyncio.Event | AsyncIterable[object], *,
                 timeout: float = 30.0, what: str = "the condition") -> T:  # noqa: ASYNC109
     """Wait until `check()` (plain or async) is truthy and return its value. It runs once at once, then
-    again each time `wake` fires: an asyncio.Event that what is waited for sets (cleared here before each
-    check), or an async iterable that yields on each change (a `FileWatch`). AssertionError naming
-    `what` after `timeout` s."""
+    again each time `wake` fires: an asyncio.Event that what is waited for sets on each change (cleared
+    here before each check, so it says "something changed", never the condition itself: to wait for an
+    event to be set, await `event.wait()`), or an async iterable that yields on each change (a
+    `FileWatch`). AssertionError naming `what` after `timeout` s."""
     async def value() -> T:
         v = check()
         return await v if inspect.isawaitable(v) else v
