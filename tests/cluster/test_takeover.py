@@ -241,3 +241,36 @@ async def test_takeover_keeps_the_promised_words(cluster: Cluster) -> None:
     assert [f.utterance_id for f in finals] == sorted({f.utterance_id for f in finals}, key=lambda u: int(u[1:]))
     refs = [clip(FIRST).transcript, clip(LONG).transcript]
     assert wer([" ".join(refs)], [" ".join(f.text for f in finals)]) < 0.25, [f.text for f in finals]
+
+
+async def test_kill_9_of_the_owner_of_a_bridged_client(cluster: Cluster) -> None:
+    """Another kill point: the client has already moved to node1 (bridged to node0, its owner) when node0
+    dies mid-sentence. node1's bridge sees the lease go, claims the session, and closes its client's
+    stream; the client resumes on node1 and sends its held audio again."""
+    client = WebSocketClient(cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=10)
+    s = await client.session(audio=PCM)
+    reader = Reader()
+    reading = asyncio.create_task(reader.run(s))
+    first, second = speech(FIRST), speech(SECOND)
+    await send(s, first)
+    final1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
+    client.base_url = cluster.nodes[1].http
+    assert s._conn is not None
+    await s._conn.close()  # the connection drops: the client resumes on node1, bridged to node0
+    half = len(second) // 4 * 2
+    await send(s, second[:half])
+    await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > final1.seq)
+    assert s.reconnects == 1 and cluster.owner(s.session_id or "") == "node0"
+    assert cluster.nodes[0].proc is not None
+    cluster.nodes[0].proc.send_signal(signal.SIGKILL)
+    await send(s, second[half:])
+    await s.stop()
+    await asyncio.wait_for(reading, 90)
+    events = reader.events
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-1]
+    m = [e for e in events if isinstance(e, SessionMigrated)]
+    assert len(m) == 1 and (m[0].from_node, m[0].to_node, m[0].audio_from_ms) == ("node0", "node1", final1.end_ms)
+    texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
+    assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
+    assert s.migrations == 1 and s.reconnects == 2
