@@ -187,7 +187,8 @@ class LiveSession:
         except ConnectionLost:
             pass  # the reader resumes; the new connection brings the takeover again if there was one
         finally:
-            self._sendable.set()
+            if self._settling is asyncio.current_task():  # (not when a newer takeover replaced it)
+                self._sendable.set()
 
     async def _settle_after_resume(self) -> None:
         """After a resume: no `session.migrated` within migration_wait_s means the session did not move."""
@@ -195,7 +196,8 @@ class LiveSession:
             await asyncio.sleep(self.client.migration_wait_s)
         except asyncio.CancelledError:
             return
-        self._sendable.set()
+        if self._settling is asyncio.current_task():
+            self._sendable.set()
 
     async def _read(self) -> None:
         try:
@@ -220,6 +222,7 @@ class LiveSession:
             self._fail(e)
         finally:
             self._queue.put_nowait(_END)
+            self._sendable.set()  # a sender waiting for a resend learns of the end (or failure) now
             self._signal()
 
     def _signal(self) -> None:
