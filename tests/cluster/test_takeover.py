@@ -146,6 +146,8 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
     logged = cluster.log(s.session_id or "")
     assert [e["seq"] for e in logged] == seqs  # the client has what the cluster has
     assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 1.0
+    await s.close()
+    await client.aclose()
 
 
 async def test_frozen_owner_is_fenced_after_a_takeover(cluster: Cluster) -> None:
@@ -274,3 +276,50 @@ async def test_kill_9_of_the_owner_of_a_bridged_client(cluster: Cluster) -> None
     texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
     assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
     assert s.migrations == 1 and s.reconnects == 2
+
+
+async def test_many_sessions_of_a_dead_node_move_at_once(cluster: Cluster) -> None:
+    """Six sessions of node0 over three transports, each in the middle of its second sentence, when node0
+    is killed: every one is taken over by node1, and every one has both finals, once each."""
+    clients = [CLIENTS[t](cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=20)
+               for t in ("websocket", "socketio", "sse") * 2]
+    first, second = speech(FIRST), speech(SECOND)
+    half = len(second) // 4 * 2
+    sessions, readers, reading = [], [], []
+    for client in clients:
+        s = await client.session(audio=PCM)
+        reader = Reader()
+        sessions.append(s)
+        readers.append(reader)
+        reading.append(asyncio.create_task(reader.run(s)))
+
+    async def up_to_the_cut(s: object, reader: Reader) -> None:
+        await send(s, first)
+        f1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
+        await send(s, second[:half])
+        await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > f1.seq)
+
+    await asyncio.gather(*(up_to_the_cut(s, r) for s, r in zip(sessions, readers, strict=True)))
+    for client in clients:
+        client.base_url = cluster.nodes[1].http
+    assert cluster.nodes[0].proc is not None
+    cluster.nodes[0].proc.send_signal(signal.SIGKILL)
+
+    async def the_rest(s: object) -> None:
+        await send(s, second[half:])
+        await s.stop()  # type: ignore[attr-defined]
+
+    await asyncio.gather(*(the_rest(s) for s in sessions))
+    await asyncio.wait_for(asyncio.gather(*reading), 120)
+    refs = [clip(FIRST).transcript, clip(SECOND).transcript]
+    for client, reader in zip(clients, readers, strict=True):
+        events = reader.events
+        assert [e.seq for e in events] == list(range(1, len(events) + 1)), client.transport
+        assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", (client.transport, events[-1])
+        assert sum(isinstance(e, SessionMigrated) for e in events) == 1, client.transport
+        texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
+        assert len(texts) == 2 and wer(refs, texts) < 0.25, (client.transport, texts)
+    assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 6.0
+    for s, client in zip(sessions, clients, strict=True):
+        await s.close()
+        await client.aclose()
