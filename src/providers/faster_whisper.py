@@ -27,7 +27,7 @@ from ..core.work import Batch
 from .base import ProviderOptions, Result, Segment, TranscribeOptions, WordTiming, whisper_capabilities
 from .batch import BatchProvider
 from .models import Device, ct2_compute_type, ct2_cuda_count, resolve_ct2_model, resolve_device
-from .text_guard import collapse_repeats, repeat_run, restart_tail
+from .text_guard import drop_unsure_tail, tidy
 from .text_join import join_words
 from .whisper_ct2 import CT2Whisper, Thresholds, final_guard
 
@@ -176,23 +176,25 @@ class FasterWhisperProvider(BatchProvider):
         return results
 
     def _guard(self, audio: np.ndarray, opts: TranscribeOptions, r: Result) -> Result:
-        """A final must not be degenerate (final_guard): a loop or a reading of the prompt is decoded
-        again, and a known non-speech phrase without confident speech is dropped."""
+        """A final must not be degenerate (final_guard): a loop, a self-repeat or a reading of the prompt is
+        decoded again, and a known non-speech phrase without confident speech is dropped (the whole final, or
+        a last segment of its own)."""
+        r = drop_unsure_tail(r)
         verdict = final_guard(r, opts, self.compression_ratio_threshold)
         if verdict == "ok":
             return r
         if verdict == "non_speech":
             return Result(text="", language=r.language, duration_ms=r.duration_ms)
-        # a loop or an echo: Whisper's own full decode (30 s window, temperature fallback), no prompt
-        retry = self._full_window(audio, replace(opts, prompt=None))
+        # a loop, a self-repeat or an echo: the same decode without the prompt; if that is degenerate too,
+        # Whisper's own full decode (30 s window, temperature fallback), no prompt
+        plain = replace(opts, prompt=None)
+        assert self._ct2 is not None
+        retry = drop_unsure_tail(self._ct2.decode_batch([audio], [plain], self.beam_size)[0])
+        if final_guard(retry, plain, self.compression_ratio_threshold) not in ("ok", "non_speech"):
+            retry = drop_unsure_tail(self._full_window(audio, plain))
         if final_guard(retry, opts, self.compression_ratio_threshold) == "non_speech":
             return Result(text="", language=r.language, duration_ms=r.duration_ms)
-        if repeat_run(retry.text) >= 3:
-            retry.text = collapse_repeats(retry.text)
-            retry.words = []
-        if cut := restart_tail(retry.text):
-            retry.text = " ".join(retry.text.split()[:-cut])
-            retry.words = retry.words[:-cut] if len(retry.words) > cut else []
+        tidy(retry, opts)
         log.debug("final re-decoded (%s): %r -> %r", verdict, r.text, retry.text)
         return retry
 

@@ -33,7 +33,17 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
-from .text_guard import carry_stable, count_words, echoes, non_speech_phrase, repeat_run, restart_tail
+from .text_guard import (
+    carry_stable,
+    count_words,
+    echoes,
+    loops,
+    non_speech_phrase,
+    non_speech_tail,
+    one_copy,
+    restart_tail,
+    self_repeat,
+)
 from .text_join import join_words
 
 log = logging.getLogger(__name__)
@@ -283,6 +293,18 @@ class StreamAdapter(ProviderStream):
                     outer.set_exception(exc)
                 return
             res = self._own_words(f.result(), job, u)
+            if fallback is None and self_repeat(res.text):
+                # the whole utterance said twice ("in 1813. In 1813."): decode it alone, without the left
+                # context, the prompt or the stable text (the provider's guard re-decodes a repeat with the
+                # temperature fallback); if that still repeats, one copy stands
+                self.redecodes += 1
+                retry = self._decode(self._final_audio(u.start, offset), replace(opts, prefix=None, prompt=None))
+                once = Result(text=one_copy(res.text), language=res.language)
+                solo = _FinalJob(offset, u.start, "", outer)
+                retry.add_done_callback(lambda g: settle(g, once, solo))
+                return
+            if fallback is not None and fallback.text and self_repeat(res.text):
+                res = fallback
             if fallback is None and job.prefix and echoes(res.text, job.prefix):
                 # the decoder read the context's audio again (noise after it, a repeat): decode this
                 # utterance alone, without context or prompt
@@ -413,7 +435,7 @@ class StreamAdapter(ProviderStream):
         agreed = 0 if self.opts.task == "translate" else min([agreed_prefix(p, words) for p in u.previous[-(self.agreement - 1):]]
                      + [len(words) - restart_tail(res.text) - self.edge_words]) if len(u.previous) >= self.agreement - 1 else 0
         if (agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed)
-                and repeat_run(res.text) < 3 and not non_speech_phrase(res.text)
+                and not loops(res.text) and not non_speech_phrase(res.text) and not non_speech_tail(res.text)
                 and not (self.use_context and echoes(res.text, self._context))
                 and not self._left_context(u, end)[1]):
             # the committed words stay as they were shown (the decode was forced to start with them): the

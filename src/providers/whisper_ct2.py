@@ -24,7 +24,15 @@ import numpy as np
 from ..core.audio import HUB_RATE
 from ..core.work import on_final_lane
 from .base import Result, Segment, TokenLogprob, TranscribeOptions, WordTiming
-from .text_guard import compression_ratio, echoes, non_speech_phrase, repeat_run, restart_tail
+from .text_guard import (
+    compression_ratio,
+    echoes,
+    loops,
+    non_speech_phrase,
+    non_speech_tail,
+    restart_tail,
+    self_repeat,
+)
 
 N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
@@ -49,11 +57,12 @@ def drop_trailing_repeats(text: str, min_period: int = 3) -> str:
 
 
 def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4) -> str:
-    """How a final hypothesis looks: "ok"; "non_speech" (a known non-speech phrase, and the decoder
-    was not confident there was speech: no-speech probability over 0.2 or mean log-probability under
-    -0.7); "loop" (a word or n-gram 3+ times back to back, text that compresses too well, or a restart of the
-    opening words after the last sentence end); "echo"
-    (it repeats the prompt). Only the words after a forced `prefix` are judged."""
+    """How a final hypothesis looks: "ok"; "non_speech" (a known non-speech phrase in any language, and the
+    decoder was not confident there was speech: no-speech probability over 0.2 or mean log-probability under
+    -0.7); "loop" (a word or n-gram 3+ times back to back, in unspaced scripts a run of characters, text that
+    compresses too well, a restart of the opening words, or credits after the words); "repeat" (the whole
+    text is one phrase said twice: judged without a forced prefix only, the stream judges its own finals);
+    "echo" (it repeats the prompt). Only the words after a forced `prefix` are judged."""
     text = r.text
     if opts.prefix:
         n = len(opts.prefix.split())
@@ -65,8 +74,10 @@ def final_guard(r: Result, opts: TranscribeOptions, max_compression: float = 2.4
     logprob = seg.avg_logprob or 0.0 if seg is not None else 0.0
     if non_speech_phrase(text) and (no_speech > 0.2 or logprob < -0.7):
         return "non_speech"
-    if repeat_run(text) >= 3 or compression_ratio(text) > max_compression or restart_tail(text):
+    if loops(text) or compression_ratio(text) > max_compression or restart_tail(text) or non_speech_tail(text):
         return "loop"
+    if not opts.prefix and self_repeat(text):
+        return "repeat"
     if echoes(text, opts.prompt):
         return "echo"
     return "ok"
