@@ -106,7 +106,9 @@ def event_to_proto(pb: Any, ev: Event) -> Any:
         config.update(d.get("config") or {})
         msg.session_started.CopyFrom(pb.SessionStarted(provider=d["provider"], language=d.get("language") or "",
                                                        audio=pb.AudioSpec(**d["audio"]), config=config,
-                                                       resumed=d.get("resumed", False)))
+                                                       resumed=d.get("resumed", False),
+                                                       migrated=d.get("migrated"),
+                                                       audio_from_ms=d.get("audio_from_ms")))
     elif t in ("speech.started", "speech.ended"):
         msg.speech.CopyFrom(pb.SpeechEdge(offset_ms=d["offset_ms"], reason=d.get("reason"),
                                           turn_probability=d.get("turn_probability")))
@@ -118,6 +120,9 @@ def event_to_proto(pb: Any, ev: Event) -> Any:
             words=[pb.Word(**_known(pb.Word, w)) for w in d.get("words") or []], language=d.get("language") or "",
             provider=d.get("provider", ""), latency_ms=d.get("latency_ms", 0), lag_ms=d.get("lag_ms"),
             recording=d.get("recording"), end_of_turn=d.get("end_of_turn")))
+    elif t == "session.migrated":
+        msg.session_migrated.CopyFrom(pb.SessionMigrated(from_node=d["from_node"], to_node=d["to_node"],
+                                                         audio_from_ms=d["audio_from_ms"]))
     elif t == "provider.switched":
         msg.provider_switched.CopyFrom(pb.ProviderSwitched(**{"from": d["from"], "to": d["to"], "reason": d["reason"]}))
     elif t == "wakeword.detected":

@@ -27,7 +27,6 @@ from .events import (
     SessionEnded,
     SessionMigrated,
     SessionStarted,
-    SessionStartedMigrated,
     SpeechEnded,
     SpeechStarted,
     TranscriptFinal,
@@ -59,7 +58,7 @@ def connect(transport: str, url: str, **kw: Any) -> StreamingClient:
 __all__ = [
     "AudioSpec", "Connection", "ConnectionLost", "ErrorEvent", "Event", "GrpcClient", "HubRequestError",
     "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionMigrated",
-    "SessionStarted", "SessionStartedMigrated", "SocketIOClient", "SpeechEnded",
+    "SessionStarted", "SocketIOClient", "SpeechEnded",
     "SpeechStarted", "SseClient", "StartSession", "StreamingClient", "SyncClient", "TRANSPORTS",
     "TranscriptFinal", "TranscriptPartial", "VadOptions", "WakewordDetected", "WebSocketClient", "connect",
     "create_token", "parse_event",

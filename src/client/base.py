@@ -24,8 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from ..core.commands import ResumeSpec, StartSession
-from ..core.events import ErrorEvent, Event, SessionEnded, SessionStarted, TranscriptFinal
-from ..core.migration import SessionMigrated
+from ..core.events import ErrorEvent, Event, SessionEnded, SessionMigrated, SessionStarted, TranscriptFinal
 from .audio import AudioSource, paced, prepare
 from .errors import ConnectionLost, HubRequestError, ResumeFailed
 from .held import HeldAudio

@@ -15,6 +15,7 @@ from ..core.events import (
     Event,
     ProviderSwitched,
     SessionEnded,
+    SessionMigrated,
     SessionStarted,
     SpeechEnded,
     SpeechStarted,
@@ -22,11 +23,13 @@ from ..core.events import (
     TranscriptPartial,
     WakewordDetected,
 )
-from ..core.migration import SessionMigrated, SessionStartedMigrated
 
 AnyEvent = Annotated[SessionStarted | SpeechStarted | SpeechEnded | TranscriptPartial | TranscriptFinal
-                     | ProviderSwitched | WakewordDetected | ErrorEvent | SessionEnded, Field(discriminator="type")]
+                     | SessionMigrated | ProviderSwitched | WakewordDetected | ErrorEvent | SessionEnded,
+                     Field(discriminator="type")]
 _adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
 def _known_keys(model: type[Event]) -> set[str]:
     keys = set()
     for name, f in model.model_fields.items():
@@ -37,18 +40,12 @@ def _known_keys(model: type[Event]) -> set[str]:
 
 
 _KEYS = {t: _known_keys(m) for t, m in EVENT_MODELS.items()}
-_MIGRATED_KEYS = _known_keys(SessionMigrated)
-_STARTED_MIGRATED_KEYS = _known_keys(SessionStartedMigrated)
 
 
 def parse_event(data: dict[str, Any]) -> Event:
     """A JSON event (as every wire but gRPC carries it) -> its typed model. An event type this client does
     not know comes back as the base `Event` (type, session_id, seq, ts)."""
     kind = str(data.get("type"))
-    if kind == "session.migrated" and "audio_from_ms" in data:
-        return SessionMigrated.model_validate({k: v for k, v in data.items() if k in _MIGRATED_KEYS})
-    if kind == "session.started" and "migrated" in data:
-        return SessionStartedMigrated.model_validate({k: v for k, v in data.items() if k in _STARTED_MIGRATED_KEYS})
     keys = _KEYS.get(kind)
     if keys is None:
         return Event(type=str(data.get("type")), session_id=str(data.get("session_id", "")),
@@ -58,6 +55,5 @@ def parse_event(data: dict[str, Any]) -> Event:
 
 __all__ = [
     "AnyEvent", "ErrorEvent", "Event", "ProviderSwitched", "SessionEnded", "SessionMigrated", "SessionStarted",
-    "SessionStartedMigrated", "SpeechEnded",
-    "SpeechStarted", "TranscriptFinal", "TranscriptPartial", "WakewordDetected", "parse_event",
+    "SpeechEnded", "SpeechStarted", "TranscriptFinal", "TranscriptPartial", "WakewordDetected", "parse_event",
 ]

@@ -95,6 +95,10 @@ class GrpcConnection(Connection):
                 return
             except grpc.aio.AioRpcError as e:
                 code = dict(e.trailing_metadata() or ()).get("asrhub-error-code")
+                if code == "node_lost":
+                    # the session moved to another node (DESIGN §8): the hub ends this call so the client resumes
+                    # on a connection whose audio reaches the new owner, as a WebSocket's close 1012 says
+                    raise ConnectionLost(f"gRPC {e.code().name}: {e.details()}") from e
                 if code:
                     raise HubRequestError(str(code), e.details() or "") from None
                 if not received and e.code() == grpc.StatusCode.INTERNAL and retries < 3:

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..core.channel import ChannelFenced
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
-from ..core.events import Event
-from ..core.migration import SessionMigrated, parse_event
+from ..core.events import Event, SessionMigrated, parse_event
 from . import keys, wire
 from .errors import REDIS_DOWN
 from .messages import InboxMessage

@@ -23,8 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError, KeyQuotaError, SessionStateError
-from ..core.events import ErrorEvent, SessionEnded
-from ..core.migration import parse_event
+from ..core.events import ErrorEvent, SessionEnded, parse_event
 from . import keys, wire
 from .append import LogAppender
 from .bridge import BridgedSession

@@ -24,8 +24,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from ..core.commands import StartSession
-from ..core.events import Event
-from ..core.migration import SessionMigrated, parse_event
+from ..core.events import Event, SessionMigrated, parse_event
 from . import keys, wire
 
 # KEYS: sess, ev, node:{old owner}, in. ARGV: old owner, new owner, expected last seq, the event's JSON,

@@ -89,6 +89,10 @@ class SessionStarted(Event):
     audio: AudioFormat
     config: EffectiveConfig
     resumed: bool = False
+    # after a takeover (DESIGN §8): true, and where the audio timeline goes on from; absent otherwise (None is
+    # not written), so the started event of a session that did not move keeps its keys
+    migrated: bool | None = None
+    audio_from_ms: int | None = None
 
 
 class SpeechStarted(Event):
@@ -165,6 +169,18 @@ class ErrorEvent(Event):
     fatal: bool = False
 
 
+class SessionMigrated(Event):
+    """The session's node died and `to_node` goes on with it (DESIGN §8 "Owner death → takeover"): its audio
+    timeline continues from `audio_from_ms` (the last final's end, at most `limits.replay_audio_s` back). A
+    client that holds the audio sent since then sends it again from there, so the open utterance is decoded
+    again and no words are lost."""
+
+    type: Literal["session.migrated"] = "session.migrated"
+    from_node: str
+    to_node: str
+    audio_from_ms: int
+
+
 class SessionEnded(Event):
     type: Literal["session.ended"] = "session.ended"
     reason: Literal["stop", "idle", "error", "client_gone", "shutdown"]
@@ -174,8 +190,8 @@ class SessionEnded(Event):
 #: Each event type's model, by its `type`.
 EVENT_MODELS: dict[str, type[Event]] = {
     m.model_fields["type"].default: m for m in (SessionStarted, SpeechStarted, SpeechEnded, TranscriptPartial,
-                                                TranscriptFinal, ProviderSwitched, WakewordDetected, ErrorEvent,
-                                                SessionEnded)}
+                                                TranscriptFinal, SessionMigrated, ProviderSwitched,
+                                                WakewordDetected, ErrorEvent, SessionEnded)}
 EVENT_TYPES = tuple(EVENT_MODELS)
 
 

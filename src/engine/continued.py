@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..core.channel import EventChannel
-from ..core.events import Event, SessionStarted
-from ..core.migration import SessionMigrated, SessionStartedMigrated
+from ..core.events import Event, SessionMigrated, SessionStarted
 
 
 class ContinuedChannel(EventChannel):
@@ -31,6 +30,6 @@ class ContinuedChannel(EventChannel):
     def emit(self, event: Event) -> Event:
         if isinstance(event, SessionStarted) and not self._restarted:
             self._restarted = True
-            event = SessionStartedMigrated(**event.model_dump(exclude={"resumed"}),
-                                           audio_from_ms=self.migrated.audio_from_ms)
+            event = event.model_copy(update={"resumed": True, "migrated": True,
+                                             "audio_from_ms": self.migrated.audio_from_ms})
         return super().emit(event)

@@ -25,12 +25,12 @@ from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import (
     ErrorEvent,
     Event,
+    SessionMigrated,
     SpeechEnded,
     SpeechStarted,
     WakewordDetected,
 )
 from ..core.language import parse_language
-from ..core.migration import SessionMigrated
 from ..core.validation import validate_audio_spec, validate_idle_timeout
 from ..operators.base import SpeechEnd, SpeechStart, WakeWord
 from ..operators.pipeline import Pipeline, build_spec

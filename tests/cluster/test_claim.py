@@ -14,8 +14,15 @@ import redis.asyncio as aioredis
 from asrhub.cluster.append import LogAppender
 from asrhub.cluster.takeover import Claimer, ClaimRefused, read_takeover
 from asrhub.core.commands import StartSession
-from asrhub.core.events import Event, SessionEnded, SpeechStarted, TranscriptFinal, TranscriptPartial
-from asrhub.core.migration import SessionMigrated, parse_event
+from asrhub.core.events import (
+    Event,
+    SessionEnded,
+    SessionMigrated,
+    SpeechStarted,
+    TranscriptFinal,
+    TranscriptPartial,
+    parse_event,
+)
 from tests.cluster.redis_server import RedisServer
 
 
