@@ -58,6 +58,7 @@ class GrpcConnection(Connection):
         self.channel: Any = None
         self.call: Any = None
         self.requests: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
 
     async def _request_stream(self, delay_s: float = 0.0) -> AsyncIterator[Any]:
         if delay_s:  # a retried start: let a refusal of the call land before we write to it
@@ -93,6 +94,13 @@ class GrpcConnection(Connection):
                     received = True
                     yield event_from_proto(msg)
                 return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self.closed and (task is None or not task.cancelling()):
+                    # close() cancelled the call under a reader that is not itself being cancelled: to
+                    # that reader the connection is gone, as a closed WebSocket is (it may resume)
+                    raise ConnectionLost("the gRPC call was closed") from None
+                raise
             except grpc.aio.AioRpcError as e:
                 code = dict(e.trailing_metadata() or ()).get("asrhub-error-code")
                 if code == "node_lost":
@@ -129,6 +137,7 @@ class GrpcConnection(Connection):
 
     async def close(self) -> None:
         # cancel, not half-close: closing the request stream would count as `stop`
+        self.closed = True
         if self.call is not None and not self.call.done():
             self.call.cancel()
         if self.channel is not None:

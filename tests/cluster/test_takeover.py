@@ -19,6 +19,7 @@ import pytest
 from asrhub.client import (
     AudioSpec,
     Event,
+    GrpcClient,
     SessionEnded,
     SessionMigrated,
     SessionStarted,
@@ -30,7 +31,7 @@ from asrhub.client import (
     WebSocketClient,
 )
 from tests.cluster.nodes import FIRST, SECOND, Cluster, WsClient, speech
-from tests.support import clip, wer
+from tests.support import HubProcess, clip, wer
 
 PCM = AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1)
 CHUNK = 3200  # 100 ms
@@ -86,11 +87,26 @@ async def send(session: object, pcm: bytes) -> None:
 
 CLIENTS: dict[str, type[WebSocketClient | SocketIOClient | SseClient]] = {
     "websocket": WebSocketClient, "socketio": SocketIOClient, "sse": SseClient}
+AnyClient = WebSocketClient | SocketIOClient | SseClient | GrpcClient
 
 
-@pytest.mark.parametrize("transport", list(CLIENTS))
+def connect(transport: str, node: HubProcess, **kw: float) -> AnyClient:
+    if transport == "grpc":
+        return GrpcClient(f"127.0.0.1:{node.grpc_port}", **kw)  # type: ignore[arg-type]
+    return CLIENTS[transport](node.http, **kw)  # type: ignore[arg-type]
+
+
+def point_at(client: AnyClient, node: HubProcess) -> None:
+    """Where the client reconnects from now on (a balancer would send it there)."""
+    if isinstance(client, GrpcClient):
+        client.target = f"127.0.0.1:{node.grpc_port}"
+    else:
+        client.base_url = node.http
+
+
+@pytest.mark.parametrize("transport", [*CLIENTS, "grpc"])
 async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -> None:
-    client = CLIENTS[transport](cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=10)
+    client = connect(transport, cluster.nodes[0], reconnect_delay_s=0.1, max_reconnects=10)
     s = await client.session(audio=PCM)
     reader = Reader()
     reading = asyncio.create_task(reader.run(s))
@@ -102,7 +118,7 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
     opened = await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > final1.seq)
     assert cluster.owner(s.session_id or "") == "node0"
     assert cluster.nodes[0].proc is not None
-    client.base_url = cluster.nodes[1].http  # where the client reconnects (a balancer would send it there)
+    point_at(client, cluster.nodes[1])
     killed = time.monotonic()
     cluster.nodes[0].proc.send_signal(signal.SIGKILL)
 
@@ -246,18 +262,20 @@ async def test_takeover_keeps_the_promised_words(cluster: Cluster) -> None:
     assert wer([" ".join(refs)], [" ".join(f.text for f in finals)]) < 0.25, [f.text for f in finals]
 
 
-async def test_kill_9_of_the_owner_of_a_bridged_client(cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "grpc"])
+async def test_kill_9_of_the_owner_of_a_bridged_client(cluster: Cluster, transport: str) -> None:
     """Another kill point: the client has already moved to node1 (bridged to node0, its owner) when node0
     dies mid-sentence. node1's bridge sees the lease go, claims the session, and closes its client's
-    stream; the client resumes on node1 and sends its held audio again."""
-    client = WebSocketClient(cluster.nodes[0].http, reconnect_delay_s=0.1, max_reconnects=10)
+    stream (WebSocket: close 1012; gRPC: the call ends with node_lost); the client resumes on node1 and sends
+    its held audio again."""
+    client = connect(transport, cluster.nodes[0], reconnect_delay_s=0.1, max_reconnects=10)
     s = await client.session(audio=PCM)
     reader = Reader()
     reading = asyncio.create_task(reader.run(s))
     first, second = speech(FIRST), speech(SECOND)
     await send(s, first)
     final1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
-    client.base_url = cluster.nodes[1].http
+    point_at(client, cluster.nodes[1])
     assert s._conn is not None
     await s._conn.close()  # the connection drops: the client resumes on node1, bridged to node0
     half = len(second) // 4 * 2
