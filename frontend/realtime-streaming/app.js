@@ -29,12 +29,16 @@ const el = {
   wordTs: $("word-timestamps"),
   vadEnabled: $("vad-enabled"),
   vadSilence: $("vad-silence"),
+  turnMode: $("turn-mode"),
+  turnEagerness: $("turn-eagerness"),
+  turnEagernessField: $("turn-eagerness-field"),
   apiKey: $("api-key"),
   mic: $("mic-toggle"),
   micLabel: document.querySelector("#mic-toggle .label"),
   level: $("level"),
   speech: $("speech-indicator"),
   speechLabel: document.querySelector("#speech-indicator .label"),
+  speechReason: $("speech-reason"),
   fileInput: $("file-input"),
   fileStatus: $("file-status"),
   fileName: $("file-name"),
@@ -168,7 +172,15 @@ function buildStart() {
   const silence = parseInt(el.vadSilence.value, 10);
   if (Number.isFinite(silence) && silence > 0) vad.silence_ms = silence;
   start.vad = vad;
+  const turn = turnOption();
+  if (turn) start.turn = turn;
   return start;
+}
+
+/** `turn` for start: only in semantic mode (silence: left out, so the hub's config decides). Needs the VAD. */
+function turnOption() {
+  if (el.turnMode.value !== "semantic" || !el.vadEnabled.checked) return null;
+  return { mode: "semantic", eagerness: el.turnEagerness.value || "auto" };
 }
 
 // ---------------------------------------------------------------------------
@@ -267,6 +279,7 @@ async function startFile(file) {
 function beginRun(mode) {
   run.phase = "starting";
   run.mode = mode;
+  setSpeaking(false, {});
   lockSettings(true);
   renderMicButton();
 }
@@ -328,7 +341,8 @@ function onSessionState(state, detail) {
 function onHubEvent(ev, transportLabel) {
   switch (ev.type) {
     case "session.started": {
-      transcript.beginSession(ev.session_id, { provider: ev.provider, language: ev.language, transport: transportLabel });
+      const turn = ev.config && ev.config.turn && typeof ev.config.turn === "object" ? ev.config.turn : null;
+      transcript.beginSession(ev.session_id, { provider: ev.provider, language: ev.language, transport: transportLabel, turn });
       renderSessionInfo(ev.session_id);
       break;
     }
@@ -336,7 +350,7 @@ function onHubEvent(ev, transportLabel) {
       setSpeaking(true);
       break;
     case "speech.ended":
-      setSpeaking(false);
+      setSpeaking(false, ev);
       break;
     case "transcript.partial":
       view.showPartial(ev);
@@ -400,7 +414,16 @@ function renderMicButton() {
 function lockSettings(locked) {
   for (const c of [el.transport, el.provider, el.language, el.vadEnabled, el.apiKey]) c.disabled = locked;
   el.vadSilence.disabled = locked || !el.vadEnabled.checked;
+  renderTurnControls();
   updateProviderInfo();
+}
+
+/** The eagerness select only in semantic mode; both disabled while a session runs or without the VAD. */
+function renderTurnControls() {
+  const off = run.phase !== "idle" || !el.vadEnabled.checked;
+  el.turnMode.disabled = off;
+  el.turnEagerness.disabled = off;
+  el.turnEagernessField.hidden = el.turnMode.value !== "semantic";
 }
 
 function renderSessionInfo(sessionId) {
@@ -410,17 +433,40 @@ function renderSessionInfo(sessionId) {
   if (s.provider) parts.push(s.provider);
   if (s.language) parts.push(s.language);
   if (s.transport) parts.push(s.transport);
+  if (s.turn && s.turn.mode === "semantic") parts.push(`semantic turns${s.turn.eagerness ? ` (${s.turn.eagerness})` : ""}`);
   el.sessionInfo.textContent = parts.join(" · ");
   el.sessionInfo.title = s.session_id;
+  el.sessionInfo.dataset.turnMode = s.turn && s.turn.mode ? s.turn.mode : "";
 }
 
 function shortId(id) {
   return id && id.length > 12 ? `${id.slice(0, 8)}…` : id;
 }
 
-function setSpeaking(on) {
+// speech.ended `reason` (DESIGN §3.2) as shown after "Silence".
+const END_REASONS = {
+  silence: ["pause", "The utterance ended after the configured silence."],
+  turn: ["end of turn", "The turn model judged that the speaker had finished."],
+  max_silence: ["long pause", "The turn model was unsure; the utterance ended after the longest silence allowed."],
+  max_length: ["cut: too long", "The utterance reached the longest length allowed and was cut."],
+  flush: ["finalised", "The utterance was finalised on request (Finalize now or stop)."],
+};
+
+/**
+ * Speech activity. `ended` (a speech.ended event) shows why the last utterance ended until speech starts again;
+ * `{}` clears it; without it the last reason stays.
+ */
+function setSpeaking(on, ended) {
   el.speech.dataset.speaking = String(on);
   el.speechLabel.textContent = on ? "Speech" : "Silence";
+  if (on) ended = {};
+  if (!ended) return;
+  const [text, why] = END_REASONS[ended.reason] || [ended.reason || "", ""];
+  const p = typeof ended.turn_probability === "number" ? ` ${Math.round(ended.turn_probability * 100)}%` : "";
+  el.speech.dataset.reason = ended.reason || "";
+  el.speechReason.textContent = text ? `· ${text}${p}` : "";
+  if (why) el.speech.title = p ? `${why} Probability that the speaker had finished:${p}.` : why;
+  else el.speech.removeAttribute("title");
 }
 
 function setLevel(v, immediate = false) {
@@ -447,7 +493,9 @@ el.fileInput.addEventListener("change", () => {
 el.provider.addEventListener("change", updateProviderInfo);
 el.vadEnabled.addEventListener("change", () => {
   el.vadSilence.disabled = !el.vadEnabled.checked || run.phase !== "idle";
+  renderTurnControls();
 });
+el.turnMode.addEventListener("change", renderTurnControls);
 el.apiKey.addEventListener("change", () => loadProviders());
 
 // Space toggles the microphone anywhere on the page except while typing in a
@@ -488,5 +536,6 @@ window.addEventListener("pagehide", () => {
 
 setStatus("idle");
 renderMicButton();
+renderTurnControls();
 view.updateEmpty();
 loadProviders();

@@ -71,6 +71,7 @@ export class TranscriptView {
     if (entry.session_id) li.dataset.sessionId = entry.session_id;
     li.dataset.startMs = String(entry.start_ms);
     li.dataset.endMs = String(entry.end_ms);
+    if (typeof entry.end_of_turn === "boolean") li.dataset.endOfTurn = String(entry.end_of_turn);
 
     const meta = document.createElement("div");
     meta.className = "final-meta";
@@ -83,6 +84,9 @@ export class TranscriptView {
     text.className = "final-text";
     text.textContent = entry.text;
     li.append(meta, text);
+    if (entry.end_of_turn) {
+      li.append(span("final-eot", "end of turn", "The speaker finished their turn here (semantic turn mode)"));
+    }
 
     const selector = `.final[data-utterance-id="${cssEscape(entry.utterance_id)}"][data-session-id="${cssEscape(entry.session_id || "")}"]`;
     const old = replaced ? this.el.finals.querySelector(selector) : null;

@@ -29,11 +29,11 @@ export class Transcript {
     if (!s) {
       const prev = this.lastSessionId && this.sessions.get(this.lastSessionId);
       const baseMs = prev ? prev.baseMs + prev.audioMs : 0;
-      s = { session_id: sessionId, baseMs, audioMs: 0, provider: null, language: null, transport: null, started_at: new Date().toISOString() };
+      s = { session_id: sessionId, baseMs, audioMs: 0, provider: null, language: null, transport: null, turn: null, started_at: new Date().toISOString() };
       this.sessions.set(sessionId, s);
       this.lastSessionId = sessionId;
     }
-    for (const k of ["provider", "language", "transport"]) if (info[k]) s[k] = info[k];
+    for (const k of ["provider", "language", "transport", "turn"]) if (info[k]) s[k] = info[k];
     return s;
   }
 
@@ -66,6 +66,7 @@ export class Transcript {
       words: Array.isArray(ev.words) ? ev.words : [],
       seq: ev.seq,
     };
+    if (typeof ev.end_of_turn === "boolean") entry.end_of_turn = ev.end_of_turn; // semantic turn mode only
     const i = this.finals.findIndex((f) => f.session_id === entry.session_id && f.utterance_id === entry.utterance_id);
     if (i >= 0) {
       this.finals[i] = entry;
@@ -110,6 +111,7 @@ export class Transcript {
           provider: s.provider,
           language: s.language,
           transport: s.transport,
+          turn: s.turn,
           started_at: s.started_at,
           timeline_offset_ms: s.baseMs,
           audio_ms: s.audioMs,
