@@ -1,23 +1,29 @@
 """Turn-taking: silence mode against semantic mode at each eagerness, on real speech (issue 19).
 
-    .venv/bin/python -m bench.bench_turns [--hub] [--silence-ms 450]
+    .venv/bin/python -m bench.bench_turns [--hub] [--silence-ms 450] [--pause-ms 800]
 
-Each English clip (one read passage: a turn) is followed by 3.5 s of silence.
-- Endpointing (always; the pipeline alone, the real VAD and turn model, no recogniser): how long after the
-  end of the turn's speech the utterance is declared ended (audio waited + the model's answer time), how
-  often a turn is cut before its end (an utterance that ends inside the clip: a false cut, the clips being
-  single turns), and the turn model's CPU per audio second.
-- `--hub`: the same clips streamed to a real hub at real-time pace (one session per mode, the modes at
-  once): end of speech -> transcript.final (the final's `latency_ms`: audio of the utterance end received ->
-  final sent) on each turn's last utterance, and WER.
+Endpointing (always): the pipeline alone, with the real VAD and the real turn model; the speculative text that a
+hub's provider would hand back at each pause is a real decode of the utterance so far (tiny.en for English,
+the bundled multilingual base for Mandarin, greedy, as the final's first pass). Audio is pushed at once, so the
+decisions do not depend on pace; each delay adds the model's measured answer time. Two kinds of case per clip:
+- the clip as one turn, followed by 3.5 s of silence: how long after the end of the turn's speech the
+  utterance is declared ended (p50/p95, complete turns), and how often it was cut at one of its own pauses;
+- the same clip with a mid-sentence pause of `--pause-ms` put in at a word boundary with no punctuation in
+  the reference decode (at 30 %, 55 % and 80 % of its words; the clip's own noise floor fills it): a false cut
+  is an utterance that ends inside that pause. These are the held-out cut points the issue asks for.
+Also the turn model's CPU per audio second.
+
+`--hub`: the English clips streamed to a real hub at real-time pace (one session per mode, the modes at once):
+end of speech -> transcript.final (the final's `latency_ms`: audio of the utterance end received -> final
+sent) on each turn's last utterance, and WER.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,18 +32,22 @@ import numpy as np
 
 from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions
 from asrhub.core.config import PipelineConfig
-from asrhub.operators.base import Item, SpeechEnd
+from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn_model import get_runner
 from bench.common import SPEECH_ROOT, machine, p50_p95, stream_timed
-from tests.support import Clip, HubProcess, base_config, english, last_voiced_end, load_pcm16, wer
+from tests.support import Clip, HubProcess, base_config, english, last_voiced_end, load_pcm16, manifest, wer
 
-TAIL_S = 3.5  # past the longest max_silence_ms (low: 3 s)
+TAIL_S = 3.5  # past the longest max_silence_ms (low: 2.5 s)
+RATE = 16000
 MODES: dict[str, dict[str, Any]] = {"silence": {}, **{f"semantic/{e}": {"mode": "semantic", "eagerness": e}
                                                       for e in ("high", "medium", "low")}}
+PUNCT = re.compile(r"[.,?!;:。，？！、；：]$")
 
 
-def clips() -> list[Clip]:
+def clips(language: str = "en") -> list[Clip]:
+    if language == "zh":
+        return [c for c in manifest(SPEECH_ROOT) if c.language == "zh" and c.transcript]
     out = [c for c in english(SPEECH_ROOT) if c.seconds < 30]  # the sonnet is 14 lines, not one turn
     varied = SPEECH_ROOT / "varied"
     if (varied / "MANIFEST.tsv").exists():
@@ -45,70 +55,160 @@ def clips() -> list[Clip]:
     return out
 
 
+def model_call_ms() -> float:
+    """The turn model's compute time per question so far (its thread time: the wait a live session sees
+    when the model is not queued)."""
+    runner = get_runner()
+    return runner.busy_s / runner.calls * 1000 if runner.calls else 0.0
+
+
+class Reader:
+    """The text a hub's provider hands back at a pause: a real greedy decode of the utterance so far."""
+
+    def __init__(self) -> None:
+        from faster_whisper import WhisperModel
+
+        from asrhub.providers.models import resolve_ct2_model
+
+        self.models = {lang: WhisperModel(str(resolve_ct2_model(spec, provider="bench")), device="cpu",
+                                          compute_type="int8", cpu_threads=1)
+                       for lang, spec in (("en", "bundled:tiny.en"), ("zh", "bundled:base"))}
+
+    def text(self, pcm: np.ndarray, language: str) -> str:
+        segs, _ = self.models[language].transcribe(pcm.astype(np.float32) / 32768, language=language, beam_size=1,
+                                                   vad_filter=False, without_timestamps=True,
+                                                   condition_on_previous_text=False)
+        return " ".join(s.text.strip() for s in segs).strip()
+
+    def gaps(self, pcm: np.ndarray, language: str) -> list[int]:
+        """Sample offsets at word boundaries with no punctuation (30 %, 55 %, 80 % of the words), each at the
+        quietest 10 ms within 80 ms of the boundary."""
+        segs, _ = self.models[language].transcribe(pcm.astype(np.float32) / 32768, language=language,
+                                                   beam_size=1, vad_filter=False, word_timestamps=True)
+        words = [w for s in segs for w in (s.words or [])]
+        ok = [i for i in range(1, len(words) - 1) if not PUNCT.search(words[i].word.strip())
+              and words[i + 1].start - words[i].end < 0.15]
+        out = []
+        for i in sorted({ok[int(f * (len(ok) - 1))] for f in (0.3, 0.55, 0.8)} if ok else set()):
+            lo = max(0, int(min(words[i].end, words[i + 1].start) * RATE) - 1280)
+            hi = int(max(words[i].end, words[i + 1].start) * RATE) + 1280
+            energy = [np.abs(pcm[j:j + 160].astype(np.float32)).mean() for j in range(lo, hi - 160, 80)]
+            out.append(lo + int(np.argmin(energy)) * 80 + 80)
+        return out
+
+
+def noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of a quiet room (-84 dBFS white noise: not digital silence, not enough to wake the VAD)."""
+    return rng.normal(0, 2, n).astype(np.int16)
+
+
 @dataclass
 class Turns:
     delays_ms: list[float] = field(default_factory=list)   # end of the turn's speech -> its end declared
-    cuts: int = 0                                           # utterances ended inside a turn
+    own_cuts: int = 0                                       # utterances ended at a clip's own pauses
     turns: int = 0
+    false_cuts: int = 0                                     # utterances ended inside a put-in pause
+    pauses: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     audio_s: float = 0.0
     model_s: float = 0.0                                    # turn model thread time
 
 
-async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int) -> tuple[list[SpeechEnd], float, int]:
-    """Every utterance end of `pcm` pushed at once; the wall time of the model answer that ended the last one
-    (0 in silence mode), and the audio the endpointer had heard when it ended (samples)."""
+async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reader: Reader | None,
+                   language: str) -> tuple[list[SpeechEnd], list[float]]:
+    """Every utterance end of `pcm` pushed at once, and for each the audio heard when it was decided after
+    its offset, in ms (in semantic mode plus the model's answer time when the model's answer decided it)."""
     p = Pipeline(build_spec(AudioSpec(), VadOptions(silence_ms=silence_ms), PipelineConfig(),
                             turn=TurnOptions(**turn) if turn else None))
     late: asyncio.Queue[list[Item]] = asyncio.Queue()
     p.on_late = late.put_nowait
-    asked: list[float] = [0.0]
-    heard = [0]
-    answered = [0.0]
+    progress = asyncio.Event()  # an answer or a text was taken (the markers it decided are in `late`)
+    waited: list[float] = []
+    utt_start = [0]
     if p.turn is not None:
         ep = p.turn.endpointer
-        ask, answer = ep.ask, ep.answer
-
-        def timed_ask(query_id: int, audio: np.ndarray) -> None:
-            asked[0] = time.perf_counter()
-            ask(query_id, audio)
+        answer, heard, end_ = ep.answer, ep.heard, ep._end
+        answering = [False]
 
         def timed_answer(query_id: int, probability: float | None) -> list[Item]:
-            answered[0] = time.perf_counter() - asked[0]
-            heard[0] = ep._history_end
-            return answer(query_id, probability)
+            answering[0] = True
+            try:
+                return answer(query_id, probability)
+            finally:
+                answering[0] = False
+                progress.set()
 
-        ep.ask = timed_ask
+        def told(pause_id: int, text: str | None) -> list[Item]:
+            try:
+                return heard(pause_id, text)
+            finally:
+                progress.set()
+
+        def timed_end(offset: int, forced: bool = False, reason: Any = "silence",
+                      probability: float | None = None) -> list[Item]:
+            model_ms = model_call_ms() if answering[0] and reason == "turn" else 0.0
+            waited.append((ep._history_end - offset) / 16 + model_ms)
+            return end_(offset, forced, reason, probability)
+
         ep.answer = timed_answer  # type: ignore[method-assign]
-    ends = [it for it in p.push(pcm.tobytes()) if isinstance(it, SpeechEnd)]
+        ep.heard = told  # type: ignore[method-assign]
+        ep._end = timed_end  # type: ignore[method-assign]
+
+    ends: list[SpeechEnd] = []
+
+    def take(items: list[Item]) -> None:
+        for it in items:
+            if isinstance(it, SpeechStart):
+                utt_start[0] = it.audio_start
+            elif isinstance(it, SpeechEnd):
+                ends.append(it)
+                if p.turn is None:
+                    waited.append(float(silence_ms))
+            elif isinstance(it, PauseHint) and it.on_text is not None:
+                # the provider decodes the utterance with HINT_MS of tail
+                it.on_text(reader.text(pcm[utt_start[0]:it.offset + 1600], language) if reader else None)
+
+    take(p.push(pcm.tobytes()))
     if p.turn is not None:
         while p.turn.endpointer._waiting():
-            ends += [it for it in await late.get() if isinstance(it, SpeechEnd)]
-    ends += [it for it in p.flush() if isinstance(it, SpeechEnd)]  # still open at the end: counted as flush
+            await progress.wait()
+            progress.clear()
+            while not late.empty():
+                take(late.get_nowait())
+    take(p.flush())  # still open at the end: counted as flush
     p.release()
-    return ends, answered[0], heard[0]
+    return ends, waited
 
 
-async def endpointing(silence_ms: int) -> dict[str, Turns]:
+async def endpointing(silence_ms: int, pause_ms: int, language: str) -> dict[str, Turns]:
     out = {name: Turns() for name in MODES}
     runner = get_runner()
-    for c in clips():
+    reader = Reader()
+    rng = np.random.default_rng(0)
+    for c in clips(language):
         speech = load_pcm16(c.path)
-        pcm = np.concatenate([speech, np.zeros(int(TAIL_S * 16000), dtype=np.int16)])
+        tail = noise(int(TAIL_S * RATE), rng)
+        whole = np.concatenate([speech, tail])
         end = last_voiced_end(speech)
+        gaps = reader.gaps(speech, language)
         for name, turn in MODES.items():
             r = out[name]
             busy = runner.busy_s
-            ends, answer_s, heard = await endpoint(pcm, turn, silence_ms)
-            r.audio_s += len(pcm) / 16000
+            ends, waited = await endpoint(whole, turn, silence_ms, reader, language)
+            r.audio_s += len(whole) / RATE
             r.turns += 1
-            last = ends[-1] if ends else None
-            r.cuts += sum(1 for e in ends[:-1] if e.offset < end - 16000 * 0.1)
+            r.own_cuts += sum(1 for e in ends[:-1] if e.offset < end - RATE * 0.1)
             for e in ends:
                 r.reasons[e.reason] = r.reasons.get(e.reason, 0) + 1
-            if last is not None and last.reason != "flush":
-                waited = (heard - last.offset) / 16 if turn else silence_ms
-                r.delays_ms.append(waited + answer_s * 1000)
+            if ends and ends[-1].reason != "flush":
+                r.delays_ms.append(waited[-1])
+            for g in gaps:
+                gap = noise(pause_ms * RATE // 1000, rng)
+                cut_pcm = np.concatenate([speech[:g], gap, speech[g:], tail])
+                ends, _ = await endpoint(cut_pcm, turn, silence_ms, reader, language)
+                r.audio_s += len(cut_pcm) / RATE
+                r.pauses += 1
+                r.false_cuts += any(g - RATE * 0.3 <= e.offset <= g + len(gap) for e in ends)
             r.model_s += runner.busy_s - busy
     return out
 
@@ -142,17 +242,23 @@ async def with_hub(silence_ms: int) -> dict[str, tuple[list[float], float]]:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--silence-ms", type=int, default=450)
+    ap.add_argument("--pause-ms", type=int, default=800, help="the mid-sentence pause put in at each cut point")
+    ap.add_argument("--languages", default="en,zh")
     ap.add_argument("--hub", action="store_true", help="also stream to a real hub: final latency and WER")
     args = ap.parse_args()
-    print(f"# bench_turns — {machine()}; {len(clips())} English clips from {SPEECH_ROOT}, each + {TAIL_S} s silence")
-    res = await endpointing(args.silence_ms)
-    print("\n| mode | end of speech -> utterance end, ms p50 / p95 | turns cut before their end | "
-          "end reasons | turn model CPU per audio-s |")
-    print("|---|---|---|---|---|")
-    for name, r in res.items():
-        cpu = r.model_s / r.audio_s if r.audio_s else 0.0
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items()))
-        print(f"| {name} | {p50_p95(r.delays_ms)} | {r.cuts} in {r.turns} turns | {reasons} | {cpu * 100:.2f} % |")
+    print(f"# bench_turns — {machine()}; clips from {SPEECH_ROOT}, each + {TAIL_S} s silence; "
+          f"put-in pauses {args.pause_ms} ms")
+    for language in args.languages.split(","):
+        res = await endpointing(args.silence_ms, args.pause_ms, language)
+        print(f"\n{language}: {len(clips(language))} clips")
+        print("\n| mode | end of a turn -> utterance end, ms p50 / p95 | false cuts (put-in mid-sentence pauses) | "
+              "cuts at the clips' own pauses | end reasons | turn model CPU per audio-s |")
+        print("|---|---|---|---|---|---|")
+        for name, r in res.items():
+            cpu = r.model_s / r.audio_s if r.audio_s else 0.0
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items()))
+            print(f"| {name} | {p50_p95(r.delays_ms)} | {r.false_cuts} of {r.pauses} | {r.own_cuts} in {r.turns} "
+                  f"turns | {reasons} | {cpu * 100:.2f} % |")
     if args.hub:
         hub = await with_hub(args.silence_ms)
         print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | WER |")
