@@ -14,7 +14,17 @@
 // the session is gone (session_not_found) the controller either starts a
 // fresh session (option restartOnResumeFailure, used for the live
 // microphone) or fails with "resume_failed".
+//
+// Takeover (a hub cluster whose node dies; docs/PROTOCOL.md "Held audio"):
+// the audio sent since the last final is held (held.js, at most replayAudioMs).
+// After a resume nothing new is sent until the replayed events show whether
+// the session moved (session.migrated), at most MIGRATION_WAIT_MS; when it did,
+// the held audio from its audio_from_ms goes out again first, so the utterance
+// that was open when the node died is decoded again and no words are lost.
 
+import { HeldAudio } from "./held.js";
+
+const MIGRATION_WAIT_MS = 500;
 const MAX_PENDING_MS = 30000;
 const BYTES_PER_MS = 32; // pcm_s16le mono @ 16 kHz
 const STOP_TIMEOUT_MS = 30000;
@@ -29,6 +39,7 @@ export class SessionController {
    * @param {object} o.start            StartSession body (without "type")
    * @param {number} [o.giveUpMs=30000] stop trying to reconnect after this long
    * @param {boolean} [o.restartOnResumeFailure=false]
+   * @param {number} [o.replayAudioMs=30000] audio held for a takeover (the hub's limits.replay_audio_s)
    * @param {(ev:object)=>void} o.onEvent
    * @param {(state:string, detail:object)=>void} o.onState
    * @param {(code:string|null, message?:string)=>void} o.onError   null clears
@@ -53,6 +64,11 @@ export class SessionController {
     this.resumeAttempt = false; // the pending start carries `resume`
     this.reconnectAttempt = 0;
     this.stopTimer = null;
+    this.replayAudioMs = o.replayAudioMs ?? 30000;
+    this.held = new HeldAudio(this.replayAudioMs);
+    this.settling = null; // after a resume: the wait for word of a takeover (a timer)
+    this.stopSent = false; // stop went out on the current connection
+    this.migrations = 0; // takeovers of this session seen here
 
     this.transport.onEvent = (ev) => this.handleEvent(ev);
     this.transport.onClose = (info) => this.handleClose(info);
@@ -84,17 +100,24 @@ export class SessionController {
     if (id && id !== this.sessionId) {
       this.sessionId = id;
       this.lastSeq = 0;
+      this.held = new HeldAudio(this.replayAudioMs);
     }
+  }
+
+  /** Send one frame now, and hold it for a takeover. */
+  send(buf) {
+    this.transport.sendAudio(buf);
+    this.held.add(buf);
   }
 
   /** Queue or send one audio frame. */
   sendAudio(buf) {
     if (this.disposed || this.ended || this.stopping) return;
-    if (this.state === "open") {
-      this.transport.sendAudio(buf);
+    if (this.state === "open" && !this.settling) {
+      this.send(buf);
       return;
     }
-    if (this.state !== "connecting" && this.state !== "reconnecting") return;
+    if (this.state !== "connecting" && this.state !== "reconnecting" && !this.settling) return;
     this.pending.push(buf);
     this.pendingBytes += buf.byteLength;
     while (this.pendingBytes > MAX_PENDING_MS * BYTES_PER_MS && this.pending.length) {
@@ -102,17 +125,50 @@ export class SessionController {
     }
   }
 
-  /** Send what queued up while (re)connecting, in order, before any new audio. */
-  afterConnect() {
+  /** Send what queued up while (re)connecting, in order, before any new audio. After a resume
+   * (and with audio held), first wait for word of a takeover. */
+  afterConnect(resumed = false) {
+    this.stopSent = false;
+    clearTimeout(this.settling);
+    this.settling = null;
+    if (resumed && this.held.enabled) {
+      this.settling = setTimeout(() => this.settle(), MIGRATION_WAIT_MS);
+      return;
+    }
+    this.settle();
+  }
+
+  /** The session's place is known: queued audio, then a stop already asked for. */
+  settle() {
+    clearTimeout(this.settling);
+    this.settling = null;
+    if (this.disposed) return;
     this.drainPending();
-    if (this.stopping) this.transport.stop();
+    if (this.stopping && !this.stopSent) this.sendStop();
+  }
+
+  sendStop() {
+    this.stopSent = true;
+    this.transport.stop();
+  }
+
+  /** Another hub node took the session over: the held audio from audio_from_ms goes out again, first. */
+  migrated(ev) {
+    this.migrations += 1;
+    const { chunks, gapMs } = this.held.since(ev.audio_from_ms);
+    for (const buf of chunks) this.transport.sendAudio(buf);
+    this.cb.onNotice(gapMs
+      ? `The server went down; another took the session over (${(gapMs / 1000).toFixed(1)} s of audio was no longer held).`
+      : "The server went down; another took the session over and is hearing the last sentence again.");
+    if (this.stopping && this.stopSent) this.sendStop(); // the stop came before the held audio: again, after it
+    this.settle();
   }
 
   drainPending() {
     const queued = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    for (const buf of queued) this.transport.sendAudio(buf);
+    for (const buf of queued) this.send(buf);
   }
 
   flush() {
@@ -123,9 +179,11 @@ export class SessionController {
   stop() {
     if (this.disposed || this.ended || this.stopping) return;
     this.stopping = true;
-    if (this.state === "open") {
+    if (this.state === "open" && !this.settling) {
       this.drainPending();
-      this.transport.stop();
+      this.sendStop();
+    } else if (this.state === "open") {
+      // settling after a resume: stop goes out with the queued audio
     } else if (this.state !== "reconnecting" && this.state !== "connecting") {
       this.dispose("closed");
       return;
@@ -151,6 +209,8 @@ export class SessionController {
     if (this.disposed) return;
     this.disposed = true;
     clearTimeout(this.stopTimer);
+    clearTimeout(this.settling);
+    this.settling = null;
     this.transport.onEvent = () => {};
     this.transport.onClose = () => {};
     this.transport.close();
@@ -197,6 +257,8 @@ export class SessionController {
       this.lastSeq = ev.seq;
     }
     if (ev.type === "error" && ev.fatal) this.fatal = ev;
+    if (ev.type === "transcript.final") this.held.settled(ev.end_ms);
+    if (ev.type === "session.migrated" && !this.ended) this.migrated(ev);
     this.cb.onEvent(ev);
     if (ev.type === "session.ended") {
       this.ended = true;
@@ -231,6 +293,7 @@ export class SessionController {
     if (this.restartOnResumeFailure && !this.stopping) {
       this.sessionId = null;
       this.lastSeq = 0;
+      this.held = new HeldAudio(this.replayAudioMs);
       this.fatal = null;
       this.reconnect({ fresh: true });
       return;
@@ -265,7 +328,7 @@ export class SessionController {
         this.startSent(r, !!body.resume);
         this.reconnecting = false;
         this.cb.onError(null);
-        this.afterConnect();
+        this.afterConnect(!!body.resume);
         this.setState("open");
         this.cb.onNotice(
           body.resume
