@@ -112,18 +112,19 @@ async def one(hub: HubProcess, transport: str, pcm: bytes, transcript: str, out:
     return got
 
 
-async def bench(hub: HubProcess, clips: list[str], rounds: int) -> tuple[dict[str, Run], list[float]]:
+async def bench(hub: HubProcess, clips: list[str], rounds: int,
+                transports: tuple[str, ...] = TRANSPORTS) -> tuple[dict[str, Run], list[float]]:
     """Every transport's run, and the paired differences Deepgram - ws (words on) per final, where both
     ended the same clip's utterances alike (the same number of finals before the stop)."""
-    runs = {t: Run() for t in TRANSPORTS}
+    runs = {t: Run() for t in transports}
     paired: list[float] = []
     chosen = [c for c in english(SPEECH_ROOT) if not clips or any(c.file.startswith(p) for p in clips)]
     pcms = {c.file: load_pcm16(c.path).tobytes() for c in chosen}
     for r in range(rounds):
         for k, c in enumerate(chosen):
-            shift = (r * len(chosen) + k) % len(TRANSPORTS)
+            shift = (r * len(chosen) + k) % len(transports)
             got: dict[str, list[float]] = {}
-            for transport in TRANSPORTS[shift:] + TRANSPORTS[:shift]:
+            for transport in transports[shift:] + transports[:shift]:
                 got[transport] = await one(hub, transport, pcms[c.file], c.transcript, runs[transport])
                 print(f"  round {r + 1} {c.file:<34} {transport:<10} finals before stop: "
                       f"{', '.join(f'{x:.0f}' for x in got[transport])} ms", file=sys.stderr)
@@ -136,14 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", default="", help="manifest file prefixes, comma-separated (default: every English clip)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--transports", default=",".join(TRANSPORTS), help=f"some of {', '.join(TRANSPORTS)} (deepgram "
+                   "and ws always)")
     p.add_argument("--out", help="write the markdown report here")
     args = p.parse_args(argv)
+    transports = tuple(t for t in TRANSPORTS if t in {"deepgram", "ws", *args.transports.split(",")})
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         hub = HubProcess(base_config(), Path(tmp)).start()
         try:
             t0 = time.monotonic()
-            runs, paired = asyncio.run(bench(hub, clips, args.rounds))
+            runs, paired = asyncio.run(bench(hub, clips, args.rounds, transports))
             took = time.monotonic() - t0
         finally:
             hub.stop()
@@ -151,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     n_clips = len(runs["ws"].refs) // max(1, args.rounds)
     rows = ["| transport | end of speech -> final p50 / p95 / max (ms) | finals | WER |", "|---|---|---|---|"]
     for t, label in LABELS.items():
+        if t not in runs:
+            continue
         lat = runs[t].latency_ms
         rows.append(f"| {label} | {pct(lat, 50):.0f} / {pct(lat, 95):.0f} / {max(lat):.0f} | {len(lat)} "
                     f"| {wer(runs[t].refs, runs[t].hyps):.3f} |")
