@@ -86,5 +86,17 @@ def plan(hub: object, p: dg.ListenParams) -> tuple[StartSession, Provider]:
                              interim_results=p.interim_results, word_timestamps=c.provider.capabilities.word_timestamps,
                              hotwords=c.hotwords, prompt=c.prompt, vad=vad)
     except ValidationError as e:
-        raise dg.ListenRefused(400, "INVALID_QUERY_PARAMETER", str(e.errors()[0]["msg"]), None) from None
+        err = e.errors()[0]
+        name = query_name(p, tuple(str(x) for x in err["loc"]))
+        raise dg.ListenRefused(400, "INVALID_QUERY_PARAMETER", f"{name}: {err['msg']}", name) from None
     return routed_start(hub, c.model, start), c.provider
+
+
+def query_name(p: dg.ListenParams, loc: tuple[str, ...]) -> str:
+    """The query parameter a refused field of the hub session came from."""
+    head = loc[0] if loc else ""
+    if head in ("hotwords", "prompt"):
+        return "keyterm" if p.keyterm else "keywords"
+    if head == "audio" and len(loc) > 1:
+        return {"sample_rate": "sample_rate", "channels": "channels"}.get(loc[1], "encoding")
+    return {"vad": "endpointing", "language": "language", "interim_results": "interim_results"}.get(head, head)

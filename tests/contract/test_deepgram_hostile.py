@@ -62,6 +62,9 @@ async def assert_still_serves(hub: HubProcess) -> None:
     ("model=" + "x" * 200, "model"),
     ("language=not%20a%20language", "language"),
     ("callback=http://example.com/hook", "callback"),
+    ("keyterm=" + "a" * 6000, "keyterm"),
+    ("keywords=" + "b" * 6000 + ":2", "keywords"),
+    ("&".join(f"keyterm=w{i}" for i in range(150)), "keyterm"),
     ("x-unknown%00=1", "x-unknown\x00"),
 ])
 async def test_bad_query_parameters_are_refused_naming_them(hub: HubProcess, query: str, param: str) -> None:
