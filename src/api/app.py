@@ -21,10 +21,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Mount, Route
 
-from ..core.version import VERSION as __version__
 from ..core.config import HubConfig, load_config
 from ..core.logs import configure_logging, install_redaction
 from ..core.resources import resource
+from ..core.version import VERSION as __version__
 from ..hub import Hub
 from . import deepgram, openai_compat, openai_models, realtime, rest, sse, tokens, websocket
 from .auth import AuthMiddleware

@@ -35,8 +35,8 @@ from pystorex import Action, create_effect
 from reactivex import Observable
 from reactivex import operators as ops
 
-from ..core.version import VERSION as __version__
 from ..core.events import ErrorEvent, SessionStats, TranscriptFinal
+from ..core.version import VERSION as __version__
 from ..store.providers.selectors import select_available
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport
