@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ..core.audio import PCM_ENCODINGS
 from ..core.commands import AudioSpec
-from ..core.errors import ErrorCode, HubError
+from ..core.errors import ClientError, ErrorCode, HubError
 from ..engine.routing import route_upload
 from ..engine.transcribe import HubTranscription, load_audio, load_raw, transcribe_audio
 from . import deepgram_wire as dg
@@ -143,8 +143,10 @@ def channel_audio(data: bytes, p: dg.PrerecordedParams) -> list[np.ndarray]:
     if not p.split:
         return [load_raw(data, spec)]
     sample = SAMPLE_BYTES[spec.encoding]
-    usable = len(data) - len(data) % (sample * spec.channels)
-    frames = np.frombuffer(data[:usable], dtype=np.dtype(f"V{sample}")).reshape(-1, spec.channels)
+    if len(data) % (sample * spec.channels):  # as load_raw refuses a partial frame of one track
+        raise ClientError(ErrorCode.invalid_audio, f"{spec.encoding} audio with {spec.channels} channel(s) comes in "
+                          f"{sample * spec.channels}-byte frames; got {len(data)} bytes")
+    frames = np.frombuffer(data, dtype=np.dtype(f"V{sample}")).reshape(-1, spec.channels)
     mono = spec.model_copy(update={"channels": 1})
     return [load_raw(frames[:, i].tobytes(), mono) for i in range(spec.channels)]
 

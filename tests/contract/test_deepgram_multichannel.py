@@ -105,3 +105,7 @@ async def test_prerecorded_multichannel_answers_a_channel_each(hub: HubProcess) 
     assert len(channels) == 2 and body["metadata"]["channels"] == 2
     for ch, c in zip(channels, CLIPS, strict=True):
         assert wer([c.transcript], [ch["alternatives"][0]["transcript"]]) <= 0.25, ch["alternatives"][0]
+    async with httpx.AsyncClient(timeout=120) as http:  # a partial frame: refused as one channel's would be
+        bad = await http.post(f"{hub.http}/v1/listen", params={k: v for k, v in STEREO.items() if k != "language"},
+                              content=stereo()[:-1], headers={"Content-Type": "audio/l16"})
+    assert bad.status_code == 400 and bad.json()["err_code"] == "INVALID_AUDIO" and "4-byte" in bad.json()["err_msg"]
