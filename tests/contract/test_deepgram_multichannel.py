@@ -40,8 +40,18 @@ def said(msgs: list[object], index: int) -> str:
                     if isinstance(m, ListenV1Results) and m.is_final and m.channel_index == [index, 2]).strip()
 
 
+async def sessions_started(hub: HubProcess) -> float:
+    """The hub's count of sessions started over the Deepgram socket (its /metrics)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{hub.http}/metrics")).text
+    line = next((x for x in text.splitlines() if x.startswith('asrhub_sessions_started_total{transport="deepgram"}')),
+                None)
+    return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+
 async def test_each_channel_is_its_own_transcript(hub: HubProcess) -> None:
     audio = stereo()
+    before = await sessions_started(hub)
     async with client(hub).listen.v1.connect(**STEREO, vad_events="true",  # type: ignore[arg-type]
                                              interim_results="true") as conn:
         await feed(conn, audio, chunk=6402)  # frames split mid-sample: the channels must not slip
@@ -56,6 +66,7 @@ async def test_each_channel_is_its_own_transcript(hub: HubProcess) -> None:
     meta = msgs[-1]
     assert meta.channels == 2 and meta.duration == pytest.approx(len(audio) / 64000, abs=0.1)
     assert sum(isinstance(m, ListenV1Metadata) for m in msgs) == 1
+    assert await sessions_started(hub) - before == 2, "each channel is a hub session of its own"
 
 
 async def test_finalize_naming_a_channel_flushes_that_channel_only(hub: HubProcess) -> None:
