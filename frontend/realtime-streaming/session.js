@@ -118,10 +118,16 @@ export class SessionController {
       return;
     }
     if (this.state !== "connecting" && this.state !== "reconnecting" && !this.settling) return;
-    this.pending.push(buf);
+    this.queue(buf, false);
+  }
+
+  /** Queue audio for after the (re)connect; `held`: counted in the held audio already (sent once). */
+  queue(buf, held, front = false) {
+    if (front) this.pending.unshift({ buf, held });
+    else this.pending.push({ buf, held });
     this.pendingBytes += buf.byteLength;
     while (this.pendingBytes > MAX_PENDING_MS * BYTES_PER_MS && this.pending.length) {
-      this.pendingBytes -= this.pending.shift().byteLength; // drop the oldest audio
+      this.pendingBytes -= this.pending.shift().buf.byteLength; // drop the oldest audio
     }
   }
 
@@ -155,6 +161,9 @@ export class SessionController {
   /** Another hub node took the session over: the held audio from audio_from_ms goes out again, first. */
   migrated(ev) {
     this.migrations += 1;
+    // audio sent once but still queued is in the held audio: that copy goes out, from audio_from_ms
+    this.pending = this.pending.filter((p) => !p.held);
+    this.pendingBytes = this.pending.reduce((n, p) => n + p.buf.byteLength, 0);
     const { chunks, gapMs } = this.held.since(ev.audio_from_ms);
     for (const buf of chunks) this.transport.sendAudio(buf);
     this.cb.onNotice(gapMs
@@ -168,7 +177,10 @@ export class SessionController {
     const queued = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    for (const buf of queued) this.send(buf);
+    for (const { buf, held } of queued) {
+      if (held) this.transport.sendAudio(buf);
+      else this.send(buf);
+    }
   }
 
   flush() {
@@ -294,6 +306,7 @@ export class SessionController {
       this.sessionId = null;
       this.lastSeq = 0;
       this.held = new HeldAudio(this.replayAudioMs);
+      for (const p of this.pending) p.held = false; // the new session holds them when they go out
       this.fatal = null;
       this.reconnect({ fresh: true });
       return;
@@ -322,6 +335,8 @@ export class SessionController {
       if (this.disposed) return;
       const body = { ...this.start };
       if (!fresh && this.sessionId) body.resume = { session_id: this.sessionId, last_seq: this.lastSeq };
+      const unsent = this.transport.takeUnsentAudio();
+      for (let i = unsent.length - 1; i >= 0; i -= 1) this.queue(unsent[i], !fresh, true);
       try {
         const r = await this.transport.connect(body);
         if (this.disposed) return;

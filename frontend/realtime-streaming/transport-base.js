@@ -6,6 +6,7 @@ export const EVENT_TYPES = [
   "speech.ended",
   "transcript.partial",
   "transcript.final",
+  "session.migrated",
   "provider.switched",
   "wakeword.detected",
   "error",
@@ -37,6 +38,17 @@ export class BaseTransport {
     this.onEvent = () => {};
     this.onClose = () => {};
     this.gen = 0; // bumped by close(); a connect() that outlives it gives up
+  }
+
+  /**
+   * Audio handed to this transport but not sent yet (a queue kept across a lost connection), taken back
+   * by the controller before it resumes: it sends it again in order after the resume, or, when another
+   * hub node took the session over, its held copy. A queued flush or stop is dropped (the controller
+   * sends a stop again). Transports that queue nothing return [].
+   * @returns {ArrayBuffer[]}
+   */
+  takeUnsentAudio() {
+    return [];
   }
 
   checkGen(gen) {

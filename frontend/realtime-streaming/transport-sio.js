@@ -59,11 +59,10 @@ export class SocketIoTransport extends BaseTransport {
       this.socket = null;
       socket.removeAllListeners();
       if (reason === "io client disconnect") return;
-      if (reason === "io server disconnect") {
-        this.onClose({ code: "closed_by_server", message: reason, retryable: false });
-      } else {
-        this.onClose({ code: "connection_lost", message: reason, retryable: true });
-      }
+      // The hub disconnects a live session's socket when another hub node took the session over
+      // (docs/PROTOCOL.md "Resume": resume it, on any node); after session.ended or a fatal error the
+      // controller knows better and does not resume.
+      this.onClose({ code: "connection_lost", message: reason, retryable: true });
     });
     let ack;
     try {

@@ -202,6 +202,16 @@ export class SseTransport extends BaseTransport {
     this.pump();
   }
 
+  takeUnsentAudio() {
+    // a POST still in flight stays: its answer settles it (sent, or sent again after the resume)
+    const keep = this.inFlight && this.ops.length ? 1 : 0;
+    const taken = this.ops.slice(keep);
+    this.ops = this.ops.slice(0, keep);
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    return taken.flatMap((op) => (op.kind === "audio" ? op.chunks : []));
+  }
+
   /** Send the head of the queue; one POST in flight at a time, strictly in order. */
   pump() {
     clearTimeout(this.pumpTimer);

@@ -1,6 +1,7 @@
 """The demo page through a takeover (issue 21 item 1, DESIGN §8): Debian chromium (Playwright) on the page
 served through nginx in front of two hub nodes on one redis-server; a WAV of two sentences streamed by the
-page's file upload at real-time pace; `kill -9` of the session's node in the middle of the second sentence.
+page's file upload at real-time pace over WebSocket, HTTP + SSE and Socket.IO; `kill -9` of the session's
+node in the middle of the second sentence.
 The page reconnects through nginx to the surviving node, which takes the session over, and sends again the
 audio it held since the first final (from `audio_from_ms`): the cut sentence's final is on screen once,
 with its words, in the same session."""
@@ -59,8 +60,9 @@ def two_sentences(path: Path) -> Path:
     return path
 
 
-def test_demo_page_resends_its_held_audio_after_a_takeover(deployment: tuple[Cluster, Nginx],
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["ws", "sse", "sio"])
+def test_demo_page_resends_its_held_audio_after_a_takeover(deployment: tuple[Cluster, Nginx], tmp_path: Path,
+                                                          transport: str) -> None:
     cluster, front = deployment
     assert Path(CHROMIUM).exists(), "chromium missing: `make test` installs it (apt-get install chromium)"
     audio = two_sentences(tmp_path / "two.wav")
@@ -70,7 +72,7 @@ def test_demo_page_resends_its_held_audio_after_a_takeover(deployment: tuple[Clu
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.add_init_script(NOTICES)
-            page = open_page(context, front.http, "?transport=ws&reconnect_s=60")
+            page = open_page(context, front.http, f"?transport={transport}&reconnect_s=60")
             page.set_input_files("#file-input", str(audio))
             # the first sentence's final, then a partial of the second with some of its words: the
             # utterance is open, a good part of it heard by the node about to die
@@ -101,7 +103,7 @@ def test_demo_page_resends_its_held_audio_after_a_takeover(deployment: tuple[Clu
     assert {s[0] for s in shown} == {sid}, shown  # one session all along
     assert {s[2] for s in shown} == {f["text"] for f in finals}, (shown, finals)
     refs = [clip(FIRST).transcript, clip(SECOND).transcript]
-    print(f"\ndemo page takeover: finals {[f['text'] for f in finals]}; notices {notices}")
+    print(f"\ndemo page takeover ({transport}): finals {[f['text'] for f in finals]}; notices {notices}")
     assert wer([refs[1]], [finals[1]["text"]]) < 0.25, finals[1]["text"]  # both halves of the cut sentence
     assert wer(refs, [f["text"] for f in finals]) < 0.25, [f["text"] for f in finals]
     assert logged[-1]["type"] == "session.ended" and logged[-1]["reason"] == "stop", logged[-1]
