@@ -209,6 +209,7 @@ class TurnEndpointer(Endpointer):
         self.probability = None
         self._awaiting_text = False
         self._pause = next(self._ids)  # what comes back for the ended pause is stale
+        self._text, self._text_heard = None, False
         return items
 
     # -- client and gate ---------------------------------------------------------------------
