@@ -23,7 +23,6 @@ from ..core.commands import StartSession
 from ..core.config import HubConfig
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import (
-    ErrorEvent,
     Event,
     SessionMigrated,
     SpeechEnded,
@@ -56,7 +55,7 @@ from .failover import Failover
 from .metrics import HubMetrics, MetricsEffects
 from .routing import LanguageRouting
 from .session import Session
-from .streams import Streams
+from .streams import Streams, error_actions
 
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
@@ -448,8 +447,8 @@ class SessionService:
     def error(self, session_id: str, err: HubError) -> None:
         if session_id not in self.sessions or not self.is_live(session_id):
             return
-        ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
-        self.dispatch(A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal)))
+        for action in error_actions(session_id, err):
+            self.dispatch(action)
 
     def new_stream(self, s: Session) -> ProviderStream:
         return self.streams.new_stream(s)

@@ -14,7 +14,7 @@ from ..core.audio import HUB_RATE, samples_to_ms
 from ..core.channel import ChannelOverflow
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError, ProviderFailure
-from ..core.events import AudioFormat, EffectiveConfig, SessionEnded, SessionStarted, SessionStats
+from ..core.events import AudioFormat, EffectiveConfig, ErrorEvent, SessionEnded, SessionStarted, SessionStats
 from ..core.language import AUTO, model_language
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.localise import localising_sink
@@ -43,6 +43,12 @@ class StreamsHost(Protocol):
     def spawn(self, s: Session, coro: Any) -> None: ...
 
     def forget_later(self, session_id: str) -> None: ...
+
+
+def error_actions(session_id: str, err: HubError) -> Actions:
+    """`err` as the session's `[Session] Error Raised` (a fatal one ends the session: its effect asks)."""
+    ev = ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal)
+    return [A.error_raised(A.ErrorRaised(session_id, ev, err.code.value, err.fatal))]
 
 
 def effective_config(s: Session, config: HubConfig) -> EffectiveConfig:
@@ -174,12 +180,16 @@ class Streams:
         return [A.ended(A.Ended(s.id, ev, reason, stats))]
 
     # -- ChannelPort -----------------------------------------------------------------------------
-    def deliver(self, payload: store_base.EventPayload) -> None:
+    def deliver(self, payload: store_base.EventPayload) -> Actions:
+        """Put the event in its session's channel; a client that does not read its events is answered
+        with a fatal error (which ends the session)."""
         s = self.host.sessions.get(payload.session_id)
         if s is None:
-            return
+            return ()
         try:
             s.channel.emit(payload.event)
         except ChannelOverflow as e:
-            if payload.event.type != "session.ended":
-                self.host.error(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}", fatal=True))
+            if payload.event.type != "session.ended" and self._live(s):
+                return error_actions(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}",
+                                                    fatal=True))
+        return ()

@@ -65,5 +65,6 @@ class RoutingPort(Protocol):
 class ChannelPort(Protocol):
     """The session event channels."""
 
-    def deliver(self, payload: EventPayload) -> None:
-        """Put the payload's event in its session's channel."""
+    def deliver(self, payload: EventPayload) -> Actions:
+        """Put the payload's event in its session's channel; answers the error a failed delivery is
+        (a client that does not read its events), none otherwise."""

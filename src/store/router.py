@@ -4,6 +4,7 @@ been reduced and its other effects have run before its event goes out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pystorex import Action, create_effect
@@ -18,11 +19,10 @@ class RouterEffects:
     def __init__(self, channels: ChannelPort) -> None:
         self.channels = channels
 
-    @create_effect(dispatch=False)
-    def route_events(self, actions: Observable[Action[Any]]) -> Observable[Any]:
-        def run(a: Action[Any]) -> tuple[()]:
-            self.channels.deliver(a.payload)
-            return ()
+    @create_effect
+    def route_events(self, actions: Observable[Action[Any]]) -> Observable[Action[Any]]:
+        def run(a: Action[Any]) -> Sequence[Action[Any]]:
+            return self.channels.deliver(a.payload)  # an error on delivery: the actions that report it
 
         return actions.pipe(
             ops.filter(lambda a: isinstance(a, Action) and isinstance(a.payload, EventPayload)),
