@@ -24,14 +24,13 @@ connection): the caller then admits by its local limits only (DESIGN §8 "Redis 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
-from ..core.errors import ErrorCode, HubError
+from ..core.rate import RateWindow, rate_refusal
 from .errors import guarded
 
 # The Redis server's clock in ms (TIME answers seconds and microseconds).
@@ -214,11 +213,8 @@ class KeyRateLimit:
         """
         if per_minute < 1:
             raise ValueError(f"per_minute must be positive, not {per_minute}")
-        now = self.clock()
-        minute = int(now // 60)
-        left = max(1, math.ceil((minute + 1) * 60 - now))
-        n = await guarded(self._hit(keys=[self.key(key_id, minute)], args=[left + 1]), "rate limit",
-                          self.timeout_s)
+        window = RateWindow.at(self.clock())  # the same windows and refusal as this node's RateCounter
+        n = await guarded(self._hit(keys=[self.key(key_id, window.number)], args=[window.left_s + 1]),
+                          "rate limit", self.timeout_s)
         if int(n) > per_minute:
-            raise HubError(ErrorCode.rate_limited, f"more than {per_minute} requests per minute for this API "
-                           "key; slow down", retry_after_s=left)
+            raise rate_refusal(per_minute, window)
