@@ -54,7 +54,10 @@ def python_runs(hub: HubProcess, tmp_path_factory: pytest.TempPathFactory) -> di
         return name, (proc.returncode or 0, out.decode(), err.decode())
 
     async def all_runs() -> dict[str, tuple[int, str, str]]:
-        return dict(await asyncio.gather(*(run(n) for n in PY)))
+        # one after another, as a user runs an example: nine at once (most push audio as fast as they can)
+        # made the shared hub's admission refuse whichever came late on a loaded machine (finals trailing
+        # audio by more than limits.admission_lag_s), which is the lag gate working, not an example failing
+        return dict([await run(n) for n in PY])
 
     return asyncio.run(all_runs())
 
