@@ -9,7 +9,6 @@ admin) API keys only ("api"). A session's routes answer only its own key's crede
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +16,7 @@ from urllib.parse import parse_qs
 
 from ..core.auth import Authenticator, Credential, Purpose, bearer, key_id
 from ..core.errors import ErrorCode, HubError
+from ..store.sessions.selectors import select_created_at
 from . import deepgram_wire
 from .binding import check_owner
 from .errors import error_event, error_response
@@ -62,10 +62,9 @@ async def check_session(scope: Scope, path: str, cred: Credential) -> None:
     service = scope["app"].state.hub.service
     # GET events resumes (its HEAD only looks): the route's own words for an unknown session
     await check_owner(service, sid, key_id(cred.key), resume=events)
-    session = service.sessions.get(sid)
-    if cred.token is None or session is None:
+    started = select_created_at(service.state, sid)
+    if cred.token is None or started is None:
         return
-    started = time.time() - (time.monotonic() - session.created)
     if started >= cred.token.expires_at:
         raise HubError(ErrorCode.unauthorized, f"the token had expired when session '{sid}' started; "
                        "get a new one from POST /v1/tokens", fatal=True)

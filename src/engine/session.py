@@ -38,8 +38,7 @@ class Session:
         self.channel = channel
         self.ring = RingBuffer(int(buffer_s * HUB_RATE))
         self.stream: ProviderStream | None = None
-        self.created = time.monotonic()
-        self.last_activity = self.created
+        self.last_activity = 0.0                              # the loop's time of its last command (service)
         self.utterance_index = 0                              # utterance ids: u1, u2, ...
         self.open_utterance: tuple[str, int] | None = None   # (id, audio start)
         self.pending: dict[str, tuple[int, int]] = {}         # utterance id -> (start, end) awaiting final

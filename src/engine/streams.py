@@ -171,7 +171,7 @@ class Streams:
             return ()
         stats = SessionStats(audio_ms=samples_to_ms(s.audio_samples), utterances=rec.utterances,
                              finals=rec.finals, partials=rec.partials, audio_bytes=s.audio_bytes,
-                             duration_ms=int((time.monotonic() - s.created) * 1000),
+                             duration_ms=int((time.time() - rec.created_at) * 1000),
                              language=rec.language if rec.detect else None,
                              language_probability=rec.language_probability if rec.detect else None)
         ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]

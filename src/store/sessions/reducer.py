@@ -136,8 +136,6 @@ sessions_reducer = create_reducer(
     on(A.speech_edge.type, _speech),
     on(A.partial_emitted.type, _bump("partials")),
     on(A.final_emitted.type, _final),
-    on(A.wakeword_detected.type, _bump("wakewords")),
-    on(A.error_raised.type, _bump("errors")),
     on(A.provider_switched.type, _switched),
     on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
     on(A.ended.type, _ended),

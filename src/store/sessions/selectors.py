@@ -21,6 +21,12 @@ def select_state(state: Any, session_id: str) -> SessionState | None:
     return None if rec is None else rec.state
 
 
+def select_created_at(state: Any, session_id: str) -> float | None:
+    """When the session was created (unix time); None for a session the store does not hold."""
+    rec = select_session(state, session_id)
+    return None if rec is None else rec.created_at
+
+
 def select_is_open(state: Any, session_id: str) -> bool:
     """The session takes audio, flush and stop (listening or speaking)."""
     return select_state(state, session_id) in OPEN

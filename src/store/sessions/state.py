@@ -46,8 +46,6 @@ class SessionRecord:
     utterances: int = 0
     partials: int = 0
     finals: int = 0
-    wakewords: int = 0
-    errors: int = 0
     switches: int = 0
     illegal: int = 0
     audio_ms: int = 0
