@@ -24,8 +24,19 @@ from tests.support import until
 PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
 
 
+# What a wire can express beyond the contract's common core. The conformance tests that need one declare it
+# in their parametrisation (`transports(...)`), so a wire without it is not a test at all, never a skip.
+SESSION_STREAM = "session_stream"  # session.started/ended, session_id, seq, ts, provider, stats on every event
+START_COMMAND = "start_command"  # `start` is a message on an open connection (twice, before audio, resume...)
+RESUME = "resume"  # a dropped session is resumed, its missed events replayed
+WHOLE_SAMPLES = "whole_samples"  # audio that is not whole samples is refused
+STOP_REFUSED_TWICE = "stop_refused_twice"  # a second `stop` is an error (Deepgram ignores a second CloseStream)
+HUB_FEATURES = frozenset({SESSION_STREAM, START_COMMAND, RESUME, WHOLE_SAMPLES, STOP_REFUSED_TWICE})
+
+
 class Client(abc.ABC):
     name = "?"
+    features: frozenset[str] = HUB_FEATURES
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
@@ -405,15 +416,24 @@ class SioClient(Client):
 
 
 # ---------------------------------------------------------------------------------------------
+from tests.contract.deepgram_client import DeepgramClient  # noqa: E402 (it subclasses Client, defined above)
 from tests.contract.grpc_client import GrpcClient  # noqa: E402 (it subclasses Client, defined above)
 
+# The hub's own wires: every contract test that iterates CLIENTS runs over these.
 CLIENTS: dict[str, type[Client]] = {c.name: c for c in (WsClient, SseClient, SioClient, GrpcClient)}
+# The conformance suite's wires: the hub's own, and Deepgram's socket where its semantics allow.
+CONFORMANCE_CLIENTS: dict[str, type[Client]] = {**CLIENTS, DeepgramClient.name: DeepgramClient}
+
+
+def transports(*needs: str) -> list[str]:
+    """The conformance wires that express every feature in `needs` (the others are not parameters at all)."""
+    return [name for name, c in CONFORMANCE_CLIENTS.items() if set(needs) <= c.features]
 
 
 @contextlib.asynccontextmanager
 async def connected(hub: Any, transport: str) -> AsyncIterator[Client]:
     """A connected client of `transport` on `hub`, closed afterwards."""
-    c = CLIENTS[transport](hub)
+    c = CONFORMANCE_CLIENTS[transport](hub)
     await c.connect()
     try:
         yield c

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from tests.contract.clients import CLIENTS, Client
+from tests.contract.clients import CONFORMANCE_CLIENTS, Client
 from tests.support import HubProcess
 
 MakeClient = Callable[[str], Awaitable[Client]]
@@ -16,7 +16,7 @@ async def make_client(hub: HubProcess) -> AsyncIterator[MakeClient]:
     made: list[Client] = []
 
     async def make(transport: str) -> Client:
-        c = CLIENTS[transport](hub)
+        c = CONFORMANCE_CLIENTS[transport](hub)
         made.append(c)
         await c.connect()
         return c

@@ -1,22 +1,34 @@
-"""Issue 3: one session contract, four streaming transports (WebSocket, HTTP+SSE, Socket.IO, gRPC).
+"""Issue 3: one session contract, four streaming transports (WebSocket, HTTP+SSE, Socket.IO, gRPC), and
+Deepgram's live socket where its semantics allow (issue 22).
 
-Written once against tests/contract/clients.py; every test runs over every transport, against the real
-hub process of the `hub` fixture.
+Written once against tests/contract/clients.py; every test runs over every transport that expresses what it
+checks (`transports(<features>)`: a wire without a feature is not a parameter of the tests that need it),
+against the real hub process of the `hub` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
-from tests.contract.clients import CLIENTS, PCM16, Client
+from tests.contract.clients import (
+    CONFORMANCE_CLIENTS,
+    PCM16,
+    SESSION_STREAM,
+    START_COMMAND,
+    STOP_REFUSED_TWICE,
+    WHOLE_SAMPLES,
+    Client,
+    transports,
+)
 from tests.contract.conftest import MakeClient
 from tests.support import HubProcess, clip, final_text, load_pcm16, normalise, wer
 
-TRANSPORTS = list(CLIENTS)
+TRANSPORTS = transports()
+HUB_WIRES = transports(SESSION_STREAM)
 JFK = clip("en_jfk")
 
 
@@ -46,7 +58,7 @@ def canonical(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
             return (e["end_ms"], 2)
         return (math.inf, -1)
 
-    out = []
+    out: list[tuple[str, ...]] = []
     for e in sorted((e for e in events if e["type"] != "transcript.partial"), key=key):
         if e["type"] == "transcript.final":
             out.append((e["type"], e["utterance_id"], normalise(e["text"])))  # case: see below
@@ -55,6 +67,15 @@ def canonical(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         else:
             out.append((e["type"],))
     return out
+
+
+def check_stream(c: Client, events: list[dict[str, Any]]) -> None:
+    """The stream of `c`'s session: the hub's whole check where the wire carries it; else it ends, once."""
+    if SESSION_STREAM in c.features:
+        check_session_stream(events, c.session_id or "")
+        return
+    assert events and events[-1]["type"] == "session.ended", [e["type"] for e in events]
+    assert [e["type"] for e in events].count("session.ended") == 1
 
 
 def check_session_stream(events: list[dict[str, Any]], session_id: str) -> None:
@@ -78,13 +99,13 @@ async def stream_file(c: Client, pcm: bytes, start: dict[str, Any] | None = None
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 async def jfk_runs(hub: HubProcess) -> dict[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
-    """en_jfk.flac as 16 kHz PCM in 40 ms chunks at 2x real time, over all four transports at once.
+    """en_jfk.flac as 16 kHz PCM in 40 ms chunks at 2x real time, over every transport at once.
 
     -> transport: (session id, session events, every event the connection received)"""
     pcm = _pcm("en_jfk")
 
     async def one(name: str) -> tuple[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
-        c = CLIENTS[name](hub)
+        c = CONFORMANCE_CLIENTS[name](hub)
         await c.connect()
         try:
             events = await stream_file(c, pcm)
@@ -96,7 +117,7 @@ async def jfk_runs(hub: HubProcess) -> dict[str, tuple[str, list[dict[str, Any]]
     return dict(await asyncio.gather(*(one(n) for n in TRANSPORTS)))
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", HUB_WIRES)
 def test_real_speech_session(jfk_runs: dict[str, Any], transport: str) -> None:
     sid, events, everything = jfk_runs[transport]
     check_session_stream(events, sid)
@@ -114,11 +135,31 @@ def test_real_speech_session(jfk_runs: dict[str, Any], transport: str) -> None:
         assert i < events.index(f), f
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_real_speech_finals_partials_then_the_end(jfk_runs: dict[str, Any], transport: str) -> None:
+    """What every wire says of a session: its finals (text within the WER bound), each utterance's partials
+    before its final and never after, and stop -> the stream's end, after every final."""
+    _, events, _ = jfk_runs[transport]
+    kinds = [e["type"] for e in events]
+    assert kinds[-1] == "session.ended" and kinds.count("session.ended") == 1, kinds
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    assert finals and all(f["end_ms"] >= f["start_ms"] >= 0 for f in finals), finals
+    assert wer([JFK.transcript], [final_text(events)]) < 0.25, final_text(events)
+    partials = [e for e in events if e["type"] == "transcript.partial"]
+    assert partials and events.index(partials[0]) < events.index(finals[0]), kinds
+    for f in finals:
+        at = events.index(f)
+        assert not [p for p in events[at:] if p["type"] == "transcript.partial"
+                    and p["utterance_id"] == f["utterance_id"]], f"a partial of {f['utterance_id']} after its final"
+
+
 def test_every_transport_gives_the_same_session(jfk_runs: dict[str, Any]) -> None:
-    seqs = {name: canonical(run[1]) for name, run in jfk_runs.items()}
-    texts = {name: final_text(run[1]) for name, run in jfk_runs.items()}
+    """The hub's wires carry the same events; Deepgram's carries no speech.ended offsets (its UtteranceEnd
+    is the last word's end), so it is held to the finals test above."""
+    seqs = {name: canonical(jfk_runs[name][1]) for name in HUB_WIRES}
+    texts = {name: final_text(jfk_runs[name][1]) for name in HUB_WIRES}
     reference = seqs["websocket"]
-    for name in TRANSPORTS:
+    for name in HUB_WIRES:
         assert seqs[name] == reference, f"{name} differs from websocket:\n{seqs[name]}\n{reference}"
         # the four sessions run at once, so their finals may share a decode batch (one window length,
         # one prompt length, greedy search), and a batch of int8 matrices does not round exactly as one
@@ -187,32 +228,58 @@ async def case_stop_twice(c: Client) -> None:
     await c.stop()
 
 
+class Answer(NamedTuple):
+    """A wire's answer to a bad input: its error code, whether the session is live around it, and (for a
+    refused Deepgram handshake) the query parameter it names."""
+    code: str
+    in_session: bool
+    param: str | None = None
+
+
+class Case(NamedTuple):
+    run: Any
+    hub: Answer  # on the hub's own wires
+    needs: tuple[str, ...] = ()  # the features a wire needs to be sent this input at all
+    deepgram: Answer | None = None  # Deepgram's answer (its socket is its session; a refused start is a 400)
+
+
+SCHEMA = Answer("SchemaError", True)  # Deepgram's answer to a text message it does not define
 CASES = {
-    "non_json": (case_non_json, "invalid_command", False),
-    "unknown_command": (case_unknown_command, "invalid_command", True),
-    "unknown_field": (case_unknown_field, "invalid_command", False),
-    "unknown_provider": (case_unknown_provider, "unknown_provider", False),
-    "audio_before_start": (case_audio_before_start, "invalid_command", False),
-    "odd_byte_count": (case_odd_byte_count, "invalid_audio", True),
-    "sample_rate_0": (case_sample_rate_0, "invalid_command", False),
-    "sample_rate_10mhz": (case_sample_rate_10mhz, "invalid_command", False),
-    "unknown_session": (case_unknown_session, "session_not_found", False),
-    "second_start": (case_second_start, "invalid_command", True),
-    "stop_twice": (case_stop_twice, "invalid_command", True),
+    "non_json": Case(case_non_json, Answer("invalid_command", False), deepgram=SCHEMA),
+    "unknown_command": Case(case_unknown_command, Answer("invalid_command", True), deepgram=SCHEMA),
+    "unknown_field": Case(case_unknown_field, Answer("invalid_command", False),
+                          deepgram=Answer("INVALID_QUERY_PARAMETER", False, "speed")),
+    "unknown_provider": Case(case_unknown_provider, Answer("unknown_provider", False),
+                             deepgram=Answer("INVALID_QUERY_PARAMETER", False, "model")),
+    "audio_before_start": Case(case_audio_before_start, Answer("invalid_command", False), (START_COMMAND,)),
+    "odd_byte_count": Case(case_odd_byte_count, Answer("invalid_audio", True), (WHOLE_SAMPLES,)),
+    "sample_rate_0": Case(case_sample_rate_0, Answer("invalid_command", False),
+                          deepgram=Answer("INVALID_QUERY_PARAMETER", False, "sample_rate")),
+    "sample_rate_10mhz": Case(case_sample_rate_10mhz, Answer("invalid_command", False),
+                              deepgram=Answer("INVALID_QUERY_PARAMETER", False, "sample_rate")),
+    "unknown_session": Case(case_unknown_session, Answer("session_not_found", False), (START_COMMAND,)),
+    "second_start": Case(case_second_start, Answer("invalid_command", True), (START_COMMAND,)),
+    "stop_twice": Case(case_stop_twice, Answer("invalid_command", True), (STOP_REFUSED_TWICE,)),
 }
+BAD_INPUTS = [(t, name) for name, case in CASES.items() for t in transports(*case.needs)]
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "case"), BAD_INPUTS, ids=[f"{t}-{n}" for t, n in BAD_INPUTS])
 async def test_bad_input_same_error_code(make_client: MakeClient, transport: str, case: str) -> None:
-    run, code, in_session = CASES[case]
+    """The same code on every hub wire; Deepgram's own answer on its socket."""
     c = await make_client(transport)
-    await run(c)
+    hub_wire = SESSION_STREAM in c.features
+    answer = CASES[case].hub if hub_wire else CASES[case].deepgram
+    assert answer is not None, f"{transport} has no answer declared for {case}"
+    code, in_session = answer.code, answer.in_session
+    await CASES[case].run(c)
     err = await c.next_error(15)
     assert err["code"] == code, err
     assert err["message"]
+    if answer.param is not None:
+        assert err.get("param") == answer.param and answer.param in err["message"], err
     ev = err.get("event")
-    if ev is not None:  # streaming wires: an error event
+    if ev is not None and hub_wire:  # the hub's streaming wires: an error event
         assert ev["fatal"] is False and ev["ts"] > 0
         if in_session:
             assert ev["session_id"] == c.session_id and ev["seq"] > 0
@@ -228,11 +295,36 @@ async def test_bad_input_same_error_code(make_client: MakeClient, transport: str
         await c.send_audio(b"\x00\x00" * 320)
         await c.stop()
         events = await c.wait_ended(60)
-        check_session_stream(events, c.session_id or "")
-        assert events[-1]["reason"] == "stop"
+        check_stream(c, events)
+        assert not hub_wire or events[-1]["reason"] == "stop"
     else:
         assert await c.start({"audio": PCM16}), "the connection is unusable after the error"
     assert c.errors.empty(), [c.errors.get_nowait() for _ in range(c.errors.qsize())]
+
+
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_flush_ends_the_open_utterance(make_client: MakeClient, transport: str) -> None:
+    """flush (Deepgram: Finalize) ends the utterance open at the end of the audio: its final comes without a
+    stop and without silence; the session goes on until stop (CloseStream), which ends it after every final."""
+    c = await make_client(transport)
+    await _started(c)
+    pcm = _pcm("en_libri_1221")
+    audio_ms = len(pcm) // 32
+    await c.stream(pcm, realtime=0)
+    await c.flush()
+    last = await c.wait_for(lambda e: e["type"] == "transcript.final" and e["end_ms"] >= audio_ms - 1000, 120)
+    assert not any(e["type"] == "session.ended" for e in c.events)
+    if SESSION_STREAM in c.features:  # the hub's wires: the utterance's end says why
+        ended = [e for e in c.events if e["type"] == "speech.ended"]
+        assert ended and ended[-1]["reason"] == "flush", ended
+    else:  # Deepgram: the final says it
+        assert last["from_finalize"] is True and last["speech_final"] is False, last
+    await c.stop()
+    events = await c.wait_ended(120)
+    check_stream(c, events)
+    assert events.index(last) < len(events) - 1
+    assert wer([clip("en_libri_1221").transcript], [final_text(events)]) < 0.3, final_text(events)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +368,7 @@ async def test_sessions_never_see_each_others_events(hub: HubProcess) -> None:
     """Five sessions at once (two over Socket.IO, one per other wire), two different files."""
     names = ["socketio", "socketio", "websocket", "sse", "grpc"]
     files = ["en_libri_1221", "en_libri_1089-134691", "en_libri_1089-134691", "en_libri_1221", "en_libri_1221"]
-    clients = [CLIENTS[n](hub) for n in names]
+    clients = [CONFORMANCE_CLIENTS[n](hub) for n in names]
     try:
         for c in clients:
             await c.connect()
