@@ -168,6 +168,32 @@ def test_every_transport_gives_the_same_session(jfk_runs: dict[str, Any]) -> Non
         assert wer([normalise(texts["websocket"])], [normalise(texts[name])]) <= 0.1, (name, texts)
 
 
+def test_deepgram_gives_the_websocket_session(jfk_runs: dict[str, Any]) -> None:
+    """Deepgram's wire says the same session as /v1/ws in its own words: a SpeechStarted at each speech
+    start, the same utterances' finals (times and text), speech_final on each that ended on silence, with an
+    UtteranceEnd after it, and neither on the one the CloseStream ended."""
+    hub = jfk_runs["websocket"][1]
+    dg = jfk_runs["deepgram"][1]
+
+    def of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        return [e for e in events if e["type"] == kind]
+
+    assert [e["offset_ms"] for e in of(dg, "speech.started")] == [e["offset_ms"] for e in of(hub, "speech.started")]
+    hub_finals, dg_finals = of(hub, "transcript.final"), of(dg, "transcript.final")
+    assert [(f["utterance_id"], f["start_ms"], f["end_ms"]) for f in dg_finals] == \
+        [(f["utterance_id"], f["start_ms"], f["end_ms"]) for f in hub_finals]
+    assert wer([normalise(final_text(hub))], [normalise(final_text(dg))]) <= 0.1  # one batch: see below
+    on_silence = [e["reason"] == "silence" for e in of(hub, "speech.ended")]
+    assert [f["speech_final"] for f in dg_finals] == on_silence
+    for f, ended_on_silence in zip(dg_finals, on_silence, strict=True):
+        after = dg[dg.index(f) + 1]
+        if ended_on_silence:
+            assert after["type"] == "speech.ended" and after["offset_ms"] >= f["start_ms"], (f, after)
+        else:
+            assert after["type"] != "speech.ended", (f, after)
+    assert not any(f["from_finalize"] for f in dg_finals), "CloseStream's finals are not from a Finalize"
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad inputs: the same error code on every wire.
 
