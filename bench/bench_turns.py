@@ -213,7 +213,7 @@ async def endpointing(silence_ms: int, pause_ms: int, language: str) -> dict[str
     return out
 
 
-async def with_hub(silence_ms: int) -> dict[str, tuple[list[float], float]]:
+async def with_hub(silence_ms: int, one_at_a_time: bool = False) -> dict[str, tuple[list[float], float]]:
     hub = HubProcess(base_config(), Path(tempfile.mkdtemp())).start()
     try:
         async def one(name: str, turn: dict[str, Any]) -> tuple[str, tuple[list[float], float]]:
@@ -234,6 +234,8 @@ async def with_hub(silence_ms: int) -> dict[str, tuple[list[float], float]]:
                 hyps.append(" ".join(e["text"] for e in t.events if e["type"] == "transcript.final"))
             return name, (lat, wer(refs, hyps))
 
+        if one_at_a_time:
+            return dict([await one(n, t) for n, t in MODES.items()])
         return dict(await asyncio.gather(*(one(n, t) for n, t in MODES.items())))
     finally:
         hub.stop()
@@ -245,10 +247,12 @@ async def main() -> None:
     ap.add_argument("--pause-ms", type=int, default=800, help="the mid-sentence pause put in at each cut point")
     ap.add_argument("--languages", default="en,zh")
     ap.add_argument("--hub", action="store_true", help="also stream to a real hub: final latency and WER")
+    ap.add_argument("--hub-only", action="store_true", help="only the real hub's part")
+    ap.add_argument("--one-at-a-time", action="store_true", help="the hub's modes one after another, not at once")
     args = ap.parse_args()
     print(f"# bench_turns — {machine()}; clips from {SPEECH_ROOT}, each + {TAIL_S} s silence; "
           f"put-in pauses {args.pause_ms} ms")
-    for language in args.languages.split(","):
+    for language in [] if args.hub_only else args.languages.split(","):
         res = await endpointing(args.silence_ms, args.pause_ms, language)
         print(f"\n{language}: {len(clips(language))} clips")
         print("\n| mode | end of a turn -> utterance end, ms p50 / p95 | false cuts (put-in mid-sentence pauses) | "
@@ -259,8 +263,8 @@ async def main() -> None:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items()))
             print(f"| {name} | {p50_p95(r.delays_ms)} | {r.false_cuts} of {r.pauses} | {r.own_cuts} in {r.turns} "
                   f"turns | {reasons} | {cpu * 100:.2f} % |")
-    if args.hub:
-        hub = await with_hub(args.silence_ms)
+    if args.hub or args.hub_only:
+        hub = await with_hub(args.silence_ms, args.one_at_a_time)
         print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | WER |")
         print("|---|---|---|")
         for name, (lat, w) in hub.items():
