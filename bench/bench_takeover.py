@@ -28,46 +28,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from asrhub.client import AudioSpec, Event, SessionMigrated, SpeechStarted, TranscriptFinal, WebSocketClient
+from asrhub.client import SessionMigrated, SpeechStarted, TranscriptFinal, WebSocketClient
 from bench.common import machine, pct
-from tests.cluster.nodes import FIRST, SECOND, Cluster, WsClient, assert_gapless, finals, speech
+from tests.cluster.nodes import (
+    FIRST,
+    PCM,
+    SECOND,
+    Cluster,
+    Reader,
+    WsClient,
+    assert_gapless,
+    finals,
+    send,
+    speech,
+)
 from tests.cluster.sentinel import MASTER, Sentinels
 from tests.support import clip, wer
-
-PCM = AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1)
-CHUNK = 3200
 
 
 def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
-
-
-class Reader:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.at: list[float] = []
-        self.new = asyncio.Event()
-
-    async def run(self, session: object) -> None:
-        async for ev in session:  # type: ignore[attr-defined]
-            self.events.append(ev)
-            self.at.append(time.perf_counter())
-            self.new.set()
-
-    async def until(self, pred: object) -> Event:
-        seen = 0
-        while True:
-            for ev in self.events[seen:]:
-                if pred(ev):  # type: ignore[operator]
-                    return ev
-            seen = len(self.events)
-            self.new.clear()
-            await asyncio.wait_for(self.new.wait(), 60)
-
-
-async def send(s: object, pcm: bytes) -> None:
-    for i in range(0, len(pcm), CHUNK):
-        await s.send(pcm[i:i + CHUNK])  # type: ignore[attr-defined]
 
 
 async def takeover(reps: int) -> None:
@@ -92,7 +72,7 @@ async def takeover(reps: int) -> None:
             client.base_url = other.http
             before = load()
             assert owner.proc is not None
-            killed = time.perf_counter()
+            killed = time.monotonic()  # the Reader's clock
             owner.proc.send_signal(signal.SIGKILL)
             await send(s, second[half:])
             await s.stop()

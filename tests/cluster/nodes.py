@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from asrhub.client import AudioSpec, Event
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.sentinel import Sentinels
 from tests.support import HubProcess, base_config, clip, load_pcm16
@@ -68,6 +69,40 @@ def speech(*names: str, gap_s: float = 1.0) -> bytes:
 
 START = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
 CHUNK = 3200  # 100 ms
+PCM = AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1)  # asrhub.client's form of START's audio
+
+
+class Reader:
+    """The application's side of an asrhub.client session: every event, once each, with when it arrived
+    (`time.monotonic()`)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.at: list[float] = []
+        self._new = asyncio.Event()
+
+    async def run(self, session: object) -> None:
+        async for ev in session:  # type: ignore[attr-defined]
+            self.events.append(ev)
+            self.at.append(time.monotonic())
+            self._new.set()
+
+    async def until(self, pred: object, timeout: float = 60.0) -> Event:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            seen = 0
+            while True:
+                for ev in self.events[seen:]:
+                    if pred(ev):  # type: ignore[operator]
+                        return ev
+                seen = len(self.events)
+                self._new.clear()
+                await self._new.wait()
+
+
+async def send(session: object, pcm: bytes) -> None:
+    """`pcm` to an asrhub.client session in CHUNK pieces."""
+    for i in range(0, len(pcm), CHUNK):
+        await session.send(pcm[i:i + CHUNK])  # type: ignore[attr-defined]
 
 
 class WsClient:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from asrhub.client import (
-    AudioSpec,
     Event,
     GrpcClient,
     SessionEnded,
@@ -30,11 +29,8 @@ from asrhub.client import (
     TranscriptPartial,
     WebSocketClient,
 )
-from tests.cluster.nodes import FIRST, SECOND, Cluster, WsClient, speech
+from tests.cluster.nodes import CHUNK, FIRST, PCM, SECOND, Cluster, Reader, WsClient, send, speech
 from tests.support import HubProcess, clip, wer
-
-PCM = AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1)
-CHUNK = 3200  # 100 ms
 
 
 @pytest.fixture
@@ -47,42 +43,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c.stop()
 
 
-class Reader:
-    """The application's side: every event of the session, once each, with when it arrived."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.at: list[float] = []
-        self._new = asyncio.Event()
-
-    async def run(self, session: object) -> None:
-        async for ev in session:  # type: ignore[attr-defined]
-            self.events.append(ev)
-            self.at.append(time.monotonic())
-            self._new.set()
-
-    async def until(self, pred: object, timeout: float = 60.0) -> Event:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout):
-            seen = 0
-            while True:
-                for ev in self.events[seen:]:
-                    if pred(ev):  # type: ignore[operator]
-                        return ev
-                seen = len(self.events)
-                self._new.clear()
-                await self._new.wait()
-
-
 def metric(node_http: str, name: str) -> float:
     for line in httpx.get(node_http + "/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics")
-
-
-async def send(session: object, pcm: bytes) -> None:
-    for i in range(0, len(pcm), CHUNK):
-        await session.send(pcm[i:i + CHUNK])  # type: ignore[attr-defined]
 
 
 CLIENTS: dict[str, type[WebSocketClient | SocketIOClient | SseClient]] = {
