@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from asrhub.client import AudioSpec, Event
@@ -97,6 +98,14 @@ class Reader:
                 seen = len(self.events)
                 self._new.clear()
                 await self._new.wait()
+
+
+def metric(node: HubProcess, name: str) -> float:
+    """A node's value of the unlabelled metric `name` on /metrics."""
+    for line in httpx.get(node.http + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
 
 
 async def send(session: object, pcm: bytes) -> None:

@@ -26,6 +26,7 @@ from tests.cluster.nodes import (
     assert_gapless,
     bridged_mid_utterance,
     finals,
+    metric,
     moved_after_a_final,
     speech,
 )
@@ -40,13 +41,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         if n.proc is not None and n.proc.poll() is None:
             os.kill(n.proc.pid, signal.SIGCONT)
     c.stop()
-
-
-def metric(node: HubProcess, name: str) -> float:
-    for line in httpx.get(node.http + "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
 
 
 async def test_kill_9_of_the_owner(cluster: Cluster) -> None:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from asrhub.client import (
@@ -29,7 +28,7 @@ from asrhub.client import (
     TranscriptPartial,
     WebSocketClient,
 )
-from tests.cluster.nodes import CHUNK, FIRST, PCM, SECOND, Cluster, Reader, WsClient, send, speech
+from tests.cluster.nodes import CHUNK, FIRST, PCM, SECOND, Cluster, Reader, WsClient, metric, send, speech
 from tests.support import HubProcess, clip, wer
 
 
@@ -41,13 +40,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         if n.proc is not None and n.proc.poll() is None:
             os.kill(n.proc.pid, signal.SIGCONT)
     c.stop()
-
-
-def metric(node_http: str, name: str) -> float:
-    for line in httpx.get(node_http + "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
 
 
 CLIENTS: dict[str, type[WebSocketClient | SocketIOClient | SseClient]] = {
@@ -127,7 +119,7 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
         assert finals[1].text.startswith(shown[-1]), (shown[-1], finals[1].text)
     logged = cluster.log(s.session_id or "")
     assert [e["seq"] for e in logged] == seqs  # the client has what the cluster has
-    assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 1.0
+    assert metric(cluster.nodes[1], "asrhub_cluster_sessions_taken_over_total") == 1.0
     await s.close()
     await client.aclose()
 
@@ -173,7 +165,7 @@ async def test_frozen_owner_is_fenced_after_a_takeover(cluster: Cluster) -> None
         assert by_seq[ev["seq"]] == ev, (ev, by_seq.get(ev["seq"]))
     texts = [e["text"] for e in moved.events if e["type"] == "transcript.final"]
     assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
-    assert metric(cluster.nodes[0].http, "asrhub_cluster_sessions_fenced_total") == 1.0
+    assert metric(cluster.nodes[0], "asrhub_cluster_sessions_fenced_total") == 1.0
 
 
 LONG = "en_libri_2412-153948-0000"  # 11.7 s, 36 words: long enough for a partial to promise words
@@ -303,7 +295,7 @@ async def test_many_sessions_of_a_dead_node_move_at_once(cluster: Cluster) -> No
         assert sum(isinstance(e, SessionMigrated) for e in events) == 1, client.transport
         texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
         assert len(texts) == 2 and wer(refs, texts) < 0.25, (client.transport, texts)
-    assert metric(cluster.nodes[1].http, "asrhub_cluster_sessions_taken_over_total") == 6.0
+    assert metric(cluster.nodes[1], "asrhub_cluster_sessions_taken_over_total") == 6.0
     for s, client in zip(sessions, clients, strict=True):
         await s.close()
         await client.aclose()
