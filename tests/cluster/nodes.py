@@ -167,12 +167,13 @@ class WsClient:
         return ev
 
     async def recv_until(self, pred: Any, timeout: float = 60.0) -> dict[str, Any]:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while True:
-            ev = await self.recv(max(0.1, deadline - time.monotonic()))
-            assert ev is not None, f"connection closed before the awaited event; got {self.events[-3:]}"
-            if pred(ev):
-                return ev
+        """The first event from now on that `pred` accepts (each event is awaited as it comes)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                ev = await self.recv(timeout)
+                assert ev is not None, f"connection closed before the awaited event; got {self.events[-3:]}"
+                if pred(ev):
+                    return ev
 
     async def send_audio(self, pcm: bytes) -> None:
         for i in range(0, len(pcm), CHUNK):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
+from tests.cluster.proc_log import ProcLog
 from tests.support import free_port
 
 
@@ -25,7 +25,8 @@ class RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
         self.args = args or []
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: ProcLog | None = None
+        self.proc: subprocess.Popen[bytes] | None = None  # out's process (tests signal it)
 
     @property
     def url(self) -> str:
@@ -35,31 +36,22 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
     def start(self, timeout: float = 20.0) -> RedisServer:
-        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115  (owned by the process)
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
-             "--protected-mode", "yes", *self.args], stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()[-2000:]}")
-            try:
-                if self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not answer PING")
+        """Start it and wait for its own "Ready to accept connections" line."""
+        self.out = ProcLog([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                            "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
+                            "--protected-mode", "yes", *self.args], self.dir / "redis.log")
+        self.proc = self.out.proc
+        try:
+            self.out.has("Ready to accept connections", timeout=timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.out is not None:
+            self.out.stop()
+        self.out = None
         self.proc = None
 
     def restart(self) -> None:

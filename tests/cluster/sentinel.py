@@ -2,19 +2,18 @@
 `redis-sentinel` processes (Debian's), each on a free port with its own directory, stopped afterwards.
 
 `ready()` returns once every sentinel knows the replica and the two other sentinels (it waits on the
-sentinels' own `+slave` / `+sentinel` announcements), so a failover can be run at once.
+`+monitor` / `+slave` / `+sentinel` lines of each sentinel's output), so a failover can be run at once.
 `switched()` waits for the `+switch-master` message of a sentinel, which names the new primary.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import redis
 
+from tests.cluster.proc_log import ProcLog
 from tests.cluster.redis_server import RedisServer
 from tests.support import free_port
 
@@ -33,7 +32,7 @@ class Sentinels:
         self.replica = RedisServer(tmp, args=["--replicaof", "127.0.0.1", str(self.primary.port)]).start()
         self.servers = {self.primary.port: self.primary, self.replica.port: self.replica}
         self.ports = [free_port() for _ in range(count)]
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.outs: list[ProcLog] = []
         for port in self.ports:
             d = tmp / f"sentinel-{port}"
             d.mkdir()
@@ -43,8 +42,7 @@ class Sentinels:
                             f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                             f"sentinel failover-timeout {MASTER} 10000\n"
                             f"sentinel parallel-syncs {MASTER} 1\n")
-            with open(d / "sentinel.log", "ab") as log:
-                self.procs.append(subprocess.Popen([self.exe, str(conf)], stdout=log, stderr=subprocess.STDOUT))
+            self.outs.append(ProcLog([self.exe, str(conf)], d / "sentinel.log"))
 
     @property
     def url(self) -> str:
@@ -63,77 +61,42 @@ class Sentinels:
         return self.servers[self.master_port()].client()
 
     def ready(self, timeout: float = 30.0) -> Sentinels:
-        for i, proc in enumerate(self.procs):
-            self._wait_answering(i, proc, timeout)
-        for i in range(len(self.ports)):
-            self._wait_known(i, timeout)
+        """Every sentinel has announced the primary it monitors (`+monitor`, said once it listens), the
+        replica (`+slave`) and each other sentinel (`+sentinel`)."""
+        others = len(self.ports) - 1
+
+        def known(lines: list[str]) -> bool:
+            return (any(" +monitor master " in ln for ln in lines)
+                    and any(" +slave slave " in ln for ln in lines)
+                    and sum(" +sentinel sentinel " in ln for ln in lines) >= others)
+
+        for port, out in zip(self.ports, self.outs, strict=True):
+            out.wait_for(known, timeout=timeout, what=f"sentinel {port} knowing the primary, replica and "
+                                                      f"{others} other sentinels")
         return self
-
-    def _wait_answering(self, i: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:  # the process starting up: nothing to subscribe to yet (as RedisServer.start)
-            if proc.poll() is not None:
-                raise RuntimeError(f"redis-sentinel exited: {self._log(i)}")
-            try:
-                if self.sentinel(i).ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-sentinel did not answer: {self._log(i)}") from None
-                time.sleep(0.05)
-
-    def _log(self, i: int) -> str:
-        return (self.tmp / f"sentinel-{self.ports[i]}" / "sentinel.log").read_text()[-2000:]
-
-    def _wait_known(self, i: int, timeout: float) -> None:
-        """Sentinel i knows the replica and every other sentinel (subscribed first, then looked at, so
-        no announcement is missed between the two)."""
-        s = self.sentinel(i)
-        pubsub = s.pubsub()
-        pubsub.subscribe("+slave", "+sentinel")
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                replicas = [r for r in s.sentinel_slaves(MASTER) if "s_down" not in r["flags"]]
-                others = s.sentinel_sentinels(MASTER)
-                if replicas and len(others) >= len(self.ports) - 1:
-                    return
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"sentinel {self.ports[i]} knows {len(replicas)} replica(s) and "
-                                       f"{len(others)} sentinel(s): {self._log(i)}")
-                pubsub.get_message(timeout=left)  # the next announcement (or the deadline)
-        finally:
-            pubsub.close()
 
     def switch_watch(self) -> redis.client.PubSub:
         """Subscribe to `+switch-master` now (before the failover is caused)."""
         pubsub = self.sentinel(1).pubsub()
         pubsub.subscribe("+switch-master")
-        pubsub.get_message(timeout=5)  # the subscription's confirmation
+        confirmed = pubsub.get_message(timeout=5)
+        assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
         return pubsub
 
     @staticmethod
     def switched(pubsub: redis.client.PubSub, timeout: float = 30.0) -> int:
-        """Wait for `+switch-master <name> <old ip> <old port> <new ip> <new port>`; the new port."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no +switch-master within the time allowed")
-            msg = pubsub.get_message(timeout=left)
-            if msg is not None and msg["type"] == "message":
-                pubsub.close()
-                return int(msg["data"].split()[-1])
+        """Wait for `+switch-master <name> <old ip> <old port> <new ip> <new port>` (the one channel
+        subscribed to: its next message is the switch); the new port."""
+        try:
+            msg = pubsub.get_message(timeout=timeout)
+        finally:
+            pubsub.close()
+        assert msg is not None, f"no +switch-master within {timeout:g} s"
+        assert msg["type"] == "message", msg
+        return int(msg["data"].split()[-1])
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        for out in self.outs:
+            out.stop()
         self.replica.stop()
         self.primary.stop()

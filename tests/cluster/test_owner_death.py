@@ -7,7 +7,6 @@ Each test has its own two real nodes (it kills one) on its own real redis-server
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -30,7 +29,7 @@ from tests.cluster.nodes import (
     moved_after_a_final,
     speech,
 )
-from tests.support import HubProcess, clip, normalise, wer
+from tests.support import FileWatch, HubProcess, clip, normalise, until, wer
 
 
 @pytest.fixture
@@ -96,17 +95,16 @@ async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
 
 
 async def cluster_state(node: HubProcess, want: str) -> None:
-    """Wait for the node's /readyz to report `cluster: want` (its lease beat, every lease_ms / 3, is what
-    changes it: there is no event a test could await instead)."""
+    """Wait for the node's /readyz to report `cluster: want`: asked at once, then after each line of the
+    node's log (the node logs each change of its link: "Redis unreachable" / "answers again")."""
     async with httpx.AsyncClient() as http:
-        deadline = time.monotonic() + 20
-        while True:
+        async def reported() -> httpx.Response | None:
             r = await http.get(node.http + "/readyz")
-            if r.json().get("cluster") == want:
-                assert r.status_code == 200  # degraded still serves (local-only)
-                return
-            assert time.monotonic() < deadline, f"{node.http} never reported cluster {want}: {r.json()}"
-            await asyncio.sleep(0.2)
+            return r if r.json().get("cluster") == want else None
+
+        r = await until(reported, FileWatch(node.log, own=("GET /readyz",)), timeout=20,
+                        what=f"{node.http} reporting cluster {want}")
+        assert r.status_code == 200  # degraded still serves (local-only)
 
 
 async def test_redis_down_leaves_sessions_alone_and_heals(cluster: Cluster) -> None:
