@@ -72,6 +72,9 @@ class EffectiveConfig(_Part):
 
 
 class SessionStats(_Part):
+    """`session.ended`'s figures. The one shape of a session's counters: the store's record accrues its
+    utterances, partials and finals in one as they happen; the rest is filled in when the session ends."""
+
     audio_ms: int = 0
     utterances: int = 0
     finals: int = 0

@@ -14,7 +14,7 @@ from ..core.audio import HUB_RATE, samples_to_ms
 from ..core.channel import ChannelOverflow
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError, ProviderFailure
-from ..core.events import AudioFormat, EffectiveConfig, ErrorEvent, SessionEnded, SessionStarted, SessionStats
+from ..core.events import AudioFormat, EffectiveConfig, ErrorEvent, SessionEnded, SessionStarted
 from ..core.language import AUTO, model_language
 from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.localise import localising_sink
@@ -103,7 +103,7 @@ class Streams:
         probability = rec.language_probability if rec is not None and rec.detect else None
         ev = s.final_event(r, s.provider.name, probability) if r.text.strip() else None
         s.final_arrived(r.utterance_id)
-        return [] if ev is None else [A.final_emitted(A.FinalEmitted(s.id, ev, ev.end_ms))]
+        return [] if ev is None else [A.final_emitted(A.FinalEmitted(s.id, ev))]
 
     def on_stream_error(self, s: Session, exc: BaseException, utterance_id: str | None) -> None:
         """Failover acts on a provider's failure; an error that is the request's own (not retryable:
@@ -169,11 +169,11 @@ class Streams:
         rec = select_session(self.host.state, session_id)
         if s is None or rec is None or not rec.live:
             return ()
-        stats = SessionStats(audio_ms=samples_to_ms(s.audio_samples), utterances=rec.utterances,
-                             finals=rec.finals, partials=rec.partials, audio_bytes=s.audio_bytes,
-                             duration_ms=int((time.time() - rec.created_at) * 1000),
-                             language=rec.language if rec.detect else None,
-                             language_probability=rec.language_probability if rec.detect else None)
+        stats = rec.stats.model_copy(update={  # its counters, with what the data plane and the end know
+            "audio_ms": samples_to_ms(s.audio_samples), "audio_bytes": s.audio_bytes,
+            "duration_ms": int((time.time() - rec.created_at) * 1000),
+            "language": rec.language if rec.detect else None,
+            "language_probability": rec.language_probability if rec.detect else None})
         ev = SessionEnded(session_id=s.id, reason=reason, stats=stats)  # type: ignore[arg-type]
         s.release()
         self.host.forget_later(session_id)

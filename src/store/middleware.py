@@ -2,8 +2,8 @@
 
 - `TransitionGuard`: before a session action reaches the reducers, check it against the state
   machine (DESIGN §2.1). An action that is not allowed from the session's state (an event after
-  `session.ended`, a second `stop`, ...) is replaced by `[Session] Illegal Transition`, which the
-  reducer counts and an effect logs: nothing is dropped silently.
+  `session.ended`, a second `stop`, ...) is replaced by `[Session] Illegal Transition`, which an
+  effect logs: nothing is dropped silently.
 - `DispatchQueue`: a dispatch made while another is being processed (an effect's output action, or
   I/O an effect ran that reports back) is queued and runs once the current action has reached every
   reducer and effect. So no effect ever dispatches synchronously from inside another, and every

@@ -135,7 +135,7 @@ def test_a_session_runs_start_to_end() -> None:
         stats = ended.stats
         assert (stats.utterances, stats.finals, stats.audio_ms) == (2, 2, 200)
         rec = select_session(svc.state, s.id)
-        assert rec.state == SessionState.ended and rec.end_reason == "stop" and rec.finals == 2
+        assert rec.state == SessionState.ended and ended.reason == "stop" and rec.stats.finals == 2
     run(body)
 
 

@@ -59,7 +59,7 @@ class PartialEmitted(EventPayload):
 
 @dataclass(frozen=True)
 class FinalEmitted(EventPayload):
-    audio_ms: int
+    """A final (counted in the session's stats)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class Ended(EventPayload):
 @dataclass(frozen=True)
 class IllegalTransition:
     """An action that the state machine does not allow from the session's state (DESIGN §2.1). The
-    transition guard dispatches this instead; the reducer counts it and an effect logs it."""
+    transition guard dispatches this instead; an effect logs it."""
 
     session_id: str
     state: str

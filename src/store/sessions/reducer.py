@@ -2,7 +2,7 @@
 
 The reducer is the authority on a session's lifecycle: commands are gated by selectors over it. An
 action the state machine does not allow never reaches it: the transition guard (store/guard.py)
-turns it into `[Session] Illegal Transition`, counted here and logged by an effect.
+turns it into `[Session] Illegal Transition`, which an effect logs.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ def _update(sessions: Map, session_id: str, **changes: Any) -> Map:
     return sessions if rec is None else sessions.set(session_id, replace(rec, **changes))
 
 
-def _bump(field: str):  # noqa: ANN202
+def _count(field: str):  # noqa: ANN202
+    """A handler that adds one to the session's stats counter `field`."""
     def handler(state: Map, action: Action[Any]) -> Map:
         rec = state.get(action.payload.session_id)
-        return state if rec is None else state.set(rec.id, replace(rec, **{field: getattr(rec, field) + 1}))
+        if rec is None:
+            return state
+        return state.set(rec.id, replace(rec, stats=rec.stats.model_copy(update={field: getattr(rec.stats, field) + 1})))
     return handler
 
 
@@ -66,13 +69,7 @@ def _language_detected(state: Map, action: Action[A.LanguageDetected]) -> Map:
     if p.language is None:
         return _update(state, p.session_id, detecting=detecting)
     return _update(state, p.session_id, detecting=detecting, language=p.language,
-                   language_probability=p.probability, detections=rec.detections + 1)
-
-
-def _routed(state: Map, action: Action[A.LanguageRouted]) -> Map:
-    p = action.payload
-    assert p is not None
-    return _update(state, p.session_id, provider=p.to)
+                   language_probability=p.probability)
 
 
 def _started(state: Map, action: Action[A.Started]) -> Map:
@@ -90,29 +87,16 @@ def _speech(state: Map, action: Action[A.SpeechEdge]) -> Map:
     if rec.state == S.finalizing:  # the open utterance closed by `stop`: an edge, not a transition
         return state
     if p.speaking:
-        return state.set(rec.id, replace(rec, state=S.speaking, utterances=rec.utterances + 1))
+        stats = rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1})
+        return state.set(rec.id, replace(rec, state=S.speaking, stats=stats))
     return state.set(rec.id, replace(rec, state=S.listening))
 
 
-def _final(state: Map, action: Action[A.FinalEmitted]) -> Map:
+def _moved(state: Map, action: Action[A.ProviderSwitched] | Action[A.LanguageRouted]) -> Map:
+    """The session's provider is now `to` (failover, or routing by language): the one place that says so."""
     p = action.payload
     assert p is not None
-    rec = state.get(p.session_id)
-    return state if rec is None else _update(state, p.session_id, finals=rec.finals + 1,
-                                             audio_ms=max(rec.audio_ms, p.audio_ms))
-
-
-def _switched(state: Map, action: Action[A.ProviderSwitched]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    return state if rec is None else _update(state, p.session_id, provider=p.to, switches=rec.switches + 1)
-
-
-def _ended(state: Map, action: Action[A.Ended]) -> Map:
-    p = action.payload
-    assert p is not None
-    return _update(state, p.session_id, state=S.ended, end_reason=p.reason, audio_ms=p.stats.audio_ms)
+    return _update(state, p.session_id, provider=p.to)
 
 
 def _attached(state: Map, action: Action[A.SessionRef]) -> Map:
@@ -134,17 +118,16 @@ sessions_reducer = create_reducer(
     on(A.created.type, _created),
     on(A.started.type, _started),
     on(A.speech_edge.type, _speech),
-    on(A.partial_emitted.type, _bump("partials")),
-    on(A.final_emitted.type, _final),
-    on(A.provider_switched.type, _switched),
+    on(A.partial_emitted.type, _count("partials")),
+    on(A.final_emitted.type, _count("finals")),
+    on(A.provider_switched.type, _moved),
     on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
-    on(A.ended.type, _ended),
+    on(A.ended.type, lambda s, a: _update(s, a.payload.session_id, state=S.ended)),
     on(A.detached.type, _detached),
     on(A.attached.type, _attached),
-    on(A.illegal_transition.type, _bump("illegal")),
     on(A.detect_due.type, _detect_due),
     on(A.detect_requested.type, _detect_requested),
     on(A.language_detected.type, _language_detected),
-    on(A.language_routed.type, _routed),
+    on(A.language_routed.type, _moved),
     on(A.removed.type, lambda s, a: s.delete(a.payload.session_id) if a.payload.session_id in s else s),
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from ...core.events import SessionStats
 
 
 class SessionState(StrEnum):
@@ -43,13 +45,9 @@ class SessionRecord:
     created_at: float
     attached: bool = True
     attachment: int = 1          # which client connection is the session's: +1 on each resume
-    utterances: int = 0
-    partials: int = 0
-    finals: int = 0
-    switches: int = 0
-    illegal: int = 0
-    audio_ms: int = 0
-    end_reason: str | None = None
+    # its `session.ended` stats as they accrue: the counters (utterances, partials, finals); what only the data
+    # plane knows (audio, bytes) and the duration and detected language are put in when it ends
+    stats: SessionStats = field(default_factory=SessionStats)
     # routing by detected language (DESIGN §5): on for this session; the utterance whose language is to be
     # identified once it has enough audio (due) or is being identified (detecting); the last answer
     detect: bool = False
@@ -58,7 +56,6 @@ class SessionRecord:
     detecting: str | None = None
     language: str | None = None
     language_probability: float | None = None
-    detections: int = 0
 
     def awaits_language(self, utterance_id: str) -> bool:
         """The utterance's language is not known yet: its final waits, its partials promise no stable text."""
