@@ -93,10 +93,13 @@ class Thresholds:
 class CT2Whisper:
     """Wraps a loaded faster_whisper.WhisperModel; every method is blocking (run by the scheduler)."""
 
-    def __init__(self, model: Any, thresholds: Thresholds, pad_s: float = 1.5, interim_model: Any = None) -> None:
+    def __init__(self, model: Any, thresholds: Thresholds, pad_s: float = 1.5, interim_model: Any = None,
+                 patience: float = 1.0, suppress: tuple[int, ...] = ()) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self.m = model
+        self.patience = patience  # beam search: stop after beam_size * patience finished hypotheses
+        self.suppress = suppress  # token ids never written, beside Whisper's own set
         self.interim = interim_model  # a ctranslate2 Whisper replica for interim decodes, if any
         self.th = thresholds
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
@@ -177,7 +180,9 @@ class CT2Whisper:
         sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0 else {}
         results = model.generate(
             enc, prompts, beam_size=1 if sampling else beam_size, max_length=max_length, suppress_blank=True,
-            suppress_tokens=list(get_suppressed_tokens(tok, (-1,))), return_scores=True, return_no_speech_prob=True,
+            patience=1.0 if sampling else self.patience,
+            suppress_tokens=[*get_suppressed_tokens(tok, (-1,)), *self.suppress], return_scores=True,
+            return_no_speech_prob=True,
             **sampling,
         )
         out: list[Result] = []
