@@ -3,7 +3,6 @@ stream, and reaping of a session nobody reads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -29,6 +28,18 @@ async def _replay(hub: HubProcess, session_id: str, **params: Any) -> list[dict[
     return events
 
 
+async def _next_event(hub: HubProcess, session_id: str, after: int) -> dict[str, Any]:
+    """The session's first event after seq `after`, once the hub has it: read by a second, short-lived
+    reader (Last-Event-ID), which then goes away again."""
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as http, \
+            http.stream("GET", f"/v1/sessions/{session_id}/events", headers={"Last-Event-ID": str(after)}) as r:
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("data:"):
+                return dict(json.loads(line[5:]))
+    raise AssertionError(f"the session's events ended before one after seq {after}")
+
+
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(hub: HubProcess) -> None:
     c = SseClient(hub)
     pcm = load_pcm16(clip("en_jfk").path).tobytes()
@@ -41,7 +52,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(hub: 
         await c.drop_events()  # the only reader goes away mid-stream: the session is detached, not ended
         first = list(c.events)
         await c.stream(pcm[half:3 * len(pcm) // 4 // 1280 * 1280], realtime=4.0)  # events pile up meanwhile
-        await asyncio.sleep(1.0)
+        await _next_event(hub, sid, after=first[-1]["seq"])  # at least one the dropped reader missed
         await c.open_events(last_event_id=c.last_id)
         await c.stream(pcm[3 * len(pcm) // 4 // 1280 * 1280:], realtime=4.0)
         await c.stop()
