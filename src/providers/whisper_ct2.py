@@ -145,79 +145,99 @@ class CT2Whisper:
         return [(token.strip("<|>"), float(p)) for token, p in self.m.model.detect_language(enc)[0]]
 
     def decode_batch(self, audios: list[np.ndarray], opts: list[TranscribeOptions], beam_size: int) -> list[Result]:
+        """One decode kind's utterances at once: encode, language, prompts, generate, then each result
+        (guarded), its word times and log-probabilities where asked."""
         import ctranslate2
-        from faster_whisper.transcribe import get_suppressed_tokens
 
         language = opts[0].language if opts[0].language not in (None, "auto") else None
         tok = self.tokenizer(language, opts[0].task)
         features, lengths = self._features(audios)
-        # partials decode on the low-priority replica, unless a free final lane took them
-        model = self.interim if self.interim is not None and opts[0].interim and not on_final_lane() else self.m.model
+        model = self._model_for(opts[0])
         enc = model.encode(ctranslate2.StorageView.from_array(features))
+        detected = self._language_tokens(model, enc, language, len(audios))
+        prompts = self._prompts(tok, opts, detected)
+        temperature = opts[0].temperature or 0.0
+        results = self._generate(model, enc, tok, prompts, audios, temperature, beam_size)
+        out = [self._result(tok, r, audio, lang.strip("<|>"), temperature)
+               for r, audio, lang in zip(results, audios, detected, strict=True)]
+        self._add_words(enc, tok, opts, lengths, out)
+        for i, o in enumerate(opts):
+            if o.logprobs:
+                out[i].logprobs = self._logprobs(model, enc, tok, i, detected[i], out[i], lengths[i])
+        return out
+
+    def _model_for(self, o: TranscribeOptions) -> Any:
+        """Partials decode on the low-priority replica, unless a free final lane took them."""
+        return self.interim if self.interim is not None and o.interim and not on_final_lane() else self.m.model
+
+    def _language_tokens(self, model: Any, enc: Any, language: str | None, n: int) -> list[str]:
+        """Each item's language token ("<|en|>"): detected by a multilingual model when none is set."""
         if self.m.model.is_multilingual and language is None:
-            detected = [langs[0][0] for langs in model.detect_language(enc)]
-        else:
-            detected = [f"<|{language or 'en'}|>"] * len(audios)
-        prompts = []
+            return [langs[0][0] for langs in model.detect_language(enc)]
+        return [f"<|{language or 'en'}|>"] * n
+
+    def _prompts(self, tok: Any, opts: list[TranscribeOptions], lang_tokens: list[str]) -> list[list[int]]:
+        """Each item's decoder prompt: the client's hotwords and prompt (the same for every item of a batch)
+        first, always kept, then the most recent context tokens, the prefix and the item's language."""
         previous_all = [tok.encode(" " + o.prompt.strip()) if o.prompt else [] for o in opts]
-        # the client's hotwords and prompt (the same for every item of a batch) come first, always kept
         fixed = " ".join([*opts[0].hotwords, *([opts[0].initial_prompt.strip()] if opts[0].initial_prompt else [])])
         session = tok.encode(" " + fixed)[: self.m.max_length // 4] if fixed else []
         # CTranslate2 needs <|startoftranscript|> at one position across a batch: keep the same number
         # of context tokens (the most recent ones) for every item
         keep = min(len(p) for p in previous_all)
-        for o, lang_token, previous in zip(opts, detected, previous_all, strict=True):
+        prompts = []
+        for o, lang_token, previous in zip(opts, lang_tokens, previous_all, strict=True):
             previous = session + (previous[len(previous) - keep:] if keep else [])
             p = self.m.get_prompt(tok, previous, without_timestamps=True, prefix=o.prefix)
             if self.m.model.is_multilingual:
                 p[p.index(tok.language)] = tok.tokenizer.token_to_id(lang_token)
             prompts.append(p)
+        return prompts
+
+    def _generate(self, model: Any, enc: Any, tok: Any, prompts: list[list[int]], audios: list[np.ndarray],
+                  temperature: float, beam_size: int) -> Any:
+        from faster_whisper.transcribe import get_suppressed_tokens
+
         # speech runs at most ~8 tokens/s: a cap by duration stops a decoder that loops on silence
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         max_length = min(self.m.max_length, max(len(p) for p in prompts) + int(longest * 8) + 16)
         # a temperature above 0 samples from the whole distribution (OpenAI `temperature`); 0 is greedy/beam
-        temperature = opts[0].temperature or 0.0
         sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature > 0 else {}
-        results = model.generate(
+        return model.generate(
             enc, prompts, beam_size=1 if sampling else beam_size, max_length=max_length, suppress_blank=True,
             patience=1.0 if sampling else self.patience,
             suppress_tokens=[*get_suppressed_tokens(tok, (-1,)), *self.suppress], return_scores=True,
             return_no_speech_prob=True,
             **sampling,
         )
-        out: list[Result] = []
-        align_idx: list[int] = []
-        align_tokens: list[list[int]] = []
-        prob_idx: list[int] = []
-        for i, (r, o) in enumerate(zip(results, opts, strict=True)):
-            tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
-            # a character whose bytes span tokens, cut at the end of the decode, decodes as U+FFFD: not text
-            text = tok.decode(tokens).strip().rstrip("\ufffd").rstrip()
-            short = drop_trailing_repeats(text)
-            if short != text:
-                text, tokens = short, tok.encode(" " + short)
-            n = len(r.sequences_ids[0])
-            avg_logprob = r.scores[0] * n / (n + 1)
-            silent = r.no_speech_prob > self.th.no_speech and avg_logprob < self.th.log_prob
-            ratio = compression_ratio(text)
-            if silent or ratio > self.th.compression_ratio:
-                text = ""
-            lang = detected[i].strip("<|>")
-            seg = Segment(0.0, len(audios[i]) / SAMPLE_RATE, text, avg_logprob=float(avg_logprob),
-                          no_speech_prob=float(r.no_speech_prob), compression_ratio=ratio, temperature=temperature,
-                          tokens=tuple(tokens))
-            out.append(Result(text=text, language=lang, duration_ms=len(audios[i]) * 1000 // SAMPLE_RATE,
-                              segments=[seg] if text else []))
-            if o.word_timestamps and text and not o.interim:
-                align_idx.append(i)
-                align_tokens.append(tokens)
-            if o.logprobs:
-                prob_idx.append(i)
-        if align_idx:
-            self._align(enc, tok, align_idx, align_tokens, lengths, out)
-        for i in prob_idx:
-            out[i].logprobs = self._logprobs(model, enc, tok, i, detected[i], out[i], lengths[i])
-        return out
+
+    def _result(self, tok: Any, r: Any, audio: np.ndarray, lang: str, temperature: float) -> Result:
+        """One generated sequence as a Result: its text without a trailing loop, emptied when the decoder
+        heard no speech or the text compresses too well."""
+        tokens = [t for t in r.sequences_ids[0] if t < tok.eot]  # includes a `prefix` (CTranslate2)
+        # a character whose bytes span tokens, cut at the end of the decode, decodes as U+FFFD: not text
+        text = tok.decode(tokens).strip().rstrip("\ufffd").rstrip()
+        short = drop_trailing_repeats(text)
+        if short != text:
+            text, tokens = short, tok.encode(" " + short)
+        n = len(r.sequences_ids[0])
+        avg_logprob = r.scores[0] * n / (n + 1)
+        silent = r.no_speech_prob > self.th.no_speech and avg_logprob < self.th.log_prob
+        ratio = compression_ratio(text)
+        if silent or ratio > self.th.compression_ratio:
+            text = ""
+        seg = Segment(0.0, len(audio) / SAMPLE_RATE, text, avg_logprob=float(avg_logprob),
+                      no_speech_prob=float(r.no_speech_prob), compression_ratio=ratio, temperature=temperature,
+                      tokens=tuple(tokens))
+        return Result(text=text, language=lang, duration_ms=len(audio) * 1000 // SAMPLE_RATE,
+                      segments=[seg] if text else [])
+
+    def _add_words(self, enc: Any, tok: Any, opts: list[TranscribeOptions], lengths: list[int],
+                   out: list[Result]) -> None:
+        """Word times for the final items that asked for them and have text."""
+        idx = [i for i, o in enumerate(opts) if o.word_timestamps and out[i].text and not o.interim]
+        if idx:
+            self._align(enc, tok, idx, [list(out[i].segments[0].tokens) for i in idx], lengths, out)
 
     def _logprobs(self, model: Any, enc: Any, tok: Any, i: int, lang_token: str, res: Result,
                   frames: int) -> list[TokenLogprob]:
