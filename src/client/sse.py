@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,9 @@ def http_error(status: int, body: bytes) -> HubRequestError:
 
 
 class SseConnection(Connection):
+    #: waits before asking again for the events of a session this connection created, answered 404
+    UNKNOWN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
     def __init__(self, client: SseClient) -> None:
         httpx = client_dependency("httpx", "the HTTP+SSE client (SseClient)")
         self.client = client
@@ -33,6 +37,7 @@ class SseConnection(Connection):
         self.events_url = ""
         self.after = 0
         self.response: Any = None
+        self.created = False  # this connection created its session and has not read its events yet
 
     async def _post(self, url: str, **kw: Any) -> Any:
         import httpx
@@ -57,6 +62,7 @@ class SseConnection(Connection):
         self.audio_url = info["audio_url"]
         self.events_url = info["events_url"]
         self.after = start.resume.last_seq if start.resume else 0
+        self.created = start.resume is None
         return self.session_id  # type: ignore[no-any-return]
 
     async def events(self) -> AsyncIterator[Event]:
@@ -66,21 +72,31 @@ class SseConnection(Connection):
         import httpx
         sse = client_dependency("httpx_sse", "the HTTP+SSE client (SseClient)")
         headers = {"Last-Event-ID": str(self.after)} if self.after else {}
+        unknown = 0
         try:
-            async with sse.aconnect_sse(self.http, "GET", self.events_url, headers=headers) as source:
-                r = source.response
-                self.response = r
-                if r.status_code == 204:
-                    return  # the session ended and everything was delivered
-                if r.status_code >= 400:
-                    raise http_error(r.status_code, await r.aread())
-                async for message in source.aiter_sse():
-                    if not message.data:  # a message with no data is not dispatched (SSE §9.2.6)
+            while True:
+                async with sse.aconnect_sse(self.http, "GET", self.events_url, headers=headers) as source:
+                    r = source.response
+                    self.response = r
+                    if r.status_code == 204:
+                        return  # the session ended and everything was delivered
+                    if r.status_code == 404 and self.created and unknown < len(self.UNKNOWN_RETRY_S):
+                        # behind a balancer the stream of a session created just now may reach another node
+                        # of the cluster before the session is in Redis (DESIGN §8): ask again shortly
+                        await asyncio.sleep(self.UNKNOWN_RETRY_S[unknown])
+                        unknown += 1
                         continue
-                    ev = parse_event(json.loads(message.data))
-                    if message.id.isdigit():
-                        self.after = int(message.id)
-                    yield ev
+                    if r.status_code >= 400:
+                        raise http_error(r.status_code, await r.aread())
+                    self.created = False
+                    async for message in source.aiter_sse():
+                        if not message.data:  # a message with no data is not dispatched (SSE §9.2.6)
+                            continue
+                        ev = parse_event(json.loads(message.data))
+                        if message.id.isdigit():
+                            self.after = int(message.id)
+                        yield ev
+                    return
         except sse.SSEError as e:  # not an event stream (e.g. a proxy's HTML page)
             raise ConnectionLost(f"event stream: {e}") from e
         except httpx.TransportError as e:
