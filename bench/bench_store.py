@@ -57,7 +57,7 @@ class Ports:
 
 def run(sessions: int, events: int) -> float:
     ports = Ports()
-    store = build_store(ports, ports, ports, MetricsEffects(HubMetrics()))
+    store = build_store(ports, ports, ports, MetricsEffects(HubMetrics(), lambda: store.state))
     ids = [f"s{i}" for i in range(sessions)]
     for sid in ids:
         ports.channels[sid] = EventChannel(sid, 1 << 30)

@@ -32,6 +32,7 @@ from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import ErrorEvent, Event
 from ..engine.service import SessionService
 from ..engine.session import Session
+from ..store.sessions.selectors import select_session
 from .errors import error_event
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def cluster_node(service: SessionService) -> ClusterNode | None:
 
 def remote_node(service: SessionService, session_id: str) -> ClusterNode | None:
     """The cluster node, when the session is not held here (another node may own it)."""
-    return cluster_node(service) if session_id not in service.sessions else None
+    return cluster_node(service) if not service.holds(session_id) else None
 
 
 def unknown_session(session_id: str, resume: bool) -> ClientError:
@@ -73,9 +74,9 @@ async def check_owner(service: SessionService, session_id: str, api_key: str | N
     on another node; an unknown session is left to the caller's own lookup."""
     if api_key is None:
         return
-    session = service.sessions.get(session_id)
-    if session is not None:
-        if session.api_key != api_key:
+    held = select_session(service.state, session_id)
+    if held is not None:
+        if held.api_key != api_key:
             raise unknown_session(session_id, resume)
         return
     if (node := cluster_node(service)) is not None:

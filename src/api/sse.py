@@ -180,7 +180,7 @@ async def session_audio(request: Request, session_id: str) -> Response:
     try:
         service.check_not_deleted(session_id)
         bind = await SessionBinding.of(service, "sse", session_id)
-        channel = service.sessions[session_id].channel if bind.remote is None else None
+        channel = service.get(session_id).channel if bind.remote is None else None
         limit = service.config.limits.max_message_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -204,7 +204,7 @@ async def _stream_first(request: Request, session_id: str) -> None:
     """This request may have put events (speech edges) in the session's channel: let an open event stream
     send them before this request finishes its own response (and its access log line). It waits on the
     stream's progress (bounded by SENT_WAIT_S); with no stream open, or a session of another node, at once."""
-    session = _service(request).sessions.get(session_id)
+    session = _service(request).plane(session_id)
     if session is not None:
         await _progress(request).until_sent(session_id, session.channel.visible_seq)
 

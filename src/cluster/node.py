@@ -175,15 +175,15 @@ class ClusterNode:
     def logs(self, transport: str) -> bool:
         return not self.degraded and transport not in UNRESUMABLE
 
-    def created(self, session: Session) -> None:
+    def created(self, session: Session, transport: str, api_key: str | None) -> None:
         if not session.channel.gated:
             return
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
-                          session.api_key or "", self.session_ttl_s, self.ended_ttl_s,
+                          api_key or "", self.session_ttl_s, self.ended_ttl_s,
                           self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe,
                           self.reachable, registered=session.channel.committed > 0,
                           start=session.start.model_dump_json(exclude={"resume", "type"}, exclude_none=True),
-                          transport=session.transport)
+                          transport=transport)
         self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
         self._spawn(self._wake())
 
@@ -279,7 +279,7 @@ class ClusterNode:
     # -- the owner's inbox ---------------------------------------------------------------------
     def apply(self, session_id: str, msg: InboxMessage) -> None:
         svc = self.service
-        s = svc.sessions.get(session_id)
+        s = svc.plane(session_id)
         if s is None:
             return
         if msg.to and msg.to != self.node_id:
@@ -338,7 +338,7 @@ class ClusterNode:
         if rec is not None and attach and not rec.ended and rec.owner != self.node_id \
                 and not await self.owner_alive(rec.owner) and await self.take_over(session_id, rec.owner):
             rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
-        if rec is None or (rec.owner == self.node_id and session_id not in self.service.sessions):
+        if rec is None or (rec.owner == self.node_id and not self.service.holds(session_id)):
             # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         if last_seq is not None and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):

@@ -14,16 +14,17 @@ from typing import Any, NoReturn, Protocol
 from ..core.auth import key_id
 from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError, KeyQuotaError
-from ..store.sessions.selectors import select_is_live, select_live_count
+from ..store.sessions.selectors import select_live_count, select_live_sessions
 from .session import Session
 
 
 class AdmissionHost(Protocol):
     config: HubConfig
-    sessions: dict[str, Session]
 
     @property
     def state(self) -> Any: ...
+
+    def plane(self, session_id: str) -> Session | None: ...
 
 
 class Admission:
@@ -58,7 +59,6 @@ class Admission:
     def max_pending_lag(self) -> float:
         """Seconds since the oldest audio still waiting for its final arrived."""
         now = time.perf_counter()
-        state = self.host.state
-        oldest = [s.arrival_time(min(end for _, end in s.pending.values()))
-                  for s in self.host.sessions.values() if s.pending and select_is_live(state, s.id)]
+        planes = (self.host.plane(sid) for sid in select_live_sessions(self.host.state))
+        oldest = [s.arrival_time(min(end for _, end in s.pending.values())) for s in planes if s is not None and s.pending]
         return now - min(oldest) if oldest else 0.0

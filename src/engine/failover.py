@@ -9,6 +9,11 @@ utterance still awaiting its final, plus the open one, is re-sent from the ring 
 provider produces those finals. The failed provider is marked unhealthy (other sessions move too, new
 sessions are not given it) and probed until it answers again. With no healthy fallback the session
 gets a `provider_error` instead, and the utterance is given up.
+
+Which provider a session is on is its record's to say (the store's sessions slice): a move answers
+`[Session] Provider Switched` first among its actions, so the record names the new provider before
+anything else the move caused is reduced (a session already moved is never moved again for the same
+provider's failure).
 """
 
 from __future__ import annotations
@@ -45,12 +50,13 @@ class SessionHost(Protocol):
 
     config: HubConfig
     providers: ProviderSet
-    sessions: dict[str, Session]
 
     @property
     def state(self) -> Any: ...
 
-    def new_stream(self, s: Session) -> ProviderStream: ...
+    def plane(self, session_id: str) -> Session | None: ...
+
+    def new_stream(self, s: Session, provider: Provider) -> ProviderStream: ...
 
     def spawn(self, s: Session, coro: Coroutine[Any, Any, Any]) -> None: ...
 
@@ -61,7 +67,6 @@ class Failover:
     def __init__(self, host: SessionHost) -> None:
         self.host = host
         self._probes: dict[str, asyncio.Task[Any]] = {}
-        self.switches = 0
 
     async def close(self) -> None:
         tasks = list(self._probes.values())
@@ -78,10 +83,10 @@ class Failover:
     def provider_failed(self, session_id: str, utterance_id: str | None, provider: str, reason: str,
                         timeout: bool) -> Actions:
         s = self._live(session_id)
-        if s is None or s.provider.name != provider:
+        if s is None or self._provider(s) != provider:
             return ()  # ended, or moved on already (its replay re-decodes the utterance)
         why = "timeout" if timeout else reason
-        moved, out = self.switch(s, why)
+        moved, out = self.switch(s, provider, why)
         if moved:
             return out
         # nowhere to go: the failure is the session's to hear about; the utterance is given up
@@ -99,14 +104,14 @@ class Failover:
         s = self._live(session_id)
         if s is None or utterance_id not in s.pending:
             return ()
-        return [PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, "timeout", timeout=True))]
+        return [PA.failed(PA.Failed(self._provider(s), s.id, utterance_id, "timeout", timeout=True))]
 
     def provider_down(self, provider: str, reason: str) -> Actions:
         out: list[Action[Any]] = []
         for sid in select_live_on_provider(self.host.state, provider):
-            s = self.host.sessions.get(sid)
-            if s is not None and s.provider.name == provider:
-                out += self.switch(s, reason)[1]
+            s = self.host.plane(sid)
+            if s is not None:
+                out += self.switch(s, provider, reason)[1]
         return out
 
     def probe(self, provider: str) -> asyncio.Task[Actions] | None:
@@ -119,11 +124,11 @@ class Failover:
         return task
 
     # -- the switch -------------------------------------------------------------------------------
-    def candidates(self, s: Session, failed: Provider) -> list[Provider]:
+    def candidates(self, s: Session, failed: str) -> list[Provider]:
         cfg = self.host.providers.config
         order = list(cfg.fallback)
-        if failed.name in order:
-            i = order.index(failed.name)
+        if failed in order:
+            i = order.index(failed)
             order = order[i + 1:] + order[:i]
         language = s.start.language
         rec = select_session(self.host.state, s.id)
@@ -132,7 +137,7 @@ class Failover:
         out = []
         for name in order:
             p = self.host.providers.providers.get(name)
-            if p is None or p is failed or not select_available(self.host.state, name):
+            if p is None or name == failed or not select_available(self.host.state, name):
                 continue
             try:
                 check_request(p, language or p.language, s.start.task, s.start.prompt, s.start.hotwords)
@@ -141,50 +146,45 @@ class Failover:
             out.append(p)
         return out
 
-    def switch(self, s: Session, reason: str) -> tuple[bool, Actions]:
-        """Move the session to the first candidate that opens a stream: (moved, the actions that
-        report it). Not moved when no healthy fallback is left."""
-        old = s.provider
+    def switch(self, s: Session, old: str, reason: str) -> tuple[bool, Actions]:
+        """Move the session off provider `old` (the one its record names) to the first candidate that opens
+        a stream: (moved, the actions that report it, `[Session] Provider Switched` first). Not moved when
+        no healthy fallback is left."""
         candidates = self.candidates(s, old)
         if s.stream is None or not candidates:
-            log.warning("session %s: provider %s failed (%s) and no healthy fallback is left", s.id, old.name, reason)
+            log.warning("session %s: provider %s failed (%s) and no healthy fallback is left", s.id, old, reason)
             return False, ()
         out: list[Action[Any]] = []
-        if select_available(self.host.state, old.name):
-            out.append(PA.status_changed(PA.StatusChanged(old.name, "unhealthy", reason[:300])))
-            log.warning("provider %s marked unhealthy: %s", old.name, reason)
+        unhealthy: list[Action[Any]] = []
+        if select_available(self.host.state, old):
+            unhealthy.append(PA.status_changed(PA.StatusChanged(old, "unhealthy", reason[:300])))
+            log.warning("provider %s marked unhealthy: %s", old, reason)
         for new in candidates:
             try:
                 self.move(s, new)
             except Exception as e:
                 log.warning("session %s: cannot open a stream on %s: %s", s.id, new.name, e)
-                out.append(PA.status_changed(PA.StatusChanged(new.name, "unhealthy", f"error: {e}"[:300])))
+                unhealthy.append(PA.status_changed(PA.StatusChanged(new.name, "unhealthy", f"error: {e}"[:300])))
                 continue
-            ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old.name, "to": new.name,
+            ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old, "to": new.name,
                                                   "reason": reason[:300]})
-            out += [PA.failed(PA.Failed(old.name, None, None, reason)),
-                    PA.stream_closed(PA.StreamRef(old.name, s.id)),
-                    PA.stream_opened(PA.StreamRef(new.name, s.id)),
-                    A.provider_switched(A.ProviderSwitched(s.id, ev, new.name))]
-            log.warning("session %s: provider %s -> %s (%s); replaying %d utterance(s)", s.id, old.name, new.name,
+            out += [A.provider_switched(A.ProviderSwitched(s.id, ev, new.name)), *unhealthy,
+                    PA.failed(PA.Failed(old, None, None, reason)),
+                    PA.stream_closed(PA.StreamRef(old, s.id)),
+                    PA.stream_opened(PA.StreamRef(new.name, s.id))]
+            log.warning("session %s: provider %s -> %s (%s); replaying %d utterance(s)", s.id, old, new.name,
                         reason, len(s.pending) + (s.open_utterance is not None))
-            self.switches += 1
             return True, out
-        return False, out
+        return False, unhealthy
 
     def move(self, s: Session, new: Provider) -> None:
         """Put the session on a new stream of `new` (in the language the session now runs in), close the
         old stream and replay the utterances it owed from the ring buffer. Raises (and leaves the session
-        as it was) when the stream cannot be opened. Failover and routing by language both move this way."""
-        old, old_stream = s.provider, s.stream
+        as it was) when the stream cannot be opened. Failover and routing by language both move this way;
+        the action each answers tells the store (the session's record) where it is now."""
+        old_stream = s.stream
         assert old_stream is not None
-        s.provider = new
-        try:
-            stream = self.host.new_stream(s)
-        except Exception:
-            s.provider = old
-            raise
-        s.stream = stream
+        s.stream = self.host.new_stream(s, new)
         s.held.clear()  # finals the old stream gave that were waiting: the replay decodes them again
         self.host.spawn(s, old_stream.close())
         self.replay(s)
@@ -208,8 +208,14 @@ class Failover:
             stream.start_utterance(uid, start, s.promised.get(uid, ""))
 
     def _live(self, session_id: str) -> Session | None:
-        s = self.host.sessions.get(session_id)
+        s = self.host.plane(session_id)
         return s if s is not None and select_is_live(self.host.state, session_id) else None
+
+    def _provider(self, s: Session) -> str:
+        """The provider the session's record names (it is live)."""
+        rec = select_session(self.host.state, s.id)
+        assert rec is not None
+        return rec.provider
 
     # -- health ---------------------------------------------------------------------------------
     async def _probe(self, p: Provider) -> Actions:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -39,7 +38,7 @@ from ..core.events import ErrorEvent, SessionStats, TranscriptFinal
 from ..core.version import VERSION as __version__
 from ..store.providers.selectors import select_available
 from ..store.sessions import actions as A
-from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport
+from ..store.sessions.selectors import select_counts_by_state, select_counts_by_transport, select_session
 
 
 class _Service(Protocol):
@@ -171,28 +170,19 @@ class _LiveCollector:
         yield health
 
 
-@dataclass
-class _Open:
-    """What the session-end log line needs from the session's start."""
-
-    key_id: str | None
-    transport: str
-    provider: str
-    at: float
-
-
 class MetricsEffects:
-    """Counts control-plane actions and logs each session's end; never dispatches."""
+    """Counts control-plane actions and logs each session's end; never dispatches. What the log line says of
+    the session (its key, transport, provider) is read from its record in the store (`state`)."""
 
-    def __init__(self, metrics: HubMetrics) -> None:
+    def __init__(self, metrics: HubMetrics, state: Callable[[], Any]) -> None:
         self.m = metrics
-        self._open: dict[str, _Open] = {}
+        self.state = state
 
     def _log_end(self, session_id: str, reason: str, stats: Any) -> None:
-        o = self._open.pop(session_id, None)
+        rec = select_session(self.state(), session_id)  # ended, not removed yet
         st = stats if isinstance(stats, SessionStats) else SessionStats()
-        fields = {"session_id": session_id, "key_id": o.key_id if o else None,
-                  "transport": o.transport if o else None, "provider": o.provider if o else None,
+        fields = {"session_id": session_id, "key_id": rec.api_key if rec else None,
+                  "transport": rec.transport if rec else None, "provider": rec.provider if rec else None,
                   "audio_s": round(st.audio_ms / 1000, 3), "duration_s": round(st.duration_ms / 1000, 3),
                   "utterances": st.utterances, "finals": st.finals, "reason": reason}
         session_log.info("session ended: %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra=fields)
@@ -209,16 +199,11 @@ class MetricsEffects:
                 self.m.errors.labels(p.event.code).inc()
             elif a.type == A.provider_switched.type:
                 self.m.failovers.labels(getattr(p.event, "from_", ""), p.to).inc()
-                if p.session_id in self._open:
-                    self._open[p.session_id].provider = p.to
-            elif a.type == A.language_routed.type and p.session_id in self._open:  # routed by language: no failover
-                self._open[p.session_id].provider = p.to
             elif a.type == A.ended.type:
                 self.m.sessions_ended.labels(p.reason).inc()
                 self._log_end(p.session_id, p.reason, p.stats)
             elif a.type == A.created.type:
                 self.m.sessions_started.labels(p.transport).inc()
-                self._open[p.session_id] = _Open(p.api_key, p.transport, p.provider, p.at)
         except Exception:  # metrics must never break the action stream
             pass
 

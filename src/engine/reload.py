@@ -26,6 +26,7 @@ from ..core.config import ConfigError, HubConfig, load_config
 from ..core.errors import HubError
 from ..providers.base import Provider
 from ..providers.registry import ProviderSet
+from ..store.sessions.selectors import select_live_on_provider, select_session
 
 
 class _Store(Protocol):
@@ -37,9 +38,7 @@ class _Service(Protocol):
     store: _Store
 
     @property
-    def sessions(self) -> dict[str, Any]: ...
-
-    def is_live(self, session_id: str) -> bool: ...
+    def state(self) -> Any: ...
 
 
 class ReloadHost(Protocol):
@@ -167,6 +166,8 @@ class ConfigReloader:
             self._file_server = new.server
             applied = self._merge(old, new)
             retired = [p for p in ps.providers.values() if p not in providers.values()]
+            # the live sessions on each (its name may go on, on a new instance, for sessions started from now)
+            users = {p.name: set(select_live_on_provider(hub.service.state, p.name)) for p in retired}
             ps.replace(applied.providers, providers)
             hub.config = applied
             hub.service.config = applied
@@ -174,7 +175,7 @@ class ConfigReloader:
                 await hub.prewarm_pipeline()  # wake word decoders / recordings folder of the new config
             hub.report_health(fresh)  # an unhealthy one is probed by the failover effects
             for p in retired:
-                t = asyncio.create_task(self._retire(p), name=f"retire-{p.name}")
+                t = asyncio.create_task(self._retire(p, users[p.name]), name=f"retire-{p.name}")
                 self._retiring.add(t)
                 t.add_done_callback(self._retiring.discard)
             self.reloads += 1
@@ -197,18 +198,20 @@ class ConfigReloader:
         merged._source = new.source
         return merged
 
-    def _in_use(self, p: Provider) -> bool:
-        service = self.hub.service
-        return any(s.provider is p and service.is_live(s.id) for s in service.sessions.values())
+    def _in_use(self, p: Provider, users: set[str]) -> bool:
+        """Any of the sessions that were on `p` when it was retired still is (live, and its record names it)."""
+        state = self.hub.service.state
+        return any((rec := select_session(state, sid)) is not None and rec.live and rec.provider == p.name
+                   for sid in users)
 
-    async def _retire(self, p: Provider) -> None:
-        """Close a provider that a reload removed or replaced, once its last session has ended (or moved:
-        each is a change of the store's state, which wakes this check)."""
+    async def _retire(self, p: Provider, users: set[str]) -> None:
+        """Close a provider that a reload removed or replaced, once the last of its sessions (`users`) has
+        ended (or moved: each is a change of the store's state, which wakes this check)."""
         changed = asyncio.Event()
         loop = asyncio.get_running_loop()
         sub = self.hub.service.store.select().subscribe(lambda _: loop.call_soon_threadsafe(changed.set))
         try:
-            while self._in_use(p):
+            while self._in_use(p, users):
                 await changed.wait()
                 changed.clear()
         finally:

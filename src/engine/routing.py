@@ -63,10 +63,11 @@ class RoutingHost(Protocol):
     """What routing needs of the session service."""
 
     providers: ProviderSet
-    sessions: dict[str, Session]
 
     @property
     def state(self) -> Any: ...
+
+    def plane(self, session_id: str) -> Session | None: ...
 
     def move(self, s: Session, provider: Provider) -> None: ...
 
@@ -78,7 +79,6 @@ class LanguageRouting:
 
     def __init__(self, host: RoutingHost) -> None:
         self.host = host
-        self.moves = 0
 
     # -- the data plane's questions (called by the service while it feeds audio) ----------------------
     @staticmethod
@@ -109,7 +109,7 @@ class LanguageRouting:
 
     # -- RoutingPort ------------------------------------------------------------------------------
     def detect(self, session_id: str, utterance_id: str, start: int, end: int) -> Coroutine[Any, Any, Actions] | None:
-        s = self.host.sessions.get(session_id)
+        s = self.host.plane(session_id)
         if s is None or not select_is_live(self.host.state, session_id):
             return None
         audio = s.ring.read(max(start, s.ring.start), min(end, s.ring.end))
@@ -131,7 +131,7 @@ class LanguageRouting:
         return [A.language_detected(A.LanguageDetected(session_id, utterance_id, language, probability))]
 
     def route(self, session_id: str, utterance_id: str, language: str | None, probability: float | None) -> Actions:
-        s = self.host.sessions.get(session_id)
+        s = self.host.plane(session_id)
         rec = select_session(self.host.state, session_id)
         if s is None or rec is None or not rec.live or s.stream is None:
             return ()
@@ -141,7 +141,7 @@ class LanguageRouting:
                 return again  # its finals wait on
         held, s.held = s.held, []
         if language is not None:
-            moved = self._move(s, language, probability or 0.0)
+            moved = self._move(s, rec.provider, language, probability or 0.0)
             if moved is not None:
                 return moved  # the held finals are decoded again by the new stream
         out: list[Action[Any]] = []
@@ -163,31 +163,29 @@ class LanguageRouting:
         return [due, A.detect_requested(A.DetectRequested(s.id, utterance_id, start,
                                                           min(end, start + int(DETECT_MAX_S * HUB_RATE))))]
 
-    def _move(self, s: Session, language: str, probability: float) -> Actions | None:
-        """Move the session where `language` routes (None: it is there already, or cannot move)."""
+    def _move(self, s: Session, old: str, language: str, probability: float) -> Actions | None:
+        """Move the session (on provider `old`, its record says) where `language` routes (None: it is there
+        already, or cannot move). A move to another provider answers `[Session] Language Routed` first."""
         try:
             target = self.host.providers.for_request(None, language)
         except HubError as e:
             log.warning("session %s: no provider for detected language %s: %s", s.id, language, e.message)
             return None
         locale = language if target.capabilities.supports_language(language) else target.language
-        if target is s.provider and locale == s.locale:
+        if target.name == old and locale == s.locale:
             return None
-        old = s.provider
         try:
             self.host.move(s, target)
         except Exception as e:
             log.warning("session %s: cannot open a stream on %s for language %s: %s", s.id, target.name, language, e)
             return None
-        self.moves += 1
-        log.info("session %s: language %s (p=%.2f): %s -> %s", s.id, language, probability, old.name, target.name)
-        if target is old:
+        log.info("session %s: language %s (p=%.2f): %s -> %s", s.id, language, probability, old, target.name)
+        if target.name == old:
             return []
         reason = f"language {language} (p={probability:.2f})"
-        ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old.name, "to": target.name,
-                                              "reason": reason})
-        return [PA.stream_closed(PA.StreamRef(old.name, s.id)), PA.stream_opened(PA.StreamRef(target.name, s.id)),
-                A.language_routed(A.LanguageRouted(s.id, ev, target.name))]
+        ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old, "to": target.name, "reason": reason})
+        return [A.language_routed(A.LanguageRouted(s.id, ev, target.name)),
+                PA.stream_closed(PA.StreamRef(old, s.id)), PA.stream_opened(PA.StreamRef(target.name, s.id))]
 
 
 def first_speech(audio: np.ndarray) -> int | None:

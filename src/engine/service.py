@@ -1,9 +1,10 @@
 """SessionService: the one facade every transport calls (DESIGN §2).
 
 Commands (start, audio, flush, stop, abort, detach/resume) are gated by selectors over the store's
-sessions slice, which owns each session's lifecycle. The service executes: it runs the data plane
-(pipeline, provider stream, ring buffer) and reports what happens as actions. The ports the store's
-effects use are engine/streams.py (streams, channels) and engine/failover.py.
+sessions slice, the one registry of sessions: which exist, their lifecycle, provider, transport and key.
+The service executes: it runs each session's data plane (`Session`: pipeline, provider stream, ring buffer,
+channel, timers; looked up by the id of a session the store holds) and reports what happens as actions.
+The ports the store's effects use are engine/streams.py (streams, channels) and engine/failover.py.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from ..store.sessions.selectors import (
     select_is_live,
     select_is_open,
     select_live_count,
+    select_live_sessions,
     select_session,
+    select_sessions,
     select_state,
 )
-from ..store.sessions.state import SessionState
+from ..store.sessions.state import SessionRecord, SessionState
 from .admission import Admission
 from .continued import ContinuedChannel
 from .failover import Failover
@@ -69,7 +72,7 @@ class ClusterHooks(Protocol):
         is down (it is local only), nor on wires that cannot resume (OpenAI, Realtime)."""
         ...
 
-    def created(self, session: Session) -> None: ...
+    def created(self, session: Session, transport: str, api_key: str | None) -> None: ...
 
     def removed(self, session_id: str) -> None: ...
 
@@ -83,12 +86,13 @@ class SessionService:
         self.config = config
         self.providers = providers
         self.metrics = metrics or HubMetrics()
-        self.sessions: dict[str, Session] = {}
+        # the data plane of each session the store holds, by id: nothing the store's record says (see plane())
+        self._planes: dict[str, Session] = {}
         self.failover = Failover(self)
         self.streams = Streams(self)
         self.routing = LanguageRouting(self)
-        self.store = build_store(self.streams, self.failover, self.streams, MetricsEffects(self.metrics),
-                                 routing=self.routing)
+        self.store = build_store(self.streams, self.failover, self.streams,
+                                 MetricsEffects(self.metrics, lambda: self.state), routing=self.routing)
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
         self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
@@ -100,7 +104,7 @@ class SessionService:
         return None
 
     async def close(self) -> None:
-        for sid in list(self.sessions):
+        for sid in select_live_sessions(self.state):
             self.end(sid, "shutdown")
         for t in self._removals.values():
             t.cancel()
@@ -137,6 +141,14 @@ class SessionService:
         """Takes audio, flush and stop now (listening or speaking)."""
         return select_is_open(self.state, session_id)
 
+    def holds(self, session_id: str) -> bool:
+        """The session is held here: the store has its record (live, or ended and still resumable)."""
+        return select_session(self.state, session_id) is not None
+
+    def plane(self, session_id: str) -> Session | None:
+        """The data plane of a session the store holds (None: it holds no such session)."""
+        return self._planes.get(session_id) if self.holds(session_id) else None
+
     def is_closing(self, session_id: str) -> bool:
         """Stopping (finalizing) or ended: it will never take audio again."""
         return select_state(self.state, session_id) in (SessionState.finalizing, SessionState.ended, None)
@@ -170,13 +182,13 @@ class SessionService:
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
                                        cmd.turn), sid)
         logged = self.cluster is not None and self.cluster.logs(transport)
-        session = Session(sid, cmd, transport, api_key, provider, pipeline,
-                          EventChannel(sid, limits.max_events_buffered, gated=logged), limits.max_session_buffer_s)
+        session = Session(sid, cmd, pipeline, EventChannel(sid, limits.max_events_buffered, gated=logged),
+                          limits.max_session_buffer_s)
         session.last_activity = asyncio.get_running_loop().time()
-        self.sessions[sid] = session
+        self._planes[sid] = session
         pipeline.on_late = lambda items: self._feed_late(session, items)  # the turn model's decisions
         if self.cluster is not None:
-            self.cluster.created(session)
+            self.cluster.created(session, transport, api_key)
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
         if self.is_live(sid):
             self._arm_idle(session)
@@ -201,14 +213,14 @@ class SessionService:
         sid = migrated.session_id
         pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
                                        cmd.turn), sid)
-        session = Session(sid, cmd, transport, api_key, provider, pipeline,
-                          ContinuedChannel(migrated, limits.max_events_buffered, tail), limits.max_session_buffer_s)
+        session = Session(sid, cmd, pipeline, ContinuedChannel(migrated, limits.max_events_buffered, tail),
+                          limits.max_session_buffer_s)
         session.continue_at(ms_to_samples(migrated.audio_from_ms), utterances, promised)
         session.last_activity = asyncio.get_running_loop().time()
-        self.sessions[sid] = session
+        self._planes[sid] = session
         pipeline.on_late = lambda items: self._feed_late(session, items)
         if self.cluster is not None:
-            self.cluster.created(session)
+            self.cluster.created(session, transport, api_key)
         self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
         if self.is_live(sid):
             self._arm_idle(session)
@@ -216,13 +228,13 @@ class SessionService:
         return session
 
     def get(self, session_id: str) -> Session:
-        s = self.sessions.get(session_id)
+        s = self.plane(session_id)
         if s is None:
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}'")
         return s
 
-    def _open(self, session_id: str) -> Session:
-        """The session, if it takes commands now (listening or speaking, says the store)."""
+    def _open(self, session_id: str) -> tuple[Session, SessionRecord]:
+        """The session and its record, if it takes commands now (listening or speaking, says the store)."""
         s = self.get(session_id)
         rec = select_session(self.state, session_id)
         if rec is None or rec.state == SessionState.ended:
@@ -232,10 +244,10 @@ class SessionService:
                                     f"session '{session_id}' is stopping; no more audio or commands")
         if rec.state == SessionState.created:
             raise SessionStateError(ErrorCode.invalid_command, f"session '{session_id}' has not started yet")
-        return s
+        return s, rec
 
     def push_audio(self, session_id: str, data: bytes) -> None:
-        s = self._open(session_id)
+        s, rec = self._open(session_id)
         if len(data) > self.config.limits.max_message_bytes:
             raise ClientError(ErrorCode.payload_too_large, f"audio message of {len(data)} bytes exceeds the limit of "
                               f"{self.config.limits.max_message_bytes}")
@@ -246,24 +258,24 @@ class SessionService:
         assert s.pipeline is not None
         before = s.pipeline.offset
         items = s.pipeline.push(data)  # HubError(invalid_audio) propagates to the transport
-        self.metrics.audio_seconds.labels(s.transport).inc((s.pipeline.offset - before) / HUB_RATE)
+        self.metrics.audio_seconds.labels(rec.transport).inc((s.pipeline.offset - before) / HUB_RATE)
         self._feed(s, items)
         if s.audio_samples > self.config.limits.max_session_s * HUB_RATE:
             self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
                                       f"of {self.config.limits.max_session_s:.0f} s", fatal=True))
 
     def flush(self, session_id: str) -> None:
-        s = self._open(session_id)
+        s = self._open(session_id)[0]
         s.last_activity = asyncio.get_running_loop().time()
         assert s.pipeline is not None
         self._feed(s, s.pipeline.flush())
 
     def keepalive(self, session_id: str) -> None:
         """No audio for a while; the session stays open (resets its idle timer)."""
-        self._open(session_id).last_activity = asyncio.get_running_loop().time()
+        self._open(session_id)[0].last_activity = asyncio.get_running_loop().time()
 
     def stop(self, session_id: str, reason: str = "stop") -> None:
-        s = self._open(session_id)
+        s = self._open(session_id)[0]
         self.dispatch(A.stop_requested(A.SessionRef(s.id)))
         if s.idle_timer is not None:
             s.idle_timer.cancel()
@@ -282,18 +294,17 @@ class SessionService:
     async def drain(self, grace_s: float) -> None:
         """Shutdown: finalise every open utterance, then end each session with reason "shutdown";
         whatever is not done within `grace_s` is ended as it is."""
-        for s in list(self.sessions.values()):
-            rec = select_session(self.state, s.id)
-            if rec is None or rec.state in (SessionState.ended, SessionState.finalizing):
+        for sid in select_live_sessions(self.state):
+            if select_state(self.state, sid) == SessionState.finalizing:
                 continue
             try:
-                self.stop(s.id, "shutdown")
+                self.stop(sid, "shutdown")
             except HubError:
-                self.end(s.id, "shutdown")
-        tasks = [t for s in self.sessions.values() for t in s.tasks]
+                self.end(sid, "shutdown")
+        tasks = [t for sid in select_sessions(self.state) if (s := self.plane(sid)) is not None for t in s.tasks]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
-        for sid in list(self.sessions):
+        for sid in select_live_sessions(self.state):
             self.end(sid, "shutdown")
 
     def abort(self, session_id: str) -> None:
@@ -331,9 +342,8 @@ class SessionService:
     def detach(self, session_id: str, attachment: int | None = None) -> None:
         """The client of `attachment` (default: the current one) went away. The session waits
         `resume_window_s` for a resume; a connection that a resume has replaced detaches nothing."""
-        s = self.sessions.get(session_id)
         rec = select_session(self.state, session_id)
-        if s is None or rec is None or not rec.live:
+        if rec is None or not rec.live:
             return
         if attachment is not None and attachment != rec.attachment:
             return
@@ -352,7 +362,7 @@ class SessionService:
             self.end(session_id, "client_gone")
 
     def resume(self, session_id: str, last_seq: int) -> Session:
-        s = self.sessions.get(session_id)
+        s = self.plane(session_id)
         if s is None:
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
         self.check_not_deleted(session_id)
@@ -366,7 +376,7 @@ class SessionService:
     def attach(self, session_id: str) -> int:
         """A client (here, or bridged from another node) takes the session over: its resume window stops.
         The new attachment; 0 when the session has ended (its events can still be replayed)."""
-        s = self.sessions.get(session_id)
+        s = self.plane(session_id)
         if s is None or not self.is_live(session_id):
             return 0
         t = self._removals.pop(session_id, None)
@@ -445,13 +455,13 @@ class SessionService:
         s.idle_timer = loop.call_later(timeout, check)
 
     def error(self, session_id: str, err: HubError) -> None:
-        if session_id not in self.sessions or not self.is_live(session_id):
+        if not self.is_live(session_id):
             return
         for action in error_actions(session_id, err):
             self.dispatch(action)
 
-    def new_stream(self, s: Session) -> ProviderStream:
-        return self.streams.new_stream(s)
+    def new_stream(self, s: Session, provider: Provider) -> ProviderStream:
+        return self.streams.new_stream(s, provider)
 
     def move(self, s: Session, provider: Provider) -> None:
         """Put the session on a new stream of `provider`, replaying what the old one owed (core.failover)."""
@@ -479,7 +489,7 @@ class SessionService:
     def _remove(self, session_id: str) -> None:
         self._removals.pop(session_id, None)
         self._deleted.discard(session_id)
-        s = self.sessions.pop(session_id, None)
+        s = self._planes.pop(session_id, None)
         if s is not None:
             for t in list(s.tasks):
                 t.cancel()

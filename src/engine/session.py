@@ -1,10 +1,11 @@
 """One live session's data plane: its pipeline, provider stream, audio ring buffer, event channel and
 timers. Audio never enters the store.
 
-The session keeps no lifecycle flags: whether it is open, finalizing or ended is the store's
-(sessions slice) to say. It keeps what only the data plane can know: which utterances still wait for
-their final (to trim the ring buffer and to replay them on failover), when audio arrived (latency),
-and the timers that report to the store (idle, a final that is late).
+The session keeps nothing the store's record of it says: whether it exists, is open, finalizing or ended,
+which provider it is on, its transport and API key are the sessions slice's to say (read them through its
+selectors). It keeps what only the data plane can know: which utterances still wait for their final (to
+trim the ring buffer and to replay them on failover), when audio arrived (latency), and the timers that
+report to the store (idle, a final that is late).
 """
 
 from __future__ import annotations
@@ -20,24 +21,21 @@ from ..core.channel import EventChannel
 from ..core.commands import StartSession
 from ..core.events import TranscriptFinal, TranscriptPartial, Word
 from ..operators.base import PauseHint, SpeechEnd, SpeechStart
-from ..providers.base import Provider, ProviderStream, StreamResult
+from ..providers.base import ProviderStream, StreamResult
 
 if TYPE_CHECKING:
     from ..operators.pipeline import Pipeline
 
 
 class Session:
-    def __init__(self, session_id: str, start: StartSession, transport: str, api_key: str | None,
-                 provider: Provider, pipeline: Pipeline, channel: EventChannel, buffer_s: float) -> None:
+    def __init__(self, session_id: str, start: StartSession, pipeline: Pipeline, channel: EventChannel,
+                 buffer_s: float) -> None:
         self.id = session_id
         self.start = start
-        self.transport = transport
-        self.api_key = api_key
-        self.provider = provider                              # the engine of `stream` (the store names it)
         self.pipeline: Pipeline | None = pipeline
         self.channel = channel
         self.ring = RingBuffer(int(buffer_s * HUB_RATE))
-        self.stream: ProviderStream | None = None
+        self.stream: ProviderStream | None = None              # on the provider the session's record names
         self.last_activity = 0.0                              # the loop's time of its last command (service)
         self.utterance_index = 0                              # utterance ids: u1, u2, ...
         self.open_utterance: tuple[str, int] | None = None   # (id, audio start)

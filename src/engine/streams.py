@@ -16,8 +16,9 @@ from ..core.config import HubConfig
 from ..core.errors import ErrorCode, HubError, ProviderFailure
 from ..core.events import AudioFormat, EffectiveConfig, ErrorEvent, SessionEnded, SessionStarted
 from ..core.language import AUTO, model_language
-from ..providers.base import ProviderStream, StreamOptions, StreamResult, StreamSink
+from ..providers.base import Provider, ProviderStream, StreamOptions, StreamResult, StreamSink
 from ..providers.localise import localising_sink
+from ..providers.registry import ProviderSet
 from ..store import base as store_base
 from ..store.providers import actions as PA
 from ..store.sessions import actions as A
@@ -30,11 +31,13 @@ Actions = Sequence[Action[Any]]
 
 class StreamsHost(Protocol):
     config: HubConfig
-    sessions: dict[str, Session]
+    providers: ProviderSet
     metrics: HubMetrics
 
     @property
     def state(self) -> Any: ...
+
+    def plane(self, session_id: str) -> Session | None: ...
 
     def dispatch(self, action: Action[Any]) -> None: ...
 
@@ -83,10 +86,12 @@ class Streams:
         if not self._live(s):
             return
         rec = select_session(self.host.state, s.id)
-        unrouted = rec is not None and rec.awaits_language(r.utterance_id)  # DESIGN §5: routing by language
+        if rec is None:
+            return
+        unrouted = rec.awaits_language(r.utterance_id)  # DESIGN §5: routing by language
         if not r.is_final:
             onset = s.first_partial_due.pop(r.utterance_id, None)
-            self.host.metrics.partial(s.provider.name, None if onset is None else time.perf_counter() - s.arrival_time(onset))
+            self.host.metrics.partial(rec.provider, None if onset is None else time.perf_counter() - s.arrival_time(onset))
             if unrouted:  # the utterance may move to another provider: nothing is stable yet
                 r = dataclasses.replace(r, stable_text="")
             self.host.dispatch(A.partial_emitted(A.PartialEmitted(s.id, s.partial_event(r))))
@@ -101,7 +106,8 @@ class Streams:
         """A final result as `[Session] Final Emitted` (none for an empty one); the utterance is done."""
         rec = select_session(self.host.state, s.id)
         probability = rec.language_probability if rec is not None and rec.detect else None
-        ev = s.final_event(r, s.provider.name, probability) if r.text.strip() else None
+        provider = rec.provider if rec is not None else ""
+        ev = s.final_event(r, provider, probability) if r.text.strip() else None
         s.final_arrived(r.utterance_id)
         return [] if ev is None else [A.final_emitted(A.FinalEmitted(s.id, ev))]
 
@@ -115,18 +121,21 @@ class Streams:
                 s.final_arrived(utterance_id)
             self.host.error(s.id, exc)
             return
-        err = ProviderFailure.wrap(s.provider.name, exc)
-        self.host.dispatch(PA.failed(PA.Failed(s.provider.name, s.id, utterance_id, err.reason)))
+        rec = select_session(self.host.state, s.id)
+        assert rec is not None  # live
+        err = ProviderFailure.wrap(rec.provider, exc)
+        self.host.dispatch(PA.failed(PA.Failed(rec.provider, s.id, utterance_id, err.reason)))
 
     # -- StreamPort ------------------------------------------------------------------------------
-    def new_stream(self, s: Session) -> ProviderStream:
-        """A stream on the session's current provider; results of a replaced stream are dropped."""
+    def new_stream(self, s: Session, provider: Provider) -> ProviderStream:
+        """A stream on `provider` (the session's, or the one it moves to); results of a replaced stream are
+        dropped."""
         rec = select_session(self.host.state, s.id)
         if rec is not None and rec.detect:  # routed by its language: the one detected, until then the provider's
-            locale = rec.language if rec.language and s.provider.capabilities.supports_language(rec.language) \
-                else s.provider.language
+            locale = rec.language if rec.language and provider.capabilities.supports_language(rec.language) \
+                else provider.language
         else:
-            locale = s.start.language or s.provider.language  # the tag asked for ("zh-TW"); the model gets "zh"
+            locale = s.start.language or provider.language  # the tag asked for ("zh-TW"); the model gets "zh"
         opts = StreamOptions(session_id=s.id, language=model_language(locale),
                              interim_results=s.start.interim_results, word_timestamps=s.start.word_timestamps,
                              interim_interval_ms=self.host.config.scheduler.interim_interval_ms,
@@ -140,32 +149,32 @@ class Streams:
 
         sink = StreamSink(on_result=lambda r: self.on_result(s, r) if current() else None,
                           on_error=lambda e, u: self.on_stream_error(s, e, u) if current() else None)
-        own.append(s.provider.open_stream(opts, localising_sink(sink, locale), s.ring))  # labels, OpenCC
+        own.append(provider.open_stream(opts, localising_sink(sink, locale), s.ring))  # labels, OpenCC
         s.locale = locale
         return own[0]
 
     def open_stream(self, session_id: str) -> Actions:
-        s = self.host.sessions[session_id]
-        s.stream = self.new_stream(s)
+        s, rec = self.host.plane(session_id), select_session(self.host.state, session_id)
+        assert s is not None and rec is not None  # just created
+        provider = self.host.providers.providers[rec.provider]  # the one the session was created on
+        s.stream = self.new_stream(s, provider)
         a = s.start.audio
-        rec = select_session(self.host.state, s.id)
-        detect = rec is not None and rec.detect  # the language is to be detected: "auto"
-        ev = SessionStarted(session_id=s.id, provider=s.provider.name,
-                            language=s.start.language or (AUTO if detect else s.provider.language),
+        ev = SessionStarted(session_id=s.id, provider=provider.name,  # detect: its language is to be detected
+                            language=s.start.language or (AUTO if rec.detect else provider.language),
                             audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
                             config=effective_config(s, self.host.config))
-        return [PA.stream_opened(PA.StreamRef(s.provider.name, s.id)), A.started(A.Started(s.id, ev, s.provider.name))]
+        return [PA.stream_opened(PA.StreamRef(provider.name, s.id)), A.started(A.Started(s.id, ev, provider.name))]
 
     def close_stream(self, session_id: str) -> Actions:
-        s = self.host.sessions.get(session_id)
-        if s is None or s.stream is None:
+        s, rec = self.host.plane(session_id), select_session(self.host.state, session_id)
+        if s is None or rec is None or s.stream is None:
             return ()
         stream, s.stream = s.stream, None
         self.host.spawn(s, stream.close())
-        return [PA.stream_closed(PA.StreamRef(s.provider.name, s.id))]
+        return [PA.stream_closed(PA.StreamRef(rec.provider, s.id))]
 
     def end_session(self, session_id: str, reason: str) -> Actions:
-        s = self.host.sessions.get(session_id)
+        s = self.host.plane(session_id)
         rec = select_session(self.host.state, session_id)
         if s is None or rec is None or not rec.live:
             return ()
@@ -183,7 +192,7 @@ class Streams:
     def deliver(self, payload: store_base.EventPayload) -> Actions:
         """Put the event in its session's channel; a client that does not read its events is answered
         with a fatal error (which ends the session)."""
-        s = self.host.sessions.get(payload.session_id)
+        s = self.host.plane(payload.session_id)
         if s is None:
             return ()
         try:
