@@ -144,11 +144,12 @@ def collapse_repeats(text: str, max_period: int = 4, keep: int = 1) -> str:
 
 def echoes(text: str, prompt: str | None, min_words: int = 3) -> bool:
     """The hypothesis repeats the previous text it was prompted with: Whisper's way of "reading" the
-    prompt into silence or noise. True when its words (at least `min_words`, or all of a shorter
-    hypothesis of 2+ words) appear in the same order, back to back, in the prompt."""
+    prompt into silence or noise (Mandarin over music: "中间协会分析" after "广州市房地产中介协会分析"). True when
+    its tokens (words, or characters in unspaced scripts: at least `min_words`, or all of a shorter
+    hypothesis of 2+) appear in the same order, back to back, in the prompt."""
     if not prompt:
         return False
-    hyp, ctx = _words(text), _words(prompt)
+    hyp, ctx = tokens(text), tokens(prompt)
     n = len(hyp) if len(hyp) < min_words else min_words
     if n < 2 or len(ctx) < n:
         return False

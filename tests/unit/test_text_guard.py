@@ -10,6 +10,7 @@ from asrhub.providers.base import Result, Segment, TranscribeOptions
 from asrhub.providers.text_guard import (
     collapse_loops,
     drop_unsure_tail,
+    echoes,
     loops,
     non_speech_phrase,
     non_speech_tail,
@@ -99,3 +100,14 @@ def test_tidy_cuts_what_a_second_decode_still_holds() -> None:
     r = Result(text="基地里严重渗水作词作曲作曲作曲")
     tidy(r, TranscribeOptions())
     assert r.text == "基地里严重渗水"
+
+
+@pytest.mark.parametrize(("text", "prompt", "echo"), [
+    ("中间协会分析", "广州市佛地产中间协会分析", True),      # base over the music after the words (issue 23 item 3)
+    ("协会中间协会分析", "广州市佛地产中间协会分析", True),
+    ("甚至出现交易几乎停滞的情况", "广州市房地产中介协会分析", False),
+    ("第二句话说的是协会的事情", "广州市房地产中介协会分析", False),  # one shared pair of characters is no echo
+    ("The grass and bushes were", "It rained. The grass and bushes were wet with dew.", True),
+])
+def test_echoes_of_the_prompt_in_every_script(text: str, prompt: str, echo: bool) -> None:
+    assert echoes(text, prompt) is echo
