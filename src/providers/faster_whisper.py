@@ -58,6 +58,11 @@ class FasterWhisperOptions(ProviderOptions):
     left_context_s: float = Field(10.0, ge=0, le=20)
     interim_nice: int = Field(10, ge=0, le=19)  # 0: partials share the finals' replicas
     condition_on_previous: bool = True  # the previous final is the next utterance's context
+    patience: float = Field(1.0, gt=0, le=4)  # beam search ends after beam_size * patience finished hypotheses
+    # a final whose mean log-probability is under log_prob_threshold is decoded again at these temperatures
+    # (sampling) until one is not; the most probable reading stands (Whisper's temperature fallback)
+    temperature_fallback: list[float] = Field(default_factory=list)
+    suppress_tokens: list[int] = Field(default_factory=list)  # token ids never written, beside Whisper's own set
 
 
 def english_only_model(spec: str) -> bool:
@@ -121,7 +126,8 @@ class FasterWhisperProvider(BatchProvider):
         self.capabilities = whisper_capabilities(self._model.model.is_multilingual, self.scheduler.workers,
                                                  hotwords=True, logprobs=True)
         self._ct2 = CT2Whisper(self._model, Thresholds(self.no_speech_threshold, self.log_prob_threshold,
-                                                       self.compression_ratio_threshold), interim_model=interim)
+                                                       self.compression_ratio_threshold), interim_model=interim,
+                               patience=o.patience, suppress=tuple(o.suppress_tokens))
         await asyncio.to_thread(self.decode, np.zeros(8000, dtype=np.float32), TranscribeOptions())  # warm up
         self.set_health("available")
 
@@ -172,8 +178,25 @@ class FasterWhisperProvider(BatchProvider):
             beam = self.beam_size
         results = self._ct2.decode_batch(audios, opts, beam)
         if not opts[0].interim:
-            results = [self._guard(a, o, r) for a, o, r in zip(audios, opts, results, strict=True)]
+            results = [self._guard(a, o, self._fallback(a, o, r)) for a, o, r in zip(audios, opts, results, strict=True)]
         return results
+
+    def _fallback(self, audio: np.ndarray, opts: TranscribeOptions, r: Result) -> Result:
+        """Whisper's temperature fallback on the short window: a final the decoder was unsure of (mean
+        log-probability under `log_prob_threshold`, speech under it) is sampled again at each of
+        `temperature_fallback` until a reading is sure; the most probable reading stands."""
+        temps = self.settings.temperature_fallback
+        if not temps or opts.temperature or not _unsure(r, self.log_prob_threshold, self.no_speech_threshold):
+            return r
+        assert self._ct2 is not None
+        best = r
+        for t in temps:
+            cand = self._ct2.decode_batch([audio], [replace(opts, temperature=t)], 1)[0]
+            if cand.segments and (cand.segments[0].avg_logprob or -9.0) > (best.segments[0].avg_logprob or -9.0):
+                best = cand
+            if not _unsure(cand, self.log_prob_threshold, self.no_speech_threshold):
+                break
+        return best
 
     def _guard(self, audio: np.ndarray, opts: TranscribeOptions, r: Result) -> Result:
         """A final must not be degenerate (final_guard): a loop, a self-repeat or a reading of the prompt is
@@ -245,6 +268,12 @@ class FasterWhisperProvider(BatchProvider):
                 words.append(WordTiming(w.word.strip(), int(w.start * 1000), int(w.end * 1000), float(w.probability)))
         return Result(text=join_words(texts), words=words, language=info.language,
                       duration_ms=int(len(audio) * 1000 / HUB_RATE), segments=segs)
+
+
+def _unsure(r: Result, log_prob: float, no_speech: float) -> bool:
+    """Text the decoder was not sure of, over what it thought was speech."""
+    seg = r.segments[0] if r.segments else None
+    return seg is not None and (seg.avg_logprob or 0.0) < log_prob and (seg.no_speech_prob or 0.0) <= no_speech
 
 
 def _with_language(o: TranscribeOptions, language: str | None) -> TranscribeOptions:
