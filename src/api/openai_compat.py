@@ -280,16 +280,7 @@ async def audio_transcriptions(
                                                "decoder as its prompt when there is no `prompt`")] = None,
 ) -> Response:
     await _known_fields(request, KNOWN_FIELDS, "transcriptions")
-    for tag in languages or []:
-        with param("languages[]"):
-            parse_language(language_code(tag) or "")
-    field = "language" if language or not languages else "languages[]"
-    if not language and languages:
-        language = languages[0] if len(languages) == 1 else "auto"
-    lang = language_code(language)
-    with param(field):
-        if lang is not None:
-            parse_language(lang)  # a malformed tag is the field's fault, whichever check meets it first
+    lang, field = _language_of(language, languages)
     sent = {"language": field, "prompt": "prompt" if prompt or not keywords else "keywords[]"}
     with sent_as(sent), param("model", guess=True):  # a language the model cannot do is the language's fault
         provider = resolve(request, model, lang)
@@ -298,14 +289,7 @@ async def audio_transcriptions(
         _check(request, provider, lang, prompt or None)
     split, threshold = _chunking(chunking_strategy, cs_type, cs_silence, cs_prefix, cs_threshold)
     logprobs = "logprobs" in (include or [])
-    if logprobs and response_format != "json":
-        raise ParamError(ErrorCode.invalid_command, "include[]=logprobs needs response_format json", "include[]")
-    if logprobs and not provider.capabilities.logprobs:
-        raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' does not report token "
-                         "log-probabilities", "include[]")
-    if stream and response_format not in ("json", "text"):
-        raise ParamError(ErrorCode.invalid_command, "stream=true answers transcript.text events: use response_format "
-                         "json or text", "stream")
+    _check_output(provider, response_format, logprobs, stream)
     granularities = set(timestamp_granularities or ["segment"])
     words = response_format == "verbose_json" and "word" in granularities
     audio = await _read_audio(request, file)
@@ -318,21 +302,57 @@ async def audio_transcriptions(
     opts = TranscribeOptions(language=model_language(locale), word_timestamps=words, initial_prompt=prompt or None,
                              temperature=temperature, logprobs=logprobs)
     if stream:
-        if logprobs:  # session finals carry no token log-probabilities
-            events = piece_stream(provider, audio, opts, split)
-        else:
-            service = request.app.state.hub.service
-            start = routed_start(hub, model, start_for(provider, lang, split, threshold, prompt or None))
-            session = await open_session(service, start, "openai",
-                                         request.scope.get("asrhub.api_key"))  # refused: an HTTP error
-            events = session_stream(service, session, audio)
-        return StreamingResponse(_sse(events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return await _stream_answer(request, provider, model, audio, opts, lang, split, threshold)
     with param("file"):  # what the decode refuses is the file's fault (its failures, 5xx, are no field's)
         res = await transcribe_file(provider, audio, opts, split, locale=locale)
     answer = _answer(res, response_format, "transcribe", words, "segment" in granularities or not words)
     answer.headers["x-asrhub-provider"] = provider.name  # which engine decoded it (routing by language)
     return answer
+
+
+def _language_of(language: str | None, languages: list[str] | None) -> tuple[str | None, str]:
+    """The request's language code and the field that said it: `language`, else `languages[]` (one tag is
+    that language, several mean detection). Each tag must parse (ParamError naming its field)."""
+    for tag in languages or []:
+        with param("languages[]"):
+            parse_language(language_code(tag) or "")
+    field = "language" if language or not languages else "languages[]"
+    if not language and languages:
+        language = languages[0] if len(languages) == 1 else "auto"
+    lang = language_code(language)
+    with param(field):
+        if lang is not None:
+            parse_language(lang)  # a malformed tag is the field's fault, whichever check meets it first
+    return lang, field
+
+
+def _check_output(provider: Provider, response_format: ResponseFormat, logprobs: bool, stream: bool) -> None:
+    """What the answer is asked to be, against what it can be: logprobs in json from a provider that has
+    them, a stream of json or text."""
+    if logprobs and response_format != "json":
+        raise ParamError(ErrorCode.invalid_command, "include[]=logprobs needs response_format json", "include[]")
+    if logprobs and not provider.capabilities.logprobs:
+        raise ParamError(ErrorCode.invalid_command, f"provider '{provider.name}' does not report token "
+                         "log-probabilities", "include[]")
+    if stream and response_format not in ("json", "text"):
+        raise ParamError(ErrorCode.invalid_command, "stream=true answers transcript.text events: use response_format "
+                         "json or text", "stream")
+
+
+async def _stream_answer(request: Request, provider: Provider, model: str, audio: Any, opts: TranscribeOptions,
+                         lang: str | None, split: SplitOptions | None, threshold: float | None) -> Response:
+    """stream=true: transcript.text deltas as SSE, from a hub session (as a live client's), or piece by
+    piece when logprobs are asked (session finals carry no token log-probabilities)."""
+    if opts.logprobs:
+        events = piece_stream(provider, audio, opts, split)
+    else:
+        hub = request.app.state.hub
+        start = routed_start(hub, model, start_for(provider, lang, split, threshold, opts.initial_prompt))
+        session = await open_session(hub.service, start, "openai",
+                                     request.scope.get("asrhub.api_key"))  # refused: an HTTP error
+        events = session_stream(hub.service, session, audio)
+    return StreamingResponse(_sse(events), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 _TRANSLATION_DOC: dict[int | str, dict[str, Any]] = {

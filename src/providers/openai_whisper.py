@@ -17,6 +17,8 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,14 +160,33 @@ class OpenAIWhisperProvider(BatchProvider):
     def decode(self, audio: np.ndarray, opts: TranscribeOptions) -> Result:
         if self._model is None:
             raise RuntimeError(f"provider {self.name} is not loaded")
+        lang = self._language(opts)
+        decode_options = self._decode_options(opts)
+        with self._turn(opts.interim):
+            out = self._model.transcribe(
+                audio.astype(np.float32), language=lang, verbose=None, temperature=self._temperature(opts),
+                word_timestamps=opts.word_timestamps and not opts.interim,
+                initial_prompt=" ".join(p for p in (opts.initial_prompt, opts.prompt) if p) or None,
+                condition_on_previous_text=False, no_speech_threshold=self.no_speech_threshold,
+                logprob_threshold=self.log_prob_threshold,
+                compression_ratio_threshold=self.compression_ratio_threshold, **decode_options)
+        return self._result(out, audio, lang, decode_options.get("prefix"))
+
+    def _language(self, opts: TranscribeOptions) -> str | None:
+        """The language to decode in: English for an English-only model, None (detect) for "auto"."""
         lang = opts.language or self.model_lang
         if not self._model.is_multilingual:
-            lang = "en"
-        elif lang == "auto":
-            lang = None
-        temperature: float | tuple[float, ...] = (0.0 if opts.interim else
-                                                  (opts.temperature,) if opts.temperature is not None else
-                                                  (0.0, 0.2, 0.4, 0.6))
+            return "en"
+        return None if lang == "auto" else lang
+
+    @staticmethod
+    def _temperature(opts: TranscribeOptions) -> float | tuple[float, ...]:
+        """A partial: greedy; a final: the client's temperature, else openai-whisper's fallback ladder."""
+        if opts.interim:
+            return 0.0
+        return (opts.temperature,) if opts.temperature is not None else (0.0, 0.2, 0.4, 0.6)
+
+    def _decode_options(self, opts: TranscribeOptions) -> dict[str, Any]:
         beam = self.interim_beam_size if opts.interim else self.beam_size
         decode_options: dict[str, Any] = {"fp16": self.fp16, "without_timestamps": opts.interim,
                                           "task": opts.task if self._model.is_multilingual else "transcribe"}
@@ -175,11 +196,15 @@ class OpenAIWhisperProvider(BatchProvider):
         # rules gave an empty decode after a text prefix, and without timestamps it ran on past the speech into
         # a hallucinated tail. A final is decoded free; the streaming wrapper makes it start with the stable
         # text it promised (text_guard.carry_stable)
-        prefix = opts.prefix if opts.interim else None
-        if prefix:
-            decode_options["prefix"] = prefix
-        if opts.interim:
-            # a partial never waits for the model: it is skipped when a decode runs or a final waits
+        if opts.interim and opts.prefix:
+            decode_options["prefix"] = opts.prefix
+        return decode_options
+
+    @contextmanager
+    def _turn(self, interim: bool) -> Iterator[None]:
+        """The model to this decode alone. A partial never waits for it: Superseded when a decode runs or a
+        final waits; a final waits its turn."""
+        if interim:
             if self._finals_waiting or not self._lock.acquire(blocking=False):
                 raise Superseded()
         else:
@@ -189,32 +214,26 @@ class OpenAIWhisperProvider(BatchProvider):
             with self._count:
                 self._finals_waiting -= 1
         try:
-            out = self._model.transcribe(
-                audio.astype(np.float32), language=lang, verbose=None, temperature=temperature,
-                word_timestamps=opts.word_timestamps and not opts.interim,
-                initial_prompt=" ".join(p for p in (opts.initial_prompt, opts.prompt) if p) or None,
-                condition_on_previous_text=False, no_speech_threshold=self.no_speech_threshold,
-                logprob_threshold=self.log_prob_threshold,
-                compression_ratio_threshold=self.compression_ratio_threshold, **decode_options)
+            yield
         finally:
             self._lock.release()
+
+    def _result(self, out: dict[str, Any], audio: np.ndarray, lang: str | None, prefix: str | None) -> Result:
+        """openai-whisper's answer as a Result: its segments that are text and do not compress too well."""
         texts: list[str] = []
         words: list[WordTiming] = []
         segs: list[Segment] = []
         for s in out.get("segments", []):
-            if s["compression_ratio"] > self.compression_ratio_threshold:
-                continue
             text = str(s["text"]).strip()
-            if not text:
+            if s["compression_ratio"] > self.compression_ratio_threshold or not text:
                 continue
             texts.append(text)
             segs.append(Segment(float(s["start"]), float(s["end"]), text, avg_logprob=float(s["avg_logprob"]),
                                 no_speech_prob=float(s["no_speech_prob"]),
                                 compression_ratio=float(s["compression_ratio"]),
                                 temperature=float(s["temperature"]), tokens=tuple(int(t) for t in s["tokens"])))
-            for w in s.get("words") or []:
-                words.append(WordTiming(str(w["word"]).strip(), int(w["start"] * 1000), int(w["end"] * 1000),
-                                        float(w["probability"])))
+            words += [WordTiming(str(w["word"]).strip(), int(w["start"] * 1000), int(w["end"] * 1000),
+                                 float(w["probability"])) for w in s.get("words") or []]
         if prefix:  # openai-whisper returns only what follows the prefix; the hub wants it all
             texts.insert(0, prefix.strip())
         return Result(text=" ".join(texts), words=words, language=out.get("language") or lang,
