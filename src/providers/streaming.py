@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.audio import AudioChunk, RingBuffer, int16_to_float, ms_to_samples, samples_to_ms
 from ..core.work import Superseded
+from . import redecode
 from .base import (
     BatchDecoder,
     ProviderStream,
@@ -33,17 +34,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
-from .text_guard import (
-    carry_stable,
-    count_words,
-    echoes,
-    loops,
-    non_speech_phrase,
-    non_speech_tail,
-    one_copy,
-    restart_tail,
-    self_repeat,
-)
+from .text_guard import carry_stable, echoes, loops, non_speech_phrase, non_speech_tail, restart_tail
 from .text_join import join_words
 
 log = logging.getLogger(__name__)
@@ -99,7 +90,7 @@ class _FinalJob:
     offset: int                        # utterance end the decode is for
     base: int                          # start of the decoded audio (the utterance's, or an earlier final's)
     prefix: str                        # earlier finals' text forced in front of it ("" without left context)
-    future: asyncio.Future[Result]     # the result for this utterance alone (prefix words removed)
+    future: asyncio.Future[Result]     # the result for this utterance alone (prefix words removed): a task
 
 
 def _text_of(f: asyncio.Future[Result]) -> str | None:
@@ -261,6 +252,7 @@ class StreamAdapter(ProviderStream):
         return fut
 
     def _submit_final(self, u: _Utterance, offset: int) -> _FinalJob:
+        """Queue the final's decode now and finish it in a task (`_final`): its future is the task."""
         base, prefix = self._left_context(u, offset)
         audio = self._final_audio(base, offset)
         prompt = self._context or None if self.use_context and not prefix else None
@@ -268,92 +260,40 @@ class StreamAdapter(ProviderStream):
         opts = TranscribeOptions(language=self.opts.language, word_timestamps=self.opts.word_timestamps,
                                  prompt=prompt, prefix=join_words((prefix, own)) or None,
                                  task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
-        inner = self._decode(audio, opts)
-        outer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        job = _FinalJob(offset, base, prefix, outer)
+        first = self._decode(audio, opts)  # queued at once, in the order finals are declared
+        task = asyncio.get_running_loop().create_task(self._final(u, offset, base, prefix, own, audio, opts, first))
+        task.add_done_callback(lambda t: first.cancel() if t.cancelled() else None)  # (cancelled before it ran)
+        return _FinalJob(offset, base, prefix, task)
 
-        def settle(f: asyncio.Future[Result], fallback: Result | None = None, job: _FinalJob = job) -> None:
-            try:
-                _settle(f, fallback, job)
-            except Exception as e:  # a callback must never leave the final unresolved
-                if not outer.done():
-                    outer.set_exception(e)
+    async def _final(self, u: _Utterance, offset: int, base: int, prefix: str, own: str, audio: np.ndarray,
+                     opts: TranscribeOptions, first: asyncio.Future[Result]) -> Result:
+        """The utterance's final: the first decode's own words, decoded again once if `redecode.plan` says
+        so, and `redecode.settle` picks which stands."""
+        res = self._own_words(await first, base, prefix, u)
+        step = redecode.plan(res.text, context=prefix, forced=own, stable=u.committed, short_of=self.short_of_partials)
+        if step is None:
+            return res
+        self.redecodes += 1
+        again_audio, again_base, again_prefix = (self._final_audio(u.start, offset), u.start, "") if step.alone \
+            else (audio, base, prefix)
+        retry = self._decode(again_audio, replace(opts, prefix=step.prefix, prompt=opts.prompt if step.prompt else None))
+        try:
+            await asyncio.wait({retry})  # (this task's own cancellation cancels the retry: see below)
+        except asyncio.CancelledError:
+            retry.cancel()
+            raise
+        if retry.cancelled() and step.why != "check_speech":
+            raise asyncio.CancelledError()
+        again = None if retry.cancelled() or retry.exception() is not None else \
+            self._own_words(retry.result(), again_base, again_prefix, u)
+        return redecode.settle(step.why, res, again)
 
-        def _settle(f: asyncio.Future[Result], fallback: Result | None, job: _FinalJob) -> None:
-            if outer.done():
-                return
-            if f.cancelled():
-                outer.cancel()
-                return
-            exc = f.exception()
-            if exc is not None:
-                if fallback is not None:
-                    outer.set_result(fallback)  # the re-decode failed: the first result stands
-                else:
-                    outer.set_exception(exc)
-                return
-            res = self._own_words(f.result(), job, u)
-            if fallback is None and self_repeat(res.text):
-                # the whole utterance said twice ("in 1813. In 1813."): decode it alone, without the left
-                # context, the prompt or the stable text (the provider's guard re-decodes a repeat with the
-                # temperature fallback); if that still repeats, one copy stands
-                self.redecodes += 1
-                retry = self._decode(self._final_audio(u.start, offset), replace(opts, prefix=None, prompt=None))
-                once = Result(text=one_copy(res.text), language=res.language)
-                solo = _FinalJob(offset, u.start, "", outer)
-                retry.add_done_callback(lambda g: settle(g, once, solo))
-                return
-            if fallback is not None and fallback.text and self_repeat(res.text):
-                res = fallback
-            if fallback is None and job.prefix and echoes(res.text, job.prefix):
-                # the decoder read the context's audio again (noise after it, a repeat): decode this
-                # utterance alone, without context or prompt
-                self.redecodes += 1
-                alone = self._final_audio(u.start, offset)
-                retry = self._decode(alone, replace(opts, prefix=own or None, prompt=None))
-                alone_job = _FinalJob(offset, u.start, "", outer)
-                retry.add_done_callback(lambda g: settle(g, Result(text="", language=res.language), alone_job))
-                return
-            if fallback is None and job.prefix and len(res.text.split()) <= 2:
-                # a word or two after the context: the decoder may just be continuing the context's text
-                # over noise. Whisper's no-speech check cannot tell (the window holds the context's speech):
-                # the utterance decoded alone must be speech for them to stand
-                self.redecodes += 1
-                check = self._decode(self._final_audio(u.start, offset), replace(opts, prefix=None, prompt=None))
-                check.add_done_callback(lambda g: confirm(g, res))
-                return
-            stable = u.committed
-            if fallback is None and len(stable) >= 4 and \
-                    count_words(res.text) < self.short_of_partials * count_words(" ".join(stable)):
-                # far fewer words than the partials agreed on: decode again with them forced (a final is
-                # never worse than the partials it replaces)
-                self.redecodes += 1
-                forced = join_words([prefix, *stable])
-                retry = self._decode(audio, replace(opts, prefix=forced))
-                retry.add_done_callback(lambda g: settle(g, res))
-                return
-            if fallback is not None and fallback.text and count_words(res.text) < count_words(fallback.text):
-                res = fallback
-            outer.set_result(res)
-
-        def confirm(g: asyncio.Future[Result], res: Result) -> None:
-            if outer.done():
-                return
-            if g.cancelled() or g.exception() is not None:
-                outer.set_result(res)
-            else:
-                outer.set_result(res if g.result().text.strip() else Result(text="", language=res.language))
-
-        inner.add_done_callback(settle)
-        outer.add_done_callback(lambda o: inner.cancel() if o.cancelled() else None)
-        return job
-
-    def _own_words(self, res: Result, job: _FinalJob, u: _Utterance) -> Result:
+    def _own_words(self, res: Result, base: int, prefix: str, u: _Utterance) -> Result:
         """The words of `u` alone from a decode that had earlier finals in front: the forced prefix words
         are dropped, word times are made relative to the utterance start."""
-        if not job.prefix:
+        if not prefix:
             return res
-        forced = job.prefix.split()
+        forced = prefix.split()
         words = res.text.split()
         n = agreed_prefix(forced, words)
         rest = words[n:]
@@ -361,7 +301,7 @@ class StreamAdapter(ProviderStream):
             # the continuation glued onto the last forced word ("fat" + "-mutton"): keep what follows it
             tail = words[n][len(forced[n]):].lstrip("-")
             rest = ([tail] if tail else []) + words[n + 1:]
-        shift = samples_to_ms(u.start - job.base)
+        shift = samples_to_ms(u.start - base)
         timed = [WordTiming(w.word, w.start_ms - shift, w.end_ms - shift, w.confidence) for w in res.words
                  if (w.start_ms + w.end_ms) / 2 >= shift]
         return Result(text=join_words(rest), words=timed, language=res.language, duration_ms=res.duration_ms,

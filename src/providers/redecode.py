@@ -1,0 +1,75 @@
+"""When a stream's final is decoded again, and which result then stands (issue 20 item 6).
+
+Pure functions on decoder outputs: `plan` looks at a final's first decode (its own words, after any left
+context was removed) and says whether to decode again and how; `settle` picks between the first result and
+the re-decode's. The stream adapter runs the decodes (`StreamAdapter._final`); the provider's own guard
+(`whisper_ct2.final_guard`: loops, restarts, non-speech phrases, prompt echoes) has already judged each
+decode before it gets here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .base import Result
+from .text_guard import count_words, echoes, one_copy, self_repeat
+from .text_join import join_words
+
+Why = Literal["self_repeat", "echo", "check_speech", "short_of_partials"]
+
+
+@dataclass(frozen=True)
+class Redecode:
+    """Decode the final again. `alone`: the utterance's audio only (else with the left context's audio in
+    front, as the first decode); `prefix`: the forced text (None: none); `prompt`: keep the previous-text
+    prompt."""
+
+    why: Why
+    alone: bool
+    prefix: str | None
+    prompt: bool
+
+
+def plan(text: str, *, context: str, forced: str, stable: Sequence[str], short_of: float) -> Redecode | None:
+    """Whether a final whose first decode wrote `text` (its own words) is decoded again. `context`: the
+    earlier finals' text forced in front of it (2-pass, "" without); `forced`: the stable text that decode
+    was forced to start with; `stable`: the words its partials have promised by now; `short_of`: a final
+    with fewer words than this share of a stable text of 4+ words is short."""
+    if self_repeat(text):
+        # the whole utterance said twice ("in 1813. In 1813."): alone, without the left context, the prompt or
+        # the stable text (the provider's guard re-decodes a repeat with the temperature fallback)
+        return Redecode("self_repeat", alone=True, prefix=None, prompt=False)
+    if context and echoes(text, context):
+        # the decoder read the context's audio again (noise after it, a repeat): the utterance alone
+        return Redecode("echo", alone=True, prefix=forced or None, prompt=False)
+    if context and len(text.split()) <= 2:
+        # a word or two after the context: the decoder may just be continuing the context's text over noise,
+        # which Whisper's no-speech check cannot tell (the window holds the context's speech): the utterance
+        # decoded alone must be speech for them to stand
+        return Redecode("check_speech", alone=True, prefix=None, prompt=False)
+    if len(stable) >= 4 and count_words(text) < short_of * count_words(" ".join(stable)):
+        # far fewer words than the partials agreed on: again with them forced (a final is never worse than
+        # the partials it replaces)
+        return Redecode("short_of_partials", alone=False, prefix=join_words([context, *stable]), prompt=True)
+    return None
+
+
+def settle(why: Why, first: Result, again: Result | None) -> Result:
+    """The final that stands after a re-decode: `first` is the first decode's result, `again` the
+    re-decode's (its own words), None if the re-decode failed."""
+    if why == "check_speech":
+        # speech decoded alone (or no verdict): the first decode's words stand; silence alone: none
+        return first if again is None or again.text.strip() else Result(text="", language=first.language)
+    if why == "self_repeat":
+        fallback = Result(text=one_copy(first.text), language=first.language)  # if it still repeats, one copy
+    elif why == "echo":
+        fallback = Result(text="", language=first.language)  # the echo is never kept
+    else:
+        fallback = first
+    if again is None:
+        return fallback
+    if fallback.text and (self_repeat(again.text) or count_words(again.text) < count_words(fallback.text)):
+        return fallback
+    return again
