@@ -9,7 +9,6 @@ last reader), so a reconnect within the resume window replays what it missed.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from ..core.commands import MAX_COMMAND_BYTES, StartSession, parse_start
+from ..core.commands import StartSession, parse_json
 from ..core.errors import ErrorCode, HubError, SessionStateError
 from ..engine.service import SessionService
 
@@ -69,17 +68,9 @@ async def _read_start(request: Request) -> StartSession:
     if ctype == "application/octet-stream" or ctype.startswith("audio/"):
         raise HubError(ErrorCode.invalid_command, "POST /v1/sessions takes a StartSession JSON body; send audio "
                        "to the session's audio_url after it has started")
-    body = await request.body()
-    if len(body) > MAX_COMMAND_BYTES:  # as on every other wire: never parse a 10 MB "command"
-        raise HubError(ErrorCode.payload_too_large, f"StartSession body is {len(body)} bytes; the limit is "
-                       f"{MAX_COMMAND_BYTES}")
-    if not body.strip():
-        return parse_start({})
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as e:
-        raise HubError(ErrorCode.invalid_command, f"body is not valid JSON: {e}") from None
-    return parse_start(data)
+    # as on every other wire: never parse a 10 MB "command"; no body: the defaults
+    return parse_json(await request.body(), StartSession.model_validate, what="StartSession body",
+                      not_object="start body must be a JSON object", empty_is_object=True)
 
 
 @router.post("/v1/sessions", status_code=201, response_model=SessionCreated, responses={

@@ -5,15 +5,12 @@ tokens). The answer `{token, expires_at}` starts sessions until expires_at and d
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from ..core.auth import Authenticator, Credential
-from ..core.commands import MAX_COMMAND_BYTES, describe_validation
-from ..core.errors import ErrorCode, HubError
+from ..core.commands import parse_json
+from ..core.errors import HubError
 from ..core.tokens import TokenIssued, TokenRequest
 from .errors import error_response, error_responses
 
@@ -21,21 +18,9 @@ router = APIRouter(tags=["auth"])
 
 
 async def _read(request: Request) -> TokenRequest:
-    body = await request.body()
-    if len(body) > MAX_COMMAND_BYTES:
-        raise HubError(ErrorCode.payload_too_large, f"body is {len(body)} bytes; the limit is {MAX_COMMAND_BYTES}")
-    if not body.strip():
-        return TokenRequest()
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as e:
-        raise HubError(ErrorCode.invalid_command, f"body is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise HubError(ErrorCode.invalid_command, 'body must be a JSON object like {"ttl_s": 60}')
-    try:
-        return TokenRequest.model_validate(data)
-    except ValidationError as e:
-        raise HubError(ErrorCode.invalid_command, describe_validation(e)) from None
+    """The body (none or blank: the defaults) as a TokenRequest; HubError naming what is wrong."""
+    return parse_json(await request.body(), TokenRequest.model_validate, what="body", empty_is_object=True,
+                      not_object='body must be a JSON object like {"ttl_s": 60}')
 
 
 @router.post("/v1/tokens", response_model=TokenIssued, responses=error_responses(400, 413),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -138,6 +139,7 @@ Command = Annotated[AnyCommand, Field(discriminator="type")]
 _command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 MAX_COMMAND_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 def describe_validation(err: ValidationError) -> str:
@@ -156,30 +158,43 @@ def describe_validation(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_command(text: str | bytes) -> AnyCommand:
-    """Parse one JSON command; any problem is a HubError(invalid_command) naming it."""
+def parse_json(text: str | bytes, validate: Callable[[dict[str, Any]], T], *, what: str, not_object: str,
+               empty_is_object: bool = False) -> T:
+    """One JSON object from a client, validated: `what` ("command", "body") names it in the errors, a
+    HubError each: payload_too_large over MAX_COMMAND_BYTES, invalid_command for what is not JSON,
+    `not_object` for JSON that is not an object, and what `validate` refuses (as `validated`). With
+    `empty_is_object`, an empty or blank text is `{}`."""
     if len(text) > MAX_COMMAND_BYTES:
-        raise HubError(ErrorCode.payload_too_large, f"command is {len(text)} bytes; the limit is {MAX_COMMAND_BYTES}")
+        raise HubError(ErrorCode.payload_too_large, f"{what} is {len(text)} bytes; the limit is {MAX_COMMAND_BYTES}")
+    if empty_is_object and not text.strip():
+        return validated({}, validate, not_object)
     try:
         data: Any = json.loads(text)
     except (ValueError, RecursionError) as e:
-        raise HubError(ErrorCode.invalid_command, f"command is not valid JSON: {e}") from None
+        raise HubError(ErrorCode.invalid_command, f"{what} is not valid JSON: {e}") from None
+    return validated(data, validate, not_object)
+
+
+def validated(data: Any, validate: Callable[[dict[str, Any]], T], not_object: str) -> T:
+    """`data` through a pydantic validator; not an object: HubError(invalid_command, `not_object`); refused:
+    the HubError naming the fields (an unknown audio encoding: unsupported_encoding)."""
     if not isinstance(data, dict):
-        raise HubError(ErrorCode.invalid_command, "command must be a JSON object with a 'type' field")
+        raise HubError(ErrorCode.invalid_command, not_object)
     try:
-        return _command_adapter.validate_python(data)
+        return validate(data)
     except ValidationError as e:
         raise _validation_error(e) from None
+
+
+def parse_command(text: str | bytes) -> AnyCommand:
+    """Parse one JSON command; any problem is a HubError(invalid_command) naming it."""
+    return parse_json(text, _command_adapter.validate_python, what="command",
+                      not_object="command must be a JSON object with a 'type' field")
 
 
 def parse_start(data: Any) -> StartSession:
     """Validate a StartSession body (HTTP/Socket.IO: no 'type' field)."""
-    if not isinstance(data, dict):
-        raise HubError(ErrorCode.invalid_command, "start body must be a JSON object")
-    try:
-        return StartSession.model_validate(data)
-    except ValidationError as e:
-        raise _validation_error(e) from None
+    return validated(data, StartSession.model_validate, "start body must be a JSON object")
 
 
 def _validation_error(err: ValidationError) -> HubError:
