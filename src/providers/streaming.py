@@ -69,6 +69,7 @@ class _Utterance:
     index: int = 0                        # utterance number in this stream
     shown: int = 0                        # audio end of the last partial delivered (its start before one)
     shown_at: float = 0.0                 # monotonic time of that partial (of the start before one)
+    pause: int | None = None              # end of the voiced audio at the last pause hint
 
     @property
     def showed_words(self) -> bool:
@@ -119,6 +120,7 @@ class StreamAdapter(ProviderStream):
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
     edge_words = 7      # a partial's last words are never stable text (~2.5 s of speech: fewer cost WER)
     agreement = 2       # stable text: the words this many successive hypotheses agree on (LocalAgreement-n)
+    skip_paused = True  # no partial in a pause (see `_paused`)
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -157,8 +159,15 @@ class StreamAdapter(ProviderStream):
             return
         # until the utterance shows its first words, it asks twice as often (those decodes are short)
         interval = self.interval if u.showed_words else self.interval // 2
-        if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval:
+        if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval \
+                and not self._paused(u):
             self._request_partial(u)
+
+    def _paused(self, u: _Utterance) -> bool:
+        """Speech paused a moment ago (a pause hint, less than an interval back): no voiced audio arrived
+        since, and the utterance either ends (its final, decoded from the hint on, shows the last words) or
+        speech resumes, and the next partial comes with it."""
+        return self.skip_paused and u.pause is not None and self._audio_end - u.pause < self.interval
 
     def start_utterance(self, utterance_id: str, offset: int, stable: str = "") -> None:
         self._index += 1
@@ -194,6 +203,8 @@ class StreamAdapter(ProviderStream):
         (nearly) ready when it is declared. Speech that resumes makes the speculation stale. `on_text` hears
         the speculation's text (None: no speculation, or it failed or was dropped)."""
         u = self._utt
+        if u is not None and u.id == utterance_id:
+            u.pause = offset
         speculate = (u is not None and u.id == utterance_id and offset - u.start >= ms_to_samples(self.min_final_ms)
                      and not self.provider.scheduler.finals_busy())  # busy: it would take a real final's lane
         if u is None or not speculate:
