@@ -213,11 +213,34 @@ async def endpointing(silence_ms: int, pause_ms: int, language: str) -> dict[str
     return out
 
 
-async def with_hub(silence_ms: int, one_at_a_time: bool = False) -> dict[str, tuple[list[float], float]]:
+@dataclass
+class HubRun:
+    latency_ms: list[float] = field(default_factory=list)   # the final's latency_ms (each turn's last final)
+    decided_ms: list[float] = field(default_factory=list)   # its utterance end's audio sent -> speech.ended here
+    reasons: dict[str, int] = field(default_factory=dict)   # speech.ended reason of those utterances
+    wer: float = 0.0
+
+
+def turn_ends(t: Any) -> tuple[float, float, str] | None:
+    """(latency_ms, end of speech -> speech.ended received in ms, reason) of the turn's last final (before
+    the stop), None if it has none."""
+    finals = [(e, rt) for e, rt in zip(t.events, t.recv, strict=True)
+              if e["type"] == "transcript.final" and rt < t.stop_at]
+    if not finals:
+        return None
+    final, _ = finals[-1]
+    ended = [(e, rt) for e, rt in zip(t.events, t.recv, strict=True)
+             if e["type"] == "speech.ended" and e["offset_ms"] == final["end_ms"]]
+    decided = (ended[0][1] - t.sent_time(final["end_ms"])) * 1000 if ended else float("nan")
+    return final["latency_ms"], decided, ended[0][0].get("reason") or "?" if ended else "?"
+
+
+async def with_hub(silence_ms: int, modes: dict[str, dict[str, Any]],
+                   one_at_a_time: bool = False) -> dict[str, HubRun]:
     hub = HubProcess(base_config(), Path(tempfile.mkdtemp())).start()
     try:
-        async def one(name: str, turn: dict[str, Any]) -> tuple[str, tuple[list[float], float]]:
-            lat: list[float] = []
+        async def one(name: str, turn: dict[str, Any]) -> tuple[str, HubRun]:
+            run = HubRun()
             refs: list[str] = []
             hyps: list[str] = []
             for c in clips():
@@ -226,17 +249,19 @@ async def with_hub(silence_ms: int, one_at_a_time: bool = False) -> dict[str, tu
                     start["turn"] = turn
                 t = await stream_timed(hub.ws, load_pcm16(c.path).tobytes(), start=start,
                                        trailing_silence_ms=int(TAIL_S * 1000))
-                finals = [e for e, rt in zip(t.events, t.recv, strict=True)
-                          if e["type"] == "transcript.final" and rt < t.stop_at]
-                if finals:
-                    lat.append(finals[-1]["latency_ms"])
+                end = turn_ends(t)
+                if end is not None:
+                    run.latency_ms.append(end[0])
+                    run.decided_ms.append(end[1])
+                    run.reasons[end[2]] = run.reasons.get(end[2], 0) + 1
                 refs.append(c.transcript)
                 hyps.append(" ".join(e["text"] for e in t.events if e["type"] == "transcript.final"))
-            return name, (lat, wer(refs, hyps))
+            run.wer = wer(refs, hyps)
+            return name, run
 
         if one_at_a_time:
-            return dict([await one(n, t) for n, t in MODES.items()])
-        return dict(await asyncio.gather(*(one(n, t) for n, t in MODES.items())))
+            return dict([await one(n, t) for n, t in modes.items()])
+        return dict(await asyncio.gather(*(one(n, t) for n, t in modes.items())))
     finally:
         hub.stop()
 
@@ -249,6 +274,7 @@ async def main() -> None:
     ap.add_argument("--hub", action="store_true", help="also stream to a real hub: final latency and WER")
     ap.add_argument("--hub-only", action="store_true", help="only the real hub's part")
     ap.add_argument("--one-at-a-time", action="store_true", help="the hub's modes one after another, not at once")
+    ap.add_argument("--modes", default="", help=f"the hub's modes, comma-separated (default all: {','.join(MODES)})")
     args = ap.parse_args()
     print(f"# bench_turns — {machine()}; clips from {SPEECH_ROOT}, each + {TAIL_S} s silence; "
           f"put-in pauses {args.pause_ms} ms")
@@ -264,11 +290,14 @@ async def main() -> None:
             print(f"| {name} | {p50_p95(r.delays_ms)} | {r.false_cuts} of {r.pauses} | {r.own_cuts} in {r.turns} "
                   f"turns | {reasons} | {cpu * 100:.2f} % |")
     if args.hub or args.hub_only:
-        hub = await with_hub(args.silence_ms, args.one_at_a_time)
-        print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | WER |")
-        print("|---|---|---|")
-        for name, (lat, w) in hub.items():
-            print(f"| {name} | {p50_p95(lat)} | {w:.3f} |")
+        modes = {n: MODES[n] for n in args.modes.split(",")} if args.modes else MODES
+        hub = await with_hub(args.silence_ms, modes, args.one_at_a_time)
+        print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | "
+              "end of speech -> speech.ended at the client p50 / p95 | its reasons | WER |")
+        print("|---|---|---|---|---|")
+        for name, h in hub.items():
+            why = ", ".join(f"{k} {v}" for k, v in sorted(h.reasons.items()))
+            print(f"| {name} | {p50_p95(h.latency_ms)} | {p50_p95(h.decided_ms)} | {why} | {h.wer:.3f} |")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    is asked once per pause.
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
-   ellipsis or a dash) ends the utterance (`reason: turn`): Whisper reads an unfinished clause as unfinished
-   more often than the audio model alone does.
+   ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
+   `text_threshold` (it is sure the speaker goes on): Whisper reads an unfinished clause as unfinished more
+   often than the audio model alone does, but it also puts a full stop on many fragments, and the two together
+   cut fewer sentences than either (bench/turn_probe.py). A pause whose question got no answer is judged by
+   its text alone.
 3. At `max_silence_ms` the utterance ends whatever was said (`reason: max_silence`).
 Speech that resumes keeps the utterance open and the pause's answers are stale. While an answer (the model's,
 or the text at step 2) is outstanding the audio flows on, to the ring buffer and the provider, but no later
@@ -59,16 +62,19 @@ class TurnSettings:
     threshold: float       # P(turn complete) at or above which the utterance ends at the first question
     min_silence_ms: int    # silence at which the model is asked (and the final's decode starts)
     max_silence_ms: int    # silence at which the utterance ends whatever was said
-    text_silence_ms: int   # silence at which a text that ends a sentence ends the utterance
+    text_silence_ms: int   # silence at which a text that ends a sentence ends the utterance ...
+    text_threshold: float = 0.0  # ... if the model's answer at this pause was at least this
 
 
-#: eagerness -> settings. Chosen on bench/bench_turns.py (docs/BENCHMARKS.md): on English the model asked at
-#: 100 ms says >= 0.95 for most finished turns and few mid-sentence pauses; the text at 500 ms catches most of
-#: the finished turns it doubted; `low` waits longer at each step for a speaker who pauses.
+#: eagerness -> settings. Chosen on bench/turn_probe.py and bench/bench_turns.py (docs/BENCHMARKS.md): on
+#: English the model asked at 100 ms says >= 0.9 for most finished turns and few mid-sentence pauses; a text
+#: that ends a sentence catches most of the finished turns it doubted, and the model's answer below 0.1 (it
+#: is sure the speaker goes on) vetoes the text at most mid-sentence pauses Whisper put a full stop on; `low`
+#: waits longer at each step and trusts the text less, for a speaker who pauses.
 EAGERNESS: dict[str, TurnSettings] = {
-    "high": TurnSettings(0.9, 100, 1000, 300),
-    "medium": TurnSettings(0.95, 100, 1500, 500),
-    "low": TurnSettings(0.98, 150, 2500, 800),
+    "high": TurnSettings(0.9, 60, 1000, 200, 0.05),
+    "medium": TurnSettings(0.9, 100, 1500, 300, 0.1),
+    "low": TurnSettings(0.98, 150, 2500, 600, 0.2),
 }
 EAGERNESS["auto"] = EAGERNESS["medium"]
 
@@ -82,7 +88,7 @@ def turn_options(eagerness: str, min_silence_ms: int | None, max_silence_ms: int
     if lo >= hi:
         raise HubError(ErrorCode.invalid_command, f"turn.min_silence_ms ({lo}) must be below turn.max_silence_ms "
                        f"({hi})")
-    return TurnSettings(base.threshold, lo, hi, min(max(base.text_silence_ms, lo), hi))
+    return TurnSettings(base.threshold, lo, hi, min(max(base.text_silence_ms, lo), hi), base.text_threshold)
 
 
 class TurnEndpointer(Endpointer):
@@ -118,6 +124,7 @@ class TurnEndpointer(Endpointer):
         self._awaiting_text = False                        # step 2 waits for the text
         self._asking = True
         self.probability: float | None = None              # the model's last answer in this utterance
+        self._pause_p: float | None = None                 # its answer at this pause (None: none yet)
         self.questions = 0
 
     # -- audio --------------------------------------------------------------------------------
@@ -146,6 +153,7 @@ class TurnEndpointer(Endpointer):
         if run == 1:  # a new pause: the last one's text says nothing about this one
             self._pause = next(self._ids)
             self._text, self._text_heard = None, False
+            self._pause_p = None
         if run >= self._silence_frames:
             return self._end(self._last_voiced_end, reason="max_silence", probability=self.probability)
         if not self._asking:
@@ -169,7 +177,8 @@ class TurnEndpointer(Endpointer):
         if not self._text_heard:
             self._awaiting_text = True
             return []
-        if self.speaking and ends_a_sentence(self._text):
+        if self.speaking and ends_a_sentence(self._text) and (self._pause_p is None
+                                                              or self._pause_p >= self.turn.text_threshold):
             return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
         return []
 
@@ -181,7 +190,7 @@ class TurnEndpointer(Endpointer):
         self._query = None
         out: list[Item] = []
         if probability is not None:
-            self.probability = probability
+            self.probability = self._pause_p = probability
             if self.speaking and probability >= self.turn.threshold:
                 out.extend(self._end(self._last_voiced_end, reason="turn", probability=probability))
         if self.speaking and self._silent_run >= self._text_frames and self._asking:
@@ -206,7 +215,7 @@ class TurnEndpointer(Endpointer):
     def _end(self, offset: int, forced: bool = False, reason: EndReason = "silence",
              probability: float | None = None) -> list[Item]:
         items = super()._end(offset, forced, reason, probability)
-        self.probability = None
+        self.probability = self._pause_p = None
         self._awaiting_text = False
         self._pause = next(self._ids)  # what comes back for the ended pause is stale
         self._text, self._text_heard = None, False

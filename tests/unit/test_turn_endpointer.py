@@ -126,6 +126,30 @@ def test_the_text_at_text_silence_ends_a_doubted_turn_only_when_it_ends_a_senten
     assert out == [SpeechEnd(at_ms * 16, False, reason, 0.2)]  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("probability", "reason"), [(0.05, "max_silence"), (0.1, "turn"), (None, "turn")])
+def test_a_sentence_end_is_vetoed_by_a_model_sure_the_speaker_goes_on(probability: float | None,
+                                                                     reason: str) -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=3000)
+    assert markers(ep.answer(model.last, probability)) == []  # not finished (or no answer): the text step waits
+    out = ep.heard(texts.pauses[-1], "I would like to set up.")
+    assert out == [SpeechEnd(990 * 16, False, reason, probability)]  # type: ignore[arg-type]
+
+
+def test_the_veto_is_the_answer_at_this_pause_not_an_earlier_one() -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    ep.answer(model.last, 0.5)                           # this pause: unsure
+    feed(speech_ms=300, silence_ms=240)                  # speech resumed: a new pause, its question unanswered
+    ep.answer(model.last, None)
+    ep.heard(texts.pauses[-1], "The end.")
+    assert markers(feed(silence_ms=300)) == [SpeechEnd(1530 * 16, False, "turn", 0.5)]
+
+
 def test_a_text_heard_before_the_text_step_is_read_there_and_a_stale_one_is_not() -> None:
     texts = Texts()
     ep, model = make(texts=texts)
@@ -208,12 +232,15 @@ def test_a_question_carries_at_most_the_last_8_s() -> None:
 def test_eagerness_maps_to_threshold_and_timing() -> None:
     high, medium, low = EAGERNESS["high"], EAGERNESS["medium"], EAGERNESS["low"]
     assert EAGERNESS["auto"] == medium
-    assert high.threshold < medium.threshold < low.threshold
+    assert high.threshold <= medium.threshold < low.threshold
     assert high.min_silence_ms <= medium.min_silence_ms <= low.min_silence_ms
     assert high.text_silence_ms < medium.text_silence_ms < low.text_silence_ms
+    assert high.text_threshold < medium.text_threshold < low.text_threshold  # low trusts the text least
     assert high.max_silence_ms < medium.max_silence_ms < low.max_silence_ms
-    assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms, low.text_silence_ms)
-    assert turn_options("medium", 900, 1200) == TurnSettings(medium.threshold, 900, 1200, 900)  # text step within
+    assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms, low.text_silence_ms,
+                                                          low.text_threshold)
+    assert turn_options("medium", 900, 1200) == TurnSettings(medium.threshold, 900, 1200, 900,  # text step within
+                                                             medium.text_threshold)
 
 
 # -- the start command and the config ----------------------------------------------------------------
@@ -234,9 +261,9 @@ def test_a_bad_turn_is_an_invalid_command_naming_the_field(turn: dict[str, objec
 def test_the_session_turn_over_the_config_default() -> None:
     cfg = PipelineConfig(turn=TurnConfig(mode="semantic", eagerness="low", max_silence_ms=2500))
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 800)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 600, 0.2)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 300)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
     # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
