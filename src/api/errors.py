@@ -74,7 +74,20 @@ ERROR_RESPONSES = error_responses(400, 404, 413, 415, 502, 503)
 
 class HubRoute(APIRoute):
     """An APIRoute whose request-validation failures answer like every other hub error:
-    400 `{"error": {"code": "invalid_command", "message": ...}}` instead of FastAPI's 422."""
+    400 `{"error": {"code": "invalid_command", "message": ...}}` instead of FastAPI's 422. A subclass answers
+    in another shape (`problem` makes the error, `answer` the response) and may answer the handler's own
+    HubErrors too (`answers_own_errors`; here they go on to the app's handler)."""
+
+    answers_own_errors = False
+
+    @staticmethod
+    def problem(code: ErrorCode, message: str, param: str | None) -> HubError:
+        """The error of a request FastAPI could not take; `param`: the request field at fault, if one is."""
+        return HubError(code, message)
+
+    @staticmethod
+    def answer(err: HubError) -> Response:
+        return error_response(err)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -83,15 +96,31 @@ class HubRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as e:
-                return error_response(HubError(ErrorCode.invalid_command, describe_request_errors(e.errors())))
+                errors = e.errors()
+                return self.answer(self.problem(ErrorCode.invalid_command, describe_request_errors(errors),
+                                                request_param(errors)))
             except HTTPException as e:  # an unparseable body (garbage multipart, no boundary, ...)
-                if e.status_code == 413:
-                    return error_response(HubError(ErrorCode.payload_too_large, f"request body: {e.detail}"))
+                if e.status_code == 413:  # a multipart body: its file is what is too large
+                    return self.answer(self.problem(ErrorCode.payload_too_large, f"request body: {e.detail}", "file"))
                 if e.status_code != 400:
                     raise
-                return error_response(HubError(ErrorCode.invalid_command, f"cannot parse the request body: {e.detail}"))
+                return self.answer(self.problem(ErrorCode.invalid_command, f"cannot parse the request body: {e.detail}",
+                                                None))
+            except HubError as e:
+                if not self.answers_own_errors:
+                    raise
+                return self.answer(e)
 
         return route_handler
+
+
+def request_param(errors: Sequence[Any]) -> str | None:
+    """The request field the first of FastAPI's validation errors is about."""
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "header", "path")]
+        if loc:
+            return loc[0]
+    return None
 
 
 def describe_request_errors(errors: Sequence[Any]) -> str:

@@ -6,17 +6,15 @@ request field at fault when there is one."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 
 from ..core.errors import ErrorCode, HubError
+from .errors import HubRoute
 
 #: paths whose errors use OpenAI's shape (the auth middleware answers them so too)
 OPENAI_PATHS = ("/v1/audio/", "/v1/models", "/v1/realtime")
@@ -102,37 +100,16 @@ OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": OpenAIErrorBody} for status in (400, 404, 413, 415, 502, 503)}
 
 
-def _param(errors: Sequence[Any]) -> str | None:
-    for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "header", "path")]
-        if loc:
-            return loc[0]
-    return None
+class OpenAIRoute(HubRoute):
+    """Request-validation failures, unparseable bodies and the handler's own HubErrors answer in OpenAI's
+    error shape, with the field at fault as `param`."""
 
+    answers_own_errors = True
 
-class OpenAIRoute(APIRoute):
-    """Request-validation failures and unparseable bodies answer 400 in OpenAI's error shape."""
+    @staticmethod
+    def problem(code: ErrorCode, message: str, param: str | None) -> HubError:
+        return ParamError(code, message, param)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            from .errors import describe_request_errors
-            try:
-                return await handler(request)
-            except HubError as e:
-                return openai_error_response(e)
-            except RequestValidationError as e:
-                return openai_error_response(ParamError(ErrorCode.invalid_command, describe_request_errors(e.errors()),
-                                                        _param(e.errors())))
-            except HTTPException as e:
-                if e.status_code == 413:  # the multipart body: its file is what is too large
-                    return openai_error_response(ParamError(ErrorCode.payload_too_large, f"request body: {e.detail}",
-                                                            "file"))
-                if e.status_code != 400:
-                    raise
-                return openai_error_response(HubError(ErrorCode.invalid_command,
-                                                      f"cannot parse the request body: {e.detail}"))
-
-        return route_handler
-
+    @staticmethod
+    def answer(err: HubError) -> Response:
+        return openai_error_response(err)
