@@ -29,7 +29,7 @@ from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
 
-from bench.common import SPEECH_ROOT, Timed, machine, pct, stream_timed
+from bench.common import SPEECH_ROOT, Timed, machine, pct, send_timed, stream_timed
 from tests.support import HubProcess, base_config, english, load_pcm16, wer
 
 CHUNK_MS = 20
@@ -72,14 +72,7 @@ async def deepgram_timed(hub: HubProcess, pcm: bytes) -> tuple[list[tuple[float,
 
         task = asyncio.create_task(reader())
         try:
-            t0 = time.perf_counter()
-            for i in range(0, len(pcm), step):
-                await conn.send_media(pcm[i:i + step])
-                sent_ms = (i + len(pcm[i:i + step])) / 32
-                timed.sent.append((int(sent_ms), time.perf_counter()))
-                delay = t0 + sent_ms / 1000 - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            await send_timed(conn.send_media, pcm, step, timed)
             timed.stop_at = time.perf_counter()
             await conn.send_close_stream()
             await asyncio.wait_for(task, 300)

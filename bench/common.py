@@ -11,12 +11,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from asrhub.client import StartSession, WebSocketClient
-from tests.support import REPO, SPEECH
+from tests.support import REPO, SPEECH, paced
 
 _SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
 
@@ -72,14 +73,7 @@ async def stream_timed(url: str, pcm: bytes, *, start: dict[str, Any] | None = N
 
     task = asyncio.create_task(reader())
     try:
-        t0 = time.perf_counter()
-        for i in range(0, len(pcm), step):
-            await session.send(pcm[i:i + step])
-            sent_ms = (i + len(pcm[i:i + step])) / 32
-            out.sent.append((int(sent_ms), time.perf_counter()))
-            delay = t0 + sent_ms / 1000 / realtime - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        await send_timed(session.send, pcm, step, out, realtime)
         out.stop_at = time.perf_counter()
         await session.stop()
         await asyncio.wait_for(task, 300)
@@ -87,6 +81,17 @@ async def stream_timed(url: str, pcm: bytes, *, start: dict[str, Any] | None = N
         task.cancel()
         await session.close()
     return out
+
+
+async def send_timed(send: Callable[[bytes], Awaitable[object]], pcm: bytes, step: int, out: Timed,
+                     realtime: float = 1.0) -> None:
+    """`pcm` to `send` in `step`-byte pieces at `realtime` pace (tests.support.paced), each piece's send
+    time in `out.sent` (audio ms sent so far, perf_counter)."""
+    sent = 0
+    async for piece in paced(pcm, step, realtime=realtime):
+        await send(piece)
+        sent += len(piece)
+        out.sent.append((sent // 32, time.perf_counter()))
 
 
 def pct(values: list[float], p: float) -> float:

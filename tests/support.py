@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -315,6 +315,23 @@ def base_config(**sections: str) -> str:
     return text
 
 
+async def paced(pcm: bytes, chunk_bytes: int, *, realtime: float | None = 1.0,
+                bytes_per_s: int = 32000) -> AsyncIterator[bytes]:
+    """`pcm` in `chunk_bytes` pieces, each given once the audio before it is due at `realtime` x real time
+    from the first (a sender's own pacing, as a microphone's; 0 or None: as fast as they are taken). The
+    one pacing of the tests' and benches' streams."""
+    t0 = time.perf_counter()
+    sent = 0
+    for i in range(0, len(pcm), chunk_bytes):
+        piece = pcm[i:i + chunk_bytes]
+        yield piece
+        sent += len(piece)
+        if realtime:
+            delay = t0 + sent / bytes_per_s / realtime - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
 async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None, chunk_bytes: int = 1280,
                     realtime: float = 1.0, bytes_per_s: int = 32000, stop: bool = True,
                     timeout: float = 120.0, ssl_context: Any = None) -> list[dict[str, Any]]:  # noqa: ASYNC109
@@ -332,17 +349,8 @@ async def ws_stream(url: str, pcm: bytes, *, start: dict[str, Any] | None = None
                 events.append(json.loads(msg))
 
         rtask = asyncio.create_task(reader())
-        t0 = time.perf_counter()
-        sent = 0
-        for i in range(0, len(pcm), chunk_bytes):
-            piece = pcm[i:i + chunk_bytes]
+        async for piece in paced(pcm, chunk_bytes, realtime=realtime, bytes_per_s=bytes_per_s):
             await ws.send(piece)
-            sent += len(piece)
-            if realtime:
-                due = t0 + sent / bytes_per_s / realtime
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
         if stop:
             await ws.send(json.dumps({"type": "stop"}))
         await asyncio.wait_for(rtask, timeout)

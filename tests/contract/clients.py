@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tests.support import until
+from tests.support import paced, until
 
 PCM16 = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
 
@@ -164,16 +164,8 @@ class Client(abc.ABC):
     async def stream(self, pcm: bytes, chunk_bytes: int = 1280, realtime: float = 2.0,
                      bytes_per_s: int = 32000) -> None:
         """Send audio in chunks at `realtime` x real-time pace (0 = as fast as possible)."""
-        t0 = time.perf_counter()
-        sent = 0
-        for i in range(0, len(pcm), chunk_bytes):
-            piece = pcm[i:i + chunk_bytes]
+        async for piece in paced(pcm, chunk_bytes, realtime=realtime, bytes_per_s=bytes_per_s):
             await self.send_audio(piece)
-            sent += len(piece)
-            if realtime:
-                delay = t0 + sent / bytes_per_s / realtime - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
 
 
 # ---------------------------------------------------------------------------------------------
