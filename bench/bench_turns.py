@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -266,6 +267,43 @@ async def with_hub(silence_ms: int, modes: dict[str, dict[str, Any]],
         hub.stop()
 
 
+def model_cost(batches: tuple[int, ...] = (1, 4, 8), repeats: int = 12) -> list[tuple[int, float, float, float]]:
+    """(batch, wall ms per call, CPU ms per call, CPU ms per question) of TurnModel.predict on real speech
+    windows (the clips' last 8 s), each the median of `repeats` calls after a warm-up; one thread, as the
+    runner uses it. CPU is the calling thread's time (onnxruntime runs on it with intra_op_num_threads=1)."""
+    import time
+
+    model = get_runner().load()
+    windows = [load_pcm16(c.path)[-8 * RATE:] for c in clips()]
+    model.predict(windows[:1])
+    out = []
+    for b in batches:
+        wall, cpu = [], []
+        for r in range(repeats):
+            batch = [windows[(r * b + i) % len(windows)] for i in range(b)]
+            t0, c0 = time.perf_counter(), time.thread_time()
+            model.predict(batch)
+            wall.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.thread_time() - c0) * 1000)
+        w, c = float(np.median(wall)), float(np.median(cpu))
+        out.append((b, w, c, c / b))
+    return out
+
+
+async def questions_per_audio_s(turn: dict[str, Any], silence_ms: int) -> float:
+    """How often a live stream asks the model: questions per second of audio over the clips (English and
+    Mandarin), each followed by the quiet tail; the endpointing of `endpoint` without the text step."""
+    runner = get_runner()
+    calls, audio_s = runner.calls, 0.0
+    rng = np.random.default_rng(0)
+    for language in ("en", "zh"):
+        for c in clips(language):
+            pcm = np.concatenate([load_pcm16(c.path), noise(int(TAIL_S * RATE), rng)])
+            await endpoint(pcm, turn, silence_ms, None, language)
+            audio_s += len(pcm) / RATE
+    return (runner.calls - calls) / audio_s
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--silence-ms", type=int, default=450)
@@ -275,7 +313,20 @@ async def main() -> None:
     ap.add_argument("--hub-only", action="store_true", help="only the real hub's part")
     ap.add_argument("--one-at-a-time", action="store_true", help="the hub's modes one after another, not at once")
     ap.add_argument("--modes", default="", help=f"the hub's modes, comma-separated (default all: {','.join(MODES)})")
+    ap.add_argument("--model-cost", action="store_true",
+                    help="only the turn model's cost: per call at batch 1, 4, 8 and CPU per audio second")
     args = ap.parse_args()
+    if args.model_cost:
+        print(f"# bench_turns --model-cost — {machine()}; load average {os.getloadavg()[0]:.1f}")
+        print("\n| batch | wall ms per call | CPU ms per call | CPU ms per question |\n|---|---|---|---|")
+        rows = model_cost()
+        for b, w, c, q in rows:
+            print(f"| {b} | {w:.1f} | {c:.1f} | {q:.1f} |")
+        for name in ("semantic/high", "semantic/medium", "semantic/low"):
+            rate = await questions_per_audio_s(MODES[name], args.silence_ms)
+            print(f"{name}: {rate:.2f} questions per audio second -> {rate * rows[0][2] / 10:.2f} % of a core "
+                  f"per live stream at batch 1, {rate * rows[-1][3] / 10:.2f} % at batch {rows[-1][0]}")
+        return
     print(f"# bench_turns — {machine()}; clips from {SPEECH_ROOT}, each + {TAIL_S} s silence; "
           f"put-in pauses {args.pause_ms} ms")
     for language in [] if args.hub_only else args.languages.split(","):
