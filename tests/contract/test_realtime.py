@@ -11,24 +11,12 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
-from openai.types.realtime import (
-    ConversationItemInputAudioTranscriptionCompletedEvent as Completed,
-)
-from openai.types.realtime import (
-    ConversationItemInputAudioTranscriptionDeltaEvent as Delta,
-)
-from openai.types.realtime import (
-    InputAudioBufferClearedEvent,
-    InputAudioBufferCommittedEvent,
-    InputAudioBufferSpeechStartedEvent,
-    InputAudioBufferSpeechStoppedEvent,
-    RealtimeErrorEvent,
-    SessionCreatedEvent,
-    SessionUpdatedEvent,
-)
+from openai.types import realtime as rt  # the SDK's own event types parse what the hub sends
 
 from tests.support import HubProcess, clip, load_native, wer
 
+Completed = rt.ConversationItemInputAudioTranscriptionCompletedEvent
+Delta = rt.ConversationItemInputAudioTranscriptionDeltaEvent
 CLIPS = [clip("en_libri_1089-134691"), clip("en_ljspeech_LJ001-0001"), clip("en_libri_1221-135766")]
 
 
@@ -70,10 +58,10 @@ async def test_server_vad_transcribes_real_speech(hub: HubProcess) -> None:
     async with client(hub).realtime.connect(extra_query={"intent": "transcription"},
                                             model="gpt-4o-transcribe") as conn:
         created = await conn.recv()
-        assert isinstance(created, SessionCreatedEvent) and created.session.type == "transcription"
+        assert isinstance(created, rt.SessionCreatedEvent) and created.session.type == "transcription"
         await conn.session.update(session=SESSION)  # type: ignore[arg-type]
         updated = await conn.recv()
-        assert isinstance(updated, SessionUpdatedEvent)
+        assert isinstance(updated, rt.SessionUpdatedEvent)
         td = updated.session.audio.input.turn_detection  # type: ignore[union-attr]
         assert td is not None and td.silence_duration_ms == 500
         silence = bytes(24000 * 2)  # 1 s between the clips
@@ -86,18 +74,18 @@ async def test_server_vad_transcribes_real_speech(hub: HubProcess) -> None:
     for e in done:  # per item: started, stopped, committed, at least one delta, all before completed
         before = events[:events.index(e)]
         kinds = [type(x) for x in before if getattr(x, "item_id", None) == e.item_id]
-        assert kinds[:3] == [InputAudioBufferSpeechStartedEvent, InputAudioBufferSpeechStoppedEvent,
-                             InputAudioBufferCommittedEvent], kinds
+        assert kinds[:3] == [rt.InputAudioBufferSpeechStartedEvent, rt.InputAudioBufferSpeechStoppedEvent,
+                             rt.InputAudioBufferCommittedEvent], kinds
         deltas = [x.delta for x in before if isinstance(x, Delta) and x.item_id == e.item_id]
         assert deltas and "".join(deltas) == e.transcript
-    starts = [e.audio_start_ms for e in events if isinstance(e, InputAudioBufferSpeechStartedEvent)]
+    starts = [e.audio_start_ms for e in events if isinstance(e, rt.InputAudioBufferSpeechStartedEvent)]
     assert starts == sorted(starts) and starts[1] > CLIPS[0].seconds * 1000
 
 
 async def test_manual_commit_and_beta_session_form(hub: HubProcess) -> None:
     c = CLIPS[0]
     async with client(hub).realtime.connect(extra_query={"intent": "transcription"}) as conn:
-        assert isinstance(await conn.recv(), SessionCreatedEvent)
+        assert isinstance(await conn.recv(), rt.SessionCreatedEvent)
         await conn.send({"type": "transcription_session.update",  # the beta form
                          "session": {"input_audio_format": "pcm16", "turn_detection": None,
                                      "input_audio_transcription": {"model": "whisper-1", "language": "en"}}})
@@ -106,8 +94,8 @@ async def test_manual_commit_and_beta_session_form(hub: HubProcess) -> None:
         await send_audio(conn, pcm(c, 24000))
         await conn.input_audio_buffer.commit()
         events = await recv_until(conn, Completed)
-    assert not any(isinstance(e, InputAudioBufferSpeechStartedEvent) for e in events)  # no VAD in manual mode
-    committed = next(e for e in events if isinstance(e, InputAudioBufferCommittedEvent))
+    assert not any(isinstance(e, rt.InputAudioBufferSpeechStartedEvent) for e in events)  # no VAD in manual mode
+    committed = next(e for e in events if isinstance(e, rt.InputAudioBufferCommittedEvent))
     done = events[-1]
     assert isinstance(done, Completed) and done.item_id == committed.item_id
     assert events.index(committed) < events.index(done)
@@ -131,7 +119,7 @@ async def test_silence_committed_gets_an_empty_completed(hub: HubProcess) -> Non
         await conn.input_audio_buffer.commit()
         second = await recv_until(conn, Completed)
     silent = first[-1]
-    committed = next(e for e in first if isinstance(e, InputAudioBufferCommittedEvent))
+    committed = next(e for e in first if isinstance(e, rt.InputAudioBufferCommittedEvent))
     assert silent.item_id == committed.item_id and silent.transcript == ""
     assert second[-1].item_id != silent.item_id and wer([CLIPS[0].transcript], [second[-1].transcript]) < 0.2
 
@@ -145,7 +133,7 @@ async def test_clear_drops_uncommitted_audio(hub: HubProcess) -> None:
         await conn.recv()
         await send_audio(conn, pcm(drop, 24000))
         await conn.input_audio_buffer.clear()
-        cleared = await recv_until(conn, InputAudioBufferClearedEvent)
+        cleared = await recv_until(conn, rt.InputAudioBufferClearedEvent)
         await send_audio(conn, pcm(keep, 24000))
         await conn.input_audio_buffer.commit()
         events = cleared + await recv_until(conn, Completed)
@@ -160,7 +148,7 @@ async def test_g711_telephony_audio(hub: HubProcess, fmt: str, encode: Any) -> N
         await conn.recv()
         await conn.session.update(session={"type": "transcription", "audio": {"input": {  # type: ignore[arg-type]
             "format": {"type": fmt}, "turn_detection": None}}})
-        assert isinstance(await conn.recv(), SessionUpdatedEvent)
+        assert isinstance(await conn.recv(), rt.SessionUpdatedEvent)
         await send_audio(conn, encode(pcm(c, 8000), 2), chunk=1600)
         await conn.input_audio_buffer.commit()
         events = await recv_until(conn, Completed)
@@ -183,18 +171,18 @@ async def test_bad_events_get_error_and_connection_survives(hub: HubProcess) -> 
         for ev in bad:
             await conn.send(ev)  # type: ignore[arg-type]
             err = await conn.recv()
-            assert isinstance(err, RealtimeErrorEvent), err
+            assert isinstance(err, rt.RealtimeErrorEvent), err
             assert err.error.event_id == ev["event_id"] and err.error.code and err.error.message
         await conn.send({"type": "session.update", "session": {"type": "transcription"}})  # type: ignore
-        assert isinstance(await conn.recv(), SessionUpdatedEvent)  # still serving
+        assert isinstance(await conn.recv(), rt.SessionUpdatedEvent)  # still serving
 
 
 async def test_unauthorized_realtime(hub_with_key: HubProcess) -> None:
     async with client(hub_with_key, "wrong").realtime.connect(extra_query={"intent": "transcription"}) as conn:
         err = await conn.recv()
-        assert isinstance(err, RealtimeErrorEvent) and err.error.code == "unauthorized"
+        assert isinstance(err, rt.RealtimeErrorEvent) and err.error.code == "unauthorized"
     async with client(hub_with_key, "sekrit").realtime.connect(extra_query={"intent": "transcription"}) as conn:
-        assert isinstance(await conn.recv(), SessionCreatedEvent)
+        assert isinstance(await conn.recv(), rt.SessionCreatedEvent)
 
 
 @pytest.fixture(scope="module")
