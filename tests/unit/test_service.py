@@ -7,6 +7,7 @@ session, a provider probe) fire when the test moves time on, not when wall time 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -177,6 +178,33 @@ def test_a_failed_final_moves_the_session_and_loses_no_words() -> None:
         await loop.advance(1.0)
         await settle()
         assert select_status(svc.state, "a") == ("available", None)
+        await svc.failover.close()
+    run(body)
+
+
+def test_the_record_alone_says_where_a_session_is_each_moves_once(caplog: pytest.LogCaptureFixture) -> None:
+    """s1's failure moves it and marks `a` unhealthy, which moves s2: each is moved once, because the move's
+    own action (provider switched, first among them) has told the record before the status change runs.
+    The session-end log line names the provider from the record."""
+    async def body(loop: VirtualTimeLoop) -> None:
+        svc = service(modes={"a": "ok", "b": "ok"})
+        s1 = await started(svc)
+        s2 = svc.start_session(s1.start, "test", "key2")
+        provider(svc, "a").mode = "fail"
+        svc.push_audio(s1.id, CHUNK)
+        svc.flush(s1.id)
+        await settle()
+        for s in (s1, s2):
+            sw = [e for e in events(s) if e.type == "provider.switched"]
+            assert [(e.to_dict()["from"], e.to) for e in sw] == [("a", "b")], (s.id, sw)
+            assert select_session(svc.state, s.id).provider == "b"
+        assert [e.text for e in events(s1) if e.type == "transcript.final"] == ["b:u1"]
+        assert svc.metrics.failovers.labels("a", "b")._value.get() == 2
+        caplog.set_level(logging.INFO, logger="asrhub.sessions")
+        svc.stop(s2.id)
+        await settle()
+        ends = [r.__dict__ for r in caplog.records if r.name == "asrhub.sessions"]
+        assert [(r["key_id"], r["transport"], r["provider"], r["reason"]) for r in ends] == [("key2", "test", "b", "stop")]
         await svc.failover.close()
     run(body)
 
