@@ -78,13 +78,16 @@ def items(classes: list[str], real: list[str]) -> list[Item]:
 
 
 def config(multi: list[str], vad: list[str]) -> str:
-    text = base_config()
-    anchor = "      model: bundled:base"
-    assert anchor in text, "config/config.yaml: whisper_multi's model line moved"
-    text = text.replace(anchor, anchor + "".join(f"\n      {line}" for line in multi), 1)
-    vad_anchor = "  vad:\n"
-    text = text.replace(vad_anchor, vad_anchor + "".join(f"    {line}\n" for line in vad), 1)
-    return text
+    """The default config with `multi` ("key: value" lines) set in the whisper_multi block, `vad` in
+    pipeline.vad (a key already there is replaced)."""
+    import yaml
+
+    cfg = yaml.safe_load(base_config())
+    for line in multi:
+        cfg["providers"]["instances"]["whisper_multi"].update(yaml.safe_load(line))
+    for line in vad:
+        cfg["pipeline"]["vad"].update(yaml.safe_load(line))
+    return str(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
 
 
 async def run_hub(its: list[Item], talkers: int, realtime: float, cfg: str) -> dict[tuple[str, str], str]:
@@ -121,9 +124,10 @@ async def run_offline(its: list[Item], multi: list[str]) -> dict[tuple[str, str]
     from asrhub.engine.transcribe import transcribe_audio
     from asrhub.providers.faster_whisper import FasterWhisperProvider
 
-    opts = {"interim_nice": 0, "model": "bundled:base", "compute_type": "int8", "beam_size": 5}
-    for line in multi:
-        opts.update(yaml.safe_load(line))
+    opts = dict(yaml.safe_load(config(multi, []))["providers"]["instances"]["whisper_multi"])
+    opts.pop("type", None)
+    opts.pop("language", None)
+    opts["interim_nice"] = 0
     sched = Scheduler(1)
     await sched.start()
     p = FasterWhisperProvider("whisper_multi", opts, sched, language="zh")
