@@ -39,21 +39,34 @@ class SseConnection(Connection):
         self.response: Any = None
         self.created = False  # this connection created its session and has not read its events yet
 
-    async def _post(self, url: str, **kw: Any) -> Any:
+    async def _post(self, url: str, *, again: bool = False, **kw: Any) -> Any:
+        """`again`: a session's audio or command, sent again (after reconnect_delay_s, doubling up to 2 s, at
+        most max_reconnects times) while the answer is a server error (5xx: e.g. a node that cannot reach
+        Redis during a failover, or the balancer's 502 for a node that died under the request), so the audio
+        is not dropped; the last error is raised."""
+        delay = self.client.reconnect_delay_s
+        for attempt in range(self.client.max_reconnects + 1 if again else 1):
+            r = await self._post_once(url, **kw)
+            if r.status_code < 500 or attempt == self.client.max_reconnects or not again:
+                break
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 2.0)
+        if r.status_code >= 400:
+            raise http_error(r.status_code, r.content)
+        return r
+
+    async def _post_once(self, url: str, **kw: Any) -> Any:
         import httpx
         if self.http.is_closed:  # this connection was closed by a reconnect meanwhile
             raise ConnectionLost(f"POST {url}: the connection is closed")
         try:
-            r = await self.http.post(url, **kw)
+            return await self.http.post(url, **kw)
         except httpx.TransportError as e:
             raise ConnectionLost(f"POST {url}: {e}") from e
         except RuntimeError as e:  # closed while the request was being set up
             if not self.http.is_closed:
                 raise
             raise ConnectionLost(f"POST {url}: the connection is closed") from e
-        if r.status_code >= 400:
-            raise http_error(r.status_code, r.content)
-        return r
 
     async def open(self, start: StartSession) -> str | None:
         r = await self._post("/v1/sessions", json=start.model_dump(exclude_none=True))
@@ -86,6 +99,8 @@ class SseConnection(Connection):
                         await asyncio.sleep(self.UNKNOWN_RETRY_S[unknown])
                         unknown += 1
                         continue
+                    if r.status_code >= 500:  # the node (or the balancer) cannot serve it now: resume
+                        raise ConnectionLost(f"event stream: {http_error(r.status_code, await r.aread())}")
                     if r.status_code >= 400:
                         raise http_error(r.status_code, await r.aread())
                     self.created = False
@@ -103,16 +118,16 @@ class SseConnection(Connection):
             raise ConnectionLost(f"event stream: {e}") from e
 
     async def send_audio(self, data: bytes) -> None:
-        await self._post(self.audio_url, content=data, headers={"content-type": "application/octet-stream"})
+        await self._post(self.audio_url, again=True, content=data, headers={"content-type": "application/octet-stream"})
 
     async def flush(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/flush")
+        await self._post(f"/v1/sessions/{self.session_id}/flush", again=True)
 
     async def stop(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/stop")
+        await self._post(f"/v1/sessions/{self.session_id}/stop", again=True)
 
     async def keepalive(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/keepalive")
+        await self._post(f"/v1/sessions/{self.session_id}/keepalive", again=True)
 
     async def close(self) -> None:
         await self.http.aclose()
