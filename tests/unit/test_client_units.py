@@ -93,3 +93,45 @@ def test_client_imports_the_vocabulary_only() -> None:
     allowed = ("asrhub.client", "asrhub.core.events", "asrhub.core.commands", "asrhub.core.audio",
                "asrhub.core.errors", "asrhub.core.tokens", "asrhub.core")
     assert out and all(m.startswith(allowed) for m in out), out
+
+
+def test_http_error_reads_the_hub_error_body_or_names_the_status() -> None:
+    from asrhub.client.sse import http_error
+
+    e = http_error(404, b'{"error": {"code": "session_not_found", "message": "no session \'x\'"}}')
+    assert (e.code, e.message, e.status) == ("session_not_found", "no session 'x'", 404)
+    proxy = http_error(502, b"<html>Bad Gateway</html>" + b"x" * 500)  # a balancer's page, not the hub
+    assert proxy.code == "http_502" and proxy.message.startswith("<html>Bad Gateway") and len(proxy.message) == 200
+    assert http_error(400, b'{"detail": "not ours"}').code == "http_400"
+    assert http_error(400, b'{"error": "flat"}').code == "http_400"
+
+
+def test_resume_failed_keeps_the_hubs_code_or_says_connection_lost() -> None:
+    from asrhub.client.errors import ConnectionLost, ResumeFailed
+
+    refused = ResumeFailed("cannot resume", HubRequestError("session_not_found", "gone", 404))
+    assert refused.code == "session_not_found" and isinstance(refused.cause, HubRequestError)
+    assert isinstance(refused, HubRequestError)  # one except clause catches every refusal
+    lost = ResumeFailed("5 reconnects failed", ConnectionLost("reset"))
+    assert lost.code == "connection_lost" and str(lost) == "connection_lost: 5 reconnects failed"
+
+
+def test_client_dependency_imports_or_names_the_extra() -> None:
+    import json
+
+    from asrhub.client.errors import CLIENT_EXTRA, MissingClientDependency, client_dependency
+
+    assert client_dependency("json", "a test") is json
+    with pytest.raises(MissingClientDependency) as exc:
+        client_dependency("asrhub_no_such_package", "the XYZ client")
+    assert isinstance(exc.value, ImportError) and exc.value.name == "asrhub_no_such_package"
+    assert "the XYZ client needs the 'asrhub_no_such_package' package" in str(exc.value)
+    assert CLIENT_EXTRA in str(exc.value)
+
+
+def test_parse_event_refuses_a_known_event_without_its_fields() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="text"):
+        parse_event({"type": "transcript.final", "session_id": "s", "seq": 1, "utterance_id": "u",
+                     "start_ms": 0, "end_ms": 10, "provider": "p", "latency_ms": 5})
