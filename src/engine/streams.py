@@ -163,7 +163,7 @@ class Streams:
                             language=s.start.language or (AUTO if rec.detect else provider.language),
                             audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
                             config=effective_config(s, self.host.config))
-        return [PA.stream_opened(PA.StreamRef(provider.name, s.id)), A.started(A.Started(s.id, ev, provider.name))]
+        return [PA.stream_opened(PA.StreamRef(provider.name, s.id)), A.started(A.Started(s.id, ev))]
 
     def close_stream(self, session_id: str) -> Actions:
         s, rec = self.host.plane(session_id), select_session(self.host.state, session_id)

@@ -42,7 +42,7 @@ CONFIG = EffectiveConfig(interim_results=True, word_timestamps=False,
 def started(sid: str) -> Action[A.Started]:
     ev = SessionStarted(session_id=sid, provider="p", audio=AudioFormat(encoding="pcm_s16le", sample_rate=16000,
                                                                         channels=1), config=CONFIG)
-    return A.started(A.Started(sid, ev, "p"))
+    return A.started(A.Started(sid, ev))
 
 
 def edge(sid: str, speaking: bool, uid: str = "u1") -> Action[A.SpeechEdge]:

@@ -43,7 +43,7 @@ class Detached:
 
 @dataclass(frozen=True)
 class Started(EventPayload):
-    provider: str
+    """The session's stream is open on the provider its record names: it listens."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ turns it into `[Session] Illegal Transition`, which an effect logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -24,14 +25,23 @@ def _update(sessions: Map, session_id: str, **changes: Any) -> Map:
     return sessions if rec is None else sessions.set(session_id, replace(rec, **changes))
 
 
-def _count(field: str):  # noqa: ANN202
-    """A handler that adds one to the session's stats counter `field`."""
+Change = Callable[[SessionRecord, Any], SessionRecord | None]
+
+
+def _on_record(change: Change) -> Callable[[Map, Action[Any]], Map]:
+    """A handler that applies `change(record, payload)` to the action's session: its new record, or None
+    for no change (an action for a session the slice does not hold changes nothing)."""
     def handler(state: Map, action: Action[Any]) -> Map:
-        rec = state.get(action.payload.session_id)
-        if rec is None:
-            return state
-        return state.set(rec.id, replace(rec, stats=rec.stats.model_copy(update={field: getattr(rec.stats, field) + 1})))
+        p = action.payload
+        rec = state.get(p.session_id)
+        new = None if rec is None else change(rec, p)
+        return state if new is None else state.set(new.id, new)
     return handler
+
+
+def _count(field: str) -> Change:
+    """Adds one to the session's stats counter `field`."""
+    return lambda rec, p: replace(rec, stats=rec.stats.model_copy(update={field: getattr(rec.stats, field) + 1}))
 
 
 def _created(state: Map, action: Action[A.Created]) -> Map:
@@ -41,93 +51,56 @@ def _created(state: Map, action: Action[A.Created]) -> Map:
                                                  detect=p.detect))
 
 
-def _detect_due(state: Map, action: Action[A.DetectDue]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    return state if rec is None or not rec.detect else _update(state, p.session_id, detect_due=p.utterance_id,
-                                                               detect_s=p.seconds)
+def _detect_due(rec: SessionRecord, p: A.DetectDue) -> SessionRecord | None:
+    return replace(rec, detect_due=p.utterance_id, detect_s=p.seconds) if rec.detect else None
 
 
-def _detect_requested(state: Map, action: Action[A.DetectRequested]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    if rec is None:
-        return state
-    return _update(state, p.session_id, detecting=p.utterance_id,
+def _detect_requested(rec: SessionRecord, p: A.DetectRequested) -> SessionRecord:
+    return replace(rec, detecting=p.utterance_id,
                    detect_due=None if rec.detect_due == p.utterance_id else rec.detect_due)
 
 
-def _language_detected(state: Map, action: Action[A.LanguageDetected]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    if rec is None:
-        return state
+def _language_detected(rec: SessionRecord, p: A.LanguageDetected) -> SessionRecord:
     detecting = None if rec.detecting == p.utterance_id else rec.detecting
     if p.language is None:
-        return _update(state, p.session_id, detecting=detecting)
-    return _update(state, p.session_id, detecting=detecting, language=p.language,
-                   language_probability=p.probability)
+        return replace(rec, detecting=detecting)
+    return replace(rec, detecting=detecting, language=p.language, language_probability=p.probability)
 
 
-def _started(state: Map, action: Action[A.Started]) -> Map:
-    p = action.payload
-    assert p is not None
-    return _update(state, p.session_id, state=S.listening, provider=p.provider)
-
-
-def _speech(state: Map, action: Action[A.SpeechEdge]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec: SessionRecord | None = state.get(p.session_id)
-    if rec is None:
-        return state
+def _speech(rec: SessionRecord, p: A.SpeechEdge) -> SessionRecord | None:
     if rec.state == S.finalizing:  # the open utterance closed by `stop`: an edge, not a transition
-        return state
+        return None
     if p.speaking:
-        stats = rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1})
-        return state.set(rec.id, replace(rec, state=S.speaking, stats=stats))
-    return state.set(rec.id, replace(rec, state=S.listening))
+        return replace(rec, state=S.speaking, stats=rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1}))
+    return replace(rec, state=S.listening)
 
 
-def _moved(state: Map, action: Action[A.ProviderSwitched] | Action[A.LanguageRouted]) -> Map:
+def _moved(rec: SessionRecord, p: A.ProviderSwitched | A.LanguageRouted) -> SessionRecord:
     """The session's provider is now `to` (failover, or routing by language): the one place that says so."""
-    p = action.payload
-    assert p is not None
-    return _update(state, p.session_id, provider=p.to)
+    return replace(rec, provider=p.to)
 
 
-def _attached(state: Map, action: Action[A.SessionRef]) -> Map:
-    rec = state.get(action.payload.session_id)
-    return state if rec is None else _update(state, rec.id, attached=True, attachment=rec.attachment + 1)
-
-
-def _detached(state: Map, action: Action[A.Detached]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = state.get(p.session_id)
-    if rec is None or rec.attachment != p.attachment:
-        return state  # a connection that a resume has replaced already
-    return _update(state, rec.id, attached=False)
+def _detached(rec: SessionRecord, p: A.Detached) -> SessionRecord | None:
+    if rec.attachment != p.attachment:
+        return None  # a connection that a resume has replaced already
+    return replace(rec, attached=False)
 
 
 sessions_reducer = create_reducer(
     Map(),
     on(A.created.type, _created),
-    on(A.started.type, _started),
-    on(A.speech_edge.type, _speech),
-    on(A.partial_emitted.type, _count("partials")),
-    on(A.final_emitted.type, _count("finals")),
-    on(A.provider_switched.type, _moved),
+    on(A.started.type, lambda s, a: _update(s, a.payload.session_id, state=S.listening)),
+    on(A.speech_edge.type, _on_record(_speech)),
+    on(A.partial_emitted.type, _on_record(_count("partials"))),
+    on(A.final_emitted.type, _on_record(_count("finals"))),
+    on(A.provider_switched.type, _on_record(_moved)),
     on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
     on(A.ended.type, lambda s, a: _update(s, a.payload.session_id, state=S.ended)),
-    on(A.detached.type, _detached),
-    on(A.attached.type, _attached),
-    on(A.detect_due.type, _detect_due),
-    on(A.detect_requested.type, _detect_requested),
-    on(A.language_detected.type, _language_detected),
-    on(A.language_routed.type, _moved),
+    on(A.detached.type, _on_record(_detached)),
+    on(A.attached.type, _on_record(lambda rec, p: replace(rec, attached=True, attachment=rec.attachment + 1))),
+    on(A.detect_due.type, _on_record(_detect_due)),
+    on(A.detect_requested.type, _on_record(_detect_requested)),
+    on(A.language_detected.type, _on_record(_language_detected)),
+    on(A.language_routed.type, _on_record(_moved)),
     on(A.removed.type, lambda s, a: s.delete(a.payload.session_id) if a.payload.session_id in s else s),
 )
