@@ -56,6 +56,19 @@ def agreed_prefix(a: list[str], b: list[str]) -> int:
     return n
 
 
+def stitch(committed: list[str], tail: list[str], skip: int = 2) -> list[str]:
+    """The words of a decode of the utterance's last seconds (prompted with the stable text) joined onto the
+    stable text: a run of the tail's first words (from within its first `skip` + 1, the window may cut a
+    word) that repeats the stable text's end is dropped; a tail without one continues the stable text."""
+    ends = [_norm(w) for w in committed]
+    heads = [_norm(w) for w in tail]
+    for s in range(min(skip, len(tail)) + 1):
+        for j in range(min(len(ends), len(tail) - s), 0, -1):
+            if (j >= 2 or s == 0) and heads[s:s + j] == ends[len(ends) - j:]:
+                return committed + tail[s + j:]
+    return committed + tail
+
+
 @dataclass
 class _Utterance:
     id: str
@@ -70,6 +83,8 @@ class _Utterance:
     shown: int = 0                        # audio end of the last partial delivered (its start before one)
     shown_at: float = 0.0                 # monotonic time of that partial (of the start before one)
     pause: int | None = None              # end of the voiced audio at the last pause hint
+    asked_at: float | None = None         # monotonic time of the oldest partial request not yet answered
+    committed_at: int = 0                 # audio end of the partial that last extended the stable text
 
     @property
     def showed_words(self) -> bool:
@@ -121,6 +136,11 @@ class StreamAdapter(ProviderStream):
     edge_words = 7      # a partial's last words are never stable text (~2.5 s of speech: fewer cost WER)
     agreement = 2       # stable text: the words this many successive hypotheses agree on (LocalAgreement-n)
     skip_paused = True  # no partial in a pause (see `_paused`)
+    max_stretch = 4     # under load the partial interval grows up to this many times `interim_interval_ms`
+    # a partial of an utterance with stable text decodes its audio from `tail_window_s` before the partial
+    # that last extended the stable text (its words end ~edge_words before that partial's end), with the
+    # stable text as the prompt, and is joined onto it (`stitch`); 0: every partial decodes the whole utterance
+    tail_window_s = 0.0
 
     def __init__(self, provider: BatchDecoder, opts: StreamOptions, sink: StreamSink, ring: RingBuffer):
         self.provider = provider
@@ -149,6 +169,7 @@ class StreamAdapter(ProviderStream):
         self._index = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._partial_lag = 0  # audio samples: how long the last partial took from its request to its result
 
     # -- markers and audio ---------------------------------------------------------------
     def push(self, chunk: AudioChunk) -> None:
@@ -157,8 +178,9 @@ class StreamAdapter(ProviderStream):
         u = self._utt
         if u is None or not self.opts.interim_results or self._closed:
             return
-        # until the utterance shows its first words, it asks twice as often (those decodes are short)
-        interval = self.interval if u.showed_words else self.interval // 2
+        # until the utterance shows its first words, it asks twice as often (those decodes are short); after
+        # that, no more often than partials come back (under load: the interval stretches, see `_on_partial`)
+        interval = max(self.interval, self._partial_lag) if u.showed_words else self.interval // 2
         if self._audio_end - u.start >= self.min_partial and self._audio_end - u.last_partial_end >= interval \
                 and not self._paused(u):
             self._request_partial(u)
@@ -348,10 +370,15 @@ class StreamAdapter(ProviderStream):
     def _request_partial(self, u: _Utterance) -> None:
         u.last_partial_end = self._audio_end
         end = self._audio_end
-        audio = int16_to_float(self.ring.read(u.start, end))
+        start = u.committed_at - ms_to_samples(1000 * self.tail_window_s)
+        tail = list(u.committed) if self.tail_window_s and u.committed and start - u.start >= ms_to_samples(1000) \
+            else None
+        start = start if tail is not None else u.start
+        audio = int16_to_float(self.ring.read(start, end))
+        prompt = self._context or None if self.use_context else None
         opts = TranscribeOptions(language=self.opts.language, interim=True,
-                                 prefix=join_words(u.committed) or None,
-                                 prompt=self._context or None if self.use_context else None,
+                                 prefix=join_words(u.committed) or None if tail is None else None,
+                                 prompt=prompt if tail is None else join_words(tail)[-200:],
                                  task=self.opts.task, initial_prompt=self.opts.prompt, hotwords=self.opts.hotwords)
         overdue = end - u.shown >= self.overdue
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=False,
@@ -359,20 +386,33 @@ class StreamAdapter(ProviderStream):
                                              key=self.opts.session_id, overdue=overdue,
                                              first=not u.showed_words, since=u.shown_at)
         if fut is None:
+            u.asked_at = None
             return  # skipped under load
-        fut.add_done_callback(lambda f: self._on_partial(u, end, f))
+        if u.asked_at is None:
+            u.asked_at = time.monotonic()
+        fut.add_done_callback(lambda f: self._on_partial(u, end, f, tail))
 
-    def _on_partial(self, u: _Utterance, end: int, fut: asyncio.Future[Result]) -> None:
+    def _on_partial(self, u: _Utterance, end: int, fut: asyncio.Future[Result], tail: list[str] | None = None) -> None:
         if fut.cancelled() or u.done or self._closed:
             return
         exc = fut.exception()
         if isinstance(exc, Superseded):
             return
         if exc is not None:
+            u.asked_at = None
             log.warning("partial decode failed for %s: %s", self.opts.session_id, exc)
             return
+        if u.asked_at is not None:
+            # requests superseded while queued count from the first: the interval stretches to the time a
+            # partial takes to come back, so asking more often than the partial lanes can answer stops
+            lag = ms_to_samples(1000 * (time.monotonic() - u.asked_at))
+            self._partial_lag = min(lag, self.max_stretch * self.interval) if self.max_stretch > 1 else 0
+            u.asked_at = None
         res = fut.result()
         words = res.text.split()
+        if tail is not None and words:
+            words = stitch(tail, words)
+            res = replace(res, text=join_words(words))
         if not words:
             return
         # stable text is a promise the final keeps (it is forced to start with it), so only words the final
@@ -392,6 +432,7 @@ class StreamAdapter(ProviderStream):
             # the committed words stay as they were shown (the decode was forced to start with them): the
             # agreed words after them extend the stable text, never rewrite it
             u.committed = u.committed + words[len(u.committed):agreed]
+            u.committed_at = end
             if u.committed[0][:1].islower():  # an utterance's text starts a sentence, as its final would
                 u.committed[0] = u.committed[0][:1].upper() + u.committed[0][1:]
         u.previous = [*u.previous[-(self.agreement - 2):], words] if self.agreement > 2 else [words]
