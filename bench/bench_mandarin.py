@@ -99,14 +99,20 @@ async def run_hub(its: list[Item], talkers: int, realtime: float, cfg: str) -> d
         for mode in MODES:
             jobs.put_nowait((it, mode))
     hyps: dict[tuple[str, str], str] = {}
+    hung: list[tuple[str, str]] = []
 
     async def worker() -> None:
         while not jobs.empty():
             it, mode = jobs.get_nowait()
             pcm = load_pcm16(it.path)
             audio = pcm.tobytes() + silence if mode == "stream" else pcm[:last_voiced_end(pcm)].tobytes()
-            ev = await ws_stream(hub.ws, audio, start={"language": "zh"}, chunk_bytes=3200, realtime=realtime,
-                                 timeout=300)
+            try:
+                ev = await ws_stream(hub.ws, audio, start={"language": "zh"}, chunk_bytes=3200, realtime=realtime,
+                                     timeout=120)
+            except TimeoutError:  # scored as no text, and counted
+                print(f"session did not end 120 s after stop: {it.name} {mode}", flush=True)
+                hung.append((it.name, mode))
+                ev = []
             hyps[(it.name, mode)] = final_text(ev)
 
     try:
