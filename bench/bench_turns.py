@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import tempfile
@@ -74,8 +75,16 @@ class Reader:
         self.models = {lang: WhisperModel(str(resolve_ct2_model(spec, provider="bench")), device="cpu",
                                           compute_type="int8", cpu_threads=1)
                        for lang, spec in (("en", "bundled:tiny.en"), ("zh", "bundled:base"))}
+        self._texts: dict[tuple[str, str], str] = {}
 
     def text(self, pcm: np.ndarray, language: str) -> str:
+        """The greedy decode of `pcm` (the same audio is decoded once: the modes share their pauses)."""
+        key = (language, hashlib.sha1(pcm.tobytes()).hexdigest())
+        if key not in self._texts:
+            self._texts[key] = self._decode(pcm, language)
+        return self._texts[key]
+
+    def _decode(self, pcm: np.ndarray, language: str) -> str:
         segs, _ = self.models[language].transcribe(pcm.astype(np.float32) / 32768, language=language, beam_size=1,
                                                    vad_filter=False, without_timestamps=True,
                                                    condition_on_previous_text=False)
