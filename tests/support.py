@@ -198,12 +198,14 @@ class FileWatch:
         raise StopAsyncIteration
 
 
-def until_changed(path: Path, check: Callable[[], T], *, timeout: float = 30.0, what: str = "the condition",
-                  proc: subprocess.Popen[bytes] | None = None, own: tuple[str, ...] = ()) -> T:
-    """`until` for synchronous tests, woken by writes to `path` (a process's log; `own` as in FileWatch):
-    `check()` runs at once, then after each write, until it is truthy. A `proc` that exits ends the
-    wait (after one more check)."""
-    watch = FileWatch(path, own=own)  # before the first check: a write just after it still wakes the wait
+def until_changed(path: Path | tuple[Path, ...], check: Callable[[], T], *, timeout: float = 30.0,
+                  what: str = "the condition", proc: subprocess.Popen[bytes] | None = None,
+                  own: tuple[str, ...] = ()) -> T:
+    """`until` for synchronous tests, woken by writes to `path` (a process's log, or several; `own` as in
+    FileWatch): `check()` runs at once, then after each write, until it is truthy. A `proc` that exits ends
+    the wait (after one more check)."""
+    paths = path if isinstance(path, tuple) else (path,)
+    watch = FileWatch(*paths, own=own)  # before the first check: a write just after it still wakes the wait
     if proc is not None:
         threading.Thread(target=lambda: (proc.wait(), watch.stop.set()), daemon=True).start()
     end = time.monotonic() + timeout

@@ -39,6 +39,7 @@ from tests.support import (
     free_port,
     load_pcm16,
     until,
+    until_changed,
     wer,
     ws_stream,
 )
@@ -128,16 +129,11 @@ class Nginx:
             except httpx.HTTPError:
                 return False
 
-        watch = FileWatch(*logs, own=("GET /healthz",))
         try:
-            if answers():
-                return self
-            end = time.monotonic() + timeout
-            while (left := end - time.monotonic()) > 0 and watch.wait(left):
-                if answers():
-                    return self
-        finally:
-            watch.close()
+            until_changed(logs, answers, timeout=timeout, what="nginx answering", proc=proc, own=("GET /healthz",))
+            return self
+        except AssertionError:
+            pass
         self.stop()
         raise RuntimeError(f"nginx not answering in {timeout} s:\n{self.errors()}")
 
