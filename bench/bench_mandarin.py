@@ -32,7 +32,7 @@ import jiwer
 import numpy as np
 
 from bench.common import SPEECH_ROOT, machine
-from bench.zh_classes import CLASSES, make_set
+from bench.zh_classes import CLASSES, FAR_SNR_DB, make_set
 from tests.support import (
     HubProcess,
     base_config,
@@ -66,9 +66,11 @@ class Item:
     ref: str
 
 
-def items(classes: list[str], real: list[str]) -> list[Item]:
+def items(classes: list[str], real: list[str], far_snr: float = FAR_SNR_DB) -> list[Item]:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asrhub" / "bench" / "zh_classes"
-    rows = make_set(SPEECH_ROOT, cache, "zh", tuple(c for c in classes if c in CLASSES))
+    if far_snr != FAR_SNR_DB:
+        cache = cache.with_name(f"zh_classes_snr{far_snr:g}")
+    rows = make_set(SPEECH_ROOT, cache, "zh", tuple(c for c in classes if c in CLASSES), far_snr_db=far_snr)
     out = [Item(r["class"], r["file"], cache / r["file"], r["transcript"]) for r in rows]
     for spec in real:
         cls, folder = spec.split("=", 1)
@@ -180,10 +182,11 @@ def main() -> None:
     ap.add_argument("--classes", nargs="+", default=list(CLASSES))
     ap.add_argument("--real", action="append", default=[], help="CLASS=DIR: real clips of a class (MANIFEST.tsv)")
     ap.add_argument("--offline", action="store_true", help="the provider alone, each whole clip once")
+    ap.add_argument("--far-snr", type=float, default=FAR_SNR_DB, help="far-field clips' SNR (dB)")
     ap.add_argument("--label", default="")
     ap.add_argument("--show", action="store_true", help="print every hypothesis")
     a = ap.parse_args()
-    its = items(a.classes, a.real)
+    its = items(a.classes, a.real, a.far_snr)
     realtime = a.realtime or (2.0 if a.talkers == 1 else 1.0)
     load0 = os.getloadavg()
     t0 = time.perf_counter()

@@ -77,7 +77,7 @@ def _write(path: Path, x: np.ndarray) -> None:
     sf.write(path, x, RATE, subtype="PCM_16")
 
 
-def _far(speech: np.ndarray, work: Path) -> np.ndarray:
+def _far(speech: np.ndarray, work: Path, snr_db: float = FAR_SNR_DB) -> np.ndarray:
     dry = work / "dry.wav"
     sf.write(dry, speech, RATE, subtype="FLOAT")
     wet = work / "wet.wav"
@@ -91,7 +91,7 @@ def _far(speech: np.ndarray, work: Path) -> np.ndarray:
          "pinknoise", "mix", "lowpass", "2000")
     noise, _ = sf.read(noise_f, dtype="float32")
     noise = np.pad(noise, (0, max(0, len(room) - len(noise))))[: len(room)]
-    gain = _rms(room) / max(_rms(noise), 1e-9) / 10 ** (FAR_SNR_DB / 20)
+    gain = _rms(room) / max(_rms(noise), 1e-9) / 10 ** (snr_db / 20)
     return np.asarray(room + gain * noise, dtype=np.float32)
 
 
@@ -117,7 +117,7 @@ def _song(speech: np.ndarray, work: Path) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def make(src: Path, cls: str, dst: Path) -> Made:
+def make(src: Path, cls: str, dst: Path, far_snr_db: float = FAR_SNR_DB) -> Made:
     """Write the `cls` version of the clip `src` to `dst` (read: the clip itself at 16 kHz mono)."""
     speech = _read(src)
     with tempfile.TemporaryDirectory() as d:
@@ -125,7 +125,7 @@ def make(src: Path, cls: str, dst: Path) -> Made:
         if cls == "read":
             out = speech
         elif cls == "far":
-            out = _far(speech, work)
+            out = _far(speech, work, far_snr_db)
         elif cls == "song":
             out = _song(speech, work)
         else:
@@ -134,7 +134,8 @@ def make(src: Path, cls: str, dst: Path) -> Made:
     return Made(cls, dst, len(speech) / RATE)
 
 
-def make_set(root: Path, out: Path, language: str = "zh", classes: tuple[str, ...] = CLASSES) -> list[dict[str, str]]:
+def make_set(root: Path, out: Path, language: str = "zh", classes: tuple[str, ...] = CLASSES,
+             far_snr_db: float = FAR_SNR_DB) -> list[dict[str, str]]:
     """Every clip of `language` with a transcript in `root`/MANIFEST.tsv, in every class, into `out`, with a
     MANIFEST.tsv; returns its rows. Files already made are kept (the generator is deterministic)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +147,7 @@ def make_set(root: Path, out: Path, language: str = "zh", classes: tuple[str, ..
         for cls in classes:
             dst = out / f"{stem}.{cls}.wav"
             if not dst.exists():
-                make(root / r["file"], cls, dst)
+                make(root / r["file"], cls, dst, far_snr_db)
             speech_s = float(r["seconds"])
             seconds = sf.info(dst).duration
             made.append({**r, "file": dst.name, "seconds": f"{seconds:.3f}", "sample_rate": str(RATE), "channels": "1",
@@ -166,8 +167,9 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=SPEECH_ROOT, help="a folder with MANIFEST.tsv and its clips")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--language", default="zh")
+    ap.add_argument("--far-snr", type=float, default=FAR_SNR_DB, help="far-field: speech to room noise (dB)")
     a = ap.parse_args()
-    rows = make_set(a.root, a.out, a.language)
+    rows = make_set(a.root, a.out, a.language, far_snr_db=a.far_snr)
     print(f"{len(rows)} clips in {a.out} ({', '.join(CLASSES)})")
 
 
