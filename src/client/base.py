@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from ..core.commands import ResumeSpec, StartSession
+from ..core.errors import RETRYABLE
 from ..core.events import ErrorEvent, Event, SessionEnded, SessionMigrated, SessionStarted, TranscriptFinal
 from .audio import AudioSource, paced, prepare
 from .errors import ConnectionLost, HubRequestError, ResumeFailed
@@ -91,6 +92,7 @@ class LiveSession:
         self._sendable.set()
         self._settling: asyncio.Task[None] | None = None
         self._stop_sent = False
+        self._refusals = 0  # resumes refused with a retryable code since the last event
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:
@@ -140,10 +142,12 @@ class LiveSession:
             if not self._started.done():
                 self._started.set_exception(err)
                 return
-            raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
+            self._refused_again(err)
+            raise ConnectionLost(f"the resume was refused for now: {err}")
         if ev.session_id and self.session_id is None:
             self.session_id = ev.session_id
         if ev.session_id and ev.seq:
+            self._refusals = 0
             if ev.seq <= self.last_seq:
                 return  # replayed after a resume: the application has it already
             self.last_seq = ev.seq
@@ -210,9 +214,11 @@ class LiveSession:
                     if self.ended is not None:
                         return
                     raise ConnectionLost("the connection ended before session.ended")
-                except ConnectionLost as lost:
+                except (ConnectionLost, HubRequestError) as lost:
                     if self.session_id is None or not self._started.done():
                         raise
+                    if isinstance(lost, HubRequestError):  # (gRPC: the call refused with the hub's code)
+                        self._refused_again(lost)
                     await self._resume(lost)
         except asyncio.CancelledError:
             self._fail(ConnectionLost("the session was closed"))
@@ -223,6 +229,14 @@ class LiveSession:
             self._queue.put_nowait(_END)
             self._sendable.set()  # a sender waiting for a resend learns of the end (or failure) now
             self._signal()
+
+    def _refused_again(self, err: HubRequestError) -> None:
+        """The hub refused a resume. A code that may pass (`RETRYABLE`: e.g. `internal` while a node cannot
+        reach Redis during a primary failover) is tried again, at most max_reconnects times in a row;
+        any other ends the session's iteration (ResumeFailed)."""
+        self._refusals += 1
+        if isinstance(err, ResumeFailed) or err.code not in RETRYABLE or self._refusals > self.client.max_reconnects:
+            raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
 
     def _signal(self) -> None:
         self._changed.set()
@@ -241,7 +255,7 @@ class LiveSession:
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
-        delay = self.client.reconnect_delay_s
+        delay = min(self.client.reconnect_delay_s * 2 ** min(self._refusals, 5), 2.0)  # refused: back off more
         last: BaseException = lost
         for _ in range(self.client.max_reconnects):
             await asyncio.sleep(delay)
