@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.bench_cluster resume --sessions 10 --resumes 10
     .venv/bin/python -m bench.bench_cluster death --reps 5
     .venv/bin/python -m bench.bench_cluster memory --sessions 8 --seconds 60
+    .venv/bin/python -m bench.bench_cluster chaos --clients 24 --minutes 10 --kill-every 60
     .venv/bin/python -m bench.bench_cluster all
 
 - `talkers`: real-time talkers (bench_concurrency's streams: 50 % talk, 40 ms chunks) per node at final
@@ -23,6 +24,14 @@
 - `memory`: live sessions after `--seconds` of real-time speech (half of them bridged, so their audio goes
   through `in:{id}`): `MEMORY USAGE … SAMPLES 0` of `sess:`, `ev:`, `in:`, per session and per entry, and
   the `INFO memory` used_memory delta per session.
+- `chaos` (issue 21 item 4): three nodes behind nginx (deploy/nginx.conf), Redis behind Sentinel (a
+  primary, a replica, three `redis-sentinel`), `--clients` `asrhub.client` talkers spread over WebSocket,
+  SSE, Socket.IO and gRPC, each streaming real speech (the clips of tests/cluster/chaos.py's cycle, looped)
+  at real-time pace for `--minutes`; every `--kill-every` s the node owning the most sessions is `kill -9`'d
+  (while one of its sessions is mid-utterance) and restarted; the Redis primary is `kill -9`'d once,
+  midway. Words lost against a single-node decode of the same clips (the allowance at a replayed
+  utterance's cut is defined in tests/cluster/chaos.py), sessions ended abnormally, seqs, kill → first
+  event after takeover p50/p95, takeovers: a markdown table. `all` leaves it out (it takes `--minutes`).
 Each figure is printed with the load average (1 min) at its start and end: the machine may be shared.
 """
 
@@ -341,6 +350,23 @@ async def memory(sessions: int, seconds: float) -> None:
           f"left {inbox_later}, sess:/ev: left {keys_later}; events: {lost.line()}")
 
 
+# --- 5. chaos under load --------------------------------------------------------------------------------
+
+async def chaos(clients: int, minutes: float, kill_every: float, lease_ms: int, gap_s: float) -> None:
+    from tests.cluster.chaos import Chaos
+
+    tmp = Path(tempfile.mkdtemp())
+    c = Chaos(tmp, nodes=3, lease_ms=lease_ms, bridge_block_ms=None)
+    try:
+        report = await c.run(clients, minutes * 60, kill_every, failover=True, gap_s=gap_s, drain_s=600.0,
+                             progress=lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True))
+    finally:
+        c.stop()
+    report.dump(tmp / "events.jsonl")
+    print(report.table())
+    print(f"events of every talker: {tmp / 'events.jsonl'}; nodes' logs: {tmp}")
+
+
 # --- CLI -----------------------------------------------------------------------------------------------
 
 async def run_all(a: argparse.Namespace) -> None:
@@ -368,6 +394,12 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--sessions", type=int, default=8)
     m.add_argument("--seconds", type=float, default=60)
+    ch = sub.add_parser("chaos")
+    ch.add_argument("--clients", type=int, default=24, help="talkers, spread over the four transports")
+    ch.add_argument("--minutes", type=float, default=10, help="speech each talker streams, at real-time pace")
+    ch.add_argument("--kill-every", type=float, default=60, help="seconds of audio between node kills")
+    ch.add_argument("--lease-ms", type=int, default=3000, help="cluster.lease_ms (the default 3000)")
+    ch.add_argument("--gap-s", type=float, default=1.0, help="silence after each clip")
     al = sub.add_parser("all")
     al.add_argument("--streams", type=int, nargs="+", default=[4, 5, 6, 7])
     al.add_argument("--seconds", type=float, default=45)
@@ -388,6 +420,8 @@ def main() -> None:
         asyncio.run(death(a.reps))
     elif a.cmd == "memory":
         asyncio.run(memory(a.sessions, a.seconds))
+    elif a.cmd == "chaos":
+        asyncio.run(chaos(a.clients, a.minutes, a.kill_every, a.lease_ms, a.gap_s))
     else:
         asyncio.run(run_all(a))
 
