@@ -4,6 +4,7 @@ dispatch queue, and the real effects over ports that answer real actions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -185,3 +186,14 @@ async def test_a_probe_reports_back_through_an_action() -> None:
     ports.probe_result.set_result([PA.status_changed(PA.StatusChanged("p", "available", None))])
     await asyncio.wait_for(back.wait(), 5)
     assert select_status(store.state, "p") == ("available", None)
+
+
+def test_a_changed_record_is_what_dataclasses_replace_gives() -> None:
+    rec = sessions_reducer(sessions_reducer.initial_state, A.created(A.Created("s1", "p", "websocket", "k", 1.0)))["s1"]
+    new = rec.changed(state=SessionState.speaking, provider="q")
+    assert new == dataclasses.replace(rec, state=SessionState.speaking, provider="q") and type(new) is type(rec)
+    assert (rec.state, rec.provider) == (SessionState.created, "p")  # the old record is untouched
+    with pytest.raises(TypeError, match="no field \\['providr'\\]"):
+        rec.changed(providr="q")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new.provider = "r"  # type: ignore[misc]

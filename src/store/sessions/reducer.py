@@ -8,7 +8,6 @@ turns it into `[Session] Illegal Transition`, which an effect logs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from immutables import Map
@@ -22,7 +21,7 @@ S = SessionState
 
 def _update(sessions: Map, session_id: str, **changes: Any) -> Map:
     rec = sessions.get(session_id)
-    return sessions if rec is None else sessions.set(session_id, replace(rec, **changes))
+    return sessions if rec is None else sessions.set(session_id, rec.changed(**changes))
 
 
 Change = Callable[[SessionRecord, Any], SessionRecord | None]
@@ -41,7 +40,7 @@ def _on_record(change: Change) -> Callable[[Map, Action[Any]], Map]:
 
 def _count(field: str) -> Change:
     """Adds one to the session's stats counter `field`."""
-    return lambda rec, p: replace(rec, stats=rec.stats.model_copy(update={field: getattr(rec.stats, field) + 1}))
+    return lambda rec, p: rec.changed(stats=rec.stats.model_copy(update={field: getattr(rec.stats, field) + 1}))
 
 
 def _created(state: Map, action: Action[A.Created]) -> Map:
@@ -52,38 +51,38 @@ def _created(state: Map, action: Action[A.Created]) -> Map:
 
 
 def _detect_due(rec: SessionRecord, p: A.DetectDue) -> SessionRecord | None:
-    return replace(rec, detect_due=p.utterance_id, detect_s=p.seconds) if rec.detect else None
+    return rec.changed(detect_due=p.utterance_id, detect_s=p.seconds) if rec.detect else None
 
 
 def _detect_requested(rec: SessionRecord, p: A.DetectRequested) -> SessionRecord:
-    return replace(rec, detecting=p.utterance_id,
+    return rec.changed(detecting=p.utterance_id,
                    detect_due=None if rec.detect_due == p.utterance_id else rec.detect_due)
 
 
 def _language_detected(rec: SessionRecord, p: A.LanguageDetected) -> SessionRecord:
     detecting = None if rec.detecting == p.utterance_id else rec.detecting
     if p.language is None:
-        return replace(rec, detecting=detecting)
-    return replace(rec, detecting=detecting, language=p.language, language_probability=p.probability)
+        return rec.changed(detecting=detecting)
+    return rec.changed(detecting=detecting, language=p.language, language_probability=p.probability)
 
 
 def _speech(rec: SessionRecord, p: A.SpeechEdge) -> SessionRecord | None:
     if rec.state == S.finalizing:  # the open utterance closed by `stop`: an edge, not a transition
         return None
     if p.speaking:
-        return replace(rec, state=S.speaking, stats=rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1}))
-    return replace(rec, state=S.listening)
+        return rec.changed(state=S.speaking, stats=rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1}))
+    return rec.changed(state=S.listening)
 
 
 def _moved(rec: SessionRecord, p: A.ProviderSwitched | A.LanguageRouted) -> SessionRecord:
     """The session's provider is now `to` (failover, or routing by language): the one place that says so."""
-    return replace(rec, provider=p.to)
+    return rec.changed(provider=p.to)
 
 
 def _detached(rec: SessionRecord, p: A.Detached) -> SessionRecord | None:
     if rec.attachment != p.attachment:
         return None  # a connection that a resume has replaced already
-    return replace(rec, attached=False)
+    return rec.changed(attached=False)
 
 
 sessions_reducer = create_reducer(
@@ -97,7 +96,7 @@ sessions_reducer = create_reducer(
     on(A.stop_requested.type, lambda s, a: _update(s, a.payload.session_id, state=S.finalizing)),
     on(A.ended.type, lambda s, a: _update(s, a.payload.session_id, state=S.ended)),
     on(A.detached.type, _on_record(_detached)),
-    on(A.attached.type, _on_record(lambda rec, p: replace(rec, attached=True, attachment=rec.attachment + 1))),
+    on(A.attached.type, _on_record(lambda rec, p: rec.changed(attached=True, attachment=rec.attachment + 1))),
     on(A.detect_due.type, _on_record(_detect_due)),
     on(A.detect_requested.type, _on_record(_detect_requested)),
     on(A.language_detected.type, _on_record(_language_detected)),
