@@ -9,7 +9,8 @@ the log: `error{node_lost}` and `session.ended{error}`. A bridge to the old owne
 `session.migrated` stops its client's stream (the client resumes, and re-sends its held audio to the new
 owner on its new connection).
 
-Audio has no seq: what is in flight when a connection drops is delivered at most once (documented).
+Audio has no seq: what is in flight when a connection drops is delivered at most once (documented). What
+the bridge has taken is written to the inbox even while Redis is away for a few seconds (a failover).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 REPORT_EVERY = 256     # events between two `delivered` reports
 INBOX_MAXLEN = 10_000  # `MAXLEN ~` of `in:{id}`: a bound should its owner stop reading
+RETRY_FIRST_S, RETRY_MAX_S = 0.05, 0.25  # writing to the inbox again while Redis is away ...
+GIVE_UP_S = 30.0                         # ... for at most this long
 
 
 class BridgeHost(Protocol):
@@ -65,6 +69,7 @@ class BridgedSession:
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
         self.attached = False
+        self.undelivered = 0                    # messages for the owner given up on (Redis away too long)
 
     @property
     def live(self) -> bool:
@@ -142,19 +147,40 @@ class BridgedSession:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             msgs = [m for m in batch if m is not None]
-            if msgs:
-                try:
-                    await self._write(msgs)
-                except REDIS_DOWN as e:
-                    log.warning("bridge of session %s: %d message(s) for the owner lost: %s", self.id, len(msgs), e)
+            if msgs and not await self._deliver(msgs):
+                self.undelivered += len(msgs)
             if None in batch:
                 return
 
+    async def _deliver(self, msgs: list[InboxMessage]) -> bool:
+        """Write `msgs` to the inbox; while Redis is away (a primary failover: seconds) again and again, in
+        order, the later messages waiting behind, for up to GIVE_UP_S. The client's own resume backs off
+        longer than RETRY_MAX_S, so what its old connection sent is in the inbox before what its new one
+        sends. False: given up (the messages are lost)."""
+        deadline = time.monotonic() + GIVE_UP_S
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await self._write(msgs)
+                return True
+            except REDIS_DOWN as e:
+                if time.monotonic() + delay > deadline:
+                    log.warning("bridge of session %s: %d message(s) for the owner lost: %s", self.id, len(msgs), e)
+                    return False
+                log.info("bridge of session %s: Redis unreachable (%s); %d message(s) for the owner wait",
+                         self.id, e, len(msgs))
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RETRY_MAX_S)
+
     async def flushed(self) -> None:
-        """Everything queued is in Redis (and the bridge is closed)."""
+        """Everything queued is in Redis (and the bridge is closed); HubError(internal) when some of it
+        could not be written (Redis away for longer than GIVE_UP_S)."""
         self.detach()
         if self._sender is not None:
             await self._sender
+        if self.undelivered:
+            raise HubError(ErrorCode.internal, f"the cluster is unreachable; {self.undelivered} message(s) for "
+                           f"session '{self.id}' were not delivered")
 
     # -- events: from the log --------------------------------------------------------------------
     async def events(self, after_seq: int) -> AsyncIterator[Event]:
