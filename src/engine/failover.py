@@ -169,9 +169,7 @@ class Failover:
             ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old, "to": new.name,
                                                   "reason": reason[:300]})
             out += [A.provider_switched(A.ProviderSwitched(s.id, ev, new.name)), *unhealthy,
-                    PA.failed(PA.Failed(old, None, None, reason)),
-                    PA.stream_closed(PA.StreamRef(old, s.id)),
-                    PA.stream_opened(PA.StreamRef(new.name, s.id))]
+                    PA.failed(PA.Failed(old, None, None, reason))]
             log.warning("session %s: provider %s -> %s (%s); replaying %d utterance(s)", s.id, old, new.name,
                         reason, len(s.pending) + (s.open_utterance is not None))
             return True, out

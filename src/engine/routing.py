@@ -40,7 +40,6 @@ from ..operators.endpoint import Endpointer, EndpointOptions
 from ..operators.vad_webrtc import WebRtcVad
 from ..providers.base import Provider, Task
 from ..providers.registry import LanguageDetector, ProviderSet
-from ..store.providers import actions as PA
 from ..store.sessions import actions as A
 from ..store.sessions.selectors import select_is_live, select_session
 from ..store.sessions.state import SessionRecord
@@ -184,8 +183,7 @@ class LanguageRouting:
             return []
         reason = f"language {language} (p={probability:.2f})"
         ev = ProviderSwitched.model_validate({"session_id": s.id, "from": old, "to": target.name, "reason": reason})
-        return [A.language_routed(A.LanguageRouted(s.id, ev, target.name)),
-                PA.stream_closed(PA.StreamRef(old, s.id)), PA.stream_opened(PA.StreamRef(target.name, s.id))]
+        return [A.language_routed(A.LanguageRouted(s.id, ev, target.name))]
 
 
 def first_speech(audio: np.ndarray) -> int | None:

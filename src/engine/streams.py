@@ -163,15 +163,15 @@ class Streams:
                             language=s.start.language or (AUTO if rec.detect else provider.language),
                             audio=AudioFormat(encoding=a.encoding, sample_rate=a.sample_rate, channels=a.channels),
                             config=effective_config(s, self.host.config))
-        return [PA.stream_opened(PA.StreamRef(provider.name, s.id)), A.started(A.Started(s.id, ev))]
+        return [A.started(A.Started(s.id, ev))]
 
     def close_stream(self, session_id: str) -> Actions:
-        s, rec = self.host.plane(session_id), select_session(self.host.state, session_id)
-        if s is None or rec is None or s.stream is None:
+        s = self.host.plane(session_id)
+        if s is None or s.stream is None:
             return ()
         stream, s.stream = s.stream, None
         self.host.spawn(s, stream.close())
-        return [PA.stream_closed(PA.StreamRef(rec.provider, s.id))]
+        return ()
 
     def end_session(self, session_id: str, reason: str) -> Actions:
         s = self.host.plane(session_id)

@@ -21,10 +21,10 @@ class StreamPort(Protocol):
     """Provider streams of sessions."""
 
     def open_stream(self, session_id: str) -> Actions:
-        """Open the session's provider stream; answers `[Session] Started` (+ `[Provider] Stream Opened`)."""
+        """Open the session's provider stream; answers `[Session] Started`."""
 
     def close_stream(self, session_id: str) -> Actions:
-        """Close it (the session ended); answers `[Provider] Stream Closed`."""
+        """Close it (the session ended)."""
 
     def end_session(self, session_id: str, reason: str) -> Actions:
         """Release the session's data plane; answers `[Session] Ended` with its stats."""

@@ -71,7 +71,7 @@ class Ports:
 
     def close_stream(self, session_id: str) -> Sequence[Action[Any]]:
         self.closed.append(session_id)
-        return [PA.stream_closed(PA.StreamRef("p", session_id))]
+        return ()
 
     def end_session(self, session_id: str, reason: str) -> Sequence[Action[Any]]:
         self.ended.append((session_id, reason))

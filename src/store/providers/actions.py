@@ -15,12 +15,6 @@ class StatusChanged:
 
 
 @dataclass(frozen=True)
-class StreamRef:
-    name: str
-    session_id: str
-
-
-@dataclass(frozen=True)
 class Failed:
     """A provider failed a session: an exception for a result, or (`timeout`) no final in time."""
 
@@ -32,6 +26,4 @@ class Failed:
 
 
 status_changed = ActionType[StatusChanged]("[Provider] Status Changed")
-stream_opened = ActionType[StreamRef]("[Provider] Stream Opened")
-stream_closed = ActionType[StreamRef]("[Provider] Stream Closed")
 failed = ActionType[Failed]("[Provider] Failed")

@@ -1,4 +1,5 @@
-"""Providers slice: status, active sessions and error counts per provider."""
+"""Providers slice: each provider's health (status and its reason). How many sessions a provider serves is the
+sessions slice's to say (`select_live_on_provider`); what failed is logged where it fails."""
 
 from __future__ import annotations
 
@@ -15,9 +16,6 @@ class ProviderRecord:
     name: str
     status: str = "loading"
     reason: str | None = None
-    active_sessions: int = 0
-    errors: int = 0
-    last_error: str | None = None
 
 
 def _get(state: Map, name: str) -> ProviderRecord:
@@ -30,26 +28,7 @@ def _status(state: Map, action: Action[A.StatusChanged]) -> Map:
     return state.set(p.name, replace(_get(state, p.name), status=p.status, reason=p.reason))
 
 
-def _streams(delta: int):  # noqa: ANN202
-    def handler(state: Map, action: Action[A.StreamRef]) -> Map:
-        p = action.payload
-        assert p is not None
-        rec = _get(state, p.name)
-        return state.set(p.name, replace(rec, active_sessions=max(0, rec.active_sessions + delta)))
-    return handler
-
-
-def _failed(state: Map, action: Action[A.Failed]) -> Map:
-    p = action.payload
-    assert p is not None
-    rec = _get(state, p.name)
-    return state.set(p.name, replace(rec, errors=rec.errors + 1, last_error=p.message))
-
-
 providers_reducer = create_reducer(
     Map(),
     on(A.status_changed.type, _status),
-    on(A.stream_opened.type, _streams(+1)),
-    on(A.stream_closed.type, _streams(-1)),
-    on(A.failed.type, _failed),
 )
