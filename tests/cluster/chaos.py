@@ -21,7 +21,9 @@ there. Nothing else is allowed: a bridge node's death (no takeover) has no allow
 
 **Kill → first event after takeover**: for each session whose owner (`sess:{id}` in Redis) was the killed
 node, from the `kill -9` to its client receiving `session.migrated` (the first event the new owner writes),
-both on this process's monotonic clock.
+both on this process's monotonic clock; also from the killed process's exit (reaped), since on a loaded
+machine a `kill -9`'d hub of ~600 MB took up to seconds to exit, and a client connected to it sees its
+connection close only then.
 
 Kills are paced by the talkers' audio clock (`kill_every_s`), each waiting for the node that owns the most
 sessions to have one of them in an open utterance (a `speech.started` after its last final) and for every
@@ -299,6 +301,7 @@ class Kill:
     at: float                  # time.monotonic() of the kill
     load: float
     owned: list[Talker]        # sessions the node owned then
+    dead_s: float = 0.0        # the kill to the process's exit (its sockets closed: its clients see it gone)
     restart_s: float = 0.0     # the kill to the node answering /readyz again
 
 
@@ -341,19 +344,21 @@ class Report:
     def takeovers(self) -> int:
         return sum(len(t.migrations()) for t in self.talkers)
 
-    def takeover_times(self) -> tuple[list[float], list[str]]:
-        """Kill → session.migrated at the client, for each session the killed node owned; and the sessions
-        it owned that no node took over."""
-        times, missing = [], []
+    def takeover_times(self) -> tuple[list[float], list[float], list[str]]:
+        """Kill → session.migrated at the client, for each session the killed node owned: from the signal,
+        and from the process's exit (on a loaded machine a `kill -9`'d hub takes a while to exit, and until
+        it has, the sockets of its clients stay open); and the sessions it owned that no node took over."""
+        times, after_exit, missing = [], [], []
         for k in self.kills:
             for t in k.owned:
                 moved = [at for m, at in t.migrations() if m.from_node == k.node and at >= k.at]
                 if moved:
                     times.append(moved[0] - k.at)
+                    after_exit.append(max(0.0, moved[0] - k.at - k.dead_s))
                 elif not (t.events and isinstance(t.events[-1], SessionEnded) and
                           t.at[-1] < k.at + self.lease_ms / 1000):
                     missing.append(f"{t.name} (owned by {k.node})")
-        return times, missing
+        return times, after_exit, missing
 
     def dump(self, path: Path) -> None:
         """Every talker's events with their arrival (monotonic s), one JSON line each, and the kills."""
@@ -370,7 +375,7 @@ class Report:
     def table(self) -> str:
         from bench.common import pct
         w = self.words
-        times, missing = self.takeover_times()
+        times, after_exit, missing = self.takeover_times()
         transports = ", ".join(f"{n} {tr}" for tr in TRANSPORTS if (n := sum(t.transport == tr for t in self.talkers)))
         rows = [
             ("talkers (transports)", f"{len(self.talkers)} ({transports}), {self.seconds:.0f} s of speech each"),
@@ -383,9 +388,12 @@ class Report:
             ("words lost (beyond the allowance)", f"{w.lost} of {w.words}"
              f" (allowed at a replayed utterance's cut: {w.allowed}; decoded otherwise: {w.changed})"),
             ("duplicate, missing or out-of-order seqs", f"{len(self.seq_problems)}"),
-            ("kill → first event after takeover p50 / p95 / max (s)",
+            ("kill → first event after takeover (`session.migrated` at the client) p50 / p95 / max (s)",
              f"{pct(times, 50):.2f} / {pct(times, 95):.2f} / {max(times, default=float('nan')):.2f} "
              f"(lease {self.lease_ms} ms, {len(times)} sessions)"),
+            ("the same from the killed process's exit p50 / p95 / max (s)",
+             f"{pct(after_exit, 50):.2f} / {pct(after_exit, 95):.2f} / {max(after_exit, default=float('nan')):.2f}"),
+            ("`kill -9` → the process's exit, each kill (s)", ", ".join(f"{k.dead_s:.2f}" for k in self.kills)),
             ("sessions of a killed node not taken over", f"{len(missing)}"),
             ("node restart (kill → /readyz) max (s)", f"{max((k.restart_s for k in self.kills), default=0):.1f}"),
             ("load average (1 min) start / kills / end",
@@ -462,6 +470,7 @@ class Chaos:
         node.proc.send_signal(signal.SIGKILL)
         kills.append(kill)
         await asyncio.to_thread(node.proc.wait)
+        kill.dead_s = time.monotonic() - kill.at
         await asyncio.to_thread(node.stop)
         await asyncio.to_thread(node.start)
         kill.restart_s = time.monotonic() - kill.at
