@@ -44,6 +44,7 @@ from tests.support import (
 )
 
 MODES = ("stream", "ptt")
+HUNG = "\x00"  # the hypothesis of a session that never ended: scored as no text, and shown apart
 
 
 def chars(text: str) -> str:
@@ -101,7 +102,6 @@ async def run_hub(its: list[Item], talkers: int, realtime: float, cfg: str) -> d
         for mode in MODES:
             jobs.put_nowait((it, mode))
     hyps: dict[tuple[str, str], str] = {}
-    hung: list[tuple[str, str]] = []
 
     async def worker() -> None:
         while not jobs.empty():
@@ -113,8 +113,8 @@ async def run_hub(its: list[Item], talkers: int, realtime: float, cfg: str) -> d
                                      timeout=120)
             except TimeoutError:  # scored as no text, and counted
                 print(f"session did not end 120 s after stop: {it.name} {mode}", flush=True)
-                hung.append((it.name, mode))
-                ev = []
+                hyps[(it.name, mode)] = HUNG
+                continue
             hyps[(it.name, mode)] = final_text(ev)
 
     try:
@@ -151,26 +151,34 @@ def report(its: list[Item], hyps: dict[tuple[str, str], str], modes: tuple[str, 
     classes = list(dict.fromkeys(it.cls for it in its))
     print(f"\n| {label} | " + " | ".join(f"{c} {m}" for c in classes for m in modes) + " | song credits | agree |")
     print("|---" * (1 + len(classes) * len(modes) + 2) + "|")
-    cells = []
+    hung = {k for k, v in hyps.items() if v == HUNG}
+    cells, ended = [], []
     for c in classes:
         group = [it for it in its if it.cls == c]
         for m in modes:
             cer = jiwer.cer([chars(it.ref) for it in group], [chars(hyps[(it.name, m)]) or "∅" for it in group])
             cells.append(f"{100 * cer:.1f} %")
+            done = [it for it in group if (it.name, m) not in hung]
+            cer = jiwer.cer([chars(it.ref) for it in done], [chars(hyps[(it.name, m)]) or "∅" for it in done])
+            ended.append(f"{100 * cer:.1f} % ({len(group) - len(done)} hung)")
     songs = [it for it in its if it.cls == "song"]
     bad = sum(credits(hyps[(it.name, m)], it.ref) for it in songs for m in modes)
     if len(modes) == 2:
-        pairs = [(chars(hyps[(it.name, "stream")]), chars(hyps[(it.name, "ptt")])) for it in its]
+        pairs = [(chars(hyps[(it.name, "stream")]), chars(hyps[(it.name, "ptt")])) for it in its
+                 if (it.name, "stream") not in hung and (it.name, "ptt") not in hung]
         pairs = [(a, b) for a, b in pairs if a or b]
         agree = f"{100 * jiwer.cer([a or '∅' for a, _ in pairs], [b or '∅' for _, b in pairs]):.1f} %"
     else:
         agree = "–"
     print("| CER | " + " | ".join(cells) + f" | {bad}/{len(songs) * len(modes)} | {agree} |")
+    if hung:
+        print("| CER, sessions that ended | " + " | ".join(ended) + " | | |")
     if show:
         for it in its:
             print(f"  {it.cls:5} {it.name:40} ref {chars(it.ref)}")
             for m in modes:
-                print(f"        {m:7} {hyps[(it.name, m)]}")
+                h = hyps[(it.name, m)]
+                print(f"        {m:7} {'(the session did not end)' if h == HUNG else h}")
 
 
 def main() -> None:
