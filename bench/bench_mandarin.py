@@ -13,7 +13,7 @@ voiced frame (the hub's VAD) and `stop` at once. `--talkers N`: N sessions at on
 clips and modes), each at `--realtime` (default 2x for one talker, 1x for more).
 Scored as DESIGN says: Simplified (OpenCC), punctuation and spaces removed, CER pooled per class. `credits`:
 song finals with a known non-speech phrase (字幕…, 作词/作曲, 谢谢观看, …) that the reference does not have,
-or a loop. `agree`: CER of the push-to-talk final against the trailing-silence final of the same clip.
+or a loop; `music read as words`: song finals more than one character longer than their reference. `agree`: CER of the push-to-talk final against the trailing-silence final of the same clip.
 `--multi` lines go into the whisper_multi provider block, `--vad` lines into pipeline.vad.
 """
 
@@ -149,8 +149,9 @@ async def run_offline(its: list[Item], multi: list[str]) -> dict[tuple[str, str]
 
 def report(its: list[Item], hyps: dict[tuple[str, str], str], modes: tuple[str, ...], label: str, show: bool) -> None:
     classes = list(dict.fromkeys(it.cls for it in its))
-    print(f"\n| {label} | " + " | ".join(f"{c} {m}" for c in classes for m in modes) + " | song credits | agree |")
-    print("|---" * (1 + len(classes) * len(modes) + 2) + "|")
+    print(f"\n| {label} | " + " | ".join(f"{c} {m}" for c in classes for m in modes)
+          + " | song credits | song music read as words | agree |")
+    print("|---" * (1 + len(classes) * len(modes) + 3) + "|")
     hung = {k for k, v in hyps.items() if v == HUNG}
     cells, ended = [], []
     for c in classes:
@@ -163,6 +164,8 @@ def report(its: list[Item], hyps: dict[tuple[str, str], str], modes: tuple[str, 
             ended.append(f"{100 * cer:.1f} % ({len(group) - len(done)} hung)")
     songs = [it for it in its if it.cls == "song"]
     bad = sum(credits(hyps[(it.name, m)], it.ref) for it in songs for m in modes)
+    # text after the words: more than one character beyond the reference's length (the music read as words)
+    read_in = sum(len(chars(hyps[(it.name, m)])) > len(chars(it.ref)) + 1 for it in songs for m in modes)
     if len(modes) == 2:
         pairs = [(chars(hyps[(it.name, "stream")]), chars(hyps[(it.name, "ptt")])) for it in its
                  if (it.name, "stream") not in hung and (it.name, "ptt") not in hung]
@@ -170,9 +173,10 @@ def report(its: list[Item], hyps: dict[tuple[str, str], str], modes: tuple[str, 
         agree = f"{100 * jiwer.cer([a or '∅' for a, _ in pairs], [b or '∅' for _, b in pairs]):.1f} %"
     else:
         agree = "–"
-    print("| CER | " + " | ".join(cells) + f" | {bad}/{len(songs) * len(modes)} | {agree} |")
+    n = len(songs) * len(modes)
+    print("| CER | " + " | ".join(cells) + f" | {bad}/{n} | {read_in}/{n} | {agree} |")
     if hung:
-        print("| CER, sessions that ended | " + " | ".join(ended) + " | | |")
+        print("| CER, sessions that ended | " + " | ".join(ended) + " | | | |")
     if show:
         for it in its:
             print(f"  {it.cls:5} {it.name:40} ref {chars(it.ref)}")
