@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ import numpy as np
 from asrhub.client.errors import HubRequestError
 from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions
 from asrhub.core.config import PipelineConfig
+from asrhub.operators import turn as turn_module
 from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn_model import get_runner
@@ -131,6 +134,25 @@ class Turns:
 
 async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reader: Reader | None,
                    language: str) -> tuple[list[SpeechEnd], list[float]]:
+    """`_endpoint` with the live hub's 1 s answer timeout lifted: on a loaded machine the model's answer may
+    come later, and the decisions must not depend on load (a timed-out answer lets the text step decide
+    without the model's veto)."""
+    with lifted_timeout():
+        return await _endpoint(pcm, turn, silence_ms, reader, language)
+
+
+@contextlib.contextmanager
+def lifted_timeout() -> Iterator[None]:
+    saved = turn_module.ANSWER_TIMEOUT_S
+    turn_module.ANSWER_TIMEOUT_S = 600.0
+    try:
+        yield
+    finally:
+        turn_module.ANSWER_TIMEOUT_S = saved
+
+
+async def _endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reader: Reader | None,
+                    language: str) -> tuple[list[SpeechEnd], list[float]]:
     """Every utterance end of `pcm` pushed at once, and for each the audio heard when it was decided after
     its offset, in ms (in semantic mode plus the model's answer time when the model's answer decided it)."""
     p = Pipeline(build_spec(AudioSpec(), VadOptions(silence_ms=silence_ms), PipelineConfig(),
@@ -139,6 +161,7 @@ async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reade
     p.on_late = late.put_nowait
     progress = asyncio.Event()  # an answer or a text was taken (the markers it decided are in `late`)
     waited: list[float] = []
+    unanswered: list[int] = []  # questions the model did not answer (its answers are awaited, not timed out)
     utt_start = [0]
     if p.turn is not None:
         ep = p.turn.endpointer
@@ -146,6 +169,8 @@ async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reade
         answering = [False]
 
         def timed_answer(query_id: int, probability: float | None) -> list[Item]:
+            if probability is None:
+                unanswered.append(query_id)
             answering[0] = True
             try:
                 return answer(query_id, probability)
@@ -192,6 +217,7 @@ async def endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, reade
                 take(late.get_nowait())
     take(p.flush())  # still open at the end: counted as flush
     p.release()
+    assert not unanswered, f"the turn model failed on {len(unanswered)} questions"
     return ends, waited
 
 
