@@ -235,7 +235,7 @@ def test_eagerness_maps_to_threshold_and_timing() -> None:
     assert high.threshold <= medium.threshold < low.threshold
     assert high.min_silence_ms <= medium.min_silence_ms <= low.min_silence_ms
     assert high.text_silence_ms < medium.text_silence_ms < low.text_silence_ms
-    assert high.text_threshold < medium.text_threshold < low.text_threshold  # low trusts the text least
+    assert high.text_threshold < medium.text_threshold  # high trusts the text more
     assert high.max_silence_ms < medium.max_silence_ms < low.max_silence_ms
     assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms, low.text_silence_ms,
                                                           low.text_threshold)
@@ -261,7 +261,7 @@ def test_a_bad_turn_is_an_invalid_command_naming_the_field(turn: dict[str, objec
 def test_the_session_turn_over_the_config_default() -> None:
     cfg = PipelineConfig(turn=TurnConfig(mode="semantic", eagerness="low", max_silence_ms=2500))
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 600, 0.2)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 800)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
     assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
