@@ -48,7 +48,7 @@ TAIL_S = 3.5  # past the longest max_silence_ms (low: 2.5 s)
 RATE = 16000
 MODES: dict[str, dict[str, Any]] = {"silence": {}, **{f"semantic/{e}": {"mode": "semantic", "eagerness": e}
                                                       for e in ("high", "medium", "low")}}
-#: variants the hub part can run by name (--modes), beside MODES: medium asked (and its final's decode started) at
+#: variants that can be run by name (--modes), beside MODES: medium asked (and its final's decode started) at
 #: 60 ms of silence instead of 100 ms
 VARIANTS: dict[str, dict[str, Any]] = {"semantic/medium-ask60": {"mode": "semantic", "eagerness": "medium",
                                                                  "min_silence_ms": 60}}
@@ -221,8 +221,9 @@ async def _endpoint(pcm: np.ndarray, turn: dict[str, Any], silence_ms: int, read
     return ends, waited
 
 
-async def endpointing(silence_ms: int, pause_ms: int, language: str) -> dict[str, Turns]:
-    out = {name: Turns() for name in MODES}
+async def endpointing(silence_ms: int, pause_ms: int, language: str,
+                      modes: dict[str, dict[str, Any]]) -> dict[str, Turns]:
+    out = {name: Turns() for name in modes}
     runner = get_runner()
     reader = Reader()
     rng = np.random.default_rng(0)
@@ -232,7 +233,7 @@ async def endpointing(silence_ms: int, pause_ms: int, language: str) -> dict[str
         whole = np.concatenate([speech, tail])
         end = last_voiced_end(speech)
         gaps = reader.gaps(speech, language)
-        for name, turn in MODES.items():
+        for name, turn in modes.items():
             r = out[name]
             busy = runner.busy_s
             ends, waited = await endpoint(whole, turn, silence_ms, reader, language)
@@ -364,7 +365,7 @@ async def main() -> None:
     ap.add_argument("--hub", action="store_true", help="also stream to a real hub: final latency and WER")
     ap.add_argument("--hub-only", action="store_true", help="only the real hub's part")
     ap.add_argument("--one-at-a-time", action="store_true", help="the hub's modes one after another, not at once")
-    ap.add_argument("--modes", default="", help=f"the hub's modes, comma-separated (default all: {','.join(MODES)})")
+    ap.add_argument("--modes", default="", help=f"the modes, comma-separated (default all: {','.join(MODES)})")
     ap.add_argument("--model-cost", action="store_true",
                     help="only the turn model's cost: per call at batch 1, 4, 8 and CPU per audio second")
     args = ap.parse_args()
@@ -381,8 +382,9 @@ async def main() -> None:
         return
     print(f"# bench_turns — {machine()}; clips from {SPEECH_ROOT}, each + {TAIL_S} s silence; "
           f"put-in pauses {args.pause_ms} ms")
+    modes = {n: {**MODES, **VARIANTS}[n] for n in args.modes.split(",")} if args.modes else MODES
     for language in [] if args.hub_only else args.languages.split(","):
-        res = await endpointing(args.silence_ms, args.pause_ms, language)
+        res = await endpointing(args.silence_ms, args.pause_ms, language, modes)
         print(f"\n{language}: {len(clips(language))} clips")
         print("\n| mode | end of a turn -> utterance end, ms p50 / p95 | false cuts (put-in mid-sentence pauses) | "
               "cuts at the clips' own pauses | end reasons | turn model CPU per audio-s |")
@@ -393,7 +395,6 @@ async def main() -> None:
             print(f"| {name} | {p50_p95(r.delays_ms)} | {r.false_cuts} of {r.pauses} | {r.own_cuts} in {r.turns} "
                   f"turns | {reasons} | {cpu * 100:.2f} % |")
     if args.hub or args.hub_only:
-        modes = {n: {**MODES, **VARIANTS}[n] for n in args.modes.split(",")} if args.modes else MODES
         hub = await with_hub(args.silence_ms, modes, args.one_at_a_time)
         print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | "
               "end of speech -> speech.ended at the client p50 / p95 | its reasons | WER |")
