@@ -36,7 +36,9 @@ class Admission:
         keys = host.config.server.auth.api_keys
         self.key_limits = {key_id(k) or "": k.max_sessions for k in keys if k.max_sessions}
 
-    def admit(self, api_key: str | None) -> None:
+    def admit(self, api_key: str | None, *, lag: bool = True) -> None:
+        """`lag=False`: a session taken over from a dead node (it is not new load for the cluster, and
+        refusing it would end it), so only the session counts apply."""
         limits = self.host.config.limits
         state = self.host.state
         if select_live_count(state) >= limits.max_sessions:
@@ -46,10 +48,10 @@ class Admission:
             self._refuse("key_sessions", f"this API key is at its limit of {per_key} sessions", 5, KeyQuotaError)
         # Refuse new sessions before admitted ones fall behind: when finals already wait for more than
         # `admission_lag_s`, inference is saturated (partials are being skipped already).
-        lag = self.max_pending_lag()
-        if lag > limits.admission_lag_s:
-            self._refuse("lag", f"the hub is at capacity (results trail audio by {lag:.1f} s); try again shortly",
-                         max(1, int(lag)))
+        behind = self.max_pending_lag() if lag else 0.0
+        if behind > limits.admission_lag_s:
+            self._refuse("lag", f"the hub is at capacity (results trail audio by {behind:.1f} s); try again "
+                         "shortly", max(1, int(behind)))
 
     def _refuse(self, reason: str, message: str, retry_after_s: int, kind: type[HubError] = HubError) -> NoReturn:
         if self.on_refused is not None:

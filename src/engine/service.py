@@ -204,7 +204,7 @@ class SessionService:
         is attached yet: the resume window runs until one is."""
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not taking sessions over")
-        self.admission.admit(api_key)
+        self.admission.admit(api_key, lag=False)  # a moved session is no new load: refused, it would end
         limits = self.config.limits
         detect = self.providers.detects(cmd.provider, cmd.language, cmd.task)
         default = self.providers.providers.get(self.providers.config.default)
