@@ -1,0 +1,72 @@
+"""Found by the ten-minute chaos run (`bench.bench_cluster chaos`): on an overloaded machine the node that
+claimed a dead node's session refused to go on with it ("the hub is at capacity (results trail audio by
+13 s)": the admission lag gate, `limits.admission_lag_s`) and ended it, 8 sessions at once. A moved session
+is no new load for the cluster: the lag gate (for new sessions) no longer applies to a takeover. Here node1
+is made to lag (`admission_lag_s` 0.05 s and a session of its own given two minutes of speech at once): it refuses new
+sessions, and still takes over the session of node0 when node0 is `kill -9`'d. Real nodes, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+
+from asrhub.client import SessionEnded, SessionMigrated, SpeechStarted, TranscriptFinal, WebSocketClient
+from tests.cluster.chaos import script
+from tests.cluster.nodes import FIRST, PCM, SECOND, START, Cluster, Reader, WsClient, send, speech
+from tests.support import clip, wer
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 2, env={"ASRHUB_LIMITS__ADMISSION_LAG_S": "0.05"})
+    yield c
+    for n in c.nodes:
+        if n.proc is not None and n.proc.poll() is None:
+            os.kill(n.proc.pid, signal.SIGCONT)
+    c.stop()
+
+
+async def test_a_lagging_node_still_takes_a_dead_nodes_session_over(cluster: Cluster) -> None:
+    owner, other = cluster.nodes
+    client = WebSocketClient(owner.http, reconnect_delay_s=0.1, max_reconnects=20)
+    s = await client.session(audio=PCM)
+    reader = Reader()
+    reading = asyncio.create_task(reader.run(s))
+    first, second = speech(FIRST), speech(SECOND)
+    await send(s, first)
+    f1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
+    half = len(second) // 4 * 2
+    await send(s, second[:half])
+    await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > f1.seq)
+
+    busy = WsClient()  # node1's own session: two minutes of speech at once, its finals queue up
+    await busy.connect(other)
+    await busy.send_audio(script(0, 120.0, 0.6)[0])
+    await busy.recv_until(lambda e: e["type"] == "transcript.final")
+    async with websockets.connect(other.ws) as ws:  # node1 lags: a new session is refused
+        await ws.send(json.dumps(START))
+        refusal = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    assert refusal["type"] == "error" and refusal["code"] == "too_many_sessions", refusal
+
+    client.base_url = other.http
+    assert owner.proc is not None
+    owner.proc.send_signal(signal.SIGKILL)
+    await send(s, second[half:])
+    await s.stop()
+    await asyncio.wait_for(reading, 90)
+    events = reader.events
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-3:]
+    moved = [e for e in events if isinstance(e, SessionMigrated)]
+    assert len(moved) == 1 and moved[0].to_node == "node1", moved
+    texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
+    assert len(texts) == 2 and wer([clip(FIRST).transcript, clip(SECOND).transcript], texts) < 0.25, texts
+    await s.close()
+    await busy.drop()
