@@ -23,11 +23,11 @@ import argparse
 import csv
 import subprocess
 import tempfile
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 RATE = 16000
 FAR_SNR_DB = 10.0
@@ -48,17 +48,26 @@ class Made:
 
 
 def _sox(*args: str) -> None:
+    """sox in repeatable mode (a fixed seed for its noise and dither)."""
     subprocess.run(["sox", "-R", *args], check=True, capture_output=True)
 
 
+F32 = ("-t", "f32", "-r", str(RATE), "-c", "1")  # sox's raw float32 16 kHz mono, before a file name
+
+
+def _f32(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype="<f4")
+
+
 def _read(path: Path) -> np.ndarray:
-    """The file as float32 mono at 16 kHz (sox converts)."""
+    """The file as float32 mono at 16 kHz (sox converts to 16-bit, then / 32768)."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "x.wav"
         _sox(str(path), "-r", str(RATE), "-c", "1", "-b", "16", str(out))
-        audio, rate = sf.read(out, dtype="float32")
-    assert rate == RATE
-    return np.asarray(audio, dtype=np.float32)
+        with wave.open(str(out)) as w:
+            assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return pcm.astype(np.float32) / 32768
 
 
 def _rms(x: np.ndarray) -> float:
@@ -74,22 +83,27 @@ def _write(path: Path, x: np.ndarray) -> None:
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     if peak > 0.98:
         x = x * (0.98 / peak)
-    sf.write(path, x, RATE, subtype="PCM_16")
+    pcm = np.clip(np.rint(x.astype(np.float64) * 32768), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
 
 
 def _far(speech: np.ndarray, work: Path, snr_db: float = FAR_SNR_DB) -> np.ndarray:
-    dry = work / "dry.wav"
-    sf.write(dry, speech, RATE, subtype="FLOAT")
-    wet = work / "wet.wav"
+    dry = work / "dry.f32"
+    speech.astype("<f4").tofile(dry)
+    wet = work / "wet.f32"
     # reverberance 70 %, HF damping 60 %, room scale 80 %, 20 ms pre-delay; then the distance: highs lost, quieter
-    _sox(str(dry), str(wet), "reverb", "70", "60", "80", "100", "20", "lowpass", "3400",
+    _sox(*F32, str(dry), *F32, str(wet), "reverb", "70", "60", "80", "100", "20", "lowpass", "3400",
          "gain", f"-{FAR_ATTENUATION_DB:g}")
-    room, _ = sf.read(wet, dtype="float32")
-    noise_f = work / "noise.wav"
+    room = _f32(wet)
+    noise_f = work / "noise.f32"
     seconds = f"{len(room)}s"  # samples
-    _sox("-n", "-r", str(RATE), "-c", "1", str(noise_f), "synth", seconds, "brownnoise", "synth", seconds,
+    _sox("-n", *F32, str(noise_f), "synth", seconds, "brownnoise", "synth", seconds,
          "pinknoise", "mix", "lowpass", "2000")
-    noise, _ = sf.read(noise_f, dtype="float32")
+    noise = _f32(noise_f)
     noise = np.pad(noise, (0, max(0, len(room) - len(noise))))[: len(room)]
     gain = _rms(room) / max(_rms(noise), 1e-9) / 10 ** (snr_db / 20)
     return np.asarray(room + gain * noise, dtype=np.float32)
@@ -100,11 +114,10 @@ def _music(seconds: float, work: Path) -> np.ndarray:
     parts = []
     for i in range(int(np.ceil(seconds / _CHORD_S))):
         a, b, c = _CHORDS[i % len(_CHORDS)]
-        f = work / f"chord{i}.wav"
-        _sox("-n", "-r", str(RATE), "-c", "1", str(f), "synth", f"{_CHORD_S}", "pluck", f"%{a}", "pluck", f"%{b}",
+        f = work / f"chord{i}.f32"
+        _sox("-n", *F32, str(f), "synth", f"{_CHORD_S}", "pluck", f"%{a}", "pluck", f"%{b}",
              "pluck", f"%{c}", "sine", f"%{a - 12}", "fade", "0.01", f"{_CHORD_S}", "0.05")
-        x, _ = sf.read(f, dtype="float32")
-        parts.append(x)
+        parts.append(_f32(f))
     return np.asarray(np.concatenate(parts)[: int(seconds * RATE)], dtype=np.float32)
 
 
@@ -149,7 +162,8 @@ def make_set(root: Path, out: Path, language: str = "zh", classes: tuple[str, ..
             if not dst.exists():
                 make(root / r["file"], cls, dst, far_snr_db)
             speech_s = float(r["seconds"])
-            seconds = sf.info(dst).duration
+            with wave.open(str(dst)) as w:
+                seconds = w.getnframes() / w.getframerate()
             made.append({**r, "file": dst.name, "seconds": f"{seconds:.3f}", "sample_rate": str(RATE), "channels": "1",
                          "class": cls, "speech_s": f"{speech_s:.3f}",
                          "notes": f"{cls} made from {r['file']} by bench/zh_classes.py" if cls != "read" else r["notes"]})
