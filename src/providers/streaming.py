@@ -1,7 +1,8 @@
 """StreamAdapter: turns a batch provider into a streaming one (DESIGN §5).
 
 Utterances are bounded by the session's VAD endpointer. While an utterance is open its audio is
-re-decoded every `interim_interval_ms` of new audio (driven by arriving audio, not a timer); the word
+re-decoded every `interim_interval_ms` of new audio (driven by arriving audio, not a timer; none in a pause,
+and under load no more often than partials come back: `_paused`, `_partial_lag`); the word
 prefix successive hypotheses agree on becomes `stable_text` (LocalAgreement-n, see `_on_partial`) and is
 never taken back: it is forced as the prefix of every later decode of the utterance, and every later partial and the
 final start with it exactly (`carry_stable` holds that should a decode not honour the prefix). At the
