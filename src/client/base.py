@@ -92,6 +92,7 @@ class LiveSession:
         self._sendable.set()
         self._settling: asyncio.Task[None] | None = None
         self._stop_sent = False
+        self._fruitless = 0  # reconnects in a row that brought no event yet (bounded by max_reconnects)
         self._refusals = 0  # resumes refused with a retryable code since the last event
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -148,6 +149,7 @@ class LiveSession:
             self.session_id = ev.session_id
         if ev.session_id and ev.seq:
             self._refusals = 0
+            self._fruitless = 0  # the connection carries the session's events: a later drop reconnects afresh
             if ev.seq <= self.last_seq:
                 return  # replayed after a resume: the application has it already
             self.last_seq = ev.seq
@@ -249,15 +251,18 @@ class LiveSession:
         self._queue.put_nowait(e)
 
     async def _resume(self, lost: BaseException) -> None:
-        """Reconnect with `resume {session_id, last_seq}`; ResumeFailed after max_reconnects tries or when the
-        hub no longer holds the session."""
+        """Reconnect with `resume {session_id, last_seq}`; ResumeFailed after max_reconnects tries in a row
+        with no event between them (a connection that opens but drops before the hub says anything, as a
+        gRPC call to an address that refuses, counts as a failed try), or when the hub no longer holds the
+        session."""
         old = self._conn
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
         delay = min(self.client.reconnect_delay_s * 2 ** min(self._refusals, 5), 2.0)  # refused: back off more
         last: BaseException = lost
-        for _ in range(self.client.max_reconnects):
+        while self._fruitless < self.client.max_reconnects:
+            self._fruitless += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
             assert self.session_id is not None
