@@ -23,6 +23,7 @@ from asrhub.core.bundled import SMART_TURN, BundledModelError, packaged_file
 from asrhub.core.commands import AudioSpec, TurnOptions, VadOptions
 from asrhub.core.config import PipelineConfig
 from asrhub.core.errors import HubError
+from asrhub.operators import turn as turn_module
 from asrhub.operators.base import Item, SpeechEnd
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn_model import TurnModel, TurnRunner, get_runner, window
@@ -38,7 +39,17 @@ def speech(fraction: float = 1.0) -> np.ndarray:
 
 
 async def run(pcm: np.ndarray, turn: TurnOptions) -> tuple[list[SpeechEnd], list[float | None]]:
-    """Every utterance end of `pcm` (pushed at once) in semantic mode, and each answer of the model."""
+    """Every utterance end of `pcm` (pushed at once) in semantic mode, and each answer of the model (awaited:
+    on a loaded machine the live hub's 1 s answer timeout would decide instead of the model)."""
+    saved = turn_module.ANSWER_TIMEOUT_S
+    turn_module.ANSWER_TIMEOUT_S = 60.0
+    try:
+        return await _run(pcm, turn)
+    finally:
+        turn_module.ANSWER_TIMEOUT_S = saved
+
+
+async def _run(pcm: np.ndarray, turn: TurnOptions) -> tuple[list[SpeechEnd], list[float | None]]:
     p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=turn))
     assert p.turn is not None
     answers: list[float | None] = []
