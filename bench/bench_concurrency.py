@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -142,7 +144,8 @@ def revision_src(rev: str) -> dict[str, str]:
         tree.mkdir(exist_ok=True)
         archive = subprocess.run(["git", "archive", sha, "src", "config", "protos", "frontend"], cwd=REPO,
                                  capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
         (root / "asrhub").symlink_to(tree / "src")  # (resources: config/, protos/ beside it, as in a checkout)
     return {"PYTHONPATH": str(root)}
 

@@ -14,11 +14,13 @@ bash scripts/install.sh .venv/bin/python "${extras},providers" editable
 PROGRAMS=(
   chromium:chromium              # tests/e2e (the demo page), tests/contract/test_protocol_examples.py
   espeak-ng:espeak-ng            # tests/providers/test_vosk.py (Korean speech)
-  sox:sox                        # tests/telephony.py (8 kHz resampling independent of the hub's)
+  sox:sox                        # tests/telephony.py (8 kHz resampling independent of the hub's),
+                                 # bench/zh_classes.py (tests/test_mandarin_speech.py's songs)
   redis-server:redis-server      # tests/cluster, bench/bench_cluster.py (DESIGN §8)
   redis-sentinel:redis-sentinel  # Redis Sentinel (DESIGN §8)
   nginx:nginx                    # tests/cluster/test_nginx.py (deploy/nginx.conf on loopback)
   nproc:coreutils                # bench/common.py (the machine line of every result)
+  git:git                        # bench/bench_concurrency.py --ab (a revision's src/ for paired runs)
 )
 need_apt=()  # a program already on the machine is kept
 for entry in "${PROGRAMS[@]}"; do
