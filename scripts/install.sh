@@ -25,9 +25,10 @@ case "$mode" in
   wheel) "${pip[@]}" ".[${extras}]" ;;   # builds the wheel: default config, .proto, demo page, gRPC stubs inside
   *) echo "install.sh: mode must be editable or wheel, not '$mode'" >&2; exit 2 ;;
 esac
-# Silero VAD: the ONNX model inside the silero-vad wheel, run on onnxruntime (the `silero` extra, also pulled
-# in by `test`). silero-vad declares torch as a dependency: --no-deps keeps pip from resolving it.
-if has silero || has test; then
+# Silero VAD: the ONNX model inside the silero-vad wheel, run on onnxruntime (the `silero` extra; `default` and
+# `test` too, so `pipeline.vad.kind: silero` works in `make run`'s .venv). silero-vad declares torch as a
+# dependency: --no-deps keeps pip from resolving it.
+if has silero || has default || has test; then
   "${pip[@]}" onnxruntime
   "${pip[@]}" --no-deps silero-vad==6.2.3
 fi
