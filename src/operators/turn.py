@@ -15,6 +15,10 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    often than the audio model alone does, but it also puts a full stop on many fragments, and the two together
    cut fewer sentences than either (bench/turn_probe.py). A pause whose question got no answer is judged by
    its text alone.
+   A pause with no text (the stream does not speculate, the decode was dropped or failed, or it did not come
+   within ANSWER_TIMEOUT_S) is judged as silence mode judges it: it ends at the pipeline's `vad.silence_ms`
+   (`reason: silence`), unless the model's answer at this pause vetoed it. Without the recogniser's reading a
+   turn then waits no longer than silence mode would.
 3. At `max_silence_ms` the utterance ends whatever was said (`reason: max_silence`).
 Speech that resumes keeps the utterance open and the pause's answers are stale. While an answer (the model's,
 or the text at step 2) is outstanding the audio flows on, to the ring buffer and the provider, but no later
@@ -110,6 +114,8 @@ class TurnEndpointer(Endpointer):
         self.listen = listen
         self._ask_frames = max(1, ms_to_samples(turn.min_silence_ms) // self.frame)
         self._text_frames = max(self._ask_frames, ms_to_samples(turn.text_silence_ms) // self.frame)
+        # a pause without a text ends where silence mode would end it (never before the text step)
+        self._no_text_frames = max(self._text_frames, ms_to_samples(opts.silence_ms) // self.frame)
         # the final's speculative decode starts with the question (or at HINT_MS if that is sooner): a finished
         # turn's final is then (nearly) ready when the model answers, and its text is there for step 2
         self._hint_frames = max(1, min(self._ask_frames, ms_to_samples(HINT_MS) // self.frame))
@@ -166,20 +172,24 @@ class TurnEndpointer(Endpointer):
             self._query = next(self._ids)
             self.questions += 1
             self.ask(self._query, self._recent(self._utt_start))
-        if run == self._text_frames and self._query is None:
+        if run in (self._text_frames, self._no_text_frames) and self._query is None:
             out.extend(self._read_text())
         return out or None
 
     def _read_text(self) -> list[Item]:
-        """Step 2: end the utterance if the pause's text ends a sentence; wait for a text still coming."""
+        """Step 2: end the utterance if the pause's text ends a sentence, or if there is no text and the pause
+        is as long as silence mode's; wait for a text still coming."""
         if self.listen is None:
             return []
         if not self._text_heard:
             self._awaiting_text = True
             return []
-        if self.speaking and ends_a_sentence(self._text) and (self._pause_p is None
-                                                              or self._pause_p >= self.turn.text_threshold):
+        if not self.speaking or (self._pause_p is not None and self._pause_p < self.turn.text_threshold):
+            return []  # the model is sure the speaker goes on: neither the text nor its absence ends the turn
+        if ends_a_sentence(self._text):
             return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
+        if self._text is None and self._silent_run >= self._no_text_frames:
+            return self._end(self._last_voiced_end, reason="silence", probability=self.probability)
         return []
 
     def answer(self, query_id: int, probability: float | None) -> list[Item]:

@@ -113,7 +113,7 @@ def test_an_unfinished_turn_is_asked_once_then_ends_at_max_silence() -> None:
     ("He hoped there would be stew for dinner, turnips and carrots and", "max_silence", 990),
     ("She saw a cat in the...", "max_silence", 990),
     ("For a full hour he had paced up and down waiting, but he-", "max_silence", 990),
-    (None, "max_silence", 990),
+    (None, "silence", 990),  # no text: silence mode's rule (vad.silence_ms, here under the text step)
 ])
 def test_the_text_at_text_silence_ends_a_doubted_turn_only_when_it_ends_a_sentence(
         text: str | None, reason: str, at_ms: int) -> None:
@@ -136,6 +136,35 @@ def test_a_sentence_end_is_vetoed_by_a_model_sure_the_speaker_goes_on(probabilit
     assert markers(ep.answer(model.last, probability)) == []  # not finished (or no answer): the text step waits
     out = ep.heard(texts.pauses[-1], "I would like to set up.")
     assert out == [SpeechEnd(990 * 16, False, reason, probability)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("probability", "reason"), [(0.5, "silence"), (None, "silence"), (0.05, "max_silence")])
+def test_a_pause_without_text_ends_at_silence_modes_silence_unless_vetoed(probability: float | None,
+                                                                          reason: str) -> None:
+    texts = Texts()
+    model = Scripted()
+    ep = TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, silence_ms=450, pre_roll_ms=300),
+                        TurnSettings(0.9, 90, 1500, 300, 0.1), model, texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=120)
+    assert markers(ep.answer(model.last, probability)) == []
+    assert ep.heard(texts.pauses[-1], None) == []        # no text (no speculation, or it failed): nothing yet
+    assert markers(feed(silence_ms=300)) == []           # 420 ms: past the text step, before silence mode's 450
+    out = markers(feed(silence_ms=1200))
+    assert out == [SpeechEnd(990 * 16, False, reason, probability)]  # type: ignore[arg-type]
+
+
+def test_a_text_that_never_comes_ends_the_pause_when_its_wait_gives_up() -> None:
+    texts = Texts()
+    model = Scripted()
+    ep = TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, silence_ms=450, pre_roll_ms=300),
+                        TurnSettings(0.9, 90, 1500, 300, 0.1), model, texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=120)
+    ep.answer(model.last, 0.5)
+    assert markers(feed(silence_ms=900)) == []           # the text step waits for the text; decisions wait too
+    out = ep.heard(texts.pauses[-1], None)                # the wait's timer: no text
+    assert markers(out) == [SpeechEnd(990 * 16, False, "silence", 0.5)]
 
 
 def test_the_veto_is_the_answer_at_this_pause_not_an_earlier_one() -> None:
