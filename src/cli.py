@@ -192,11 +192,13 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate, print the effective config (provider options with their defaults), then load the
-    default and routed providers: exit 1 when one cannot load (the hub would serve nothing there)."""
+    default and routed providers and the operators the pipeline needs (the Silero VAD): exit 1 when one
+    cannot load (the hub would serve nothing there)."""
     import yaml
 
     from .core.config import effective_config, mask_secrets
     from .engine.provider_check import effective_provider_options, load_required
+    from .operators.requirements import load_required as load_operators
 
     if args.file and args.config_flag and args.file != args.config_flag:
         print("asrhub: config check takes one file: FILE or --config, not both", file=sys.stderr)
@@ -215,7 +217,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"# provider '{name}': available", file=sys.stderr)
     for u in missing:
         print(f"asrhub: {u.describe()}. Fix: {u.fix}", file=sys.stderr)
-    return 1 if missing else 0
+    operators = load_operators(cfg.pipeline)
+    for o in operators:
+        print(f"asrhub: {o.describe()}. Fix: {o.fix}", file=sys.stderr)
+    return 1 if missing or operators else 0
 
 
 def cmd_config_init(args: argparse.Namespace) -> int:

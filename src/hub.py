@@ -14,6 +14,7 @@ from .engine.provider_check import warn_unavailable
 from .engine.reload import ConfigReloader
 from .engine.scheduler import Scheduler
 from .engine.service import SessionService
+from .operators.requirements import OperatorUnavailable
 from .providers.base import Provider
 from .providers.registry import ProviderSet
 from .store.hub import actions as HA
@@ -37,6 +38,8 @@ class Hub:
         self.metrics.bind(self)
         self.reloader = ConfigReloader(self, config.source) if config.source and config.server.watch_config else None
         self.cluster: ClusterNode | None = None
+        #: operators the configured pipeline needs that could not load (/readyz answers 503 meanwhile)
+        self.operators_unavailable: list[OperatorUnavailable] = []
         if config.cluster.redis_url:  # DESIGN §8; empty: one node, no Redis
             from .cluster.node import ClusterNode
 
@@ -67,10 +70,13 @@ class Hub:
 
     async def prewarm_pipeline(self) -> None:
         """Load what the configured pipeline needs off the loop: wake word decoders (~0.4 s each), the
-        recordings folder index, the Silero model."""
+        recordings folder index, the Silero model. A WARNING with the fix for each operator the
+        pipeline needs that cannot load (/readyz answers 503 meanwhile)."""
         from .operators.pipeline import prewarm_pipeline
 
-        await asyncio.to_thread(prewarm_pipeline, self.config.pipeline)
+        self.operators_unavailable = await asyncio.to_thread(prewarm_pipeline, self.config.pipeline)
+        for u in self.operators_unavailable:
+            log.warning("pipeline: %s. /readyz answers 503 until this is fixed: %s", u.describe(), u.fix)
 
     async def drain(self) -> None:
         """SIGTERM: stop admitting (readyz false), finalise open utterances, end sessions."""

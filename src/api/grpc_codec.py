@@ -21,6 +21,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.unknown_provider: grpc.StatusCode.NOT_FOUND,
     ErrorCode.provider_unavailable: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.provider_error: grpc.StatusCode.INTERNAL,
+    ErrorCode.operator_unavailable: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.too_many_sessions: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.payload_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.rate_limited: grpc.StatusCode.RESOURCE_EXHAUSTED,

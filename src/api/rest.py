@@ -31,7 +31,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-NotReadyReason = Literal["starting", "draining", "provider_unavailable", "full", "lagging"]
+NotReadyReason = Literal["starting", "draining", "provider_unavailable", "operator_unavailable", "full", "lagging"]
 
 
 class Readiness(BaseModel):
@@ -43,14 +43,15 @@ class Readiness(BaseModel):
     sessions: int                    # live sessions on this node
     reason: NotReadyReason | None    # why not ready; null when ready
     cluster: ClusterStatus
-    # provider_unavailable: which provider, why, and the fix (one sentence per provider); else null
+    # provider_unavailable / operator_unavailable: which provider or pipeline operator, why, and the fix
+    # (one sentence each); else null
     detail: str | None = None
 
 
 def readiness(hub: Any) -> Readiness:
     """This node's readiness: loaded and not draining, its default provider and every routed one
-    available, under `limits.max_sessions`, and finals trailing audio by no more than
-    `limits.admission_lag_s` (the same tests admission makes)."""
+    available, the operators its pipeline needs loaded, under `limits.max_sessions`, and finals trailing
+    audio by no more than `limits.admission_lag_s` (the same tests admission makes)."""
     if hub is None:
         return Readiness(ready=False, sessions=0, reason="starting", cluster="off")
     sessions = hub.service.live_count()
@@ -64,6 +65,9 @@ def readiness(hub: Any) -> Readiness:
     elif missing := required_unavailable(hub.providers):
         reason = "provider_unavailable"
         detail = "; ".join(f"{u.describe()} (fix: {u.fix})" for u in missing)
+    elif operators := getattr(hub, "operators_unavailable", []):
+        reason = "operator_unavailable"
+        detail = "; ".join(f"{u.describe()} (fix: {u.fix})" for u in operators)
     elif sessions >= limits.max_sessions:
         reason = "full"
     elif hub.service.max_pending_lag() > limits.admission_lag_s:

@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     unknown_provider = "unknown_provider"
     provider_unavailable = "provider_unavailable"
     provider_error = "provider_error"
+    operator_unavailable = "operator_unavailable"  # a pipeline operator (the Silero VAD) cannot load here
     too_many_sessions = "too_many_sessions"
     payload_too_large = "payload_too_large"
     rate_limited = "rate_limited"
@@ -32,6 +33,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.unknown_provider: 404,
     ErrorCode.provider_unavailable: 503,
     ErrorCode.provider_error: 502,
+    ErrorCode.operator_unavailable: 503,
     ErrorCode.too_many_sessions: 503,
     ErrorCode.payload_too_large: 413,
     ErrorCode.rate_limited: 429,

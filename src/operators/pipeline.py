@@ -30,6 +30,7 @@ from .base import FrameClassifier, Gated, Item
 from .decode import Decoder, make_decoder
 from .endpoint import Endpointer, EndpointOptions, EndpointStage
 from .recorder import Recorder, get_store
+from .requirements import OperatorUnavailable, load_required, required_loaders
 from .resample import Resampler, downmix
 from .turn import TurnSettings, TurnStage, turn_options
 from .vad_webrtc import WebRtcVad
@@ -270,9 +271,10 @@ def _turn_installed(model_path: str) -> bool:
         bool(model_path) or importlib.util.find_spec("pipecat") is not None)
 
 
-def prewarm_pipeline(cfg: PipelineConfig) -> None:
-    """Blocking loads for what `cfg` enables (run it in a worker thread at hub start or reload); a
-    failure is logged, and sessions then report it themselves."""
+def prewarm_pipeline(cfg: PipelineConfig) -> list[OperatorUnavailable]:
+    """Blocking loads for what `cfg` enables (run it in a worker thread at hub start or reload). An
+    operator the default pipeline needs that cannot load is returned (the hub is then not ready); any
+    other failure is logged, and sessions that ask for it report it themselves."""
     def wake() -> None:
         from .wakeword import prewarm
         prewarm(check_phrase(cfg.wakeword.phrase), cfg.wakeword.threshold)
@@ -285,16 +287,19 @@ def prewarm_pipeline(cfg: PipelineConfig) -> None:
         from .turn_model import get_runner
         get_runner(cfg.turn.model_path or None).check()
 
+    missing = load_required(cfg)
+    required = {m.name for m in missing} | {r.name for r in required_loaders(cfg)}
     steps = [("wake word", wake, cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx"),
              ("recorder", lambda: get_store(cfg.recorder.folder, cfg.recorder.max_total_mb), cfg.recorder.enabled),
              # sessions may pick Silero (vad.kind) whatever the default: ~0.7 s to load
-             ("silero VAD", silero, cfg.vad.enabled and (cfg.vad.kind == "silero" or _silero_installed())),
+             ("silero VAD", silero, cfg.vad.enabled and _silero_installed()),
              # sessions may ask for semantic turns whatever the default: ~0.2 s to load
              ("turn model", turn, cfg.turn.mode == "semantic" or _turn_installed(cfg.turn.model_path))]
     for name, step, wanted in steps:
-        if not wanted:
+        if not wanted or name in required:  # a required one was loaded (or failed) above
             continue
         try:
             step()
         except Exception as e:
             log.error("pipeline: pre-loading the %s failed: %s", name, e)
+    return missing

@@ -28,6 +28,9 @@ FRAME_SAMPLES = 512
 CONTEXT_SAMPLES = 64
 MODEL_FILE = "silero_vad.onnx"
 
+#: how scripts/install.sh installs it: the extra (onnxruntime), then the wheel without its torch dependency
+INSTALL = "pip install 'asrhub[silero]' && pip install --no-deps silero-vad==6.2.3"
+
 _lock = threading.Lock()
 _session: Any = None
 
@@ -36,12 +39,14 @@ def model_path() -> Path:
     """Path of silero_vad/data/silero_vad.onnx in the installed wheel (no import of the package)."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
-        raise HubError(ErrorCode.provider_unavailable, "silero VAD needs the 'silero-vad' package installed")
+        raise HubError(ErrorCode.operator_unavailable,
+                       f"the silero VAD needs the 'silero-vad' package, which is not installed: {INSTALL}")
     for location in spec.submodule_search_locations:
         path = Path(location) / "data" / MODEL_FILE
         if path.is_file():
             return path
-    raise HubError(ErrorCode.provider_unavailable, f"{MODEL_FILE} not found in the silero-vad package")
+    raise HubError(ErrorCode.operator_unavailable,
+                   f"the silero VAD's {MODEL_FILE} is not in the installed silero-vad package: {INSTALL}")
 
 
 def get_session() -> Any:
@@ -52,9 +57,8 @@ def get_session() -> Any:
             try:
                 import onnxruntime as ort
             except ImportError:
-                raise HubError(
-                    ErrorCode.provider_unavailable, "silero VAD needs 'onnxruntime' installed"
-                ) from None
+                raise HubError(ErrorCode.operator_unavailable,
+                               f"the silero VAD needs 'onnxruntime', which is not installed: {INSTALL}") from None
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1
