@@ -55,6 +55,21 @@ def test_transcribe_srt_is_valid_with_times() -> None:
     assert last_end > 40  # the sonnet runs 53 s
 
 
+def test_transcribe_refuses_an_unknown_language_as_such() -> None:
+    """`xx` is no language (not "whisper_multi does not support 'xx'"); Zulu is one the multilingual Whisper
+    lacks, and the refusal lists the languages it has (not just "auto")."""
+    wav = str(clip("en_jfk").path)
+    r = _cli("transcribe", "--quiet", "--language", "xx", wav)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert "language 'xx' is not a known language code (e.g. en, zh-CN, zh-TW) or 'auto'" in r.stderr, r.stderr
+    r = _cli("transcribe", "--quiet", "--language", "zu", wav)
+    assert r.returncode == 1, r
+    listed = r.stderr.split("(supports: ", 1)[1].split(")")[0].split(", ")
+    assert "does not support language 'zu'" in r.stderr and listed[0] == "auto", r.stderr
+    from asrhub.core.language import WHISPER_LANGUAGES
+    assert set(listed[1:]) == WHISPER_LANGUAGES and {"en", "zh", "yue"} <= WHISPER_LANGUAGES, listed
+
+
 def test_transcribe_missing_file_fails_cleanly() -> None:
     r = _cli("transcribe", "/nonexistent.wav")
     assert r.returncode == 1 and "nonexistent" in r.stderr

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import ClientError, ErrorCode, HubError
+from .iso639 import is_known_language
 
 Script = Literal["Hans", "Hant"]
 
@@ -39,7 +40,8 @@ class LanguageTag:
 
 
 def parse_language(tag: str) -> LanguageTag:
-    """Parse a BCP-47 tag or `auto`; a malformed one is `invalid_command`."""
+    """Parse a BCP-47 tag or `auto`; a malformed one, or one whose two-letter primary subtag is no ISO
+    639-1 language (`xx`), is `invalid_command`."""
     t = tag.strip()
     if t.lower() == AUTO:
         return LanguageTag(AUTO, AUTO)
@@ -48,6 +50,9 @@ def parse_language(tag: str) -> LanguageTag:
                        "or 'auto'")
     parts = t.split("-")
     code = parts[0].lower()
+    if not is_known_language(code):
+        raise ClientError(ErrorCode.invalid_command, f"language '{tag}' is not a known language code (e.g. en, "
+                          "zh-CN, zh-TW) or 'auto'")
     subtags = parts[1:]
     norm = [code]
     script: Script | None = None

@@ -47,6 +47,13 @@ class Capabilities:
                 "max_concurrency": self.max_concurrency, "prompt": self.prompt, "hotwords": self.hotwords,
                 "translate": self.translate, "logprobs": self.logprobs}
 
+    def language_list(self) -> tuple[str, ...]:
+        """What a refusal lists as supported: `languages`, and for ("auto",) the codes the engine knows
+        (a multilingual Whisper: auto, af, am, ..., zh)."""
+        if AUTO in self.languages and self.known_languages is not None:
+            return (AUTO, *sorted(self.known_languages))
+        return self.languages
+
     def supports_language(self, language: str) -> bool:
         """A BCP-47 tag or "auto" (assumed well-formed: `parse_language` first)."""
         tag = parse_language(language)

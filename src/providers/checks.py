@@ -23,7 +23,7 @@ def validate_language(provider: Provider, language: str | None) -> None:
     parse_language(language)  # a malformed tag: invalid_command naming it
     if not provider.capabilities.supports_language(language):
         raise ClientError(ErrorCode.invalid_command, f"provider '{provider.name}' does not support language "
-                          f"'{language}' (supports: {', '.join(provider.capabilities.languages)})")
+                          f"'{language}' (supports: {', '.join(provider.capabilities.language_list())})")
 
 
 def validate_features(provider: Provider, task: str = "transcribe", prompt: str | None = None,

@@ -195,7 +195,8 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
     for start, needle in [
         ({"provider": "faster_whisper", "task": "translate"}, "cannot translate"),
         ({"provider": "faster_whisper", "language": "zh-TW"}, "language 'zh-TW'"),
-        ({"language": "xx"}, "language 'xx'"),
+        ({"language": "xx"}, "language 'xx' is not a known language code (e.g. en, zh-CN, zh-TW) or 'auto'"),
+        ({"language": "zu"}, "provider 'whisper_multi' does not support language 'zu' (supports: auto, af, am, "),
         ({"language": "zh TW"}, "BCP-47"),
     ]:
         ev = await _error_for(hub, start)

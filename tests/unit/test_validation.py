@@ -58,11 +58,36 @@ def test_language_against_the_provider() -> None:
     listed = FakeProvider(("en", "de"))
     for ok in (None, "", "auto", "en", "de", "EN", "en-GB", "de-AT"):  # BCP-47: case-insensitive, region ok
         validate_language(listed, ok)  # type: ignore[arg-type]
-    for bad in ("xx", "fr", "fr-CA"):
+    for bad in ("ja", "fr", "fr-CA"):
         err = refused(validate_language, listed, bad)
         assert f"'{bad}'" in err.message and "en, de" in err.message
-    validate_language(FakeProvider(("auto",)), "xx")  # a provider that detects anything takes any tag
+    validate_language(FakeProvider(("auto",)), "fil-PH")  # a provider that detects anything takes any language
     assert "BCP-47" in refused(validate_language, listed, "en_GB").message
+
+
+def test_a_tag_of_no_known_language_is_refused_as_such() -> None:
+    """`xx` is well-formed BCP-47 but no ISO 639 language: refused as not a language, before any provider
+    is asked (not "provider ... does not support language 'xx'"), with the code of a malformed tag."""
+    for bad in ("xx", "XX-EN", "qq-CN"):
+        for provider in (FakeProvider(("auto",)), FakeProvider(("en",))):
+            err = refused(validate_language, provider, bad)
+            assert err.message == f"language '{bad}' is not a known language code (e.g. en, zh-CN, zh-TW) or 'auto'"
+        err = refused(parse_start, {"language": bad})
+        assert f"language '{bad}' is not a known language code" in err.message
+    for ok in ("en", "zh-TW", "yue", "haw", "jw", "fil-PH", "iw"):  # three-letter and withdrawn codes pass
+        validate_language(FakeProvider(("auto",)), ok)
+
+
+def test_a_multilingual_whisper_lists_the_languages_it_knows() -> None:
+    """A real language the multilingual Whisper lacks (Zulu) is refused listing the ~99 it has, not just
+    "supports: auto"."""
+    from asrhub.core.language import WHISPER_LANGUAGES
+    from asrhub.providers.base import whisper_capabilities
+    provider = FakeProvider(("auto",))
+    provider.capabilities = whisper_capabilities(True, 1, hotwords=True)
+    err = refused(validate_language, provider, "zu")
+    listed = err.message.split("(supports: ", 1)[1].rstrip(")").split(", ")
+    assert listed[0] == "auto" and set(listed[1:]) == WHISPER_LANGUAGES and "zu" not in listed, err.message
 
 
 def test_request_options_parse_like_a_start() -> None:
