@@ -3,14 +3,18 @@ stream): one client connection bound to at most one session at a time.
 
 A transport maps its wire onto these calls and keeps only that mapping:
 - `start(cmd)`: open a session (or resume one); refused while one runs on this connection;
-- `audio(data)`, `flush()`, `stop()`, `keepalive()`: commands to the bound session;
+- `audio(data)`, `flush()`, `stop()`, `keepalive()`: commands to the bound session; a `stop` once the
+  session has ended (a fatal error, the idle timeout or a shutdown got there first) is answered by
+  nothing: the session's end is what it asks for, and `session.ended` says why;
 - `end_of_input()`: the client half-closed (gRPC): that is the end of its audio;
 - `fail(err)`: an error to report. On a live session it goes through the session's channel (in seq
   order, and a fatal one ends the session); otherwise the transport gets the out-of-session `error`
-  event (session_id "", seq 0) to send itself;
+  event (session_id "", seq 0) to send itself, except while the connection still owes its client the
+  ended session's events: then it is held and goes out after `session.ended` (`pump`; gRPC asks
+  `held_error`), so that nothing overtakes the session's own story (the fatal error that ended it);
 - `internal(exc)`: an unexpected exception, logged once, as the `internal` error to report;
-- `pump(send, after_seq)`: the session's events to `send`, in order, until `session.ended` or until
-  `send` answers False (the client is gone). Backpressure is the transport's `send`: it returns once
+- `pump(send, after_seq)`: the session's events to `send`, in order, until `session.ended` (then the
+  errors held meanwhile) or until `send` answers False (the client is gone). Backpressure is the transport's `send`: it returns once
   the event is on its way, and events wait in the session's bounded channel meanwhile;
 - `detach()`: the connection is gone: a live session waits `resume_window_s` for its client.
 
@@ -112,6 +116,8 @@ class SessionBinding:
         self.attachment = 0  # which attachment of the session this connection is (resume makes new ones)
         self.moved = False   # the session continues on another node: the client should resume
         self.told_closed = False  # this connection was told its audio is refused (stopping or ended)
+        self.end_owed = False  # the bound session's events up to `session.ended` are still to go out here
+        self.held: list[ErrorEvent] = []  # errors for after `session.ended` (see `fail`)
 
     @classmethod
     async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
@@ -158,11 +164,18 @@ class SessionBinding:
         if cmd.resume is not None:
             await check_owner(self.service, cmd.resume.session_id, self.api_key, resume=True)
         if cmd.resume is not None and (node := remote_node(self.service, cmd.resume.session_id)) is not None:
-            return await self._bridge(node, cmd), after
+            sid = await self._bridge(node, cmd)
+            self._owe_end()
+            return sid, after
         session = await open_session(self.service, cmd, self.transport, self.api_key)
         self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
+        self._owe_end()
         return session.id, after
+
+    def _owe_end(self) -> None:
+        """A session is bound: its events, to `session.ended`, are owed to this connection."""
+        self.end_owed, self.held = True, []
 
     async def _bridge(self, node: ClusterNode, cmd: StartSession) -> str:
         from ..core.validation import validate_audio_spec, validate_idle_timeout
@@ -214,6 +227,11 @@ class SessionBinding:
         self._command("flush")
 
     def stop(self) -> None:
+        """Idempotent once the session has ended: nothing is left to stop (`session.ended` answers it).
+        While it is stopping, a second stop is refused (in seq order, through the session's channel)."""
+        self._bound("'stop'")
+        if not self.live:
+            return
         self._command("stop")
 
     def keepalive(self) -> None:
@@ -230,14 +248,27 @@ class SessionBinding:
 
     # -- errors -----------------------------------------------------------------------------------
     def fail(self, err: HubError) -> ErrorEvent | None:
-        """Report `err`: through the live session's channel (None), or as an event to send now."""
+        """Report `err`: through the live session's channel (None), or as an event to send now; or, when
+        the session has ended but its last events have not gone out here yet, held for after them (None):
+        sent now it would overtake them (and the fatal error that ended the session)."""
         if self.live:
             if self.remote is not None:
                 self.remote.fail(err)
             else:
                 self.service.error(self.session_id, err)
             return None
+        if self.end_owed:
+            self.held.append(error_event(err))
+            return None
         return error_event(err)
+
+    def held_error(self) -> ErrorEvent | None:
+        """After `session.ended` went out: the next error held meanwhile. None: none is left, and from
+        now on errors go out at once."""
+        if self.held:
+            return self.held.pop(0)
+        self.end_owed = False
+        return None
 
     def internal(self, exc: Exception, what: str) -> HubError:
         log.exception("%s %s failed", self.transport, what)
@@ -257,6 +288,9 @@ class SessionBinding:
         try:
             async for ev in sub:
                 if await send(ev) is False:
+                    return False
+            while (err := self.held_error()) is not None:
+                if await send(err) is False:
                     return False
             return True
         except ChannelFenced as e:

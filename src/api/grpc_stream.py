@@ -154,7 +154,10 @@ class GrpcStream:
                 finally:
                     self.streaming = None
                     await aclose(sub)
-                # session.ended went out: whatever was queued meanwhile, then the end of the call
+                # session.ended went out: the errors held for after it, whatever was queued meanwhile, then
+                # the end of the call
+                while (held := self.bind.held_error()) is not None:
+                    yield event_to_proto(self.pb, held)
                 while not self.out.empty():
                     rest = self.out.get_nowait()
                     if rest is _END or isinstance(rest, _Attach):
