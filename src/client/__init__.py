@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.commands import AudioSpec, StartSession, VadOptions
 from .base import Connection, LiveSession, StreamingClient
-from .errors import ConnectionLost, HubRequestError, MissingClientDependency, ResumeFailed
+from .errors import ConnectionLost, HubRequestError, InvalidOptions, MissingClientDependency, ResumeFailed
 from .events import (
     ErrorEvent,
     Event,
@@ -57,7 +57,8 @@ def connect(transport: str, url: str, **kw: Any) -> StreamingClient:
 
 __all__ = [
     "AudioSpec", "Connection", "ConnectionLost", "ErrorEvent", "Event", "GrpcClient", "HubRequestError",
-    "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded", "SessionMigrated",
+    "InvalidOptions", "LiveSession", "MissingClientDependency", "ProviderSwitched", "ResumeFailed", "SessionEnded",
+    "SessionMigrated",
     "SessionStarted", "SocketIOClient", "SpeechEnded",
     "SpeechStarted", "SseClient", "StartSession", "StreamingClient", "SyncClient", "TRANSPORTS",
     "TranscriptFinal", "TranscriptPartial", "VadOptions", "WakewordDetected", "WebSocketClient", "connect",

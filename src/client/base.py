@@ -29,6 +29,7 @@ from ..core.events import ErrorEvent, Event, SessionEnded, SessionMigrated, Sess
 from .audio import AudioSource, paced, prepare
 from .errors import ConnectionLost, HubRequestError, ResumeFailed
 from .held import HeldAudio
+from .options import StartOptions, start_options
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -381,10 +382,10 @@ class StreamingClient(abc.ABC):
     @abc.abstractmethod
     def connection(self) -> Connection: ...
 
-    async def session(self, options: StartSession | None = None, **fields: Any) -> LiveSession:
+    async def session(self, options: StartOptions | None = None, **fields: Any) -> LiveSession:
         """Start (or, with `resume=`, resume) a session; returns once the hub has started it. Use it as
         `async with await client.session(...) as s:` and iterate `s` for its events."""
-        opts = _options(options, fields)
+        opts = start_options(options, fields)
         delay = self.busy_delay_s
         for attempt in range(self.busy_retries + 1):
             s = LiveSession(self, opts)
@@ -398,12 +399,12 @@ class StreamingClient(abc.ABC):
             delay *= 2
         raise AssertionError("unreachable")
 
-    async def stream(self, audio: AudioSource, options: StartSession | None = None, *, realtime: float | None = None,
+    async def stream(self, audio: AudioSource, options: StartOptions | None = None, *, realtime: float | None = None,
                      chunk_ms: int = 100, **fields: Any) -> AsyncGenerator[Event, None]:
         """Send `audio` (bytes, a file path, or an (async) iterator of chunks) in one session, then `stop`;
         yield every event of the session once, in order, up to `session.ended`. `realtime` paces PCM and
         WAV at that multiple of real time (None: as fast as the connection takes it)."""
-        opts = _options(options, fields)
+        opts = start_options(options, fields)
         declared = opts.audio if "audio" in opts.model_fields_set else None
         prepared = prepare(audio, declared, chunk_ms)
         opts = opts.model_copy(update={"audio": prepared.spec})
@@ -433,7 +434,7 @@ class StreamingClient(abc.ABC):
             if e is not s._failed:  # (a failed session has queued its own error already)
                 s._queue.put_nowait(e)
 
-    async def transcribe(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> str:
+    async def transcribe(self, audio: AudioSource, options: StartOptions | None = None, **kw: Any) -> str:
         """The session's final transcripts joined by spaces."""
         finals = [ev.text async for ev in self.stream(audio, options, **kw) if isinstance(ev, TranscriptFinal)]
         return " ".join(t.strip() for t in finals if t.strip())
@@ -446,11 +447,3 @@ class StreamingClient(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _options(options: StartSession | None, fields: dict[str, Any]) -> StartSession:
-    if options is not None and fields:
-        return options.model_copy(update=StartSession.model_validate(fields).model_dump(exclude_unset=True))
-    if options is not None:
-        return options
-    return StartSession.model_validate(fields)

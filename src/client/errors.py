@@ -19,6 +19,17 @@ class HubRequestError(Exception):
         self.status = status
 
 
+class InvalidOptions(HubRequestError, ValueError):
+    """Start options given as a dict or keyword arguments that are no valid StartSession, refused before
+    anything is sent: `code` as the hub would answer (`invalid_command`; an unknown audio encoding:
+    `unsupported_encoding`), `fields` the dotted names at fault (`language`, `audio.sample_rate`), and the
+    message naming them. The pydantic ValidationError is the `__cause__`."""
+
+    def __init__(self, code: str, message: str, fields: tuple[str, ...]) -> None:
+        super().__init__(code, message)
+        self.fields = fields
+
+
 class ConnectionLost(Exception):
     """The connection under a session dropped (the session itself may still be resumable)."""
 

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
-from ..core.commands import StartSession
 from ..core.events import Event
 from .audio import AudioSource
 from .base import StreamingClient
+from .options import StartOptions
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ class SyncClient:
             return await aw
         return asyncio.run_coroutine_threadsafe(wrap(), self._loop).result()
 
-    def stream(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> Iterator[Event]:
+    def stream(self, audio: AudioSource, options: StartOptions | None = None, **kw: Any) -> Iterator[Event]:
         """Every event of one session, as `StreamingClient.stream` yields them (an async iterator of chunks
         as `audio` would be iterated on the client's own loop; pass bytes, a path or a plain iterable)."""
         agen = self.client.stream(audio, options, **kw)
@@ -46,7 +46,7 @@ class SyncClient:
         finally:
             self._run(agen.aclose())
 
-    def transcribe(self, audio: AudioSource, options: StartSession | None = None, **kw: Any) -> str:
+    def transcribe(self, audio: AudioSource, options: StartOptions | None = None, **kw: Any) -> str:
         return self._run(self.client.transcribe(audio, options, **kw))
 
     def close(self) -> None:

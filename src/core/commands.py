@@ -183,7 +183,7 @@ def validated(data: Any, validate: Callable[[dict[str, Any]], T], not_object: st
     try:
         return validate(data)
     except ValidationError as e:
-        raise _validation_error(e) from None
+        raise validation_error(e) from None
 
 
 def parse_command(text: str | bytes) -> AnyCommand:
@@ -197,7 +197,9 @@ def parse_start(data: Any) -> StartSession:
     return validated(data, StartSession.model_validate, "start body must be a JSON object")
 
 
-def _validation_error(err: ValidationError) -> HubError:
+def validation_error(err: ValidationError) -> HubError:
+    """A refused StartSession or command as the hub answers it: `unsupported_encoding` for an unknown
+    audio encoding, else `invalid_command` naming the fields (`describe_validation`)."""
     for e in err.errors():
         if e["loc"] and e["loc"][-1] == "encoding" and e["type"] == "literal_error":
             return HubError(ErrorCode.unsupported_encoding,
