@@ -35,6 +35,7 @@ from .http_guard import HeaderLimitMiddleware, HeadMiddleware, install_error_han
 from .http_metrics import HttpMetricsMiddleware
 from .openapi import install_openapi
 from .socketio import create_socketio_app
+from .ws_not_found import unknown_websocket
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ def create_app(config: HubConfig | None = None) -> FastAPI:
     app.state.sio, sio_app = create_socketio_app(hub.service, config, hub.auth)
     app.mount("/socket.io", sio_app, name="socketio")
     install_docs(app)
+    # a WebSocket to any other path: 404 with the contract body, as over HTTP (after every route and mount
+    # that takes WebSockets, before the static files, which serve HTTP only)
+    app.add_api_websocket_route("/{path:path}", unknown_websocket, name="unknown_websocket")
     # every route by its own path and methods (what a 405's Allow lists: http_guard.allowed_methods)
     app.state.routes = [r for router in routers for r in router.routes] + [
         r for r in app.router.routes if isinstance(r, Route)]
