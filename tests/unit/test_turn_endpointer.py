@@ -138,15 +138,21 @@ def test_a_sentence_end_is_vetoed_by_a_model_sure_the_speaker_goes_on(probabilit
     assert out == [SpeechEnd(990 * 16, False, reason, probability)]  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("probability", "reason"), [(0.5, "silence"), (None, "silence"), (0.05, "max_silence")])
-def test_a_pause_without_text_ends_at_silence_modes_silence_unless_vetoed(probability: float | None,
-                                                                          reason: str) -> None:
-    texts = Texts()
-    model = Scripted()
+def paused_at_120_ms_with_silence_mode_at_450() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
+    """medium-like settings (asked at 90 ms, text step 300, veto 0.1, max 1500) over vad.silence_ms 450; 990 ms
+    of speech, then 120 ms of silence: the model asked, the pause's text not yet heard."""
+    texts, model = Texts(), Scripted()
     ep = TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, silence_ms=450, pre_roll_ms=300),
                         TurnSettings(0.9, 90, 1500, 300, 0.1), model, texts)
     feed = Feed(ep)
     feed(speech_ms=990, silence_ms=120)
+    return ep, model, texts, feed
+
+
+@pytest.mark.parametrize(("probability", "reason"), [(0.5, "silence"), (None, "silence"), (0.05, "max_silence")])
+def test_a_pause_without_text_ends_at_silence_modes_silence_unless_vetoed(probability: float | None,
+                                                                          reason: str) -> None:
+    ep, model, texts, feed = paused_at_120_ms_with_silence_mode_at_450()
     assert markers(ep.answer(model.last, probability)) == []
     assert ep.heard(texts.pauses[-1], None) == []        # no text (no speculation, or it failed): nothing yet
     assert markers(feed(silence_ms=300)) == []           # 420 ms: past the text step, before silence mode's 450
@@ -155,12 +161,7 @@ def test_a_pause_without_text_ends_at_silence_modes_silence_unless_vetoed(probab
 
 
 def test_a_text_that_never_comes_ends_the_pause_when_its_wait_gives_up() -> None:
-    texts = Texts()
-    model = Scripted()
-    ep = TurnEndpointer(LoudIsSpeech(), EndpointOptions(min_speech_ms=90, silence_ms=450, pre_roll_ms=300),
-                        TurnSettings(0.9, 90, 1500, 300, 0.1), model, texts)
-    feed = Feed(ep)
-    feed(speech_ms=990, silence_ms=120)
+    ep, model, texts, feed = paused_at_120_ms_with_silence_mode_at_450()
     ep.answer(model.last, 0.5)
     assert markers(feed(silence_ms=900)) == []           # the text step waits for the text; decisions wait too
     out = ep.heard(texts.pauses[-1], None)                # the wait's timer: no text
