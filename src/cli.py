@@ -192,8 +192,8 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate, print the effective config (provider options with their defaults), then load the
-    default and routed providers and the operators the pipeline needs (the Silero VAD): exit 1 when one
-    cannot load (the hub would serve nothing there)."""
+    default and routed providers and the operators the pipeline needs (the Silero VAD, the turn model): exit 1
+    when one cannot load (the hub would serve nothing there)."""
     import yaml
 
     from .core.config import effective_config, mask_secrets

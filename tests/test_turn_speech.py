@@ -127,7 +127,7 @@ def test_the_weights_are_checked(tmp_path: Path) -> None:
 def test_a_missing_model_makes_semantic_mode_unavailable(tmp_path: Path) -> None:
     with pytest.raises(HubError) as e:
         get_runner(str(tmp_path / "nothing.onnx")).check()
-    assert e.value.code == "provider_unavailable" and "nothing.onnx" in e.value.message
+    assert e.value.code == "operator_unavailable" and "nothing.onnx" in e.value.message
 
 
 async def test_questions_that_queue_while_the_model_runs_go_as_one_batch() -> None:

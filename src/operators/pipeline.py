@@ -159,7 +159,7 @@ class Pipeline:
             assert classifier is not None  # build_turn: semantic mode needs the VAD
             from .turn_model import get_runner
             runner = get_runner(spec.turn.model_path or None)
-            runner.check()  # HubError(provider_unavailable) when the model cannot be had
+            runner.check()  # HubError(operator_unavailable) when the model cannot be had
             self.turn = TurnStage(classifier, spec.vad, spec.turn.options, runner, self._late)
             self.endpointer: Endpointer = self.turn.endpointer
         else:

@@ -1,8 +1,8 @@
 """What the configured pipeline cannot run without, as for a default provider (`engine.provider_check`).
 
-An operator the default pipeline enables (today: the Silero VAD of `pipeline.vad.kind: silero`) that
-cannot load makes every session fail. The hub logs it at WARNING with the fix, `/readyz` answers 503
-(`operator_unavailable`) while it lasts, and `asrhub config check` exits 1.
+An operator the default pipeline enables (the Silero VAD of `pipeline.vad.kind: silero`, the turn model of
+`pipeline.turn.mode: semantic`) that cannot load makes every session fail. The hub logs it at WARNING with
+the fix, `/readyz` answers 503 (`operator_unavailable`) while it lasts, and `asrhub config check` exits 1.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def _silero() -> None:
     get_session()
 
 
+def _turn(model_path: str) -> None:
+    from .turn_model import get_runner
+    get_runner(model_path or None).check()
+
+
 @dataclass(frozen=True)
 class Required:
     name: str
@@ -47,6 +52,9 @@ def required_loaders(cfg: PipelineConfig) -> list[Required]:
     if cfg.vad.enabled and cfg.vad.kind == "silero":
         out.append(Required("silero VAD", "pipeline.vad.kind: silero", _silero,
                             "install what it names, or set pipeline.vad.kind: webrtc"))
+    if cfg.turn.mode == "semantic":
+        out.append(Required("turn model", "pipeline.turn.mode: semantic", lambda: _turn(cfg.turn.model_path),
+                            "install what it names, or set pipeline.turn.mode: silence"))
     return out
 
 

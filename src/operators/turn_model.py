@@ -28,6 +28,10 @@ from ..core.errors import ErrorCode, HubError
 
 log = logging.getLogger(__name__)
 
+#: how scripts/install.sh installs it: the extra (onnxruntime), then the wheel that holds the model, without
+#: its dependencies (the hub never imports pipecat)
+INSTALL = "pip install 'asrhub[turn]' && pip install --no-deps pipecat-ai==1.14.0"
+
 WINDOW_S = 8
 WINDOW = WINDOW_S * HUB_RATE   # 128 000 samples
 _NORM_EPS = 1e-7
@@ -64,12 +68,14 @@ class TurnModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise HubError(ErrorCode.provider_unavailable, "turn mode 'semantic' needs onnxruntime "
-                           "(pip install 'asrhub[turn]')") from None
+            raise HubError(ErrorCode.operator_unavailable, "the turn model (turn mode 'semantic') needs "
+                           f"'onnxruntime', which is not installed: {INSTALL}") from None
         try:
             self.path = packaged_file(SMART_TURN, path)
         except BundledModelError as e:
-            raise HubError(ErrorCode.provider_unavailable, f"turn mode 'semantic': {e}") from None
+            fix = "set pipeline.turn.model_path to the file, or clear it" if path else INSTALL
+            raise HubError(ErrorCode.operator_unavailable,
+                           f"the turn model (turn mode 'semantic') cannot load: {e}; fix: {fix}") from None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -109,7 +115,8 @@ class TurnRunner:
             return self._model
 
     def check(self) -> None:
-        """Raises the HubError that makes the model unusable (file missing, wrong hash, no onnxruntime)."""
+        """Raises the HubError (operator_unavailable) that makes the model unusable (file missing, wrong hash,
+        no onnxruntime)."""
         if self._model is None:
             try:
                 self.load()
@@ -117,7 +124,8 @@ class TurnRunner:
                 self._error = e
                 raise
             except Exception as e:
-                raise HubError(ErrorCode.provider_unavailable, f"turn model failed to load: {e}") from e
+                raise HubError(ErrorCode.operator_unavailable,
+                               f"the turn model (turn mode 'semantic') failed to load: {e}") from e
 
     def submit(self, audio: np.ndarray) -> asyncio.Future[float]:
         """P(turn complete) of `audio`, as a future on the running loop."""
