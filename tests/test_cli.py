@@ -104,6 +104,10 @@ def test_providers_check_lists_every_provider_and_probes_the_available_ones() ->
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert set(rows) == {"faster_whisper", "whisper_multi", "openai_whisper", "vosk", "funasr", "google", "openai"}
     assert rows["faster_whisper"]["status"] == "available" and rows["faster_whisper"]["check"]["ok"] is True
+    from asrhub.core.language import WHISPER_LANGUAGES
+    multi = rows["whisper_multi"]["capabilities"]["languages"]  # auto plus what the model knows, as /v1/providers
+    assert multi[0] == "auto" and set(multi[1:]) == WHISPER_LANGUAGES, multi
+    assert rows["faster_whisper"]["capabilities"]["languages"] == ["en"]
     for name, row in rows.items():
         if row["status"] != "available":
             assert row["reason"] and row["check"] is None, name

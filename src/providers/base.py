@@ -43,13 +43,14 @@ class Capabilities:
 
     def as_dict(self) -> dict[str, Any]:
         return {"streaming": self.streaming, "interim": self.interim,
-                "word_timestamps": self.word_timestamps, "languages": list(self.languages),
+                "word_timestamps": self.word_timestamps, "languages": list(self.language_list()),
                 "max_concurrency": self.max_concurrency, "prompt": self.prompt, "hotwords": self.hotwords,
                 "translate": self.translate, "logprobs": self.logprobs}
 
     def language_list(self) -> tuple[str, ...]:
-        """What a refusal lists as supported: `languages`, and for ("auto",) the codes the engine knows
-        (a multilingual Whisper: auto, af, am, ..., zh)."""
+        """What `GET /v1/providers` (and `asrhub providers`, gRPC ListProviders) and a refusal list as
+        supported: `languages`, and for ("auto",) the codes the engine knows (a multilingual Whisper: auto,
+        af, am, ..., zh)."""
         if AUTO in self.languages and self.known_languages is not None:
             return (AUTO, *sorted(self.known_languages))
         return self.languages

@@ -221,6 +221,24 @@ async def test_requests_a_provider_cannot_honour_are_refused(hub: HubProcess) ->
         assert caps["whisper_multi"].translate and not caps["faster_whisper"].translate
 
 
+async def test_providers_list_the_languages_each_model_knows(hub: HubProcess) -> None:
+    """`GET /v1/providers` and gRPC ListProviders list what a start may ask for: the multilingual Whisper's
+    "auto" plus its 100 codes (not just "auto"), the English-only model's "en"."""
+    from asrhub.core.language import WHISPER_LANGUAGES
+    from asrhub.wire import grpc_gen
+
+    async with httpx.AsyncClient(base_url=hub.http, timeout=30) as client:
+        caps = {p["name"]: p["capabilities"] for p in (await client.get("/v1/providers")).json()}
+    multi = caps["whisper_multi"]["languages"]
+    assert multi[0] == "auto" and set(multi[1:]) == WHISPER_LANGUAGES and len(multi) == 1 + len(WHISPER_LANGUAGES)
+    assert {"zh", "fr", "yue"} <= set(multi) and "zu" not in multi, multi
+    assert caps["faster_whisper"]["languages"] == ["en"], caps["faster_whisper"]
+    pb, pb_grpc = grpc_gen.load()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc_port}") as ch:
+        listed = await pb_grpc.AsrHubStub(ch).ListProviders(pb.ListProvidersRequest(), timeout=10)
+    assert {p.name: list(p.capabilities.languages) for p in listed.providers}["whisper_multi"] == multi
+
+
 async def test_sse_and_socketio_take_the_same_start_fields(hub: HubProcess) -> None:
     """The new StartSession fields on the two remaining transports: accepted where the provider can, and
     `invalid_command` where it cannot."""
