@@ -4,7 +4,9 @@ POST /v1/sessions (StartSession JSON) opens a session; its events stream from
 GET /v1/sessions/{id}/events (`id: <seq>`, `event: <type>`, `data: <json>`, keep-alive comments,
 Last-Event-ID replay); audio, flush, stop and keepalive are POSTs; DELETE aborts. Errors are HTTP status +
 `{"error": {"code", "message"}}`. A reader that goes away detaches the session (only when it was the
-last reader), so a reconnect within the resume window replays what it missed.
+last reader), so a reconnect within the resume window replays what it missed. In a cluster the POST answers
+once the new session is in Redis (any node behind the balancer finds it; DESIGN §8), or after the Redis
+timeout when Redis does not answer (the session is then local-only).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..engine.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-from .binding import SessionBinding, check_owner, open_session, remote_node
+from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node
 from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
 from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
@@ -89,6 +91,9 @@ async def create_session(request: Request) -> Response:
             session_id = (await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)).id
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
+            if (node := cluster_node(service)) is not None:
+                # behind a balancer the client's next request may reach another node: it must find the session
+                await node.in_cluster(session_id)
     except HubError as e:
         return error_response(e)
     except Exception as e:

@@ -89,6 +89,7 @@ class ClusterNode:
         self.reached_at = 0.0  # monotonic time Redis answered again after a gap
         self._beaten = False   # a lease beat has been tried
         self.log_tasks: dict[str, asyncio.Task[None]] = {}   # session -> its event log writer
+        self.logged: dict[str, asyncio.Event] = {}   # new session -> set once its log has answered (`in_cluster`)
         self.attachments: dict[str, dict[str, int]] = {}   # session -> bridge conn -> attachment
         self.lease_ms = cc.lease_ms
         self.quota = KeyQuota(self.client, timeout_s=timeout)
@@ -178,18 +179,46 @@ class ClusterNode:
     def created(self, session: Session, transport: str, api_key: str | None) -> None:
         if not session.channel.gated:
             return
+        answered = self.logged[session.id] = asyncio.Event()
+
+        def appended(seconds: float) -> None:  # the log's first append comes after its `sess:{id}`
+            self.m_append.observe(seconds)
+            answered.set()
+
+        def redis_down() -> None:
+            answered.set()
+            self._health(False)
+
         ev_log = EventLog(self.client, self.appender, self.node_id, session.id, session.channel,
                           api_key or "", self.session_ttl_s, self.ended_ttl_s,
-                          self._fenced, lambda: self._health(False), self._release_ended, self.m_append.observe,
+                          self._fenced, redis_down, self._release_ended, appended,
                           self.reachable, registered=session.channel.committed > 0,
                           start=session.start.model_dump_json(exclude={"resume", "type"}, exclude_none=True),
                           transport=transport)
-        self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
+        task = self.log_tasks[session.id] = asyncio.get_running_loop().create_task(ev_log.run())
+        task.add_done_callback(lambda _: answered.set())  # (a log that gave up: local-only)
         self._spawn(self._wake())
+
+    async def in_cluster(self, session_id: str) -> None:
+        """Wait until a session just created here is in Redis (`sess:{id}` and its first events), so that
+        any node finds it: what a transport waits for before it names the session to a client whose next
+        request a balancer may send to another node (SSE's POST /v1/sessions). Not logged (degraded, or a
+        wire without resume): at once. Redis not answering: at most the Redis timeout
+        (`cluster.connect_timeout_s`), then the session is answered local-only (DESIGN §8 "Redis down")."""
+        answered = self.logged.pop(session_id, None)
+        if answered is None:
+            return
+        timeout = self.config.cluster.connect_timeout_s
+        try:
+            await asyncio.wait_for(answered.wait(), timeout)
+        except TimeoutError:
+            log.warning("session %s: not in Redis after %.1f s; answered all the same (other nodes may not "
+                        "find it until its log is written)", session_id, timeout)
 
     def removed(self, session_id: str) -> None:
         self._release(session_id)
         self.attachments.pop(session_id, None)
+        self.logged.pop(session_id, None)
         task = self.log_tasks.pop(session_id, None)
         if task is not None and not task.done():
             task.cancel()
