@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
+MAX_HELD_ERRORS = 16  # errors held for after `session.ended` (see SessionBinding.fail)
 
 
 def cluster_node(service: SessionService) -> ClusterNode | None:
@@ -258,7 +259,8 @@ class SessionBinding:
                 self.service.error(self.session_id, err)
             return None
         if self.end_owed:
-            self.held.append(error_event(err))
+            if len(self.held) < MAX_HELD_ERRORS:  # a client that floods commands meanwhile is told a few times
+                self.held.append(error_event(err))
             return None
         return error_event(err)
 
