@@ -28,17 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from asrhub.client import SessionMigrated, SpeechStarted, TranscriptFinal, WebSocketClient
+from asrhub.client import SessionMigrated, TranscriptFinal, WebSocketClient
 from bench.common import machine, pct
 from tests.cluster.nodes import (
     FIRST,
-    PCM,
     SECOND,
     Cluster,
-    Reader,
     WsClient,
     assert_gapless,
     finals,
+    midway,
     send,
     speech,
 )
@@ -60,21 +59,14 @@ async def takeover(reps: int) -> None:
         for rep in range(reps):
             owner, other = cluster.nodes
             client = WebSocketClient(owner.http, reconnect_delay_s=0.1, max_reconnects=20)
-            s = await client.session(audio=PCM)
-            reader = Reader()
-            reading = asyncio.create_task(reader.run(s))
-            first, second = speech(FIRST), speech(SECOND)
-            await send(s, first)
-            f1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
-            half = len(second) // 4 * 2
-            await send(s, second[:half])
-            await reader.until(lambda e, after=f1.seq: isinstance(e, SpeechStarted) and e.seq > after)
+            mid = await midway(client)
+            s, reader, reading = mid.session, mid.reader, mid.reading
             client.base_url = other.http
             before = load()
             assert owner.proc is not None
             killed = time.monotonic()  # the Reader's clock
             owner.proc.send_signal(signal.SIGKILL)
-            await send(s, second[half:])
+            await send(s, mid.rest)
             await s.stop()
             await asyncio.wait_for(reading, 120)
             ev = reader.events

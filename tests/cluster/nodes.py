@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,36 @@ async def send(session: object, pcm: bytes) -> None:
     """`pcm` to an asrhub.client session in CHUNK pieces."""
     for i in range(0, len(pcm), CHUNK):
         await session.send(pcm[i:i + CHUNK])  # type: ignore[attr-defined]
+
+
+@dataclass
+class Midway:
+    """An asrhub.client session one final in and halfway into its second sentence (its utterance open):
+    where the takeover tests and bench kill the owner."""
+
+    session: Any
+    reader: Reader
+    reading: asyncio.Task[None]
+    final: Event        # the first sentence's final
+    opened: Event       # speech.started of the second sentence
+    rest: bytes         # the second sentence's other half, still to send
+
+
+async def midway(client: Any) -> Midway:
+    """Open a session on `client`, send the first sentence (FIRST) and half the second (SECOND), and wait
+    for the first final and the second sentence's speech.started."""
+    from asrhub.client import SpeechStarted, TranscriptFinal
+
+    s = await client.session(audio=PCM)
+    reader = Reader()
+    reading = asyncio.create_task(reader.run(s))
+    second = speech(SECOND)
+    await send(s, speech(FIRST))
+    final = await reader.until(lambda e: isinstance(e, TranscriptFinal))
+    half = len(second) // 4 * 2  # half of it, whole samples
+    await send(s, second[:half])
+    opened = await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > final.seq)
+    return Midway(s, reader, reading, final, opened, second[half:])
 
 
 class WsClient:

@@ -28,7 +28,19 @@ from asrhub.client import (
     TranscriptPartial,
     WebSocketClient,
 )
-from tests.cluster.nodes import CHUNK, FIRST, PCM, SECOND, Cluster, Reader, WsClient, metric, send, speech
+from tests.cluster.nodes import (
+    CHUNK,
+    FIRST,
+    PCM,
+    SECOND,
+    Cluster,
+    Reader,
+    WsClient,
+    metric,
+    midway,
+    send,
+    speech,
+)
 from tests.support import HubProcess, clip, wer
 
 
@@ -64,22 +76,15 @@ def point_at(client: AnyClient, node: HubProcess) -> None:
 @pytest.mark.parametrize("transport", [*CLIENTS, "grpc"])
 async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -> None:
     client = connect(transport, cluster.nodes[0], reconnect_delay_s=0.1, max_reconnects=10)
-    s = await client.session(audio=PCM)
-    reader = Reader()
-    reading = asyncio.create_task(reader.run(s))
-    first, second = speech(FIRST), speech(SECOND)
-    await send(s, first)
-    final1 = await reader.until(lambda e: isinstance(e, TranscriptFinal))
-    half = len(second) // 2 // 2 * 2
-    await send(s, second[:half])  # the second sentence, half of it: its utterance is open
-    opened = await reader.until(lambda e: isinstance(e, SpeechStarted) and e.seq > final1.seq)
+    mid = await midway(client)  # the second sentence, half of it: its utterance is open
+    s, reader, reading, final1, opened = mid.session, mid.reader, mid.reading, mid.final, mid.opened
     assert cluster.owner(s.session_id or "") == "node0"
     assert cluster.nodes[0].proc is not None
     point_at(client, cluster.nodes[1])
     killed = time.monotonic()
     cluster.nodes[0].proc.send_signal(signal.SIGKILL)
 
-    await send(s, second[half:])  # goes on as the client would, through the reconnect
+    await send(s, mid.rest)  # goes on as the client would, through the reconnect
     await s.stop()
     await asyncio.wait_for(reading, 90)
     events = reader.events
@@ -113,7 +118,7 @@ async def test_kill_9_mid_utterance_takeover(cluster: Cluster, transport: str) -
     assert isinstance(opened, SpeechStarted)
     assert finals[1].utterance_id == "u2"
     assert abs(finals[1].start_ms - opened.offset_ms) <= 500, (finals[1].start_ms, opened.offset_ms)
-    total_ms = (len(first) + len(second)) * 1000 // 32000
+    total_ms = len(speech(FIRST, SECOND)) * 1000 // 32000
     assert final1.end_ms <= finals[1].start_ms < finals[1].end_ms <= total_ms
     if shown:
         assert finals[1].text.startswith(shown[-1]), (shown[-1], finals[1].text)
