@@ -244,14 +244,14 @@ def test_config_init_writes_the_commented_example_and_never_overwrites(tmp_path:
 class ServeLog:
     """A real `asrhub serve --log-json` whose stderr is read line by line as the hub writes it."""
 
-    def __init__(self, config: Path, tmp: Path) -> None:
+    def __init__(self, config: Path, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[dict] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asrhub", "serve", "--config", str(config), "--port", str(self.port),
              "--grpc-port", str(free_port()), "--log-json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, cwd=tmp)
+            text=True, cwd=tmp, env=env)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:

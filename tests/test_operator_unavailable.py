@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,8 @@ import pytest
 import websockets
 
 from tests.missing_packages import env_without
-from tests.support import REPO, free_port
+from tests.support import REPO
+from tests.test_cli import ServeLog
 
 
 @dataclass(frozen=True)
@@ -46,35 +45,6 @@ TURN = Missing("turn model", "pipeline.turn.mode: semantic", "pipecat",
                words="turn model")
 
 
-class Serve:
-    """`asrhub serve --log-json` with a package hidden; its log lines are read as they come."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[dict] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "asrhub", "serve", "--config", str(config), "--port", str(self.port),
-             "--grpc-port", str(free_port()), "--log-json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=env, cwd=config.parent)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put("")
-
-    def until(self, msg_prefix: str, timeout: float = 120) -> None:
-        while True:
-            line = self.lines.get(timeout=timeout)
-            assert line, f"the hub exited ({self.proc.wait()}) before '{msg_prefix}': {self.seen}"
-            obj = json.loads(line)
-            self.seen.append(obj)
-            if obj["msg"].startswith(msg_prefix):
-                return
-
-
 @pytest.fixture(scope="module", params=[SILERO, TURN], ids=lambda m: m.package)
 def missing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[Missing, Path, dict[str, str]]:
@@ -89,9 +59,9 @@ def missing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def hub(missing: tuple[Missing, Path, dict[str, str]]) -> Iterator[tuple[Missing, Serve]]:
+def hub(missing: tuple[Missing, Path, dict[str, str]]) -> Iterator[tuple[Missing, ServeLog]]:
     m, config, env = missing
-    serve = Serve(config, env)
+    serve = ServeLog(config, config.parent, env)
     try:
         serve.until("Uvicorn running on")
         yield m, serve
@@ -108,7 +78,7 @@ def test_config_check_exits_1_naming_the_operator(missing: tuple[Missing, Path, 
     assert f"{m.name} ({m.setting}) is unavailable" in r.stderr and m.install in r.stderr, r.stderr
 
 
-def test_readyz_is_503_naming_the_operator(hub: tuple[Missing, Serve]) -> None:
+def test_readyz_is_503_naming_the_operator(hub: tuple[Missing, ServeLog]) -> None:
     m, serve = hub
     r = httpx.get(f"http://127.0.0.1:{serve.port}/readyz", timeout=10)
     assert r.status_code == 503, r.text
@@ -120,7 +90,7 @@ def test_readyz_is_503_naming_the_operator(hub: tuple[Missing, Serve]) -> None:
     assert not [o for o in serve.seen if o["level"] == "ERROR"], serve.seen
 
 
-def test_a_session_is_refused_naming_the_operator(hub: tuple[Missing, Serve]) -> None:
+def test_a_session_is_refused_naming_the_operator(hub: tuple[Missing, ServeLog]) -> None:
     m, serve = hub
 
     async def start() -> dict:
