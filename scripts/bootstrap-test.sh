@@ -21,6 +21,7 @@ PROGRAMS=(
   nginx:nginx                    # tests/cluster/test_nginx.py (deploy/nginx.conf on loopback)
   nproc:coreutils                # bench/common.py (the machine line of every result)
   git:git                        # bench/bench_concurrency.py --ab (a revision's src/ for paired runs)
+  taskset:util-linux             # bench/bench_cluster.py (each hub pinned to its own core)
 )
 need_apt=()  # a program already on the machine is kept
 for entry in "${PROGRAMS[@]}"; do

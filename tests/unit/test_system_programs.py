@@ -60,11 +60,22 @@ def _func(call: ast.Call) -> str:
     return f.id if isinstance(f, ast.Name) and f.id in {"which", "Popen", "check_output", "check_call"} else ""
 
 
+def _interpreter(node: ast.expr) -> bool:
+    """`sys.executable`: the interpreter, as an element of a command line."""
+    return isinstance(node, ast.Attribute) and node.attr == "executable" and isinstance(node.value, ast.Name) \
+        and node.value.id == "sys"
+
+
 def programs_in(source: str) -> Iterator[str]:
     """Programs a module runs or looks for: `shutil.which("x")`, `"/usr/bin/x"` constants, and the literal
     first argument of a subprocess/exec call."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
+        if isinstance(node, ast.List | ast.Tuple) and len(node.elts) > 1 and any(map(_interpreter, node.elts[1:])):
+            # a command line that wraps the interpreter, built here and run elsewhere: `["taskset", "-c", "0",
+            # sys.executable, "-m", ...]` (bench_cluster's hub command)
+            if (name := _name(node.elts[0])) is not None:
+                yield name
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             for prefix in ("/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/usr/local/sbin/", "/bin/"):
                 if node.value.startswith(prefix) and " " not in node.value and len(node.value) > len(prefix):
@@ -102,8 +113,9 @@ def test_the_scan_finds_what_it_must() -> None:
            'CHROMIUM = "/usr/bin/chromium"\n'
            'asyncio.create_subprocess_exec("nginx", "-t")\n'
            'subprocess.run("ffmpeg -i x", shell=True)\n'
-           'subprocess.run([sys.executable, "-m", "x"])\n')
-    assert sorted(programs_in(src)) == ["chromium", "espeak-ng", "ffmpeg", "nginx", "redis-server", "sox"]
+           'subprocess.run([sys.executable, "-m", "x"])\n'
+           'def hub(core): return ["taskset", "-c", str(core), sys.executable, "-m", "asrhub.cli"]\n')
+    assert sorted(programs_in(src)) == ["chromium", "espeak-ng", "ffmpeg", "nginx", "redis-server", "sox", "taskset"]
 
 
 def test_every_program_the_code_runs_is_in_the_bootstrap_list() -> None:
