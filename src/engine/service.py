@@ -5,6 +5,11 @@ sessions slice, the one registry of sessions: which exist, their lifecycle, prov
 The service executes: it runs each session's data plane (`Session`: pipeline, provider stream, ring buffer,
 channel, timers; looked up by the id of a session the store holds) and reports what happens as actions.
 The ports the store's effects use are engine/streams.py (streams, channels) and engine/failover.py.
+
+Beside it: engine/opening.py (what a session opens with), engine/feeding.py (the pipeline's items as
+actions), engine/timers.py (idle, a late final), engine/stopping.py (finishing, the
+shutdown drain), engine/retention.py (attachment, the resume window,
+forgetting), engine/hooks.py (what a cluster node is told).
 """
 
 from __future__ import annotations
@@ -14,26 +19,18 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from pystorex import Action
 
-from ..core.audio import HUB_RATE, ms_to_samples, samples_to_ms
+from ..core.audio import HUB_RATE, ms_to_samples
 from ..core.channel import EventChannel
 from ..core.commands import StartSession
 from ..core.config import HubConfig
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
-from ..core.events import (
-    Event,
-    SessionMigrated,
-    SpeechEnded,
-    SpeechStarted,
-    WakewordDetected,
-)
+from ..core.events import Event, SessionMigrated
 from ..core.language import parse_language
 from ..core.validation import validate_audio_spec, validate_idle_timeout
-from ..operators.base import SpeechEnd, SpeechStart, WakeWord
-from ..operators.pipeline import Pipeline, build_spec
 from ..providers.base import Provider, ProviderHealth, ProviderStream, StreamResult
 from ..providers.checks import validate_start
 from ..providers.registry import ProviderSet
@@ -48,37 +45,27 @@ from ..store.sessions.selectors import (
     select_live_count,
     select_live_sessions,
     select_session,
-    select_sessions,
     select_state,
 )
 from ..store.sessions.state import SessionRecord, SessionState
+from . import stopping
 from .admission import Admission
 from .continued import ContinuedChannel
 from .failover import Failover
+from .feeding import Feeding
+from .hooks import ClusterHooks
 from .metrics import HubMetrics, MetricsEffects
+from .opening import new_plane, pick_provider
+from .retention import Retention
 from .routing import LanguageRouting
 from .session import Session
 from .streams import Streams, error_actions
+from .timers import arm_final_timer, arm_idle
 
 log = logging.getLogger(__name__)
 Actions = Sequence[Action[Any]]
 
-
-class ClusterHooks(Protocol):
-    """What the service tells a cluster node (src/cluster/node.py; DESIGN §8) of its sessions."""
-
-    def logs(self, transport: str) -> bool:
-        """A new session of `transport` is logged to the cluster (resumable on any node); not when Redis
-        is down (it is local only), nor on wires that cannot resume (OpenAI, Realtime)."""
-        ...
-
-    def created(self, session: Session, transport: str, api_key: str | None) -> None: ...
-
-    def removed(self, session_id: str) -> None: ...
-
-    def resumed(self, session_id: str) -> None:
-        """A client resumed the session on this node (its own)."""
-        ...
+__all__ = ["ClusterHooks", "SessionService"]
 
 
 class SessionService:
@@ -95,8 +82,8 @@ class SessionService:
                                  MetricsEffects(self.metrics, lambda: self.state), routing=self.routing)
         providers.status_of = lambda p: select_status(self.state, p.name)  # the store owns provider health
         self.admission = Admission(self)
-        self._removals: dict[str, asyncio.TimerHandle] = {}   # ended or detached: when to forget it
-        self._deleted: set[str] = set()  # DELETEd: gone for every client request, until forgotten
+        self.feeding = Feeding(self)
+        self.retention = Retention(self, self._remove)
         self.cluster: ClusterHooks | None = None   # set by the hub when cluster.redis_url is set
 
     # -- lifecycle of the service ----------------------------------------------------------
@@ -106,8 +93,7 @@ class SessionService:
     async def close(self) -> None:
         for sid in select_live_sessions(self.state):
             self.end(sid, "shutdown")
-        for t in self._removals.values():
-            t.cancel()
+        self.retention.close()
         await self.failover.close()
 
     def dispatch(self, action: Action[Any]) -> None:
@@ -130,6 +116,7 @@ class SessionService:
             self.dispatch(PA.status_changed(PA.StatusChanged(p.name, h.status, h.reason)))
             p.on_health = on_health
 
+    # -- what the store says -----------------------------------------------------------------
     def live_count(self, api_key: str | None = None) -> int:
         return select_live_count(self.state, api_key)
 
@@ -156,7 +143,7 @@ class SessionService:
     def max_pending_lag(self) -> float:
         return self.admission.max_pending_lag()
 
-    # -- commands --------------------------------------------------------------------------
+    # -- opening ---------------------------------------------------------------------------
     def start_session(self, cmd: StartSession, transport: str, api_key: str | None = None,
                       session_id: str | None = None) -> Session:
         """Open a session (or resume one held here). `session_id`: the id to give it (the caller has
@@ -171,27 +158,12 @@ class SessionService:
         self.admission.admit(api_key)
         if cmd.language:
             parse_language(cmd.language)  # a malformed tag is the client's error, whatever the routing
-        # no provider and no language (or auto): routed by the language of its speech (core.routing); it
-        # starts where the default provider's language routes, so partials flow at once
-        detect = self.providers.detects(cmd.provider, cmd.language, cmd.task)
-        default = self.providers.providers.get(self.providers.config.default)
-        language = (default.language if default is not None else None) if detect else cmd.language
-        provider = self.providers.for_request(cmd.provider, language, cmd.task)  # providers.routes
+        provider, detect = pick_provider(self.providers, cmd)
         validate_start(cmd, provider, limits)  # the checks every entry point makes (core.validation)
         sid = session_id or uuid.uuid4().hex
-        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
-                                       cmd.turn), sid)
         logged = self.cluster is not None and self.cluster.logs(transport)
-        session = Session(sid, cmd, pipeline, EventChannel(sid, limits.max_events_buffered, gated=logged),
-                          limits.max_session_buffer_s)
-        session.last_activity = asyncio.get_running_loop().time()
-        self._planes[sid] = session
-        pipeline.on_late = lambda items: self._feed_late(session, items)  # the turn model's decisions
-        if self.cluster is not None:
-            self.cluster.created(session, transport, api_key)
-        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
-        if self.is_live(sid):
-            self._arm_idle(session)
+        session = new_plane(sid, cmd, self.config, EventChannel(sid, limits.max_events_buffered, gated=logged))
+        self._open_plane(session, transport, api_key, provider, detect)
         return session
 
     def take_over(self, cmd: StartSession, transport: str, api_key: str | None, migrated: SessionMigrated,
@@ -205,28 +177,31 @@ class SessionService:
         if select_draining(self.state):
             raise HubError(ErrorCode.too_many_sessions, "the hub is shutting down; not taking sessions over")
         self.admission.admit(api_key, lag=False)  # a moved session is no new load: refused, it would end
-        limits = self.config.limits
-        detect = self.providers.detects(cmd.provider, cmd.language, cmd.task)
-        default = self.providers.providers.get(self.providers.config.default)
-        language = (default.language if default is not None else None) if detect else cmd.language
-        provider = self.providers.for_request(cmd.provider, language, cmd.task)
-        sid = migrated.session_id
-        pipeline = Pipeline(build_spec(cmd.audio, cmd.vad, self.config.pipeline, cmd.wakeword, cmd.record,
-                                       cmd.turn), sid)
-        session = Session(sid, cmd, pipeline, ContinuedChannel(migrated, limits.max_events_buffered, tail),
-                          limits.max_session_buffer_s)
+        provider, detect = pick_provider(self.providers, cmd)
+        channel = ContinuedChannel(migrated, self.config.limits.max_events_buffered, tail)
+        session = new_plane(migrated.session_id, cmd, self.config, channel)
         session.continue_at(ms_to_samples(migrated.audio_from_ms), utterances, promised)
-        session.last_activity = asyncio.get_running_loop().time()
-        self._planes[sid] = session
-        pipeline.on_late = lambda items: self._feed_late(session, items)
-        if self.cluster is not None:
-            self.cluster.created(session, transport, api_key)
-        self.dispatch(A.created(A.Created(sid, provider.name, transport, api_key, time.time(), detect)))
-        if self.is_live(sid):
-            self._arm_idle(session)
-            self.detach(sid)
+        if self._open_plane(session, transport, api_key, provider, detect):
+            self.detach(session.id)
         return session
 
+    def _open_plane(self, s: Session, transport: str, api_key: str | None, provider: Provider,
+                    detect: bool) -> bool:
+        """Hold the session's data plane here and create its record (`[Session] Created`: its stream
+        opens); its idle timer runs once it is live. Whether it is."""
+        s.last_activity = asyncio.get_running_loop().time()
+        self._planes[s.id] = s
+        assert s.pipeline is not None
+        s.pipeline.on_late = lambda items: self.feeding.feed_late(s, items)  # the turn model's decisions
+        if self.cluster is not None:
+            self.cluster.created(s, transport, api_key)
+        self.dispatch(A.created(A.Created(s.id, provider.name, transport, api_key, time.time(), detect)))
+        if not self.is_live(s.id):
+            return False
+        arm_idle(self, s)
+        return True
+
+    # -- commands --------------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
         s = self.plane(session_id)
         if s is None:
@@ -259,7 +234,7 @@ class SessionService:
         before = s.pipeline.offset
         items = s.pipeline.push(data)  # HubError(invalid_audio) propagates to the transport
         self.metrics.audio_seconds.labels(rec.transport).inc((s.pipeline.offset - before) / HUB_RATE)
-        self._feed(s, items)
+        self.feeding.feed(s, items)
         if s.audio_samples > self.config.limits.max_session_s * HUB_RATE:
             self.error(s.id, HubError(ErrorCode.payload_too_large, "session reached its maximum length "
                                       f"of {self.config.limits.max_session_s:.0f} s", fatal=True))
@@ -268,7 +243,7 @@ class SessionService:
         s = self._open(session_id)[0]
         s.last_activity = asyncio.get_running_loop().time()
         assert s.pipeline is not None
-        self._feed(s, s.pipeline.flush())
+        self.feeding.feed(s, s.pipeline.flush())
 
     def keepalive(self, session_id: str) -> None:
         """No audio for a while; the session stays open (resets its idle timer)."""
@@ -288,171 +263,46 @@ class SessionService:
             items = s.pipeline.flush() if s.pipeline is not None and self.is_live(s.id) else []
         if not self.is_live(s.id):
             return
-        self._feed(s, items)
-        self.spawn(s, self._finish(s, reason))
+        self.feeding.feed(s, items)
+        self.spawn(s, stopping.finish(self, s, reason))  # then it ends
 
     async def drain(self, grace_s: float) -> None:
         """Shutdown: finalise every open utterance, then end each session with reason "shutdown";
-        whatever is not done within `grace_s` is ended as it is."""
-        for sid in select_live_sessions(self.state):
-            if select_state(self.state, sid) == SessionState.finalizing:
-                continue
-            try:
-                self.stop(sid, "shutdown")
-            except HubError:
-                self.end(sid, "shutdown")
-        tasks = [t for sid in select_sessions(self.state) if (s := self.plane(sid)) is not None for t in s.tasks]
-        if tasks:
-            await asyncio.wait(tasks, timeout=grace_s)
-        for sid in select_live_sessions(self.state):
-            self.end(sid, "shutdown")
+        whatever is not done within `grace_s` is ended as it is (engine/stopping.py)."""
+        await stopping.drain(self, grace_s)
 
     def abort(self, session_id: str) -> None:
         """DELETE: end now, no finalisation. The session is gone at once for every later request (resume,
         events, audio, commands: `session_not_found`); readers already attached still get `session.ended`."""
         s = self.get(session_id)
         self.end(s.id, "client_gone")
-        self._deleted.add(s.id)
+        self.retention.delete(s.id)
 
     def check_not_deleted(self, session_id: str) -> None:
-        if session_id in self._deleted:
-            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' (it was deleted)")
-
-    async def _finish(self, s: Session, reason: str) -> None:
-        """After `stop`: every stream the session has (it may move on failover) has delivered what it
-        was asked for, and every awaited final has come or was given up (each has its deadline)."""
-        while self.is_live(s.id):
-            stream = s.stream
-            if stream is not None:
-                try:
-                    await asyncio.wait_for(stream.drain(), self.config.providers.timeout_s)
-                except TimeoutError:
-                    pass  # the late finals' own timers move the session or give them up
-            await s.settled.wait()
-            if s.stream is stream:
-                break
-        self.end(s.id, reason)
-
-    # -- detach / resume -------------------------------------------------------------------
-    def attachment(self, session_id: str) -> int:
-        """Which client connection the session is on now (each resume makes a new one)."""
-        rec = select_session(self.state, session_id)
-        return rec.attachment if rec is not None else 0
-
-    def detach(self, session_id: str, attachment: int | None = None) -> None:
-        """The client of `attachment` (default: the current one) went away. The session waits
-        `resume_window_s` for a resume; a connection that a resume has replaced detaches nothing."""
-        rec = select_session(self.state, session_id)
-        if rec is None or not rec.live:
-            return
-        if attachment is not None and attachment != rec.attachment:
-            return
-        self.dispatch(A.detached(A.Detached(session_id, rec.attachment)))
-        window = self.config.limits.resume_window_s
-        if window <= 0 or rec.state == SessionState.finalizing:
-            if rec.state != SessionState.finalizing:
-                self.end(session_id, "client_gone")
-            return
-        self._schedule(session_id, window, self._detach_expired)
-
-    def _detach_expired(self, session_id: str) -> None:
-        self._removals.pop(session_id, None)
-        rec = select_session(self.state, session_id)
-        if rec is not None and not rec.attached:
-            self.end(session_id, "client_gone")
-
-    def resume(self, session_id: str, last_seq: int) -> Session:
-        s = self.plane(session_id)
-        if s is None:
-            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
-        self.check_not_deleted(session_id)
-        if last_seq > s.channel.last_seq or not s.channel.can_replay(last_seq):
-            raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the hub holds events "
-                              f"up to {s.channel.last_seq}")
-        if self.attach(session_id) and self.cluster is not None:
-            self.cluster.resumed(session_id)
-        return s
-
-    def attach(self, session_id: str) -> int:
-        """A client (here, or bridged from another node) takes the session over: its resume window stops.
-        The new attachment; 0 when the session has ended (its events can still be replayed)."""
-        s = self.plane(session_id)
-        if s is None or not self.is_live(session_id):
-            return 0
-        t = self._removals.pop(session_id, None)
-        if t:
-            t.cancel()
-        self.dispatch(A.attached(A.SessionRef(session_id)))
-        s.last_activity = asyncio.get_running_loop().time()
-        return self.attachment(session_id)
+        self.retention.check_not_deleted(session_id)
 
     def events(self, session_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         return self.get(session_id).channel.subscribe(after_seq)
 
-    # -- data plane -> control plane -------------------------------------------------------
-    def _feed(self, s: Session, items: list[Any]) -> None:
-        def marker(item: SpeechStart | SpeechEnd, uid: str) -> None:
-            if isinstance(item, SpeechStart):
-                ev: Event = SpeechStarted(session_id=s.id, offset_ms=samples_to_ms(item.offset))
-                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, True, uid)))
-                rec = select_session(self.state, s.id)
-                due = self.routing.due_at_start(s, rec, uid, item.offset) if rec is not None else None
-                if due is not None:
-                    self.dispatch(due)
-            else:
-                self.arm_final_timer(s, uid)
-                ev = SpeechEnded(session_id=s.id, offset_ms=samples_to_ms(item.offset), reason=item.reason,
-                                 turn_probability=None if item.turn_probability is None
-                                 else round(item.turn_probability, 4))
-                self.dispatch(A.speech_edge(A.SpeechEdge(s.id, ev, False, uid)))
-                self._request_detection(s, (uid, s.pending[uid][0], item.offset) if uid in s.pending else None)
+    # -- detach / resume (engine/retention.py) -----------------------------------------------
+    def attachment(self, session_id: str) -> int:
+        """Which client connection the session is on now (each resume makes a new one)."""
+        return self.retention.attachment(session_id)
 
-        for item in items:
-            if isinstance(item, WakeWord):  # ahead of the utterance it opens
-                ev = WakewordDetected(session_id=s.id, phrase=item.phrase, offset_ms=samples_to_ms(item.offset))
-                self.dispatch(A.wakeword_detected(A.WakewordDetected(s.id, ev)))
-        s.feed(items, marker)
-        self._request_detection(s)
+    def detach(self, session_id: str, attachment: int | None = None) -> None:
+        """The client of `attachment` (default: the current one) went away: the resume window runs."""
+        self.retention.detach(session_id, attachment)
 
-    def _request_detection(self, s: Session, ended: tuple[str, int, int] | None = None) -> None:
-        """The due utterance's language ID, once it has enough audio or has `ended` (id, start, end): asked
-        before the stream is told the utterance ended, so its final is held for the answer."""
-        rec = select_session(self.state, s.id)
-        action = self.routing.request(s, rec, ended) if rec is not None and rec.detect_due is not None else None
-        if action is not None:
-            self.dispatch(action)
+    def resume(self, session_id: str, last_seq: int) -> Session:
+        return self.retention.resume(session_id, last_seq)
 
-    def _feed_late(self, s: Session, items: list[Any]) -> None:
-        """Markers the pipeline decided outside a push (the turn model answered), while the session is open."""
-        if s.pipeline is not None and self.is_open(s.id):
-            self._feed(s, items)
+    def attach(self, session_id: str) -> int:
+        """A client takes the session over: its resume window stops. The new attachment (0: ended)."""
+        return self.retention.attach(session_id)
 
+    # -- the ports' host -------------------------------------------------------------------
     def arm_final_timer(self, s: Session, uid: str) -> None:
-        """The utterance's final is due within providers.timeout_s; a timer reports it late."""
-        old = s.final_timers.pop(uid, None)
-        if old is not None:
-            old.cancel()
-        s.final_timers[uid] = asyncio.get_running_loop().call_later(
-            self.config.providers.timeout_s, self.dispatch, A.final_timed_out(A.UtteranceRef(s.id, uid)))
-
-    def _arm_idle(self, s: Session) -> None:
-        """One timer per session, re-armed for the next deadline when audio came meanwhile; the
-        session's own idle_timeout_s (validated: at most limits.idle_timeout_s) when it set one."""
-        timeout = s.start.idle_timeout_s or self.config.limits.idle_timeout_s
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            s.idle_timer = None
-            rec = select_session(self.state, s.id)
-            if rec is None or rec.state not in (SessionState.listening, SessionState.speaking):
-                return
-            left = s.last_activity + timeout - loop.time()
-            if left > 0:
-                s.idle_timer = loop.call_later(left, check)
-            else:
-                self.dispatch(A.idle_detected(A.SessionRef(s.id)))
-
-        s.idle_timer = loop.call_later(timeout, check)
+        arm_final_timer(self, s, uid)
 
     def error(self, session_id: str, err: HubError) -> None:
         if not self.is_live(session_id):
@@ -475,20 +325,11 @@ class SessionService:
         if self.is_live(session_id):
             self.dispatch(A.end_requested(A.EndRequested(session_id, reason)))
 
-    # -- housekeeping ------------------------------------------------------------------------------
-    def _schedule(self, session_id: str, delay: float, fn: Any) -> None:
-        old = self._removals.pop(session_id, None)
-        if old is not None:
-            old.cancel()
-        self._removals[session_id] = asyncio.get_running_loop().call_later(delay, fn, session_id)
-
     def forget_later(self, session_id: str) -> None:
-        """An ended session stays (for resume and replay) for the resume window, then goes."""
-        self._schedule(session_id, max(self.config.limits.resume_window_s, 1.0), self._remove)
+        self.retention.forget_later(session_id)
 
     def _remove(self, session_id: str) -> None:
-        self._removals.pop(session_id, None)
-        self._deleted.discard(session_id)
+        """Forget the session (its time after the end is up): its data plane, then its record."""
         s = self._planes.pop(session_id, None)
         if s is not None:
             for t in list(s.tasks):
