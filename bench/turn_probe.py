@@ -28,7 +28,7 @@ from asrhub.operators.turn_model import WINDOW, get_runner
 from bench.bench_turns import RATE, TAIL_S, Reader, clips, noise
 from tests.support import last_voiced_end, load_pcm16
 
-ASK_MS = (60, 90, 150, 240)
+ASK_MS = (60, 90, 150, 240, 360, 480, 600, 750, 1000)
 FRAME = 480
 
 

@@ -7,14 +7,18 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    utterance so far (its last 8 s, this silence included). P >= threshold: the utterance ends there
    (`reason: turn`, at the end of the last voiced frame). Smart Turn's answer is sharpest early: asked again
    later it drifts towards "finished" as any silence grows (bench/bench_turns.py, docs/BENCHMARKS.md), so it
-   is asked once per pause.
+   is asked once per pause. Smart Turn calls most Mandarin pauses finished, mid-sentence or not: when the
+   pause's speculative text is written in Han characters, P must reach `han_threshold` instead. An answer
+   between the two thresholds therefore waits for the pause's text (the final cannot come before that decode
+   anyway) and ends the utterance when the text is not Han (or there is none).
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
    ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
    `text_threshold` (it is sure the speaker goes on): Whisper reads an unfinished clause as unfinished more
    often than the audio model alone does, but it also puts a full stop on many fragments, and the two together
    cut fewer sentences than either (bench/turn_probe.py). A pause whose question got no answer is judged by
-   its text alone.
+   its text alone. The veto weakens as the silence grows: at `late_text_ms` a text that ends a sentence ends
+   the utterance whatever the model said (a flat reading the model is sure goes on, by then a long pause).
    A pause with no text (the stream does not speculate, the decode was dropped or failed, or it did not come
    within ANSWER_TIMEOUT_S) is judged as silence mode judges it: it ends at the pipeline's `vad.silence_ms`
    (`reason: silence`), unless the model's answer at this pause vetoed it. Without the recogniser's reading a
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 Eagerness = Literal["low", "medium", "high", "auto"]
 ANSWER_TIMEOUT_S = 1.0
 HINT_MS = 180  # the latest silence at which the final's speculative decode starts (silence mode: 40 % of 450)
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—])['\"”’)\]]*$")
 
@@ -61,6 +66,11 @@ def ends_a_sentence(text: str | None) -> bool:
     return bool(t) and SENTENCE_END.search(t) is not None and TRAILING_OFF.search(t) is None
 
 
+def written_in_han(text: str | None) -> bool:
+    """The recogniser's text is Chinese (Han characters): the turn model's answer needs `han_threshold`."""
+    return HAN.search(text or "") is not None
+
+
 @dataclass(frozen=True)
 class TurnSettings:
     threshold: float       # P(turn complete) at or above which the utterance ends at the first question
@@ -68,16 +78,19 @@ class TurnSettings:
     max_silence_ms: int    # silence at which the utterance ends whatever was said
     text_silence_ms: int   # silence at which a text that ends a sentence ends the utterance ...
     text_threshold: float = 0.0  # ... if the model's answer at this pause was at least this
+    late_text_ms: int | None = None  # silence at which such a text ends the utterance whatever the model said
+    han_threshold: float | None = None  # `threshold` when the pause's text is in Han characters (Mandarin)
 
 
 #: eagerness -> settings. Chosen on bench/turn_probe.py and bench/bench_turns.py (docs/BENCHMARKS.md): on
 #: English the model asked at 100 ms says >= 0.9 for most finished turns and few mid-sentence pauses; a text
 #: that ends a sentence catches most of the finished turns it doubted, and the model's answer below 0.1 (it
 #: is sure the speaker goes on) vetoes the text at most mid-sentence pauses Whisper put a full stop on; `low`
-#: waits longer at each step, for a speaker who pauses (its text step, at 800 ms, needs no veto).
+#: waits longer at each step, for a speaker who pauses (its text step, at 800 ms, needs no veto). The veto
+#: lapses at late_text_ms, and Mandarin (a Han text) needs a surer model (issue 19, third slice).
 EAGERNESS: dict[str, TurnSettings] = {
-    "high": TurnSettings(0.9, 60, 1000, 200, 0.05),
-    "medium": TurnSettings(0.9, 100, 1500, 300, 0.1),
+    "high": TurnSettings(0.9, 60, 1000, 200, 0.05, late_text_ms=600, han_threshold=0.95),
+    "medium": TurnSettings(0.9, 100, 1200, 300, 0.1, late_text_ms=750, han_threshold=0.97),
     "low": TurnSettings(0.98, 150, 2500, 800),
 }
 EAGERNESS["auto"] = EAGERNESS["medium"]
@@ -92,7 +105,9 @@ def turn_options(eagerness: str, min_silence_ms: int | None, max_silence_ms: int
     if lo >= hi:
         raise HubError(ErrorCode.invalid_command, f"turn.min_silence_ms ({lo}) must be below turn.max_silence_ms "
                        f"({hi})")
-    return TurnSettings(base.threshold, lo, hi, min(max(base.text_silence_ms, lo), hi), base.text_threshold)
+    text = min(max(base.text_silence_ms, lo), hi)
+    late = None if base.late_text_ms is None else min(max(base.late_text_ms, text), hi)
+    return TurnSettings(base.threshold, lo, hi, text, base.text_threshold, late, base.han_threshold)
 
 
 class TurnEndpointer(Endpointer):
@@ -116,6 +131,8 @@ class TurnEndpointer(Endpointer):
         self._text_frames = max(self._ask_frames, ms_to_samples(turn.text_silence_ms) // self.frame)
         # a pause without a text ends where silence mode would end it (never before the text step)
         self._no_text_frames = max(self._text_frames, ms_to_samples(opts.silence_ms) // self.frame)
+        self._late_frames = (None if turn.late_text_ms is None
+                             else max(self._text_frames, ms_to_samples(turn.late_text_ms) // self.frame))
         # the final's speculative decode starts with the question (or at HINT_MS if that is sooner): a finished
         # turn's final is then (nearly) ready when the model answers, and its text is there for step 2
         self._hint_frames = max(1, min(self._ask_frames, ms_to_samples(HINT_MS) // self.frame))
@@ -127,7 +144,8 @@ class TurnEndpointer(Endpointer):
         self._pause = 0                                    # the current pause (its text's id)
         self._text: str | None = None                      # the pause's speculative text, once heard
         self._text_heard = False
-        self._awaiting_text = False                        # step 2 waits for the text
+        self._awaiting_text = False                        # step 2 (or a script check) waits for the text
+        self._check_script = False                         # the answer ends the turn if the text is not Han
         self._asking = True
         self.probability: float | None = None              # the model's last answer in this utterance
         self._pause_p: float | None = None                 # its answer at this pause (None: none yet)
@@ -172,7 +190,7 @@ class TurnEndpointer(Endpointer):
             self._query = next(self._ids)
             self.questions += 1
             self.ask(self._query, self._recent(self._utt_start))
-        if run in (self._text_frames, self._no_text_frames) and self._query is None:
+        if run in (self._text_frames, self._no_text_frames, self._late_frames) and self._query is None:
             out.extend(self._read_text())
         return out or None
 
@@ -184,7 +202,12 @@ class TurnEndpointer(Endpointer):
         if not self._text_heard:
             self._awaiting_text = True
             return []
-        if not self.speaking or (self._pause_p is not None and self._pause_p < self.turn.text_threshold):
+        if not self.speaking:
+            return []
+        late = self._late_frames is not None and self._silent_run >= self._late_frames
+        if late and ends_a_sentence(self._text):  # by now a long pause: the veto has lapsed
+            return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
+        if self._pause_p is not None and self._pause_p < self.turn.text_threshold:
             return []  # the model is sure the speaker goes on: neither the text nor its absence ends the turn
         if ends_a_sentence(self._text):
             return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
@@ -201,8 +224,14 @@ class TurnEndpointer(Endpointer):
         out: list[Item] = []
         if probability is not None:
             self.probability = self._pause_p = probability
-            if self.speaking and probability >= self.turn.threshold:
+            han = self.turn.han_threshold
+            if not self.speaking or probability < self.turn.threshold:
+                pass
+            elif han is None or probability >= han or (self._text_heard and not written_in_han(self._text)) \
+                    or self.listen is None:
                 out.extend(self._end(self._last_voiced_end, reason="turn", probability=probability))
+            elif not self._text_heard:  # finished unless the text says Mandarin: wait for it
+                self._check_script = self._awaiting_text = True
         if self.speaking and self._silent_run >= self._text_frames and self._asking:
             out.extend(self._read_text())  # the text step's frame went by while the model was asked
         if not self._waiting():
@@ -218,7 +247,13 @@ class TurnEndpointer(Endpointer):
         if not self._awaiting_text:
             return []
         self._awaiting_text = False
-        out = self._read_text()
+        out: list[Item] = []
+        if self._check_script:
+            self._check_script = False
+            if self.speaking and not written_in_han(text):
+                out = self._end(self._last_voiced_end, reason="turn", probability=self._pause_p)
+        if self.speaking and self._silent_run >= self._text_frames:
+            out.extend(self._read_text())
         out.extend(self._run())
         return out
 
@@ -226,7 +261,7 @@ class TurnEndpointer(Endpointer):
              probability: float | None = None) -> list[Item]:
         items = super()._end(offset, forced, reason, probability)
         self.probability = self._pause_p = None
-        self._awaiting_text = False
+        self._awaiting_text = self._check_script = False
         self._pause = next(self._ids)  # what comes back for the ended pause is stale
         self._text, self._text_heard = None, False
         return items
@@ -235,7 +270,7 @@ class TurnEndpointer(Endpointer):
     def _settle(self) -> list[Item]:
         """Decide on the frames that wait, without asking the model (flush, stop: the client decides)."""
         self._query = None
-        self._awaiting_text = False
+        self._awaiting_text = self._check_script = False
         self._asking = False
         try:
             return self._run()
@@ -248,7 +283,7 @@ class TurnEndpointer(Endpointer):
 
     def gated(self, item: Gated) -> list[Item]:
         self._query = None
-        self._awaiting_text = False
+        self._awaiting_text = self._check_script = False
         return super().gated(item)
 
 

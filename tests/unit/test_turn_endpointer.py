@@ -138,6 +138,52 @@ def test_a_sentence_end_is_vetoed_by_a_model_sure_the_speaker_goes_on(probabilit
     assert out == [SpeechEnd(990 * 16, False, reason, probability)]  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("probability", "ends_at_ms"), [(0.05, 750), (0.5, 510), (None, 510)])
+def test_the_veto_lapses_at_late_text_ms(probability: float | None, ends_at_ms: int) -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1, late_text_ms=750), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    ep.answer(model.last, probability)
+    ep.heard(texts.pauses[-1], "I would like to set up an interview with you.")
+    assert markers(feed(silence_ms=ends_at_ms - 240 - 60)) == []    # not before the step's frame
+    out = markers(feed(silence_ms=90))
+    assert out == [SpeechEnd(990 * 16, False, "turn", probability)]  # type: ignore[arg-type]
+
+
+def mandarin_ready() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
+    """threshold 0.9, Han threshold 0.97; 990 ms of speech, then 240 ms of silence (asked at 210 ms)."""
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1, han_threshold=0.97), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    return ep, model, texts, feed
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("And so, my fellow Americans", "turn"),  # not Han: the answer stands
+    (None, "turn"),                            # no text: the answer stands
+    ("甚至出现交易", "max_silence"),              # Mandarin: 0.93 is not sure enough, and no text step fires
+])
+def test_an_answer_between_the_thresholds_waits_for_the_texts_script(text: str | None, reason: str) -> None:
+    ep, model, texts, feed = mandarin_ready()
+    assert markers(ep.answer(model.last, 0.93)) == []             # waits for the text: decisions wait too
+    assert [type(i) for i in feed(silence_ms=3000)] == [AudioChunk]
+    out = markers(ep.heard(texts.pauses[-1], text))
+    assert out == [SpeechEnd(990 * 16, False, reason, 0.93)]  # type: ignore[arg-type]
+
+
+def test_a_sure_answer_ends_a_mandarin_turn_at_once_and_a_text_heard_first_decides_at_the_answer() -> None:
+    ep, model, texts, feed = mandarin_ready()
+    assert ep.answer(model.last, 0.98) == [SpeechEnd(990 * 16, False, "turn", 0.98)]
+    feed(speech_ms=600, silence_ms=240)
+    ep.heard(texts.pauses[-1], "欢迎大家来体验")
+    assert markers(ep.answer(model.last, 0.93)) == []            # Han text already heard: not sure enough
+    feed(speech_ms=600, silence_ms=240)
+    ep.heard(texts.pauses[-1], "Welcome, everyone")
+    assert ep.answer(model.last, 0.93) == [SpeechEnd(2670 * 16, False, "turn", 0.93)]
+
+
 def paused_at_120_ms_with_silence_mode_at_450() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
     """medium-like settings (asked at 90 ms, text step 300, veto 0.1, max 1500) over vad.silence_ms 450; 990 ms
     of speech, then 120 ms of silence: the model asked, the pause's text not yet heard."""
@@ -267,10 +313,15 @@ def test_eagerness_maps_to_threshold_and_timing() -> None:
     assert high.text_silence_ms < medium.text_silence_ms < low.text_silence_ms
     assert high.text_threshold < medium.text_threshold  # high trusts the text more
     assert high.max_silence_ms < medium.max_silence_ms < low.max_silence_ms
+    assert high.late_text_ms is not None and medium.late_text_ms is not None and low.late_text_ms is None
+    assert high.text_silence_ms < high.late_text_ms < high.max_silence_ms  # the veto lapses before the end
+    assert medium.text_silence_ms < medium.late_text_ms < medium.max_silence_ms
+    assert high.han_threshold is not None and medium.han_threshold is not None
+    assert high.threshold < high.han_threshold <= medium.han_threshold  # Mandarin needs a surer model
     assert turn_options("low", 100, None) == TurnSettings(low.threshold, 100, low.max_silence_ms, low.text_silence_ms,
                                                           low.text_threshold)
-    assert turn_options("medium", 900, 1200) == TurnSettings(medium.threshold, 900, 1200, 900,  # text step within
-                                                             medium.text_threshold)
+    assert turn_options("medium", 900, 1000) == TurnSettings(medium.threshold, 900, 1000, 900,  # steps within
+                                                             medium.text_threshold, 900, medium.han_threshold)
 
 
 # -- the start command and the config ----------------------------------------------------------------
@@ -293,7 +344,7 @@ def test_the_session_turn_over_the_config_default() -> None:
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
     assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 800)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05, 600, 0.95)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
     # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
