@@ -89,7 +89,7 @@ class TurnSettings:
 #: waits longer at each step, for a speaker who pauses (its text step, at 800 ms, needs no veto). The veto
 #: lapses at late_text_ms, and Mandarin (a Han text) needs a surer model (issue 19, third slice).
 EAGERNESS: dict[str, TurnSettings] = {
-    "high": TurnSettings(0.9, 60, 1000, 200, 0.05, late_text_ms=600, han_threshold=0.95),
+    "high": TurnSettings(0.9, 60, 1000, 200, 0.05, late_text_ms=750, han_threshold=0.95),
     "medium": TurnSettings(0.9, 100, 1200, 300, 0.1, late_text_ms=750, han_threshold=0.97),
     "low": TurnSettings(0.98, 150, 2500, 800),
 }

@@ -344,7 +344,7 @@ def test_the_session_turn_over_the_config_default() -> None:
     spec = build_spec(AudioSpec(), VadOptions(), cfg)
     assert spec.turn is not None and spec.turn.options == TurnSettings(0.98, 150, 2500, 800)
     spec = build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(eagerness="high", min_silence_ms=100))
-    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05, 600, 0.95)
+    assert spec.turn is not None and spec.turn.options == TurnSettings(0.9, 100, 2500, 200, 0.05, 750, 0.95)
     assert build_spec(AudioSpec(), VadOptions(), cfg, turn=TurnOptions(mode="silence")).turn is None
     assert build_spec(AudioSpec(), VadOptions(), PipelineConfig()).turn is None  # silence by default
     # a session without the VAD (push-to-talk, Realtime manual commit) is not refused for the config's default
