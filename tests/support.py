@@ -317,6 +317,15 @@ def base_config(**sections: str) -> str:
     return text
 
 
+def keyed_config(*keys: dict[str, object], **auth: object) -> str:
+    """`base_config()` whose `server.auth` lists these API keys (each as config.example.yaml's
+    `server.auth.api_keys` items: key, name, max_sessions, ...) and sets any other auth settings
+    (token_secret, token_ttl_max_s, ...)."""
+    settings = "".join(f"    {name}: {value}\n" for name, value in auth.items())
+    listed = "".join(f"      - {json.dumps(key)}\n" for key in keys)  # JSON: a YAML flow mapping
+    return base_config().replace("server:\n", f"server:\n  auth:\n{settings}    api_keys:\n{listed}", 1)
+
+
 async def paced(pcm: bytes, chunk_bytes: int, *, realtime: float | None = 1.0,
                 bytes_per_s: int = 32000) -> AsyncIterator[bytes]:
     """`pcm` in `chunk_bytes` pieces, each given once the audio before it is due at `realtime` x real time

@@ -12,14 +12,14 @@ import socketio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, base_config
+from tests.support import HubProcess, keyed_config
 
 KEY = "sesame-key"
 
 
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: sesame}}\n", 1)
+    cfg = keyed_config({"key": KEY, "name": "sesame"})
     hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed-transports")).start()
     yield hub
     hub.stop()

@@ -26,7 +26,7 @@ from deepgram.listen.v1.types import (
 )
 from websockets.frames import Frame, Opcode
 
-from tests.support import HubProcess, base_config, clip, load_native, wer
+from tests.support import HubProcess, clip, keyed_config, load_native, wer
 
 KEY = "dg-test-key-0123456789"
 CLIPS = [clip("en_libri_1089-134691"), clip("en_libri_1221-135766")]
@@ -227,7 +227,7 @@ async def test_a_bad_parameter_is_refused_at_the_handshake(hub: HubProcess, quer
 
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: dg}}\n", 1)
+    cfg = keyed_config({"key": KEY, "name": "dg"})
     tmp: Path = tmp_path_factory.mktemp("dg")
     h = HubProcess(cfg, tmp).start()
     yield h

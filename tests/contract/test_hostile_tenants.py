@@ -18,7 +18,7 @@ import socketio
 import websockets
 
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, base_config, clip, load_pcm16, wer
+from tests.support import HubProcess, clip, keyed_config, load_pcm16, wer
 
 ALPHA, BETA = "alpha-tenant-key-1", "beta-tenant-key-2"
 UNKNOWN = "f" * 32
@@ -27,9 +27,8 @@ CLIP = clip("en_libri_1221-135766")
 
 @pytest.fixture(scope="module")
 def two_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    auth = (f"server:\n  auth:\n    api_keys:\n      - {{key: {ALPHA}, name: alpha}}\n"
-            f"      - {{key: {BETA}, name: beta}}\n")
-    hub = HubProcess(base_config().replace("server:\n", auth, 1), tmp_path_factory.mktemp("tenants")).start()
+    cfg = keyed_config({"key": ALPHA, "name": "alpha"}, {"key": BETA, "name": "beta"})
+    hub = HubProcess(cfg, tmp_path_factory.mktemp("tenants")).start()
     yield hub
     hub.stop()
 

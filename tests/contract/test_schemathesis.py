@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import HubProcess, base_config, clip
+from tests.support import HubProcess, clip, keyed_config
 
 KEY = "schemathesis-key"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -28,7 +28,7 @@ NOT_RUNNABLE = "funasr"
 
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: st}}\n", 1)
+    cfg = keyed_config({"key": KEY, "name": "st"})
     hub = HubProcess(cfg, tmp_path_factory.mktemp("schemathesis")).start()
     yield hub
     hub.stop()
@@ -97,8 +97,7 @@ async def test_a_sessions_state_is_a_409_and_a_deleted_one_404(keyed_hub: HubPro
 
 
 async def test_an_api_keys_own_session_limit_is_429(tmp_path: Path) -> None:
-    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: st, "
-                                "max_sessions: 1}\n", 1)
+    cfg = keyed_config({"key": KEY, "name": "st", "max_sessions": 1})
     hub = HubProcess(cfg, tmp_path).start()
     try:
         async with httpx.AsyncClient(base_url=hub.http, headers=_auth(), timeout=30) as http:

@@ -21,7 +21,7 @@ import websockets
 
 from asrhub.core.tokens import TokenSigner
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, base_config, clip, load_pcm16, wer
+from tests.support import HubProcess, clip, keyed_config, load_pcm16, wer
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 SECRET = "test-token-secret-0123456789"
@@ -31,9 +31,9 @@ CLIP = clip("en_libri_1221-135766")  # 4.8 s
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    auth = (f"server:\n  auth:\n    token_secret: {SECRET}\n    token_ttl_max_s: {TTL_MAX}\n    api_keys:\n"
-            f"      - {{key: {ALPHA}, name: alpha, max_sessions: 1}}\n      - {{key: {BETA}, name: beta}}\n")
-    hub = HubProcess(base_config().replace("server:\n", auth, 1), tmp_path_factory.mktemp("tokens")).start()
+    cfg = keyed_config({"key": ALPHA, "name": "alpha", "max_sessions": 1}, {"key": BETA, "name": "beta"},
+                       token_secret=SECRET, token_ttl_max_s=TTL_MAX)
+    hub = HubProcess(cfg, tmp_path_factory.mktemp("tokens")).start()
     yield hub
     hub.stop()
 

@@ -5,6 +5,7 @@ and an init script that timestamps what the page shows (finals, partials, speech
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ def chromium_args(mic_wav: Path) -> list[str]:
 def launch(pw: Any, mic_wav: Path) -> Any:
     """A headless Debian chromium whose microphone plays `mic_wav` (looping)."""
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args(mic_wav))
+
+
+def chromium(mic_wav: Path) -> Iterator[Any]:
+    """`launch`ed in its own Playwright, for a fixture to `yield from`: closed when the fixture ends."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium missing: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as pw:
+        b = launch(pw, mic_wav)
+        yield b
+        b.close()
 
 
 # Timestamps (performance.now(), ms) of what the page shows, in window.__e2e.

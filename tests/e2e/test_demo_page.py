@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.e2e.browser import CHROMIUM, MicWav, launch, open_page, records, write_mic_wav
+from tests.e2e.browser import MicWav, chromium, open_page, records, write_mic_wav
 from tests.support import HubProcess, base_config, clip, wer
 
 MIC_CLIP = "en_libri_1089-134691-0001"  # 5.4 s, one sentence
@@ -34,11 +32,7 @@ def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> MicWav:
 
 @pytest.fixture(scope="module")
 def browser(mic_wav: MicWav) -> Iterator[Any]:
-    assert Path(CHROMIUM).exists(), "chromium missing: `make test` installs it (apt-get install chromium)"
-    with sync_playwright() as pw:
-        b = launch(pw, mic_wav.path)
-        yield b
-        b.close()
+    yield from chromium(mic_wav.path)
 
 
 @pytest.fixture

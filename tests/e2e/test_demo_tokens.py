@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.e2e.browser import CHROMIUM, launch, open_page, records, write_mic_wav
-from tests.support import HubProcess, base_config, clip, wer
+from tests.e2e.browser import chromium, open_page, records, write_mic_wav
+from tests.support import HubProcess, clip, keyed_config, wer
 
 KEY = "page-key-0123456789"
 FILE = Path(__file__).resolve().parents[1] / "data" / "speech" / "en_libri_1089-134691-0001.flac"
@@ -24,7 +23,7 @@ FILE_TEXT = "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT 
 
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    cfg = base_config().replace("server:\n", f"server:\n  auth:\n    api_keys:\n      - {{key: {KEY}, name: page}}\n", 1)
+    cfg = keyed_config({"key": KEY, "name": "page"})
     hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed-page")).start()
     yield hub
     hub.stop()
@@ -32,12 +31,8 @@ def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    assert Path(CHROMIUM).exists(), "chromium missing: `make test` installs it (apt-get install chromium)"
     mic = write_mic_wav(clip("en_libri_1221-135766"), tmp_path_factory.mktemp("mic") / "mic.wav")
-    with sync_playwright() as pw:
-        b = launch(pw, mic.path)
-        yield b
-        b.close()
+    yield from chromium(mic.path)
 
 
 @pytest.mark.parametrize("transport", ["ws", "sse", "sio"])
