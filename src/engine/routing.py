@@ -15,7 +15,7 @@ changes); otherwise the finals that waited are released. Every final then carrie
 An answer below `CONFIDENT` is asked again over `DETECT_MAX_S` of the same utterance (when it has more
 audio) before it routes; one below `MIN_P`, or Whisper's answer for noise (`nn`), routes nowhere. Detection runs again at an utterance that starts after a pause of
 `REDETECT_PAUSE_S` or more (a new turn, where the language may change), and at every utterance while the
-last answer was below `CONFIDENT`. Measured (docs/BENCHMARKS.md, bench/bench_detect.py): about 55 ms of
+last answer was below `CONFIDENT` (one that opened while that answer was awaited included). Measured (docs/BENCHMARKS.md, bench/bench_detect.py): about 55 ms of
 CPU per call over 2 s, 70 ms over 4 s.
 
 An upload (OpenAI's `whisper-1` with no language, POST /v1/transcribe, gRPC Recognize, `asrhub transcribe`)
@@ -139,14 +139,31 @@ class LanguageRouting:
             if again is not None:
                 return again  # its finals wait on
         held, s.held = s.held, []
+        follower = self._follower(s, rec, utterance_id, language, probability)
         if language is not None:
             moved = self._move(s, rec.provider, language, probability or 0.0)
             if moved is not None:
-                return moved  # the held finals are decoded again by the new stream
+                return [*moved, *follower]  # the held finals are decoded again by the new stream
         out: list[Action[Any]] = []
         for r in held:
             out += self.host.final_actions(s, r)
-        return out
+        return [*out, *follower]
+
+    @staticmethod
+    def _follower(s: Session, rec: SessionRecord, utterance_id: str, language: str | None,
+                  probability: float | None) -> Actions:
+        """An unsure answer (or none) routes nothing after it: the utterance that opened while it was awaited
+        (not made due then: `due_at_start`) is identified itself. A 0.3 s blip the turn model ended is too
+        short to identify, and the sentence after it would stay on the default provider."""
+        if (language is not None and (probability or 0.0) >= CONFIDENT) or rec.detect_due is not None:
+            return ()
+        if s.open_utterance is None or s.open_utterance[0] == utterance_id:
+            return ()
+        uid, start = s.open_utterance
+        due: list[Action[Any]] = [A.detect_due(A.DetectDue(s.id, uid, DETECT_S))]
+        if s.ring.end - start >= int(DETECT_S * HUB_RATE):  # it has enough audio already
+            due.append(A.detect_requested(A.DetectRequested(s.id, uid, start, start + int(DETECT_S * HUB_RATE))))
+        return due
 
     @staticmethod
     def _listen_longer(s: Session, rec: SessionRecord, utterance_id: str) -> Actions | None:
