@@ -4,7 +4,9 @@ answers 503 `operator_unavailable` naming it, and a session is refused with `ope
 install command scripts/install.sh uses (not `provider_unavailable`). The operators:
 - the Silero VAD (`pipeline.vad.kind: silero`) without the `silero-vad` package;
 - the semantic turn model (`pipeline.turn.mode: semantic`) without `pipecat-ai`, whose wheel holds the
-  model file (core.bundled finds it through find_spec)."""
+  model file (core.bundled finds it through find_spec);
+- the wake word gate (`pipeline.wakeword.enabled: true`) without `pocketsphinx` (not in `make run`'s .venv:
+  it was `provider_unavailable` with no install command, and /readyz said ready)."""
 
 from __future__ import annotations
 
@@ -44,8 +46,11 @@ TURN = Missing("turn model", "pipeline.turn.mode: semantic", "pipecat",
                ("pipeline:\n", "pipeline:\n  turn:\n    mode: semantic\n"), start={"turn": {"mode": "semantic"}},
                words="turn model")
 
+WAKE = Missing("wake word", "pipeline.wakeword.enabled: true", "pocketsphinx", "pip install 'asrhub[wakeword]'",
+               ("pipeline:\n", "pipeline:\n  wakeword:\n    enabled: true\n"), words="wake word")
 
-@pytest.fixture(scope="module", params=[SILERO, TURN], ids=lambda m: m.package)
+
+@pytest.fixture(scope="module", params=[SILERO, TURN, WAKE], ids=lambda m: m.package)
 def missing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[Missing, Path, dict[str, str]]:
     m: Missing = request.param

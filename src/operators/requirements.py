@@ -1,8 +1,9 @@
 """What the configured pipeline cannot run without, as for a default provider (`engine.provider_check`).
 
 An operator the default pipeline enables (the Silero VAD of `pipeline.vad.kind: silero`, the turn model of
-`pipeline.turn.mode: semantic`) that cannot load makes every session fail. The hub logs it at WARNING with
-the fix, `/readyz` answers 503 (`operator_unavailable`) while it lasts, and `asrhub config check` exits 1.
+`pipeline.turn.mode: semantic`, the PocketSphinx wake word of `pipeline.wakeword.enabled: true`) that cannot
+load makes every session fail. The hub logs it at WARNING with the fix, `/readyz` answers 503
+(`operator_unavailable`) while it lasts, and `asrhub config check` exits 1.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def _silero() -> None:
     get_session()
 
 
+def _wake_word(phrase: str) -> None:
+    from .wakeword import check_phrase
+    check_phrase(phrase)
+
+
 def _turn(model_path: str) -> None:
     from .turn_model import get_runner
     get_runner(model_path or None).check()
@@ -52,6 +58,9 @@ def required_loaders(cfg: PipelineConfig) -> list[Required]:
     if cfg.vad.enabled and cfg.vad.kind == "silero":
         out.append(Required("silero VAD", "pipeline.vad.kind: silero", _silero,
                             "install what it names, or set pipeline.vad.kind: webrtc"))
+    if cfg.wakeword.enabled and cfg.wakeword.kind == "pocketsphinx":
+        out.append(Required("wake word", "pipeline.wakeword.enabled: true", lambda: _wake_word(cfg.wakeword.phrase),
+                            "install what it names, or set pipeline.wakeword.enabled: false"))
     if cfg.turn.mode == "semantic":
         out.append(Required("turn model", "pipeline.turn.mode: semantic", lambda: _turn(cfg.turn.model_path),
                             "install what it names, or set pipeline.turn.mode: silence"))

@@ -45,6 +45,10 @@ class WakeDetection:
     offset_samples: int  # approximate end of the phrase, in session timeline samples (16 kHz)
 
 
+#: the refusal when PocketSphinx is not installed: an operator, like the Silero VAD, with the install command
+NEEDS_POCKETSPHINX = "the wake word needs the 'pocketsphinx' package: pip install 'asrhub[wakeword]'"
+
+
 def normalise_phrase(phrase: str) -> str:
     return " ".join(phrase.lower().split())
 
@@ -53,7 +57,7 @@ def _new_decoder(phrase: str, threshold: float) -> Any:
     try:
         import pocketsphinx
     except ImportError:
-        raise HubError(ErrorCode.provider_unavailable, "wake word needs the 'pocketsphinx' package") from None
+        raise HubError(ErrorCode.operator_unavailable, NEEDS_POCKETSPHINX) from None
     try:
         decoder = pocketsphinx.Decoder(keyphrase=phrase, kws_threshold=threshold, loglevel="FATAL")
     except (RuntimeError, ValueError) as exc:
@@ -88,7 +92,7 @@ def check_phrase(phrase: str) -> str:
         try:
             import pocketsphinx
         except ImportError:
-            raise HubError(ErrorCode.provider_unavailable, "wake word needs the 'pocketsphinx' package") from None
+            raise HubError(ErrorCode.operator_unavailable, NEEDS_POCKETSPHINX) from None
         path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
         _dictionary = b"\n" + path.read_bytes()
     missing = [w for w in words if _dictionary.find(b"\n" + w.encode() + b" ") < 0]
