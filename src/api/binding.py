@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from ..core.channel import ChannelFenced
 from ..core.commands import StartSession
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
-from ..core.events import ErrorEvent, Event
+from ..core.events import ErrorEvent, Event, SessionStarted
+from ..engine.resume_point import resume_answer
 from ..engine.service import SessionService
 from ..engine.session import Session
 from ..store.sessions.selectors import select_session
@@ -106,6 +107,36 @@ async def open_session(service: SessionService, cmd: StartSession, transport: st
         raise
 
 
+async def resume_point(service: SessionService, session_id: str) -> SessionStarted | None:
+    """The answer to a resume of a session held here: in a cluster once this node's inbox has applied
+    what was written to it before (a relay that died had put its client's audio there)."""
+    if (node := cluster_node(service)) is not None:
+        return await node.resume_point(session_id)
+    return resume_answer(service, session_id)
+
+
+class _After:
+    """`first`, then the events of `rest` (closed with it)."""
+
+    def __init__(self, first: Event, rest: AsyncIterator[Event]) -> None:
+        self.first: Event | None = first
+        self.rest = rest
+
+    def __aiter__(self) -> _After:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.first is not None:
+            ev, self.first = self.first, None
+            return ev
+        return await self.rest.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class SessionBinding:
     def __init__(self, service: SessionService, transport: str, api_key: str | None, verb: str = "send") -> None:
         self.service = service
@@ -119,6 +150,7 @@ class SessionBinding:
         self.told_closed = False  # this connection was told its audio is refused (stopping or ended)
         self.end_owed = False  # the bound session's events up to `session.ended` are still to go out here
         self.held: list[ErrorEvent] = []  # errors for after `session.ended` (see `fail`)
+        self.answer: SessionStarted | None = None  # a resume's answer: the first event `events` gives
 
     @classmethod
     async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
@@ -171,6 +203,8 @@ class SessionBinding:
         session = await open_session(self.service, cmd, self.transport, self.api_key)
         self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
+        if cmd.resume is not None and cmd.resume.held_audio:
+            self.answer = await resume_point(self.service, session.id)
         self._owe_end()
         return session.id, after
 
@@ -186,6 +220,7 @@ class SessionBinding:
         validate_idle_timeout(cmd.idle_timeout_s, self.service.config.limits)
         self.remote = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq)
         self.session = None
+        self.answer = self.remote.resumed if cmd.resume.held_audio else None
         return self.remote.id
 
     def _bound(self, what: str) -> str:
@@ -278,10 +313,12 @@ class SessionBinding:
 
     # -- events -----------------------------------------------------------------------------------
     def events(self, after_seq: int) -> AsyncIterator[Event]:
+        """The bound session's events after `after_seq`; after a resume, its answer first (seq 0:
+        `session.started {resumed, audio_from_ms}`, engine/resume_point.py)."""
         sid = self._bound("events")
-        if self.remote is not None:
-            return self.remote.events(after_seq)
-        return self.service.events(sid, after_seq)
+        sub = self.remote.events(after_seq) if self.remote is not None else self.service.events(sid, after_seq)
+        answer, self.answer = self.answer, None
+        return sub if answer is None else _After(answer, sub)
 
     async def pump(self, send: Callable[[Event], Awaitable[bool | None]], after_seq: int) -> bool:
         """Send the session's events; True when `session.ended` went out, False when `send` gave up or

@@ -20,7 +20,7 @@ from ..core.events import ErrorEvent
 def error_event(err: HubError, session_id: str = "") -> ErrorEvent:
     """An error outside any session (before start, bad frame) has session_id "" and seq 0."""
     return ErrorEvent(session_id=session_id, code=err.code.value, message=err.message, fatal=err.fatal,
-                      ts=time.time())
+                      ts=time.time(), retry_after_ms=err.retry_after_ms)
 
 
 def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSONResponse:

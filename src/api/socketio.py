@@ -229,7 +229,10 @@ NOT_READING = HubError(ErrorCode.internal, "client is not reading")
 
 
 def _ack_error(err: HubError) -> dict[str, Any]:
-    return {"error": {"code": err.code.value, "message": err.message}}
+    body: dict[str, Any] = {"code": err.code.value, "message": err.message}
+    if err.retry_after_ms is not None:  # a refused resume: when to try again
+        body["retry_after_ms"] = err.retry_after_ms
+    return {"error": body}
 
 
 def create_socketio_app(service: SessionService, config: HubConfig,

@@ -7,11 +7,18 @@ hands the application each event once, in seq order (events the hub replays are 
 that failed to send while the connection was down is sent again after the resume; audio that a dying
 connection had already accepted may be lost (at most what was in flight).
 
-Takeover (DESIGN §8): the session keeps the audio sent since the last final's `end_ms` (`HeldAudio`, at
-most `replay_audio_s`). When the session's node died and another took it over, the resumed connection
-brings `session.migrated {audio_from_ms}`: the held audio from there is sent again before anything else,
-so the open utterance is decoded again. After a resume, sending waits for that event for at most
-`migration_wait_s` (it comes with the replayed events, when it comes).
+Held audio (DESIGN §8): the session keeps the audio sent since the last final's `end_ms` (`HeldAudio`, at
+most `replay_audio_s`). A hub answers every resume first with `session.started {seq: 0, resumed: true,
+audio_from_ms}`: how much audio the session has received. The held audio from there is sent again
+before anything else, so audio a dying connection (or relay node) had taken but not delivered is not lost,
+and audio that did arrive is not sent twice; after a takeover `audio_from_ms` is where the new node's
+timeline goes on, so the open utterance is decoded again. That answer is the client's, not the
+application's (it is not yielded). A hub that does not answer so: the resumed connection brings
+`session.migrated {audio_from_ms}` after a takeover, and sending waits for it for at most
+`migration_wait_s`.
+
+A resume refused for now with `retry_after_ms` (a session whose node died and whose lease has not run out:
+it can move once it has) is tried again that much later, not on the generic backoff.
 """
 
 from __future__ import annotations
@@ -95,6 +102,9 @@ class LiveSession:
         self._stop_sent = False
         self._fruitless = 0  # reconnects in a row that brought no event yet (bounded by max_reconnects)
         self._refusals = 0  # resumes refused with a retryable code since the last event
+        self._retry_at: float | None = None  # a refusal's retry_after_ms (seconds): the next resume's wait
+        self.retry_waits: list[float] = []  # the wait before each resume tried (seconds), in order
+        self._answered: Connection | None = None  # the connection whose resume the hub answered (seq 0)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:
@@ -140,7 +150,7 @@ class LiveSession:
     def _accept(self, ev: Event) -> None:
         if isinstance(ev, ErrorEvent) and not ev.session_id:
             # an answer to our start or resume itself (the hub had no session to put it in)
-            err = HubRequestError(ev.code, ev.message)
+            err = HubRequestError(ev.code, ev.message, retry_after_ms=ev.retry_after_ms)
             if not self._started.done():
                 self._started.set_exception(err)
                 return
@@ -148,6 +158,9 @@ class LiveSession:
             raise ConnectionLost(f"the resume was refused for now: {err}")
         if ev.session_id and self.session_id is None:
             self.session_id = ev.session_id
+        if isinstance(ev, SessionStarted) and ev.resumed and not ev.seq:
+            self._resumed_at(ev)  # the hub's answer to this connection's resume (not the application's)
+            return
         if ev.session_id and ev.seq:
             self._refusals = 0
             self._fruitless = 0  # the connection carries the session's events: a later drop reconnects afresh
@@ -166,9 +179,26 @@ class LiveSession:
             self._migrated(ev)
         self._queue.put_nowait(ev)
 
+    def _resumed_at(self, ev: SessionStarted) -> None:
+        """The hub answered this connection's resume: the session has received its audio up to
+        `audio_from_ms`; send the held audio from there again, first."""
+        self._answered = self._conn
+        if ev.audio_from_ms is None or not self.held.enabled:
+            if self._settling is not None:
+                self._settling.cancel()
+            self._sendable.set()
+            return
+        self._sendable.clear()
+        if self._settling is not None:
+            self._settling.cancel()
+        self._settling = asyncio.create_task(self._send_again(ev.audio_from_ms))
+
     def _migrated(self, ev: SessionMigrated) -> None:
-        """Another node took the session over: send the held audio from `audio_from_ms` again, first."""
+        """Another node took the session over: send the held audio from `audio_from_ms` again, first (unless
+        the hub's answer to this connection's resume said from where already)."""
         self.migrations += 1
+        if self._answered is not None and self._answered is self._conn:
+            return
         self._sendable.clear()
         if self._settling is not None:
             self._settling.cancel()
@@ -177,8 +207,8 @@ class LiveSession:
     async def _send_again(self, from_ms: int) -> None:
         data, gap = self.held.since(from_ms)
         conn = self._conn
-        log.info("session %s taken over by another node: sending %d bytes again from %d ms (%d ms no longer "
-                 "held)", self.session_id, len(data), from_ms, gap)
+        log.info("session %s resumed: sending %d bytes again from %d ms (%d ms no longer held)", self.session_id,
+                 len(data), from_ms, gap)
         frame = self.held.frame
         step = frame * max(1, self.held.rate // 10) if frame else max(1, len(data))  # 100 ms a message
         try:
@@ -240,6 +270,8 @@ class LiveSession:
         self._refusals += 1
         if isinstance(err, ResumeFailed) or err.code not in RETRYABLE or self._refusals > self.client.max_reconnects:
             raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
+        if err.retry_after_ms is not None:
+            self._retry_at = err.retry_after_ms / 1000
 
     def _signal(self) -> None:
         self._changed.set()
@@ -264,11 +296,13 @@ class LiveSession:
         last: BaseException = lost
         while self._fruitless < self.client.max_reconnects:
             self._fruitless += 1
-            await asyncio.sleep(delay)
+            wait, self._retry_at = (delay if self._retry_at is None else self._retry_at), None
+            self.retry_waits.append(wait)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, 2.0)
             assert self.session_id is not None
-            cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(session_id=self.session_id,
-                                                                           last_seq=self.last_seq)})
+            cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(
+                session_id=self.session_id, last_seq=self.last_seq, held_audio=self.held.enabled)})
             conn = self.client.connection()
             try:
                 await conn.open(cmd)
@@ -277,6 +311,8 @@ class LiveSession:
                     await conn.close()
                 if e.code in ("session_not_found", "invalid_command", "unauthorized"):
                     raise ResumeFailed(f"session {self.session_id} cannot be resumed: {e}", e) from e
+                if e.retry_after_ms is not None:  # refused until then (a dead node's lease runs out)
+                    self._retry_at = e.retry_after_ms / 1000
                 last = e
                 continue
             except (ConnectionLost, OSError) as e:

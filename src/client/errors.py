@@ -12,11 +12,13 @@ class HubRequestError(Exception):
     """The hub refused a request outright: a start, a resume, a token, a connection (contract error code,
     e.g. `unauthorized`, `too_many_sessions`, `session_not_found`)."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None, *,
+                 retry_after_ms: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.retry_after_ms = retry_after_ms  # a refusal for now: when to try again (a resume the hub cannot take yet)
 
 
 class InvalidOptions(HubRequestError, ValueError):

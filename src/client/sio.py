@@ -55,7 +55,9 @@ class SioConnection(Connection):
         except (socketio.exceptions.SocketIOError, TimeoutError) as e:
             raise ConnectionLost(f"start: {e}") from e
         if isinstance(ack, dict) and isinstance(ack.get("error"), dict):
-            raise HubRequestError(str(ack["error"].get("code")), str(ack["error"].get("message")))
+            after = ack["error"].get("retry_after_ms")
+            raise HubRequestError(str(ack["error"].get("code")), str(ack["error"].get("message")),
+                                  retry_after_ms=after if isinstance(after, int) else None)
         if not isinstance(ack, dict) or not ack.get("session_id"):
             raise HubRequestError("internal", f"unexpected start ack {ack!r}")
         return str(ack["session_id"])

@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.channel import ChannelFenced
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
-from ..core.events import Event, SessionMigrated, parse_event
+from ..core.events import Event, SessionMigrated, SessionStarted, parse_event
 from . import keys, wire
 from .errors import REDIS_DOWN
 from .messages import InboxMessage
@@ -70,6 +71,8 @@ class BridgedSession:
         self._closed = False
         self.attached = False
         self.undelivered = 0                    # messages for the owner given up on (Redis away too long)
+        self._reply = ""                        # where the owner answers this bridge's attach
+        self.resumed: SessionStarted | None = None  # that answer (the resume's first event)
 
     @property
     def live(self) -> bool:
@@ -77,13 +80,29 @@ class BridgedSession:
 
     # -- commands: to the owner's inbox, in order ------------------------------------------------
     async def attach(self) -> None:
-        """Take the session over for this client (the owner's resume window stops)."""
-        await self.send_now(InboxMessage("attach", self.conn))
+        """Take the session over for this client (the owner's resume window stops). The owner answers
+        (`answer`) once it has applied every message of the inbox before this one."""
+        self._reply = uuid.uuid4().hex
+        await self.send_now(InboxMessage("attach", self.conn, reply=self._reply))
         with contextlib.suppress(*REDIS_DOWN):
             await self.host.client.hset(keys.session(self.id), "attached_node", self.host.node_id)
         self.attached = True
         self.host.bridges += 1
         self._start_sender()
+
+    async def answer(self, timeout_s: float) -> tuple[bool, SessionStarted | None]:
+        """The owner's answer to `attach`: (True, `session.started {resumed, audio_from_ms}`), (True, None)
+        when the owner no longer holds the session, (False, None) when no answer came within `timeout_s`
+        (an owner that is dead, but whose lease has not run out yet)."""
+        try:
+            got = await self.host.blocking.blpop([keys.reply(self._reply)], timeout=max(0.01, timeout_s))
+        except REDIS_DOWN as e:
+            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); "
+                           "resume on the session's own node") from None
+        if got is None:
+            return False, None
+        ev = parse_event(got[1]) if got[1] else None
+        return True, ev if isinstance(ev, SessionStarted) else None
 
     def _start_sender(self) -> None:
         if self._sender is None:

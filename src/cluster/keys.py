@@ -26,3 +26,8 @@ def node(node_id: str) -> str:
 def wake(node_id: str) -> str:
     """Stream: wakes the node's inbox reader when the set of sessions it reads changes."""
     return f"wake:{node_id}"
+
+
+def reply(token: str) -> str:
+    """List: the owner's answer to one resume (`attach` / `mark` with `reply`), read once by the asker."""
+    return f"re:{token}"

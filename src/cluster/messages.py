@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-Op = Literal["attach", "detach", "audio", "flush", "stop", "keepalive", "abort", "delivered", "error"]
+Op = Literal["attach", "detach", "audio", "flush", "stop", "keepalive", "abort", "delivered", "error", "mark"]
 OPS: frozenset[str] = frozenset(Op.__args__)  # type: ignore[attr-defined]
 
 
@@ -19,6 +19,9 @@ class InboxMessage:
     conn: the bridge that sent it (node id and a counter), so a detach only detaches its own attach.
     to: the owner the bridge sent it to. After a takeover the new owner applies only what was sent to
         it: what a client sent the dead owner is sent again from `audio_from_ms` on a new connection.
+    reply: on `attach` and `mark` (a resume: `mark` changes nothing else), the list the owner pushes its
+        answer to once it has applied every earlier message of the inbox: `session.started {resumed,
+        audio_from_ms}` with the end of the audio it has received (`resume.py`).
     """
 
     op: Op
@@ -29,11 +32,14 @@ class InboxMessage:
     message: str = ""
     fatal: bool = False
     to: str = ""
+    reply: str = ""
 
     def fields(self) -> dict[str, bytes | str | int]:
         out: dict[str, bytes | str | int] = {"op": self.op, "conn": self.conn}
         if self.to:
             out["to"] = self.to
+        if self.reply:
+            out["reply"] = self.reply
         if self.data:
             out["data"] = self.data
         if self.seq:
@@ -54,6 +60,7 @@ class InboxMessage:
                        code=fields.get(b"code", b"").decode("utf-8", "replace"),
                        message=fields.get(b"message", b"").decode("utf-8", "replace"),
                        fatal=fields.get(b"fatal", b"0") == b"1",
-                       to=fields.get(b"to", b"").decode("utf-8", "replace"))
+                       to=fields.get(b"to", b"").decode("utf-8", "replace"),
+                       reply=fields.get(b"reply", b"").decode("utf-8", "replace"))
         except ValueError:
             return None

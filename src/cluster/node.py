@@ -23,7 +23,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
 from ..core.errors import ClientError, ErrorCode, HubError, KeyQuotaError, SessionStateError
-from ..core.events import ErrorEvent, SessionEnded, parse_event
+from ..core.events import ErrorEvent, SessionEnded, SessionStarted, parse_event
+from ..engine.resume_point import resume_answer
 from . import keys, wire
 from .append import LogAppender
 from .bridge import BridgedSession
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ANSWER_SLACK_MS = 50   # an attach's answer is waited for the owner's lease's life and this (at most lease_ms / 3)
+REPLY_TTL_MS = 30_000  # an answer to a resume nobody took (its asker gave up) is gone after this
 UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
 
@@ -310,9 +313,48 @@ class ClusterNode:
         svc = self.service
         s = svc.plane(session_id)
         if s is None:
+            if msg.reply:
+                self._spawn(self._answer(msg.reply, ""))  # not here (any more): the asker goes on without
             return
         if msg.to and msg.to != self.node_id:
             return  # sent to the dead owner before a takeover: its client sends it again (from audio_from_ms)
+        try:
+            self._apply(session_id, msg)
+        finally:
+            if msg.reply:  # a resume: every earlier message of the inbox is applied, the timeline is as it is
+                answer = resume_answer(svc, session_id)
+                self._spawn(self._answer(msg.reply, answer.to_json() if answer is not None else ""))
+
+    async def _answer(self, reply: str, answer: str) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(keys.reply(reply), answer)
+            pipe.pexpire(keys.reply(reply), REPLY_TTL_MS)
+            await pipe.execute()
+
+    async def resume_point(self, session_id: str) -> SessionStarted | None:
+        """The answer to a resume of a session this node owns: once the inbox has applied every message
+        written to it before this call (a relay that died had put its client's audio there), so the
+        timeline counts it. Redis away, or the session not logged: the timeline as it is here now."""
+        if not self._logging(session_id) or self.degraded:
+            return resume_answer(self.service, session_id)
+        token = uuid.uuid4().hex
+        try:
+            await self.client.xadd(keys.inbox(session_id), InboxMessage("mark", to=self.node_id,
+                                                                        reply=token).fields())  # type: ignore[arg-type]
+            got = await self.blocking.blpop([keys.reply(token)], timeout=self.block_ms / 1000)
+        except REDIS_DOWN as e:
+            log.info("session %s: resume answered from this node's timeline (Redis: %s)", session_id, e)
+            got = None
+        if got is None or not got[1]:
+            return resume_answer(self.service, session_id)
+        ev = parse_event(got[1])
+        return ev if isinstance(ev, SessionStarted) else None
+
+    def _apply(self, session_id: str, msg: InboxMessage) -> None:
+        svc = self.service
+        s = svc.plane(session_id)
+        assert s is not None
         try:
             if msg.op == "attach":
                 attachment = svc.attach(session_id)
@@ -360,9 +402,13 @@ class ClusterNode:
         return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
                             rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode())
 
-    async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession:
+    async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
+                     retake: bool = True) -> BridgedSession:
         """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
-        None: commands only), commands to its owner; `attach`: this client takes the session over."""
+        None: commands only), commands to its owner; `attach`: this client takes the session over, and the
+        bridge holds the owner's answer (`resumed`: the resume's first event). An owner that does not
+        answer is dead or slow: the session is taken over here when its lease is gone (`retake`), else the
+        resume is refused with when to try again (`_unanswered`)."""
         rec = await self.find(session_id)
         if rec is not None and attach and not rec.ended and rec.owner != self.node_id \
                 and not await self.owner_alive(rec.owner) and await self.take_over(session_id, rec.owner):
@@ -376,8 +422,37 @@ class ClusterNode:
         bridge = BridgedSession(self, session_id, rec.owner, f"{self.node_id}#{next(self._conns)}", ended=rec.ended,
                                 last_seq=rec.last_seq)
         if attach and not rec.ended:
+            left = await self.lease_left_ms(rec.owner)
             await bridge.attach()
+            answered, bridge.resumed = await bridge.answer(min(left + ANSWER_SLACK_MS, self.lease_ms / 3) / 1000)
+            if not answered and await self._unanswered(bridge, rec.owner, retake):
+                return await self.bridge(session_id, last_seq, retake=False)
         return bridge
+
+    async def _unanswered(self, bridge: BridgedSession, owner: str, retake: bool) -> bool:
+        """The owner did not answer an attach: dead (its lease not run out yet) or too slow. True when the
+        session has a live owner again (this node took it over, or a node whose claim came first): bridge
+        to it (or, when the session cannot move, to end it: `node_lost`, `events`). False when that was
+        done already: the bridge ends the session. Else raises the refusal, `node_lost` with `retry_after_ms` = what is left of the lease
+        (the client resumes then, and the node it reaches takes the session over)."""
+        left = await self.lease_left_ms(owner)
+        if not left and not retake:
+            return False
+        bridge.detach()  # (after the attach, should the owner be slow but alive)
+        if not left:  # (a session that cannot move: the bridge opened again ends it)
+            await self.take_over(bridge.id, owner)
+            return True
+        raise HubError(ErrorCode.node_lost, f"the node computing session '{bridge.id}' ({owner}) does not answer; "
+                       f"resume in {left} ms, when its lease has run out and the session can move",
+                       retry_after_ms=left)
+
+    async def lease_left_ms(self, owner: str) -> int:
+        """How long the lease `node:{owner}` lives on (0: gone)."""
+        try:
+            left = int(await self.client.pttl(keys.node(owner)))
+        except REDIS_DOWN as e:
+            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); try again") from None
+        return self.lease_ms if left == -1 else max(0, left)
 
     async def owner_alive(self, owner: str) -> bool:
         if time.monotonic() - self.reached_at < self.lease_ms / 1000:

@@ -84,6 +84,9 @@ class TurnOptions(_Cmd):
 class ResumeSpec(_Cmd):
     session_id: str = Field(min_length=1, max_length=128)
     last_seq: Annotated[int, Number] = Field(ge=0)
+    # the client holds the audio it sent since the last final: the resume is answered first by
+    # `session.started {seq: 0, resumed: true, audio_from_ms}` (how much audio the session has received)
+    held_audio: bool = False
 
 
 Hotword = Annotated[str, Field(min_length=1, max_length=100)]

@@ -59,12 +59,13 @@ class HubError(Exception):
     that is wrong in itself. Errors are immutable: `as_fatal()` gives a fatal copy."""
 
     def __init__(self, code: ErrorCode | str, message: str, *, fatal: bool = False,
-                 retry_after_s: int | None = None) -> None:
+                 retry_after_s: int | None = None, retry_after_ms: int | None = None) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self._fatal = fatal
         self.retry_after_s = retry_after_s  # HTTP Retry-After for refusals under load
+        self.retry_after_ms = retry_after_ms  # when a refused resume may succeed (cluster: the old lease's end)
 
     @property
     def fatal(self) -> bool:
@@ -78,7 +79,8 @@ class HubError(Exception):
         """This error as a fatal one (the original is left as it is)."""
         if self._fatal:
             return self
-        copy = HubError(self.code, self.message, fatal=True, retry_after_s=self.retry_after_s)
+        copy = HubError(self.code, self.message, fatal=True, retry_after_s=self.retry_after_s,
+                        retry_after_ms=self.retry_after_ms)
         copy.__cause__ = self
         return copy
 

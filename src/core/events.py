@@ -170,6 +170,7 @@ class ErrorEvent(Event):
     code: str
     message: str
     fatal: bool = False
+    retry_after_ms: int | None = None  # a refused resume: try again after this (absent otherwise)
 
 
 class SessionMigrated(Event):

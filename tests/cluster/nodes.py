@@ -176,6 +176,29 @@ class WsClient:
             assert first is not None and first["type"] == "session.started", first
             self.session_id = first["session_id"]
 
+    async def resume_past_refusals(self, node: HubProcess, lease_ms: int) -> dict[str, Any] | None:
+        """Resume on `node`; while the resume is refused for now (the session's node is dead or frozen
+        and its lease lives: `node_lost` with `retry_after_ms` within (0, lease]), resume again when the
+        refusal says. The first event of the session it gets (kept in `events`), or None: closed."""
+        import websockets
+
+        await self.connect(node, resume=True)
+        while True:
+            try:
+                ev: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            except websockets.ConnectionClosed as e:
+                self.close_code = e.rcvd.code if e.rcvd else None
+                return None
+            if ev["seq"] != 0:
+                self.events.append(ev)
+                return ev
+            assert ev["type"] == "error" and ev["code"] == "node_lost" and ev["fatal"] is False, ev
+            assert 0 < ev["retry_after_ms"] <= lease_ms, ev
+            self.refusals.append(ev)
+            await self.ws.close()
+            await asyncio.sleep(ev["retry_after_ms"] / 1000)  # as the refusal says
+            await self.connect(node, resume=True)
+
     async def recv(self, timeout: float = 60.0, strict: bool = True) -> dict[str, Any] | None:  # noqa: ASYNC109
         """The next event of the session (kept in `events`); None when the hub closed the connection.
         An error outside the session (seq 0: e.g. a refused resume) fails the test when `strict`, else

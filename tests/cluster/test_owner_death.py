@@ -74,7 +74,7 @@ async def test_frozen_owner_is_fenced_out(cluster: Cluster) -> None:
         moved = WsClient()
         moved.session_id, moved.events = old.session_id, list(old.events)
         stopped = time.monotonic()
-        await moved.connect(cluster.nodes[1], resume=True)
+        await moved.resume_past_refusals(cluster.nodes[1], cluster.lease_ms)  # (refused while the lease lives)
         await moved.rest(timeout=30)
         assert time.monotonic() - stopped <= cluster.lease_ms / 1000 + 1.5
         assert_ended_lost(moved.events)
