@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -306,6 +306,15 @@ class HubProcess:
                 self.proc.wait()
         if hasattr(self, "_logf"):
             self._logf.close()
+
+
+def running(config_text: str | None, tmp: Path, env: dict[str, str] | None = None) -> Iterator[HubProcess]:
+    """A started `HubProcess`, for a fixture to `yield from`: stopped when the fixture ends."""
+    hub = HubProcess(config_text, tmp, env).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 def base_config(**sections: str) -> str:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support import HubProcess, base_config, clip, load_pcm16, ws_stream
+from tests.support import HubProcess, base_config, clip, load_pcm16, running, ws_stream
 
 
 def test_sigterm_mid_utterance_finalises_and_ends_with_shutdown(tmp_path: Path) -> None:
@@ -71,9 +71,7 @@ def keyed_hub(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     cfg = base_config() + "\nserver:\n  port: 8000\n  auth:\n    api_keys:\n      - {key: alpha-key, name: alpha}\n" \
         "      - {key: beta-key, name: beta, max_sessions: 5}\n"
     cfg = cfg.replace("server:\n  host: 127.0.0.1\n  port: 8000\n  grpc_port: 50051\n", "")
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("keyed"))
 
 
 def test_no_key_is_unauthorized_on_http_and_websocket(keyed_hub: HubProcess) -> None:

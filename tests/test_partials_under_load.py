@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, english, load_pcm16, ws_stream
+from tests.support import HubProcess, base_config, english, load_pcm16, running, ws_stream
 
 STREAMS = 10
 SECONDS = 20.0
@@ -21,9 +21,7 @@ GAP_S = 1.0
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("partials-load")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("partials-load"))
 
 
 def talker(index: int, clips: list[np.ndarray]) -> bytes:

@@ -18,14 +18,12 @@ from asrhub.core.config import load_config
 from asrhub.core.errors import HubError
 from asrhub.hub import Hub
 from asrhub.wire import grpc_gen
-from tests.support import REPO, HubProcess, base_config, free_port
+from tests.support import REPO, HubProcess, base_config, free_port, running
 
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    hub = HubProcess(base_config(), tmp_path_factory.mktemp("first")).start()
-    yield hub
-    hub.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("first"))
 
 
 async def served_by(grpc_port: int, calls: int) -> int:

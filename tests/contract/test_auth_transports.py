@@ -12,7 +12,7 @@ import socketio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, keyed_config
+from tests.support import HubProcess, keyed_config, running
 
 KEY = "sesame-key"
 
@@ -20,9 +20,7 @@ KEY = "sesame-key"
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": KEY, "name": "sesame"})
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed-transports")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("keyed-transports"))
 
 
 async def test_socketio_connect_needs_a_key(keyed_hub: HubProcess) -> None:

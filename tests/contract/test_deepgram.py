@@ -26,7 +26,7 @@ from deepgram.listen.v1.types import (
 )
 from websockets.frames import Frame, Opcode
 
-from tests.support import HubProcess, clip, keyed_config, load_native, wer
+from tests.support import HubProcess, clip, keyed_config, load_native, running, wer
 
 KEY = "dg-test-key-0123456789"
 CLIPS = [clip("en_libri_1089-134691"), clip("en_libri_1221-135766")]
@@ -229,9 +229,7 @@ async def test_a_bad_parameter_is_refused_at_the_handshake(hub: HubProcess, quer
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": KEY, "name": "dg"})
     tmp: Path = tmp_path_factory.mktemp("dg")
-    h = HubProcess(cfg, tmp).start()
-    yield h
-    h.stop()
+    yield from running(cfg, tmp)
 
 
 async def test_auth_token_key_bearer_token_and_subprotocol(keyed_hub: HubProcess) -> None:

@@ -16,7 +16,7 @@ import websockets
 from deepgram.listen.v1.types import ListenV1Metadata
 
 from tests.contract.test_deepgram import CLIPS, RAW, client, feed, messages, pcm16
-from tests.support import HubProcess, base_config, wer
+from tests.support import HubProcess, base_config, running, wer
 
 IDLE_S = 2.0  # the idle hub's limits.idle_timeout_s
 RAW_QUERY = "encoding=linear16&sample_rate=16000"
@@ -168,9 +168,7 @@ def idle_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = base_config().replace("idle_timeout_s: 20", f"idle_timeout_s: {IDLE_S}")
     assert f"idle_timeout_s: {IDLE_S}" in cfg
     tmp: Path = tmp_path_factory.mktemp("dg-idle")
-    h = HubProcess(cfg, tmp).start()
-    yield h
-    h.stop()
+    yield from running(cfg, tmp)
 
 
 async def test_keepalive_keeps_an_idle_stream_open(idle_hub: HubProcess) -> None:

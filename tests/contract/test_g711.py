@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS
-from tests.support import SPEECH, HubProcess, base_config, final_text, manifest, wer, ws_stream
+from tests.support import SPEECH, HubProcess, base_config, final_text, manifest, running, wer, ws_stream
 from tests.telephony import alaw_encode, mulaw_encode, to_rate
 
 DATA = SPEECH  # tests/data/speech (tests/data/README.md: sources and licences)
@@ -27,9 +27,7 @@ def reference(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("g711")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("g711"))
 
 
 async def _ws_text(hub: HubProcess, audio: bytes, encoding: str, rate: int, bytes_per_s: int) -> str:

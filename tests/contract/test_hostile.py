@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, Client, SseClient, connected
-from tests.support import FileWatch, HubProcess, base_config, clip, until
+from tests.support import FileWatch, HubProcess, base_config, clip, running, until
 
 TRANSPORTS = list(CLIENTS)
 MIB = 1024 * 1024
@@ -41,9 +41,7 @@ def _rand(n: int) -> bytes:
 def hostile_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     env = {"ASRHUB_LIMITS__RESUME_WINDOW_S": "1", "ASRHUB_LIMITS__IDLE_TIMEOUT_S": "3",
            "ASRHUB_LIMITS__MAX_MESSAGE_BYTES": str(MIB)}
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("hostile"), env=env).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("hostile"), env=env)
 
 
 Case = Callable[[HubProcess], Awaitable[None]]
@@ -674,9 +672,7 @@ def small_buffer_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubPr
     """limits.max_events_buffered at its minimum (64) keeps the slow-reader tests short."""
     env = {"ASRHUB_LIMITS__MAX_EVENTS_BUFFERED": "64", "ASRHUB_LIMITS__RESUME_WINDOW_S": "1",
            "ASRHUB_LIMITS__IDLE_TIMEOUT_S": "30"}
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("slow-reader"), env=env).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("slow-reader"), env=env)
 
 
 @pytest.mark.parametrize("transport", ["websocket", "socketio"])

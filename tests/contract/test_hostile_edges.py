@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, connected
-from tests.support import FileWatch, HubProcess, base_config, clip, load_pcm16, until
+from tests.support import FileWatch, HubProcess, base_config, clip, load_pcm16, running, until
 
 MAX_RATE = 192_000
 MAX_CHANNELS = 8
@@ -36,9 +36,7 @@ ENCODINGS = ("pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw", "wav", "flac", "
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     env = {"ASRHUB_LIMITS__RESUME_WINDOW_S": "1", "ASRHUB_LIMITS__IDLE_TIMEOUT_S": "5"}
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("hostile-edges"), env=env).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("hostile-edges"), env=env)
 
 
 

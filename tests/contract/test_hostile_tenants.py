@@ -18,7 +18,7 @@ import socketio
 import websockets
 
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, clip, keyed_config, load_pcm16, wer
+from tests.support import HubProcess, clip, keyed_config, load_pcm16, running, wer
 
 ALPHA, BETA = "alpha-tenant-key-1", "beta-tenant-key-2"
 UNKNOWN = "f" * 32
@@ -28,9 +28,7 @@ CLIP = clip("en_libri_1221-135766")
 @pytest.fixture(scope="module")
 def two_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": ALPHA, "name": "alpha"}, {"key": BETA, "name": "beta"})
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("tenants")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("tenants"))
 
 
 def token_of(hub: HubProcess, key: str) -> str:

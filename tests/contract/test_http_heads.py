@@ -12,14 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 from asrhub.api.http_protocol import HeadBoundProtocol
-from tests.support import HubProcess, base_config
+from tests.support import HubProcess, base_config, running
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("heads")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("heads"))
 
 
 async def exchange(hub: HubProcess, *sends: bytes, answers: int) -> list[tuple[bytes, bytes]]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.contract.clients import CLIENTS, PCM16, Client, connected
-from tests.support import HubProcess, base_config
+from tests.support import HubProcess, base_config, running
 
 BOUND_S = 8.0
 
@@ -24,9 +24,7 @@ BOUND_S = 8.0
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     env = {"ASRHUB_LIMITS__IDLE_TIMEOUT_S": str(BOUND_S), "ASRHUB_LIMITS__RESUME_WINDOW_S": "1"}
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("keepalive"), env=env).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("keepalive"), env=env)
 
 
 

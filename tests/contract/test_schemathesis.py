@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import HubProcess, clip, keyed_config
+from tests.support import HubProcess, clip, keyed_config, running
 
 KEY = "schemathesis-key"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -29,9 +29,7 @@ NOT_RUNNABLE = "funasr"
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": KEY, "name": "st"})
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("schemathesis")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("schemathesis"))
 
 
 def _auth() -> dict[str, str]:

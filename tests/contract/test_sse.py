@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.contract.clients import PCM16, SseClient
-from tests.support import HubProcess, base_config, clip, final_text, load_pcm16, wer
+from tests.support import HubProcess, base_config, clip, final_text, load_pcm16, running, wer
 
 
 async def _replay(hub: HubProcess, session_id: str, **params: Any) -> list[dict[str, Any]]:
@@ -118,9 +118,7 @@ async def test_create_answers_urls_and_201(hub: HubProcess) -> None:
 @pytest.fixture(scope="module")
 def quick_idle_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     text = base_config() + "\nlimits:\n  idle_timeout_s: 1.5\n  resume_window_s: 10\n"
-    h = HubProcess(text, Path(tmp_path_factory.mktemp("idlehub"))).start()
-    yield h
-    h.stop()
+    yield from running(text, Path(tmp_path_factory.mktemp("idlehub")))
 
 
 def test_session_without_reader_is_reaped_when_idle(quick_idle_hub: HubProcess) -> None:

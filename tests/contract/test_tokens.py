@@ -21,7 +21,7 @@ import websockets
 
 from asrhub.core.tokens import TokenSigner
 from tests.contract.clients import PCM16
-from tests.support import HubProcess, clip, keyed_config, load_pcm16, wer
+from tests.support import HubProcess, clip, keyed_config, load_pcm16, running, wer
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 SECRET = "test-token-secret-0123456789"
@@ -33,9 +33,7 @@ CLIP = clip("en_libri_1221-135766")  # 4.8 s
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": ALPHA, "name": "alpha", "max_sessions": 1}, {"key": BETA, "name": "beta"},
                        token_secret=SECRET, token_ttl_max_s=TTL_MAX)
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("tokens")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("tokens"))
 
 
 def token_for(hub: HubProcess, key: str, **body: Any) -> dict[str, Any]:

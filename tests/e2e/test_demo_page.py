@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.browser import MicWav, chromium, open_page, records, write_mic_wav
-from tests.support import HubProcess, base_config, clip, wer
+from tests.support import HubProcess, base_config, clip, running, wer
 
 MIC_CLIP = "en_libri_1089-134691-0001"  # 5.4 s, one sentence
 FILE_CLIP = "en_jfk"  # 11 s, 44.1 kHz stereo FLAC: decoded and resampled by the browser
@@ -140,9 +140,7 @@ def test_engine_list_shows_every_provider_and_why(hub: HubProcess, context: Any)
 @pytest.fixture(scope="module")
 def killable_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A hub these tests kill and restart (same ports: HubProcess keeps them across stop/start)."""
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("killable")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("killable"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser import chromium, open_page, records, write_mic_wav
-from tests.support import HubProcess, clip, keyed_config, wer
+from tests.support import HubProcess, clip, keyed_config, running, wer
 
 KEY = "page-key-0123456789"
 FILE = Path(__file__).resolve().parents[1] / "data" / "speech" / "en_libri_1089-134691-0001.flac"
@@ -24,9 +24,7 @@ FILE_TEXT = "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT 
 @pytest.fixture(scope="module")
 def keyed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     cfg = keyed_config({"key": KEY, "name": "page"})
-    hub = HubProcess(cfg, tmp_path_factory.mktemp("keyed-page")).start()
-    yield hub
-    hub.stop()
+    yield from running(cfg, tmp_path_factory.mktemp("keyed-page"))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from tests.support import (
     finals,
     load_pcm16,
     normalise,
+    running,
     until_changed,
     wer,
 )
@@ -70,9 +71,7 @@ providers:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(providers=PROVIDERS), tmp_path_factory.mktemp("failover")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(providers=PROVIDERS), tmp_path_factory.mktemp("failover"))
 
 
 def _run(h: HubProcess, provider: str, name: str = "en_libri_1221") -> list[dict]:

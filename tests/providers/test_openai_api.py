@@ -9,16 +9,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import HubProcess, base_config, client_stream, clip, final_text, finals, load_pcm16, wer
+from tests.support import (
+    HubProcess,
+    base_config,
+    client_stream,
+    clip,
+    final_text,
+    finals,
+    load_pcm16,
+    running,
+    wer,
+)
 
 CLIPS = ("en_libri_1089-134691", "en_jfk", "en_ljspeech_LJ001-0005")
 
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(), tmp_path_factory.mktemp("openai_backend")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(), tmp_path_factory.mktemp("openai_backend"))
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +41,7 @@ providers:
       api_key: not-checked-by-this-backend
       model: whisper-1
 """
-    h = HubProcess(base_config(providers=providers), tmp_path_factory.mktemp("openai_front")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(providers=providers), tmp_path_factory.mktemp("openai_front"))
 
 
 def test_openai_provider_transcribes_through_an_openai_compatible_server(hub: HubProcess) -> None:

@@ -11,7 +11,16 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support import HubProcess, base_config, client_stream, clip, final_text, load_pcm16, until_changed
+from tests.support import (
+    HubProcess,
+    base_config,
+    client_stream,
+    clip,
+    final_text,
+    load_pcm16,
+    running,
+    until_changed,
+)
 
 ONE = """
 providers:
@@ -42,9 +51,7 @@ providers:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(providers=ONE), tmp_path_factory.mktemp("reload")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(providers=ONE), tmp_path_factory.mktemp("reload"))
 
 
 def _started(h: HubProcess, pcm: bytes | None = None) -> tuple[dict, list[dict]]:

@@ -10,14 +10,12 @@ import httpx
 import pytest
 
 from tests.providers.test_reload import ONE
-from tests.support import HubProcess, base_config, until_changed
+from tests.support import HubProcess, base_config, running, until_changed
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(providers=ONE), tmp_path_factory.mktemp("sighup")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(providers=ONE), tmp_path_factory.mktemp("sighup"))
 
 
 def test_sighup_reloads_an_unchanged_file(hub: HubProcess) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import HubProcess, base_config, client_stream, clip, finals, free_port, load_pcm16
+from tests.support import HubProcess, base_config, client_stream, clip, finals, free_port, load_pcm16, running
 
 
 @dataclass
@@ -148,9 +148,7 @@ providers:
       hotwords: {{"阿里巴巴": 20}}
       itn: false
 """
-    h = HubProcess(base_config(providers=providers), tmp_path_factory.mktemp("remote")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(providers=providers), tmp_path_factory.mktemp("remote"))
 
 
 def is_slice_of(received: bytes, sent: bytes) -> bool:

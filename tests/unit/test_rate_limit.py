@@ -13,7 +13,7 @@ from asrhub.core.auth import Authenticator
 from asrhub.core.config import ApiKey, AuthConfig, ServerConfig
 from asrhub.core.errors import ErrorCode, HubError
 from asrhub.core.rate import RateCounter, RateWindow
-from tests.support import HubProcess, base_config
+from tests.support import HubProcess, base_config, running
 
 T0 = 1_800_000_000 // 60 * 60  # the start of a window
 
@@ -96,9 +96,7 @@ server:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    h = HubProcess(base_config(keys=KEYS), tmp_path_factory.mktemp("rate")).start()
-    yield h
-    h.stop()
+    yield from running(base_config(keys=KEYS), tmp_path_factory.mktemp("rate"))
 
 
 def test_http_answer_is_429_with_retry_after(hub: HubProcess) -> None:
