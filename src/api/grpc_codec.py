@@ -129,7 +129,8 @@ def event_to_proto(pb: Any, ev: Event) -> Any:
     elif t == "wakeword.detected":
         msg.wakeword.CopyFrom(pb.WakewordDetected(phrase=d["phrase"], offset_ms=d["offset_ms"]))
     elif t == "error":
-        msg.error.CopyFrom(pb.Error(code=d["code"], message=d["message"], fatal=d.get("fatal", False)))
+        msg.error.CopyFrom(pb.Error(code=d["code"], message=d["message"], fatal=d.get("fatal", False),
+                                    retry_after_ms=d.get("retry_after_ms")))
     elif t == "session.ended":
         stats = {k: int(v) for k, v in _known(pb.SessionStats, d.get("stats") or {}).items()
                  if isinstance(v, int | float) and v >= 0}

@@ -104,6 +104,7 @@ class LiveSession:
         self._refusals = 0  # resumes refused with a retryable code since the last event
         self._retry_at: float | None = None  # a refusal's retry_after_ms (seconds): the next resume's wait
         self.retry_waits: list[float] = []  # the wait before each resume tried (seconds), in order
+        self.refused: list[HubRequestError] = []  # resumes the hub refused for now (retryable), in order
         self._answered: Connection | None = None  # the connection whose resume the hub answered (seq 0)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class LiveSession:
         reach Redis during a primary failover) is tried again, at most max_reconnects times in a row;
         any other ends the session's iteration (ResumeFailed)."""
         self._refusals += 1
+        self.refused.append(err)
         if isinstance(err, ResumeFailed) or err.code not in RETRYABLE or self._refusals > self.client.max_reconnects:
             raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
         if err.retry_after_ms is not None:
@@ -311,6 +313,7 @@ class LiveSession:
                     await conn.close()
                 if e.code in ("session_not_found", "invalid_command", "unauthorized"):
                     raise ResumeFailed(f"session {self.session_id} cannot be resumed: {e}", e) from e
+                self.refused.append(e)
                 if e.retry_after_ms is not None:  # refused until then (a dead node's lease runs out)
                     self._retry_at = e.retry_after_ms / 1000
                 last = e
