@@ -17,14 +17,17 @@
 //
 // Takeover (a hub cluster whose node dies; docs/PROTOCOL.md "Held audio"):
 // the audio sent since the last final is held (held.js, at most replayAudioMs).
-// After a resume nothing new is sent until the replayed events show whether
-// the session moved (session.migrated), at most MIGRATION_WAIT_MS; when it did,
-// the held audio from its audio_from_ms goes out again first, so the utterance
-// that was open when the node died is decoded again and no words are lost.
+// A resume asks for the hub's answer (resume.held_audio): nothing new is sent
+// until it comes, session.started with seq 0 (SSE: the resume's reply), whose
+// audio_from_ms is how much audio the session has received; the held audio from
+// there goes out again first, on every resume: the utterance that was open when
+// a node died is decoded again, audio a dead relay node took is not lost, and
+// none is sent twice. A resume refused for now (retry_after_ms: the dead node's
+// lease still runs) is tried again when the hub says.
 
 import { HeldAudio } from "./held.js";
 
-const MIGRATION_WAIT_MS = 500;
+const ANSWER_WAIT_MS = 10000;
 const MAX_PENDING_MS = 30000;
 const BYTES_PER_MS = 32; // pcm_s16le mono @ 16 kHz
 const STOP_TIMEOUT_MS = 30000;
@@ -67,6 +70,8 @@ export class SessionController {
     this.replayAudioMs = o.replayAudioMs ?? 30000;
     this.held = new HeldAudio(this.replayAudioMs);
     this.settling = null; // after a resume: the wait for word of a takeover (a timer)
+    this.answered = false; // the hub answered this connection's resume (audio_from_ms): resent from there
+    this.retryAfterMs = null; // a refused resume's retry_after_ms: the next reconnect's wait
     this.stopSent = false; // stop went out on the current connection
     this.migrations = 0; // takeovers of this session seen here
 
@@ -138,7 +143,9 @@ export class SessionController {
     clearTimeout(this.settling);
     this.settling = null;
     if (resumed && this.held.enabled) {
-      this.settling = setTimeout(() => this.settle(), MIGRATION_WAIT_MS);
+      // the resume asked for the hub's answer (held_audio): nothing new goes out before it (or the
+      // refusal, or the connection's end); the timer is only a safety net
+      this.settling = setTimeout(() => this.settle(), ANSWER_WAIT_MS);
       return;
     }
     this.settle();
@@ -158,9 +165,27 @@ export class SessionController {
     this.transport.stop();
   }
 
-  /** Another hub node took the session over: the held audio from audio_from_ms goes out again, first. */
+  /** The hub's answer to our resume (session.started with seq 0, or the SSE resume's reply): the
+   * session has received audio up to audioFromMs; the held audio from there goes out again, first
+   * (audio a dying connection or relay node took but never delivered; none twice). */
+  resumedAt(audioFromMs) {
+    this.answered = true;
+    if (!this.held.enabled) return;
+    this.pending = this.pending.filter((p) => !p.held);
+    this.pendingBytes = this.pending.reduce((n, p) => n + p.buf.byteLength, 0);
+    const { chunks } = this.held.since(audioFromMs);
+    for (const buf of chunks) this.transport.sendAudio(buf);
+    this.settle();
+  }
+
+  /** Another hub node took the session over: the held audio from audio_from_ms goes out again, first
+   * (unless the answer to our resume said from where already). */
   migrated(ev) {
     this.migrations += 1;
+    if (this.answered) {
+      this.cb.onNotice("The server went down; another took the session over and is hearing the last sentence again.");
+      return;
+    }
     // audio sent once but still queued is in the held audio: that copy goes out, from audio_from_ms
     this.pending = this.pending.filter((p) => !p.held);
     this.pendingBytes = this.pending.reduce((n, p) => n + p.buf.byteLength, 0);
@@ -252,9 +277,22 @@ export class SessionController {
     // means the hub refused the start (WebSocket keeps the socket open then).
     if (ev.type === "error" && !ev.session_id && this.startPending) {
       this.startPending = false;
+      const later = this.resumeAttempt && typeof ev.retry_after_ms === "number";
+      if (later) {
+        // refused for now (the session's node died; it can move once its lease has run out): then
+        this.retryAfterMs = ev.retry_after_ms;
+        clearTimeout(this.settling);
+        this.settling = null;
+      }
       this.transport.close();
       if (this.resumeAttempt && RESUME_REFUSED.has(ev.code)) this.resumeFailed();
+      else if (later) this.reconnect();
       else this.fail(ev.code || "internal", ev.message);
+      return;
+    }
+    if (ev.type === "session.started" && ev.resumed && !ev.seq) {
+      this.startPending = false;
+      this.resumedAt(ev.audio_from_ms); // the answer to our resume: not an event of the session
       return;
     }
     if (ev.session_id && ev.session_id !== this.sessionId) {
@@ -324,7 +362,9 @@ export class SessionController {
     while (!this.disposed) {
       this.reconnectAttempt += 1;
       const base = Math.min(5000, 500 * 2 ** (this.reconnectAttempt - 1));
-      const delay = base * (0.8 + 0.4 * Math.random());
+      // a refusal that said when to try again is tried again then, not on the backoff
+      const delay = this.retryAfterMs !== null ? this.retryAfterMs : base * (0.8 + 0.4 * Math.random());
+      this.retryAfterMs = null;
       if (performance.now() - lostAt + delay > this.giveUpMs) {
         this.reconnecting = false;
         this.fail("reconnect_failed");
@@ -334,7 +374,11 @@ export class SessionController {
       await sleep(delay);
       if (this.disposed) return;
       const body = { ...this.start };
-      if (!fresh && this.sessionId) body.resume = { session_id: this.sessionId, last_seq: this.lastSeq };
+      if (!fresh && this.sessionId) {
+        // held_audio: the hub answers first how much audio it has received (sent again from there)
+        body.resume = { session_id: this.sessionId, last_seq: this.lastSeq, held_audio: this.held.enabled };
+      }
+      this.answered = false;
       const unsent = this.transport.takeUnsentAudio();
       for (let i = unsent.length - 1; i >= 0; i -= 1) this.queue(unsent[i], !fresh, true);
       try {
@@ -344,6 +388,7 @@ export class SessionController {
         this.reconnecting = false;
         this.cb.onError(null);
         this.afterConnect(!!body.resume);
+        if (body.resume && r && typeof r.audioFromMs === "number") this.resumedAt(r.audioFromMs);
         this.setState("open");
         this.cb.onNotice(
           body.resume
@@ -353,6 +398,7 @@ export class SessionController {
         return;
       } catch (err) {
         if (this.disposed) return;
+        if (err && typeof err.retryAfterMs === "number") this.retryAfterMs = err.retryAfterMs;
         if (err && err.retryable) continue;
         this.reconnecting = false;
         if (body.resume && err && RESUME_REFUSED.has(err.code)) {

@@ -17,18 +17,19 @@ export const CONNECT_TIMEOUT_MS = 10000;
 export const TOKEN_TTL_S = 60; // a token only has to start (or resume) the session it is fetched for
 
 export class TransportError extends Error {
-  constructor(code, message, { retryable = false, status = 0 } = {}) {
+  constructor(code, message, { retryable = false, status = 0, retryAfterMs = null } = {}) {
     super(message || code);
     this.code = code;
     this.retryable = retryable;
     this.status = status;
+    this.retryAfterMs = retryAfterMs; // a resume refused for now: when to try again (the hub's retry_after_ms)
   }
 }
 
 export const KNOWN_CODES = new Set([
   "invalid_command", "unsupported_encoding", "invalid_audio", "unknown_provider",
   "provider_unavailable", "provider_error", "too_many_sessions", "payload_too_large",
-  "rate_limited", "unauthorized", "session_not_found", "internal",
+  "rate_limited", "unauthorized", "session_not_found", "internal", "node_lost",
 ]);
 
 export class BaseTransport {

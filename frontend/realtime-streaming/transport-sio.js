@@ -77,7 +77,9 @@ export class SocketIoTransport extends BaseTransport {
       const code = typeof e === "object" ? e.code || "internal" : KNOWN_CODES.has(e) ? e : "internal";
       const message = typeof e === "object" ? e.message || "" : String(e);
       if (this.socket === socket) this.close();
-      throw new TransportError(code, message, { retryable: false });
+      // a resume the hub refuses for now (its node died, the lease has not run out) says when to try again
+      const retryAfterMs = typeof e === "object" && typeof e.retry_after_ms === "number" ? e.retry_after_ms : null;
+      throw new TransportError(code, message, { retryable: retryAfterMs !== null, retryAfterMs });
     }
     return { sessionId: (ack && ack.session_id) || null };
   }

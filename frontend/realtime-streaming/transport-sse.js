@@ -39,6 +39,7 @@ export class SseTransport extends BaseTransport {
     const gen = this.gen;
     const resuming = !!start.resume;
     let res;
+    let audioFromMs = null; // a resume's answer: how much audio the session has received
     try {
       res = await fetch(this.url("/v1/sessions"), {
         method: "POST",
@@ -67,6 +68,7 @@ export class SseTransport extends BaseTransport {
       this.audioUrl = new URL(info.audio_url || `/v1/sessions/${info.session_id}/audio`, base).href;
       if (!sameSession || eventsUrl !== this.eventsUrl) this.closeStream();
       this.eventsUrl = eventsUrl;
+      if (resuming && typeof info.audio_from_ms === "number") audioFromMs = info.audio_from_ms;
     } else {
       const err = await readHttpError(res, resuming);
       throw new TransportError(err.code, err.message, {
@@ -83,7 +85,7 @@ export class SseTransport extends BaseTransport {
     this.paused = false;
     this.retries = 0;
     this.pump();
-    return { sessionId: this.sessionId };
+    return { sessionId: this.sessionId, audioFromMs };
   }
 
   /** Open (or wait for) the event stream. */

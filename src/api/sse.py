@@ -25,7 +25,7 @@ from ..engine.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node
+from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node, resume_point
 from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
 from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
@@ -38,6 +38,8 @@ class SessionCreated(BaseModel):
     session_id: str
     events_url: str
     audio_url: str
+    # a resume with `held_audio`: how much audio the session has received (send held audio again from here)
+    audio_from_ms: int | None = None
 
 
 def _service(request: Request) -> SessionService:
@@ -86,11 +88,18 @@ async def create_session(request: Request) -> Response:
         cmd = await _read_start(request)
         if cmd.resume is not None:  # only the session's own key resumes it (as on every wire)
             await check_owner(service, cmd.resume.session_id, _api_key(request), resume=True)
+        audio_from_ms: int | None = None
         if cmd.resume is not None and (node := remote_node(service, cmd.resume.session_id)) is not None:
             # another node's session: checked here; its event stream (Last-Event-ID) attaches it
-            session_id = (await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)).id
+            bridge = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
+            session_id = bridge.id
+            if cmd.resume.held_audio:
+                audio_from_ms = await node.audio_received(bridge)
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
+            if cmd.resume is not None and cmd.resume.held_audio:
+                answer = await resume_point(service, session_id)
+                audio_from_ms = answer.audio_from_ms if answer is not None else None
             if (node := cluster_node(service)) is not None:
                 # behind a balancer the client's next request may reach another node: it must find the session
                 await node.in_cluster(session_id)
@@ -100,8 +109,9 @@ async def create_session(request: Request) -> Response:
         return _internal(e, "POST /v1/sessions")
     body = SessionCreated(session_id=session_id,
                           events_url=str(request.url_for("sse_events", session_id=session_id)),
-                          audio_url=str(request.url_for("sse_audio", session_id=session_id)))
-    return JSONResponse(body.model_dump(), status_code=200 if cmd.resume else 201)
+                          audio_url=str(request.url_for("sse_audio", session_id=session_id)),
+                          audio_from_ms=audio_from_ms)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if cmd.resume else 201)
 
 
 SEQ_PATTERN = r"^[0-9]*$"  # an event seq; empty: from the start

@@ -73,6 +73,10 @@ class Connection(abc.ABC):
     async def close(self) -> None:
         """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
 
+    #: a wire that answers a resume in its reply (HTTP + SSE) puts the answer's `audio_from_ms` here; the
+    #: others send it as the first event, `session.started {seq 0, resumed, audio_from_ms}`
+    resumed_at_ms: int | None = None
+
 
 class LiveSession:
     """A started session: send audio and commands, iterate its events (each exactly once). Survives
@@ -160,7 +164,7 @@ class LiveSession:
         if ev.session_id and self.session_id is None:
             self.session_id = ev.session_id
         if isinstance(ev, SessionStarted) and ev.resumed and not ev.seq:
-            self._resumed_at(ev)  # the hub's answer to this connection's resume (not the application's)
+            self._resumed_at(ev.audio_from_ms)  # the hub's answer to this connection's resume (not the application's)
             return
         if ev.session_id and ev.seq:
             self._refusals = 0
@@ -180,11 +184,11 @@ class LiveSession:
             self._migrated(ev)
         self._queue.put_nowait(ev)
 
-    def _resumed_at(self, ev: SessionStarted) -> None:
+    def _resumed_at(self, audio_from_ms: int | None) -> None:
         """The hub answered this connection's resume: the session has received its audio up to
         `audio_from_ms`; send the held audio from there again, first."""
         self._answered = self._conn
-        if ev.audio_from_ms is None or not self.held.enabled:
+        if audio_from_ms is None or not self.held.enabled:
             if self._settling is not None:
                 self._settling.cancel()
             self._sendable.set()
@@ -192,7 +196,7 @@ class LiveSession:
         self._sendable.clear()
         if self._settling is not None:
             self._settling.cancel()
-        self._settling = asyncio.create_task(self._send_again(ev.audio_from_ms))
+        self._settling = asyncio.create_task(self._send_again(audio_from_ms))
 
     def _migrated(self, ev: SessionMigrated) -> None:
         """Another node took the session over: send the held audio from `audio_from_ms` again, first (unless
@@ -228,9 +232,11 @@ class LiveSession:
                 self._sendable.set()
 
     async def _settle_after_resume(self) -> None:
-        """After a resume: no `session.migrated` within migration_wait_s means the session did not move."""
+        """After a resume: no `session.migrated` within migration_wait_s means the session did not move.
+        A resume that asked for the hub's answer (`held_audio`) waits for that answer instead (or for the
+        refusal, or the connection's end), at most start_timeout_s."""
         try:
-            await asyncio.sleep(self.client.migration_wait_s)
+            await asyncio.sleep(self.client.start_timeout_s if self.held.enabled else self.client.migration_wait_s)
         except asyncio.CancelledError:
             return
         if self._settling is asyncio.current_task():
@@ -332,6 +338,8 @@ class LiveSession:
                     self._settling.cancel()
                 self._settling = asyncio.create_task(self._settle_after_resume())
             self._conn = conn
+            if conn.resumed_at_ms is not None:  # (HTTP + SSE: answered in the resume's reply)
+                self._resumed_at(conn.resumed_at_ms)
             self._signal()
             return
         raise ResumeFailed(f"session {self.session_id}: {self.client.max_reconnects} reconnects failed", last)

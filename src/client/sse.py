@@ -12,6 +12,7 @@ from ..core.events import Event
 from .base import Connection, StreamingClient
 from .errors import ConnectionLost, HubRequestError, client_dependency
 from .events import parse_event
+from .held import SAMPLE_BYTES
 
 
 def http_error(status: int, body: bytes) -> HubRequestError:
@@ -38,6 +39,12 @@ class SseConnection(Connection):
         self.after = 0
         self.response: Any = None
         self.created = False  # this connection created its session and has not read its events yet
+        # where this connection's audio sits on the session's timeline (raw PCM only: None, not known):
+        # the timeline's end when it opened, and what it has sent since (an audio POST answered 5xx may
+        # have arrived all the same: the hub is asked before it is sent again)
+        self.base_ms: int | None = None
+        self.sent = 0
+        self.bytes_per_s = 0
 
     async def _post(self, url: str, *, again: bool = False, **kw: Any) -> Any:
         """`again`: a session's audio or command, sent again (after reconnect_delay_s, doubling up to 2 s, at
@@ -76,6 +83,11 @@ class SseConnection(Connection):
         self.events_url = info["events_url"]
         self.after = start.resume.last_seq if start.resume else 0
         self.created = start.resume is None
+        width = SAMPLE_BYTES.get(start.audio.encoding, 0)
+        self.bytes_per_s = width * start.audio.channels * start.audio.sample_rate
+        if start.resume is not None:
+            self.resumed_at_ms = info.get("audio_from_ms")
+        self.base_ms = 0 if start.resume is None else self.resumed_at_ms
         return self.session_id  # type: ignore[no-any-return]
 
     async def events(self) -> AsyncIterator[Event]:
@@ -118,7 +130,48 @@ class SseConnection(Connection):
             raise ConnectionLost(f"event stream: {e}") from e
 
     async def send_audio(self, data: bytes) -> None:
-        await self._post(self.audio_url, again=True, content=data, headers={"content-type": "application/octet-stream"})
+        """POST the audio; answered 5xx (a node, or a relay, that died under the request; Redis away) or
+        cut off, it is sent again (as `_post`), unless the hub says it has it already: a relay that
+        died after delivering it (the balancer's 502) would otherwise have it twice on the timeline."""
+        kw: dict[str, Any] = {"content": data, "headers": {"content-type": "application/octet-stream"}}
+        delay = self.client.reconnect_delay_s
+        for attempt in range(self.client.max_reconnects + 1):
+            try:
+                r = await self._post_once(self.audio_url, **kw)
+            except ConnectionLost:
+                if attempt == self.client.max_reconnects or self.http.is_closed:
+                    raise
+                r = None
+            if r is not None and r.status_code < 500:
+                if r.status_code >= 400:
+                    raise http_error(r.status_code, r.content)
+                self.sent += len(data)
+                return
+            if r is not None and attempt == self.client.max_reconnects:
+                raise http_error(r.status_code, r.content)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 2.0)
+            if await self._arrived(len(data)):
+                self.sent += len(data)
+                return
+
+    async def _arrived(self, size: int) -> bool:
+        """Whether the session's timeline holds the audio just sent (`size` bytes after what this connection
+        sent before): asked with a resume (`held_audio`), which answers how much audio it has received.
+        False when it cannot be told (not raw PCM, the start of this connection's audio not known, the hub
+        not answering)."""
+        if self.base_ms is None or not self.bytes_per_s:
+            return False
+        body = {"resume": {"session_id": self.session_id, "last_seq": self.after, "held_audio": True}}
+        try:
+            r = await self._post_once("/v1/sessions", json=body)
+            heard = r.json().get("audio_from_ms") if r.status_code == 200 else None
+        except (ConnectionLost, ValueError):
+            return False
+        if not isinstance(heard, int):
+            return False
+        end_ms = self.base_ms + (self.sent + size) * 1000 / self.bytes_per_s  # where this audio ends
+        return heard >= end_ms - 1  # (the hub counts whole milliseconds)
 
     async def flush(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/flush", again=True)

@@ -90,6 +90,12 @@ class BridgedSession:
         self.host.bridges += 1
         self._start_sender()
 
+    async def mark(self, timeout_s: float) -> tuple[bool, SessionStarted | None]:
+        """Ask the owner how much audio it has received (`answer`), without attaching."""
+        self._reply = uuid.uuid4().hex
+        await self.send_now(InboxMessage("mark", self.conn, reply=self._reply))
+        return await self.answer(timeout_s)
+
     async def answer(self, timeout_s: float) -> tuple[bool, SessionStarted | None]:
         """The owner's answer to `attach`: (True, `session.started {resumed, audio_from_ms}`), (True, None)
         when the owner no longer holds the session, (False, None) when no answer came within `timeout_s`

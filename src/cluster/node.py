@@ -446,6 +446,16 @@ class ClusterNode:
                        f"resume in {left} ms, when its lease has run out and the session can move",
                        retry_after_ms=left)
 
+    async def audio_received(self, bridge: BridgedSession) -> int | None:
+        """How much audio the owner of a bridged session has received, once it has applied every message
+        written to its inbox before this call (a `mark`); None: it did not answer within the lease's life
+        (at most lease_ms / 3), or no longer holds the session."""
+        if bridge.ended:
+            return None
+        left = await self.lease_left_ms(bridge.owner)
+        answered, ev = await bridge.mark(min(left + ANSWER_SLACK_MS, self.lease_ms / 3) / 1000)
+        return ev.audio_from_ms if answered and ev is not None else None
+
     async def lease_left_ms(self, owner: str) -> int:
         """How long the lease `node:{owner}` lives on (0: gone)."""
         try:
