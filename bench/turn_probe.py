@@ -4,10 +4,10 @@
 
 For every clip of bench_turns (the clip as one turn + 3.5 s of a quiet room, and the clip with an 800 ms pause put
 in at each held-out cut point) the real VAD finds every pause of the utterance (silence mode at 1.5 s, so no
-pause ends it early); at each pause this records Smart Turn's P(complete) asked at 60, 90, 150 and 240 ms of
-silence, the recogniser's text at 90 ms (a real greedy decode of the utterance so far with the tail the final
-decodes), the pause's length and what it is (the turn's end, a put-in pause, one of the clip's own). A rule is
-then judged on these without running the pipeline again (`rules`).
+pause ends it early); at each pause this records Smart Turn's P(complete) asked at 60, 90, 150, 240, 360, 480,
+600, 750 and 1000 ms of silence, the recogniser's text at 90 ms (a real greedy decode of the utterance so far
+with the tail the final decodes), the pause's length and what it is (the turn's end, a put-in pause, one of the clip's own). A rule is
+then judged on these without running the pipeline again (bench/turn_rules.py).
 """
 
 from __future__ import annotations
