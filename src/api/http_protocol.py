@@ -18,6 +18,11 @@ byte (or of the connection, for its first request): a client that drips header b
 and closed, one that connects and sends nothing is closed (uvicorn's keep-alive timeout only covers
 the time between requests).
 
+A request body must keep coming too: it has `head_timeout_s` plus one second per `MIN_BODY_RATE` bytes
+received to be complete (as Apache's mod_reqtimeout `body=...,MinRate=...`). A client that drips a body (a
+slow POST, "R.U.D.Y.") is answered 408 while the app has not answered yet (the app sees the client gone),
+else closed; either way the connection is not held for as long as the client likes.
+
 Once a request upgrades the connection (WebSocket), uvicorn gives the transport to its WebSocket
 protocol, and this one sees no more of it; after a head this parser cannot read, uvicorn's own answers
 (400) and this one only passes the bytes on.
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 HEAD_SLACK = 64 * 1024   # request line, header line framing, ...
 LINGER_S = 1.0           # after the answer: drop what still comes until this long without data
 LINGER_MAX_BYTES = 64 * 1024 * 1024
+MIN_BODY_RATE = 1024     # bytes/s: each KiB of a request body buys its sender one more second
 
 
 @functools.cache
@@ -66,6 +72,10 @@ class HeadBoundProtocol(asyncio.Protocol):
         self._dropped = 0
         self._linger: asyncio.TimerHandle | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_since = 0.0   # when this request's head completed (its body's clock)
+        self._body_bytes = 0
+        self._inner_lost = False
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
 
@@ -108,7 +118,10 @@ class HeadBoundProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel(self._linger)
         self._cancel(self._head_timer)
-        self.inner.connection_lost(exc)
+        self._cancel(self._body_timer)
+        if not self._inner_lost:
+            self._inner_lost = True
+            self.inner.connection_lost(exc)
 
     # -- the parser's callbacks: where each request head begins and ends ----------------------------------
     def on_message_begin(self) -> None:
@@ -120,6 +133,17 @@ class HeadBoundProtocol(asyncio.Protocol):
         self._in_head = False
         self._cancel(self._head_timer)
         self._head_timer = None
+        self._body_since = asyncio.get_running_loop().time()
+        self._body_bytes = 0
+        self._cancel(self._body_timer)
+        self._body_timer = asyncio.get_running_loop().call_later(self.head_timeout_s, self._body_check)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel(self._body_timer)
+        self._body_timer = None
 
     # -- bounds ------------------------------------------------------------------------------------------
     def _closing(self) -> bool:
@@ -145,6 +169,31 @@ class HeadBoundProtocol(asyncio.Protocol):
                      f"request headers were not complete within {self.head_timeout_s:g} s")
         self._refused = True
         self._drop(0)
+
+    def _body_check(self) -> None:
+        """The body's time is up unless what came since bought more (MIN_BODY_RATE)."""
+        self._body_timer = None
+        if self._refused or not self._watching or self._closing():
+            return
+        loop = asyncio.get_running_loop()
+        due = self._body_since + self.head_timeout_s + self._body_bytes / MIN_BODY_RATE
+        if loop.time() < due:
+            self._body_timer = loop.call_later(due - loop.time(), self._body_check)
+            return
+        assert self.transport is not None
+        message = (f"request body not complete in time ({self._body_bytes} bytes in "
+                   f"{loop.time() - self._body_since:.0f} s; at least {MIN_BODY_RATE} bytes/s after the first "
+                   f"{self.head_timeout_s:g} s)")
+        log.info("%s:%s: %s; closing", *(self.client or ("?", 0)), message)
+        self._refused = True
+        cycle = getattr(self.inner, "cycle", None)  # uvicorn's request in progress: answered already?
+        if cycle is not None and not getattr(cycle, "response_started", True):
+            self._answer(408, "Request Timeout", "invalid_command", message)
+        # uvicorn's side as if the client had gone: the app's receive() says http.disconnect, nothing it sends
+        # is written after the 408, and the transport closes once that is out
+        self._inner_lost = True
+        self.inner.connection_lost(None)
+        self.transport.close()
 
     @staticmethod
     def _cancel(timer: asyncio.TimerHandle | None) -> None:
