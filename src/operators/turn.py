@@ -7,10 +7,11 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    utterance so far (its last 8 s, this silence included). P >= threshold: the utterance ends there
    (`reason: turn`, at the end of the last voiced frame). Smart Turn's answer is sharpest early: asked again
    later it drifts towards "finished" as any silence grows (bench/bench_turns.py, docs/BENCHMARKS.md), so it
-   is asked once per pause. Smart Turn calls most Mandarin pauses finished, mid-sentence or not: when the
-   pause's speculative text is written in Han characters, P must reach `han_threshold` instead. An answer
-   between the two thresholds therefore waits for the pause's text (the final cannot come before that decode
-   anyway) and ends the utterance when the text is not Han (or there is none).
+   is asked once per pause. A confident answer waits for the pause's speculative text (the final is that
+   decode, so it comes no later) and ends the utterance unless the text says otherwise: it trails on (a comma,
+   an ellipsis, a dash, a conjunction, article or preposition at its end), or it is written in Han characters
+   and P is under `han_threshold` (Smart Turn calls most Mandarin pauses finished, mid-sentence or not). No
+   text (none coming, or none in time) leaves the answer as it is.
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
    ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
@@ -58,12 +59,21 @@ HINT_MS = 180  # the latest silence at which the final's speculative decode star
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—])['\"”’)\]]*$")
+TRAILS_ON = re.compile(r"([,;:，、；：]|\.\.\.|…|[-–—])['\"”’)\]]*$"
+                       r"|\b(and|but|or|nor|because|the|a|an|of|to|with|from|for|if|than|which|my|your|our|their)$",
+                       re.IGNORECASE)
 
 
 def ends_a_sentence(text: str | None) -> bool:
     """The recogniser's text for the speech so far reads as a finished sentence (not `...`, not a dash)."""
     t = (text or "").strip()
     return bool(t) and SENTENCE_END.search(t) is not None and TRAILING_OFF.search(t) is None
+
+
+def trails_on(text: str | None) -> bool:
+    """The recogniser's text stops mid-clause: a comma, semicolon, colon, ellipsis or dash, or a conjunction,
+    article or preposition that needs more words ("... for Queen of", "... depending on how...")."""
+    return TRAILS_ON.search((text or "").strip()) is not None
 
 
 def written_in_han(text: str | None) -> bool:
@@ -215,6 +225,14 @@ class TurnEndpointer(Endpointer):
             return self._end(self._last_voiced_end, reason="silence", probability=self.probability)
         return []
 
+    def _text_agrees(self, probability: float) -> bool:
+        """The pause's text (if any) lets a confident answer end the turn: it does not trail on, and it is not
+        Mandarin unless the answer reaches han_threshold."""
+        han = self.turn.han_threshold
+        if trails_on(self._text):
+            return False
+        return han is None or probability >= han or not written_in_han(self._text)
+
     def answer(self, query_id: int, probability: float | None) -> list[Item]:
         """The model's answer to question `query_id` (None: no answer): the markers it and the frames that
         waited for it decide. A stale answer (speech resumed, flush) changes nothing."""
@@ -224,13 +242,12 @@ class TurnEndpointer(Endpointer):
         out: list[Item] = []
         if probability is not None:
             self.probability = self._pause_p = probability
-            han = self.turn.han_threshold
             if not self.speaking or probability < self.turn.threshold:
                 pass
-            elif han is None or probability >= han or (self._text_heard and not written_in_han(self._text)) \
-                    or self.listen is None:
-                out.extend(self._end(self._last_voiced_end, reason="turn", probability=probability))
-            elif not self._text_heard:  # finished unless the text says Mandarin: wait for it
+            elif self._text_heard or self.listen is None:
+                if self._text_agrees(probability):
+                    out.extend(self._end(self._last_voiced_end, reason="turn", probability=probability))
+            else:  # finished unless the pause's text says otherwise: wait for it
                 self._check_script = self._awaiting_text = True
         if self.speaking and self._silent_run >= self._text_frames and self._asking:
             out.extend(self._read_text())  # the text step's frame went by while the model was asked
@@ -250,7 +267,7 @@ class TurnEndpointer(Endpointer):
         out: list[Item] = []
         if self._check_script:
             self._check_script = False
-            if self.speaking and not written_in_han(text):
+            if self.speaking and self._pause_p is not None and self._text_agrees(self._pause_p):
                 out = self._end(self._last_voiced_end, reason="turn", probability=self._pause_p)
         if self.speaking and self._silent_run >= self._text_frames:
             out.extend(self._read_text())

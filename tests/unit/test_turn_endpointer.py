@@ -17,7 +17,14 @@ from asrhub.core.errors import HubError
 from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.endpoint import EndpointOptions
 from asrhub.operators.pipeline import build_spec
-from asrhub.operators.turn import EAGERNESS, TurnEndpointer, TurnSettings, ends_a_sentence, turn_options
+from asrhub.operators.turn import (
+    EAGERNESS,
+    TurnEndpointer,
+    TurnSettings,
+    ends_a_sentence,
+    trails_on,
+    turn_options,
+)
 from asrhub.operators.turn_model import WINDOW
 
 FRAME = 480  # 30 ms
@@ -173,15 +180,34 @@ def test_an_answer_between_the_thresholds_waits_for_the_texts_script(text: str |
     assert out == [SpeechEnd(990 * 16, False, reason, 0.93)]  # type: ignore[arg-type]
 
 
-def test_a_sure_answer_ends_a_mandarin_turn_at_once_and_a_text_heard_first_decides_at_the_answer() -> None:
+def test_a_sure_answer_ends_a_mandarin_turn_and_a_text_heard_first_decides_at_the_answer() -> None:
     ep, model, texts, feed = mandarin_ready()
-    assert ep.answer(model.last, 0.98) == [SpeechEnd(990 * 16, False, "turn", 0.98)]
+    assert markers(ep.answer(model.last, 0.98)) == []            # waits for the pause's text
+    assert ep.heard(texts.pauses[-1], "欢迎大家来体验达摩院推出的语音识别模型") == [SpeechEnd(990 * 16, False, "turn", 0.98)]
     feed(speech_ms=600, silence_ms=240)
     ep.heard(texts.pauses[-1], "欢迎大家来体验")
     assert markers(ep.answer(model.last, 0.93)) == []            # Han text already heard: not sure enough
     feed(speech_ms=600, silence_ms=240)
     ep.heard(texts.pauses[-1], "Welcome, everyone")
     assert ep.answer(model.last, 0.93) == [SpeechEnd(2670 * 16, False, "turn", 0.93)]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Ask not what your country can do for", "max_silence"),   # a preposition that needs more words
+    ("four queen of", "max_silence"),
+    ("the cabbage juice changes color depending on how...", "max_silence"),
+    ("And so, my fellow Americans,", "max_silence"),
+    ("And so, my fellow Americans.", "turn"),
+    ("Go forward ten meters", "turn"),                          # no punctuation: the model's answer stands
+])
+def test_a_confident_answer_does_not_end_a_text_that_trails_on(text: str, reason: str) -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=3000)
+    assert markers(ep.answer(model.last, 0.97)) == []
+    out = markers(ep.heard(texts.pauses[-1], text))
+    assert out == [SpeechEnd(990 * 16, False, reason, 0.97)]  # type: ignore[arg-type]
 
 
 def paused_at_120_ms_with_silence_mode_at_450() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
@@ -244,6 +270,8 @@ def test_what_reads_as_a_finished_sentence() -> None:
     assert ends_a_sentence("It is done.") and ends_a_sentence('He said "go."') and ends_a_sentence("好吗？")
     assert not ends_a_sentence("It is...") and not ends_a_sentence("It is…") and not ends_a_sentence("It is -")
     assert not ends_a_sentence("and then,") and not ends_a_sentence("") and not ends_a_sentence(None)
+    assert trails_on("and then,") and trails_on("for Queen of") and trails_on("how...") and trails_on("甚至，")
+    assert not trails_on("I think so.") and not trails_on("What for?") and not trails_on("") and not trails_on(None)
 
 
 def test_speech_that_resumes_keeps_the_utterance_open_and_makes_nothing_of_the_answer() -> None:
