@@ -38,6 +38,8 @@ N_FRAMES = 3000          # 30 s of 10 ms mel frames
 FRAMES_PER_SECOND = 100
 BUCKET_FRAMES = 100      # encoder windows are whole seconds
 SAMPLE_RATE = HUB_RATE  # Whisper runs at 16 kHz, the hub rate
+SHORT_LID_S = 2.0        # language ID over less audio than this (a short utterance) ...
+SHORT_LID_WINDOW_S = 10.0  # ... is encoded in a window padded with silence to this length
 
 
 def drop_trailing_repeats(text: str, min_period: int = 3) -> str:
@@ -129,9 +131,14 @@ class CT2Whisper:
         return np.ascontiguousarray(batch), lengths
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
-        """Language ID over `audio` (float32, a second or two of speech): one encoder pass over a window of
-        its own length (whole seconds, no padding: the same answers on the dev clips as with it, and
-        cheaper) and the decoder's language-token distribution, most likely first: [("zh", 0.97), ...]."""
+        """Language ID over `audio` (float32, a second or two of speech): one encoder pass and the decoder's
+        language-token distribution, most likely first: [("zh", 0.97), ...]. The window is the audio's own
+        length (whole seconds, no padding: the same answers on the dev clips as with it, and cheaper), except
+        for audio shorter than `SHORT_LID_S` (an utterance that ended before the language ID's window filled:
+        a short command), which is padded with silence to `SHORT_LID_WINDOW_S`: in a window of its own length
+        base mistook English words for other languages ("die" vi 0.70, "my native country" tl 0.53); padded
+        (Whisper learnt on 30 s windows, where short speech sits in silence) it names them, for ~130 ms of one
+        core instead of ~30 (docs/BENCHMARKS.md, "Short commands")."""
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
@@ -140,6 +147,8 @@ class CT2Whisper:
         feats = self.m.feature_extractor(audio)
         frames = feats.shape[-1]
         frames = max(BUCKET_FRAMES, min(N_FRAMES, frames + (-frames) % BUCKET_FRAMES))
+        if len(audio) < SHORT_LID_S * SAMPLE_RATE:
+            frames = max(frames, int(SHORT_LID_WINDOW_S * FRAMES_PER_SECOND))
         batch = np.ascontiguousarray(pad_or_trim(feats, frames)[None].astype(np.float32))
         enc = self.m.model.encode(ctranslate2.StorageView.from_array(batch))
         return [(token.strip("<|>"), float(p)) for token, p in self.m.model.detect_language(enc)[0]]
