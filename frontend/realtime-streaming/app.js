@@ -146,10 +146,15 @@ function updateProviderInfo() {
   const p = providers.get(el.provider.value);
   const locked = run.phase !== "idle";
   el.languageList.replaceChildren();
-  el.providerInfo.textContent = p ? describeCapabilities(p) : "";
   const caps = (p && p.capabilities) || {};
-  const langs = Array.isArray(caps.languages) ? caps.languages : [];
-  if (p) for (const l of ["auto", ...langs]) el.languageList.append(new Option(l, l));
+  // "Automatic": every language an available provider speaks (the hub routes each to one)
+  const routed = [...providers.values()].filter((q) => q.status === "available");
+  const langs = p ? (Array.isArray(caps.languages) ? caps.languages : [])
+    : [...new Set(routed.flatMap((q) => (Array.isArray(q.capabilities?.languages) ? q.capabilities.languages : [])))]
+      .filter((l) => l !== "auto");
+  if (p || routed.length) for (const l of ["auto", ...langs]) el.languageList.append(new Option(l, l));
+  el.providerInfo.textContent = p ? describeCapabilities(p)
+    : routed.length ? "The hub picks the engine for the language; with none given, it listens for the language first." : "";
   el.wordTs.disabled = locked || caps.word_timestamps === false;
   if (caps.word_timestamps === false) el.wordTs.checked = false;
   el.interim.disabled = locked || caps.interim === false;

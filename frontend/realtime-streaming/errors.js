@@ -4,7 +4,7 @@
 
 const MESSAGES = {
   // --- hub error codes (DESIGN §3.2) ---
-  invalid_command: "The server did not accept a request from this page. Try reloading the page.",
+  invalid_command: "The server did not accept this session's settings.",
   unsupported_encoding: "The server cannot handle this audio format.",
   invalid_audio: "The server could not make sense of the audio it received.",
   unknown_provider: "The selected speech engine does not exist on this server. Pick another one.",
@@ -48,8 +48,14 @@ const ENDED_REASONS = {
   shutdown: "Session ended: the server is shutting down.",
 };
 
-/** A human sentence for an error code; falls back to the server's own message. */
+// Hub codes whose message names what to change (a language the engine does not speak, a bad file): shown.
+const WITH_REASON = new Set(["invalid_command", "invalid_audio", "unsupported_encoding", "unknown_provider",
+  "provider_unavailable", "payload_too_large"]);
+
+/** A human sentence for an error code (with the server's reason where it says what to change); falls back to
+ * the server's own message. */
 export function describeError(code, serverMessage) {
+  if (code && MESSAGES[code] && serverMessage && WITH_REASON.has(code)) return `${MESSAGES[code]} (${serverMessage})`;
   if (code && MESSAGES[code]) return MESSAGES[code];
   if (serverMessage) return String(serverMessage);
   return "Something went wrong.";

@@ -22,9 +22,13 @@ export async function fetchProviders(hubBase, token) {
 }
 
 /**
- * Fill the <select>. Selects `wanted` if available, else the provider flagged
- * `default: true`, else the first available one. With nothing usable, a
- * "Server default" option (value "") lets the hub decide and explain.
+ * Fill the <select>. First comes "Automatic" (value ""): the start names no
+ * provider, so the hub routes the session by its language, or by the language
+ * it hears when none is given (`providers.routes`, `providers.detect`); naming
+ * the default provider would pin every language to it (tiny.en: Mandarin
+ * refused, or heard as English). Selects `wanted` if available, else
+ * "Automatic". With nothing usable, "Server default" lets the hub decide and
+ * explain.
  * @returns {Map<string, object>} name → provider entry
  */
 export function fillProviderSelect(select, list, wanted) {
@@ -52,9 +56,11 @@ export function fillProviderSelect(select, list, wanted) {
     if (p.default === true && !flaggedDefault) flaggedDefault = p.name;
     if (p.name === wanted) wantedOk = p.name;
   }
-  const pick = wantedOk || flaggedDefault || firstAvailable;
-  if (pick) {
-    select.value = pick;
+  if (firstAvailable) {
+    const auto = new Option("Automatic (routed by language)", "");
+    auto.dataset.status = "auto";
+    select.prepend(auto);
+    select.value = wantedOk || "";
   } else {
     select.prepend(new Option("Server default", ""));
     select.value = "";

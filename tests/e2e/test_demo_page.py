@@ -122,11 +122,14 @@ def test_file_upload(hub: HubProcess, context: Any, transport: str) -> None:
 
 def test_engine_list_shows_every_provider_and_why(hub: HubProcess, context: Any) -> None:
     """Issue 14: the default config lists all six providers; the page offers the available one and shows
-    the others disabled, each with the reason the hub gives."""
+    the others disabled, each with the reason the hub gives. "Automatic" (no provider in the start: routed by
+    language) comes first and is selected."""
     page = open_page(context, hub.http)
     options = page.eval_on_selector_all("#provider option", "os => os.map(o => ({value: o.value, "
                                         "disabled: o.disabled, status: o.dataset.status, title: o.title}))")
     rows = {r["name"]: r for r in httpx.get(hub.http + "/v1/providers", timeout=10).json()}
+    assert options[0]["value"] == "" and options[0]["status"] == "auto" and not options[0]["disabled"], options[0]
+    options = options[1:]
     assert {o["value"] for o in options} == set(rows) == {"faster_whisper", "whisper_multi", "openai_whisper", "vosk",
                                                            "funasr", "google", "openai"}
     for o in options:
@@ -134,7 +137,7 @@ def test_engine_list_shows_every_provider_and_why(hub: HubProcess, context: Any)
         assert o["status"] == row["status"] and o["disabled"] == (row["status"] != "available")
         if o["disabled"]:
             assert row["reason"] and o["title"] == row["reason"]
-    assert page.input_value("#provider") == "faster_whisper"
+    assert page.input_value("#provider") == ""
 
 
 @pytest.fixture(scope="module")
