@@ -213,8 +213,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         return 0
     logging.basicConfig(level=logging.CRITICAL)  # a failed load is reported below, once, with its fix
     loaded, missing = asyncio.run(load_required(cfg))
-    for name in loaded:
-        print(f"# provider '{name}': available", file=sys.stderr)
+    for name, status in loaded:
+        print(f"# provider '{name}': {status}" + ("" if status == "available" else " (providers.fallback takes its "
+                                                   "sessions meanwhile)"), file=sys.stderr)
     for u in missing:
         print(f"asrhub: {u.describe()}. Fix: {u.fix}", file=sys.stderr)
     operators = load_operators(cfg.pipeline)

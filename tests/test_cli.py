@@ -7,6 +7,7 @@ import argparse
 import json
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -319,3 +320,65 @@ def test_404s_are_counted_as_unmatched(broken_hub: ServeLog) -> None:
                         metrics, re.M)
     assert counted and float(counted.group(1) or counted.group(2)) == 2, metrics
     assert "path:path" not in "".join(ln for ln in metrics.splitlines() if 'status="404"' in ln)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["alone", "with-fallback"])
+def unreachable_default(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                        ) -> Iterator[tuple[Path, bool]]:
+    """A config whose default provider is a FunASR runtime server on a loopback port that refuses
+    connections (bound, never listening): `unhealthy` from the start. With `providers.fallback` naming a
+    working faster-whisper, or without one (then nothing can serve a session)."""
+    tmp = tmp_path_factory.mktemp("unreachable")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        fallback = "  fallback: [fw]\n" if request.param else ""
+        working = "    fw:\n      type: faster_whisper\n      model: bundled:tiny.en\n      compute_type: int8\n"
+        text = (f"providers:\n  default: remote\n  detect: false\n  routes: []\n{fallback}  instances:\n"
+                f"    remote:\n      type: funasr\n      url: ws://127.0.0.1:{closed.getsockname()[1]}\n"
+                + (working if request.param else ""))
+        yield _config(tmp, text), request.param
+
+
+def test_config_check_fails_while_the_default_is_unreachable(unreachable_default: tuple[Path, bool]) -> None:
+    """An unreachable default with nothing to fall back on: the hub could not transcribe, so `config check`
+    says so and exits 1 (it said `provider 'remote': available`); with a working fallback it passes."""
+    config, fallback = unreachable_default
+    r = subprocess.run([sys.executable, "-m", "asrhub", "config", "check", str(config)], capture_output=True,
+                       text=True, cwd=config.parent, timeout=300)
+    if fallback:
+        assert r.returncode == 0, r.stderr
+        assert "provider 'remote': available" not in r.stderr, r.stderr
+        return
+    assert r.returncode == 1, r.stderr
+    assert "provider 'remote' (the default provider) is unhealthy: cannot reach the FunASR runtime" in r.stderr, r.stderr
+    assert "providers.fallback" in r.stderr and "provider 'remote': available" not in r.stderr, r.stderr
+
+
+def test_readyz_is_honest_while_the_default_is_unreachable(unreachable_default: tuple[Path, bool]) -> None:
+    """/readyz said 200 while every session was refused `provider_unavailable` (the default unhealthy, no
+    fallback): now 503 naming it, with one WARNING. With a fallback the hub is ready and a session that
+    names no provider transcribes real speech on it."""
+    config, fallback = unreachable_default
+    hub = ServeLog(config, config.parent)
+    try:
+        hub.until("Uvicorn running on")
+        base = f"http://127.0.0.1:{hub.port}"
+        r = httpx.get(base + "/readyz", timeout=10)
+        c = clip("en_libri_1995-1837-0001")
+        with open(c.path, "rb") as f:
+            answer = httpx.post(base + "/v1/audio/transcriptions", files={"file": f}, data={"model": "whisper-1"},
+                                timeout=120)
+        if fallback:
+            assert r.status_code == 200, r.text
+            assert answer.status_code == 200 and wer([c.transcript], [answer.json()["text"]]) <= 0.15, answer.text
+            return
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["reason"] == "provider_unavailable", body
+        assert "provider 'remote' (the default provider) is unhealthy: cannot reach the FunASR runtime" in body["detail"]
+        assert "providers.fallback" in body["detail"], body
+        assert answer.status_code == 503, answer.text  # what readyz said: this hub cannot transcribe
+        warnings = [o for o in hub.seen if o["level"] == "WARNING" and "provider 'remote'" in o["msg"]]
+        assert len(warnings) == 1 and "unhealthy" in warnings[0]["msg"], hub.seen
+    finally:
+        hub.stop()

@@ -6,9 +6,10 @@ returns a result within `providers.timeout_s`; what it recognised does not matte
 not available are not probed: their reason is the answer.
 
 `required_unavailable()` is what a hub cannot serve without: the default provider or one that
-`providers.routes` names, unavailable (its library missing, its model path wrong, disabled). `/readyz`
-answers 503 while there is one, the hub logs each at WARNING with the fix, and `providers --check` and
-`config check` exit 1.
+`providers.routes` names, unavailable (its library missing, its model path wrong, disabled), or unhealthy
+(its server unreachable, a passing fault) with no provider of `providers.fallback` available to take its
+sessions. `/readyz` answers 503 while there is one, the hub logs each at WARNING with the fix, and
+`providers --check` and `config check` exit 1.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class Unavailable:
     role: str
     reason: str
     fix: str
+    status: str = "unavailable"  # or "unhealthy" (with nothing to fall back on)
 
     def describe(self) -> str:
         role = "the default provider" if self.role == "default" else "routed to by providers.routes"
-        return f"provider '{self.name}' ({role}) is unavailable: {self.reason}"
+        return f"provider '{self.name}' ({role}) is {self.status}: {self.reason}"
 
 
 def required_names(cfg: ProvidersConfig) -> dict[str, str]:
@@ -74,15 +76,23 @@ def fix_for(cfg: ProvidersConfig, name: str, role: str, reason: str) -> str:
 
 
 def unavailable_in(cfg: ProvidersConfig, rows: list[dict[str, Any]]) -> list[Unavailable]:
-    """The default and routed providers whose row (`ProviderSet.describe()`) says `unavailable`: a failed
-    load or a disabled block (`loading` and `unhealthy`, a passing fault, do not count)."""
+    """The default and routed providers whose row (`ProviderSet.describe()`) says `unavailable` (a failed
+    load or a disabled block), or `unhealthy` (a passing fault) while no provider of `providers.fallback`
+    is available: the sessions they would get have nowhere to go (`loading` does not count)."""
     required = required_names(cfg)
+    status = {row["name"]: row["status"] for row in rows}
     out = []
     for row in rows:
-        role = required.get(row["name"])
-        if role is not None and row["status"] == "unavailable":
-            reason = row["reason"] or "unavailable"
-            out.append(Unavailable(row["name"], role, reason, fix_for(cfg, row["name"], role, reason)))
+        name, role = row["name"], required.get(row["name"])
+        if role is None:
+            continue
+        reason = row["reason"] or row["status"]
+        if row["status"] == "unavailable":
+            out.append(Unavailable(name, role, reason, fix_for(cfg, name, role, reason)))
+        elif row["status"] == "unhealthy" and not any(status.get(f) == "available" for f in cfg.fallback if f != name):
+            fix = (f"bring it back (the hub tries it again every {cfg.probe_interval_s:g} s and is ready once it "
+                   f"answers), correct providers.instances.{name}, or list a working provider in providers.fallback")
+            out.append(Unavailable(name, role, reason, fix, status="unhealthy"))
     return out
 
 
@@ -124,17 +134,20 @@ def effective_provider_options(cfg: ProvidersConfig) -> dict[str, dict[str, Any]
     return out
 
 
-async def load_required(cfg: HubConfig) -> tuple[list[str], list[Unavailable]]:
-    """Load only the default and routed providers (what `config check` needs to say the hub would be
-    ready): the available ones' names, and the unavailable ones."""
+async def load_required(cfg: HubConfig) -> tuple[list[tuple[str, str]], list[Unavailable]]:
+    """Load only the default, routed and fallback providers (what `config check` needs to say the hub would
+    be ready): (name, status) of those it can serve with (`unhealthy` ones among them when a fallback is
+    available), and those it cannot."""
     sched = Scheduler(1)
     await sched.start()
     ps = ProviderSet(cfg.providers, sched)
     try:
         required = required_names(cfg.providers)
-        await ps.load(only=[p for name, p in ps.providers.items() if name in required])
+        wanted = {*required, *cfg.providers.fallback}  # the fallbacks: whether an unhealthy one is covered
+        await ps.load(only=[p for name, p in ps.providers.items() if name in wanted])
         missing = required_unavailable(ps)
-        return [n for n in required if n not in {u.name for u in missing}], missing
+        status = {row["name"]: row["status"] for row in ps.describe()}
+        return [(n, status[n]) for n in required if n not in {u.name for u in missing}], missing
     finally:
         await ps.close()
         await sched.stop()
