@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 from ..core.audio import PCM_ENCODINGS
-from ..core.commands import AudioSpec, parse_start
+from ..core.commands import AudioSpec, Hotword, parse_start
 from ..core.errors import ErrorCode, HubError
 from ..core.language import model_language, parse_language
 from ..core.validation import request_options
@@ -404,7 +404,8 @@ async def transcribe(
     sample_rate: Annotated[int | None, Form(description="rate of headerless PCM (default 16000)")] = None,
     channels: Annotated[int | None, Form(description="channels of headerless PCM (default 1)")] = None,
     task: Annotated[Task, Form(description="translate: English text out (multilingual Whisper)")] = "transcribe",
-    hotwords: Annotated[list[str] | None, Form(description="boosted phrases (repeat the field)")] = None,
+    hotwords: Annotated[list[Hotword] | None, Form(max_length=100, description="boosted phrases (repeat the field; "
+                                                   "at most 100, each 1-100 characters)")] = None,
 ) -> Response:
     aliases: dict[str, str] = request.app.state.hub.config.openai_compat.aliases
     name = provider or (aliases[model] or None if model in aliases else
