@@ -40,6 +40,7 @@ REPORT_EVERY = 256     # events between two `delivered` reports
 INBOX_MAXLEN = 10_000  # `MAXLEN ~` of `in:{id}`: a bound should its owner stop reading
 RETRY_FIRST_S, RETRY_MAX_S = 0.05, 0.25  # writing to the inbox again while Redis is away ...
 GIVE_UP_S = 30.0                         # ... for at most this long
+LEASE_SLACK_MS = 20    # a quiet bridge looks at the owner again this long after its lease would end
 
 
 class BridgeHost(Protocol):
@@ -53,6 +54,8 @@ class BridgeHost(Protocol):
     bridges: int
 
     async def owner_alive(self, owner: str) -> bool: ...
+
+    async def lease_left_ms(self, owner: str) -> int: ...
 
     async def owner_lost(self, session_id: str, owner: str) -> None: ...
 
@@ -207,20 +210,33 @@ class BridgedSession:
             raise HubError(ErrorCode.internal, f"the cluster is unreachable; {self.undelivered} message(s) for "
                            f"session '{self.id}' were not delivered")
 
+    async def _until_lease_end(self) -> int:
+        """The next quiet read's block: `block_ms`, or less when the owner's lease ends sooner (a dead
+        owner is then seen at once, not up to a block later)."""
+        try:
+            left = await self.host.lease_left_ms(self.owner)
+        except HubError:  # (Redis away)
+            return self.host.block_ms
+        return max(10, min(self.host.block_ms, left + LEASE_SLACK_MS)) if left else self.host.block_ms
+
     # -- events: from the log --------------------------------------------------------------------
     async def events(self, after_seq: int) -> AsyncIterator[Event]:
         """Every event after `after_seq`, from the log, until `session.ended`."""
         key = keys.events(self.id)
         cursor = reported = after_seq
+        block = self.host.block_ms
         while True:
             try:
-                answer = await self.host.blocking.xread({key: f"0-{cursor}"}, block=self.host.block_ms, count=512)
+                answer = await self.host.blocking.xread({key: f"0-{cursor}"}, block=block, count=512)
             except REDIS_DOWN as e:
                 raise ChannelFenced(f"session {self.id}: the cluster is unreachable ({type(e).__name__})") from None
             if not answer:
                 if not self.ended and not await self.host.owner_alive(self.owner):
                     await self.host.owner_lost(self.id, self.owner)
+                elif not self.ended:  # the next look at the owner no later than its lease's end
+                    block = await self._until_lease_end()
                 continue
+            block = self.host.block_ms
             for _, entries in wire.read(answer):
                 for _, fields in entries:
                     ev = parse_event(fields[b"event"])
