@@ -382,3 +382,19 @@ def test_readyz_is_honest_while_the_default_is_unreachable(unreachable_default: 
         assert len(warnings) == 1 and "unhealthy" in warnings[0]["msg"], hub.seen
     finally:
         hub.stop()
+
+
+def test_a_local_funasr_model_without_torch_names_torch(tmp_path: Path) -> None:
+    """The `funasr` extra does not bring torch (its models need it): the hub said "the 'funasr' extra is not
+    installed (pip install 'asrhub[funasr]')" with the extra installed, so following it changed nothing. It
+    names torch and the CPU build's install command now."""
+    model = tmp_path / "paraformer"
+    model.mkdir()
+    config = _config(tmp_path, f"providers:\n  default: local\n  detect: false\n  routes: []\n  instances:\n"
+                               f"    local:\n      type: funasr\n      model: {model}\n")
+    r = subprocess.run([sys.executable, "-m", "asrhub", "config", "check", str(config)], capture_output=True,
+                       text=True, cwd=tmp_path, env=env_without(tmp_path, "torch"), timeout=300)
+    assert r.returncode == 1, r.stderr
+    problem = next(ln for ln in r.stderr.splitlines() if ln.startswith("asrhub: provider 'local'"))
+    assert "needs torch, which is not installed" in problem and "extra is not installed" not in problem, problem
+    assert "Fix: pip install torch==2.13.0" in problem, problem

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PROBE_S = 1.0
 _EXTRA = re.compile(r"the '([\w-]+)' extra is not installed")
+_INSTALL = re.compile(r"\((pip install [^)]+)\)")  # a reason that names its own install command
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ def fix_for(cfg: ProvidersConfig, name: str, role: str, reason: str) -> str:
     m = _EXTRA.search(reason)
     if m:
         return f"pip install 'asrhub[{m.group(1)}]' ({elsewhere})"
+    m = _INSTALL.search(reason)
+    if m:
+        return f"{m.group(1)} ({elsewhere})"
     if not block.enabled:
         return f"set providers.instances.{name}.enabled: true ({elsewhere})"
     named = [k for k in provider_class(block.type).Options.model_fields if re.search(rf"\b{re.escape(k)}\b", reason)]

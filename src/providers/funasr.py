@@ -42,6 +42,9 @@ from .models import Device
 
 log = logging.getLogger(__name__)
 
+#: funasr does not require torch, but its models run on it: the CPU build, before anything pulls a CUDA one
+TORCH = "pip install torch==2.13.0"
+
 MODES = ("online", "offline", "2pass")
 
 
@@ -199,9 +202,13 @@ class FunASRProvider(BatchProvider):
         saved = (list(root.handlers), root.level)
         try:
             from funasr import AutoModel
-        except ImportError:
-            self.set_health("unavailable", "the 'funasr' extra is not installed (pip install 'asrhub[funasr]'), "
-                            "or give 'url' of a FunASR runtime server")
+        except ImportError as e:
+            if e.name == "torch" or e.name is None and "PyTorch" in str(e):  # the extra is there; torch is not
+                self.set_health("unavailable", f"a local FunASR model needs torch, which is not installed ({TORCH}); "
+                                "or give 'url' of a FunASR runtime server")
+            else:
+                self.set_health("unavailable", "the 'funasr' extra is not installed (pip install 'asrhub[funasr]'), "
+                                "or give 'url' of a FunASR runtime server")
             return
         finally:  # importing funasr configures the root logger; the hub's logging stays the hub's
             root.handlers[:], root.level = saved[0], saved[1]
