@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.errors import HubError
@@ -58,7 +59,12 @@ def localise_text(text: str, language: str | None) -> str:
     (written without spaces between words); other text unchanged."""
     if not has_han(text):
         return text
-    text = _HAN_GAP.sub("", text)
+    return _in_script(_HAN_GAP.sub("", text), language)
+
+
+def _in_script(text: str, language: str | None) -> str:
+    """`text` converted to the script `language` calls for (OpenCC, which reads phrases: "反斗" stays 斗 in
+    Traditional, where 斗 alone becomes 鬥)."""
     if not language or language == AUTO:
         return text
     try:
@@ -74,6 +80,23 @@ def localise_text(text: str, language: str | None) -> str:
     return _convert(simplified, _TO_TRADITIONAL.get(region, "s2hk"))
 
 
+def localise_words(texts: Sequence[str], language: str | None) -> list[str]:
+    """The words of one result in the script `language` calls for, converted as the text they make up (so
+    they join to the localised text: word by word, 娛樂反斗相's 斗 came out 鬥); each without spaces inside
+    Chinese. A conversion that changes the length (OpenCC phrase tables can) falls back to word by word."""
+    joined = "".join(texts)
+    if not has_han(joined):
+        return list(texts)
+    whole = _in_script(joined, language)
+    if len(whole) != len(joined):
+        return [localise_text(t, language) for t in texts]
+    out, at = [], 0
+    for t in texts:
+        out.append(_HAN_GAP.sub("", whole[at:at + len(t)]))
+        at += len(t)
+    return out
+
+
 def result_language(requested: str | None, detected: str | None) -> str | None:
     """The `language` of a result: the asked tag, or the detected one under `auto` or none."""
     if requested and requested != AUTO:
@@ -84,14 +107,16 @@ def result_language(requested: str | None, detected: str | None) -> str | None:
 def localise_result(res: Result, requested: str | None) -> Result:
     language = result_language(requested, res.language)
     text = localise_text(res.text, language)
-    words = [dataclasses.replace(w, word=localise_text(w.word, language)) for w in res.words]
+    words = [dataclasses.replace(w, word=t) for w, t in zip(res.words, localise_words([w.word for w in res.words],
+                                                                                      language), strict=True)]
     segments = [dataclasses.replace(seg, text=localise_text(seg.text, language)) for seg in res.segments]
     return dataclasses.replace(res, text=text, words=words, language=language, segments=segments)
 
 
 def localise_stream_result(r: StreamResult, requested: str | None) -> StreamResult:
     language = result_language(requested, r.language if r.language != AUTO else None)
-    words = tuple(dataclasses.replace(w, word=localise_text(w.word, language)) for w in r.words)
+    words = tuple(dataclasses.replace(w, word=t) for w, t in zip(r.words, localise_words([w.word for w in r.words],
+                                                                                          language), strict=True))
     return dataclasses.replace(r, text=localise_text(r.text, language),
                                stable_text=localise_text(r.stable_text, language), words=words, language=language)
 
