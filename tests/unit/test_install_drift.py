@@ -102,3 +102,38 @@ def test_dashboard_uses_exported_metrics_only() -> None:
     exported |= {m + "_total" for m in exported}
     assert used and used <= exported, sorted(used - exported)
     assert "from_" not in json.dumps(dash)
+
+
+def _between(path: str, start: str, end: str) -> str:
+    text = (REPO / path).read_text()
+    assert start in text, f"{path} has no '{start}'"
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+#: What a pip user reads: README's install block ("Without a checkout" up to the next topic) and
+#: OPERATIONS' "## Install" section.
+INSTALL_DOCS = {"README.md": ("Without a checkout", "\nMore than one machine"),
+                "docs/OPERATIONS.md": ("\n## Install\n", "\n## ")}
+
+
+@pytest.mark.parametrize("doc", sorted(INSTALL_DOCS))
+def test_install_docs_say_what_a_pip_user_needs(doc: str) -> None:
+    """A user installing the package (not `make run`) gets from these sections alone: every extra they name
+    exists; the wheel build command and how to add an extra to the wheel file (the package is not on
+    PyPI, so `pip install 'asrhub[X]'` finds nothing); the CPU torch pin scripts/install.sh installs before
+    the extras that pull torch (without it pip resolves a multi-GB CUDA build); and the `--no-deps` model
+    packages of the Silero VAD and the turn model, which no extra can bring."""
+    section = _between(doc, *INSTALL_DOCS[doc])
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"])
+    named = set(re.findall(r"(?:\.|asrhub|\.whl)\[([\w,-]+)\]", (REPO / doc).read_text()))
+    assert named and {e for n in named for e in n.split(",")} <= extras, named - extras
+    script = (REPO / INSTALL).read_text()
+    torch = re.search(r'"(torch==[\d.]+)"', script)
+    assert torch and f"pip install {torch.group(1)}" in section, f"{doc}: say `pip install {torch and torch.group(1)}` first"
+    assert "openai-whisper" in section and "funasr" in section
+    assert "pip wheel --no-deps -w dist ." in section, doc
+    wheel = f"dist/asrhub-{pyproject['project']['version']}-py3-none-any.whl"
+    assert f"{wheel}[" in section, f"{doc}: how to add an extra to {wheel}"
+    for pkg in re.findall(r"--no-deps ([\w-]+==[\d.]+)", script):
+        assert f"--no-deps {pkg}" in section, f"{doc}: {pkg}"
