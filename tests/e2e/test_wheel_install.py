@@ -19,6 +19,8 @@ import shutil
 import site
 import subprocess
 import sys
+import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,8 +42,15 @@ def _run(*args: str | Path, cwd: Path | None = None) -> str:
     return r.stdout
 
 
+def _wheel(project: Path, dist: Path) -> Path:
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist, project)
+    wheels = list(dist.glob("asrhub-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "project"
     src.mkdir()
@@ -50,13 +59,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("node_modules", "__pycache__", "gen"))
         else:
             shutil.copy2(REPO / name, src / name)
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", src)
-    wheels = list((tmp / "dist").glob("asrhub-*.whl"))
-    assert len(wheels) == 1
+    return _wheel(src, tmp / "dist")
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("venv")
     venv = tmp / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
     _run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--no-deps", "--no-index",
-         wheels[0])
+         wheel)
     purelib = Path(_run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
     (purelib / "_asrhub_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     (dist_info,) = purelib.glob("asrhub-*.dist-info")
@@ -178,3 +190,33 @@ async def test_websocket_and_grpc_sessions_on_real_speech(served: tuple[HubProce
     assert wer([c.transcript], [grpc_text]) < 0.2, grpc_text
     # (the cache holds the assembled bundled:base model; compiled stubs would be in cache/asrhub/grpc)
     assert not (cache / "asrhub" / "grpc").exists(), "the installed hub compiled stubs at run time instead of using its own"
+
+
+def test_the_sdist_builds_the_same_wheel(wheel: Path, tmp_path: Path) -> None:
+    """`python -m build` makes the wheel from the sdist: the sdist must hold what setup.py ships (the default
+    config, the .proto, the demo page: MANIFEST.in), or the build fails (it did: config/config.yaml not
+    found). The sdist is made by the PEP 517 hook `build` calls, from the files a clone has; the wheel built
+    from it has the same files as the one built from the tree, and neither holds tests or benches."""
+    clone = tmp_path / "clone"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, clone / rel)
+    out = _run(sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))",
+               cwd=clone)
+    sdist = tmp_path / out.split()[-1]
+    with tarfile.open(sdist) as tar:
+        members = [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name]
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    from asrhub.core.resources import SHIPPED
+    for rel in SHIPPED:
+        assert any(m == rel or m.startswith(rel + "/") for m in members), f"the sdist lacks {rel}"
+    assert not [m for m in members if m.startswith(("tests/", "bench/"))], members
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    from_sdist = _wheel(unpacked, tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as a, zipfile.ZipFile(from_sdist) as b:
+        names = set(a.namelist())
+        assert names == set(b.namelist()), set(a.namelist()) ^ set(b.namelist())
+    assert not [n for n in names if n.startswith(("tests/", "bench/", "asrhub/tests/"))], names
