@@ -31,6 +31,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.not_found: grpc.StatusCode.NOT_FOUND,
     ErrorCode.method_not_allowed: grpc.StatusCode.UNIMPLEMENTED,
     ErrorCode.headers_too_large: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.slow_consumer: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.internal: grpc.StatusCode.INTERNAL,
 }
 

@@ -225,7 +225,7 @@ class AsrNamespace:
         return _ack_error(err)
 
 
-NOT_READING = HubError(ErrorCode.internal, "client is not reading")
+NOT_READING = HubError(ErrorCode.slow_consumer, "client is not reading")
 
 
 def _ack_error(err: HubError) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     not_found = "not_found"                    # HTTP: no such route or file (404)
     method_not_allowed = "method_not_allowed"  # HTTP: the route exists, not with this method (405)
     headers_too_large = "headers_too_large"    # HTTP: request headers over server.max_header_bytes/max_headers (431)
+    slow_consumer = "slow_consumer"            # the client stopped reading its events; the session was ended
     internal = "internal"
 
 
@@ -43,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.not_found: 404,
     ErrorCode.method_not_allowed: 405,
     ErrorCode.headers_too_large: 431,
+    ErrorCode.slow_consumer: 429,
     ErrorCode.internal: 500,
 }
 
@@ -50,7 +52,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 #: Codes a client may retry as they are (later, or elsewhere): the failure is not in the request.
 RETRYABLE: frozenset[ErrorCode] = frozenset({
     ErrorCode.provider_unavailable, ErrorCode.provider_error, ErrorCode.too_many_sessions,
-    ErrorCode.rate_limited, ErrorCode.internal, ErrorCode.node_lost})
+    ErrorCode.rate_limited, ErrorCode.internal, ErrorCode.node_lost, ErrorCode.slow_consumer})
 
 
 class HubError(Exception):

@@ -199,6 +199,6 @@ class Streams:
             s.channel.emit(payload.event)
         except ChannelOverflow as e:
             if payload.event.type != "session.ended" and self._live(s):
-                return error_actions(s.id, HubError(ErrorCode.internal, f"client is not reading events: {e}",
+                return error_actions(s.id, HubError(ErrorCode.slow_consumer, f"client is not reading events: {e}",
                                                     fatal=True))
         return ()

@@ -677,7 +677,7 @@ def small_buffer_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubPr
 
 @pytest.mark.parametrize("transport", ["websocket", "socketio"])
 async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: str) -> None:
-    """A client that stops reading while its session produces events is ended with the fatal `internal`
+    """A client that stops reading while its session produces events is ended with the fatal `slow_consumer`
     error ("client is not reading events") once limits.max_events_buffered events wait for it — on
     Socket.IO too, although python-engineio's own send queue is unbounded (the hub must not run ahead
     of what the client takes). Meanwhile other sessions run normally, and afterwards no session is left.
@@ -687,7 +687,7 @@ async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: s
     try:
         async with asyncio.timeout(45):
             sid = await rogue.start()
-            cut = 'asrhub_errors_total{code="internal"}'
+            cut = 'asrhub_errors_total{code="slow_consumer"}'
             before = await metric(hub, cut)
             sent = 0  # until the hub reports the cut; 2500 events of 8 KB are ~7 times the socket buffers
             while await metric(hub, cut) == before:
@@ -703,7 +703,7 @@ async def test_slow_reader_is_cut_off(small_buffer_hub: HubProcess, transport: s
                 events.append(await rogue.next_event())
         fatal = [e for e in events if e["type"] == "error" and e["fatal"]]
         assert len(fatal) == 1, fatal
-        assert fatal[0]["code"] == "internal" and "not reading" in fatal[0]["message"], fatal
+        assert fatal[0]["code"] == "slow_consumer" and "not reading" in fatal[0]["message"], fatal
         assert fatal[0]["session_id"] == sid and events[-1]["reason"] == "error", events[-1]
         mine = [e for e in events if e["session_id"] == sid]  # not the errors of commands after the end
         assert mine[-2] is fatal[0], [e["type"] for e in mine[-3:]]

@@ -22,7 +22,7 @@ def test_overflow_is_raised_once_and_later_events_still_go_in() -> None:
         with pytest.raises(ChannelOverflow):
             ch.emit(SpeechStarted(session_id="", offset_ms=99))  # drops seq 2, never delivered
         assert ch.overflowed and ch.last_seq == 66
-        ch.emit(ErrorEvent(session_id="", code="internal", message="client is not reading events", fatal=True))
+        ch.emit(ErrorEvent(session_id="", code="slow_consumer", message="client is not reading events", fatal=True))
         ch.emit(SessionEnded(session_id="", reason="error", stats={}))
         assert ch.closed and ch.last_seq == 68
         got = [ev async for ev in reader]  # the rest of the history, ending with session.ended

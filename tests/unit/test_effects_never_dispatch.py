@@ -94,7 +94,7 @@ def test_a_client_that_stops_reading_hears_a_fatal_error_returned_by_the_router(
             svc.flush(s.id)
             await settle()
         errors = [e for e in events(s) if e.type == "error"]
-        assert [(e.code, e.fatal) for e in errors] == [("internal", True)]
+        assert [(e.code, e.fatal) for e in errors] == [("slow_consumer", True)]
         assert "client is not reading events" in errors[0].message
         assert types(s)[-1] == "session.ended" and events(s)[-1].reason == "error"
         assert select_session(svc.state, s.id).state == SessionState.ended
