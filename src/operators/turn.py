@@ -54,7 +54,11 @@ from .turn_model import WINDOW, TurnRunner
 log = logging.getLogger(__name__)
 
 Eagerness = Literal["low", "medium", "high", "auto"]
-ANSWER_TIMEOUT_S = 1.0
+# The model's future and the speculative decode's always complete (an answer, None, a cancelled or failed
+# decode); this bound is only a safety net. It is long so that a busy machine or a client sending faster than
+# real time delays a decision instead of changing it: at 1 s, a decode queued behind others timed out and the
+# pause was judged without its text (reason `silence` where the audio ends a turn).
+ANSWER_TIMEOUT_S = 5.0
 HINT_MS = 180  # the latest silence at which the final's speculative decode starts (silence mode: 40 % of 450)
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
