@@ -73,9 +73,11 @@ class Connection(abc.ABC):
     async def close(self) -> None:
         """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
 
-    #: a wire that answers a resume in its reply (HTTP + SSE) puts the answer's `audio_from_ms` here; the
-    #: others send it as the first event, `session.started {seq 0, resumed, audio_from_ms}`
+    #: a wire that answers a resume in its reply (HTTP + SSE: `answers_in_reply`) puts the answer's
+    #: `audio_from_ms` here (None: the owner did not say); the others send it as the first event,
+    #: `session.started {seq 0, resumed, audio_from_ms}`
     resumed_at_ms: int | None = None
+    answers_in_reply = False
 
 
 class LiveSession:
@@ -231,12 +233,14 @@ class LiveSession:
             if self._settling is asyncio.current_task():  # (not when a newer takeover replaced it)
                 self._sendable.set()
 
-    async def _settle_after_resume(self) -> None:
-        """After a resume: no `session.migrated` within migration_wait_s means the session did not move.
-        A resume that asked for the hub's answer (`held_audio`) waits for that answer instead (or for the
-        refusal, or the connection's end), at most start_timeout_s."""
+    async def _settle_after_resume(self, wait_s: float) -> None:
+        """After a resume: no `session.migrated` within `wait_s` (migration_wait_s) means the session did not
+        move. A resume that asked for the hub's answer (`held_audio`) waits for that answer instead (or for
+        the refusal, or the connection's end), at most start_timeout_s; an HTTP + SSE reply that came without
+        it (the owner did not answer in time, e.g. during a Redis failover) waits migration_wait_s: waiting
+        longer kept the session's audio back until the hub ended it `idle`."""
         try:
-            await asyncio.sleep(self.client.start_timeout_s if self.held.enabled else self.client.migration_wait_s)
+            await asyncio.sleep(wait_s)
         except asyncio.CancelledError:
             return
         if self._settling is asyncio.current_task():
@@ -336,7 +340,11 @@ class LiveSession:
                 self._sendable.clear()
                 if self._settling is not None:
                     self._settling.cancel()
-                self._settling = asyncio.create_task(self._settle_after_resume())
+                # the answer is still to come (as an event), or it came without audio_from_ms in the reply
+                # (the owner did not answer in time): then only a takeover's session.migrated can follow
+                unanswered = conn.answers_in_reply and conn.resumed_at_ms is None
+                wait = self.client.migration_wait_s if unanswered else self.client.start_timeout_s
+                self._settling = asyncio.create_task(self._settle_after_resume(wait))
             self._conn = conn
             if conn.resumed_at_ms is not None:  # (HTTP + SSE: answered in the resume's reply)
                 self._resumed_at(conn.resumed_at_ms)

@@ -24,6 +24,7 @@ def http_error(status: int, body: bytes) -> HubRequestError:
 
 
 class SseConnection(Connection):
+    answers_in_reply = True
     #: waits before asking again for the events of a session this connection created, answered 404
     UNKNOWN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
