@@ -45,6 +45,7 @@ async def test_a_lagging_node_still_takes_a_dead_nodes_session_over(cluster: Clu
     refusal: dict[str, object] = {}
     for _ in range(20):  # node1 lags once its finals queue: asked again at each of its session's finals
         await busy.recv_until(lambda e: e["type"] == "transcript.final")
+        await s.keepalive()  # the paused session stays open however long node1 takes to lag (idle timeout)
         async with websockets.connect(other.ws) as ws:
             await ws.send(json.dumps(START))
             refusal = json.loads(await asyncio.wait_for(ws.recv(), 30))
