@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from asrhub.client import SessionEnded, SseClient, TranscriptFinal
+from asrhub.client import LiveSession, SessionEnded, SseClient, TranscriptFinal
 from asrhub.core.commands import AudioSpec
 from tests.support import HubProcess, clip, load_pcm16, wer
 
@@ -73,11 +73,10 @@ class BadGateway:
             await self.runner.cleanup()
 
 
-async def test_audio_answered_502_after_it_arrived_is_not_sent_twice(hub: HubProcess) -> None:
-    name = "en_libri_1221"
-    pcm = load_pcm16(clip(name).path).tobytes() + bytes(32000)  # the clip and 1 s of silence
-    proxy = await BadGateway(hub.http, fail_at=20).start()  # 2 s in: mid-sentence
-    client = SseClient(f"http://127.0.0.1:{proxy.port}", reconnect_delay_s=0.05)
+async def session_through(proxy: BadGateway, pcm: bytes, timeout_s: float, **kw: Any) -> tuple[LiveSession, list[Any]]:
+    """`pcm` (16 kHz pcm_s16le) sent as fast as it goes through `proxy` by an SseClient (`kw`), then `stop`:
+    the session and every event it gave; the client and the proxy are closed."""
+    client = SseClient(f"http://127.0.0.1:{proxy.port}", reconnect_delay_s=0.05, **kw)
     try:
         s = await client.session(audio=AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1))
         events: list[Any] = []
@@ -90,11 +89,19 @@ async def test_audio_answered_502_after_it_arrived_is_not_sent_twice(hub: HubPro
         for i in range(0, len(pcm), CHUNK):
             await s.send(pcm[i:i + CHUNK])
         await s.stop()
-        await asyncio.wait_for(reading, 60)
+        await asyncio.wait_for(reading, timeout_s)
         await s.close()
     finally:
         await client.aclose()
         await proxy.close()
+    return s, events
+
+
+async def test_audio_answered_502_after_it_arrived_is_not_sent_twice(hub: HubProcess) -> None:
+    name = "en_libri_1221"
+    pcm = load_pcm16(clip(name).path).tobytes() + bytes(32000)  # the clip and 1 s of silence
+    proxy = await BadGateway(hub.http, fail_at=20).start()  # 2 s in: mid-sentence
+    _, events = await session_through(proxy, pcm, 60)
     assert proxy.failed == 1
     end = events[-1]
     assert isinstance(end, SessionEnded) and end.reason == "stop", end

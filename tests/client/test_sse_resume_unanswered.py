@@ -13,9 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from asrhub.client import SessionEnded, SseClient, TranscriptFinal
-from asrhub.core.commands import AudioSpec
-from tests.client.test_sse_audio_retry import CHUNK, HOP, BadGateway
+from asrhub.client import SessionEnded, TranscriptFinal
+from tests.client.test_sse_audio_retry import HOP, BadGateway, session_through
 from tests.support import HubProcess, clip, load_pcm16
 
 
@@ -58,24 +57,7 @@ async def test_a_resume_answered_without_audio_from_ms_goes_on_sending(hub: HubP
     name = "en_libri_1221"
     pcm = load_pcm16(clip(name).path).tobytes() + bytes(32000)  # the clip and 1 s of silence
     proxy = await Unanswered(hub.http, cut_at=20).start()  # 2 s in: mid-sentence
-    client = SseClient(f"http://127.0.0.1:{proxy.port}", reconnect_delay_s=0.05, start_timeout_s=30.0)
-    try:
-        s = await client.session(audio=AudioSpec(encoding="pcm_s16le", sample_rate=16000, channels=1))
-        events: list[Any] = []
-
-        async def read() -> None:
-            async for ev in s:
-                events.append(ev)
-
-        reading = asyncio.create_task(read())
-        for i in range(0, len(pcm), CHUNK):
-            await s.send(pcm[i:i + CHUNK])
-        await s.stop()
-        await asyncio.wait_for(reading, 90)
-        await s.close()
-    finally:
-        await client.aclose()
-        await proxy.close()
+    s, events = await session_through(proxy, pcm, 90, start_timeout_s=30.0)
     assert proxy.cut == 1 and proxy.unanswered >= 1 and s.reconnects >= 1
     end = events[-1]
     assert isinstance(end, SessionEnded) and end.reason == "stop", end  # not `idle`
