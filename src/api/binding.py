@@ -63,6 +63,14 @@ def remote_node(service: SessionService, session_id: str) -> ClusterNode | None:
     return cluster_node(service) if not service.holds(session_id) else None
 
 
+async def remote_node_now(service: SessionService, session_id: str) -> ClusterNode | None:
+    """`remote_node`, once a takeover of the session by this node that is under way has settled."""
+    node = remote_node(service, session_id)
+    if node is not None and await node.claim_settled(session_id):
+        return remote_node(service, session_id)
+    return node
+
+
 def unknown_session(session_id: str, resume: bool) -> ClientError:
     """What a call on a session that does not exist is answered: `service.resume`'s words for a resume or
     an event stream (and for any session of another node: the cluster's bridge says the same), `service.get`'s
@@ -157,7 +165,7 @@ class SessionBinding:
         """A binding to an existing session (SSE: each request names its session in the path), here or
         (cluster) on another node, for commands only."""
         bind = cls(service, transport, None)
-        if (node := remote_node(service, session_id)) is not None:
+        if (node := await remote_node_now(service, session_id)) is not None:
             bind.remote = await node.bridge(session_id, None, attach=False)
             return bind
         bind.session = service.get(session_id)
@@ -196,7 +204,7 @@ class SessionBinding:
         after = cmd.resume.last_seq if cmd.resume else 0
         if cmd.resume is not None:
             await check_owner(self.service, cmd.resume.session_id, self.api_key, resume=True)
-        if cmd.resume is not None and (node := remote_node(self.service, cmd.resume.session_id)) is not None:
+        if cmd.resume is not None and (node := await remote_node_now(self.service, cmd.resume.session_id)) is not None:
             sid = await self._bridge(node, cmd)
             self._owe_end()
             return sid, after

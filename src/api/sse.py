@@ -25,7 +25,7 @@ from ..engine.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node, resume_point
+from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node_now, resume_point
 from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
 from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
@@ -89,7 +89,7 @@ async def create_session(request: Request) -> Response:
         if cmd.resume is not None:  # only the session's own key resumes it (as on every wire)
             await check_owner(service, cmd.resume.session_id, _api_key(request), resume=True)
         audio_from_ms: int | None = None
-        if cmd.resume is not None and (node := remote_node(service, cmd.resume.session_id)) is not None:
+        if cmd.resume is not None and (node := await remote_node_now(service, cmd.resume.session_id)) is not None:
             # another node's session: checked here; its event stream (Last-Event-ID) attaches it
             bridge = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
             session_id = bridge.id
@@ -152,7 +152,7 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
-        if (node := remote_node(service, session_id)) is not None:
+        if (node := await remote_node_now(service, session_id)) is not None:
             return await _remote_events(request, node, session_id, after)
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
             service.check_not_deleted(session_id)
@@ -275,7 +275,7 @@ async def _command(request: Request, session_id: str, command: str) -> Response:
 async def delete_session(request: Request, session_id: str) -> Response:
     try:
         service = _service(request)
-        if remote_node(service, session_id) is not None:
+        if await remote_node_now(service, session_id) is not None:
             bind = await SessionBinding.of(service, "sse", session_id)
             assert bind.remote is not None
             bind.remote.command("abort")

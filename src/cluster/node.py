@@ -103,6 +103,7 @@ class ClusterNode:
         self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns = itertools.count(1)
+        self.claiming: dict[str, asyncio.Event] = {}  # session -> set when this node's claim of it has settled
         self.bridges = 0   # clients of other nodes' sessions served here now
         r = service.metrics.registry
         self.m_up = Gauge("asrhub_cluster_up", "1 while this node reaches the cluster's Redis, 0 while degraded "
@@ -413,6 +414,9 @@ class ClusterNode:
         if rec is not None and attach and not rec.ended and rec.owner != self.node_id \
                 and not await self.owner_alive(rec.owner) and await self.take_over(session_id, rec.owner):
             rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
+        if rec is not None and rec.owner == self.node_id and not self.service.holds(session_id) \
+                and await self.claim_settled(session_id):
+            rec = await self.find(session_id)  # (claimed here just now: bridged to this node's own inbox)
         if rec is None or (rec.owner == self.node_id and not self.service.holds(session_id)):
             # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
@@ -477,12 +481,32 @@ class ClusterNode:
         if not await self.take_over(session_id, owner):
             await self.end_lost(session_id, owner)
 
+    async def claim_settled(self, session_id: str) -> bool:
+        """Wait for this node's claim of the session, when one is under way (True): Redis may name this node
+        its owner before the session is open here."""
+        claim = self.claiming.get(session_id)
+        if claim is None:
+            return False
+        await claim.wait()
+        return True
+
     async def take_over(self, session_id: str, owner: str) -> bool:
         """Claim the session of a dead owner and go on with it here (DESIGN §8 "Owner death → takeover").
         True when it has a live owner again (this node, or a node whose claim came first); False when it
         cannot be taken over (takeover off, its start options not kept, ended, Redis away)."""
         if not self.config.cluster.takeover:
             return False
+        if session_id in self.claiming:  # a claim of this node's is under way: its answer
+            await self.claiming[session_id].wait()
+            return self.service.holds(session_id)
+        self.claiming[session_id] = claim = asyncio.Event()
+        try:
+            return await self._claim(session_id, owner)
+        finally:
+            del self.claiming[session_id]
+            claim.set()
+
+    async def _claim(self, session_id: str, owner: str) -> bool:
         for _ in range(3):
             try:
                 point = await read_takeover(self.client, session_id, self.config.limits.replay_audio_s)

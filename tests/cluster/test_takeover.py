@@ -291,7 +291,7 @@ async def test_many_sessions_of_a_dead_node_move_at_once(cluster: Cluster) -> No
     refs = [clip(FIRST).transcript, clip(SECOND).transcript]
     for client, reader in zip(clients, readers, strict=True):
         events = reader.events
-        assert [e.seq for e in events] == list(range(1, len(events) + 1)), client.transport
+        assert [e.seq for e in events] == list(range(1, len(events) + 1)), (client.transport, [e for e in events if not e.seq])
         assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", (client.transport, events[-1])
         assert sum(isinstance(e, SessionMigrated) for e in events) == 1, client.transport
         texts = [e.text for e in events if isinstance(e, TranscriptFinal)]
