@@ -6,7 +6,9 @@
 Each pause alone: a rule ends a pause at the first of its steps that fires (the model's answer at the asked
 silence >= threshold, or >= the Han threshold when the pause's text is Chinese; a text that ends a sentence at
 the text step if the answer was >= the veto; such a text alone at the late step; max_silence), and a pause is
-cut when that silence is within the silence the VAD heard there; a confident answer does not end a pause whose text trails on. The model's compute time is left out, and each
+cut when that silence is within the silence the VAD heard there; a confident answer does not end a pause whose
+text trails on, and one its text does not back (prose left open, a Chinese text under the Han threshold) ends
+it at the late step (`unbacked`; without it such an answer ends an open text at once and a Han one never). The model's compute time is left out, and each
 answer is the one recorded at the nearest asked silence at or below the step. Figures: the turn ends'
 decision p50 / p95 (one per clip), put-in pauses cut (any pause within a put-in gap of a case), the clips'
 own pauses cut; over every clip and over bench_turns.held_out's clips.
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from asrhub.operators.turn import ends_a_sentence, trails_on, written_in_han
+from asrhub.operators.turn import ends_a_sentence, trails_on, unclosed, written_in_han
 
 ASKED = (60, 90, 150, 240, 360, 480, 600, 750, 1000)
 
@@ -38,6 +40,7 @@ class Rule:
     max: int = 1200
     again: tuple[tuple[int, float], ...] = ()  # (silence, threshold) of further questions
     trail: bool = True            # a text that trails on keeps a confident answer from ending the turn
+    unbacked: bool = True         # an answer its text does not back ends the turn at the late step
 
 
 def answer_at(p: dict[str, float], ms: int) -> float | None:
@@ -50,9 +53,15 @@ def ends_at(pause: dict[str, Any], r: Rule) -> int:
     p, text = pause["p"], pause["text"]
     times = [r.max]
     first = answer_at(p, r.ask)
-    threshold = r.han if r.han is not None and written_in_han(text) else r.threshold
-    if first is not None and first >= threshold and not (r.trail and trails_on(text)):
-        times.append(r.ask)
+    han = r.han is not None and written_in_han(text)
+    if first is not None and first >= r.threshold and not (r.trail and trails_on(text)):
+        if not r.unbacked:
+            if first >= (r.han if han and r.han is not None else r.threshold):
+                times.append(r.ask)
+        elif (first < r.han) if han and r.han is not None else (not han and unclosed(text)):
+            times.append(max(r.text, r.ask) if r.late is None else r.late)
+        else:
+            times.append(r.ask)
     if ends_a_sentence(text):
         if first is None or first >= r.veto:
             times.append(max(r.text, r.ask))
@@ -98,8 +107,9 @@ def held(pauses: list[dict[str, Any]]) -> set[str]:
 RULES: dict[str, Rule] = {
     "silence 450 ms": Rule(ask=450, threshold=-1.0, han=None, text=450, late=None, max=450),
     "medium (shipped)": Rule(),
-    "medium, without the trailing-on cue": Rule(trail=False),
-    "medium, second slice": Rule(han=None, late=None, max=1500, trail=False),
+    "medium, fourth slice (no unbacked step)": Rule(unbacked=False),
+    "medium, without the trailing-on cue": Rule(trail=False, unbacked=False),
+    "medium, second slice": Rule(han=None, late=None, max=1500, trail=False, unbacked=False),
     "medium, late 600": Rule(late=600),
     "medium, asked again at 600 ms (0.95)": Rule(again=((600, 0.95),)),
     "medium, asked again at 480 ms (0.98)": Rule(again=((480, 0.98),)),
@@ -107,6 +117,7 @@ RULES: dict[str, Rule] = {
     "medium, Han 0.95": Rule(han=0.95),
     "medium, max 1000": Rule(max=1000),
     "high (shipped)": Rule(ask=60, han=0.95, veto=0.05, text=200, max=1000),
+    "high, no unbacked step": Rule(ask=60, han=0.95, veto=0.05, text=200, max=1000, unbacked=False),
     "high, late 600": Rule(ask=60, han=0.95, veto=0.05, text=200, late=600, max=1000),
 }
 

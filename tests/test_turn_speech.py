@@ -6,7 +6,11 @@
   its pause mid-sentence does not end it;
 - the same sentence cut mid-word (LJ001-0005 at 55 %: "... in the middle of the fif") is not called
   finished (P < 0.2 at the one question) and, with no text that ends a sentence, ends at max_silence_ms.
-Measured: whole P 0.98-0.99; cut P <= 0.02 at 300 and 600 ms of silence (cuts at 54-57 %: <= 0.08).
+- a sentence cut where the model is sure it is finished ("Yet these thoughts affected | Hester Prynne ...", the
+  put-in pause bench_turns cut) but whose real tiny.en reading is prose left open is not ended by that answer
+  at once: it ends at late_text_ms (750 ms at medium).
+Measured: whole P 0.98-0.99; cut P <= 0.02 at 300 and 600 ms of silence (cuts at 54-57 %: <= 0.08); "affected"
+P 0.96-0.98 at 100-300 ms.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from asrhub.core.errors import HubError
 from asrhub.operators import turn as turn_module
 from asrhub.operators.base import Item, PauseHint, SpeechEnd
 from asrhub.operators.pipeline import Pipeline, build_spec
+from asrhub.operators.turn import EAGERNESS, unclosed
 from asrhub.operators.turn_model import TurnModel, TurnRunner, get_runner, window
 from tests.support import clip, load_pcm16
 
@@ -138,3 +143,65 @@ async def test_questions_that_queue_while_the_model_runs_go_as_one_batch() -> No
     assert runner.calls == 6 and runner.batches <= 2  # the first may go alone; the rest queued behind it
     alone = runner.load().predict(audios[:2])
     assert np.allclose(answers, alone * 3, atol=1e-4), (answers, alone)
+
+
+OPEN = clip("en_libri_1221-135766-0002")  # "Yet these thoughts affected Hester Prynne less with hope than ..."
+OPEN_AT = 27840                            # after "affected" (1.74 s)
+
+
+def tiny_en(pcm: np.ndarray) -> str:
+    """The real tiny.en greedy reading of `pcm`, as a hub's speculative decode hands it back."""
+    from faster_whisper import WhisperModel
+
+    from asrhub.providers.models import resolve_ct2_model
+
+    model = WhisperModel(str(resolve_ct2_model("bundled:tiny.en", provider="test")), device="cpu",
+                         compute_type="int8", cpu_threads=1)
+    segs, _ = model.transcribe(pcm.astype(np.float32) / 32768, language="en", beam_size=1, vad_filter=False,
+                               without_timestamps=True, condition_on_previous_text=False)
+    return " ".join(s.text.strip() for s in segs).strip()
+
+
+async def test_a_confident_answer_on_prose_left_open_ends_the_turn_only_at_late_text_ms() -> None:
+    speech = load_pcm16(OPEN.path)[:OPEN_AT]
+    text = tiny_en(np.concatenate([speech, np.zeros(1600, dtype=np.int16)]))
+    assert unclosed(text), text                                    # "Yet these thoughts affected"
+    p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=TurnOptions(mode="semantic")))
+    assert p.turn is not None
+    ep = p.turn.endpointer
+    answered = asyncio.Event()
+    answers: list[float | None] = []
+    answer = ep.answer
+
+    def spy(query_id: int, probability: float | None) -> list[Item]:
+        answers.append(probability)
+        out = answer(query_id, probability)
+        answered.set()
+        return out
+
+    ep.answer = spy  # type: ignore[method-assign]
+    late: list[Item] = []
+    p.on_late = late.extend
+
+    def push(pcm: np.ndarray) -> list[SpeechEnd]:
+        items = p.push(pcm.tobytes())
+        for it in items:
+            if isinstance(it, PauseHint) and it.on_text is not None:
+                it.on_text(text)  # the pause's speculative text
+        return [it for it in items if isinstance(it, SpeechEnd)]
+
+    late_ms = EAGERNESS["medium"].late_text_ms
+    assert late_ms == 750
+    ends = push(np.concatenate([speech, np.zeros(16 * 600, dtype=np.int16)]))
+    await asyncio.wait_for(answered.wait(), 60)
+    assert answers[0] is not None and answers[0] >= EAGERNESS["medium"].threshold, answers  # sure: finished
+    assert ends == [] and late == [] and ep.speaking            # but not at once, nor at the text step
+    pushed = len(speech) + 16 * 600
+    while not ends and pushed < len(speech) + 16 * 3000:
+        ends = push(np.zeros(480, dtype=np.int16))
+        pushed += 480
+    p.release()
+    assert [e.reason for e in ends] == ["turn"], ends            # the model's answer, not max_silence
+    silence_ms = (pushed - ends[0].offset) / 16
+    assert late_ms <= silence_ms < late_ms + 60, silence_ms       # at late_text_ms of the VAD's silence
+    assert abs(ends[0].offset - OPEN_AT) < 16 * 200 and ends[0].turn_probability == answers[0]

@@ -9,9 +9,12 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    later it drifts towards "finished" as any silence grows (bench/bench_turns.py, docs/BENCHMARKS.md), so it
    is asked once per pause. A confident answer waits for the pause's speculative text (the final is that
    decode, so it comes no later) and ends the utterance unless the text says otherwise: it trails on (a comma,
-   an ellipsis, a dash, a conjunction, article or preposition at its end), or it is written in Han characters
-   and P is under `han_threshold` (Smart Turn calls most Mandarin pauses finished, mid-sentence or not). No
-   text (none coming, or none in time) leaves the answer as it is.
+   an ellipsis, a dash, a conjunction, article or preposition at its end: the answer does not count), or it
+   does not back the answer (an answer *unbacked*, which ends the utterance only at `late_text_ms`): it is
+   running prose Whisper did not close (its last word lower-case, no full stop: Whisper closes a sentence it
+   reads as finished, and leaves digits and names in lists open), or it is written in Han characters and P is
+   under `han_threshold` (Smart Turn calls most Mandarin pauses finished, mid-sentence or not). No text (none
+   coming, or none in time) leaves the answer as it is.
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
    ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
@@ -19,7 +22,10 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    often than the audio model alone does, but it also puts a full stop on many fragments, and the two together
    cut fewer sentences than either (bench/turn_probe.py). A pause whose question got no answer is judged by
    its text alone. The veto weakens as the silence grows: at `late_text_ms` a text that ends a sentence ends
-   the utterance whatever the model said (a flat reading the model is sure goes on, by then a long pause).
+   the utterance whatever the model said (a flat reading the model is sure goes on, by then a long pause), and
+   so does a confident answer its text did not back (step 1): where the model and the text disagree, the
+   pause's length decides, the same way round either way (`text_silence_ms` at an eagerness without
+   `late_text_ms`).
    A pause with no text (the stream does not speculate, the decode was dropped or failed, or it did not come
    within ANSWER_TIMEOUT_S) is judged as silence mode judges it: it ends at the pipeline's `vad.silence_ms`
    (`reason: silence`), unless the model's answer at this pause vetoed it. Without the recogniser's reading a
@@ -63,6 +69,7 @@ HINT_MS = 180  # the latest silence at which the final's speculative decode star
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—])['\"”’)\]]*$")
+UNCLOSED = re.compile(r"(^|\s)[a-z][\w'’-]*$")
 TRAILS_ON = re.compile(r"([,;:，、；：]|\.\.\.|…|[-–—])['\"”’)\]]*$"
                        r"|\b(and|but|or|nor|because|the|a|an|of|to|with|from|for|if|than|which|my|your|our|their)$",
                        re.IGNORECASE)
@@ -80,6 +87,13 @@ def trails_on(text: str | None) -> bool:
     return TRAILS_ON.search((text or "").strip()) is not None
 
 
+def unclosed(text: str | None) -> bool:
+    """The recogniser's text is running prose it did not close: its last word is lower-case with no punctuation
+    after it ("... that can be really", "... The long journey"). Whisper closes what it reads as a finished
+    sentence; digits and names ("0,1803", "Queen of Clubs") it often leaves open even when they end a turn."""
+    return UNCLOSED.search((text or "").strip()) is not None
+
+
 def written_in_han(text: str | None) -> bool:
     """The recogniser's text is Chinese (Han characters): the turn model's answer needs `han_threshold`."""
     return HAN.search(text or "") is not None
@@ -92,7 +106,8 @@ class TurnSettings:
     max_silence_ms: int    # silence at which the utterance ends whatever was said
     text_silence_ms: int   # silence at which a text that ends a sentence ends the utterance ...
     text_threshold: float = 0.0  # ... if the model's answer at this pause was at least this
-    late_text_ms: int | None = None  # silence at which such a text ends the utterance whatever the model said
+    late_text_ms: int | None = None  # silence at which such a text ends the utterance whatever the model said,
+    #                                  and a confident answer that its text did not back (unclosed prose, Han)
     han_threshold: float | None = None  # `threshold` when the pause's text is in Han characters (Mandarin)
 
 
@@ -147,6 +162,8 @@ class TurnEndpointer(Endpointer):
         self._no_text_frames = max(self._text_frames, ms_to_samples(opts.silence_ms) // self.frame)
         self._late_frames = (None if turn.late_text_ms is None
                              else max(self._text_frames, ms_to_samples(turn.late_text_ms) // self.frame))
+        # a confident answer that the pause's text did not back ends the utterance here
+        self._unbacked_frames = self._text_frames if self._late_frames is None else self._late_frames
         # the final's speculative decode starts with the question (or at HINT_MS if that is sooner): a finished
         # turn's final is then (nearly) ready when the model answers, and its text is there for step 2
         self._hint_frames = max(1, min(self._ask_frames, ms_to_samples(HINT_MS) // self.frame))
@@ -204,7 +221,8 @@ class TurnEndpointer(Endpointer):
             self._query = next(self._ids)
             self.questions += 1
             self.ask(self._query, self._recent(self._utt_start))
-        if run in (self._text_frames, self._no_text_frames, self._late_frames) and self._query is None:
+        if (run in (self._text_frames, self._no_text_frames, self._late_frames, self._unbacked_frames)
+                and self._query is None):
             out.extend(self._read_text())
         return out or None
 
@@ -221,6 +239,8 @@ class TurnEndpointer(Endpointer):
         late = self._late_frames is not None and self._silent_run >= self._late_frames
         if late and ends_a_sentence(self._text):  # by now a long pause: the veto has lapsed
             return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
+        if self._silent_run >= self._unbacked_frames and self._unbacked():
+            return self._end(self._last_voiced_end, reason="turn", probability=self.probability)
         if self._pause_p is not None and self._pause_p < self.turn.text_threshold:
             return []  # the model is sure the speaker goes on: neither the text nor its absence ends the turn
         if ends_a_sentence(self._text):
@@ -230,12 +250,20 @@ class TurnEndpointer(Endpointer):
         return []
 
     def _text_agrees(self, probability: float) -> bool:
-        """The pause's text (if any) lets a confident answer end the turn: it does not trail on, and it is not
-        Mandarin unless the answer reaches han_threshold."""
+        """The pause's text (if any) lets a confident answer end the turn at once: it does not trail on, it is
+        not prose left open, and it is not Mandarin unless the answer reaches han_threshold."""
         han = self.turn.han_threshold
         if trails_on(self._text):
             return False
-        return han is None or probability >= han or not written_in_han(self._text)
+        if written_in_han(self._text):
+            return han is None or probability >= han
+        return not unclosed(self._text)
+
+    def _unbacked(self) -> bool:
+        """This pause's answer was confident and its text neither trails on nor agreed (unclosed prose, a Han
+        text under han_threshold): the answer ends the turn once the pause is long (`_unbacked_frames`)."""
+        p = self._pause_p
+        return p is not None and p >= self.turn.threshold and not trails_on(self._text)
 
     def answer(self, query_id: int, probability: float | None) -> list[Item]:
         """The model's answer to question `query_id` (None: no answer): the markers it and the frames that

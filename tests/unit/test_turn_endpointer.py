@@ -24,6 +24,7 @@ from asrhub.operators.turn import (
     ends_a_sentence,
     trails_on,
     turn_options,
+    unclosed,
 )
 from asrhub.operators.turn_model import WINDOW
 
@@ -170,7 +171,7 @@ def mandarin_ready() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
 @pytest.mark.parametrize(("text", "reason"), [
     ("And so, my fellow Americans", "turn"),  # not Han: the answer stands
     (None, "turn"),                            # no text: the answer stands
-    ("甚至出现交易", "max_silence"),              # Mandarin: 0.93 is not sure enough, and no text step fires
+    ("甚至出现交易", "turn"),                     # Mandarin: 0.93 is not sure enough at once; at the late step
 ])
 def test_an_answer_between_the_thresholds_waits_for_the_texts_script(text: str | None, reason: str) -> None:
     ep, model, texts, feed = mandarin_ready()
@@ -188,7 +189,7 @@ def test_a_sure_answer_ends_a_mandarin_turn_and_a_text_heard_first_decides_at_th
     ep.heard(texts.pauses[-1], "欢迎大家来体验")
     assert markers(ep.answer(model.last, 0.93)) == []            # Han text already heard: not sure enough
     feed(speech_ms=600, silence_ms=240)
-    ep.heard(texts.pauses[-1], "Welcome, everyone")
+    ep.heard(texts.pauses[-1], "Welcome, everyone!")
     assert ep.answer(model.last, 0.93) == [SpeechEnd(2670 * 16, False, "turn", 0.93)]
 
 
@@ -198,7 +199,7 @@ def test_a_sure_answer_ends_a_mandarin_turn_and_a_text_heard_first_decides_at_th
     ("the cabbage juice changes color depending on how...", "max_silence"),
     ("And so, my fellow Americans,", "max_silence"),
     ("And so, my fellow Americans.", "turn"),
-    ("Go forward ten meters", "turn"),                          # no punctuation: the model's answer stands
+    ("1,0001 90210 0,1803", "turn"),                            # digits left open: the model's answer stands
 ])
 def test_a_confident_answer_does_not_end_a_text_that_trails_on(text: str, reason: str) -> None:
     texts = Texts()
@@ -208,6 +209,44 @@ def test_a_confident_answer_does_not_end_a_text_that_trails_on(text: str, reason
     assert markers(ep.answer(model.last, 0.97)) == []
     out = markers(ep.heard(texts.pauses[-1], text))
     assert out == [SpeechEnd(990 * 16, False, reason, 0.97)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "ends_at_ms"), [
+    ("Yet these thoughts affected", 750),                       # prose Whisper left open: at late_text_ms
+    ("A gold ring will please most any girl. The long journey", 750),
+    ("甚至出现交易", 750),                                         # Han, 0.95 under han_threshold 0.97
+    ("Yet these thoughts affected Hester Prynne.", 240),       # a text that backs the answer: at once
+    ("4. Queen of Clubs", 240),                                 # a name left open: at once
+])
+def test_a_confident_answer_its_text_does_not_back_ends_the_turn_at_late_text_ms(text: str,
+                                                                                 ends_at_ms: int) -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.9, 210, 2010, 510, 0.1, late_text_ms=750, han_threshold=0.97), texts=texts)
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=240)
+    ep.heard(texts.pauses[-1], text)
+    out = markers(ep.answer(model.last, 0.95))
+    if ends_at_ms > 240:
+        assert out == [] and markers(feed(silence_ms=ends_at_ms - 240 - 60)) == []  # not before the step's frame
+        out = markers(feed(silence_ms=90))
+    assert out == [SpeechEnd(990 * 16, False, "turn", 0.95)]  # type: ignore[arg-type]
+
+
+def test_an_unbacked_answer_without_late_text_ms_ends_the_turn_at_text_silence_ms() -> None:
+    texts = Texts()
+    ep, model = make(TurnSettings(0.98, 150, 2500, 800), texts=texts)  # `low`
+    feed = Feed(ep)
+    feed(speech_ms=990, silence_ms=180)
+    ep.heard(texts.pauses[-1], "Yet these thoughts affected")
+    assert markers(ep.answer(model.last, 0.99)) == []
+    assert markers(feed(silence_ms=800 - 180 - 60)) == []
+    assert markers(feed(silence_ms=90)) == [SpeechEnd(990 * 16, False, "turn", 0.99)]  # type: ignore[arg-type]
+
+
+def test_what_reads_as_prose_left_open() -> None:
+    assert unclosed("Yet these thoughts affected") and unclosed("that can be really")
+    assert not unclosed("Yet these thoughts affected Hester Prynne.") and not unclosed("4. Queen of Clubs")
+    assert not unclosed("1,0001 90210 0,1803") and not unclosed("甚至出现交易") and not unclosed(None)
 
 
 def paused_at_120_ms_with_silence_mode_at_450() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
