@@ -159,6 +159,7 @@ class SessionBinding:
         self.end_owed = False  # the bound session's events up to `session.ended` are still to go out here
         self.held: list[ErrorEvent] = []  # errors for after `session.ended` (see `fail`)
         self.answer: SessionStarted | None = None  # a resume's answer: the first event `events` gives
+        self.resumed = False  # this connection resumed the session: its stop may repeat one the hub has
 
     @classmethod
     async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
@@ -204,6 +205,7 @@ class SessionBinding:
         after = cmd.resume.last_seq if cmd.resume else 0
         if cmd.resume is not None:
             await check_owner(self.service, cmd.resume.session_id, self.api_key, resume=True)
+            self.resumed = True
         if cmd.resume is not None and (node := await remote_node_now(self.service, cmd.resume.session_id)) is not None:
             sid = await self._bridge(node, cmd)
             self._owe_end()
@@ -256,10 +258,10 @@ class SessionBinding:
             self.told_closed = True
             raise
 
-    def _command(self, op: str) -> None:
+    def _command(self, op: str, again: bool = False) -> None:
         sid = self._bound(f"'{op}'")
         if self.remote is not None:
-            self.remote.command(op)
+            self.remote.command(op, again=again)
         elif op == "flush":
             self.service.flush(sid)
         elif op == "stop":
@@ -270,13 +272,20 @@ class SessionBinding:
     def flush(self) -> None:
         self._command("flush")
 
-    def stop(self) -> None:
+    def stop(self, again: bool = False) -> None:
         """Idempotent once the session has ended: nothing is left to stop (`session.ended` answers it).
-        While it is stopping, a second stop is refused (in seq order, through the session's channel)."""
+        While it is stopping, a second stop is refused (in seq order, through the session's channel),
+        except one that may repeat the stop being carried out (`again`, or any stop on a connection that
+        resumed the session): a client whose connection, or relay node, died after its stop cannot know
+        whether the stop arrived, and sends it again after the resume. That one is taken quietly (on the
+        session's node, in order with the first, when bridged)."""
         self._bound("'stop'")
         if not self.live:
             return
-        self._command("stop")
+        again = again or self.resumed
+        if again and self.remote is None and self.service.is_closing(self.session_id):
+            return
+        self._command("stop", again)
 
     def keepalive(self) -> None:
         self._command("keepalive")

@@ -225,8 +225,10 @@ async def session_flush(request: Request, session_id: str) -> Response:
 
 @router.post("/v1/sessions/{session_id}/stop", status_code=202, response_class=Response,
              responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
-async def session_stop(request: Request, session_id: str) -> Response:
-    response = await _command(request, session_id, "stop")
+async def session_stop(request: Request, session_id: str, again: bool = Query(
+        False, description="this stop may repeat one the hub has (a client sending its stop again after a "
+                           "resume): while the session is stopping it is taken quietly, not refused")) -> Response:
+    response = await _command(request, session_id, "stop", again=again)
     await _stream_first(request, session_id)
     return response
 
@@ -247,14 +249,14 @@ async def session_unknown(request: Request, session_id: str, command: str) -> Re
     return await _command(request, session_id, command)
 
 
-async def _command(request: Request, session_id: str, command: str) -> Response:
+async def _command(request: Request, session_id: str, command: str, *, again: bool = False) -> Response:
     try:
         _service(request).check_not_deleted(session_id)
         bind = await SessionBinding.of(_service(request), "sse", session_id)
         if command == "flush":
             bind.flush()
         elif command == "stop":
-            bind.stop()
+            bind.stop(again=again)
         elif command == "keepalive":
             bind.keepalive()
         elif command == "start":

@@ -63,7 +63,10 @@ class Connection(abc.ABC):
     async def flush(self) -> None: ...
 
     @abc.abstractmethod
-    async def stop(self) -> None: ...
+    async def stop(self, again: bool = False) -> None:
+        """`again`: this stop may repeat one the hub has (sent before the connection, or a relay node,
+        died). A wire whose connection says so by itself (a resumed streaming connection) ignores it;
+        HTTP + SSE sends `?again=true`."""
 
     @abc.abstractmethod
     async def keepalive(self) -> None:
@@ -190,14 +193,16 @@ class LiveSession:
         """The hub answered this connection's resume: the session has received its audio up to
         `audio_from_ms`; send the held audio from there again, first."""
         self._answered = self._conn
-        if audio_from_ms is None or not self.held.enabled:
-            if self._settling is not None:
-                self._settling.cancel()
-            self._sendable.set()
-            return
-        self._sendable.clear()
         if self._settling is not None:
             self._settling.cancel()
+        if audio_from_ms is None or not self.held.enabled:
+            if not self._stop_sent:
+                self._sendable.set()
+                return
+            self._sendable.clear()
+            self._settling = asyncio.create_task(self._send_again(None))
+            return
+        self._sendable.clear()
         self._settling = asyncio.create_task(self._send_again(audio_from_ms))
 
     def _migrated(self, ev: SessionMigrated) -> None:
@@ -211,24 +216,29 @@ class LiveSession:
             self._settling.cancel()
         self._settling = asyncio.create_task(self._send_again(ev.audio_from_ms))
 
-    async def _send_again(self, from_ms: int) -> None:
-        data, gap = self.held.since(from_ms)
+    async def _send_again(self, from_ms: int | None) -> None:
+        """After a resume: the held audio from `from_ms` (None: none), then a stop sent before whose
+        `session.ended` has not come (the connection or relay node that took it may have died first; the
+        hub takes a repeated one quietly)."""
+        data, gap = self.held.since(from_ms) if from_ms is not None else (b"", 0)
         conn = self._conn
-        log.info("session %s resumed: sending %d bytes again from %d ms (%d ms no longer held)", self.session_id,
-                 len(data), from_ms, gap)
+        assert conn is not None
+        if from_ms is not None:
+            log.info("session %s resumed: sending %d bytes again from %d ms (%d ms no longer held)",
+                     self.session_id, len(data), from_ms, gap)
         frame = self.held.frame
         step = frame * max(1, self.held.rate // 10) if frame else max(1, len(data))  # 100 ms a message
         try:
             for i in range(0, len(data), step):
-                assert conn is not None
                 await conn.send_audio(data[i:i + step])
             self.replayed_ms += len(data) * 1000 // (self.held.rate * frame) if frame else 0
-            if self._stop_sent:  # a stop the dead node may never have had: after the audio, again
-                assert conn is not None
-                await conn.stop()
+            if self._stop_sent and self.ended is None:  # after the audio
+                await conn.stop(again=True)
             self.gap_ms += gap
         except ConnectionLost:
             pass  # the reader resumes; the new connection brings the takeover again if there was one
+        except HubRequestError as e:  # (HTTP + SSE: refused in the reply) as `_call` reports it
+            self._queue.put_nowait(ErrorEvent(session_id=self.session_id or "", code=e.code, message=e.message))
         finally:
             if self._settling is asyncio.current_task():  # (not when a newer takeover replaced it)
                 self._sendable.set()
@@ -244,7 +254,7 @@ class LiveSession:
         except asyncio.CancelledError:
             return
         if self._settling is asyncio.current_task():
-            self._sendable.set()
+            await self._send_again(None)  # (a stop sent before, again; then sendable)
 
     async def _read(self) -> None:
         try:
@@ -348,6 +358,8 @@ class LiveSession:
             self._conn = conn
             if conn.resumed_at_ms is not None:  # (HTTP + SSE: answered in the resume's reply)
                 self._resumed_at(conn.resumed_at_ms)
+            elif not self.held.enabled and self._stop_sent:  # (no answer asked for: the stop again at once)
+                self._resumed_at(None)
             self._signal()
             return
         raise ResumeFailed(f"session {self.session_id}: {self.client.max_reconnects} reconnects failed", last)
@@ -401,7 +413,14 @@ class LiveSession:
         await self._call(lambda c: c.flush())
 
     async def stop(self) -> None:
-        await self._call(lambda c: c.stop())
+        tries = 0
+
+        async def op(c: Connection) -> None:
+            nonlocal tries
+            tries += 1
+            await c.stop(again=tries > 1)  # (sent again on a new connection: the first may have arrived)
+
+        await self._call(op)
         self._stop_sent = True
 
     async def keepalive(self) -> None:

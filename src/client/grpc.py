@@ -129,7 +129,7 @@ class GrpcConnection(Connection):
     async def flush(self) -> None:
         await self._put(self.pb.StreamingRequest(flush=self.pb.Flush()))
 
-    async def stop(self) -> None:
+    async def stop(self, again: bool = False) -> None:
         await self._put(self.pb.StreamingRequest(stop=self.pb.Stop()))
 
     async def keepalive(self) -> None:

@@ -58,12 +58,24 @@ class HeldAudio:
             self.chunks[0] = (pos + cut, data[cut:])
         self.start = self.chunks[0][0] if self.chunks else self.sent
 
+    def _edge(self, from_ms: int) -> int:
+        """The byte position of `from_ms`, where the hub counts whole milliseconds (rounded down) of the
+        audio it has: a message boundary within that millisecond is where its audio really ends (it takes
+        whole messages), so the fraction of a millisecond before it is not sent twice."""
+        pos, upto = self._pos(from_ms), self._pos(from_ms + 1)
+        if pos < self.sent < upto:
+            return self.sent
+        for p, _ in self.chunks:
+            if pos <= p < upto:
+                return p
+        return pos
+
     def since(self, from_ms: int) -> tuple[bytes, int]:
         """The audio to send again from `from_ms`: what is held, after silence standing for what is no
         longer held (so the session's timeline stays one); and the milliseconds of that silence (the gap)."""
         if not self.enabled:
             return b"", 0
-        pos = min(self._pos(from_ms), self.sent)
+        pos = min(self._edge(from_ms), self.sent)
         gap = max(0, self.start - pos)
         parts = [self.silence * (gap // self.frame)] if gap else []
         for p, data in self.chunks:

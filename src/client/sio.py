@@ -84,7 +84,7 @@ class SioConnection(Connection):
     async def flush(self) -> None:
         await self._emit("flush")
 
-    async def stop(self) -> None:
+    async def stop(self, again: bool = False) -> None:
         await self._emit("stop")
 
     async def keepalive(self) -> None:

@@ -47,13 +47,16 @@ class SseConnection(Connection):
         self.sent = 0
         self.bytes_per_s = 0
 
-    async def _post(self, url: str, *, again: bool = False, **kw: Any) -> Any:
+    async def _post(self, url: str, *, again: bool = False, repeat: dict[str, str] | None = None, **kw: Any) -> Any:
         """`again`: a session's audio or command, sent again (after reconnect_delay_s, doubling up to 2 s, at
         most max_reconnects times) while the answer is a server error (5xx: e.g. a node that cannot reach
         Redis during a failover, or the balancer's 502 for a node that died under the request), so the audio
-        is not dropped; the last error is raised."""
+        is not dropped; the last error is raised. `repeat`: query parameters for the requests sent again
+        (a stop's `again=true`: the first may have arrived)."""
         delay = self.client.reconnect_delay_s
         for attempt in range(self.client.max_reconnects + 1 if again else 1):
+            if attempt and repeat:
+                kw["params"] = repeat
             r = await self._post_once(url, **kw)
             if r.status_code < 500 or attempt == self.client.max_reconnects or not again:
                 break
@@ -177,8 +180,12 @@ class SseConnection(Connection):
     async def flush(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/flush", again=True)
 
-    async def stop(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/stop", again=True)
+    async def stop(self, again: bool = False) -> None:
+        """`again` (and every request sent again after a 5xx): `?again=true`, this stop may repeat one the
+        hub has: while the session is stopping it is taken quietly, not refused."""
+        repeat = {"again": "true"}
+        await self._post(f"/v1/sessions/{self.session_id}/stop", again=True, repeat=repeat,
+                         **({"params": repeat} if again else {}))
 
     async def keepalive(self) -> None:
         await self._post(f"/v1/sessions/{self.session_id}/keepalive", again=True)

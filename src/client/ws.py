@@ -83,7 +83,7 @@ class WsConnection(Connection):
     async def flush(self) -> None:
         await self._send('{"type":"flush"}')
 
-    async def stop(self) -> None:
+    async def stop(self, again: bool = False) -> None:
         await self._send('{"type":"stop"}')
 
     async def keepalive(self) -> None:

@@ -149,9 +149,10 @@ class BridgedSession:
         if data:
             self._put(InboxMessage("audio", self.conn, data=data))
 
-    def command(self, op: str) -> None:
+    def command(self, op: str, *, again: bool = False) -> None:
+        """`again`: a stop that may repeat one the owner has (InboxMessage.again)."""
         assert op in ("flush", "stop", "keepalive", "abort")
-        self._put(InboxMessage(op, self.conn))  # type: ignore[arg-type]
+        self._put(InboxMessage(op, self.conn, again=again))  # type: ignore[arg-type]
 
     def fail(self, err: HubError) -> None:
         """A transport error, reported in the session (in seq order, by the owner)."""

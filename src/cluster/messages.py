@@ -33,6 +33,7 @@ class InboxMessage:
     fatal: bool = False
     to: str = ""
     reply: str = ""
+    again: bool = False
 
     def fields(self) -> dict[str, bytes | str | int]:
         out: dict[str, bytes | str | int] = {"op": self.op, "conn": self.conn}
@@ -44,6 +45,8 @@ class InboxMessage:
             out["data"] = self.data
         if self.seq:
             out["seq"] = self.seq
+        if self.again:
+            out["again"] = 1
         if self.code:
             out.update(code=self.code, message=self.message, fatal=int(self.fatal))
         return out
@@ -61,6 +64,7 @@ class InboxMessage:
                        message=fields.get(b"message", b"").decode("utf-8", "replace"),
                        fatal=fields.get(b"fatal", b"0") == b"1",
                        to=fields.get(b"to", b"").decode("utf-8", "replace"),
-                       reply=fields.get(b"reply", b"").decode("utf-8", "replace"))
+                       reply=fields.get(b"reply", b"").decode("utf-8", "replace"),
+                       again=fields.get(b"again", b"0") == b"1")
         except ValueError:
             return None

@@ -372,7 +372,8 @@ class ClusterNode:
             elif msg.op == "flush":
                 svc.flush(session_id)
             elif msg.op == "stop":
-                svc.stop(session_id)
+                if not (msg.again and svc.is_closing(session_id)):  # (a stop repeated after a resume: quiet)
+                    svc.stop(session_id)
             elif msg.op == "keepalive":
                 svc.keepalive(session_id)
             elif msg.op == "abort":
