@@ -50,6 +50,29 @@ def event_from_proto(msg: Any) -> Event:
     return parse_event(ev)
 
 
+class _Requests:
+    """A call's request stream: what is put in `queue`, until `_END`. An iterator object, not an async
+    generator: when the hub dies under a live call, grpc's writer task is left waiting in it for the next
+    request, and a generator found so by the garbage collector failed in its finalizer ("Task exception
+    was never retrieved ... aclose(): asynchronous generator is already running")."""
+
+    def __init__(self, queue: asyncio.Queue[Any], delay_s: float) -> None:
+        self.queue = queue
+        self.delay_s = delay_s
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.delay_s:  # a retried start: let a refusal of the call land before we write to it
+            delay, self.delay_s = self.delay_s, 0.0
+            await asyncio.sleep(delay)
+        item = await self.queue.get()
+        if item is _END:
+            raise StopAsyncIteration
+        return item
+
+
 class GrpcConnection(Connection):
     def __init__(self, client: GrpcClient) -> None:
         from ..wire import grpc_gen  # generated wire code only (see the module docstring)
@@ -59,15 +82,6 @@ class GrpcConnection(Connection):
         self.call: Any = None
         self.requests: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
-
-    async def _request_stream(self, delay_s: float = 0.0) -> AsyncIterator[Any]:
-        if delay_s:  # a retried start: let a refusal of the call land before we write to it
-            await asyncio.sleep(delay_s)
-        while True:
-            item = await self.requests.get()
-            if item is _END:
-                return
-            yield item
 
     async def open(self, start: StartSession) -> str | None:
         import grpc
@@ -79,10 +93,17 @@ class GrpcConnection(Connection):
 
     def _call_with_start(self, delay_s: float = 0.0) -> None:
         metadata = (("authorization", f"Bearer {self.client.api_key}"),) if self.client.api_key else ()
+        self._end_writer()  # (a refused call's, before its retry)
         self.requests = asyncio.Queue()
         self.requests.put_nowait(self.start_request)
-        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(self._request_stream(delay_s),
+        self.call = self.pb_grpc.AsrHubStub(self.channel).StreamingRecognize(_Requests(self.requests, delay_s),
                                                                              metadata=metadata)
+
+    def _end_writer(self) -> None:
+        """The call has ended (or is cancelled): grpc's writer task, waiting for a request that will never
+        come, ends (a call that has ended takes no half-close)."""
+        if self.call is not None and self.call.done():
+            self.requests.put_nowait(_END)
 
     async def events(self) -> AsyncIterator[Event]:
         import grpc
@@ -140,6 +161,7 @@ class GrpcConnection(Connection):
         self.closed = True
         if self.call is not None and not self.call.done():
             self.call.cancel()
+        self._end_writer()
         if self.channel is not None:
             await self.channel.close()
 
