@@ -1,0 +1,47 @@
+"""The chaos bench's word count (tests/cluster/chaos.py `score`) counts words lost, not words put in another
+clip. The case is the 24-talker run at 9353f4f (SSE talker 1, seq 165-179): after a takeover the replayed
+audio gave a 90 ms segment at the clip's onset, and its final carried the 17 words the partials before the
+takeover had promised ("He hoped ... pieces to") with that segment's span, which lies mostly in the clip
+before; the next final has the rest. Placed by time, those 17 words counted as lost from their clip. Every
+word came out: none is lost. A session whose final really is missing loses its words, noted with the clip."""
+
+from __future__ import annotations
+
+import time
+
+from asrhub.client import SessionMigrated, TranscriptFinal
+from tests.cluster.chaos import Spoken, score
+
+REFERENCE = {0: "Printing, in the only sense with which we are at present concerned, differs from most if not from "
+                "all the arts and crafts represented in the Exhibition.",
+             1: "He hoped there would be stew for dinner, turnips and carrots and bruised potatoes and fat mutton "
+                "pieces to be ladled out in thick peppered flour-fattened sauce."}
+SAID = [Spoken(0, 332040, 341900, 349423), Spoken(1, 349423, 359858, 367858)]
+PROMISED = "He hoped there would be stew for dinner, turnips and carrots and bruised potatoes and fat mutton pieces to"
+
+
+def final(seq: int, start_ms: int, end_ms: int, text: str) -> TranscriptFinal:
+    return TranscriptFinal(session_id="s", seq=seq, ts=time.time(), utterance_id=f"u{seq}", text=text,
+                           start_ms=start_ms, end_ms=end_ms, provider="faster_whisper", latency_ms=0)
+
+
+def session(*, promised_final: bool) -> list[TranscriptFinal | SessionMigrated]:
+    events: list[TranscriptFinal | SessionMigrated] = [
+        final(165, 332040, 342060, REFERENCE[0]),
+        SessionMigrated(session_id="s", seq=172, ts=time.time(), from_node="node1", to_node="node0",
+                        audio_from_ms=342060)]
+    if promised_final:
+        events.append(final(177, 349110, 349500, PROMISED))  # the 90 ms segment, mostly before clip 1
+    events.append(final(179, 349680, 360030, "be ladled out in thick, peppered flower fats and sauce."))
+    return events
+
+
+def test_a_final_whose_span_falls_in_the_clip_before_loses_no_words() -> None:
+    got = score("sse#1", SAID, list(session(promised_final=True)), REFERENCE)
+    assert got.lost == 0, got.notes
+
+
+def test_a_missing_final_loses_its_words_in_its_clip() -> None:
+    got = score("sse#1", SAID, list(session(promised_final=False)), REFERENCE)
+    assert got.lost >= 16 and got.allowed == 1, (got.lost, got.allowed)  # one word allowed at the cut
+    assert len(got.notes) == 1 and got.notes[0].startswith("sse#1 clip 1 "), got.notes
