@@ -70,6 +70,7 @@ HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 SENTENCE_END = re.compile(r"[.?!。？！]['\"”’)\]]*$")
 TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—])['\"”’)\]]*$")
 UNCLOSED = re.compile(r"(^|\s)[a-z][\w'’-]*$")
+FORMATTED = re.compile(r"^[^a-z]*[A-Z]|[.,?!;:]")  # a capital before any lower-case letter, or punctuation
 TRAILS_ON = re.compile(r"([,;:，、；：]|\.\.\.|…|[-–—])['\"”’)\]]*$"
                        r"|\b(and|but|or|nor|because|the|a|an|of|to|with|from|for|if|than|which|my|your|our|their)$",
                        re.IGNORECASE)
@@ -88,10 +89,14 @@ def trails_on(text: str | None) -> bool:
 
 
 def unclosed(text: str | None) -> bool:
-    """The recogniser's text is running prose it did not close: its last word is lower-case with no punctuation
-    after it ("... that can be really", "... The long journey"). Whisper closes what it reads as a finished
-    sentence; digits and names ("0,1803", "Queen of Clubs") it often leaves open even when they end a turn."""
-    return UNCLOSED.search((text or "").strip()) is not None
+    """The recogniser's text is running prose it wrote as sentences but did not close: its last word is
+    lower-case with no punctuation after it ("Anger is something that can be really", "... The long journey").
+    Whisper closes what it reads as a finished sentence; digits and names ("0,1803", "Queen of Clubs") it often
+    leaves open even when they end a turn, and a fragment it reads as the middle of a sentence (after a cut:
+    "ask what you can do for your country") it writes without capitals or punctuation at all, which says
+    nothing about its end."""
+    t = (text or "").strip()
+    return UNCLOSED.search(t) is not None and FORMATTED.search(t) is not None
 
 
 def written_in_han(text: str | None) -> bool:

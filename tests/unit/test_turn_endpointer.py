@@ -244,9 +244,10 @@ def test_an_unbacked_answer_without_late_text_ms_ends_the_turn_at_text_silence_m
 
 
 def test_what_reads_as_prose_left_open() -> None:
-    assert unclosed("Yet these thoughts affected") and unclosed("that can be really")
+    assert unclosed("Yet these thoughts affected") and unclosed("Anger is something that can be really")
     assert not unclosed("Yet these thoughts affected Hester Prynne.") and not unclosed("4. Queen of Clubs")
     assert not unclosed("1,0001 90210 0,1803") and not unclosed("甚至出现交易") and not unclosed(None)
+    assert not unclosed("ask what you can do for your country")  # a fragment read unformatted (after a cut)
 
 
 def paused_at_120_ms_with_silence_mode_at_450() -> tuple[TurnEndpointer, Scripted, Texts, Feed]:
