@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,13 @@ async def test_a_stop_again_on_a_resumed_connection_is_quiet(cluster: Cluster) -
     await c.connect(owner)
     second = speech(SECOND, gap_s=0.0)
     await c.send_audio(speech(FIRST) + second[:len(second) // 4 * 2])
-    await c.recv_until(lambda e: e["type"] == "transcript.partial" and finals(c.events))  # the second sentence is open
+
+    def second_open(_: dict[str, Any]) -> bool:  # the first final, and a partial of the second sentence (any order)
+        done = [e for e in c.events if e["type"] == "transcript.final"]
+        return bool(done) and any(e["type"] == "transcript.partial" and e["start_ms"] >= done[0]["end_ms"]
+                                  for e in c.events)
+
+    await c.recv_until(second_open)
     await c.stop()
     await c.drop()
     await c.connect(relay, resume=True)
