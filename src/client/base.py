@@ -7,18 +7,7 @@ hands the application each event once, in seq order (events the hub replays are 
 that failed to send while the connection was down is sent again after the resume; audio that a dying
 connection had already accepted may be lost (at most what was in flight).
 
-Held audio (DESIGN §8): the session keeps the audio sent since the last final's `end_ms` (`HeldAudio`, at
-most `replay_audio_s`). A hub answers every resume first with `session.started {seq: 0, resumed: true,
-audio_from_ms}`: how much audio the session has received. The held audio from there is sent again
-before anything else, so audio a dying connection (or relay node) had taken but not delivered is not lost,
-and audio that did arrive is not sent twice; after a takeover `audio_from_ms` is where the new node's
-timeline goes on, so the open utterance is decoded again. That answer is the client's, not the
-application's (it is not yielded). A hub that does not answer so: the resumed connection brings
-`session.migrated {audio_from_ms}` after a takeover, and sending waits for it for at most
-`migration_wait_s`.
-
-A resume refused for now with `retry_after_ms` (a session whose node died and whose lease has not run out:
-it can move once it has) is tried again that much later, not on the generic backoff.
+Held audio and resuming (DESIGN §8): client/resuming.py.
 """
 
 from __future__ import annotations
@@ -30,60 +19,22 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
-from ..core.commands import ResumeSpec, StartSession
-from ..core.errors import RETRYABLE
+from ..core.commands import StartSession
 from ..core.events import ErrorEvent, Event, SessionEnded, SessionMigrated, SessionStarted, TranscriptFinal
 from .audio import AudioSource, paced, prepare
-from .errors import ConnectionLost, HubRequestError, ResumeFailed
+from .connection import Connection
+from .errors import ConnectionLost, HubRequestError
 from .held import HeldAudio
 from .options import StartOptions, start_options
+from .resuming import Resuming
+
+__all__ = ["Connection", "LiveSession", "StreamingClient"]
 
 log = logging.getLogger(__name__)
 _END = object()
 
 
-class Connection(abc.ABC):
-    """One connection carrying one session (a transport implements this)."""
-
-    @abc.abstractmethod
-    async def open(self, start: StartSession) -> str | None:
-        """Connect and send `start` (new or resume). Returns the session id when the wire answers it
-        directly (SSE, Socket.IO ack); raises HubRequestError when the hub refuses there and then."""
-
-    @abc.abstractmethod
-    def events(self) -> AsyncIterator[Event]:
-        """The events this connection receives, until the hub ends the session (normal end of iteration);
-        raises ConnectionLost when the connection drops first."""
-
-    @abc.abstractmethod
-    async def send_audio(self, data: bytes) -> None:
-        """Raises ConnectionLost when the connection is gone."""
-
-    @abc.abstractmethod
-    async def flush(self) -> None: ...
-
-    @abc.abstractmethod
-    async def stop(self, again: bool = False) -> None:
-        """`again`: this stop may repeat one the hub has (sent before the connection, or a relay node,
-        died). A wire whose connection says so by itself (a resumed streaming connection) ignores it;
-        HTTP + SSE sends `?again=true`."""
-
-    @abc.abstractmethod
-    async def keepalive(self) -> None:
-        """No audio for a while, but keep the session open (resets its idle timer)."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
-
-    #: a wire that answers a resume in its reply (HTTP + SSE: `answers_in_reply`) puts the answer's
-    #: `audio_from_ms` here (None: the owner did not say); the others send it as the first event,
-    #: `session.started {seq 0, resumed, audio_from_ms}`
-    resumed_at_ms: int | None = None
-    answers_in_reply = False
-
-
-class LiveSession:
+class LiveSession(Resuming):
     """A started session: send audio and commands, iterate its events (each exactly once). Survives
     dropped connections by resuming."""
 
@@ -189,73 +140,6 @@ class LiveSession:
             self._migrated(ev)
         self._queue.put_nowait(ev)
 
-    def _resumed_at(self, audio_from_ms: int | None) -> None:
-        """The hub answered this connection's resume: the session has received its audio up to
-        `audio_from_ms`; send the held audio from there again, first."""
-        self._answered = self._conn
-        if self._settling is not None:
-            self._settling.cancel()
-        if audio_from_ms is None or not self.held.enabled:
-            if not self._stop_sent:
-                self._sendable.set()
-                return
-            self._sendable.clear()
-            self._settling = asyncio.create_task(self._send_again(None))
-            return
-        self._sendable.clear()
-        self._settling = asyncio.create_task(self._send_again(audio_from_ms))
-
-    def _migrated(self, ev: SessionMigrated) -> None:
-        """Another node took the session over: send the held audio from `audio_from_ms` again, first (unless
-        the hub's answer to this connection's resume said from where already)."""
-        self.migrations += 1
-        if self._answered is not None and self._answered is self._conn:
-            return
-        self._sendable.clear()
-        if self._settling is not None:
-            self._settling.cancel()
-        self._settling = asyncio.create_task(self._send_again(ev.audio_from_ms))
-
-    async def _send_again(self, from_ms: int | None) -> None:
-        """After a resume: the held audio from `from_ms` (None: none), then a stop sent before whose
-        `session.ended` has not come (the connection or relay node that took it may have died first; the
-        hub takes a repeated one quietly)."""
-        data, gap = self.held.since(from_ms) if from_ms is not None else (b"", 0)
-        conn = self._conn
-        assert conn is not None
-        if from_ms is not None:
-            log.info("session %s resumed: sending %d bytes again from %d ms (%d ms no longer held)",
-                     self.session_id, len(data), from_ms, gap)
-        frame = self.held.frame
-        step = frame * max(1, self.held.rate // 10) if frame else max(1, len(data))  # 100 ms a message
-        try:
-            for i in range(0, len(data), step):
-                await conn.send_audio(data[i:i + step])
-            self.replayed_ms += len(data) * 1000 // (self.held.rate * frame) if frame else 0
-            if self._stop_sent and self.ended is None:  # after the audio
-                await conn.stop(again=True)
-            self.gap_ms += gap
-        except ConnectionLost:
-            pass  # the reader resumes; the new connection brings the takeover again if there was one
-        except HubRequestError as e:  # (HTTP + SSE: refused in the reply) as `_call` reports it
-            self._queue.put_nowait(ErrorEvent(session_id=self.session_id or "", code=e.code, message=e.message))
-        finally:
-            if self._settling is asyncio.current_task():  # (not when a newer takeover replaced it)
-                self._sendable.set()
-
-    async def _settle_after_resume(self, wait_s: float) -> None:
-        """After a resume: no `session.migrated` within `wait_s` (migration_wait_s) means the session did not
-        move. A resume that asked for the hub's answer (`held_audio`) waits for that answer instead (or for
-        the refusal, or the connection's end), at most start_timeout_s; an HTTP + SSE reply that came without
-        it (the owner did not answer in time, e.g. during a Redis failover) waits migration_wait_s: waiting
-        longer kept the session's audio back until the hub ended it `idle`."""
-        try:
-            await asyncio.sleep(wait_s)
-        except asyncio.CancelledError:
-            return
-        if self._settling is asyncio.current_task():
-            await self._send_again(None)  # (a stop sent before, again; then sendable)
-
     async def _read(self) -> None:
         try:
             while True:
@@ -284,85 +168,11 @@ class LiveSession:
             self._sendable.set()  # a sender waiting for a resend learns of the end (or failure) now
             self._signal()
 
-    def _refused_again(self, err: HubRequestError) -> None:
-        """The hub refused a resume. A code that may pass (`RETRYABLE`: e.g. `internal` while a node cannot
-        reach Redis during a primary failover) is tried again, at most max_reconnects times in a row;
-        any other ends the session's iteration (ResumeFailed)."""
-        self._refusals += 1
-        self.refused.append(err)
-        if isinstance(err, ResumeFailed) or err.code not in RETRYABLE or self._refusals > self.client.max_reconnects:
-            raise ResumeFailed(f"session {self.session_id} cannot be resumed: {err}", err)
-        if err.retry_after_ms is not None:
-            self._retry_at = err.retry_after_ms / 1000
-
-    def _signal(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     def _fail(self, e: BaseException) -> None:
         if not self._started.done():
             self._started.set_exception(e)
         self._failed = e
         self._queue.put_nowait(e)
-
-    async def _resume(self, lost: BaseException) -> None:
-        """Reconnect with `resume {session_id, last_seq}`; ResumeFailed after max_reconnects tries in a row
-        with no event between them (a connection that opens but drops before the hub says anything, as a
-        gRPC call to an address that refuses, counts as a failed try), or when the hub no longer holds the
-        session."""
-        old = self._conn
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old.close()
-        delay = min(self.client.reconnect_delay_s * 2 ** min(self._refusals, 5), 2.0)  # refused: back off more
-        last: BaseException = lost
-        while self._fruitless < self.client.max_reconnects:
-            self._fruitless += 1
-            wait, self._retry_at = (delay if self._retry_at is None else self._retry_at), None
-            self.retry_waits.append(wait)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, 2.0)
-            assert self.session_id is not None
-            cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(
-                session_id=self.session_id, last_seq=self.last_seq, held_audio=self.held.enabled)})
-            conn = self.client.connection()
-            try:
-                await conn.open(cmd)
-            except HubRequestError as e:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-                if e.code in ("session_not_found", "invalid_command", "unauthorized"):
-                    raise ResumeFailed(f"session {self.session_id} cannot be resumed: {e}", e) from e
-                self.refused.append(e)
-                if e.retry_after_ms is not None:  # refused until then (a dead node's lease runs out)
-                    self._retry_at = e.retry_after_ms / 1000
-                last = e
-                continue
-            except (ConnectionLost, OSError) as e:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-                last = e
-                continue
-            self.reconnects += 1
-            self.client.reconnects += 1
-            log.info("session %s resumed after seq %d (%s)", self.session_id, self.last_seq, lost)
-            if self.held.enabled:  # nothing goes out until it is known whether another node took over
-                self._sendable.clear()
-                if self._settling is not None:
-                    self._settling.cancel()
-                # the answer is still to come (as an event), or it came without audio_from_ms in the reply
-                # (the owner did not answer in time): then only a takeover's session.migrated can follow
-                unanswered = conn.answers_in_reply and conn.resumed_at_ms is None
-                wait = self.client.migration_wait_s if unanswered else self.client.start_timeout_s
-                self._settling = asyncio.create_task(self._settle_after_resume(wait))
-            self._conn = conn
-            if conn.resumed_at_ms is not None:  # (HTTP + SSE: answered in the resume's reply)
-                self._resumed_at(conn.resumed_at_ms)
-            elif not self.held.enabled and self._stop_sent:  # (no answer asked for: the stop again at once)
-                self._resumed_at(None)
-            self._signal()
-            return
-        raise ResumeFailed(f"session {self.session_id}: {self.client.max_reconnects} reconnects failed", last)
 
     async def __anext__(self) -> Event:
         item = await self._queue.get()

@@ -1,0 +1,51 @@
+"""What a transport supplies to `asrhub.client`: one live connection carrying one session (client/base.py
+puts resume on top of it)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from ..core.commands import StartSession
+from ..core.events import Event
+
+
+class Connection(abc.ABC):
+    """One connection carrying one session (a transport implements this)."""
+
+    @abc.abstractmethod
+    async def open(self, start: StartSession) -> str | None:
+        """Connect and send `start` (new or resume). Returns the session id when the wire answers it
+        directly (SSE, Socket.IO ack); raises HubRequestError when the hub refuses there and then."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[Event]:
+        """The events this connection receives, until the hub ends the session (normal end of iteration);
+        raises ConnectionLost when the connection drops first."""
+
+    @abc.abstractmethod
+    async def send_audio(self, data: bytes) -> None:
+        """Raises ConnectionLost when the connection is gone."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self, again: bool = False) -> None:
+        """`again`: this stop may repeat one the hub has (sent before the connection, or a relay node,
+        died). A wire whose connection says so by itself (a resumed streaming connection) ignores it;
+        HTTP + SSE sends `?again=true`."""
+
+    @abc.abstractmethod
+    async def keepalive(self) -> None:
+        """No audio for a while, but keep the session open (resets its idle timer)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close without stopping the session (it stays resumable for limits.resume_window_s)."""
+
+    #: a wire that answers a resume in its reply (HTTP + SSE: `answers_in_reply`) puts the answer's
+    #: `audio_from_ms` here (None: the owner did not say); the others send it as the first event,
+    #: `session.started {seq 0, resumed, audio_from_ms}`
+    resumed_at_ms: int | None = None
+    answers_in_reply = False
