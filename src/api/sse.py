@@ -224,7 +224,7 @@ async def session_flush(request: Request, session_id: str) -> Response:
 
 
 @router.post("/v1/sessions/{session_id}/stop", status_code=202, response_class=Response,
-             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
+             responses={202: {"description": "accepted"}, **error_responses(400, 404, 409, 503)})  # (400: `again`)
 async def session_stop(request: Request, session_id: str, again: bool = Query(
         False, description="this stop may repeat one the hub has (a client sending its stop again after a "
                            "resume): while the session is stopping it is taken quietly, not refused")) -> Response:
