@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .base import Result
-from .text_guard import count_words, echoes, one_copy, self_repeat
+from .text_guard import count_words, echoes, one_copy, restart_tail, self_repeat
 from .text_join import join_words
 
 Why = Literal["self_repeat", "echo", "check_speech", "short_of_partials"]
@@ -73,3 +73,17 @@ def settle(why: Why, first: Result, again: Result | None) -> Result:
     if fallback.text and (self_repeat(again.text) or count_words(again.text) < count_words(fallback.text)):
         return fallback
     return again
+
+
+def cut_restart(res: Result, promised: int) -> Result:
+    """A final (its own words) without a restart of its opening words after its last sentence end ("... than
+    apprehension. Yet these thoughts": music or silence after the speech read as the sentence's start again).
+    The provider's guard judges only the words after a forced prefix, so it cannot see a restart whose opening
+    is in the stable text: judged here on the whole utterance, and cut when all of it lies after the
+    `promised` (stable) words."""
+    cut = restart_tail(res.text)
+    words = res.text.split()
+    if not cut or len(words) - cut < max(promised, 1):
+        return res
+    return Result(text=" ".join(words[:-cut]), words=res.words[:len(words) - cut] if res.words else [],
+                  language=res.language, duration_ms=res.duration_ms, segments=res.segments, logprobs=res.logprobs)

@@ -129,6 +129,11 @@ class StreamAdapter(ProviderStream):
     # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
     # the same length of (digital) silence
     tail_ms = 180
+    # digital silence in front of a decode whose audio begins at the session's first sample: there the
+    # endpointer had no pre-roll to give, an utterance starts on its first word, and tiny.en lost a short first
+    # word ("For although ..." -> "Although ...") in about one decode in three (two such partials made a
+    # promise without it); with a lead of 100 ms or more, in none. Elsewhere the pre-roll is the lead-in
+    lead_ms = 200
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
@@ -171,9 +176,12 @@ class StreamAdapter(ProviderStream):
         self._idle = asyncio.Event()
         self._idle.set()
         self._partial_lag = 0  # audio samples: how long the last partial took from its request to its result
+        self._first: int | None = None  # the session's first audio sample (of this stream)
 
     # -- markers and audio ---------------------------------------------------------------
     def push(self, chunk: AudioChunk) -> None:
+        if self._first is None:
+            self._first = chunk.offset
         self._audio_end = chunk.end
         self._keep_recent(chunk)
         u = self._utt
@@ -277,7 +285,16 @@ class StreamAdapter(ProviderStream):
         audio = src.read(base, stop)
         if len(audio) < end - base:
             audio = np.concatenate([audio, np.zeros(end - base - len(audio), dtype=audio.dtype)])
-        return int16_to_float(audio)
+        return self._led(audio, base)
+
+    def _lead(self, start: int) -> int:
+        """Milliseconds of silence put in front of a decode of audio from `start` (see `lead_ms`)."""
+        return self.lead_ms if self._first is None or start <= self._first else 0
+
+    def _led(self, audio: np.ndarray, start: int) -> np.ndarray:
+        """int16 audio from `start` as the decoder's float32, with its lead of silence in front."""
+        lead = np.zeros(ms_to_samples(self._lead(start)), dtype=audio.dtype)
+        return int16_to_float(np.concatenate([lead, audio]) if len(lead) else audio)
 
     def _decode(self, audio: np.ndarray, opts: TranscribeOptions) -> asyncio.Future[Result]:
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True,
@@ -323,10 +340,14 @@ class StreamAdapter(ProviderStream):
         return redecode.settle(step.why, res, again)
 
     def _own_words(self, res: Result, base: int, prefix: str, u: _Utterance) -> Result:
-        """The words of `u` alone from a decode that had earlier finals in front: the forced prefix words
-        are dropped, word times are made relative to the utterance start."""
-        if not prefix:
+        """The words of `u` alone from a decode that had earlier finals (or only `lead_ms` of silence) in
+        front: the forced prefix words are dropped, word times are made relative to the utterance start."""
+        shift = samples_to_ms(u.start - base) + self._lead(base)
+        if not shift:
             return res
+        if not prefix:
+            return replace(res, words=[WordTiming(w.word, max(0, w.start_ms - shift), max(0, w.end_ms - shift),
+                                                  w.confidence) for w in res.words])
         forced = prefix.split()
         words = res.text.split()
         n = agreed_prefix(forced, words)
@@ -335,7 +356,6 @@ class StreamAdapter(ProviderStream):
             # the continuation glued onto the last forced word ("fat" + "-mutton"): keep what follows it
             tail = words[n][len(forced[n]):].lstrip("-")
             rest = ([tail] if tail else []) + words[n + 1:]
-        shift = samples_to_ms(u.start - base)
         timed = [WordTiming(w.word, w.start_ms - shift, w.end_ms - shift, w.confidence) for w in res.words
                  if (w.start_ms + w.end_ms) / 2 >= shift]
         return Result(text=join_words(rest), words=timed, language=res.language, duration_ms=res.duration_ms,
@@ -375,7 +395,7 @@ class StreamAdapter(ProviderStream):
         tail = list(u.committed) if self.tail_window_s and u.committed and start - u.start >= ms_to_samples(1000) \
             else None
         start = start if tail is not None else u.start
-        audio = int16_to_float(self.ring.read(start, end))
+        audio = self._led(self.ring.read(start, end), start)
         prompt = self._context or None if self.use_context else None
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=join_words(u.committed) or None if tail is None else None,
@@ -454,7 +474,7 @@ class StreamAdapter(ProviderStream):
                 self._heard.clear()
                 self.sink.on_error(exc, pf.utt.id)
                 continue
-            res = pf.future.result()
+            res = redecode.cut_restart(pf.future.result(), len(pf.utt.committed))
             text = carry_stable(join_words(pf.utt.committed), res.text.strip())  # the stable text is its prefix
             if text:
                 self._context = text[-200:]
