@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from ..core.errors import ErrorCode, HubError
@@ -24,15 +24,21 @@ def error_event(err: HubError, session_id: str = "") -> ErrorEvent:
 
 
 def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSONResponse:
-    if err.retry_after_s is not None:
-        headers = {**(headers or {}), "Retry-After": str(err.retry_after_s)}
-    return JSONResponse({"error": {"code": err.code.value, "message": err.message}},
-                        status_code=err.http_status, headers=headers)
+    body: dict[str, object] = {"code": err.code.value, "message": err.message}
+    if err.retry_after_ms is not None:  # a refusal for now (a resume while a dead node's lease lives)
+        body["retry_after_ms"] = err.retry_after_ms
+    retry_s = err.retry_after_s if err.retry_after_s is not None else \
+        -(-err.retry_after_ms // 1000) if err.retry_after_ms is not None else None
+    if retry_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_s)}
+    return JSONResponse({"error": body}, status_code=err.http_status, headers=headers)
 
 
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    retry_after_ms: int | None = Field(None, description="a refusal for now: try again this many ms later "
+                                       "(a resume while a dead node's lease still runs, `node_lost`)")
 
 
 class ErrorBody(BaseModel):

@@ -93,8 +93,8 @@ async def create_session(request: Request) -> Response:
             # another node's session: checked here; its event stream (Last-Event-ID) attaches it
             bridge = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
             session_id = bridge.id
-            if cmd.resume.held_audio:
-                audio_from_ms = await node.audio_received(bridge)
+            if cmd.resume.held_audio:  # (a dead owner's session is taken over here first)
+                audio_from_ms = await node.held_audio_answer(bridge)
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
             if cmd.resume is not None and cmd.resume.held_audio:

@@ -18,7 +18,9 @@ from .held import SAMPLE_BYTES
 def http_error(status: int, body: bytes) -> HubRequestError:
     try:
         err = json.loads(body)["error"]
-        return HubRequestError(str(err["code"]), str(err["message"]), status)
+        after = err.get("retry_after_ms")
+        return HubRequestError(str(err["code"]), str(err["message"]), status,
+                               retry_after_ms=after if isinstance(after, int) else None)
     except (ValueError, KeyError, TypeError):
         return HubRequestError(f"http_{status}", body[:200].decode(errors="replace"), status)
 

@@ -461,6 +461,23 @@ class ClusterNode:
         answered, ev = await bridge.mark(min(left + ANSWER_SLACK_MS, self.lease_ms / 3) / 1000)
         return ev.audio_from_ms if answered and ev is not None else None
 
+    async def held_audio_answer(self, bridge: BridgedSession) -> int | None:
+        """An HTTP + SSE resume (`held_audio`) of a session another node owns: how much audio it has received
+        (`audio_received`). An owner that does not answer is dead or slow, as for a resume on the other wires
+        (`_unanswered`): its lease gone, the session is taken over here first and the answer is where the new
+        timeline goes on; else the resume is refused with when to try again. The client sends nothing live
+        before it knows where the timeline stands: audio sent on after a reply without the answer reached
+        the node that took the session over ahead of the held audio sent again from `audio_from_ms` (twice on
+        the timeline, out of order)."""
+        heard = await self.audio_received(bridge)
+        if heard is not None or bridge.ended:
+            return heard
+        await self._unanswered(bridge, bridge.owner, retake=True)  # (refused unless the lease is gone)
+        if not self.service.holds(bridge.id):  # another node's claim came first, or it could not move
+            return None
+        answer = await self.resume_point(bridge.id)
+        return answer.audio_from_ms if answer is not None else None
+
     async def lease_left_ms(self, owner: str) -> int:
         """How long the lease `node:{owner}` lives on (0: gone)."""
         try:

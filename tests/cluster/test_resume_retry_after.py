@@ -22,13 +22,14 @@ from asrhub.client import (
     SessionEnded,
     SessionMigrated,
     SocketIOClient,
+    SseClient,
     TranscriptFinal,
     WebSocketClient,
 )
 from tests.client.proxy import TcpProxy
 from tests.cluster.nodes import Cluster, midway, send
 
-AnyClient = WebSocketClient | SocketIOClient | GrpcClient
+AnyClient = WebSocketClient | SocketIOClient | SseClient | GrpcClient
 
 
 @pytest.fixture
@@ -45,10 +46,11 @@ def connect(transport: str, port: int) -> AnyClient:
     kw = {"reconnect_delay_s": 0.1, "max_reconnects": 10}
     if transport == "grpc":
         return GrpcClient(f"127.0.0.1:{port}", **kw)  # type: ignore[arg-type]
-    return {"websocket": WebSocketClient, "socketio": SocketIOClient}[transport](f"http://127.0.0.1:{port}", **kw)  # type: ignore[arg-type]
+    http = {"websocket": WebSocketClient, "socketio": SocketIOClient, "sse": SseClient}[transport]
+    return http(f"http://127.0.0.1:{port}", **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("transport", ["websocket", "socketio", "grpc"])
+@pytest.mark.parametrize("transport", ["websocket", "socketio", "sse", "grpc"])
 async def test_resume_refused_until_the_lease_runs_out(cluster: Cluster, transport: str) -> None:
     owner, other = cluster.nodes
     # the client reaches node0 through a relay whose connections the test cuts: the owner freezes
