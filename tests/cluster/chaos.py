@@ -294,7 +294,9 @@ class Talker:
         out = []
         if seqs != list(range(1, len(seqs) + 1)):
             bad = next(i for i, s in enumerate(seqs) if s != i + 1)
-            out.append(f"{self.name}: seqs not 1..N from position {bad}: {seqs[max(0, bad - 2):bad + 3]}")
+            around = [(e.seq, e.type, getattr(e, "code", ""), getattr(e, "message", ""))
+                      for e in self.events[max(0, bad - 2):bad + 3]]  # (what a seq 0 is: e.g. an HTTP refusal)
+            out.append(f"{self.name}: seqs not 1..N from position {bad}: {around}")
         mine = {e.seq: e.type for e in self.events}
         differ = [s for s, t in logged if s in mine and mine[s] != t]
         if differ:
