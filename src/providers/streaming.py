@@ -132,8 +132,9 @@ class StreamAdapter(ProviderStream):
     # digital silence in front of a decode whose audio begins at the session's first sample: there the
     # endpointer had no pre-roll to give, an utterance starts on its first word, and tiny.en lost a short first
     # word ("For although ..." -> "Although ...") in about one decode in three (two such partials made a
-    # promise without it); with a lead of 100 ms or more, in none. Elsewhere the pre-roll is the lead-in
-    lead_ms = 200
+    # promise without it); with a lead of 100 ms or more, in none (200 ms put a word into an accented clip,
+    # "that it can be"). Elsewhere the pre-roll is the lead-in
+    lead_ms = 100
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
