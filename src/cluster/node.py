@@ -1,6 +1,7 @@
 """This node in a cluster (DESIGN §8): ties the lease, the event logs of the sessions it owns, its inbox
-and the bridges to sessions that other nodes own. The session service sees it through its
-`ClusterHooks` (created / removed); the transports through `find` / `bridge`.
+and the bridges to sessions that other nodes own (`remote.py`), and takes over those whose owner is gone
+(`lost.py`). The session service sees it through its `ClusterHooks` (created / removed); the transports
+through `find` / `bridge`.
 
 Redis down: the node is `degraded`. Sessions it owns go on locally (their logs ungate their channels),
 new sessions are local only, and it heals on the next lease beat that reaches Redis.
@@ -10,22 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 import socket
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..core.config import HubConfig, mask_url
-from ..core.errors import ClientError, ErrorCode, HubError, KeyQuotaError, SessionStateError
-from ..core.events import ErrorEvent, SessionEnded, SessionStarted, parse_event
+from ..core.errors import ErrorCode, HubError, KeyQuotaError
+from ..core.events import SessionStarted, parse_event
 from ..engine.resume_point import resume_answer
-from . import keys, wire
+from . import keys
 from .append import LogAppender
 from .bridge import BridgedSession
 from .connect import redis_client
@@ -33,9 +32,11 @@ from .errors import REDIS_DOWN, ClusterUnavailable
 from .inbox import Inbox
 from .lease import Lease, NodeLoad
 from .log import EventLog
+from .lost import OwnerLoss
 from .messages import InboxMessage
 from .quota import KeyQuota, KeyRateLimit
-from .takeover import Claimer, ClaimRefused, read_takeover
+from .remote import RemoteRecord, RemoteSessions
+from .takeover import Claimer
 
 if TYPE_CHECKING:
     from ..engine.service import SessionService
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANSWER_SLACK_MS = 50   # an attach's answer is waited for the owner's lease's life and this (at most lease_ms / 3)
 REPLY_TTL_MS = 30_000  # an answer to a resume nobody took (its asker gave up) is gone after this
 UNRESUMABLE = frozenset({"openai", "realtime"})  # wires without resume: their sessions are not logged
 
@@ -53,18 +53,6 @@ def default_node_id(host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
     return f"{host}:{port}"
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteRecord:
-    """What Redis says of a session (`sess:{id}`)."""
-
-    session_id: str
-    owner: str
-    last_seq: int
-    first_seq: int     # the oldest seq the log still holds (0: none)
-    ended: bool
-    api_key: str = ""  # the id of the API key that started it ("": auth was off)
 
 
 class ClusterNode:
@@ -102,8 +90,6 @@ class ClusterNode:
                            self._health, self._renew_quotas)
         self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._conns = itertools.count(1)
-        self.claiming: dict[str, asyncio.Event] = {}  # session -> set when this node's claim of it has settled
         self.bridges = 0   # clients of other nodes' sessions served here now
         r = service.metrics.registry
         self.m_up = Gauge("asrhub_cluster_up", "1 while this node reaches the cluster's Redis, 0 while degraded "
@@ -111,14 +97,12 @@ class ClusterNode:
         self.m_bridges = Gauge("asrhub_cluster_bridged_clients", "Clients of other nodes' sessions served here",
                                registry=r)
         self.m_bridges.set_function(lambda: self.bridges)
-        self.m_lost = Counter("asrhub_cluster_sessions_lost", "Sessions this node ended for a lost owner (node_lost)",
-                              registry=r)
-        self.m_taken = Counter("asrhub_cluster_sessions_taken_over", "Sessions of a dead node this node took over "
-                               "(session.migrated)", registry=r)
         self.m_fenced = Counter("asrhub_cluster_sessions_fenced", "Sessions of this node another node had ended "
                                 "(this node was taken for lost)", registry=r)
         self.m_append = Histogram("asrhub_cluster_log_append_seconds", "One batch of events into a session's log",
                                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r)
+        self.remote = RemoteSessions(self)   # sessions other nodes own, served here
+        self.lost = OwnerLoss(self, r)       # sessions whose owner is gone: taken over, or ended
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -386,205 +370,40 @@ class ClusterNode:
         except HubError as e:
             svc.error(session_id, e)
 
-    # -- sessions of other nodes -----------------------------------------------------------------
+    # -- sessions of other nodes (remote.py) and of lost owners (lost.py) ---------------------------
     async def find(self, session_id: str) -> RemoteRecord | None:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(keys.session(session_id))
-            pipe.xrange(keys.events(session_id), "-", "+", count=1)
-            raw_rec, raw_first = await pipe.execute()
-        except REDIS_DOWN as e:
-            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); the session "
-                           f"'{session_id}' can be resumed only on its own node now") from None
-        rec = {bytes(k): bytes(v) for k, v in (raw_rec or {}).items()}
-        if b"owner" not in rec:
-            return None
-        first = wire.entries(raw_first)
-        first_seq = wire.seq_of(first[0][0]) if first else 0
-        return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
-                            rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode())
+        return await self.remote.find(session_id)
 
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
                      retake: bool = True) -> BridgedSession:
-        """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
-        None: commands only), commands to its owner; `attach`: this client takes the session over, and the
-        bridge holds the owner's answer (`resumed`: the resume's first event). An owner that does not
-        answer is dead or slow: the session is taken over here when its lease is gone (`retake`), else the
-        resume is refused with when to try again (`_unanswered`)."""
-        rec = await self.find(session_id)
-        if rec is not None and attach and not rec.ended and rec.owner != self.node_id \
-                and not await self.owner_alive(rec.owner) and await self.take_over(session_id, rec.owner):
-            rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
-        if rec is not None and rec.owner == self.node_id and not self.service.holds(session_id) \
-                and await self.claim_settled(session_id):
-            rec = await self.find(session_id)  # (claimed here just now: bridged to this node's own inbox)
-        if rec is None or (rec.owner == self.node_id and not self.service.holds(session_id)):
-            # (ours but gone from here: this node restarted)
-            raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
-        if last_seq is not None and (last_seq > rec.last_seq or (rec.first_seq and rec.first_seq > last_seq + 1)):
-            raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
-                              f"events {rec.first_seq} to {rec.last_seq}")
-        bridge = BridgedSession(self, session_id, rec.owner, f"{self.node_id}#{next(self._conns)}", ended=rec.ended,
-                                last_seq=rec.last_seq)
-        if attach and not rec.ended:
-            left = await self.lease_left_ms(rec.owner)
-            await bridge.attach()
-            answered, bridge.resumed = await bridge.answer(min(left + ANSWER_SLACK_MS, self.lease_ms / 3) / 1000)
-            if not answered and await self._unanswered(bridge, rec.owner, retake):
-                return await self.bridge(session_id, last_seq, retake=False)
-        return bridge
-
-    async def _unanswered(self, bridge: BridgedSession, owner: str, retake: bool) -> bool:
-        """The owner did not answer an attach: dead (its lease not run out yet) or too slow. True when the
-        session has a live owner again (this node took it over, or a node whose claim came first): bridge
-        to it (or, when the session cannot move, to end it: `node_lost`, `events`). False when that was
-        done already: the bridge ends the session. Else raises the refusal, `node_lost` with `retry_after_ms` = what is left of the lease
-        (the client resumes then, and the node it reaches takes the session over)."""
-        left = await self.lease_left_ms(owner)
-        if not left and not retake:
-            return False
-        bridge.detach()  # (after the attach, should the owner be slow but alive)
-        if not left:  # (a session that cannot move: the bridge opened again ends it)
-            await self.take_over(bridge.id, owner)
-            return True
-        raise HubError(ErrorCode.node_lost, f"the node computing session '{bridge.id}' ({owner}) does not answer; "
-                       f"resume in {left} ms, when its lease has run out and the session can move",
-                       retry_after_ms=left)
+        """Serve here a session another node owns (`RemoteSessions.bridge`)."""
+        return await self.remote.bridge(session_id, last_seq, attach=attach, retake=retake)
 
     async def audio_received(self, bridge: BridgedSession) -> int | None:
-        """How much audio the owner of a bridged session has received, once it has applied every message
-        written to its inbox before this call (a `mark`); None: it did not answer within the lease's life
-        (at most lease_ms / 3), or no longer holds the session."""
-        if bridge.ended:
-            return None
-        left = await self.lease_left_ms(bridge.owner)
-        answered, ev = await bridge.mark(min(left + ANSWER_SLACK_MS, self.lease_ms / 3) / 1000)
-        return ev.audio_from_ms if answered and ev is not None else None
+        return await self.remote.audio_received(bridge)
 
     async def held_audio_answer(self, bridge: BridgedSession) -> int | None:
-        """An HTTP + SSE resume (`held_audio`) of a session another node owns: how much audio it has received
-        (`audio_received`). An owner that does not answer is dead or slow, as for a resume on the other wires
-        (`_unanswered`): its lease gone, the session is taken over here first and the answer is where the new
-        timeline goes on; else the resume is refused with when to try again. The client sends nothing live
-        before it knows where the timeline stands: audio sent on after a reply without the answer reached
-        the node that took the session over ahead of the held audio sent again from `audio_from_ms` (twice on
-        the timeline, out of order)."""
-        heard = await self.audio_received(bridge)
-        if heard is not None or bridge.ended:
-            return heard
-        await self._unanswered(bridge, bridge.owner, retake=True)  # (refused unless the lease is gone)
-        if not self.service.holds(bridge.id):  # another node's claim came first, or it could not move
-            return None
-        answer = await self.resume_point(bridge.id)
-        return answer.audio_from_ms if answer is not None else None
+        return await self.remote.held_audio_answer(bridge)
 
     async def lease_left_ms(self, owner: str) -> int:
-        """How long the lease `node:{owner}` lives on (0: gone)."""
-        try:
-            left = int(await self.client.pttl(keys.node(owner)))
-        except REDIS_DOWN as e:
-            raise HubError(ErrorCode.internal, f"the cluster is unreachable ({type(e).__name__}); try again") from None
-        return self.lease_ms if left == -1 else max(0, left)
+        return await self.remote.lease_left_ms(owner)
 
     async def owner_alive(self, owner: str) -> bool:
-        if time.monotonic() - self.reached_at < self.lease_ms / 1000:
-            return True  # Redis was away from here just now: it was from the owner too (its lease comes back)
-        try:
-            return bool(await self.client.exists(keys.node(owner)))
-        except REDIS_DOWN:
-            return True  # not known: Redis itself is away (a node is not declared lost on that)
+        return await self.remote.owner_alive(owner)
 
     async def owner_lost(self, session_id: str, owner: str) -> None:
-        """The owner's lease is gone: take the session over, or where that cannot be, end it (node_lost)."""
-        if not await self.take_over(session_id, owner):
-            await self.end_lost(session_id, owner)
+        await self.lost.owner_lost(session_id, owner)
 
     async def claim_settled(self, session_id: str) -> bool:
-        """Wait for this node's claim of the session, when one is under way (True): Redis may name this node
-        its owner before the session is open here."""
-        claim = self.claiming.get(session_id)
-        if claim is None:
-            return False
-        await claim.wait()
-        return True
+        return await self.lost.claim_settled(session_id)
 
     async def take_over(self, session_id: str, owner: str) -> bool:
-        """Claim the session of a dead owner and go on with it here (DESIGN §8 "Owner death → takeover").
-        True when it has a live owner again (this node, or a node whose claim came first); False when it
-        cannot be taken over (takeover off, its start options not kept, ended, Redis away)."""
-        if not self.config.cluster.takeover:
-            return False
-        if session_id in self.claiming:  # a claim of this node's is under way: its answer
-            await self.claiming[session_id].wait()
-            return self.service.holds(session_id)
-        self.claiming[session_id] = claim = asyncio.Event()
-        try:
-            return await self._claim(session_id, owner)
-        finally:
-            del self.claiming[session_id]
-            claim.set()
-
-    async def _claim(self, session_id: str, owner: str) -> bool:
-        for _ in range(3):
-            try:
-                point = await read_takeover(self.client, session_id, self.config.limits.replay_audio_s)
-                if point.ended or point.start is None:
-                    log.info("session %s: owner %s lost; not taken over (%s)", session_id, owner,
-                             "it has ended" if point.ended else "its start options are not kept")
-                    return False
-                res = await self.claimer.claim(session_id, owner, self.node_id, point, self.session_ttl_s)
-            except REDIS_DOWN as e:
-                log.warning("session %s: owner %s lost, and Redis unreachable for a takeover: %s", session_id, owner, e)
-                return False
-            if res is ClaimRefused.moved_on:
-                continue
-            if isinstance(res, ClaimRefused):
-                log.info("session %s: owner %s lost; the claim was refused (%s)", session_id, owner, res.name)
-                return res in (ClaimRefused.taken, ClaimRefused.owner_back)
-            try:
-                self.service.take_over(point.start, point.transport or "websocket", point.api_key or None, res,
-                                       point.utterances, point.tail, point.promised)
-            except HubError as e:
-                log.warning("session %s: claimed from %s, but it cannot go on here: %s", session_id, owner, e)
-                await self._end_in_log(session_id, res.seq, e)
-                return True
-            if point.api_key:  # the key's slot in its quota is this node's to renew now
-                self.quota_held[session_id] = point.api_key
-                self._spawn(self._count_again(point.api_key, session_id))
-            self.m_taken.inc()
-            log.warning("session %s: its node %s is gone (lease expired); taken over here at seq %d, audio from "
-                        "%d ms", session_id, owner, res.seq, res.audio_from_ms)
-            return True
-        return False
-
-    async def _end_in_log(self, session_id: str, last: int, err: HubError) -> None:
-        now = time.time()
-        events = [ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=err.code.value, message=err.message,
-                             fatal=True), SessionEnded(session_id=session_id, seq=last + 2, ts=now, reason="error")]
-        with contextlib.suppress(*REDIS_DOWN):
-            await self.appender.append(session_id, last, events, self.ended_ttl_s, writer=self.node_id)
+        return await self.lost.take_over(session_id, owner)
 
     async def end_lost(self, session_id: str, owner: str) -> None:
-        """The owner's lease is gone: end the session in its log (`node_lost`), unless it has ended or
-        the owner wrote meanwhile. The log's writer of a returning owner is then refused (fenced)."""
-        for _ in range(3):
-            try:
-                top = wire.entries(await self.client.xrevrange(keys.events(session_id), "+", "-", count=1))
-                last = wire.seq_of(top[0][0]) if top else 0
-                if top and parse_event(top[0][1][b"event"]).type == "session.ended":
-                    return
-                now = time.time()
-                err = ErrorEvent(session_id=session_id, seq=last + 1, ts=now, code=ErrorCode.node_lost.value,
-                                 message=f"the node computing this session ({owner}) is gone", fatal=True)
-                end = SessionEnded(session_id=session_id, seq=last + 2, ts=now, reason="error")
-                res = await self.appender.append(session_id, last, [err, end], self.ended_ttl_s)
-            except REDIS_DOWN as e:
-                log.warning("session %s: owner %s lost and Redis unreachable: %s", session_id, owner, e)
-                return
-            if res.ok:
-                self.m_lost.inc()
-                log.warning("session %s: its node %s is gone (lease expired); ended with node_lost at seq %d",
-                            session_id, owner, last + 1)
-                return
-            if res.lost:
-                return
+        await self.lost.end_lost(session_id, owner)
+
+    def quota_taken(self, session_id: str, api_key: str) -> None:
+        """A session taken over here: its key's slot in its quota is this node's to renew now."""
+        self.quota_held[session_id] = api_key
+        self._spawn(self._count_again(api_key, session_id))
