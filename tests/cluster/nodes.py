@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,8 @@ class Cluster:
 
     def stop(self) -> None:
         for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:  # a node left frozen (SIGSTOP) by a failed test
+                os.kill(n.proc.pid, signal.SIGCONT)
             n.stop()
         self.redis.stop()
 

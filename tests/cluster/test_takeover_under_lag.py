@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +26,7 @@ from tests.support import clip, wer
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(tmp_path, 2, env={"ASRHUB_LIMITS__ADMISSION_LAG_S": "0.05"})
     yield c
-    for n in c.nodes:
-        if n.proc is not None and n.proc.poll() is None:
-            os.kill(n.proc.pid, signal.SIGCONT)
-    c.stop()
+    c.stop()  # (resumes a node a failed test left frozen)
 
 
 async def test_a_lagging_node_still_takes_a_dead_nodes_session_over(cluster: Cluster) -> None:
