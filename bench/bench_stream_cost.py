@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.bench_concurrency import revision_src
 from bench.common import SPEECH_ROOT, machine
-from tests.support import english, load_pcm16, wer
+from tests.support import EndpointFeed, english, load_pcm16, wer
 
 T = TypeVar("T")
 CHUNK_MS = 40
@@ -40,7 +40,6 @@ CHUNK_MS = 40
 async def run(gap_s: float, limit: int, levers: list[str], workers: int = 0) -> dict[str, Any]:
     from asrhub.core.audio import HUB_RATE, AudioChunk, RingBuffer
     from asrhub.engine.scheduler import Scheduler
-    from asrhub.operators.base import PauseHint, SpeechEnd, SpeechStart
     from asrhub.operators.endpoint import Endpointer, EndpointOptions
     from asrhub.operators.vad_webrtc import WebRtcVad
     from asrhub.providers.base import StreamOptions, StreamResult, StreamSink
@@ -93,26 +92,10 @@ async def run(gap_s: float, limit: int, levers: list[str], workers: int = 0) -> 
     ring = RingBuffer(len(audio) + HUB_RATE)
     stream = provider.open_stream(StreamOptions("cost", "en", True, False), StreamSink(on_result, on_error), ring)
     ep = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 450, 300, 25.0))
-    open_uid: str | None = None
-    n = 0
     step = HUB_RATE * CHUNK_MS // 1000
     cpu0, t0 = time.process_time(), time.perf_counter()
 
-    def feed(items: list[Any]) -> None:
-        nonlocal open_uid, n
-        for it in items:
-            if isinstance(it, AudioChunk):
-                ring.append(it.samples)
-                stream.push(it)
-            elif isinstance(it, SpeechStart):
-                n += 1
-                open_uid = f"u{n}"
-                stream.start_utterance(open_uid, it.audio_start)
-            elif isinstance(it, PauseHint) and open_uid is not None:
-                stream.pause_hint(open_uid, it.offset)
-            elif isinstance(it, SpeechEnd) and open_uid is not None:
-                stream.end_utterance(open_uid, it.offset)
-                open_uid = None
+    feed = EndpointFeed(stream, ring)
 
     async def settle() -> None:
         while pending:  # a final's re-decode is queued when its first decode is done

@@ -416,3 +416,32 @@ def last_voiced_end(pcm: np.ndarray) -> int:
         if vad.is_speech(pcm[i:i + n]):
             end = i + n
     return end
+
+
+class EndpointFeed:
+    """What the endpointer yields, fed to a provider stream and its ring as the hub's feeding does: audio
+    into both, speech start / pause / end as the stream's utterance markers (`count`: utterances opened)."""
+
+    def __init__(self, stream: Any, ring: Any) -> None:
+        self.stream = stream
+        self.ring = ring
+        self.count = 0
+        self.open_id: str | None = None
+
+    def __call__(self, items: list[Any]) -> None:
+        from asrhub.core.audio import AudioChunk
+        from asrhub.operators.base import PauseHint, SpeechEnd, SpeechStart
+
+        for it in items:
+            if isinstance(it, AudioChunk):
+                self.ring.append(it.samples)
+                self.stream.push(it)
+            elif isinstance(it, SpeechStart):
+                self.count += 1
+                self.open_id = f"u{self.count}"
+                self.stream.start_utterance(self.open_id, it.audio_start)
+            elif isinstance(it, PauseHint) and self.open_id is not None:
+                self.stream.pause_hint(self.open_id, it.offset)
+            elif isinstance(it, SpeechEnd) and self.open_id is not None:
+                self.stream.end_utterance(self.open_id, it.offset)
+                self.open_id = None

@@ -23,7 +23,6 @@ import pytest
 
 from asrhub.core.audio import AudioChunk, RingBuffer, ms_to_samples
 from asrhub.engine.scheduler import Scheduler
-from asrhub.operators.base import PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.endpoint import Endpointer, EndpointOptions
 from asrhub.operators.vad_webrtc import WebRtcVad
 from asrhub.providers.base import Result, StreamOptions, StreamResult, StreamSink
@@ -32,7 +31,7 @@ from asrhub.providers.redecode import cut_restart
 from asrhub.providers.streaming import StreamAdapter
 from asrhub.providers.text_guard import restart_tail
 from bench.zh_classes import make
-from tests.support import clip, last_voiced_end, load_pcm16, normalise
+from tests.support import EndpointFeed, clip, last_voiced_end, load_pcm16, normalise
 
 CHUNK = ms_to_samples(40)
 MODES = {"trailing_silence": False, "push_to_talk": True}
@@ -70,24 +69,7 @@ async def stream_clip(pcm: np.ndarray, ptt: bool) -> list[StreamResult]:
                                StreamSink(results.append, lambda e, _u: errors.append(e)), ring)
         stream.max_stretch = 1  # the interval stays interim_interval_ms whatever the machine's load
         endpointer = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 450, 300, 25.0))
-        utterances = 0
-        open_id: str | None = None
-
-        def feed(items: list[Any]) -> None:
-            nonlocal utterances, open_id
-            for it in items:
-                if isinstance(it, AudioChunk):
-                    ring.append(it.samples)
-                    stream.push(it)
-                elif isinstance(it, SpeechStart):
-                    utterances += 1
-                    open_id = f"u{utterances}"
-                    stream.start_utterance(open_id, it.audio_start)
-                elif isinstance(it, PauseHint) and open_id is not None:
-                    stream.pause_hint(open_id, it.offset)
-                elif isinstance(it, SpeechEnd) and open_id is not None:
-                    stream.end_utterance(open_id, it.offset)
-                    open_id = None
+        feed = EndpointFeed(stream, ring)
 
         for i in range(0, len(audio), CHUNK):
             sched.partial = None
