@@ -133,8 +133,10 @@ class StreamAdapter(ProviderStream):
     # endpointer had no pre-roll to give, an utterance starts on its first word, and tiny.en lost a short first
     # word ("For although ..." -> "Although ...") in 5 of 35 decodes, 4 of 9 partials (two such partials made a
     # promise without it); with a lead of 100 ms or more, in none (200 ms put a word into an accented clip,
-    # "that it can be"). Elsewhere the pre-roll is the lead-in
-    lead_ms = 100
+    # "that it can be"). Off (0): 100 ms also turned en_libri_1221's "Hester Prynne" into "has to print"
+    # (test_deepgram_multichannel, WER 0.27): one clip mended, one broken, on tiny.en. Not on until it is
+    # measured on more speech than these clips. Elsewhere the pre-roll is the lead-in
+    lead_ms = 0
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
