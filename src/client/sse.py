@@ -21,7 +21,7 @@ def http_error(status: int, body: bytes) -> HubRequestError:
         after = err.get("retry_after_ms")
         return HubRequestError(str(err["code"]), str(err["message"]), status,
                                retry_after_ms=after if isinstance(after, int) else None)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # (not the hub's {"error": {...}})
         return HubRequestError(f"http_{status}", body[:200].decode(errors="replace"), status)
 
 
