@@ -26,7 +26,7 @@ def resume_answer(service: SessionService, session_id: str) -> SessionStarted | 
     """The answer to a resume of a session held here, as it stands now; None: not held here."""
     s = service.plane(session_id)
     rec = select_session(service.state, session_id)
-    if s is None or rec is None:
+    if s is None or rec is None or s.pipeline is None:  # (ended: its plane is kept a while, its pipeline gone)
         return None
     a = s.start.audio
     return SessionStarted(session_id=session_id, seq=0, ts=time.time(), provider=rec.provider,
