@@ -319,3 +319,22 @@ def test_a_request_error_from_the_provider_is_not_a_provider_failure() -> None:
         assert [(e.code, e.message) for e in errors] == [("invalid_audio", "cannot decode this")]
         assert select_status(svc.state, "a")[0] == "available" and svc.is_live(s.id)
     run(body)
+
+
+def test_a_resume_of_an_ended_session_still_kept_has_no_answer() -> None:
+    """An ended session's plane is kept a while with its pipeline released: a resume's answer (a cluster
+    node's inbox asks for it on an attach) is the one for a session not held here, not an AssertionError
+    (the owner's inbox failed on an attach that came after the session ended)."""
+    from asrhub.engine.resume_point import resume_answer
+
+    async def body(loop: VirtualTimeLoop) -> None:
+        svc = service()
+        s = await started(svc)
+        answer = resume_answer(svc, s.id)
+        assert answer is not None and answer.resumed and answer.audio_from_ms == 0
+        svc.push_audio(s.id, CHUNK)
+        svc.stop(s.id)
+        await settle()
+        assert svc.plane(s.id) is not None and s.pipeline is None  # ended, the plane kept
+        assert resume_answer(svc, s.id) is None
+    run(body)
