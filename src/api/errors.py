@@ -27,8 +27,9 @@ def error_response(err: HubError, headers: dict[str, str] | None = None) -> JSON
     body: dict[str, object] = {"code": err.code.value, "message": err.message}
     if err.retry_after_ms is not None:  # a refusal for now (a resume while a dead node's lease lives)
         body["retry_after_ms"] = err.retry_after_ms
-    retry_s = err.retry_after_s if err.retry_after_s is not None else \
-        -(-err.retry_after_ms // 1000) if err.retry_after_ms is not None else None
+    retry_s = err.retry_after_s
+    if retry_s is None and err.retry_after_ms is not None:
+        retry_s = -(-err.retry_after_ms // 1000)  # whole seconds, rounded up (RFC 9110 delay-seconds)
     if retry_s is not None:
         headers = {**(headers or {}), "Retry-After": str(retry_s)}
     return JSONResponse({"error": body}, status_code=err.http_status, headers=headers)
