@@ -129,14 +129,6 @@ class StreamAdapter(ProviderStream):
     # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
     # the same length of (digital) silence
     tail_ms = 180
-    # digital silence in front of a decode whose audio begins at the session's first sample: there the
-    # endpointer had no pre-roll to give, an utterance starts on its first word, and tiny.en lost a short first
-    # word ("For although ..." -> "Although ...") in 5 of 35 decodes, 4 of 9 partials (two such partials made a
-    # promise without it); with a lead of 100 ms or more, in none (200 ms put a word into an accented clip,
-    # "that it can be"). Off (0): 100 ms also turned en_libri_1221's "Hester Prynne" into "has to print"
-    # (test_deepgram_multichannel, WER 0.27): one clip mended, one broken, on tiny.en. Not on until it is
-    # measured on more speech than these clips. Elsewhere the pre-roll is the lead-in
-    lead_ms = 0
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
@@ -179,12 +171,9 @@ class StreamAdapter(ProviderStream):
         self._idle = asyncio.Event()
         self._idle.set()
         self._partial_lag = 0  # audio samples: how long the last partial took from its request to its result
-        self._first: int | None = None  # the session's first audio sample (of this stream)
 
     # -- markers and audio ---------------------------------------------------------------
     def push(self, chunk: AudioChunk) -> None:
-        if self._first is None:
-            self._first = chunk.offset
         self._audio_end = chunk.end
         self._keep_recent(chunk)
         u = self._utt
@@ -288,16 +277,7 @@ class StreamAdapter(ProviderStream):
         audio = src.read(base, stop)
         if len(audio) < end - base:
             audio = np.concatenate([audio, np.zeros(end - base - len(audio), dtype=audio.dtype)])
-        return self._led(audio, base)
-
-    def _lead(self, start: int) -> int:
-        """Milliseconds of silence put in front of a decode of audio from `start` (see `lead_ms`)."""
-        return self.lead_ms if self._first is None or start <= self._first else 0
-
-    def _led(self, audio: np.ndarray, start: int) -> np.ndarray:
-        """int16 audio from `start` as the decoder's float32, with its lead of silence in front."""
-        lead = np.zeros(ms_to_samples(self._lead(start)), dtype=audio.dtype)
-        return int16_to_float(np.concatenate([lead, audio]) if len(lead) else audio)
+        return int16_to_float(audio)
 
     def _decode(self, audio: np.ndarray, opts: TranscribeOptions) -> asyncio.Future[Result]:
         fut = self.provider.scheduler.submit(lambda: self.provider.timed_decode(audio, opts), final=True,
@@ -343,9 +323,9 @@ class StreamAdapter(ProviderStream):
         return redecode.settle(step.why, res, again)
 
     def _own_words(self, res: Result, base: int, prefix: str, u: _Utterance) -> Result:
-        """The words of `u` alone from a decode that had earlier finals (or only `lead_ms` of silence) in
-        front: the forced prefix words are dropped, word times are made relative to the utterance start."""
-        shift = samples_to_ms(u.start - base) + self._lead(base)
+        """The words of `u` alone from a decode that had earlier finals in front: the forced prefix words are
+        dropped, word times are made relative to the utterance start."""
+        shift = samples_to_ms(u.start - base)
         if not shift:
             return res
         if not prefix:
@@ -398,7 +378,7 @@ class StreamAdapter(ProviderStream):
         tail = list(u.committed) if self.tail_window_s and u.committed and start - u.start >= ms_to_samples(1000) \
             else None
         start = start if tail is not None else u.start
-        audio = self._led(self.ring.read(start, end), start)
+        audio = int16_to_float(self.ring.read(start, end))
         prompt = self._context or None if self.use_context else None
         opts = TranscribeOptions(language=self.opts.language, interim=True,
                                  prefix=join_words(u.committed) or None if tail is None else None,
