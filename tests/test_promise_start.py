@@ -7,82 +7,36 @@ three; two successive partials agreed on "Although the Chinese", that became the
 en_libri_1221 over a music bed end "... than apprehension. Yet these thoughts": the music read as the
 sentence's start again, behind a promise the provider's guard does not look into.
 
-Real tiny.en model, real speech, the hub's endpointer (WebRTC VAD, default options) and the real scheduler.
-Partials are asked for at fixed audio ends (each one answered before the next chunk, the interval never
-stretched), so a run is the same on a loaded machine."""
+Real tiny.en model, real speech, the hub's endpointer (WebRTC VAD, default options) and the real scheduler
+(`bench.bench_promise.stream_clip`). Partials are asked for at fixed audio ends (each one answered before
+the next chunk, the interval never stretched), so a run is the same on a loaded machine."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-import numpy as np
 import pytest
 
-from asrhub.core.audio import AudioChunk, RingBuffer, ms_to_samples
-from asrhub.engine.scheduler import Scheduler
-from asrhub.operators.endpoint import Endpointer, EndpointOptions
-from asrhub.operators.vad_webrtc import WebRtcVad
-from asrhub.providers.base import Result, StreamOptions, StreamResult, StreamSink
-from asrhub.providers.faster_whisper import FasterWhisperProvider
+from asrhub.providers.base import Result
 from asrhub.providers.redecode import cut_restart
-from asrhub.providers.streaming import StreamAdapter
 from asrhub.providers.text_guard import restart_tail
+from bench.bench_promise import MODES, stream_clip
 from bench.zh_classes import make
-from tests.support import EndpointFeed, clip, last_voiced_end, load_pcm16, normalise
-
-CHUNK = ms_to_samples(40)
-MODES = {"trailing_silence": False, "push_to_talk": True}
-T = TypeVar("T")
+from tests.support import clip, load_pcm16, normalise
 
 
-class Asked(Scheduler):
-    """The real scheduler; it keeps the future of the last partial it was given."""
-
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.partial: asyncio.Future[Any] | None = None
-
-    def submit(self, fn: Callable[[], T], *, final: bool, **kw: Any) -> asyncio.Future[T] | None:
-        fut = super().submit(fn, final=final, **kw)
-        if not final:
-            self.partial = fut
-        return fut
-
-
-async def stream_clip(pcm: np.ndarray, ptt: bool) -> list[StreamResult]:
-    """`pcm` through the endpointer and a StreamAdapter as the hub runs them: push-to-talk (cut at its last
-    voiced frame, then flushed) or with 1 s of trailing silence; every partial answered before the next
-    chunk is pushed."""
-    sched = Asked()
-    await sched.start()
-    try:
-        provider = FasterWhisperProvider("en", {"interim_nice": 0, "model": "bundled:tiny.en"}, sched, language="en")
-        await provider.load()
-        audio = pcm[:last_voiced_end(pcm)] if ptt else np.concatenate([pcm, np.zeros(ms_to_samples(1000), dtype=np.int16)])
-        results: list[StreamResult] = []
-        errors: list[BaseException] = []
-        ring = RingBuffer(len(audio))
-        stream = StreamAdapter(provider, StreamOptions("s", "en", True, False),
-                               StreamSink(results.append, lambda e, _u: errors.append(e)), ring)
-        stream.max_stretch = 1  # the interval stays interim_interval_ms whatever the machine's load
-        endpointer = Endpointer(WebRtcVad(2), EndpointOptions(True, 150, 450, 300, 25.0))
-        feed = EndpointFeed(stream, ring)
-
-        for i in range(0, len(audio), CHUNK):
-            sched.partial = None
-            feed(endpointer.push(AudioChunk(audio[i:i + CHUNK], i)))
-            if sched.partial is not None:  # a partial was asked for: its result first (the stream's own
-                await asyncio.wait({sched.partial}, timeout=60)  # callback on it runs before this wakes)
-        feed(endpointer.flush(len(audio)))
-        await asyncio.wait_for(stream.drain(), 60)
-        await stream.close()
-        assert errors == []
-        return results
-    finally:
-        await sched.stop()
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_promise_keeps_the_first_word(mode: str) -> None:
+    # its partials read "For although the Chinese ..." and "Although the Chinese ..." by turns: the opening
+    # is promised only once two successive ones agree on the reading with "For" (StreamAdapter.guard_opening)
+    results = asyncio.run(stream_clip(load_pcm16(clip("en_ljspeech_LJ001-0003").path), MODES[mode]))
+    partials = [r for r in results if not r.is_final]
+    finals = [r.text for r in results if r.is_final and r.text]
+    promised = [p.stable_text for p in partials if p.stable_text]
+    assert promised, [p.text for p in partials]  # the clip is long enough for a promise to be made
+    assert [s for s in promised if s.split()[0] != "For"] == [], promised  # none starts after the first word
+    assert len(finals) == 1 and finals[0].startswith("For although the Chinese took impressions"), finals
 
 
 @pytest.mark.parametrize("mode", list(MODES))

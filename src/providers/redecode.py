@@ -9,27 +9,29 @@ decode before it gets here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .base import Result
 from .text_guard import count_words, echoes, one_copy, restart_tail, self_repeat
 from .text_join import join_words
 
-Why = Literal["self_repeat", "echo", "check_speech", "short_of_partials"]
+Why = Literal["self_repeat", "echo", "check_speech", "short_of_partials", "tail_word"]
 
 
 @dataclass(frozen=True)
 class Redecode:
     """Decode the final again. `alone`: the utterance's audio only (else with the left context's audio in
     front, as the first decode); `prefix`: the forced text (None: none); `prompt`: keep the previous-text
-    prompt."""
+    prompt; `words`: with word timestamps."""
 
     why: Why
     alone: bool
     prefix: str | None
     prompt: bool
+    words: bool = False
 
 
 def plan(text: str, *, context: str, forced: str, stable: Sequence[str], short_of: float) -> Redecode | None:
@@ -53,12 +55,31 @@ def plan(text: str, *, context: str, forced: str, stable: Sequence[str], short_o
         # far fewer words than the partials agreed on: again with them forced (a final is never worse than
         # the partials it replaces)
         return Redecode("short_of_partials", alone=False, prefix=join_words([context, *stable]), prompt=True)
+    if one_word_restart(text):
+        # its opening word again at its end ("4 Queen of Cloves 4"): Whisper's restart on the silence after a
+        # short utterance (a push-to-talk final's tail is digital silence), or a word said there. The same
+        # decode with word times says where it lies (`settle`)
+        return Redecode("tail_word", alone=False, prefix=join_words([context, forced]) or None, prompt=True, words=True)
     return None
 
 
-def settle(why: Why, first: Result, again: Result | None) -> Result:
+def one_word_restart(text: str) -> bool:
+    """The text's last word is its first again, with two or more words between (`restart_tail` judges
+    restarts of two or more words: a lone word said again may be speech, "go go")."""
+    words = [w for w in (_bare(w) for w in text.split()) if w]
+    return len(words) >= 4 and words[-1] == words[0]
+
+
+def _bare(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def settle(why: Why, first: Result, again: Result | None, voiced_ms: int | None = None) -> Result:
     """The final that stands after a re-decode: `first` is the first decode's result, `again` the
-    re-decode's (its own words), None if the re-decode failed."""
+    re-decode's (its own words), None if the re-decode failed; `voiced_ms`: where the utterance's voiced
+    audio ends (ms from its start)."""
+    if why == "tail_word":
+        return _cut_tail_word(first, again, voiced_ms)
     if why == "check_speech":
         # speech decoded alone (or no verdict): the first decode's words stand; silence alone: none
         return first if again is None or again.text.strip() else Result(text="", language=first.language)
@@ -73,6 +94,18 @@ def settle(why: Why, first: Result, again: Result | None) -> Result:
     if fallback.text and (self_repeat(again.text) or count_words(again.text) < count_words(fallback.text)):
         return fallback
     return again
+
+
+def _cut_tail_word(first: Result, again: Result | None, voiced_ms: int | None) -> Result:
+    """`first` without its last word when the re-decode (the same decode, with word times) puts that word
+    past the utterance's voiced audio (its middle in the tail the VAD called silence): no one said it."""
+    timed = [w for w in again.words if _bare(w.word)] if again is not None else []
+    words = first.text.split()
+    if (voiced_ms is None or not timed or again is None or again.text.split() != words
+            or (timed[-1].start_ms + timed[-1].end_ms) / 2 < voiced_ms):
+        return first
+    kept = first.words[:-1] if first.words else []
+    return replace(first, text=" ".join(words[:-1]), words=kept)
 
 
 def cut_restart(res: Result, promised: int) -> Result:

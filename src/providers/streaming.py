@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 from ..core.audio import AudioChunk, RingBuffer, int16_to_float, ms_to_samples, samples_to_ms
 from ..core.work import Superseded
 from . import redecode
+from .agreement import OPENING_KEPT, agreed_prefix, norm, read_after, stitch
 from .base import (
     BatchDecoder,
     ProviderStream,
@@ -39,36 +39,6 @@ from .text_guard import carry_stable, echoes, loops, non_speech_phrase, non_spee
 from .text_join import join_words
 
 log = logging.getLogger(__name__)
-
-_NORM = re.compile(r"[^\w']+")
-
-
-def _norm(word: str) -> str:
-    return _NORM.sub("", word.lower())
-
-
-def agreed_prefix(a: list[str], b: list[str]) -> int:
-    """Number of leading words two hypotheses share (case and punctuation ignored)."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if _norm(x) != _norm(y):
-            break
-        n += 1
-    return n
-
-
-def stitch(committed: list[str], tail: list[str], skip: int = 2) -> list[str]:
-    """The words of a decode of the utterance's last seconds (prompted with the stable text) joined onto the
-    stable text: a run of the tail's first words (from within its first `skip` + 1, the window may cut a
-    word) that repeats the stable text's end is dropped; a tail without one continues the stable text."""
-    ends = [_norm(w) for w in committed]
-    heads = [_norm(w) for w in tail]
-    for s in range(min(skip, len(tail)) + 1):
-        for j in range(min(len(ends), len(tail) - s), 0, -1):
-            if (j >= 2 or s == 0) and heads[s:s + j] == ends[len(ends) - j:]:
-                return committed + tail[s + j:]
-    return committed + tail
-
 
 @dataclass
 class _Utterance:
@@ -86,6 +56,7 @@ class _Utterance:
     pause: int | None = None              # end of the voiced audio at the last pause hint
     asked_at: float | None = None         # monotonic time of the oldest partial request not yet answered
     committed_at: int = 0                 # audio end of the partial that last extended the stable text
+    openings: list[list[str]] = field(default_factory=list)  # each hypothesis' first words, until a promise
 
     @property
     def showed_words(self) -> bool:
@@ -136,6 +107,8 @@ class StreamAdapter(ProviderStream):
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
     edge_words = 7      # a partial's last words are never stable text (~2.5 s of speech: fewer cost WER)
     agreement = 2       # stable text: the words this many successive hypotheses agree on (LocalAgreement-n)
+    check_tail_word = True  # a final's opening word again at its end is cut if it lies past the voiced audio
+    guard_opening = True  # no promise of an opening a hypothesis read a word before (`agreement.read_after`)
     skip_paused = True  # no partial in a pause (see `_paused`)
     max_stretch = 4     # under load the partial interval grows up to this many times `interim_interval_ms`
     # a partial of an utterance with stable text decodes its audio from `tail_window_s` before the partial
@@ -305,12 +278,13 @@ class StreamAdapter(ProviderStream):
         so, and `redecode.settle` picks which stands."""
         res = self._own_words(await first, base, prefix, u)
         step = redecode.plan(res.text, context=prefix, forced=own, stable=u.committed, short_of=self.short_of_partials)
-        if step is None:
+        if step is None or (step.why == "tail_word" and not self.check_tail_word):
             return res
         self.redecodes += 1
         again_audio, again_base, again_prefix = (self._final_audio(u.start, offset), u.start, "") if step.alone \
             else (audio, base, prefix)
-        retry = self._decode(again_audio, replace(opts, prefix=step.prefix, prompt=opts.prompt if step.prompt else None))
+        retry = self._decode(again_audio, replace(opts, prefix=step.prefix, prompt=opts.prompt if step.prompt else None,
+                                                  word_timestamps=opts.word_timestamps or step.words))
         try:
             await asyncio.wait({retry})  # (this task's own cancellation cancels the retry: see below)
         except asyncio.CancelledError:
@@ -320,7 +294,7 @@ class StreamAdapter(ProviderStream):
             raise asyncio.CancelledError()
         again = None if retry.cancelled() or retry.exception() is not None else \
             self._own_words(retry.result(), again_base, again_prefix, u)
-        return redecode.settle(step.why, res, again)
+        return redecode.settle(step.why, res, again, samples_to_ms(offset - u.start))
 
     def _own_words(self, res: Result, base: int, prefix: str, u: _Utterance) -> Result:
         """The words of `u` alone from a decode that had earlier finals in front: the forced prefix words are
@@ -335,7 +309,7 @@ class StreamAdapter(ProviderStream):
         words = res.text.split()
         n = agreed_prefix(forced, words)
         rest = words[n:]
-        if n < len(forced) and n < len(words) and _norm(words[n]).startswith(_norm(forced[n])):
+        if n < len(forced) and n < len(words) and norm(words[n]).startswith(norm(forced[n])):
             # the continuation glued onto the last forced word ("fat" + "-mutton"): keep what follows it
             tail = words[n][len(forced[n]):].lstrip("-")
             rest = ([tail] if tail else []) + words[n + 1:]
@@ -424,15 +398,18 @@ class StreamAdapter(ProviderStream):
         # among the last `edge_words` (at the edge of the audio: cut, misheard, their punctuation a guess at a
         # sentence end), nor a restart of the hypothesis' opening words at its end, the hypothesis is not a
         # loop, a non-speech phrase or a reading of the prompt, and the final will not be decoded with earlier
-        # finals in front (2-pass: their context corrects its first words). A translation promises nothing:
-        # its wording changes as the sentence goes on, and a forced English start let the final fall back
-        # into the spoken language
+        # finals in front (2-pass: their context corrects its first words), nor an opening some hypothesis
+        # read a word before (`read_after`). A translation promises nothing: its wording changes as the
+        # sentence goes on, and a forced English start let the final fall back into the spoken language
+        if not u.committed:
+            u.openings.append(words[:OPENING_KEPT])
         agreed = 0 if self.opts.task == "translate" else min([agreed_prefix(p, words) for p in u.previous[-(self.agreement - 1):]]
                      + [len(words) - restart_tail(res.text) - self.edge_words]) if len(u.previous) >= self.agreement - 1 else 0
         if (agreed > len(u.committed) and agreed_prefix(u.committed, words) == len(u.committed)
                 and not loops(res.text) and not non_speech_phrase(res.text) and not non_speech_tail(res.text)
                 and not (self.use_context and echoes(res.text, self._context))
-                and not self._left_context(u, end)[1]):
+                and not self._left_context(u, end)[1]
+                and not (self.guard_opening and not u.committed and read_after(words[:agreed], u.openings))):
             # the committed words stay as they were shown (the decode was forced to start with them): the
             # agreed words after them extend the stable text, never rewrite it
             u.committed = u.committed + words[len(u.committed):agreed]
