@@ -164,16 +164,37 @@ def compare(ref: str, hyp: str) -> tuple[int, int, int]:
     return words, len(lost), changed
 
 
+def replayed(events: list[Event], said: list[Spoken]) -> list[int]:
+    """For each takeover (`session.migrated`), the clip whose utterance the new node decoded again: the
+    clip in whose span (its silence with it) the first final after the takeover ends. Not the clip
+    `audio_from_ms` falls in: that is the end of the last final, which can lie before the end of its own
+    clip's speech (the decoder's end of speech is not the clip's), and the 10-minute run at d65b2e6 gave
+    the allowance there, to a clip with nothing replayed. No final after it: the first clip whose speech
+    ends after `audio_from_ms`."""
+    out: list[int] = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, SessionMigrated):
+            continue
+        nxt = next((e for e in events[i + 1:] if isinstance(e, TranscriptFinal)), None)
+        if nxt is not None:
+            k = next((j for j, s in enumerate(said) if s.start_ms < nxt.end_ms <= s.until_ms), -1)
+        else:
+            k = next((j for j, s in enumerate(said) if s.end_ms > ev.audio_from_ms), -1)
+        out.append(k)
+    return out
+
+
 def score(name: str, said: list[Spoken], events: list[Event], reference: dict[int, str]) -> Score:
     """A session's finals (in `events`), in order, against the reference of every clip said (`said`), in
     order: one alignment over the whole session, so a final is judged by its words, not by where its
     timestamps put it (after a takeover a final can carry words its span does not cover: the text the
     partials before it had promised, on a short segment the replayed audio gave; placed by time it counted
     as lost from its clip: 17 of the 20 words the 24-talker run at 9353f4f called lost).
-    A takeover allows one word lost in the clip its cut falls in (a replayed utterance's cut); the words
-    lost beyond that are noted with their clip."""
+    A takeover allows one word lost in the clip it replayed (`replayed`: the utterance open at the kill,
+    decoded again from the held audio); the words lost beyond that are noted with their clip."""
     finals = [e for e in events if isinstance(e, TranscriptFinal)]
     cuts = [e.audio_from_ms for e in events if isinstance(e, SessionMigrated)]
+    replayed_clips = replayed(events, said)
     refs = [normalise(reference[spoken.clip]).split() for spoken in said]
     hyp = " ".join(f.text for f in finals)
     out = Score()
@@ -186,7 +207,7 @@ def score(name: str, said: list[Spoken], events: list[Event], reference: dict[in
         by_clip.setdefault(clip_of[i], []).append(i)
     texts = place(finals, said)
     for k, idx in sorted(by_clip.items()):
-        allowance = sum(1 for ms in cuts if next((i for i, s in enumerate(said) if s.end_ms > ms), -1) == k)
+        allowance = replayed_clips.count(k)
         out.allowed += min(len(idx), allowance)
         if len(idx) > allowance:
             out.lost += len(idx) - allowance

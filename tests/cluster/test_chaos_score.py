@@ -45,3 +45,30 @@ def test_a_missing_final_loses_its_words_in_its_clip() -> None:
     got = score("sse#1", SAID, list(session(promised_final=False)), REFERENCE)
     assert got.lost >= 16 and got.allowed == 1, (got.lost, got.allowed)  # one word allowed at the cut
     assert len(got.notes) == 1 and got.notes[0].startswith("sse#1 clip 1 "), got.notes
+
+
+REST = "be ladled out in thick peppered flour-fattened sauce."
+
+
+def cut_in_the_settled_clip(second: str) -> list[TranscriptFinal | SessionMigrated]:
+    """The takeover's `audio_from_ms` is the end of clip 0's final, which the decoder put 400 ms before the
+    end of clip 0's speech; clip 1, open at the kill, is decoded again from the held audio: `second`."""
+    return [final(165, 332040, 341500, REFERENCE[0]),
+            SessionMigrated(session_id="s", seq=172, ts=time.time(), from_node="node1", to_node="node0",
+                            audio_from_ms=341500),
+            final(179, 349480, 360030, second)]
+
+
+def test_the_allowance_is_the_replayed_clips_not_the_clip_the_cut_falls_in() -> None:
+    """Issue 21's 10-minute run: a replayed utterance's first word lost at the cut was counted lost, the
+    allowance having gone to the clip before (where `audio_from_ms` fell)."""
+    got = score("sse#1", SAID, list(cut_in_the_settled_clip(PROMISED.replace("He hoped", "He") + " " + REST)),
+                REFERENCE)
+    assert (got.lost, got.allowed) == (0, 1), got.notes
+
+
+def test_more_than_one_word_lost_in_the_replayed_clip_is_lost() -> None:
+    got = score("sse#1", SAID, list(cut_in_the_settled_clip(PROMISED.replace("He hoped there would", "would") + " "
+                                                            + REST)), REFERENCE)
+    assert (got.lost, got.allowed) == (2, 1), (got.lost, got.allowed, got.notes)
+    assert len(got.notes) == 1 and got.notes[0].startswith("sse#1 clip 1 "), got.notes
