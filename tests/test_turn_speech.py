@@ -32,7 +32,7 @@ from asrhub.operators.base import Item, PauseHint, SpeechEnd
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn import EAGERNESS, unclosed
 from asrhub.operators.turn_model import TurnModel, TurnRunner, get_runner, window
-from tests.support import clip, load_pcm16
+from tests.support import clip, last_voiced_end, load_pcm16
 
 SENTENCE = clip("en_ljspeech_LJ001-0005")  # "the invention of movable metal letters in the middle of the ..."
 SILENCE_S = 4
@@ -227,3 +227,68 @@ async def test_a_confident_answer_on_a_fragment_read_unformatted_ends_the_turn_a
     end, p, silence_ms = await turn_with_text(speech, text)
     assert p is not None and p >= EAGERNESS["medium"].threshold, p
     assert end.reason == "turn" and silence_ms is None, (end, silence_ms)  # at the model's answer
+
+
+FINISHED = clip("en_ljspeech_LJ001-0008")  # "has never been surpassed.": P 0.96-0.97 at 100 ms of silence
+
+
+@pytest.mark.parametrize("command", ["close", "flush"])
+async def test_a_stop_before_the_pauses_text_keeps_the_models_answer(command: str) -> None:
+    """A whole sentence and 1.5 s of silence at medium (max_silence 1.2 s; test_demo_turns streams such a file),
+    and a stop (or flush) while the last pause's speculative decode is still running, as on a loaded machine:
+    the model's confident answer there ends the turn where it was asked (`reason: turn`), not the silence
+    received before the stop (`max_silence`: the reason depended on how fast the decode was). A pause inside
+    the sentence gets its real tiny.en reading at once."""
+    saved = turn_module.ANSWER_TIMEOUT_S
+    turn_module.ANSWER_TIMEOUT_S = 600.0  # the decode "still running" must not time out on a loaded machine
+    p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=TurnOptions(mode="semantic")))
+    try:
+        assert p.turn is not None
+        ep = p.turn.endpointer
+        answered = asyncio.Event()
+        answers: list[float | None] = []
+        answer = ep.answer
+
+        def spy(query_id: int, probability: float | None) -> list[Item]:
+            answers.append(probability)
+            out = answer(query_id, probability)
+            answered.set()
+            return out
+
+        ep.answer = spy  # type: ignore[method-assign]
+        late: list[Item] = []
+        p.on_late = late.extend
+        speech = load_pcm16(FINISHED.path)
+        last = last_voiced_end(speech)
+        held: list[PauseHint] = []  # the sentence end's hint: its decode has not finished
+        ends: list[SpeechEnd] = []
+
+        def take(items: list[Item]) -> None:
+            for it in items:
+                if isinstance(it, PauseHint) and it.on_text is not None:
+                    if it.offset < last - 16 * 300:  # inside the sentence
+                        it.on_text(tiny_en(np.concatenate([speech[:it.offset], np.zeros(16 * 180, np.int16)])))
+                    else:
+                        held.append(it)
+                elif isinstance(it, SpeechEnd):
+                    ends.append(it)
+
+        take(p.push(np.concatenate([speech, np.zeros(16 * 1500, dtype=np.int16)]).tobytes()))
+        while True:  # until the model has answered at the sentence end
+            news, late[:] = late[:], []
+            take(news)
+            if held and len(answers) >= ep.questions:
+                break
+            assert len(answers) < ep.questions, (answers, ends)  # an answer is still to come
+            answered.clear()
+            await asyncio.wait_for(answered.wait(), 60)
+        assert len(held) == 1 and answers[-1] is not None, (held, answers)
+        assert answers[-1] >= EAGERNESS["medium"].threshold, answers
+        assert ends == [], ends                  # a confident answer waits for the pause's text ...
+        take(p.close() if command == "close" else p.flush())
+        assert [e.reason for e in ends] == ["turn"], ends  # ... not there at the stop: the answer stands
+        assert ends[0].turn_probability == answers[-1]
+        assert abs(ends[0].offset - held[0].offset) < 16 * 100
+    finally:
+        p.release()
+        turn_module.ANSWER_TIMEOUT_S = saved

@@ -14,7 +14,7 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    running prose Whisper did not close (its last word lower-case, no full stop: Whisper closes a sentence it
    reads as finished, and leaves digits and names in lists open), or it is written in Han characters and P is
    under `han_threshold` (Smart Turn calls most Mandarin pauses finished, mid-sentence or not). No text (none
-   coming, or none in time) leaves the answer as it is.
+   coming, or none in time, or a flush or stop before it came) leaves the answer as it is.
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
    ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
@@ -322,12 +322,19 @@ class TurnEndpointer(Endpointer):
 
     # -- client and gate ---------------------------------------------------------------------
     def _settle(self) -> list[Item]:
-        """Decide on the frames that wait, without asking the model (flush, stop: the client decides)."""
+        """Decide on the frames that wait, without asking the model (flush, stop: the client decides). A
+        confident answer that waits only for its pause's text stands: the text has not come in time (step 1),
+        so the utterance ends there as the model said (`reason: turn`). Without this a slow decode (a loaded
+        machine) turned the model's answer into max_silence when the audio received before the stop passed
+        max_silence_ms, and the reason depended on load."""
+        out: list[Item] = []
+        if self._check_script and self.speaking and self._pause_p is not None:
+            out = self._end(self._last_voiced_end, reason="turn", probability=self._pause_p)
         self._query = None
         self._awaiting_text = self._check_script = False
         self._asking = False
         try:
-            return self._run()
+            return out + self._run()
         finally:
             self._asking = True
 
