@@ -257,7 +257,7 @@ def row(t: Turn, language: str) -> str:
 
 def summary(turns: list[Turn], languages: list[str], modes: list[str]) -> None:
     print("\n| language | mode | final p50 / p95 ms | end decision p50 / p95 | decision -> final p50 / p95 | "
-          "rules | finals: spec / new / redecoded | turns > 600 ms (rule, decision, decode) | WER |")
+          "rules | finals: spec / new / redecoded | turns > 600 ms (rule, decision, decode) | WER (zh: CER) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for language in languages:
         for m in modes:
@@ -270,6 +270,8 @@ def summary(turns: list[Turn], languages: list[str], modes: list[str]) -> None:
             slow = [f"{t.clip.removesuffix('.wav').removesuffix('.flac')} ({t.rule}, {t.end_ms:.0f}, "
                     f"{t.final_ms - t.end_ms:.0f})" for t in ts if t.final_ms > 600]
             pairs = turns_wer.get((language, m), [])
+            if language == "zh":  # Chinese: the character error rate (the words are not spaced)
+                pairs = [(" ".join(r.replace(" ", "")), " ".join(h.replace(" ", ""))) for r, h in pairs]
             w = wer([r for r, _ in pairs], [h for _, h in pairs]) if pairs else float("nan")
             fin = [t.final_ms for t in ts]
             dec = [t.end_ms for t in ts]
