@@ -34,6 +34,7 @@ from ..core.channel import ChannelFenced
 from ..core.commands import StartSession
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
 from ..core.events import ErrorEvent, Event, SessionStarted
+from ..engine.continued import ContinuedChannel
 from ..engine.resume_point import resume_answer
 from ..engine.service import SessionService
 from ..engine.session import Session
@@ -58,17 +59,32 @@ def cluster_node(service: SessionService) -> ClusterNode | None:
     return service.cluster
 
 
-def remote_node(service: SessionService, session_id: str) -> ClusterNode | None:
-    """The cluster node, when the session is not held here (another node may own it)."""
-    return cluster_node(service) if not service.holds(session_id) else None
-
-
 async def remote_node_now(service: SessionService, session_id: str) -> ClusterNode | None:
-    """`remote_node`, once a takeover of the session by this node that is under way has settled."""
-    node = remote_node(service, session_id)
-    if node is not None and await node.claim_settled(session_id):
-        return remote_node(service, session_id)
+    """The cluster node, when the session is not held here (another node may own it), once a takeover of
+    the session by this node that is under way has settled (it may be held here then)."""
+    node = cluster_node(service)
+    if node is None or service.holds(session_id):
+        return None
+    if await node.claim_settled(session_id) and service.holds(session_id):
+        return None
     return node
+
+
+def held_epoch(service: SessionService, session_id: str) -> int:
+    """The takeover epoch of a session held here: the seq of the `session.migrated` with which this node
+    took it over (0: opened here, never taken over). Redis keeps the same as `sess:{id}`'s `epoch`."""
+    s = service.plane(session_id)
+    return s.channel.migrated.seq if s is not None and isinstance(s.channel, ContinuedChannel) else 0
+
+
+def stale_epoch(session_id: str, epoch: int, current: int) -> HubError:
+    """An HTTP + SSE request that carries the epoch of a start or resume reply from before the session's
+    latest takeover (or after this node's copy of it): it was sent before its client knew the session had
+    moved. It is refused, not placed: audio of it would land on the new owner's timeline ahead of the held
+    audio the client sends again from `audio_from_ms` (twice, out of order). The client resumes."""
+    return HubError(ErrorCode.node_lost, f"session '{session_id}' was taken over by another node (epoch "
+                    f"{current}; this request carries epoch {epoch}); resume it (POST /v1/sessions with "
+                    "`resume`) and send your held audio again from the reply's audio_from_ms, with its epoch")
 
 
 def unknown_session(session_id: str, resume: bool) -> ClientError:
@@ -162,15 +178,25 @@ class SessionBinding:
         self.resumed = False  # this connection resumed the session: its stop may repeat one the hub has
 
     @classmethod
-    async def of(cls, service: SessionService, transport: str, session_id: str) -> SessionBinding:
+    async def of(cls, service: SessionService, transport: str, session_id: str,
+                 epoch: int | None = None) -> SessionBinding:
         """A binding to an existing session (SSE: each request names its session in the path), here or
-        (cluster) on another node, for commands only."""
+        (cluster) on another node, for commands only. `epoch`: the takeover epoch the request carries
+        (HTTP + SSE `?epoch=`); one that is not the session's now is refused (`stale_epoch`)."""
         bind = cls(service, transport, None)
         if (node := await remote_node_now(service, session_id)) is not None:
             bind.remote = await node.bridge(session_id, None, attach=False)
+            if epoch is not None and epoch != bind.remote.epoch:
+                bind.remote.detach()
+                raise stale_epoch(session_id, epoch, bind.remote.epoch)
             return bind
         bind.session = service.get(session_id)
         bind.attachment = service.attachment(session_id)
+        if epoch is not None and epoch != (current := held_epoch(service, session_id)):
+            if cluster_node(service) is None:  # a single node takes no session over: its epoch is always 0
+                raise SessionStateError(ErrorCode.invalid_command, f"epoch {epoch} is not session "
+                                        f"'{session_id}''s ({current}): use the epoch its start or resume reply gave")
+            raise stale_epoch(session_id, epoch, current)
         return bind
 
     @property

@@ -25,7 +25,15 @@ from ..engine.service import SessionService
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-from .binding import SessionBinding, check_owner, cluster_node, open_session, remote_node_now, resume_point
+from .binding import (
+    SessionBinding,
+    check_owner,
+    cluster_node,
+    held_epoch,
+    open_session,
+    remote_node_now,
+    resume_point,
+)
 from .errors import SESSION_COMMAND_ERRORS, error_response, error_responses
 from .http_guard import allowed_methods, is_head
 from .openapi import inline_schema
@@ -40,6 +48,9 @@ class SessionCreated(BaseModel):
     audio_url: str
     # a resume with `held_audio`: how much audio the session has received (send held audio again from here)
     audio_from_ms: int | None = None
+    # cluster: the session's takeover epoch (absent: 0, never taken over); sent back as `?epoch=` on its
+    # audio and command POSTs, a request from before a later takeover is refused `node_lost`
+    epoch: int | None = None
 
 
 def _service(request: Request) -> SessionService:
@@ -95,11 +106,14 @@ async def create_session(request: Request) -> Response:
             session_id = bridge.id
             if cmd.resume.held_audio:  # (a dead owner's session is taken over here first)
                 audio_from_ms = await node.held_audio_answer(bridge)
+            # the epoch of the node that answered audio_from_ms: its owner's, or this node's after its takeover
+            epoch = held_epoch(service, session_id) if service.holds(session_id) else bridge.epoch
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
             if cmd.resume is not None and cmd.resume.held_audio:
                 answer = await resume_point(service, session_id)
                 audio_from_ms = answer.audio_from_ms if answer is not None else None
+            epoch = held_epoch(service, session_id)
             if (node := cluster_node(service)) is not None:
                 # behind a balancer the client's next request may reach another node: it must find the session
                 await node.in_cluster(session_id)
@@ -110,7 +124,7 @@ async def create_session(request: Request) -> Response:
     body = SessionCreated(session_id=session_id,
                           events_url=str(request.url_for("sse_events", session_id=session_id)),
                           audio_url=str(request.url_for("sse_audio", session_id=session_id)),
-                          audio_from_ms=audio_from_ms)
+                          audio_from_ms=audio_from_ms, epoch=epoch or None)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if cmd.resume else 201)
 
 
@@ -177,15 +191,21 @@ async def _remote_events(request: Request, node: ClusterNode, session_id: str, a
     return EventStream(session_id, lambda: bridge.events(after), bridge.detach)
 
 
+EPOCH = Query(None, ge=0, description="the `epoch` of the session's last start or resume reply (absent there: 0); "
+              "cluster: a request from before a later takeover of the session is refused 503 `node_lost` (resume, "
+              "and send the held audio again from `audio_from_ms`); a single node: another epoch than 0 is 409. "
+              "Absent: not checked")
+
+
 @router.post("/v1/sessions/{session_id}/audio", name="sse_audio", status_code=202, response_class=Response, responses={
     202: {"description": "accepted"}, **error_responses(400, 404, 409, 413, 503)}, openapi_extra={"requestBody": {"required": True, "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def session_audio(request: Request, session_id: str) -> Response:
+async def session_audio(request: Request, session_id: str, epoch: int | None = EPOCH) -> Response:
     service = _service(request)
     bind: SessionBinding | None = None
     try:
         service.check_not_deleted(session_id)
-        bind = await SessionBinding.of(service, "sse", session_id)
+        bind = await SessionBinding.of(service, "sse", session_id, epoch)
         channel = service.get(session_id).channel if bind.remote is None else None
         limit = service.config.limits.max_message_bytes
         declared = request.headers.get("content-length")
@@ -216,9 +236,9 @@ async def _stream_first(request: Request, session_id: str) -> None:
 
 
 @router.post("/v1/sessions/{session_id}/flush", status_code=202, response_class=Response,
-             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS})
-async def session_flush(request: Request, session_id: str) -> Response:
-    response = await _command(request, session_id, "flush")
+             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS, **error_responses(400)})
+async def session_flush(request: Request, session_id: str, epoch: int | None = EPOCH) -> Response:
+    response = await _command(request, session_id, "flush", epoch=epoch)
     await _stream_first(request, session_id)
     return response
 
@@ -227,17 +247,18 @@ async def session_flush(request: Request, session_id: str) -> Response:
              responses={202: {"description": "accepted"}, **error_responses(400, 404, 409, 503)})  # (400: `again`)
 async def session_stop(request: Request, session_id: str, again: bool = Query(
         False, description="this stop may repeat one the hub has (a client sending its stop again after a "
-                           "resume): while the session is stopping it is taken quietly, not refused")) -> Response:
-    response = await _command(request, session_id, "stop", again=again)
+                           "resume): while the session is stopping it is taken quietly, not refused"),
+                       epoch: int | None = EPOCH) -> Response:
+    response = await _command(request, session_id, "stop", again=again, epoch=epoch)
     await _stream_first(request, session_id)
     return response
 
 
 @router.post("/v1/sessions/{session_id}/keepalive", status_code=202, response_class=Response,
-             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS},
+             responses={202: {"description": "accepted"}, **SESSION_COMMAND_ERRORS, **error_responses(400)},
              summary="No audio for a while: reset the session's idle timer")
-async def session_keepalive(request: Request, session_id: str) -> Response:
-    return await _command(request, session_id, "keepalive")
+async def session_keepalive(request: Request, session_id: str, epoch: int | None = EPOCH) -> Response:
+    return await _command(request, session_id, "keepalive", epoch=epoch)
 
 
 @router.post("/v1/sessions/{session_id}/{command}", status_code=202, include_in_schema=False)
@@ -249,10 +270,11 @@ async def session_unknown(request: Request, session_id: str, command: str) -> Re
     return await _command(request, session_id, command)
 
 
-async def _command(request: Request, session_id: str, command: str, *, again: bool = False) -> Response:
+async def _command(request: Request, session_id: str, command: str, *, again: bool = False,
+                   epoch: int | None = None) -> Response:
     try:
         _service(request).check_not_deleted(session_id)
-        bind = await SessionBinding.of(_service(request), "sse", session_id)
+        bind = await SessionBinding.of(_service(request), "sse", session_id, epoch)
         if command == "flush":
             bind.flush()
         elif command == "stop":

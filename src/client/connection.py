@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ..core.commands import StartSession
 from ..core.events import Event
+
+
+def start_fields(start: StartSession) -> dict[str, Any]:
+    """`start` as the JSON wires send it: without the fields left out (None), and without
+    `resume.held_audio` when false (its default: a hub from before it refuses the field)."""
+    out = start.model_dump(exclude_none=True)
+    if start.resume is not None and not start.resume.held_audio:
+        out["resume"].pop("held_audio", None)
+    return out
 
 
 class Connection(abc.ABC):

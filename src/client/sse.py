@@ -10,6 +10,7 @@ from typing import Any
 from ..core.commands import StartSession
 from ..core.events import Event
 from .base import Connection, StreamingClient
+from .connection import start_fields
 from .errors import ConnectionLost, HubRequestError, client_dependency
 from .events import parse_event
 from .held import SAMPLE_BYTES
@@ -48,6 +49,10 @@ class SseConnection(Connection):
         self.base_ms: int | None = None
         self.sent = 0
         self.bytes_per_s = 0
+        # the session's takeover epoch as the start or resume reply said (absent: 0): sent with every audio
+        # and command POST, so that one from before a later takeover is refused (`moved`), not placed
+        self.epoch = 0
+        self.moved = False  # a POST was refused for its epoch: this connection no longer carries the session
 
     async def _post(self, url: str, *, again: bool = False, repeat: dict[str, str] | None = None, **kw: Any) -> Any:
         """`again`: a session's audio or command, sent again (after reconnect_delay_s, doubling up to 2 s, at
@@ -58,8 +63,10 @@ class SseConnection(Connection):
         delay = self.client.reconnect_delay_s
         for attempt in range(self.client.max_reconnects + 1 if again else 1):
             if attempt and repeat:
-                kw["params"] = repeat
+                kw["params"] = {**kw.get("params", {}), **repeat}
             r = await self._post_once(url, **kw)
+            if "epoch" in kw.get("params", {}):  # (the session's own requests, not a start or resume)
+                await self._moved(r)
             if r.status_code < 500 or attempt == self.client.max_reconnects or not again:
                 break
             await asyncio.sleep(delay)
@@ -81,10 +88,36 @@ class SseConnection(Connection):
                 raise
             raise ConnectionLost(f"POST {url}: the connection is closed") from e
 
+    async def _moved(self, r: Any) -> None:
+        """An audio or command POST refused because the session was taken over by another node after this
+        connection's start or resume (503 `node_lost` for its epoch, without `retry_after_ms`): this
+        connection no longer carries the session. Its event stream is closed, so the reader resumes (the
+        reply brings the new epoch and `audio_from_ms`, and the held audio goes again from there, this
+        request's audio with it); ConnectionLost."""
+        if r.status_code != 503:
+            return
+        err = http_error(r.status_code, r.content)
+        if err.code != "node_lost" or err.retry_after_ms is not None:
+            return
+        await self._gone(err.message)
+
+    async def _gone(self, why: str) -> None:
+        """The session moved to another node since this connection's start or resume: end its event stream
+        (the reader resumes); ConnectionLost."""
+        self.moved = True  # (a stream not open yet ends as it opens)
+        if self.response is not None:
+            await self.response.aclose()  # (the reader's stream ends: it resumes)
+        raise ConnectionLost(f"the session moved: {why}")
+
+    def _epoch(self, **more: str) -> dict[str, str]:
+        return {"epoch": str(self.epoch), **more}
+
     async def open(self, start: StartSession) -> str | None:
-        r = await self._post("/v1/sessions", json=start.model_dump(exclude_none=True))
+        r = await self._post("/v1/sessions", json=start_fields(start))
         info = r.json()
         self.session_id = info["session_id"]
+        epoch = info.get("epoch")
+        self.epoch = epoch if isinstance(epoch, int) else 0
         self.audio_url = info["audio_url"]
         self.events_url = info["events_url"]
         self.after = start.resume.last_seq if start.resume else 0
@@ -109,6 +142,8 @@ class SseConnection(Connection):
                 async with sse.aconnect_sse(self.http, "GET", self.events_url, headers=headers) as source:
                     r = source.response
                     self.response = r
+                    if self.moved:
+                        raise ConnectionLost("event stream: the session moved (a POST was refused for its epoch)")
                     if r.status_code == 204:
                         return  # the session ended and everything was delivered
                     if r.status_code == 404 and self.created and unknown < len(self.UNKNOWN_RETRY_S):
@@ -139,7 +174,8 @@ class SseConnection(Connection):
         """POST the audio; answered 5xx (a node, or a relay, that died under the request; Redis away) or
         cut off, it is sent again (as `_post`), unless the hub says it has it already: a relay that
         died after delivering it (the balancer's 502) would otherwise have it twice on the timeline."""
-        kw: dict[str, Any] = {"content": data, "headers": {"content-type": "application/octet-stream"}}
+        kw: dict[str, Any] = {"content": data, "headers": {"content-type": "application/octet-stream"},
+                              "params": self._epoch()}
         delay = self.client.reconnect_delay_s
         for attempt in range(self.client.max_reconnects + 1):
             try:
@@ -148,6 +184,8 @@ class SseConnection(Connection):
                 if attempt == self.client.max_reconnects or self.http.is_closed:
                     raise
                 r = None
+            if r is not None:
+                await self._moved(r)
             if r is not None and r.status_code < 500:
                 if r.status_code >= 400:
                     raise http_error(r.status_code, r.content)
@@ -165,32 +203,36 @@ class SseConnection(Connection):
         """Whether the session's timeline holds the audio just sent (`size` bytes after what this connection
         sent before): asked with a resume (`held_audio`), which answers how much audio it has received.
         False when it cannot be told (not raw PCM, the start of this connection's audio not known, the hub
-        not answering)."""
+        not answering). ConnectionLost when the answer is of a later takeover (another epoch): the timeline
+        is the new owner's, and the held audio goes again from its `audio_from_ms` after a resume."""
         if self.base_ms is None or not self.bytes_per_s:
             return False
         body = {"resume": {"session_id": self.session_id, "last_seq": self.after, "held_audio": True}}
         try:
             r = await self._post_once("/v1/sessions", json=body)
-            heard = r.json().get("audio_from_ms") if r.status_code == 200 else None
+            info = r.json() if r.status_code == 200 else {}
         except (ConnectionLost, ValueError):
             return False
+        heard = info.get("audio_from_ms")
         if not isinstance(heard, int):
             return False
+        if (info.get("epoch") or 0) != self.epoch:
+            await self._gone(f"epoch {info.get('epoch')} (this connection's: {self.epoch})")
         end_ms = self.base_ms + (self.sent + size) * 1000 / self.bytes_per_s  # where this audio ends
         return heard >= end_ms - 1  # (the hub counts whole milliseconds)
 
     async def flush(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/flush", again=True)
+        await self._post(f"/v1/sessions/{self.session_id}/flush", again=True, params=self._epoch())
 
     async def stop(self, again: bool = False) -> None:
         """`again` (and every request sent again after a 5xx): `?again=true`, this stop may repeat one the
         hub has: while the session is stopping it is taken quietly, not refused."""
         repeat = {"again": "true"}
         await self._post(f"/v1/sessions/{self.session_id}/stop", again=True, repeat=repeat,
-                         **({"params": repeat} if again else {}))
+                         params=self._epoch(**(repeat if again else {})))
 
     async def keepalive(self) -> None:
-        await self._post(f"/v1/sessions/{self.session_id}/keepalive", again=True)
+        await self._post(f"/v1/sessions/{self.session_id}/keepalive", again=True, params=self._epoch())
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -62,11 +62,12 @@ class BridgeHost(Protocol):
 
 class BridgedSession:
     def __init__(self, host: BridgeHost, session_id: str, owner: str, conn: str, *, ended: bool = False,
-                 last_seq: int = 0) -> None:
+                 last_seq: int = 0, epoch: int = 0) -> None:
         self.host = host
         self.id = session_id
         self.owner = owner
         self.last_seq = last_seq                # the log's last seq when the bridge opened
+        self.epoch = epoch                      # the session's takeover epoch with `owner` (RemoteRecord.epoch)
         self.conn = conn
         self.ended = ended                      # session.ended seen (or in the log already)
         self._queue: asyncio.Queue[InboxMessage | None] = asyncio.Queue()

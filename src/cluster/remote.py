@@ -33,6 +33,7 @@ class RemoteRecord:
     first_seq: int     # the oldest seq the log still holds (0: none)
     ended: bool
     api_key: str = ""  # the id of the API key that started it ("": auth was off)
+    epoch: int = 0     # the seq of its latest `session.migrated` (0: never taken over), set by the claim
 
 
 class RemoteHost(BridgeHost, Protocol):
@@ -69,7 +70,8 @@ class RemoteSessions:
         first = wire.entries(raw_first)
         first_seq = wire.seq_of(first[0][0]) if first else 0
         return RemoteRecord(session_id, rec[b"owner"].decode(), int(rec.get(b"last_seq", b"0")), first_seq,
-                            rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode())
+                            rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode(),
+                            int(rec.get(b"epoch", b"0") or 0))
 
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
                      retake: bool = True) -> BridgedSession:
@@ -93,7 +95,7 @@ class RemoteSessions:
             raise SessionStateError(ErrorCode.invalid_command, f"cannot resume from seq {last_seq}: the cluster holds "
                               f"events {rec.first_seq} to {rec.last_seq}")
         bridge = BridgedSession(h, session_id, rec.owner, f"{h.node_id}#{next(self._conns)}", ended=rec.ended,
-                                last_seq=rec.last_seq)
+                                last_seq=rec.last_seq, epoch=rec.epoch)
         if attach and not rec.ended:
             left = await self.lease_left_ms(rec.owner)
             await bridge.attach()

@@ -2,8 +2,9 @@
 
 A node claims with one atomic script: `owner` changes to the claimant only while `sess:{id}` still names
 the old owner, the old owner's lease `node:{old}` is absent, the session has not ended and its log ends
-at the seq the claimant read; in the same step it appends `session.migrated` at the next seq and empties
-the old owner's inbox `in:{id}` (what was sent there is re-sent by the client from `audio_from_ms`). So
+at the seq the claimant read; in the same step it appends `session.migrated` at the next seq, sets the
+session's `epoch` to that seq (an HTTP + SSE request that carries an older epoch is refused: api/binding.py)
+and empties the old owner's inbox `in:{id}` (what was sent there is re-sent by the client from `audio_from_ms`). So
 two claimants cannot both win, and the old owner, should it come back, finds its appends refused (the
 append script checks the owner) and ends its copy.
 
@@ -43,7 +44,7 @@ if #top > 0 then last = tonumber(string.match(top[1][1], '^0%-(%d+)$')) or -1 en
 if last ~= tonumber(ARGV[3]) then return {-4, last} end
 local seq = last + 1
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '0-' .. seq, 'event', ARGV[4])
-redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'attached_node', ARGV[2], 'last_seq', seq)
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'attached_node', ARGV[2], 'last_seq', seq, 'epoch', seq)
 redis.call('DEL', KEYS[4])
 local ttl = tonumber(ARGV[6])
 redis.call('EXPIRE', KEYS[1], ttl)
