@@ -66,6 +66,7 @@ class LiveSession(Resuming):
         self.retry_waits: list[float] = []  # the wait before each resume tried (seconds), in order
         self.refused: list[HubRequestError] = []  # resumes the hub refused for now (retryable), in order
         self._answered: Connection | None = None  # the connection whose resume the hub answered (seq 0)
+        self._held_unknown = False  # the hub refused `resume.held_audio` (one from before it): resumes go without
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:

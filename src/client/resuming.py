@@ -69,6 +69,7 @@ class Resuming:
     _refusals: int
     _retry_at: float | None
     _answered: Connection | None
+    _held_unknown: bool
 
     def _signal(self) -> None:
         """The connection, or the session's fate, changed: whoever waits on `_changed` looks again."""
@@ -142,10 +143,24 @@ class Resuming:
         if self._settling is asyncio.current_task():
             await self._send_again(None)  # (a stop sent before, again; then sendable)
 
+    def _held_audio_unknown(self, err: HubRequestError) -> bool:
+        """A hub from before `resume.held_audio` refuses the field (`invalid_command` naming it): True the
+        first time, and the resumes from now on go without it (that hub tells of a takeover with
+        `session.migrated`, and sending waits migration_wait_s for it after each resume)."""
+        if self._held_unknown or err.code != "invalid_command" or "held_audio" not in err.message:
+            return False
+        log.info("session %s: the hub does not take resume.held_audio (%s); resuming without it",
+                 self.session_id, err.message)
+        self._held_unknown = True
+        return True
+
     def _refused_again(self, err: HubRequestError) -> None:
         """The hub refused a resume. A code that may pass (`RETRYABLE`: e.g. `internal` while a node cannot
         reach Redis during a primary failover) is tried again, at most max_reconnects times in a row;
-        any other ends the session's iteration (ResumeFailed)."""
+        any other ends the session's iteration (ResumeFailed), but for a hub that does not know
+        `held_audio`: resumed again without it."""
+        if self._held_audio_unknown(err):
+            return
         self._refusals += 1
         self.refused.append(err)
         if isinstance(err, ResumeFailed) or err.code not in RETRYABLE or self._refusals > self.client.max_reconnects:
@@ -172,13 +187,16 @@ class Resuming:
             delay = min(delay * 2, 2.0)
             assert self.session_id is not None
             cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(
-                session_id=self.session_id, last_seq=self.last_seq, held_audio=self.held.enabled)})
+                session_id=self.session_id, last_seq=self.last_seq, held_audio=self.held.enabled and not self._held_unknown)})
             conn = self.client.connection()
             try:
                 await conn.open(cmd)
             except HubRequestError as e:
                 with contextlib.suppress(Exception):
                     await conn.close()
+                if self._held_audio_unknown(e):
+                    last = e
+                    continue
                 if e.code in ("session_not_found", "invalid_command", "unauthorized"):
                     raise ResumeFailed(f"session {self.session_id} cannot be resumed: {e}", e) from e
                 self.refused.append(e)
@@ -200,7 +218,7 @@ class Resuming:
                     self._settling.cancel()
                 # the answer is still to come (as an event), or it came without audio_from_ms in the reply
                 # (the owner did not answer in time): then only a takeover's session.migrated can follow
-                unanswered = conn.answers_in_reply and conn.resumed_at_ms is None
+                unanswered = self._held_unknown or (conn.answers_in_reply and conn.resumed_at_ms is None)
                 wait = self.client.migration_wait_s if unanswered else self.client.start_timeout_s
                 self._settling = asyncio.create_task(self._settle_after_resume(wait))
             self._conn = conn

@@ -9,6 +9,7 @@ from typing import Any
 from ..core.commands import StartSession
 from ..core.events import Event
 from .base import Connection, StreamingClient
+from .connection import start_fields
 from .errors import ConnectionLost, HubRequestError, client_dependency
 from .events import parse_event
 
@@ -50,7 +51,7 @@ class SioConnection(Connection):
                 raise HubRequestError(str(r["code"]), str(r.get("message", ""))) from None
             raise ConnectionLost(f"cannot connect: {e}") from e
         try:
-            ack = await self.sio.call("start", start.model_dump(exclude_none=True), namespace=NAMESPACE,
+            ack = await self.sio.call("start", start_fields(start), namespace=NAMESPACE,
                                       timeout=int(self.client.start_timeout_s))
         except (socketio.exceptions.SocketIOError, TimeoutError) as e:
             raise ConnectionLost(f"start: {e}") from e

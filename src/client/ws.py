@@ -9,6 +9,7 @@ from typing import Any
 from ..core.commands import StartSession
 from ..core.events import Event
 from .base import Connection, StreamingClient
+from .connection import start_fields
 from .errors import ConnectionLost, HubRequestError
 from .events import parse_event
 
@@ -40,7 +41,7 @@ class WsConnection(Connection):
         except (OSError, websockets.WebSocketException, TimeoutError) as e:
             raise ConnectionLost(f"cannot connect: {e}") from e
         try:
-            await self._send(json.dumps({"type": "start", **start.model_dump(exclude_none=True)}))
+            await self._send(json.dumps({"type": "start", **start_fields(start)}))
         except ConnectionLost:
             refusal = await self._refusal()  # the hub refused the connection (e.g. a bad key) before our start
             if refusal is not None:
