@@ -101,7 +101,9 @@ def watch() -> None:
         before = self._utt.speculative if self._utt is not None else None
         hint(self, utterance_id, offset, on_text)
         after = self._utt.speculative if self._utt is not None else None
-        note("hint", offset=offset, started=after is not None and after is not before)
+        sched = self.provider.scheduler
+        note("hint", offset=offset, started=after is not None and after is not before,
+             busy=sched.running_partials + sched.final_lanes)  # (the speculation is queued: not counted yet)
 
     def end_utterance(self: Any, utterance_id: str, offset: int) -> None:
         hits = self.speculation_hits
@@ -169,6 +171,7 @@ class Turn:
     text_ms: float | None = None      # t0 -> its text handed back
     end_ms: float = 0.0               # t0 -> the utterance declared ended
     final_ms: float = 0.0             # t0 -> the final event (the final's latency_ms)
+    busy: int = 0                     # decodes (partials, finals) already running when the speculation started
     spec: bool = False                # the final was the speculative decode
     redecoded: bool = False
     text: str = ""
@@ -200,6 +203,7 @@ def breakdown(records: list[Record], mode: str, clip: str, held: bool) -> Turn |
     hints = [(t, f) for t, k, f in records if k == "hint" and f["offset"] == offset]
     if hints:
         out.hint_ms = (hints[-1][0] - t0) * 1000 if hints[-1][1]["started"] else None
+        out.busy = hints[-1][1]["busy"]
     if starts:
         tail = records[starts[-1]:]
         asks = [t for t, k, _ in tail if k == "ask"]
@@ -252,7 +256,7 @@ def row(t: Turn, language: str) -> str:
     decode = ("spec" if t.spec else "new") + ("+re" if t.redecoded else "")
     return (f"| {language} | {t.clip}{' (held out)' if t.held else ''} | {t.mode} | {fmt(t.ask_ms)} | "
             f"{'–' if t.p is None else f'{t.p:.3f}'} | {fmt(t.answer_ms)} | {fmt(t.hint_ms)} | {fmt(t.text_ms)} | "
-            f"{t.rule} | {fmt(t.end_ms)} | {fmt(t.final_ms - t.end_ms)} | {decode} | {fmt(t.final_ms)} |")
+            f"{t.rule} | {fmt(t.end_ms)} | {fmt(t.final_ms - t.end_ms)} | {decode} | {fmt(t.final_ms)} | {t.busy} |")
 
 
 def summary(turns: list[Turn], languages: list[str], modes: list[str]) -> None:
@@ -276,6 +280,12 @@ def summary(turns: list[Turn], languages: list[str], modes: list[str]) -> None:
             fin = [t.final_ms for t in ts]
             dec = [t.end_ms for t in ts]
             dcd = [t.final_ms - t.end_ms for t in ts]
+            alone = [t.text_ms - t.hint_ms for t in ts if t.text_ms is not None and t.hint_ms is not None and t.busy <= 0]
+            shared = [t.text_ms - t.hint_ms for t in ts if t.text_ms is not None and t.hint_ms is not None and t.busy > 0]
+            if alone or shared:
+                print(f"<!-- {language} {m}: speculative decode -> text, p50 / p95 ms: started alone "
+                      f"{pct(alone, 50):.0f} / {pct(alone, 95):.0f} (n {len(alone)}), beside another decode "
+                      f"{pct(shared, 50):.0f} / {pct(shared, 95):.0f} (n {len(shared)}) -->")
             print(f"| {language} | {m} | {pct(fin, 50):.0f} / {pct(fin, 95):.0f} | {pct(dec, 50):.0f} / "
                   f"{pct(dec, 95):.0f} | {pct(dcd, 50):.0f} / {pct(dcd, 95):.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in sorted(rules.items()))} | "
@@ -298,8 +308,8 @@ async def main() -> None:
     print(f"# turn_breakdown — {machine()}; load average {os.getloadavg()}; each clip + {TAIL_S} s silence, "
           f"one session at a time, modes paired per clip; ms from t0 (the turn's last voiced audio at the hub)")
     print("\n| language | clip | mode | asked | P | answer took | spec decode started | its text | rule | "
-          "end decided | decision -> final | final's decode | final (latency_ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "end decided | decision -> final | final's decode | final (latency_ms) | decodes running at its start |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     turns = await run(languages, modes, args.limit or None)
     print(f"\nload average at the end {os.getloadavg()}")
     summary(turns, languages, list(modes))
