@@ -27,7 +27,7 @@ class FeedingHost(Protocol):
 
     def dispatch(self, action: Action[Any]) -> None: ...
 
-    def is_open(self, session_id: str) -> bool: ...
+    def is_live(self, session_id: str) -> bool: ...
 
     def arm_final_timer(self, s: Session, uid: str) -> None: ...
 
@@ -64,8 +64,9 @@ class Feeding:
         self.request_detection(s)
 
     def feed_late(self, s: Session, items: list[Any]) -> None:
-        """Markers the pipeline decided outside a push (the turn model answered), while the session is open."""
-        if s.pipeline is not None and self.host.is_open(s.id):
+        """Markers the pipeline decided outside a push (the turn model answered), while the session is live: a
+        `stop` waits for them before it closes the pipeline (engine/stopping.py close_after)."""
+        if s.pipeline is not None and self.host.is_live(s.id):
             self.feed(s, items)
 
     def request_detection(self, s: Session, ended: tuple[str, int, int] | None = None) -> None:

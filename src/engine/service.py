@@ -256,15 +256,25 @@ class SessionService:
             s.idle_timer.cancel()
             s.idle_timer = None
         assert s.pipeline is not None
+        deciding = s.pipeline.turn.decided() if s.pipeline.turn is not None else None
+        if deciding is not None:  # turn mode: the received audio's decision first, then the close (stopping.py)
+            self.spawn(s, stopping.close_after(self, s, deciding, reason))
+        elif self.close_pipeline(s):
+            self.spawn(s, stopping.finish(self, s, reason))  # then it ends
+
+    def close_pipeline(self, s: Session) -> bool:
+        """End of the session's audio (`stop`): the pipeline's last items (its open utterance ended) into its
+        stream. Whether the session is still live."""
+        assert s.pipeline is not None
         try:
             items = s.pipeline.close()
         except HubError as e:
             self.error(s.id, e)  # a fatal error ends the session (and releases its pipeline) right here
             items = s.pipeline.flush() if s.pipeline is not None and self.is_live(s.id) else []
         if not self.is_live(s.id):
-            return
+            return False
         self.feeding.feed(s, items)
-        self.spawn(s, stopping.finish(self, s, reason))  # then it ends
+        return True
 
     async def drain(self, grace_s: float) -> None:
         """Shutdown: finalise every open utterance, then end each session with reason "shutdown";

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ..core.config import HubConfig
 from ..core.errors import HubError
+from ..operators import turn as turn_mode
 from ..store.sessions.selectors import select_live_sessions, select_sessions, select_state
 from ..store.sessions.state import SessionState
 from .session import Session
@@ -29,6 +30,24 @@ class StoppingHost(Protocol):
     def stop(self, session_id: str, reason: str = "stop") -> None: ...
 
     def end(self, session_id: str, reason: str) -> None: ...
+
+    def close_pipeline(self, s: Session) -> bool: ...
+
+
+async def close_after(host: StoppingHost, s: Session, deciding: asyncio.Future[None], reason: str) -> None:
+    """After `stop` in semantic turn mode while a decision on the audio received waits for the turn model's
+    answer or a pause's speculative text (operators/turn.py): that decision, and those of the frames after
+    it, are made as they would be without the stop (the answers each come within ANSWER_TIMEOUT_S, and the
+    whole wait is bounded by it too), then the pipeline closes and the session finishes. Closing at once
+    settled the waiting frames without them: under load a turn the model called finished ended as
+    `max_silence` or `silence`. The final is the pause's speculative decode either way: waiting for its
+    text costs it nothing."""
+    try:
+        await asyncio.wait_for(asyncio.shield(deciding), turn_mode.ANSWER_TIMEOUT_S)
+    except TimeoutError:
+        pass  # what still waits is settled by the close
+    if host.is_live(s.id) and s.pipeline is not None and host.close_pipeline(s):
+        await finish(host, s, reason)
 
 
 async def finish(host: StoppingHost, s: Session, reason: str) -> None:

@@ -14,7 +14,8 @@ on the audio only (the decisions do not depend on how fast audio arrives or how 
    running prose Whisper did not close (its last word lower-case, no full stop: Whisper closes a sentence it
    reads as finished, and leaves digits and names in lists open), or it is written in Han characters and P is
    under `han_threshold` (Smart Turn calls most Mandarin pauses finished, mid-sentence or not). No text (none
-   coming, or none in time, or a flush or stop before it came) leaves the answer as it is.
+   coming, or none in time, or a flush before it came) leaves the answer as it is. A `stop` waits for the
+   answers and texts the received audio's decisions wait for (`TurnStage.decided`, engine/stopping.py).
 2. The same frame starts the final's speculative decode (PauseHint); its text comes back through the hint's
    `on_text`. At `text_silence_ms` a text that ends a sentence (`.`, `?`, `!`, `。`, `？`, `！`; not an
    ellipsis or a dash) ends the utterance (`reason: turn`) unless the model's answer at this pause was below
@@ -208,6 +209,11 @@ class TurnEndpointer(Endpointer):
     def _waiting(self) -> bool:
         return self._query is not None or self._awaiting_text
 
+    @property
+    def waiting(self) -> bool:
+        """A decision on the audio received waits for the model's answer or the pause's text."""
+        return self._waiting()
+
     def _silence(self, end: int) -> list[Item] | None:
         run = self._silent_run
         if run == 1:  # a new pause: the last one's text says nothing about this one
@@ -322,7 +328,8 @@ class TurnEndpointer(Endpointer):
 
     # -- client and gate ---------------------------------------------------------------------
     def _settle(self) -> list[Item]:
-        """Decide on the frames that wait, without asking the model (flush, stop: the client decides). A
+        """Decide on the frames that wait, without asking the model (flush; a stop once what it waited for came
+        or ANSWER_TIMEOUT_S passed: the client decides). A
         confident answer that waits only for its pause's text stands: the text has not come in time (step 1),
         so the utterance ends there as the model said (`reason: turn`). Without this a slow decode (a loaded
         machine) turned the model's answer into max_silence when the audio received before the stop passed
@@ -361,6 +368,26 @@ class TurnStage(EndpointStage):
         self.runner = runner
         self.late = late
         self._closed = False
+        self._decided: asyncio.Future[None] | None = None  # what a `stop` awaits (decided())
+
+    def decided(self) -> asyncio.Future[None] | None:
+        """None when no decision on the audio received waits; otherwise a future done once none does: the
+        model's answer and the pause's text it waits for have come (each within ANSWER_TIMEOUT_S, its own
+        timer's None otherwise), and what they decided, the frames after them included, has gone to `late`; or
+        once the stage is released. A `stop` awaits it before closing the pipeline (engine/stopping.py), so
+        the reason a turn ends with does not depend on how fast the model or the decode ran."""
+        if self._closed or not self.endpointer.waiting:
+            return None
+        if self._decided is None:
+            self._decided = asyncio.get_running_loop().create_future()
+        return self._decided
+
+    def _check_decided(self) -> None:
+        fut = self._decided
+        if fut is not None and (self._closed or not self.endpointer.waiting):
+            self._decided = None
+            if not fut.done():
+                fut.set_result(None)
 
     def _ask(self, query_id: int, audio: np.ndarray) -> None:
         loop = asyncio.get_running_loop()
@@ -383,6 +410,7 @@ class TurnStage(EndpointStage):
     def _answer(self, query_id: int, probability: float | None) -> None:
         if not self._closed:
             self._deliver(self.endpointer.answer(query_id, probability))
+        self._check_decided()
 
     def _listen(self, pause_id: int) -> Callable[[str | None], None]:
         """The callback for a pause's speculative text: the first call counts (the timer's None if no text
@@ -393,6 +421,7 @@ class TurnStage(EndpointStage):
             timer.cancel()
             if not self._closed:
                 self._deliver(self.endpointer.heard(pause_id, text))
+            self._check_decided()
 
         return on_text
 
@@ -402,3 +431,4 @@ class TurnStage(EndpointStage):
 
     def release(self) -> None:
         self._closed = True
+        self._check_decided()
