@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -244,12 +245,16 @@ async def run(languages: list[str], modes: dict[str, dict[str, Any]], limit: int
                         turns.append(one)
                         print(row(one, language), flush=True)
                     turns_wer[(language, name)].append((c.transcript, hyp))
+                    finals_by_clip.setdefault(c.path.name, {"reference": c.transcript})[name] = [
+                        {k: e.get(k) for k in ("type", "text", "start_ms", "end_ms", "offset_ms", "reason")}
+                        for e in t.events if e["type"] in ("transcript.final", "speech.ended")]
     finally:
         hub.stop()
     return turns
 
 
 turns_wer: dict[tuple[str, str], list[tuple[str, str]]] = {}
+finals_by_clip: dict[str, dict[str, Any]] = {}  # clip -> its reference, and each mode's finals and ends (--finals)
 
 
 def row(t: Turn, language: str) -> str:
@@ -293,11 +298,16 @@ def summary(turns: list[Turn], languages: list[str], modes: list[str]) -> None:
                   f"{len(slow)}: {'; '.join(slow)} | {w:.3f} |")
 
 
+def write_finals(path: str) -> None:
+    Path(path).write_text(json.dumps(finals_by_clip, ensure_ascii=False, indent=1))
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--languages", default="en,zh")
     ap.add_argument("--modes", default="silence,semantic/medium,semantic/high")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips of each language")
+    ap.add_argument("--finals", default="", help="write each clip's finals and utterance ends per mode (JSON) here")
     args = ap.parse_args()
     modes = {n: {**MODES, **VARIANTS}[n] for n in args.modes.split(",")}
     languages = args.languages.split(",")
@@ -313,6 +323,8 @@ async def main() -> None:
     turns = await run(languages, modes, args.limit or None)
     print(f"\nload average at the end {os.getloadavg()}")
     summary(turns, languages, list(modes))
+    if args.finals:
+        write_finals(args.finals)
 
 
 if __name__ == "__main__":
