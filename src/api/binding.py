@@ -197,6 +197,10 @@ class SessionBinding:
                 raise SessionStateError(ErrorCode.invalid_command, f"epoch {epoch} is not session "
                                         f"'{session_id}''s ({current}): use the epoch its start or resume reply gave")
             raise stale_epoch(session_id, epoch, current)
+        if (node := cluster_node(service)) is not None:
+            # the balancer spreads a client's POSTs over the nodes: one another node answered before this one
+            # (in the session's inbox) goes first, not after it
+            await node.caught_up(session_id)
         return bind
 
     @property

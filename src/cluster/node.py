@@ -88,7 +88,8 @@ class ClusterNode:
         self.quota_held: dict[str, str] = {}   # session -> API key id, counted in the key's quota
         self.lease = Lease(self.client, self.node_id, cc.lease_ms, self._load, self._active, self.session_ttl_s,
                            self._health, self._renew_quotas)
-        self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health)
+        self.inbox = Inbox(self.blocking, self.node_id, self._active, self, cc.bridge_block_ms, self._health,
+                           now=self.client)
         self._tasks: set[asyncio.Task[None]] = set()
         self.bridges = 0   # clients of other nodes' sessions served here now
         r = service.metrics.registry
@@ -316,6 +317,12 @@ class ClusterNode:
             pipe.rpush(keys.reply(reply), answer)
             pipe.pexpire(keys.reply(reply), REPLY_TTL_MS)
             await pipe.execute()
+
+    async def caught_up(self, session_id: str) -> None:
+        """Before an HTTP + SSE request for a session held here is applied: what other nodes answered before
+        it (in the session's inbox, not read yet) is applied first (`Inbox.catch_up`)."""
+        if self._logging(session_id) and not self.degraded:
+            await self.inbox.catch_up(session_id)
 
     async def resume_point(self, session_id: str) -> SessionStarted | None:
         """The answer to a resume of a session this node owns: once the inbox has applied every message

@@ -30,16 +30,18 @@ class Cluster:
     def __init__(self, tmp: Path, nodes: int, *, extra_config: str = "", lease_ms: int = LEASE_MS,
                  env: dict[str, str] | None = None, bridge_block_ms: int | None = 250,
                  command: Callable[[int], list[str] | None] | None = None,
-                 redis: RedisServer | Sentinels | None = None) -> None:
+                 redis: RedisServer | Sentinels | None = None, redis_urls: dict[int, str] | None = None) -> None:
         """`bridge_block_ms=None`: the configured default. `command(i)`: node i's program (HubProcess's
         `command`, e.g. under `taskset`); None or returning None: this interpreter's `-m asrhub.cli`.
         `redis`: the Redis the nodes share (e.g. behind Sentinel; stopped with the cluster); default a
-        redis-server of its own."""
+        redis-server of its own. `redis_urls`: node i reaches that Redis at another URL (e.g. through
+        tests/cluster/redis_gate.py)."""
         self.redis = redis if redis is not None else RedisServer(tmp).start()
         self.lease_ms = lease_ms
         block = "" if bridge_block_ms is None else f"  bridge_block_ms: {bridge_block_ms}\n"
         config = base_config(cluster=f"cluster:\n  lease_ms: {lease_ms}\n{block}", extra=extra_config)
-        self.nodes = [HubProcess(config, tmp, env={"ASRHUB_CLUSTER__REDIS_URL": self.redis.url,
+        urls = redis_urls or {}
+        self.nodes = [HubProcess(config, tmp, env={"ASRHUB_CLUSTER__REDIS_URL": urls.get(i, self.redis.url),
                                                    "ASRHUB_CLUSTER__NODE_ID": f"node{i}", **(env or {})},
                                  command=command(i) if command else None)
                       for i in range(nodes)]
