@@ -21,6 +21,11 @@ export class SseTransport extends BaseTransport {
     this.pumpTimer = null;
     this.retries = 0;
     this.streamToken = "";
+    // the session's takeover epoch, as the last start or resume reply gave it (absent: 0): sent back as
+    // ?epoch= on every audio and command POST, so that one sent before a takeover the page has not heard
+    // of yet is refused (503 node_lost without retry_after_ms), not put on the new node's timeline
+    // ahead of the held audio (docs/PROTOCOL.md "Held audio")
+    this.epoch = 0;
   }
 
   get label() {
@@ -69,11 +74,13 @@ export class SseTransport extends BaseTransport {
       if (!sameSession || eventsUrl !== this.eventsUrl) this.closeStream();
       this.eventsUrl = eventsUrl;
       if (resuming && typeof info.audio_from_ms === "number") audioFromMs = info.audio_from_ms;
+      this.epoch = Number.isInteger(info.epoch) ? info.epoch : 0;
     } else {
       const err = await readHttpError(res, resuming);
       throw new TransportError(err.code, err.message, {
         retryable: resuming && (res.status >= 500 || res.status === 408 || res.status === 429),
         status: res.status,
+        retryAfterMs: err.retryAfterMs, // a resume refused for now: a dead node's lease runs out then
       });
     }
     this.checkGen(gen);
@@ -230,8 +237,10 @@ export class SseTransport extends BaseTransport {
     op.sending = true;
     const ctrl = new AbortController();
     this.inFlight = ctrl;
-    const url =
-      op.kind === "audio" ? this.audioUrl : this.url(`/v1/sessions/${encodeURIComponent(this.sessionId)}/${op.kind}`).href;
+    const url = new URL(
+      op.kind === "audio" ? this.audioUrl : this.url(`/v1/sessions/${encodeURIComponent(this.sessionId)}/${op.kind}`).href,
+    );
+    url.searchParams.set("epoch", String(this.epoch));
     const init = {
       method: "POST",
       headers: this.headers(false),
@@ -241,7 +250,7 @@ export class SseTransport extends BaseTransport {
       init.headers["Content-Type"] = "application/octet-stream";
       init.body = new Blob(op.chunks);
     }
-    fetch(url, init).then(
+    fetch(url.href, init).then(
       async (res) => {
         if (this.inFlight !== ctrl) return;
         this.inFlight = null;
@@ -252,6 +261,16 @@ export class SseTransport extends BaseTransport {
           return;
         }
         const err = await readHttpError(res, false);
+        if (res.status === 503 && err.code === "node_lost" && err.retryAfterMs === null) {
+          // another node took the session over after our start or resume: this POST was not placed.
+          // Resume (the reply brings the new epoch and audio_from_ms); the held audio, this POST's with
+          // it, goes again from there, and a stop asked for after it (session.js)
+          this.ops = [];
+          this.retries = 0;
+          this.closeStream();
+          this.lost("node_lost", err.message);
+          return;
+        }
         if (res.status === 429 || res.status === 503 || res.status === 502 || res.status === 504) {
           // Back off and retry the same request (order is preserved).
           if (++this.retries <= 5) {
@@ -307,12 +326,14 @@ export class SseTransport extends BaseTransport {
 async function readHttpError(res, resuming) {
   let code = null;
   let message = "";
+  let retryAfterMs = null;
   try {
     const body = await res.json();
     const e = body && (body.error || body.detail);
     if (e && typeof e === "object") {
       code = e.code || null;
       message = e.message || "";
+      if (typeof e.retry_after_ms === "number") retryAfterMs = e.retry_after_ms;
     } else if (typeof e === "string") {
       message = e;
     }
@@ -331,5 +352,5 @@ async function readHttpError(res, resuming) {
         429: "rate_limited",
       }[res.status] || "internal";
   }
-  return { code, message: message || `HTTP ${res.status}` };
+  return { code, message: message || `HTTP ${res.status}`, retryAfterMs };
 }

@@ -107,3 +107,7 @@ def test_demo_page_resends_its_held_audio_after_a_takeover(deployment: tuple[Clu
     assert wer([refs[1]], [finals[1]["text"]]) < 0.25, finals[1]["text"]  # both halves of the cut sentence
     assert wer(refs, [f["text"] for f in finals]) < 0.25, [f["text"] for f in finals]
     assert logged[-1]["type"] == "session.ended" and logged[-1]["reason"] == "stop", logged[-1]
+    if transport == "sse":  # the page sends the takeover epoch back (?epoch=): the migration's seq after it
+        survivor = cluster.nodes[1 - int(owner.removeprefix("node"))]
+        posted = survivor.log.read_text()
+        assert f"/v1/sessions/{sid}/audio?epoch={moved[0]['seq']} HTTP/1.1\" 202" in posted, moved[0]
