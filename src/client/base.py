@@ -67,6 +67,8 @@ class LiveSession(Resuming):
         self.refused: list[HubRequestError] = []  # resumes the hub refused for now (retryable), in order
         self._answered: Connection | None = None  # the connection whose resume the hub answered (seq 0)
         self._held_unknown = False  # the hub refused `resume.held_audio` (one from before it): resumes go without
+        self._sending: bytes | None = None  # the audio `send` is sending now (a resume may cut it)
+        self._landed = False  # ... and the answer to a resume says the hub has it all the same
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _begin(self) -> None:
@@ -216,9 +218,19 @@ class LiveSession(Resuming):
                     await self._changed.wait()
 
     async def send(self, data: bytes) -> None:
-        if data:
-            await self._call(lambda c: c.send_audio(data))
-            self.held.add(data)
+        if not data:
+            return
+        self._sending, self._landed = data, False
+
+        async def op(c: Connection) -> None:
+            if not self._landed:  # (cut, and the resume's answer says the hub has it: not twice)
+                await c.send_audio(data)
+
+        try:
+            await self._call(op)
+        finally:
+            self._sending = None
+        self.held.add(data)
 
     async def flush(self) -> None:
         await self._call(lambda c: c.flush())

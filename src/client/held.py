@@ -58,6 +58,18 @@ class HeldAudio:
             self.chunks[0] = (pos + cut, data[cut:])
         self.start = self.chunks[0][0] if self.chunks else self.sent
 
+    def covers(self, from_ms: int, size: int) -> bool:
+        """Whether a hub that has `from_ms` of audio (whole ms, rounded down) has the `size` bytes after
+        what was sent too: audio whose sending was cut (HTTP + SSE: a POST the client closed when its
+        event stream dropped, which the hub had taken all the same). False when it cannot be told (not
+        held, or less than a millisecond)."""
+        if not self.frame or size < self.frame:
+            return False
+        end_ms = (self.sent + size) // self.frame * 1000 // self.rate
+        if end_ms <= self.sent // self.frame * 1000 // self.rate:
+            return False
+        return from_ms >= end_ms
+
     def _edge(self, from_ms: int) -> int:
         """The byte position of `from_ms`, where the hub counts whole milliseconds (rounded down) of the
         audio it has: a message boundary within that millisecond is where its audio really ends (it takes

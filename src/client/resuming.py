@@ -70,6 +70,8 @@ class Resuming:
     _retry_at: float | None
     _answered: Connection | None
     _held_unknown: bool
+    _sending: bytes | None
+    _landed: bool
 
     def _signal(self) -> None:
         """The connection, or the session's fate, changed: whoever waits on `_changed` looks again."""
@@ -107,6 +109,11 @@ class Resuming:
         """After a resume: the held audio from `from_ms` (None: none), then a stop sent before whose
         `session.ended` has not come (the connection or relay node that took it may have died first; the
         hub takes a repeated one quietly)."""
+        if from_ms is not None and self._sending is not None and self.held.covers(from_ms, len(self._sending)):
+            # the audio being sent when the connection dropped arrived (HTTP + SSE: its POST was closed by
+            # this resume after the hub had taken it): counted as sent, not sent again (twice on the timeline,
+            # and every later position 100 ms off the hub's)
+            self._landed = True
         data, gap = self.held.since(from_ms) if from_ms is not None else (b"", 0)
         conn = self._conn
         assert conn is not None

@@ -5,7 +5,10 @@ reaches Redis through it while the test's loop is busy (starting the nodes).
 
 `hold(key)`: from now on, the answers on every connection whose last request named `key`, or that sends a
 request naming it, are kept back until `release()`; `asked` is set when, while holding, a request naming
-`key` that is a read (XREAD) but not a blocking one (`BLOCK`) comes through."""
+`key` that is a read (XREAD) but not a blocking one (`BLOCK`) comes through. Any TCP service will do
+(tests/client/test_sse_cut_post.py gates a hub's HTTP): `answered` is set when an answer is held,
+`dropped` when a held connection is closed by its client; `cut(key)` closes the connections whose last
+request named `key`, as a dying server would."""
 
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class _Pipe:
     def answer(self, data: bytes) -> None:
         if self.holding:
             self.held.append(data)
+            self.gate.answered.set()
         else:
             self.writer.write(data)
 
@@ -59,6 +63,8 @@ class RedisGate:
         self.port = _free_port()
         self.key = b""  # held while not empty
         self.asked = threading.Event()
+        self.answered = threading.Event()
+        self.dropped = threading.Event()
         self.pipes: set[_Pipe] = set()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -93,6 +99,13 @@ class RedisGate:
                     p.holding = True
         self._run(go)
 
+    def cut(self, key: str) -> None:
+        def go() -> None:
+            for p in list(self.pipes):
+                if key.encode() in p.last:
+                    p.writer.close()
+        self._run(go)
+
     def release(self) -> None:
         def go() -> None:
             self.key = b""
@@ -121,6 +134,8 @@ class RedisGate:
             while data := await reader.read(65536):
                 pipe.request(data)
                 up_w.write(data)
+            if pipe.holding:
+                self.dropped.set()
             up_w.close()
 
         async def answers() -> None:
