@@ -46,7 +46,9 @@ def gated(tmp_path: Path) -> Iterator[tuple[Cluster, RedisGate]]:
     redis = RedisServer(tmp_path).start()
     gate = RedisGate(redis.port).start()
     try:
-        c = Cluster(tmp_path, 2, redis=redis, redis_urls={0: gate.url})
+        # a read held past its socket timeout (bridge_block_ms + connect_timeout_s) would make node0 take Redis
+        # for down (local-only): generous, so a loaded machine's slow POSTs stay within it
+        c = Cluster(tmp_path, 2, redis=redis, redis_urls={0: gate.url}, env={"ASRHUB_CLUSTER__CONNECT_TIMEOUT_S": "10"})
     except BaseException:
         gate.stop()
         redis.stop()
