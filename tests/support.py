@@ -225,9 +225,20 @@ def until_changed(path: Path | tuple[Path, ...], check: Callable[[], T], *, time
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports: all bound at once, then released (one at a time, the kernel
+    could hand the same port out twice: a hub whose HTTP and gRPC ports collided failed to start)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class HubProcess:
@@ -238,8 +249,7 @@ class HubProcess:
                  command: list[str] | None = None, cwd: Path | None = None, extra_args: list[str] | None = None) -> None:
         """`config_text=None`: no --config (the embedded default). `command`: the program to run instead of
         this interpreter's `-m asrhub.cli` (e.g. an installed `asrhub` script); `cwd`: where it runs."""
-        self.port = free_port()
-        self.grpc_port = free_port()
+        self.port, self.grpc_port = free_ports(2)
         self.config: Path | None = None
         if config_text is not None:
             self.config = tmp / f"hub-{self.port}.yaml"

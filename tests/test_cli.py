@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.missing_packages import env_without
-from tests.support import REPO, clip, free_port, wer
+from tests.support import REPO, clip, free_ports, wer
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -247,12 +247,12 @@ class ServeLog:
     """A real `asrhub serve --log-json` whose stderr is read line by line as the hub writes it."""
 
     def __init__(self, config: Path, tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+        self.port, grpc_port = free_ports(2)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[dict] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asrhub", "serve", "--config", str(config), "--port", str(self.port),
-             "--grpc-port", str(free_port()), "--log-json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+             "--grpc-port", str(grpc_port), "--log-json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, cwd=tmp, env=env)
         threading.Thread(target=self._read, daemon=True).start()
 

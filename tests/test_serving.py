@@ -23,7 +23,7 @@ from tests.support import (
     base_config,
     clip,
     final_text,
-    free_port,
+    free_ports,
     load_pcm16,
     until_changed,
     wer,
@@ -70,7 +70,7 @@ def factory_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subp
     tmp = tmp_path_factory.mktemp("factory")
     cfg = tmp / "hub.yaml"
     cfg.write_text(base_config())
-    port, grpc_port = free_port(), free_port()
+    port, grpc_port = free_ports(2)
     log = tmp / "uvicorn.log"
     env = {**os.environ, "ASRHUB_CONFIG": str(cfg), "ASRHUB_SERVER__GRPC_PORT": str(grpc_port)}
     with open(log, "wb") as out:

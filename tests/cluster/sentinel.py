@@ -15,7 +15,7 @@ import redis
 
 from tests.cluster.proc_log import ProcLog
 from tests.cluster.redis_server import RedisServer
-from tests.support import free_port
+from tests.support import free_ports
 
 MASTER = "mymaster"
 DOWN_AFTER_MS = 1000  # a primary that does not answer for this long is down (subjectively; quorum 2)
@@ -31,7 +31,7 @@ class Sentinels:
         self.primary = RedisServer(tmp).start()
         self.replica = RedisServer(tmp, args=["--replicaof", "127.0.0.1", str(self.primary.port)]).start()
         self.servers = {self.primary.port: self.primary, self.replica.port: self.replica}
-        self.ports = [free_port() for _ in range(count)]
+        self.ports = free_ports(count)
         self.outs: list[ProcLog] = []
         for port in self.ports:
             d = tmp / f"sentinel-{port}"

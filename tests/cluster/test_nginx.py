@@ -36,7 +36,7 @@ from tests.support import (
     HubProcess,
     clip,
     final_text,
-    free_port,
+    free_ports,
     load_pcm16,
     until,
     until_changed,
@@ -85,8 +85,7 @@ class Nginx:
         self.dir = dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hubs = hubs
-        self.port = free_port()
-        self.grpc_port = free_port()
+        self.port, self.grpc_port = free_ports(2)
         self.conf = dir / "nginx.conf"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -468,7 +467,7 @@ def test_no_node_answering(tmp_path: Path) -> None:
     """Every node down: nginx's own 502 in the hub's error shape (not an HTML page)."""
     if NGINX is None:
         pytest.fail("no nginx binary (scripts/bootstrap-test.sh installs Debian's nginx)")
-    front = Nginx(tmp_path / "nginx", [_Nowhere(free_port(), free_port())]).start(ready=502)
+    front = Nginx(tmp_path / "nginx", [_Nowhere(*free_ports(2))]).start(ready=502)
     try:
         r = httpx.post(front.http + "/v1/sessions", json={"audio": PCM16}, timeout=10)
     finally:

@@ -92,14 +92,15 @@ def test_serve_stops_on_device_cuda_without_a_gpu(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.support import free_port
+    from tests.support import free_ports
 
     if _cuda_count() > 0:
         return  # the block is usable there: test_cuda_decodes_real_speech covers it
     cfg = tmp_path / "cuda.yaml"
     cfg.write_text("providers:\n  instances:\n    faster_whisper:\n      model: bundled:tiny.en\n      device: cuda\n")
+    port, grpc_port = free_ports(2)
     out = subprocess.run([sys.executable, "-m", "asrhub.cli", "serve", "--config", str(cfg), "--port",
-                          str(free_port()), "--grpc-port", str(free_port())], capture_output=True, text=True,
+                          str(port), "--grpc-port", str(grpc_port)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2  # refused before serving, with one line naming the block and the device
     assert "provider 'faster_whisper' has device 'cuda', but CTranslate2 sees no CUDA device" in out.stderr
