@@ -308,7 +308,13 @@ async def main() -> None:
     ap.add_argument("--modes", default="silence,semantic/medium,semantic/high")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips of each language")
     ap.add_argument("--finals", default="", help="write each clip's finals and utterance ends per mode (JSON) here")
+    ap.add_argument("--context-below-s", type=float, default=None,
+                    help="decode pieces up to this long with their left context (StreamAdapter.context_below_s, "
+                         "4 s as shipped): the 2-pass limit a turn rule's cuts run into (BENCHMARKS, sixth slice)")
     args = ap.parse_args()
+    if args.context_below_s is not None:
+        from asrhub.providers.streaming import StreamAdapter
+        StreamAdapter.context_below_s = args.context_below_s
     modes = {n: {**MODES, **VARIANTS}[n] for n in args.modes.split(",")}
     languages = args.languages.split(",")
     for language in languages:
