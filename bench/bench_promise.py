@@ -49,20 +49,23 @@ class Asked(Scheduler):
         return fut
 
 
-async def stream_clip(pcm: np.ndarray, ptt: bool, attrs: dict[str, Any] | None = None) -> list[StreamResult]:
+async def stream_clip(pcm: np.ndarray, ptt: bool, attrs: dict[str, Any] | None = None, language: str = "en",
+                      options: dict[str, Any] | None = None) -> list[StreamResult]:
     """`pcm` through the endpointer and a StreamAdapter as the hub runs them: push-to-talk (cut at its last
     voiced frame, then flushed) or with 1 s of trailing silence; every partial answered before the next
-    chunk is pushed. `attrs`: StreamAdapter attributes set on this stream."""
+    chunk is pushed. `attrs`: StreamAdapter attributes set on this stream; `options`: the provider's, over
+    tiny.en's (e.g. the default config's whisper_multi for `language` zh)."""
     sched = Asked()
     await sched.start()
     try:
-        provider = FasterWhisperProvider("en", {"interim_nice": 0, "model": "bundled:tiny.en"}, sched, language="en")
+        provider = FasterWhisperProvider(language, {"interim_nice": 0, "model": "bundled:tiny.en", **(options or {})},
+                                         sched, language=language)
         await provider.load()
         audio = pcm[:last_voiced_end(pcm)] if ptt else np.concatenate([pcm, np.zeros(ms_to_samples(1000), dtype=np.int16)])
         results: list[StreamResult] = []
         errors: list[BaseException] = []
         ring = RingBuffer(len(audio))
-        stream = StreamAdapter(provider, StreamOptions("s", "en", True, False),
+        stream = StreamAdapter(provider, StreamOptions("s", language, True, False),
                                StreamSink(results.append, lambda e, _u: errors.append(e)), ring)
         stream.max_stretch = 1  # the interval stays interim_interval_ms whatever the machine's load
         for k, v in (attrs or {}).items():

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.bench_window [--set dev|varied|all] [--windows 0 5 10 15] [--show]
     .venv/bin/python -m bench.bench_window --commands [--windows 0 5 10 15]
+    .venv/bin/python -m bench.bench_window --mandarin [--windows 0 5 10 15]
+    .venv/bin/python -m bench.bench_window --mandarin-streams [--windows 0 5 10 15]
 
 `CT2Whisper` encodes each utterance in a window of its own length + `pad_s`, in whole seconds. Whisper
 learnt on 30 s windows, where short speech sits in silence; this bench decodes every final in a window of
@@ -10,7 +12,10 @@ always their own length) and pools WER per set and mode. The streams are bench_p
 at fixed audio ends, each answered before the next chunk (deterministic: load only slows it). The arms run
 interleaved per clip. `--commands`: tests/test_short_commands.py's English commands (0.5 s of silence, the
 word or phrase), each final printed and checked for a self-repeat or a loop. `--partials`: partials are
-encoded in the minimum window too (a promise is made from partials, and a final continues it).
+encoded in the minimum window too (a promise is made from partials, and a final continues it). `--mandarin`:
+each Mandarin clip of the dev set decoded whole as one final (base, beam 5, `language: zh`, as the default
+config's whisper_multi), CER pooled per window: the window's effect on the multilingual model, not a stream;
+`--mandarin-streams`: the same clips through bench_promise's streams on that provider, both modes.
 """
 
 from __future__ import annotations
@@ -111,15 +116,89 @@ async def commands(windows: list[float]) -> None:
         print(f"window {w:g} s: mean WER {100 * sum(errs[w]) / len(errs[w]):.1f} %, repeats/loops {bad[w]}")
 
 
+MULTI = {"model": "bundled:base", "beam_size": 5, "no_speech_threshold": 0.45}  # config.yaml's whisper_multi
+
+
+async def mandarin_streams(windows: list[float]) -> None:
+    import jiwer
+
+    from bench.bench_mandarin import chars
+    from bench.common import machine
+
+    _patch()
+    clips = _mandarin_clips()
+    hyps: dict[tuple[float, str], list[str]] = {(w, m): [] for w in windows for m in MODES}
+    for name, _ref in clips:
+        pcm = load_pcm16(_speech_root() / name)
+        for m, ptt in MODES.items():
+            for w in windows:
+                _window_s[0] = w
+                hyps[(w, m)].append(final_text(await stream_clip(pcm, ptt, language="zh", options=MULTI)))
+                print(f"{name:34} {m:17} {w:>4} {hyps[(w, m)][-1]}", flush=True)
+    refs = [chars(r) for _n, r in clips]
+    print(f"machine: {machine()}; {len(clips)} clips, streams on base")
+    for w in windows:
+        cells = [f"{100 * jiwer.cer(refs, [chars(h) or '∅' for h in hyps[(w, m)]]):.1f} %" for m in MODES]
+        print(f"window {w:g} s: CER " + " / ".join(cells))
+
+
+def _speech_root() -> Any:
+    from bench.common import SPEECH_ROOT
+
+    return SPEECH_ROOT
+
+
+def _mandarin_clips() -> list[tuple[str, str]]:
+    import csv
+
+    with open(_speech_root() / "MANIFEST.tsv", newline="", encoding="utf-8") as f:
+        return [(r["file"], r["transcript"]) for r in csv.DictReader(f, delimiter="\t") if r["language"] == "zh"]
+
+
+def mandarin(windows: list[float]) -> None:
+    import jiwer
+    from faster_whisper import WhisperModel
+
+    from asrhub.providers.models import resolve_ct2_model
+    from asrhub.providers.whisper_ct2 import Thresholds
+    from bench.bench_mandarin import chars
+    from bench.common import SPEECH_ROOT, machine
+
+    _patch()
+    clips = _mandarin_clips()
+    model = WhisperModel(str(resolve_ct2_model("bundled:base", provider="bench")), device="cpu",
+                         compute_type="int8", cpu_threads=1)
+    ct2 = CT2Whisper(model, Thresholds(0.45, -1.0, 2.4))
+    hyps: dict[float, list[str]] = {w: [] for w in windows}
+    for name, _ref in clips:
+        audio = load_pcm16(SPEECH_ROOT / name).astype(np.float32) / 32768.0
+        for w in windows:
+            _window_s[0] = w
+            hyps[w].append(ct2.decode_batch([audio], [TranscribeOptions(language="zh")], 5)[0].text)
+            print(f"{name:34} {w:>4} {hyps[w][-1]}", flush=True)
+    refs = [chars(r) for _n, r in clips]
+    print(f"machine: {machine()}; {len(clips)} clips")
+    for w in windows:
+        print(f"window {w:g} s: CER {100 * jiwer.cer(refs, [chars(h) or '∅' for h in hyps[w]]):.1f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="all", choices=["dev", "varied", "all"])
     ap.add_argument("--windows", nargs="+", type=float, default=[0, 5, 10, 15])
     ap.add_argument("--show", action="store_true", help="print every final (other windows only where they differ)")
     ap.add_argument("--commands", action="store_true", help="the short commands of tests/test_short_commands.py")
+    ap.add_argument("--mandarin", action="store_true", help="the Mandarin clips, each decoded whole by base")
+    ap.add_argument("--mandarin-streams", action="store_true", help="the Mandarin clips streamed on base")
     ap.add_argument("--partials", action="store_true", help="partials get the minimum window too, not only finals")
     a = ap.parse_args()
     _partials[0] = a.partials
+    if a.mandarin_streams:
+        asyncio.run(mandarin_streams(a.windows))
+        return
+    if a.mandarin:
+        mandarin(a.windows)
+        return
     asyncio.run(commands(a.windows) if a.commands else run(a.set, a.windows, a.show))
 
 
