@@ -142,10 +142,13 @@ async def mandarin_streams(windows: list[float]) -> None:
         print(f"window {w:g} s: CER " + " / ".join(cells))
 
 
+_root: list[Any] = []  # --root: another set in the speech set's shape (bench.zh_classes --out)
+
+
 def _speech_root() -> Any:
     from bench.common import SPEECH_ROOT
 
-    return SPEECH_ROOT
+    return _root[0] if _root else SPEECH_ROOT
 
 
 def _mandarin_clips() -> list[tuple[str, str]]:
@@ -190,9 +193,14 @@ def main() -> None:
     ap.add_argument("--commands", action="store_true", help="the short commands of tests/test_short_commands.py")
     ap.add_argument("--mandarin", action="store_true", help="the Mandarin clips, each decoded whole by base")
     ap.add_argument("--mandarin-streams", action="store_true", help="the Mandarin clips streamed on base")
+    ap.add_argument("--root", help="--mandarin-streams: a set with a MANIFEST.tsv (e.g. bench.zh_classes --out)")
     ap.add_argument("--partials", action="store_true", help="partials get the minimum window too, not only finals")
     a = ap.parse_args()
     _partials[0] = a.partials
+    if a.root:
+        from pathlib import Path
+
+        _root.append(Path(a.root))
     if a.mandarin_streams:
         asyncio.run(mandarin_streams(a.windows))
         return
