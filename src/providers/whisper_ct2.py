@@ -96,7 +96,7 @@ class CT2Whisper:
     """Wraps a loaded faster_whisper.WhisperModel; every method is blocking (run by the scheduler)."""
 
     def __init__(self, model: Any, thresholds: Thresholds, pad_s: float = 1.5, interim_model: Any = None,
-                 patience: float = 1.0, suppress: tuple[int, ...] = ()) -> None:
+                 patience: float = 1.0, suppress: tuple[int, ...] = (), min_final_window_s: float = 0.0) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self.m = model
@@ -105,6 +105,9 @@ class CT2Whisper:
         self.interim = interim_model  # a ctranslate2 Whisper replica for interim decodes, if any
         self.th = thresholds
         self.pad_frames = int(pad_s * FRAMES_PER_SECOND)
+        # a final's window is at least this long (partials keep their own length): Whisper learnt on 30 s
+        # windows where short speech sits in silence (the options' `min_final_window_s`)
+        self.min_final_frames = min(N_FRAMES, int(min_final_window_s * FRAMES_PER_SECOND))
         self._tok_cls = Tokenizer
         self._tokenizers: dict[tuple[str | None, str], Any] = {}
 
@@ -120,12 +123,14 @@ class CT2Whisper:
             self._tokenizers[(language, task)] = tok
         return tok
 
-    def _features(self, audios: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    def _features(self, audios: list[np.ndarray], min_frames: int = 0) -> tuple[np.ndarray, list[int]]:
+        """The batch's log-mel features in one window: the longest audio + `pad_s`, in whole seconds, and at
+        least `min_frames`; each audio's own frame count."""
         from faster_whisper.audio import pad_or_trim
 
         feats = [self.m.feature_extractor(a) for a in audios]
         lengths = [f.shape[-1] for f in feats]
-        frames = max(lengths) + self.pad_frames
+        frames = max(max(lengths) + self.pad_frames, min_frames)
         frames = min(N_FRAMES, frames + (-frames) % BUCKET_FRAMES)  # even, as the encoder halves it
         batch = np.stack([pad_or_trim(f, frames) for f in feats]).astype(np.float32)
         return np.ascontiguousarray(batch), lengths
@@ -160,7 +165,7 @@ class CT2Whisper:
 
         language = opts[0].language if opts[0].language not in (None, "auto") else None
         tok = self.tokenizer(language, opts[0].task)
-        features, lengths = self._features(audios)
+        features, lengths = self._features(audios, 0 if opts[0].interim else self.min_final_frames)
         model = self._model_for(opts[0])
         enc = model.encode(ctranslate2.StorageView.from_array(features))
         detected = self._language_tokens(model, enc, language, len(audios))
