@@ -46,8 +46,10 @@ def _decode_batch_marked(self: CT2Whisper, audios: list[np.ndarray], opts: list[
     return _decode_batch(self, audios, opts, beam_size)
 
 
-def _features_padded(self: CT2Whisper, audios: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-    """The provider's features, padded as it pads them (zeros) to the arm's window for a final."""
+def _features_padded(self: CT2Whisper, audios: list[np.ndarray], min_frames: int = 0) -> tuple[np.ndarray, list[int]]:
+    """The provider's features, padded as it pads them (zeros) to the arm's window for a final. The arm's
+    window stands for the provider's own `min_final_window_s` (whisper_multi's 10 s in the default config):
+    arm 0 is each utterance's own length."""
     batch, lengths = _features(self, audios)
     want = min(N_FRAMES, int(_window_s[0] * 100)) if _partials[0] or getattr(_final, "on", False) else 0
     if batch.shape[-1] < want:

@@ -162,10 +162,14 @@ def tiny_en(pcm: np.ndarray) -> str:
     return " ".join(s.text.strip() for s in segs).strip()
 
 
-async def turn_with_text(speech: np.ndarray, text: str) -> tuple[SpeechEnd, float | None, float | None]:
-    """`speech` then silence at medium, every pause's speculative text `text`: the utterance's end, the model's
-    first answer, and the silence (ms) at which the end was decided (None: at the model's answer)."""
-    p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=TurnOptions(mode="semantic")))
+def semantic_pipeline() -> Pipeline:
+    """A pipeline in semantic turn mode at medium, the real turn model behind it."""
+    return Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=TurnOptions(mode="semantic")))
+
+
+def watch(p: Pipeline) -> tuple[asyncio.Event, list[float | None], list[Item]]:
+    """The pipeline's turn model answers, as they come (the event is set at each), and the items it hands
+    on late (after an answer)."""
     assert p.turn is not None
     ep = p.turn.endpointer
     answered = asyncio.Event()
@@ -181,6 +185,14 @@ async def turn_with_text(speech: np.ndarray, text: str) -> tuple[SpeechEnd, floa
     ep.answer = spy  # type: ignore[method-assign]
     late: list[Item] = []
     p.on_late = late.extend
+    return answered, answers, late
+
+
+async def turn_with_text(speech: np.ndarray, text: str) -> tuple[SpeechEnd, float | None, float | None]:
+    """`speech` then silence at medium, every pause's speculative text `text`: the utterance's end, the model's
+    first answer, and the silence (ms) at which the end was decided (None: at the model's answer)."""
+    p = semantic_pipeline()
+    answered, answers, late = watch(p)
 
     def push(pcm: np.ndarray) -> list[SpeechEnd]:
         items = p.push(pcm.tobytes())
@@ -241,23 +253,11 @@ async def test_a_stop_before_the_pauses_text_keeps_the_models_answer(command: st
     the sentence gets its real tiny.en reading at once."""
     saved = turn_module.ANSWER_TIMEOUT_S
     turn_module.ANSWER_TIMEOUT_S = 600.0  # the decode "still running" must not time out on a loaded machine
-    p = Pipeline(build_spec(AudioSpec(), VadOptions(), PipelineConfig(), turn=TurnOptions(mode="semantic")))
+    p = semantic_pipeline()
     try:
         assert p.turn is not None
         ep = p.turn.endpointer
-        answered = asyncio.Event()
-        answers: list[float | None] = []
-        answer = ep.answer
-
-        def spy(query_id: int, probability: float | None) -> list[Item]:
-            answers.append(probability)
-            out = answer(query_id, probability)
-            answered.set()
-            return out
-
-        ep.answer = spy  # type: ignore[method-assign]
-        late: list[Item] = []
-        p.on_late = late.extend
+        answered, answers, late = watch(p)
         speech = load_pcm16(FINISHED.path)
         last = last_voiced_end(speech)
         held: list[PauseHint] = []  # the sentence end's hint: its decode has not finished
