@@ -64,9 +64,9 @@ class FasterWhisperOptions(ProviderOptions):
     temperature_fallback: list[float] = Field(default_factory=list)
     suppress_tokens: list[int] = Field(default_factory=list)  # token ids never written, beside Whisper's own set
     # a final (not a partial) is encoded in a window of at least this many seconds, its audio followed by
-    # silence (0: the utterance's own length + 1.5 s). base on the Mandarin clips: 10 s took read speech from
-    # 15.5 to 12.4 % CER and songs from 19.4 to 14.0 %, ~40 ms more encoder per final; tiny.en on English
-    # gained nothing at any window (BENCHMARKS, issue 23)
+    # silence (0: the utterance's own length + 1.5 s). base on the Mandarin clips' streams: 10 s took read
+    # speech from 15.5 to 12.4 % CER and songs from 19.4 to 14.0 %, ~40 ms more encoder per final, but an
+    # upload read 娱乐反斗星 as 娛樂反豆腥 (zh-TW); tiny.en on English gained nothing (BENCHMARKS, issue 23)
     min_final_window_s: float = Field(0.0, ge=0, le=30)
 
 
