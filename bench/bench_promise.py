@@ -98,6 +98,17 @@ def promised_share(results: list[StreamResult]) -> tuple[int, int]:
     return sum(1 for r in partials if r.stable_text), len(partials)
 
 
+def by_group(clips: list[Any]) -> list[tuple[str, list[int], list[str]]]:
+    """The clips of each speech set that has any ("dev", "varied"): its name, the clips' indices and their
+    reference transcripts (the rows of a bench's WER table)."""
+    out = []
+    for g in ("dev", "varied"):
+        idx = [i for i, c in enumerate(clips) if c.group == g]
+        if idx:
+            out.append((g, idx, [clips[i].transcript for i in idx]))
+    return out
+
+
 def _value(v: str) -> Any:
     low = v.lower()
     if low in ("true", "false"):
@@ -136,11 +147,7 @@ async def run(which: str, flip: dict[str, Any], show: bool) -> None:
     print(f"\nmachine: {machine()}; {len(clips)} clips; B = A with {flip}; {time.monotonic() - t0:.0f} s")
     print("| clips | n | " + " | ".join(f"{m} A / B" for m in MODES) + " |")
     print("|---|---|" + "---|" * len(MODES))
-    for g in ("dev", "varied"):
-        idx = [i for i, c in enumerate(clips) if c.group == g]
-        if not idx:
-            continue
-        refs = [clips[i].transcript for i in idx]
+    for g, idx, refs in by_group(clips):
         cells = [" / ".join(f"{100 * wer(refs, [hyps[(a, m)][i] for i in idx]):.1f} %" for a in arms) for m in MODES]
         print(f"| {g} | {len(idx)} | " + " | ".join(cells) + " |")
     print("partials with stable text: " + ", ".join(f"{a} {p}/{n}" for a, (p, n) in promised.items()))

@@ -30,7 +30,7 @@ import numpy as np
 
 from asrhub.providers.base import Result, TranscribeOptions
 from asrhub.providers.whisper_ct2 import N_FRAMES, CT2Whisper
-from bench.bench_promise import MODES, final_text, stream_clip
+from bench.bench_promise import MODES, by_group, final_text, stream_clip
 from tests.support import load_pcm16, wer
 
 _window_s = [0.0]  # the arm running now
@@ -87,11 +87,7 @@ async def run(which: str, windows: list[float], show: bool) -> None:
     print(f"\nmachine: {machine()}; {len(clips)} clips; {time.monotonic() - t0:.0f} s")
     print("| clips | n | min final window s | " + " | ".join(MODES) + " |")
     print("|---|---|---|" + "---|" * len(MODES))
-    for g in ("dev", "varied"):
-        idx = [i for i, c in enumerate(clips) if c.group == g]
-        if not idx:
-            continue
-        refs = [clips[i].transcript for i in idx]
+    for g, idx, refs in by_group(clips):
         for w in windows:
             cells: list[Any] = [f"{100 * wer(refs, [hyps[(w, m)][i] for i in idx]):.1f} %" for m in MODES]
             print(f"| {g} | {len(idx)} | {w:g} | " + " | ".join(cells) + " |")
