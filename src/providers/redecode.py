@@ -9,13 +9,12 @@ decode before it gets here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from .base import Result
-from .text_guard import count_words, echoes, one_copy, restart_tail, self_repeat
+from .text_guard import bare, bare_words, count_words, echoes, one_copy, restart_tail, self_repeat
 from .text_join import join_words
 
 Why = Literal["self_repeat", "echo", "check_speech", "short_of_partials", "tail_word"]
@@ -66,12 +65,8 @@ def plan(text: str, *, context: str, forced: str, stable: Sequence[str], short_o
 def one_word_restart(text: str) -> bool:
     """The text's last word is its first again, with two or more words between (`restart_tail` judges
     restarts of two or more words: a lone word said again may be speech, "go go")."""
-    words = [w for w in (_bare(w) for w in text.split()) if w]
+    words = bare_words(text)
     return len(words) >= 4 and words[-1] == words[0]
-
-
-def _bare(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
 
 
 def settle(why: Why, first: Result, again: Result | None, voiced_ms: int | None = None) -> Result:
@@ -99,7 +94,7 @@ def settle(why: Why, first: Result, again: Result | None, voiced_ms: int | None 
 def _cut_tail_word(first: Result, again: Result | None, voiced_ms: int | None) -> Result:
     """`first` without its last word when the re-decode (the same decode, with word times) puts that word
     past the utterance's voiced audio (its middle in the tail the VAD called silence): no one said it."""
-    timed = [w for w in again.words if _bare(w.word)] if again is not None else []
+    timed = [w for w in again.words if bare(w.word)] if again is not None else []
     words = first.text.split()
     if (voiced_ms is None or not timed or again is None or again.text.split() != words
             or (timed[-1].start_ms + timed[-1].end_ms) / 2 < voiced_ms):

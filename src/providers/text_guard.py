@@ -26,14 +26,15 @@ def count_words(text: str) -> int:
     return sum(max(1, len(_CJK.findall(tok))) for tok in text.split())
 
 
-def _words(text: str) -> list[str]:
-    return [w for w in (re.sub(r"[^\w']", "", x.lower()) for x in text.split()) if w]
+def bare_words(text: str) -> list[str]:
+    """The text's words without case or punctuation, those left empty (a lone dash) dropped."""
+    return [w for w in (bare(x) for x in text.split()) if w]
 
 
 def repeat_run(text: str, max_period: int = 4) -> int:
     """Longest run of one word or n-gram (n <= max_period) repeated back to back, in copies:
     "he's, he's, he's, he's" -> 4, "a b a b a b" -> 3, ordinary text -> 1."""
-    norm = _words(text)
+    norm = bare_words(text)
     best = 1
     for p in range(1, max_period + 1):
         i = 0
@@ -180,7 +181,7 @@ _PUNCT_SPACE = re.compile(r"[\s.,!?;:，。！？、；：…\-—~～]+")
 
 def non_speech_phrase(text: str) -> bool:
     """The whole text is something Whisper writes on non-speech, in English or another language."""
-    if " ".join(_words(text)) in NON_SPEECH_PHRASES:
+    if " ".join(bare_words(text)) in NON_SPEECH_PHRASES:
         return True
     bare = _PUNCT_SPACE.sub("", text)
     return bool(bare) and _only_non_speech(bare)
@@ -225,8 +226,8 @@ def restart_tail(text: str) -> int:
         return _bare_restart(words)
     if words[-1].endswith((".", "?", "!")):
         return 0
-    tail = _words(" ".join(words[ends[-1] + 1:]))
-    head = _words(" ".join(words[:ends[-1] + 1]))
+    tail = bare_words(" ".join(words[ends[-1] + 1:]))
+    head = bare_words(" ".join(words[:ends[-1] + 1]))
     if tail and len(tail) < len(head) and head[:len(tail)] == tail:
         return len(words) - ends[-1] - 1
     return 0
@@ -235,14 +236,15 @@ def restart_tail(text: str) -> int:
 def _bare_restart(words: list[str]) -> int:
     """With no sentence end: the utterance's opening words (2 or more) said again at its end, with other words
     between ("go forward 10 meters go forward 10"). Returns how many trailing words that is (0: none)."""
-    bare = [_bare(w) for w in words]
-    for k in range(len(bare) // 2, 1, -1):  # the longest restart first; the middle keeps at least one word
-        if len(bare) - 2 * k >= 1 and bare[-k:] == bare[:k] and all(bare[:k]):
+    plain = [bare(w) for w in words]
+    for k in range(len(plain) // 2, 1, -1):  # the longest restart first; the middle keeps at least one word
+        if len(plain) - 2 * k >= 1 and plain[-k:] == plain[:k] and all(plain[:k]):
             return k
     return 0
 
 
-def _bare(word: str) -> str:
+def bare(word: str) -> str:
+    """A word without case or punctuation."""
     return re.sub(r"[^\w']", "", word.lower())
 
 
@@ -256,7 +258,7 @@ def carry_stable(stable: str, text: str) -> str:
     if not stable or text.startswith(stable):
         return text
     s_words, t_words = stable.split(), text.split()
-    a, b = [_bare(w) for w in s_words], [_bare(w) for w in t_words]
+    a, b = [bare(w) for w in s_words], [bare(w) for w in t_words]
     end = 0  # index in t_words just after the part that lines up with the stable words
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if i2 == len(a) and i1 < i2:  # the opcode that covers the last stable word
