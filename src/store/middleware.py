@@ -40,8 +40,11 @@ def _target(action: Action[Any], current: SessionState) -> SessionState | None:
     if t == A.ended.type:
         return S.ended
     if t == A.speech_edge.type:
-        if current == S.finalizing and not action.payload.speaking:
-            return None  # `stop` closed the open utterance: its end is an event, not a transition
+        if current == S.finalizing:
+            # audio received before `stop` is still decided after it (`stop` closed the open utterance; in
+            # turn mode the frames that waited for the model's answer may open one more): an event, not a
+            # transition. No audio is taken after `stop`, so no edge here comes from later audio.
+            return None
         return S.speaking if action.payload.speaking else S.listening
     return None
 

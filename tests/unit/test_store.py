@@ -113,6 +113,9 @@ def test_reducer_is_pure_and_follows_the_state_machine() -> None:
     assert s4["s1"].state == SessionState.finalizing
     s5 = sessions_reducer(s4, edge("s1", False))  # `stop` closed the open utterance: no transition
     assert s5["s1"].state == SessionState.finalizing
+    # audio received before the stop, decided after it (turn mode), opens one more utterance: counted, no transition
+    s5 = sessions_reducer(s5, edge("s1", True))
+    assert s5["s1"].state == SessionState.finalizing and s5["s1"].stats.utterances == 2
     s6 = sessions_reducer(s5, A.removed(A.SessionRef("s1")))
     assert "s1" not in s6
 
@@ -127,14 +130,17 @@ def test_illegal_transitions_become_a_logged_error_action(caplog: pytest.LogCapt
     store.dispatch(A.stop_requested(A.SessionRef("s1")))
     caplog.set_level(logging.WARNING, logger="asrhub.store")
     store.dispatch(A.stop_requested(A.SessionRef("s1")))      # a second stop
-    store.dispatch(edge("s1", True))                          # speech after stop
+    store.dispatch(started("s1"))                             # a second start, while stopping
+    store.dispatch(edge("s1", True))  # audio received before the stop, decided after it: delivered, no transition
+    assert ("s1", "speech.started") in ports.delivered
+    assert select_session(store.state, "s1").state == SessionState.finalizing
     store.dispatch(A.end_requested(A.EndRequested("s1", "stop")))
     store.dispatch(edge("s1", False))                         # an event after session.ended
     rec = select_session(store.state, "s1")
-    assert rec.state == SessionState.ended and ports.ended == [("s1", "stop")] and rec.stats.utterances == 0
+    assert rec.state == SessionState.ended and ports.ended == [("s1", "stop")] and rec.stats.utterances == 1
     assert seen.count(A.illegal_transition.type) == 3
-    assert seen.count(A.speech_edge.type) == 0  # none reached the reducers or the router
-    assert ("s1", "speech.started") not in ports.delivered and ("s1", "speech.ended") not in ports.delivered
+    assert seen.count(A.speech_edge.type) == 1  # the one after session.ended reached no reducer or router
+    assert ("s1", "speech.ended") not in ports.delivered
     messages = [r.getMessage() for r in caplog.records]
     assert any("[Session] Stop Requested is not allowed in state finalizing" in m for m in messages), messages
     assert any("[Session] Speech Edge is not allowed in state ended" in m for m in messages), messages

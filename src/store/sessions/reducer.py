@@ -67,7 +67,9 @@ def _language_detected(rec: SessionRecord, p: A.LanguageDetected) -> SessionReco
 
 
 def _speech(rec: SessionRecord, p: A.SpeechEdge) -> SessionRecord | None:
-    if rec.state == S.finalizing:  # the open utterance closed by `stop`: an edge, not a transition
+    if rec.state == S.finalizing:  # audio received before `stop`, decided after it: an edge, not a transition
+        if p.speaking:
+            return rec.changed(stats=rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1}))
         return None
     if p.speaking:
         return rec.changed(state=S.speaking, stats=rec.stats.model_copy(update={"utterances": rec.stats.utterances + 1}))
