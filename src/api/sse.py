@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from ..core.commands import StartSession, parse_json
 from ..core.errors import ErrorCode, HubError, SessionStateError
+from ..engine.resume_point import resume_answer
 from ..engine.service import SessionService
 
 if TYPE_CHECKING:
@@ -100,21 +101,26 @@ async def create_session(request: Request) -> Response:
         if cmd.resume is not None:  # only the session's own key resumes it (as on every wire)
             await check_owner(service, cmd.resume.session_id, _api_key(request), resume=True)
         audio_from_ms: int | None = None
-        if cmd.resume is not None and (node := await remote_node_now(service, cmd.resume.session_id)) is not None:
-            # another node's session: checked here; its event stream (Last-Event-ID) attaches it
-            bridge = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq, attach=False)
+        remote = await remote_node_now(service, cmd.resume.session_id) if cmd.resume is not None else None
+        # another node's session: checked here; its event stream (Last-Event-ID) attaches it. Its owner's
+        # lease gone: taken over here at once (no bridge), and answered as a session of this node's
+        bridge = await remote.resume(cmd.resume.session_id, cmd.resume.last_seq, attach=False) \
+            if remote is not None and cmd.resume is not None else None
+        taken = remote is not None and bridge is None
+        if remote is not None and bridge is not None:
             session_id = bridge.id
-            if cmd.resume.held_audio:  # (a dead owner's session is taken over here first)
-                audio_from_ms = await node.held_audio_answer(bridge)
+            if cmd.resume is not None and cmd.resume.held_audio:  # (an owner that does not answer: taken over
+                audio_from_ms = await remote.held_audio_answer(bridge)  # here once its lease is gone)
             # the epoch of the node that answered audio_from_ms: its owner's, or this node's after its takeover
             epoch = held_epoch(service, session_id) if service.holds(session_id) else bridge.epoch
         else:
             session_id = (await open_session(service, cmd, "sse", _api_key(request))).id
             if cmd.resume is not None and cmd.resume.held_audio:
-                answer = await resume_point(service, session_id)
+                # taken over just now: the claim emptied its inbox, nothing to wait for
+                answer = resume_answer(service, session_id) if taken else await resume_point(service, session_id)
                 audio_from_ms = answer.audio_from_ms if answer is not None else None
             epoch = held_epoch(service, session_id)
-            if (node := cluster_node(service)) is not None:
+            if (node := cluster_node(service)) is not None and not taken:
                 # behind a balancer the client's next request may reach another node: it must find the session
                 await node.in_cluster(session_id)
     except HubError as e:

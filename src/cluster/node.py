@@ -381,6 +381,11 @@ class ClusterNode:
     async def find(self, session_id: str) -> RemoteRecord | None:
         return await self.remote.find(session_id)
 
+    async def resume(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession | None:
+        """A client's resume of a session not held here: a bridge to its owner, or None when this node has
+        taken it over for this resume (its owner's lease was gone): serve it from the local session."""
+        return await self.remote.resume(session_id, last_seq, attach=attach)
+
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
                      retake: bool = True) -> BridgedSession:
         """Serve here a session another node owns (`RemoteSessions.bridge`)."""

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.errors import ClientError, ErrorCode, HubError, SessionStateError
+from ..engine.resume_point import resume_answer
 from . import keys, wire
 from .bridge import BridgedSession, BridgeHost
 from .errors import REDIS_DOWN
 
 if TYPE_CHECKING:
-    from ..core.events import SessionStarted
     from ..engine.service import SessionService
 
 ANSWER_SLACK_MS = 50   # an attach's answer is waited for the owner's lease's life and this (at most lease_ms / 3)
@@ -47,8 +47,6 @@ class RemoteHost(BridgeHost, Protocol):
 
     async def claim_settled(self, session_id: str) -> bool: ...
 
-    async def resume_point(self, session_id: str) -> SessionStarted | None: ...
-
 
 class RemoteSessions:
     def __init__(self, host: RemoteHost) -> None:
@@ -73,15 +71,36 @@ class RemoteSessions:
                             rec.get(b"ended") == b"1", rec.get(b"api_key", b"").decode(),
                             int(rec.get(b"epoch", b"0") or 0))
 
+    async def resume(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession | None:
+        """A client's resume of a session this node does not hold. When its owner's lease is gone the
+        session is taken over here before anything else (no word to the dead owner, no wait for its
+        answer), and None says so: this node holds the session now, and the client is served from it.
+        Else a bridge to its owner (`bridge`)."""
+        h = self.host
+        rec = await self.find(session_id)
+        if rec is not None and not rec.ended and rec.owner != h.node_id and not await self.owner_alive(rec.owner):
+            await h.take_over(session_id, rec.owner)
+            rec = None  # (read again: a node whose claim came first owns it)
+        if self.served_here(session_id, last_seq):
+            return None
+        return await self.bridge(session_id, last_seq, attach=attach, found=rec)
+
+    def served_here(self, session_id: str, last_seq: int | None) -> bool:
+        """The session is this node's (taken over just now) and its events after `last_seq` are all held
+        here (a client further behind is served from the log, through a bridge)."""
+        s = self.host.service.plane(session_id)
+        return s is not None and (last_seq is None or (last_seq <= s.channel.last_seq
+                                                       and s.channel.can_replay(last_seq)))
+
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
-                     retake: bool = True) -> BridgedSession:
+                     retake: bool = True, found: RemoteRecord | None = None) -> BridgedSession:
         """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
         None: commands only), commands to its owner; `attach`: this client takes the session over, and the
         bridge holds the owner's answer (`resumed`: the resume's first event). An owner that does not
         answer is dead or slow: the session is taken over here when its lease is gone (`retake`), else the
-        resume is refused with when to try again (`_unanswered`)."""
+        resume is refused with when to try again (`_unanswered`). `found`: its record, read just now."""
         h = self.host
-        rec = await self.find(session_id)
+        rec = found or await self.find(session_id)
         if rec is not None and attach and not rec.ended and rec.owner != h.node_id \
                 and not await self.owner_alive(rec.owner) and await h.take_over(session_id, rec.owner):
             rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
@@ -143,10 +162,9 @@ class RemoteSessions:
         if heard is not None or bridge.ended:
             return heard
         await self._unanswered(bridge, bridge.owner, retake=True)  # (refused unless the lease is gone)
-        if not self.host.service.holds(bridge.id):  # another node's claim came first, or it could not move
-            return None
-        answer = await self.host.resume_point(bridge.id)
-        return answer.audio_from_ms if answer is not None else None
+        # taken over here: the claim emptied the inbox, the timeline is as this node holds it
+        answer = resume_answer(self.host.service, bridge.id)
+        return answer.audio_from_ms if answer is not None else None  # (None: another node's claim came first)
 
     async def lease_left_ms(self, owner: str) -> int:
         """How long the lease `node:{owner}` lives on (0: gone)."""
