@@ -59,3 +59,8 @@ class Connection(abc.ABC):
     #: `session.started {seq 0, resumed, audio_from_ms}`
     resumed_at_ms: int | None = None
     answers_in_reply = False
+    #: the hub ended this connection because its session moved to another node (DESIGN §8: a WebSocket's
+    #: close 1012, a gRPC call ended `node_lost`, a Socket.IO disconnect by the server, an SSE stream
+    #: closed before `session.ended` or a POST refused for its epoch): the session has a live owner, so
+    #: the client resumes at once, without its reconnect delay
+    moved = False

@@ -125,6 +125,7 @@ class GrpcConnection(Connection):
             except grpc.aio.AioRpcError as e:
                 code = dict(e.trailing_metadata() or ()).get("asrhub-error-code")
                 if code == "node_lost":
+                    self.moved = True
                     # the session moved to another node (DESIGN §8): the hub ends this call so the client resumes
                     # on a connection whose audio reaches the new owner, as a WebSocket's close 1012 says
                     raise ConnectionLost(f"gRPC {e.code().name}: {e.details()}") from e

@@ -185,13 +185,19 @@ class Resuming:
             with contextlib.suppress(Exception):
                 await old.close()
         delay = min(self.client.reconnect_delay_s * 2 ** min(self._refusals, 5), 2.0)  # refused: back off more
+        # the hub closed the connection because another node took the session over: it has a live owner
+        # now, so the first resume goes at once (the reconnect delay is for a hub that may be down)
+        at_once = old is not None and old.moved and self._retry_at is None
         last: BaseException = lost
         while self._fruitless < self.client.max_reconnects:
             self._fruitless += 1
             wait, self._retry_at = (delay if self._retry_at is None else self._retry_at), None
+            if at_once:
+                wait, at_once = 0.0, False
             self.retry_waits.append(wait)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, 2.0)
+            if wait:
+                delay = min(delay * 2, 2.0)
             assert self.session_id is not None
             cmd = self.start_cmd.model_copy(update={"resume": ResumeSpec(
                 session_id=self.session_id, last_seq=self.last_seq, held_audio=self.held.enabled and not self._held_unknown)})

@@ -33,7 +33,10 @@ class SioConnection(Connection):
         if isinstance(data, dict):
             self.queue.put_nowait({**data, "type": data.get("type", event)})
 
-    async def _gone(self, *args: Any) -> None:
+    async def _gone(self, reason: Any = None) -> None:
+        # the hub disconnects a client whose session another node took over (a dead node's connection
+        # ends as a transport error or close)
+        self.moved = reason == self.sio.reason.SERVER_DISCONNECT
         self.queue.put_nowait(_GONE)
 
     async def _refused(self, data: Any = None) -> None:

@@ -157,13 +157,18 @@ class SseConnection(Connection):
                     if r.status_code >= 400:
                         raise http_error(r.status_code, await r.aread())
                     self.created = False
+                    ended = False
                     async for message in source.aiter_sse():
                         if not message.data:  # a message with no data is not dispatched (SSE §9.2.6)
                             continue
                         ev = parse_event(json.loads(message.data))
                         if message.id.isdigit():
                             self.after = int(message.id)
+                        ended = ev.type == "session.ended"
                         yield ev
+                    # the hub closed the stream before session.ended (a dead node's is cut off, not closed):
+                    # another node took the session over
+                    self.moved = self.moved or not ended
                     return
         except sse.SSEError as e:  # not an event stream (e.g. a proxy's HTML page)
             raise ConnectionLost(f"event stream: {e}") from e

@@ -13,6 +13,8 @@ from .connection import start_fields
 from .errors import ConnectionLost, HubRequestError
 from .events import parse_event
 
+MOVED = 1012  # the hub's close code for "session moved; resume it" (another node took the session over)
+
 
 def ws_url(base_url: str, path: str) -> str:
     base = base_url.rstrip("/")
@@ -66,6 +68,7 @@ class WsConnection(Connection):
                 if isinstance(msg, str):
                     yield parse_event(json.loads(msg))
         except websockets.ConnectionClosedError as e:
+            self.moved = e.rcvd is not None and e.rcvd.code == MOVED  # (the hub's own close)
             raise ConnectionLost(f"connection closed: {e}") from e
         except OSError as e:
             raise ConnectionLost(str(e)) from e
