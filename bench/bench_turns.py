@@ -42,6 +42,7 @@ from asrhub.operators.base import Item, PauseHint, SpeechEnd, SpeechStart
 from asrhub.operators.pipeline import Pipeline, build_spec
 from asrhub.operators.turn_model import get_runner
 from bench.common import SPEECH_ROOT, machine, p50_p95, stream_timed
+from bench.turn_context import hub_with
 from tests.support import Clip, HubProcess, base_config, english, last_voiced_end, load_pcm16, manifest, wer
 
 TAIL_S = 3.5  # past the longest max_silence_ms (low: 2.5 s)
@@ -314,8 +315,9 @@ async def stream_retrying(url: str, pcm: bytes, start: dict[str, Any]) -> Any:
 
 
 async def with_hub(silence_ms: int, modes: dict[str, dict[str, Any]],
-                   one_at_a_time: bool = False) -> dict[str, HubRun]:
-    hub = HubProcess(base_config(), Path(tempfile.mkdtemp())).start()
+                   one_at_a_time: bool = False, context_below_s: float | None = None) -> dict[str, HubRun]:
+    tmp = Path(tempfile.mkdtemp())
+    hub = (HubProcess(base_config(), tmp) if context_below_s is None else hub_with(context_below_s, tmp)).start()
     try:
         async def one(name: str, turn: dict[str, Any]) -> tuple[str, HubRun]:
             run = HubRun()
@@ -389,6 +391,8 @@ async def main() -> None:
     ap.add_argument("--hub-only", action="store_true", help="only the real hub's part")
     ap.add_argument("--one-at-a-time", action="store_true", help="the hub's modes one after another, not at once")
     ap.add_argument("--modes", default="", help=f"the modes, comma-separated (default all: {','.join(MODES)})")
+    ap.add_argument("--context-below-s", type=float, default=None,
+                    help="the hub's 2-pass left-context limit (StreamAdapter.context_below_s; default: the code's)")
     ap.add_argument("--model-cost", action="store_true",
                     help="only the turn model's cost: per call at batch 1, 4, 8 and CPU per audio second")
     args = ap.parse_args()
@@ -420,7 +424,7 @@ async def main() -> None:
                 print(f"| {name} | {p50_p95(r.delays_ms)} | {r.false_cuts} of {r.pauses} | {r.own_cuts} in "
                       f"{r.turns} turns | {reasons} | {cpu * 100:.2f} % |")
     if args.hub or args.hub_only:
-        hub = await with_hub(args.silence_ms, modes, args.one_at_a_time)
+        hub = await with_hub(args.silence_ms, modes, args.one_at_a_time, args.context_below_s)
         print("\n| mode | end of speech -> final (latency_ms of each turn's last final) p50 / p95 | "
               "end of speech -> speech.ended at the client p50 / p95 | its reasons | WER |")
         print("|---|---|---|---|---|")
