@@ -28,7 +28,7 @@ from asrhub.operators.vad_webrtc import WebRtcVad
 from asrhub.providers.base import StreamOptions, StreamResult, StreamSink
 from asrhub.providers.faster_whisper import FasterWhisperProvider
 from asrhub.providers.streaming import StreamAdapter
-from tests.support import EndpointFeed, last_voiced_end, load_pcm16, wer
+from tests.support import EndpointFeed, last_voiced_end, load_pcm16, normalise, wer
 
 CHUNK = ms_to_samples(40)
 MODES = {"trailing_silence": False, "push_to_talk": True}
@@ -151,6 +151,10 @@ async def run(which: str, flip: dict[str, Any], show: bool) -> None:
         cells = [" / ".join(f"{100 * wer(refs, [hyps[(a, m)][i] for i in idx]):.1f} %" for a in arms) for m in MODES]
         print(f"| {g} | {len(idx)} | " + " | ".join(cells) + " |")
     print("partials with stable text: " + ", ".join(f"{a} {p}/{n}" for a, (p, n) in promised.items()))
+    same = {a: sum(1 for x, y in zip(hyps[(a, "trailing_silence")], hyps[(a, "push_to_talk")], strict=True)
+                   if normalise(x) == normalise(y)) for a in arms}
+    print("push-to-talk finals that read as the trailing-silence ones: "
+          + ", ".join(f"{a} {n}/{len(clips)}" for a, n in same.items()))
 
 
 def main() -> None:

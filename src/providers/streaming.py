@@ -35,6 +35,7 @@ from .base import (
     TranscribeOptions,
     WordTiming,
 )
+from .room_tone import room_tone
 from .text_guard import carry_stable, echoes, loops, non_speech_phrase, non_speech_tail, restart_tail
 from .text_join import join_words
 
@@ -98,8 +99,9 @@ class _PendingFinal:
 class StreamAdapter(ProviderStream):
     # audio after the last voiced frame that the final decodes: what the VAD has heard when it hints a pause
     # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
-    # the same length of (digital) silence
+    # the same length of the utterance's background (`room_tone`: its quietest stretch, else silence)
     tail_ms = 180
+    fill_tail = True  # False: a push-to-talk final's tail is digital silence (as before issue 23's room tone)
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
@@ -242,14 +244,17 @@ class StreamAdapter(ProviderStream):
 
     def _final_audio(self, base: int, offset: int) -> np.ndarray:
         """Audio from `base` to the utterance end plus `tail_ms`, as the VAD endpoint sees it. A final forced
-        by flush/stop right after the last word has no audio after it yet: the tail is silence, so the
-        decoder sees the same as for an endpointed final (a word cut at the window's edge is misread)."""
+        by flush/stop right after the last word has no audio after it yet: the tail is the utterance's own
+        background (`room_tone`; silence where it has none, or `fill_tail` off), so the decoder sees the
+        same as for an endpointed final (a word cut at the window's edge is misread)."""
         end = offset + ms_to_samples(self.tail_ms)
         stop = min(end, max(self._audio_end, offset))
         src = self._recent if self._recent is not None and base < self.ring.start else self.ring
         audio = src.read(base, stop)
-        if len(audio) < end - base:
-            audio = np.concatenate([audio, np.zeros(end - base - len(audio), dtype=audio.dtype)])
+        missing = end - base - len(audio)
+        if missing > 0:
+            fill = room_tone(audio, missing) if self.fill_tail else np.zeros(missing, dtype=audio.dtype)
+            audio = np.concatenate([audio, fill])
         return int16_to_float(audio)
 
     def _decode(self, audio: np.ndarray, opts: TranscribeOptions) -> asyncio.Future[Result]:
