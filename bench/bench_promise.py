@@ -1,6 +1,7 @@
 """Stable-text promise A/B on real speech, in process and deterministic (issue 23).
 
     .venv/bin/python -m bench.bench_promise [--set dev|varied|all] [--flip guard_opening=false] [--show]
+    .venv/bin/python -m bench.bench_promise --commands [--flip fill_tail=false]
 
 Every English clip of `../shared/data/speech` (dev) and its `varied/` set goes through the hub's endpointer
 (WebRTC VAD, default options) and a StreamAdapter on tiny.en (the real scheduler, one lane), in both modes:
@@ -157,14 +158,45 @@ async def run(which: str, flip: dict[str, Any], show: bool) -> None:
           + ", ".join(f"{a} {n}/{len(clips)}" for a, n in same.items()))
 
 
+def _background(pcm: np.ndarray, n: int) -> np.ndarray:
+    """The recording's quietest `n` samples (its room tone)."""
+    power = np.concatenate([[0.0], np.cumsum(pcm.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(pcm) - n + 1, 160)
+    at = int(starts[np.argmin(power[starts + n] - power[starts])])
+    return pcm[at:at + n]
+
+
+async def commands(flip: dict[str, Any]) -> None:
+    """The English short commands of tests/test_short_commands.py (0.5-1.1 s) in both modes and both arms,
+    each after 0.5 s of digital silence (as the test) and after 0.5 s of its recording's own background."""
+    from bench.common import machine
+    from tests.test_short_commands import COMMANDS, DATA
+
+    arms = {"A": {}, "B": flip}
+    errs: dict[tuple[str, str], list[float]] = {}
+    for c in [c for c in COMMANDS if c.language == "en"]:
+        room = _background(load_pcm16(DATA / c.file), ms_to_samples(500))
+        for lead_name, lead in (("silence", np.zeros(ms_to_samples(500), dtype=np.int16)), ("room", room)):
+            pcm = np.concatenate([lead, c.pcm()])
+            for m, ptt in MODES.items():
+                for a, attrs in arms.items():
+                    text = final_text(await stream_clip(pcm, ptt, attrs))
+                    errs.setdefault((a, m), []).append(wer([c.words], [text]))
+                    print(f"{c.words:18} {lead_name:8} {m:17} {a} {text}", flush=True)
+    print(f"\nmachine: {machine()}; B = A with {flip}; mean WER per command")
+    for m in MODES:
+        print(f"{m}: " + ", ".join(f"{a} {100 * np.mean(errs[(a, m)]):.1f} %" for a in arms))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="all", choices=["dev", "varied", "all"])
     ap.add_argument("--flip", nargs="*", default=["guard_opening=false"], help="StreamAdapter attr=value for B")
     ap.add_argument("--show", action="store_true", help="print every final (B only where it differs)")
+    ap.add_argument("--commands", action="store_true", help="the short commands of tests/test_short_commands.py")
     a = ap.parse_args()
     flip = {k: _value(v) for k, v in (f.split("=", 1) for f in a.flip)}
-    asyncio.run(run(a.set, flip, a.show))
+    asyncio.run(commands(flip) if a.commands else run(a.set, flip, a.show))
 
 
 if __name__ == "__main__":
