@@ -236,15 +236,18 @@ class SessionBinding:
         if cmd.resume is not None:
             await check_owner(self.service, cmd.resume.session_id, self.api_key, resume=True)
             self.resumed = True
+        taken = False  # this resume took the session over here (its owner's lease was gone)
         if cmd.resume is not None and (node := await remote_node_now(self.service, cmd.resume.session_id)) is not None:
-            sid = await self._bridge(node, cmd)
-            self._owe_end()
-            return sid, after
+            if await self._bridge(node, cmd):
+                self._owe_end()
+                return self.session_id, after
+            taken = True
         session = await open_session(self.service, cmd, self.transport, self.api_key)
         self.session, self.remote = session, None
         self.attachment = self.service.attachment(session.id)
         if cmd.resume is not None and cmd.resume.held_audio:
-            self.answer = await resume_point(self.service, session.id)
+            # taken over just now: the claim emptied its inbox, the timeline is as it stands here
+            self.answer = resume_answer(self.service, session.id) if taken else await resume_point(self.service, session.id)
         self._owe_end()
         return session.id, after
 
@@ -252,16 +255,21 @@ class SessionBinding:
         """A session is bound: its events, to `session.ended`, are owed to this connection."""
         self.end_owed, self.held = True, []
 
-    async def _bridge(self, node: ClusterNode, cmd: StartSession) -> str:
+    async def _bridge(self, node: ClusterNode, cmd: StartSession) -> bool:
+        """Bind to a bridge to the session's owner (True); False when this node has taken the session over
+        for this resume (its owner's lease was gone): it is served from the local session, not through a
+        bridge to this node's own inbox."""
         from ..core.validation import validate_audio_spec, validate_idle_timeout
 
         assert cmd.resume is not None
         validate_audio_spec(cmd.audio, self.service.config.limits)  # as a local resume checks them
         validate_idle_timeout(cmd.idle_timeout_s, self.service.config.limits)
-        self.remote = await node.bridge(cmd.resume.session_id, cmd.resume.last_seq)
-        self.session = None
-        self.answer = self.remote.resumed if cmd.resume.held_audio else None
-        return self.remote.id
+        remote = await node.resume(cmd.resume.session_id, cmd.resume.last_seq)
+        if remote is None:
+            return False
+        self.remote, self.session = remote, None
+        self.answer = remote.resumed if cmd.resume.held_audio else None
+        return True
 
     def _bound(self, what: str) -> str:
         if self.remote is not None:

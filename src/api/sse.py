@@ -25,7 +25,7 @@ from ..engine.resume_point import resume_answer
 from ..engine.service import SessionService
 
 if TYPE_CHECKING:
-    from ..cluster.node import ClusterNode
+    from ..cluster.bridge import BridgedSession
 from .binding import (
     SessionBinding,
     check_owner,
@@ -172,8 +172,14 @@ async def session_events(request: Request, session_id: str,
     service = _service(request)
     try:
         after = _last_event_id(last_event_id_header, last_event_id)
-        if (node := await remote_node_now(service, session_id)) is not None:
-            return await _remote_events(request, node, session_id, after)
+        node = await remote_node_now(service, session_id)
+        if node is not None and is_head(request.scope):  # (a probe: no reader, nothing taken over)
+            return _remote_events(await node.bridge(session_id, after, attach=False), after)
+        # another node's session: bridged to its owner; its owner's lease gone, taken over here (None) and
+        # served from the local session
+        bridge = await node.resume(session_id, after) if node is not None else None
+        if bridge is not None:
+            return _remote_events(bridge, after)
         if is_head(request.scope):  # what GET would answer, without (re)attaching: a probe is no reader
             service.check_not_deleted(session_id)
             session = service.get(session_id)
@@ -189,12 +195,11 @@ async def session_events(request: Request, session_id: str,
     return EventStream.local(service, session, after, progress=_progress(request))
 
 
-async def _remote_events(request: Request, node: ClusterNode, session_id: str, after: int) -> Response:
+def _remote_events(bridge: BridgedSession, after: int) -> Response:
     """Cluster: a session another node owns, read from its log through a bridge (DESIGN §8)."""
-    bridge = await node.bridge(session_id, after, attach=not is_head(request.scope))
     if bridge.ended and after >= bridge.last_seq:
         return Response(status_code=204)
-    return EventStream(session_id, lambda: bridge.events(after), bridge.detach)
+    return EventStream(bridge.id, lambda: bridge.events(after), bridge.detach)
 
 
 EPOCH = Query(None, ge=0, description="the `epoch` of the session's last start or resume reply (absent there: 0); "

@@ -72,10 +72,10 @@ class RemoteSessions:
                             int(rec.get(b"epoch", b"0") or 0))
 
     async def resume(self, session_id: str, last_seq: int | None, *, attach: bool = True) -> BridgedSession | None:
-        """A client's resume of a session this node does not hold. When its owner's lease is gone the
-        session is taken over here before anything else (no word to the dead owner, no wait for its
-        answer), and None says so: this node holds the session now, and the client is served from it.
-        Else a bridge to its owner (`bridge`)."""
+        """A client's resume of a session this node does not hold: a bridge to its owner (`bridge`), or None
+        when this node holds the session now and serves the client from it, not through a bridge to its
+        own inbox: its owner's lease was gone, and it was taken over here before anything else (no word
+        to the dead owner, no wait for its answer), or once the owner had not answered."""
         h = self.host
         rec = await self.find(session_id)
         if rec is not None and not rec.ended and rec.owner != h.node_id and not await self.owner_alive(rec.owner):
@@ -83,7 +83,7 @@ class RemoteSessions:
             rec = None  # (read again: a node whose claim came first owns it)
         if self.served_here(session_id, last_seq):
             return None
-        return await self.bridge(session_id, last_seq, attach=attach, found=rec)
+        return await self._open(session_id, last_seq, attach=attach, found=rec, here=True)
 
     def served_here(self, session_id: str, last_seq: int | None) -> bool:
         """The session is this node's (taken over just now) and its events after `last_seq` are all held
@@ -93,20 +93,30 @@ class RemoteSessions:
                                                        and s.channel.can_replay(last_seq)))
 
     async def bridge(self, session_id: str, last_seq: int | None, *, attach: bool = True,
-                     retake: bool = True, found: RemoteRecord | None = None) -> BridgedSession:
+                     retake: bool = True) -> BridgedSession:
         """Serve here a session another node owns: its events after `last_seq` (checked to be in its log;
         None: commands only), commands to its owner; `attach`: this client takes the session over, and the
         bridge holds the owner's answer (`resumed`: the resume's first event). An owner that does not
         answer is dead or slow: the session is taken over here when its lease is gone (`retake`), else the
-        resume is refused with when to try again (`_unanswered`). `found`: its record, read just now."""
+        resume is refused with when to try again (`_unanswered`)."""
+        bridge = await self._open(session_id, last_seq, attach=attach, retake=retake)
+        assert bridge is not None
+        return bridge
+
+    async def _open(self, session_id: str, last_seq: int | None, *, attach: bool = True, retake: bool = True,
+                    found: RemoteRecord | None = None, here: bool = False) -> BridgedSession | None:
+        """`bridge`; `found`: the session's record, read just now (its owner checked); `here`: None when the
+        session is this node's now (taken over) and `served_here`."""
         h = self.host
         rec = found or await self.find(session_id)
-        if rec is not None and attach and not rec.ended and rec.owner != h.node_id \
+        if found is None and rec is not None and attach and not rec.ended and rec.owner != h.node_id \
                 and not await self.owner_alive(rec.owner) and await h.take_over(session_id, rec.owner):
             rec = await self.find(session_id)  # this node's now (or the node that claimed it first)
         if rec is not None and rec.owner == h.node_id and not h.service.holds(session_id) \
                 and await h.claim_settled(session_id):
-            rec = await self.find(session_id)  # (claimed here just now: bridged to this node's own inbox)
+            rec = await self.find(session_id)  # (claimed here just now)
+        if here and self.served_here(session_id, last_seq):
+            return None
         if rec is None or (rec.owner == h.node_id and not h.service.holds(session_id)):
             # (ours but gone from here: this node restarted)
             raise ClientError(ErrorCode.session_not_found, f"no session '{session_id}' to resume (expired or unknown)")
@@ -120,7 +130,7 @@ class RemoteSessions:
             await bridge.attach()
             answered, bridge.resumed = await bridge.answer(min(left + ANSWER_SLACK_MS, h.lease_ms / 3) / 1000)
             if not answered and await self._unanswered(bridge, rec.owner, retake):
-                return await self.bridge(session_id, last_seq, retake=False)
+                return await self._open(session_id, last_seq, retake=False, here=here)
         return bridge
 
     async def _unanswered(self, bridge: BridgedSession, owner: str, retake: bool) -> bool:

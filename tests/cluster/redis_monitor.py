@@ -77,12 +77,36 @@ class Monitor:
         return self.commands
 
 
+EVENTS = "E$x"  # keyspace notifications: key events, of string commands (SET) and of expiries
+
+
+def renewed_in_order(server: RedisServer, *leases: str, timeout_s: float = 30.0) -> None:
+    """Wait until Redis has seen the leases `leases` set (renewed) one after another, in this order. A node
+    takes no other node for dead until a lease has passed since it reached Redis (`owner_alive`'s guard
+    against a Redis failover), so a test that kills node0 right after the cluster starts waits first for
+    `renewed_in_order(server, "node:node1", "node:node0")`: node0's last lease then ends a lease after
+    node1 had reached Redis."""
+    client = server.client()
+    client.config_set("notify-keyspace-events", EVENTS)
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe("__keyevent@0__:set")
+        pending = [k.encode() for k in leases]
+        while pending:
+            msg = pubsub.get_message(timeout=timeout_s)
+            assert msg is not None, f"no lease set in {timeout_s} s; waiting for {pending}"
+            if msg.get("type") == "message" and msg.get("data") == pending[0]:
+                pending.pop(0)
+    finally:
+        pubsub.close()
+
+
 @contextmanager
 def expiry_of(server: RedisServer, key: str, timeout_s: float = 30.0) -> Iterator[threading.Event]:
     """An event set once Redis has expired `key` (a node's lease: `node:{id}`), as Redis announces it
     (`notify-keyspace-events Ex`). Subscribed before the block runs, so the expiry is never missed."""
     client = server.client()
-    client.config_set("notify-keyspace-events", "Ex")
+    client.config_set("notify-keyspace-events", EVENTS)
     pubsub = client.pubsub()
     pubsub.subscribe("__keyevent@0__:expired")
     pubsub.get_message(timeout=timeout_s)  # the subscription's own confirmation

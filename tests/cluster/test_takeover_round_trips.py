@@ -8,6 +8,7 @@ Real nodes, real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster.nodes import CHUNK, FIRST, Cluster, speech
-from tests.cluster.redis_monitor import Command, Monitor, expiry_of
+from asrhub.client import SessionEnded, SessionMigrated, SessionStarted, TranscriptFinal
+from tests.cluster.nodes import CHUNK, FIRST, SECOND, Cluster, midway, send, speech
+from tests.cluster.redis_monitor import Command, Monitor, expiry_of, renewed_in_order
+from tests.cluster.test_takeover import connect, point_at
+from tests.support import clip, wer
 
 AUDIO = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
 
@@ -44,8 +48,8 @@ def _asked(commands: list[Command], sid: str) -> list[tuple[str, ...]]:
 
 
 async def _sse_session_of_a_dead_owner(cluster: Cluster, http: httpx.AsyncClient) -> tuple[str, int]:
-    """An SSE session of node0 with a second of audio, node0 killed and its lease expired. Its id and
-    last seq."""
+    """An SSE session of node0 with a second of audio, node0 killed and its lease expired (a lease after
+    node1 reached Redis: `renewed_in_order`). Its id and last seq."""
     owner = cluster.nodes[0]
     r = await http.post(f"{owner.http}/v1/sessions", json={"audio": AUDIO})
     assert r.status_code == 201, r.text
@@ -55,6 +59,7 @@ async def _sse_session_of_a_dead_owner(cluster: Cluster, http: httpx.AsyncClient
         r = await http.post(f"{owner.http}/v1/sessions/{sid}/audio", params={"epoch": 0}, content=pcm[i:i + CHUNK])
         assert r.status_code == 202, r.text
     assert owner.proc is not None
+    await asyncio.to_thread(renewed_in_order, cluster.redis, "node:node1", "node:node0")
     with expiry_of(cluster.redis, "node:node0") as expired:
         owner.proc.send_signal(signal.SIGKILL)
         owner.proc.wait()
@@ -89,3 +94,84 @@ async def test_sse_resume_after_the_lease_takes_over_at_once(cluster: Cluster) -
         r = await http.post(f"{cluster.nodes[1].http}/v1/sessions/{sid}/audio", params={"epoch": reply["epoch"]},
                             content=speech(FIRST)[:CHUNK])
         assert r.status_code == 202, r.text
+
+
+def _inbox_writes_to(commands: list[Command], sid: str, node: str) -> list[tuple[str, ...]]:
+    """The messages written to the session's inbox `in:{id}` for `node` (an XADD's `to` field), op first."""
+    out = []
+    for c in commands:
+        if c.name != "XADD" or not c.on(f"in:{sid}") or "*" not in c.words:
+            continue
+        pairs = c.words[c.words.index("*") + 1:]
+        fields = dict(zip(pairs[::2], pairs[1::2], strict=False))
+        if fields.get("to") == node:
+            out.append((fields.get("op", ""), fields.get("conn", "")))
+    return out
+
+
+def _log_reads(commands: list[Command], sid: str) -> list[tuple[str, ...]]:
+    return [c.words for c in commands if c.name == "XREAD" and c.on(f"ev:{sid}")]
+
+
+@pytest.mark.parametrize("transport", ["websocket", "socketio", "grpc"])
+async def test_a_session_taken_over_is_served_here_not_bridged(cluster: Cluster, transport: str) -> None:
+    """asrhub.client's session on node0, killed mid-utterance; the client resumes on node1, which takes
+    the session over. From the claim on, node1 serves the client from the session it holds: no `attach`
+    through its own inbox, no events read back from the log, and the held audio sent again goes to the
+    session directly (no `audio` through the inbox). The client has `session.migrated`, the
+    `session.started {migrated}` and the open utterance's final, decoded again. Before: node1 bridged the
+    client to itself (XADD attach and every 100 ms of audio to `in:{id}`, to node1; XREAD `ev:{id}`)."""
+    owner, heir = cluster.nodes
+    client = connect(transport, owner)
+    mid = await midway(client)
+    s = mid.session
+    sid = s.session_id or ""
+    point_at(client, heir)
+    mon = Monitor(cluster.redis).start()
+    assert owner.proc is not None
+    owner.proc.send_signal(signal.SIGKILL)
+    async with asyncio.timeout(90):
+        await send(s, mid.rest)
+        await s.stop()
+        await mid.reading
+    commands = mon.until_here()
+    events = mid.reader.events
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert isinstance(events[-1], SessionEnded) and events[-1].reason == "stop", events[-1]
+    m = [e for e in events if isinstance(e, SessionMigrated)]
+    assert len(m) == 1 and m[0].to_node == "node1", m
+    started = [e for e in events if isinstance(e, SessionStarted) and e.migrated]
+    assert len(started) == 1 and started[0].seq == m[0].seq + 1, started
+    finals = [e for e in events if isinstance(e, TranscriptFinal)]
+    assert [f.utterance_id for f in finals] == ["u1", "u2"] and s.replayed_ms > 0, (finals, s.replayed_ms)
+    assert wer([clip(SECOND).transcript], [finals[1].text]) < 0.25, finals[1].text
+
+    after = commands[_claim_at(commands, sid) + 1:]
+    assert _inbox_writes_to(after, sid, "node1") == [], _inbox_writes_to(after, sid, "node1")[:5]
+    assert _log_reads(after, sid) == [], _log_reads(after, sid)[:3]
+    await s.close()
+    await client.aclose()
+
+
+async def test_an_event_stream_of_a_session_taken_over_is_served_here(cluster: Cluster) -> None:
+    """HTTP + SSE: an event stream (Last-Event-ID, as EventSource reconnects) of node0's session reaching
+    node1 after node0's lease is gone: node1 takes the session over and streams it from the session it
+    holds (no `attach` through its own inbox, no XREAD of the log). Before: bridged to itself."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as http:
+        sid, last = await _sse_session_of_a_dead_owner(cluster, http)
+        mon = Monitor(cluster.redis).start()
+        got: list[dict[str, object]] = []
+        async with http.stream("GET", f"{cluster.nodes[1].http}/v1/sessions/{sid}/events",
+                               headers={"Last-Event-ID": str(last)}) as r:
+            assert r.status_code == 200, await r.aread()
+            async for line in r.aiter_lines():
+                if line.startswith("data:"):
+                    got.append(json.loads(line[5:]))
+                if got and got[-1]["type"] == "session.started":
+                    break
+        commands = mon.until_here()
+    assert [(e["type"], e["seq"]) for e in got] == [("session.migrated", last + 1), ("session.started", last + 2)], got
+    assert got[1]["migrated"] is True, got[1]
+    after = commands[_claim_at(commands, sid) + 1:]
+    assert _inbox_writes_to(after, sid, "node1") == [], _inbox_writes_to(after, sid, "node1")
+    assert _log_reads(after, sid) == [], _log_reads(after, sid)
