@@ -31,7 +31,9 @@
   (while one of its sessions is mid-utterance) and restarted; the Redis primary is `kill -9`'d once,
   midway. Words lost against a single-node decode of the same clips (the allowance at a replayed
   utterance's cut is defined in tests/cluster/chaos.py), sessions ended abnormally, seqs, kill → first
-  event after takeover p50/p95, takeovers: a markdown table. `all` leaves it out (it takes `--minutes`).
+  event after takeover p50/p95 and beside it lease expiry → first event (the victim's `PTTL node:{id}`
+  read at the kill: the kill's phase in the lease's renewal, 2-3 s of a 3 s lease whatever the code does,
+  taken out), takeovers: a markdown table. `all` leaves it out (it takes `--minutes`).
 Each figure is printed with the load average (1 min) at its start and end: the machine may be shared.
 """
 

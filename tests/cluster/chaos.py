@@ -354,6 +354,14 @@ class Kill:
     owned: list[Talker]        # sessions the node owned then
     dead_s: float = 0.0        # the kill to the process's exit (its sockets closed: its clients see it gone)
     restart_s: float = 0.0     # the kill to the node answering /readyz again
+    lease_left_ms: int | None = None  # PTTL node:{node} just after the signal (None: not read, or no lease)
+
+    @property
+    def expiry(self) -> float | None:
+        """When the node's lease ran out (time.monotonic()): no node may take its sessions over before.
+        The kill falls anywhere in the lease's renewal cycle, so this is 2-3 s after it with a 3 s lease,
+        whatever the code does."""
+        return None if self.lease_left_ms is None else self.at + self.lease_left_ms / 1000
 
 
 @dataclass
@@ -411,12 +419,27 @@ class Report:
                     missing.append(f"{t.name} (owned by {k.node})")
         return times, after_exit, missing
 
+    def after_expiry(self) -> list[float]:
+        """The killed node's lease expiry → session.migrated at the client, for each session it owned that
+        was taken over (the part of kill → event the hub's code decides: the kill's phase in the lease's
+        renewal cycle taken out)."""
+        out = []
+        for k in self.kills:
+            if k.expiry is None:
+                continue
+            for t in k.owned:
+                moved = [at for m, at in t.migrations() if m.from_node == k.node and at >= k.at]
+                if moved:
+                    out.append(moved[0] - k.expiry)
+        return out
+
     def dump(self, path: Path) -> None:
         """Every talker's events with their arrival (monotonic s), one JSON line each, and the kills."""
         import json
         with open(path, "w") as f:
             for k in self.kills:
-                f.write(json.dumps({"kill": k.node, "at": k.at, "owned": [t.name for t in k.owned]}) + "\n")
+                f.write(json.dumps({"kill": k.node, "at": k.at, "lease_left_ms": k.lease_left_ms,
+                                    "owned": [t.name for t in k.owned]}) + "\n")
             for fo in self.failovers:
                 f.write(json.dumps({"failover": True, "at": fo.at}) + "\n")
             for t in self.talkers:
@@ -427,6 +450,7 @@ class Report:
         from bench.common import pct
         w = self.words
         times, after_exit, missing = self.takeover_times()
+        expiry = self.after_expiry()
         transports = ", ".join(f"{n} {tr}" for tr in TRANSPORTS if (n := sum(t.transport == tr for t in self.talkers)))
         rows = [
             ("talkers (transports)", f"{len(self.talkers)} ({transports}), {self.seconds:.0f} s of speech each"),
@@ -442,6 +466,11 @@ class Report:
             ("kill → first event after takeover (`session.migrated` at the client) p50 / p95 / max (s)",
              f"{pct(times, 50):.2f} / {pct(times, 95):.2f} / {max(times, default=float('nan')):.2f} "
              f"(lease {self.lease_ms} ms, {len(times)} sessions)"),
+            ("lease expiry → first event after takeover (the kill's lease phase taken out) p50 / p95 / max (s)",
+             f"{pct(expiry, 50):.2f} / {pct(expiry, 95):.2f} / {max(expiry, default=float('nan')):.2f} "
+             f"({len(expiry)} sessions)"),
+            ("lease left at each kill (PTTL node:{victim}, ms)",
+             ", ".join("-" if k.lease_left_ms is None else str(k.lease_left_ms) for k in self.kills)),
             ("the same from the killed process's exit p50 / p95 / max (s)",
              f"{pct(after_exit, 50):.2f} / {pct(after_exit, 95):.2f} / {max(after_exit, default=float('nan')):.2f}"),
             ("`kill -9` → the process's exit, each kill (s)", ", ".join(f"{k.dead_s:.2f}" for k in self.kills)),
@@ -520,11 +549,22 @@ class Chaos:
         kill = Kill(victim, time.monotonic(), load(), owned[victim])
         node.proc.send_signal(signal.SIGKILL)
         kills.append(kill)
+        kill.lease_left_ms = self._lease_left(victim)
         await asyncio.to_thread(node.proc.wait)
         kill.dead_s = time.monotonic() - kill.at
         await asyncio.to_thread(node.stop)
         await asyncio.to_thread(node.start)
         kill.restart_s = time.monotonic() - kill.at
+
+    def _lease_left(self, node: str) -> int | None:
+        """PTTL of the node's lease, read just after its kill (one Redis call; None: no lease, or Redis
+        did not answer). The lease cannot be renewed after the signal, so it ends that much later."""
+        import redis
+        try:
+            left = int(self.sentinels.client().pttl(f"node:{node}"))
+        except redis.RedisError:
+            return None
+        return left if left >= 0 else None
 
     async def _fail_the_primary(self, failovers: list[Failover]) -> None:
         port = self.sentinels.master_port()

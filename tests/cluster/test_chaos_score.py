@@ -72,3 +72,28 @@ def test_more_than_one_word_lost_in_the_replayed_clip_is_lost() -> None:
                                                             + REST)), REFERENCE)
     assert (got.lost, got.allowed) == (2, 1), (got.lost, got.allowed, got.notes)
     assert len(got.notes) == 1 and got.notes[0].startswith("sse#1 clip 1 "), got.notes
+
+
+def test_takeover_times_from_the_lease_expiry() -> None:
+    """The chaos report gives "lease expiry → first event" beside "kill → first event": the killed node's
+    lease (PTTL read at the kill) ends anywhere 2-3 s after the kill with a 3 s lease, whatever the code
+    does, and only the time after it is the takeover's own. Kill at 100.0 with 2500 ms of lease left:
+    `session.migrated` at 103.0 is 3.0 s after the kill and 0.5 s after the expiry."""
+    from types import SimpleNamespace
+
+    from tests.cluster.chaos import Kill, Report, Talker
+
+    front = SimpleNamespace(http="http://127.0.0.1:9", grpc_port=9)  # (never connected to)
+    talker = Talker(0, "websocket", front, 1.0, 1.0, lambda: None)  # type: ignore[arg-type]
+    talker.events = [SessionMigrated(session_id="s", seq=7, ts=time.time(), from_node="node0", to_node="node1",
+                                     audio_from_ms=0)]
+    talker.at = [103.0]
+    kill = Kill("node0", 100.0, 0.0, [talker], lease_left_ms=2500)
+    reference = {s.clip: "" for s in talker.said}  # (no words: the table's word count is not this test's)
+    report = Report([talker], [kill], [], reference, {}, 1.0, 1.0, 0.0, 0.0, 3000)
+    assert report.takeover_times()[0] == [3.0]
+    assert report.after_expiry() == [0.5]
+    table = report.table()
+    assert "| lease expiry → first event after takeover (the kill's lease phase taken out) p50 / p95 / max (s) " \
+           "| 0.50 / 0.50 / 0.50 (1 sessions) |" in table, table
+    assert "| lease left at each kill (PTTL node:{victim}, ms) | 2500 |" in table, table
