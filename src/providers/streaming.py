@@ -104,7 +104,8 @@ class StreamAdapter(ProviderStream):
     fill_tail = True  # False: a push-to-talk final's tail is digital silence (as before issue 23's room tone)
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
-    context_below_s = 4.0  # ... and only for utterances up to this long (the fragments a VAD cuts at pauses)
+    context_below_s = 10.0  # ... and only for utterances up to this long (a VAD's fragments and the long rest of a
+    # sentence a turn rule cut at a short pause: at 4 s that rest was read without its context; issue 19, BENCHMARKS)
     short_of_partials = 0.6  # a final with fewer words than this share of the stable partial is re-decoded
     overdue_ms = 1000   # an utterance without a partial for this long asks for one even under load
     edge_words = 7      # a partial's last words are never stable text (~2.5 s of speech: fewer cost WER)
