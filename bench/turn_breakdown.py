@@ -310,7 +310,7 @@ async def main() -> None:
     ap.add_argument("--finals", default="", help="write each clip's finals and utterance ends per mode (JSON) here")
     ap.add_argument("--context-below-s", type=float, default=None,
                     help="decode pieces up to this long with their left context (StreamAdapter.context_below_s, "
-                         "4 s as shipped): the 2-pass limit a turn rule's cuts run into (BENCHMARKS, sixth slice)")
+                         "10 s as shipped, 4 s before 4b0f74f): the 2-pass limit a turn rule's cuts run into (BENCHMARKS)")
     args = ap.parse_args()
     if args.context_below_s is not None:
         from asrhub.providers.streaming import StreamAdapter
