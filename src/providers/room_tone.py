@@ -8,7 +8,8 @@ stops dead at the cut, and tiny.en read the end differently from the same speech
 "flower-fat and sauce" (docs/BENCHMARKS.md, issue 23). The quietest stretch of the utterance's audio is its
 background (a pause, the pre-roll); copied after the cut, the decoder sees the end of speech as at an endpoint.
 Audio with no quiet stretch (speech throughout) gets silence, as before, and so does a digitally silent
-recording, whose quietest stretch is silence.
+recording, whose quietest stretch is silence. Used only with `StreamAdapter.fill_tail`, off by default: on finals
+decoded without a promise the filled tail changed words seconds before the end too, both ways.
 """
 
 from __future__ import annotations

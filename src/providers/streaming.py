@@ -99,9 +99,12 @@ class _PendingFinal:
 class StreamAdapter(ProviderStream):
     # audio after the last voiced frame that the final decodes: what the VAD has heard when it hints a pause
     # (40 % of silence_ms 450), so a speculative decode is the endpoint's, and a push-to-talk final gets
-    # the same length of the utterance's background (`room_tone`: its quietest stretch, else silence)
+    # the same length of digital silence
     tail_ms = 180
-    fill_tail = True  # False: a push-to-talk final's tail is digital silence (as before issue 23's room tone)
+    # True: that missing tail is the utterance's background instead (`room_tone`). Off: it mended two
+    # push-to-talk endings but, on finals decoded without a promise, changed words seconds before the end
+    # both ways (varied 13.5 -> 14.3 %), a change of the whole decode, not of its end (BENCHMARKS, issue 23)
+    fill_tail = False
     min_final_ms = 120  # shorter utterances are dropped (clicks, breaths)
     context_gap_s = 2.0  # earlier finals are left context only across pauses up to this long
     context_below_s = 10.0  # ... and only for utterances up to this long (a VAD's fragments and the long rest of a
@@ -245,9 +248,9 @@ class StreamAdapter(ProviderStream):
 
     def _final_audio(self, base: int, offset: int) -> np.ndarray:
         """Audio from `base` to the utterance end plus `tail_ms`, as the VAD endpoint sees it. A final forced
-        by flush/stop right after the last word has no audio after it yet: the tail is the utterance's own
-        background (`room_tone`; silence where it has none, or `fill_tail` off), so the decoder sees the
-        same as for an endpointed final (a word cut at the window's edge is misread)."""
+        by flush/stop right after the last word has no audio after it yet: the tail is silence (with
+        `fill_tail`, the utterance's own background: `room_tone`), so the decoder sees the same as for an
+        endpointed final (a word cut at the window's edge is misread)."""
         end = offset + ms_to_samples(self.tail_ms)
         stop = min(end, max(self._audio_end, offset))
         src = self._recent if self._recent is not None and base < self.ring.start else self.ring
