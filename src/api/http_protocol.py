@@ -190,10 +190,21 @@ class HeadBoundProtocol(asyncio.Protocol):
         if cycle is not None and not getattr(cycle, "response_started", True):
             self._answer(408, "Request Timeout", "invalid_command", message)
         # uvicorn's side as if the client had gone: the app's receive() says http.disconnect, nothing it sends
-        # is written after the 408, and the transport closes once that is out
+        # is written after the 408
         self._inner_lost = True
         self.inner.connection_lost(None)
-        self.transport.close()
+        self._half_close()
+
+    def _half_close(self) -> None:
+        """After a refusal the client may still be sending: end our side once the answer is out (FIN), drop what
+        still comes, and close LINGER_S later whatever it sends (a drip buys no time). Closed at once, the
+        unread bytes made the kernel reset the connection, and the client could lose the 408 it had been
+        sent (ECONNRESET before its read)."""
+        assert self.transport is not None
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._cancel(self._body_timer)
+        self._body_timer = asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
     @staticmethod
     def _cancel(timer: asyncio.TimerHandle | None) -> None:

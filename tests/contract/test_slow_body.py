@@ -28,7 +28,8 @@ def quick_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
 
 
 async def _drip(port: int, path: str, length: int, content_type: str) -> bytes:
-    """The head at once, then the body one byte every 0.3 s; what the hub answers before it closes."""
+    """The head at once, then the body one byte every 0.3 s until the hub answers, and one byte more; what the
+    hub answers before it closes its side."""
     loop = asyncio.get_running_loop()
     s = socket.socket()
     s.setblocking(False)
@@ -43,14 +44,22 @@ async def _drip(port: int, path: str, length: int, content_type: str) -> bytes:
                 await loop.sock_sendall(s, b" ")
 
         drip = asyncio.create_task(dripper())
-        data = b""
+        answered: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(s.fileno(), lambda: answered.done() or answered.set_result(None))
         try:
             async with asyncio.timeout(20):
-                while chunk := await loop.sock_recv(s, 65536):
-                    data += chunk
+                await answered  # the hub's answer is here, unread
         finally:
+            loop.remove_reader(s.fileno())
             drip.cancel()
-            await asyncio.gather(drip, return_exceptions=True)  # a send to the closed socket fails: expected
+            await asyncio.gather(drip, return_exceptions=True)
+        # one more byte after the answer, before reading it (a client still sending): the hub must still read
+        # and drop it, not reset the connection (which loses the answer not yet read)
+        await loop.sock_sendall(s, b" ")
+        data = b""
+        async with asyncio.timeout(20):
+            while chunk := await loop.sock_recv(s, 65536):
+                data += chunk
         return data
     finally:
         s.close()
