@@ -9,6 +9,7 @@ import csv
 import inspect
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -228,13 +229,25 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+# Ports for servers are taken below the kernel's ephemeral range (Linux: 32768-60999), where no outgoing
+# connection is given one: a port the kernel handed out (bind to 0) came from that range, and a client's
+# connection could take it while its hub restarted on it ("address already in use", a fresh-clone run).
+PORT_LOW, PORT_HIGH = 20000, 32767
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports: all bound at once, then released (one at a time, the kernel
-    could hand the same port out twice: a hub whose HTTP and gRPC ports collided failed to start)."""
-    socks = [socket.socket() for _ in range(n)]
+    """`n` distinct free loopback ports: all bound at once, then released (one at a time, the same port
+    could come out twice: a hub whose HTTP and gRPC ports collided failed to start)."""
+    socks: list[socket.socket] = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        while len(socks) < n:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randint(PORT_LOW, PORT_HIGH)))
+            except OSError:  # taken: another
+                s.close()
+                continue
+            socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
